@@ -1,0 +1,41 @@
+"""fengqiao's message contracts: the one definition of every message and topic.
+
+Services talk only through these. Import from here, not from the private modules.
+"""
+
+from contracts.envelope import AwareDatetime, CaseMessage, Contract, Envelope, new_event_id
+from contracts.messages import *  # noqa: F403
+from contracts.messages import __all__ as _messages_all
+from contracts.topics import (
+    APPEALS,
+    CASE_EVENTS,
+    DISPATCH_ORDERS,
+    POSTS_RAW,
+    REPLIES_REQUESTED,
+    REPLIES_SENT,
+    TOPICS,
+    UNIT_ACTIONS,
+    Topic,
+    all_topic_names,
+    by_name,
+)
+
+__all__ = [
+    *_messages_all,
+    "APPEALS",
+    "CASE_EVENTS",
+    "DISPATCH_ORDERS",
+    "POSTS_RAW",
+    "REPLIES_REQUESTED",
+    "REPLIES_SENT",
+    "TOPICS",
+    "UNIT_ACTIONS",
+    "AwareDatetime",
+    "CaseMessage",
+    "Contract",
+    "Envelope",
+    "Topic",
+    "all_topic_names",
+    "by_name",
+    "new_event_id",
+]

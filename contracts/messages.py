@@ -1,0 +1,316 @@
+"""One model per topic: what each message means and holds.
+
+Names follow the usual convention: commands are imperative (`ReplyRequested` is the exception the
+topic name forces), events past tense. Every field has a description; they become the AsyncAPI
+documentation in `docs/asyncapi/`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field
+
+from contracts.envelope import AwareDatetime, CaseId, CaseMessage, Contract, Envelope, UnitId
+
+# --------------------------------------------------------------------------- posts.raw
+
+
+class RawPostReceived(Envelope):
+    """A platform payload exactly as received, before any interpretation."""
+
+    type: Literal["post.received"] = "post.received"
+    platform: str = Field(
+        min_length=1, max_length=32, description="Platform: weibo, open311, generic, ..."
+    )
+    channel: str = Field(
+        min_length=1,
+        max_length=32,
+        description="How it came: push, poll, open311, webhook.",
+    )
+    account: str = Field(
+        min_length=1, max_length=64, description="The matrix account (or source) it reached."
+    )
+    source_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The platform's id of the post, or a digest of its identifying fields when "
+        "the platform gives none; (platform, source_id) identifies a post across re-sends.",
+    )
+    delivery_id: str = Field(
+        min_length=1, max_length=64, description="Our id of this HTTP delivery or poll result."
+    )
+    payload: dict[str, Any] = Field(description="The platform's JSON body, unchanged.")
+
+    def kafka_key(self) -> str:
+        return f"{self.platform}:{self.source_id}"
+
+
+# --------------------------------------------------------------------------- appeals
+
+
+class Author(Contract):
+    """Who wrote a post, as far as the platform tells."""
+
+    id: str = Field(min_length=1, max_length=128, description="Platform user id.")
+    name: str | None = Field(default=None, max_length=128, description="Display name, if given.")
+    stated_residence: str | None = Field(
+        default=None, max_length=128, description="Where the author says they live, if known."
+    )
+
+
+class GeoPoint(Contract):
+    """A WGS84 point."""
+
+    lat: float = Field(ge=-90, le=90, description="Latitude in degrees.")
+    lon: float = Field(ge=-180, le=180, description="Longitude in degrees.")
+
+
+class ReplyTarget(Contract):
+    """Where on the platform a reply to this appeal goes."""
+
+    platform: str = Field(max_length=32, description="Platform the reply is posted on.")
+    account: str = Field(max_length=64, description="Matrix account that replies.")
+    user_id: str | None = Field(default=None, max_length=128, description="Citizen's user id.")
+    post_id: str | None = Field(default=None, max_length=128, description="Post to comment on.")
+    comment_id: str | None = Field(
+        default=None, max_length=128, description="Comment to reply to."
+    )
+
+
+class AppealNormalized(CaseMessage):
+    """A post turned into clean, private-data-safe text, with the case it belongs to."""
+
+    type: Literal["appeal.normalized"] = "appeal.normalized"
+    post_event_id: str = Field(max_length=64, description="event_id of the posts.raw message.")
+    platform: str = Field(max_length=32, description="Platform the post came from.")
+    channel: str = Field(max_length=32, description="How it came (push, poll, webhook...).")
+    account: str = Field(max_length=64, description="The matrix account it reached.")
+    author: Author = Field(description="Who wrote it.")
+    posted_at: AwareDatetime = Field(description="When the author posted it.")
+    original_text: str = Field(max_length=20000, description="The text as posted.")
+    text: str = Field(max_length=20000, description="Normalized text (NFKC, folded, trimmed).")
+    masked_text: str = Field(
+        max_length=20000, description="Normalized text with private data masked; safe to show."
+    )
+    mentions: list[str] = Field(default_factory=list, description="@-mentioned names.")
+    hashtags: list[str] = Field(default_factory=list, description="#话题# topics.")
+    urls: list[str] = Field(default_factory=list, description="Links in the post.")
+    pii_kinds: list[str] = Field(
+        default_factory=list, description="Kinds of private data found: phone, id_number, bank_card."
+    )
+    lang: str = Field(max_length=8, description="Language tag: zh, ug, kk or mixed.")
+    is_appeal: bool = Field(description="False for praise, news, jokes, ads and spam.")
+    geo: GeoPoint | None = Field(default=None, description="Where the post was sent from.")
+    follow_up_of: CaseId | None = Field(
+        default=None, description="Set when this post adds to an existing open case."
+    )
+    reply_to: ReplyTarget = Field(description="Where replies to this appeal are posted.")
+
+
+# --------------------------------------------------------------------------- dispatch.orders
+
+
+class DispatchMode(StrEnum):
+    PRIVATE_MESSAGE = "private_message"
+    PUBLIC_MENTION = "public_mention"
+
+
+class Urgency(StrEnum):
+    """Time-limit classes, after the 12345 hotline rules."""
+
+    URGENT = "urgent"
+    TIMELY = "timely"
+    GENERAL = "general"
+    COMPLEX = "complex"
+
+
+class Evidence(Contract):
+    """One reason behind a routing decision."""
+
+    kind: str = Field(
+        max_length=32, description="text_place, geo, account, residence, fallback, rule..."
+    )
+    value: str = Field(max_length=200, description="What was seen (a place name, a rule id).")
+    unit_id: UnitId | None = Field(default=None, description="The unit it points to, if any.")
+    weight: float = Field(ge=0, le=1, description="How strongly it counts.")
+
+
+class DispatchOrdered(CaseMessage):
+    """One hop of a dispatch (派单): a unit hands the case to the unit below it."""
+
+    type: Literal["dispatch.ordered"] = "dispatch.ordered"
+    hop: int = Field(ge=1, le=8, description="1 for region → prefecture, 2 for the next tier...")
+    from_unit: UnitId = Field(description="The unit that dispatches.")
+    to_unit: UnitId = Field(description="The unit that must act (or forward).")
+    to_tier: Literal["region", "prefecture", "county"] = Field(description="Tier of to_unit.")
+    final: bool = Field(description="True when to_unit is the unit that handles the case.")
+    chain: list[UnitId] = Field(min_length=1, description="The whole chain, top to bottom.")
+    mode: DispatchMode = Field(description="Private message or public @-mention.")
+    to_handle: str | None = Field(
+        default=None, max_length=64, description="Platform handle of to_unit, e.g. @博乐检察."
+    )
+    lead_unit: UnitId = Field(description="主办: the unit that leads.")
+    co_units: list[UnitId] = Field(default_factory=list, description="协办: co-handling units.")
+    category: str = Field(max_length=32, description="Category code (domain.md).")
+    urgency: Urgency = Field(description="Time-limit class.")
+    evidence: list[Evidence] = Field(default_factory=list, description="Why this unit.")
+    confidence: float = Field(ge=0, le=1, description="Confidence in the jurisdiction.")
+
+
+# --------------------------------------------------------------------------- unit.actions
+
+
+class UnitActionKind(StrEnum):
+    ACCEPT = "accept"
+    PROGRESS = "progress"
+    RESOLVE = "resolve"
+    RETURN = "return"
+    REQUEST_EXTENSION = "request_extension"
+    APPROVE_EXTENSION = "approve_extension"
+    REFUSE_EXTENSION = "refuse_extension"
+    NOTE = "note"
+
+
+class UnitActed(CaseMessage):
+    """What an office did on a case (签收, progress, 办结, 退单, 延期...)."""
+
+    type: Literal["unit.acted"] = "unit.acted"
+    unit_id: UnitId = Field(description="The acting unit.")
+    action: UnitActionKind = Field(description="What it did.")
+    note: str | None = Field(default=None, max_length=2000, description="Free text (masked).")
+    reason_code: str | None = Field(
+        default=None, max_length=64, description="Return reason code."
+    )
+    outcome: str | None = Field(default=None, max_length=2000, description="Resolution outcome.")
+    amount_recovered: float | None = Field(default=None, ge=0, description="Yuan recovered.")
+    requested_deadline: AwareDatetime | None = Field(
+        default=None, description="New deadline asked for or approved."
+    )
+
+
+# --------------------------------------------------------------------------- case.events
+
+
+class CaseState(StrEnum):
+    RECEIVED = "received"
+    ACKNOWLEDGED = "acknowledged"
+    DISPATCHED = "dispatched"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CALLBACK_PENDING = "callback_pending"
+    CLOSED = "closed"
+    RETURNED = "returned"
+    COORDINATING = "coordinating"
+    EXTENDED = "extended"
+    REOPENED = "reopened"
+    MERGED = "merged"
+
+
+class CaseEventRecorded(CaseMessage):
+    """A change in a case's life: state changes, reminders, escalations, callback results."""
+
+    type: Literal["case.event"] = "case.event"
+    event: str = Field(max_length=64, description="What happened, e.g. case.opened, case.dispatched.")
+    state: CaseState = Field(description="The case's state after it.")
+    previous_state: CaseState | None = Field(default=None, description="The state before it.")
+    unit_id: UnitId | None = Field(default=None, description="The unit concerned, if any.")
+    caused_by: str = Field(max_length=64, description="event_id of the message that caused it.")
+    detail: str | None = Field(default=None, max_length=2000, description="Human-readable detail.")
+
+
+# --------------------------------------------------------------------------- replies
+
+
+class ReplyPurpose(StrEnum):
+    ACKNOWLEDGMENT = "acknowledgment"
+    DISPATCH_ANNOUNCEMENT = "dispatch_announcement"
+    PROGRESS = "progress"
+    RESOLUTION = "resolution"
+    CALLBACK_QUESTION = "callback_question"
+    EXTENSION_NOTICE = "extension_notice"
+    COORDINATION_NOTICE = "coordination_notice"
+
+
+class ReplyChannel(StrEnum):
+    COMMENT = "comment"
+    PRIVATE_MESSAGE = "private_message"
+
+
+class ReplyRequested(CaseMessage):
+    """A reply the tracker wants posted; the notifier renders and sends it."""
+
+    type: Literal["reply.requested"] = "reply.requested"
+    purpose: ReplyPurpose = Field(description="Why the reply is sent.")
+    hop: int = Field(default=0, ge=0, description="Dispatch hop it belongs to (0 if none).")
+    channel: ReplyChannel = Field(description="Public comment or private message.")
+    target: ReplyTarget = Field(description="Where it goes.")
+    template_id: str = Field(max_length=64, description="Template to render, e.g. acknowledgment.")
+    variables: dict[str, str] = Field(
+        default_factory=dict, description="Template variables; already masked."
+    )
+
+    @property
+    def idempotency_key(self) -> str:
+        """At most one reply per (case, purpose, hop)."""
+        return f"{self.case_id}:{self.purpose.value}:{self.hop}"
+
+
+class ReplySent(CaseMessage):
+    """The platform's answer to a reply: its message id, or the final failure."""
+
+    type: Literal["reply.sent"] = "reply.sent"
+    request_event_id: str = Field(max_length=64, description="event_id of the ReplyRequested.")
+    idempotency_key: str = Field(max_length=200, description="(case, purpose, hop) key.")
+    purpose: ReplyPurpose = Field(description="Why the reply was sent.")
+    status: Literal["sent", "failed", "held"] = Field(description="Outcome.")
+    platform_message_id: str | None = Field(
+        default=None, max_length=128, description="The platform's id of the posted reply."
+    )
+    text: str | None = Field(default=None, max_length=2000, description="What the public saw.")
+    error: str | None = Field(default=None, max_length=2000, description="Final error, if failed.")
+
+
+# --------------------------------------------------------------------------- <topic>.dlq
+
+
+class DeadLetter(Envelope):
+    """A message a consumer could not process, with the error and where it came from."""
+
+    type: Literal["dead_letter"] = "dead_letter"
+    origin_topic: str = Field(max_length=200, description="Topic the message was read from.")
+    origin_partition: int = Field(ge=0, description="Its partition.")
+    origin_offset: int = Field(ge=0, description="Its offset.")
+    origin_key: str | None = Field(default=None, max_length=400, description="Its key, if any.")
+    consumer: str = Field(max_length=64, description="The consumer group that failed.")
+    error_type: str = Field(max_length=200, description="Exception class.")
+    error: str = Field(max_length=4000, description="Error message (no private data).")
+    payload: str = Field(description="The message body as text (UTF-8, replaced if invalid).")
+
+    def kafka_key(self) -> str:
+        return self.origin_key or f"{self.origin_topic}:{self.origin_partition}:{self.origin_offset}"
+
+
+__all__ = [
+    "AppealNormalized",
+    "Author",
+    "CaseEventRecorded",
+    "CaseId",
+    "CaseState",
+    "DeadLetter",
+    "DispatchMode",
+    "DispatchOrdered",
+    "Evidence",
+    "GeoPoint",
+    "RawPostReceived",
+    "ReplyChannel",
+    "ReplyPurpose",
+    "ReplyRequested",
+    "ReplySent",
+    "ReplyTarget",
+    "UnitActed",
+    "UnitActionKind",
+    "Urgency",
+]

@@ -1,0 +1,79 @@
+"""Every topic, defined once: name, partitions, key and message type.
+
+Services create these at start (idempotently); the broker never auto-creates topics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts.envelope import Envelope
+from contracts.messages import (
+    AppealNormalized,
+    CaseEventRecorded,
+    DeadLetter,
+    DispatchOrdered,
+    RawPostReceived,
+    ReplyRequested,
+    ReplySent,
+    UnitActed,
+)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A Kafka topic of fengqiao's and the one message type it carries."""
+
+    name: str
+    partitions: int
+    key: str
+    message: type[Envelope]
+    description: str
+
+    @property
+    def dlq(self) -> str:
+        """Name of the dead-letter topic for this topic's consumers."""
+        return f"{self.name}.dlq"
+
+
+POSTS_RAW = Topic(
+    "posts.raw", 6, "platform:source_id", RawPostReceived, "Raw platform payloads, as received."
+)
+APPEALS = Topic("appeals", 6, "case_id", AppealNormalized, "Normalized posts, with their case id.")
+DISPATCH_ORDERS = Topic(
+    "dispatch.orders", 6, "case_id", DispatchOrdered, "One hop of a dispatch (派单) each."
+)
+UNIT_ACTIONS = Topic("unit.actions", 6, "case_id", UnitActed, "What an office did on a case.")
+CASE_EVENTS = Topic(
+    "case.events", 6, "case_id", CaseEventRecorded, "Every change in a case's life."
+)
+REPLIES_REQUESTED = Topic(
+    "replies.requested", 6, "case_id", ReplyRequested, "Replies the tracker wants posted."
+)
+REPLIES_SENT = Topic("replies.sent", 6, "case_id", ReplySent, "What the platform answered.")
+
+TOPICS: tuple[Topic, ...] = (
+    POSTS_RAW,
+    APPEALS,
+    DISPATCH_ORDERS,
+    UNIT_ACTIONS,
+    CASE_EVENTS,
+    REPLIES_REQUESTED,
+    REPLIES_SENT,
+)
+
+DLQ_MESSAGE = DeadLetter
+DLQ_PARTITIONS = 1
+
+
+def all_topic_names() -> list[str]:
+    """Every topic fengqiao uses, dead-letter topics included."""
+    return [name for t in TOPICS for name in (t.name, t.dlq)]
+
+
+def by_name(name: str) -> Topic:
+    """The topic called `name`; KeyError names the unknown topic."""
+    for topic in TOPICS:
+        if topic.name == name:
+            return topic
+    raise KeyError(f"unknown topic {name!r}")

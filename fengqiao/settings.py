@@ -1,0 +1,43 @@
+"""Where Kafka and MongoDB are: the settings every service and every test share.
+
+By default they point at the native local stack (`fengqiao stack up`). Production, Docker users
+and anyone with a cluster set `FENGQIAO_KAFKA_BOOTSTRAP` and `FENGQIAO_MONGO_URI` instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_KAFKA_PORT = 19092
+DEFAULT_KAFKA_CONTROLLER_PORT = 19093
+DEFAULT_MONGO_PORT = 27117
+
+
+def _repo_cache() -> Path:
+    return Path.cwd() / ".cache"
+
+
+class StackSettings(BaseSettings):
+    """The Kafka cluster and MongoDB that services and tests use (env prefix `FENGQIAO_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="FENGQIAO_", extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        default=f"127.0.0.1:{DEFAULT_KAFKA_PORT}", description="Kafka bootstrap servers."
+    )
+    mongo_uri: str = Field(
+        default=f"mongodb://127.0.0.1:{DEFAULT_MONGO_PORT}/", description="MongoDB connection URI."
+    )
+    external: bool = Field(
+        default=False,
+        description="True when Kafka and MongoDB are run by someone else: tests then use them "
+        "instead of starting anything.",
+    )
+    topic_replication: int = Field(default=1, ge=1, description="Replication factor of topics.")
+    cache_dir: Path = Field(
+        default_factory=_repo_cache,
+        description="Where the native stack keeps its jars, binaries, data, logs and pid files.",
+    )
