@@ -3,7 +3,14 @@
 Services talk only through these. Import from here, not from the private modules.
 """
 
-from contracts.envelope import AwareDatetime, CaseMessage, Contract, Envelope, new_event_id
+from contracts.envelope import (
+    AwareDatetime,
+    CaseMessage,
+    Contract,
+    Envelope,
+    derived_event_id,
+    new_event_id,
+)
 from contracts.messages import *  # noqa: F403
 from contracts.messages import __all__ as _messages_all
 from contracts.topics import (
@@ -36,6 +43,7 @@ __all__ = [
     "Envelope",
     "Topic",
     "all_topic_names",
+    "derived_event_id",
     "by_name",
     "new_event_id",
 ]

@@ -64,3 +64,16 @@ class CaseMessage(Envelope):
 
     def kafka_key(self) -> str:
         return self.case_id
+
+
+def derived_event_id(*parts: str) -> str:
+    """An event id determined by what caused it, so a re-delivered cause yields the same id.
+
+    Handlers derive the ids of the messages they emit from the id of the message they consume
+    (plus what distinguishes the outputs, e.g. the hop); consumers downstream then ignore the
+    duplicate a re-delivery produces.
+    """
+    return uuid.uuid5(_NAMESPACE, "\x1f".join(parts)).hex
+
+
+_NAMESPACE = uuid.UUID("6b0e5f3c-2a59-4a57-9d0c-6ad1c7e2f6a1")

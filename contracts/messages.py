@@ -153,6 +153,10 @@ class DispatchOrdered(CaseMessage):
     )
     lead_unit: UnitId = Field(description="主办: the unit that leads.")
     co_units: list[UnitId] = Field(default_factory=list, description="协办: co-handling units.")
+    cc_units: list[UnitId] = Field(
+        default_factory=list, description="Units copied (抄送), e.g. the prefecture under the "
+        "direct policy."
+    )
     category: str = Field(max_length=32, description="Category code (domain.md).")
     urgency: Urgency = Field(description="Time-limit class.")
     evidence: list[Evidence] = Field(default_factory=list, description="Why this unit.")

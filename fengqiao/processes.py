@@ -1,0 +1,118 @@
+"""The four services and the simulator as real processes, for the demo and end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from fengqiao.runner import SERVICES
+
+DEFAULT_PORTS = {"intake": 8081, "router": 8082, "tracker": 8083, "notifier": 8084, "simulator": 8090}
+
+
+class ProcessError(RuntimeError):
+    """A process did not start or become ready; the message includes the end of its log."""
+
+
+@dataclass
+class Managed:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+
+@dataclass
+class Fleet:
+    """Running processes by name, with their base URLs."""
+
+    members: dict[str, Managed] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        return self.members[name].url
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _spawn(name: str, args: list[str], env: Mapping[str, str], port: int, log_dir: Path) -> Managed:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fengqiao.cli", *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Managed(name, process, f"http://127.0.0.1:{port}", log)
+
+
+def _wait_ready(member: Managed, path: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if member.process.poll() is not None:
+            raise ProcessError(
+                f"{member.name} exited with {member.process.returncode}; log {member.log}:\n"
+                + _tail(member.log)
+            )
+        try:
+            if httpx.get(member.url + path, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise ProcessError(f"{member.name} not ready in time; log {member.log}:\n" + _tail(member.log))
+
+
+def stop(member: Managed, timeout: float = 15.0) -> None:
+    if member.process.poll() is None:
+        os.killpg(member.process.pid, signal.SIGTERM)
+        try:
+            member.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(member.process.pid, signal.SIGKILL)
+            member.process.wait()
+
+
+@contextmanager
+def running(
+    env: Mapping[str, str],
+    *,
+    log_dir: Path,
+    services: tuple[str, ...] = SERVICES,
+    simulator: bool = True,
+    ports: Mapping[str, int] = DEFAULT_PORTS,
+    ready_timeout: float = 60.0,
+) -> Iterator[Fleet]:
+    """Start the simulator and `services`, wait until each answers `/readyz`, stop them all after."""
+    fleet = Fleet()
+    try:
+        if simulator:
+            port = ports["simulator"]
+            fleet.members["simulator"] = _spawn(
+                "simulator", ["simulator", "--port", str(port)], env, port, log_dir
+            )
+        for name in services:
+            port = ports[name]
+            fleet.members[name] = _spawn(name, ["run", name, "--port", str(port)], env, port, log_dir)
+        deadline = time.monotonic() + ready_timeout
+        for member in fleet.members.values():
+            _wait_ready(member, "/healthz" if member.name == "simulator" else "/readyz", deadline)
+        yield fleet
+    finally:
+        for member in reversed(list(fleet.members.values())):
+            stop(member)

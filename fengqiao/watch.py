@@ -1,0 +1,94 @@
+"""Read fengqiao topics from a point in time on, as contract messages: for the demo, tests and ops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from contracts import Envelope, by_name
+
+
+class TopicWatcher:
+    """Collects every message on `topics` published since `since_ms` (default: now), once per
+    event id."""
+
+    def __init__(self, bootstrap: str, topics: Iterable[str], *, since_ms: int | None = None) -> None:
+        self._bootstrap = bootstrap
+        self._topics = list(topics)
+        self._since_ms = since_ms
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.messages: list[tuple[str, Envelope]] = []
+        self._seen: set[tuple[str, str]] = set()
+        self.errors: list[str] = []
+
+    async def __aenter__(self) -> TopicWatcher:
+        since = self._since_ms if self._since_ms is not None else int(time.time() * 1000)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in self._topics
+            for p in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+        ]
+        consumer.assign(partitions)
+        offsets = await consumer.offsets_for_times({tp: since for tp in partitions})
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            found = offsets.get(tp)
+            consumer.seek(tp, found.offset if found is not None else ends[tp])
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._pump())
+        return self
+
+    async def _pump(self) -> None:
+        assert self._consumer is not None
+        async for record in self._consumer:
+            try:
+                model = by_name(record.topic).message
+                message = model.model_validate_json(record.value or b"")
+                # A re-published message keeps its event id; show it once.
+                if (record.topic, message.event_id) not in self._seen:
+                    self._seen.add((record.topic, message.event_id))
+                    self.messages.append((record.topic, message))
+            except Exception as exc:  # noqa: BLE001 - a watcher reports, it does not stop
+                self.errors.append(f"{record.topic}@{record.offset}: {exc}")
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def of(self, topic: str, where: Callable[[Any], bool] = lambda _: True) -> list[Any]:
+        return [m for t, m in self.messages if t == topic and where(m)]
+
+    async def wait_for(
+        self, predicate: Callable[[TopicWatcher], bool], *, timeout: float, what: str
+    ) -> None:
+        """Wait until `predicate(self)` holds; TimeoutError names `what` was awaited."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+            await asyncio.sleep(0.1)
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    # Metadata of a topic the consumer has not seen yet arrives after one refresh.
+    for _ in range(50):
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        await asyncio.sleep(0.1)
+    raise LookupError(f"topic {topic!r} does not exist")

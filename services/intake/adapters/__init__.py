@@ -1,0 +1,1 @@
+"""Intake's ports and their implementations."""

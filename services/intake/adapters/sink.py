@@ -1,0 +1,49 @@
+"""Where accepted posts go: Kafka `posts.raw`, acknowledged by all in-sync replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from faststream.kafka.publisher.usecase import LogicPublisher
+
+from contracts import RawPostReceived
+
+
+class SinkUnavailable(Exception):
+    """The post could not be stored; the caller must answer 503 so the platform retries."""
+
+
+class PostSink(Protocol):
+    async def put(self, post: RawPostReceived) -> None:
+        """Store `post` durably, or raise SinkUnavailable."""
+
+
+class KafkaPostSink:
+    """Publishes to `posts.raw` and returns only once Kafka has acknowledged the write."""
+
+    def __init__(self, publisher: LogicPublisher, *, timeout: float = 3.0) -> None:
+        self._publisher = publisher
+        # Weibo re-sends after 5 s without an answer: answer 503 before that, not never.
+        self._timeout = timeout
+
+    async def put(self, post: RawPostReceived) -> None:
+        try:
+            await asyncio.wait_for(
+                self._publisher.publish(post, key=post.kafka_key().encode()), self._timeout
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure means "not stored"
+            raise SinkUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+class InMemoryPostSink:
+    """A fake for tests: keeps what it was given; can be made to fail."""
+
+    def __init__(self) -> None:
+        self.posts: list[RawPostReceived] = []
+        self.fail = False
+
+    async def put(self, post: RawPostReceived) -> None:
+        if self.fail:
+            raise SinkUnavailable("in-memory sink set to fail")
+        self.posts.append(post)

@@ -1,0 +1,53 @@
+"""Intake's settings (env prefix `FENGQIAO_INTAKE_`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fengqiao.settings import StackSettings
+
+
+class IntakeSettings(BaseSettings):
+    """Where intake listens and which sources it trusts.
+
+    Secrets never live in the repository: give them as JSON in `FENGQIAO_INTAKE_GENERIC_SECRETS`
+    (`{"webform": "s3cret"}`) or in a YAML/JSON file named by `FENGQIAO_INTAKE_SECRETS_FILE`
+    (`generic: {webform: s3cret}`); the file's entries win.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FENGQIAO_INTAKE_", extra="ignore")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8081, ge=0, le=65535)
+    generic_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Per-source HMAC secrets of the generic JSON webhook."
+    )
+    secrets_file: Path | None = Field(default=None, description="YAML or JSON file of secrets.")
+    replay_window_seconds: int = Field(default=300, ge=1, description="Accepted clock skew.")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest body taken.")
+    group_id: str = Field(default="intake-normalizer", description="Normalizer consumer group.")
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+    @model_validator(mode="after")
+    def _read_secrets_file(self) -> IntakeSettings:
+        if self.secrets_file is None:
+            return self
+        try:
+            text = self.secrets_file.read_text(encoding="utf-8")
+            data = (
+                json.loads(text) if self.secrets_file.suffix == ".json" else yaml.safe_load(text)
+            )
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise ValueError(f"secrets file {self.secrets_file}: {exc}") from exc
+        generic = (data or {}).get("generic", {})
+        if not isinstance(generic, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in generic.items()
+        ):
+            raise ValueError(f"secrets file {self.secrets_file}: 'generic' must map names to strings")
+        self.generic_secrets.update({k: SecretStr(v) for k, v in generic.items()})
+        return self

@@ -1,0 +1,1 @@
+"""Notifier's ports and their implementations."""

@@ -1,0 +1,50 @@
+"""Router's composition root."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from faststream import FastStream
+
+from fengqiao.service import Runtime, asyncapi_app, http_app
+from services.router import handlers
+from services.router.classify import RULES_FILE, load_rules
+from services.router.directory import load_directory
+from services.router.domain import Router
+from services.router.places import PlaceIndex
+from services.router.settings import RouterSettings
+
+NAME = "router"
+DESCRIPTION = "Finds the office that must act on an appeal and dispatches it down the tiers."
+
+
+def build_router(settings: RouterSettings) -> Router:
+    """The routing domain, with its data loaded and validated."""
+    directory = load_directory(settings.directory_file)
+    return Router(
+        directory=directory,
+        places=PlaceIndex(directory),
+        rules=load_rules(settings.rules_file or RULES_FILE),
+        policy=settings.policy,
+        mode=settings.mode,
+    )
+
+
+def build(settings: RouterSettings | None = None) -> tuple[Runtime, FastAPI]:
+    settings = settings or RouterSettings()
+    runtime = Runtime.create(NAME, settings.stack, with_mongo=False)
+    handlers.register(
+        runtime.broker,
+        build_router(settings),
+        producer=NAME,
+        group_id=settings.group_id,
+        registry=runtime.registry,
+    )
+    return runtime, http_app(runtime, description=DESCRIPTION)
+
+
+def create_app(settings: RouterSettings | None = None) -> FastAPI:
+    return build(settings)[1]
+
+
+def create_asyncapi() -> FastStream:
+    return asyncapi_app(build()[0], DESCRIPTION)

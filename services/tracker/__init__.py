@@ -1,0 +1,1 @@
+"""Tracker: owns each case and its clocks — state, timeline, time limits, callbacks."""

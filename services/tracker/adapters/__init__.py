@@ -1,0 +1,1 @@
+"""Tracker's ports and their implementations."""

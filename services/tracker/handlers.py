@@ -1,0 +1,110 @@
+"""Tracker's subscribers: appeals, dispatch orders and reply results change cases.
+
+Each message is applied with `CaseStore.apply`: load the case, let the domain compute the new
+case, write it conditionally (retrying on a concurrent write), then publish its outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry, Counter
+
+from contracts import (
+    APPEALS,
+    CASE_EVENTS,
+    DISPATCH_ORDERS,
+    REPLIES_REQUESTED,
+    REPLIES_SENT,
+    AppealNormalized,
+    CaseEventRecorded,
+    DispatchOrdered,
+    ReplyRequested,
+    ReplySent,
+)
+from fengqiao.messaging import publish_to
+from services.tracker import domain
+from services.tracker.adapters.cases import CaseRepository
+
+log = logging.getLogger("fengqiao.tracker")
+
+MAX_ATTEMPTS = 20
+
+
+class ConcurrentWriteError(Exception):
+    """The case kept changing under us; the message is retried via the dead-letter topic."""
+
+
+class CaseStore:
+    """Applies domain functions to stored cases and publishes what they ask for."""
+
+    def __init__(self, repo: CaseRepository, publishers: dict[str, object]) -> None:
+        self._repo = repo
+        self._publishers = publishers
+
+    async def apply(self, case_id: str, change: Callable[[domain.Case], domain.Case]) -> domain.Case:
+        for _ in range(MAX_ATTEMPTS):
+            case = await self._repo.get(case_id) or domain.new_case(case_id)
+            updated = change(case)
+            if updated is case or await self._repo.save(updated, expected_version=case.version):
+                await self._flush(updated)
+                return updated
+        raise ConcurrentWriteError(f"case {case_id}: {MAX_ATTEMPTS} conflicting writes in a row")
+
+    async def _flush(self, case: domain.Case) -> None:
+        # Published before being removed from the outbox: a crash in between publishes again,
+        # with the same event ids, and consumers ignore the repeat.
+        for out in case.outbox:
+            await publish_to(self._publishers[out.topic], out.message)
+        await self._repo.clear_outbox(case.case_id, [o.message.event_id for o in case.outbox])
+
+
+def register(
+    broker: KafkaBroker,
+    repo: CaseRepository,
+    *,
+    producer: str,
+    group_id: str,
+    registry: CollectorRegistry,
+) -> CaseStore:
+    applied = Counter(
+        "fengqiao_tracker_messages_total", "Messages applied to cases", ["topic"], registry=registry
+    )
+    publishers: dict[str, object] = {
+        CASE_EVENTS.name: broker.publisher(
+            CASE_EVENTS.name, title=f"{CASE_EVENTS.name}:publish",
+            description=CASE_EVENTS.description, schema=CaseEventRecorded,
+        ),
+        REPLIES_REQUESTED.name: broker.publisher(
+            REPLIES_REQUESTED.name, title=f"{REPLIES_REQUESTED.name}:publish",
+            description=REPLIES_REQUESTED.description, schema=ReplyRequested,
+        ),
+    }
+    store = CaseStore(repo, publishers)
+
+    def subscriber(topic: str, description: str):  # type: ignore[no-untyped-def]
+        return broker.subscriber(
+            topic, group_id=group_id, auto_offset_reset="earliest",
+            title=f"{topic}:track", description=description,
+        )
+
+    @subscriber(APPEALS.name, "Open a case for a new appeal and ask for its acknowledgment.")
+    async def on_appeal(appeal: AppealNormalized) -> None:
+        if not appeal.is_appeal:
+            return
+        await store.apply(appeal.case_id, lambda c: domain.open_case(c, appeal, producer=producer))
+        applied.labels(APPEALS.name).inc()
+
+    @subscriber(DISPATCH_ORDERS.name, "Record one hop of a dispatch.")
+    async def on_dispatch(order: DispatchOrdered) -> None:
+        await store.apply(order.case_id, lambda c: domain.record_dispatch(c, order, producer=producer))
+        applied.labels(DISPATCH_ORDERS.name).inc()
+
+    @subscriber(REPLIES_SENT.name, "Record what the platform answered to a reply.")
+    async def on_reply(sent: ReplySent) -> None:
+        await store.apply(sent.case_id, lambda c: domain.record_reply(c, sent, producer=producer))
+        applied.labels(REPLIES_SENT.name).inc()
+
+    return store

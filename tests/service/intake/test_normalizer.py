@@ -1,0 +1,86 @@
+"""Intake's normalizer through FastStream's in-memory broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from faststream.kafka import TestKafkaBroker
+
+from contracts import APPEALS, POSTS_RAW, AppealNormalized, DeadLetter, RawPostReceived
+from services.intake.app import build
+from services.intake.settings import IntakeSettings
+
+
+def raw_post(text: str = "博乐市的工地拖欠工资，求助", **payload: object) -> RawPostReceived:
+    body = {
+        "id": "p1",
+        "platform": "weibo",
+        "account": "@新疆检察",
+        "author": {"id": "u1", "name": "网友"},
+        "text": text,
+        **payload,
+    }
+    return RawPostReceived(
+        occurred_at=datetime(2026, 8, 1, 10, tzinfo=UTC),
+        producer="test",
+        platform="weibo",
+        channel="webhook",
+        account="@新疆检察",
+        source_id="relay:p1",
+        delivery_id="d1",
+        payload=body,
+    )
+
+
+@pytest.fixture
+def runtime():
+    runtime, _ = build(IntakeSettings())
+    return runtime
+
+
+async def test_raw_post_becomes_masked_appeal(runtime) -> None:
+    seen: list[AppealNormalized] = []
+
+    @runtime.broker.subscriber(APPEALS.name, group_id="probe")
+    async def probe(appeal: AppealNormalized) -> None:
+        seen.append(appeal)
+
+    async with TestKafkaBroker(runtime.broker) as br:
+        await br.publish(raw_post("电话13812345678，博乐市工地拖欠工资"), POSTS_RAW.name)
+    [appeal] = seen
+    assert appeal.masked_text == "电话138****5678,博乐市工地拖欠工资"
+    assert appeal.pii_kinds == ["phone"]
+    assert appeal.is_appeal
+    assert appeal.reply_to.post_id == "p1"
+
+
+async def test_same_post_twice_gives_same_case_and_event(runtime) -> None:
+    seen: list[AppealNormalized] = []
+
+    @runtime.broker.subscriber(APPEALS.name, group_id="probe")
+    async def probe(appeal: AppealNormalized) -> None:
+        seen.append(appeal)
+
+    async with TestKafkaBroker(runtime.broker) as br:
+        post = raw_post()
+        await br.publish(post, POSTS_RAW.name)
+        await br.publish(post, POSTS_RAW.name)
+    assert len(seen) == 2
+    assert seen[0].case_id == seen[1].case_id
+    assert seen[0].event_id == seen[1].event_id
+
+
+async def test_unreadable_post_goes_to_dead_letters(runtime) -> None:
+    letters: list[DeadLetter] = []
+
+    @runtime.broker.subscriber(POSTS_RAW.dlq, group_id="probe")
+    async def probe(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    async with TestKafkaBroker(runtime.broker) as br:
+        await br.publish({"not": "a raw post"}, POSTS_RAW.name)
+        await br.publish(raw_post(text=""), POSTS_RAW.name)  # empty text breaks the schema
+    assert [letter.origin_topic for letter in letters] == [POSTS_RAW.name, POSTS_RAW.name]
+    assert "occurred_at" in letters[0].error
+    assert "text" in letters[1].error
