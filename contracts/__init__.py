@@ -25,6 +25,7 @@ from contracts.topics import (
     Topic,
     all_topic_names,
     by_name,
+    message_for,
 )
 
 __all__ = [
@@ -45,5 +46,6 @@ __all__ = [
     "all_topic_names",
     "derived_event_id",
     "by_name",
+    "message_for",
     "new_event_id",
 ]

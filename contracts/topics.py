@@ -77,3 +77,10 @@ def by_name(name: str) -> Topic:
         if topic.name == name:
             return topic
     raise KeyError(f"unknown topic {name!r}")
+
+
+def message_for(name: str) -> type[Envelope]:
+    """The message type carried by topic `name`, dead-letter topics included."""
+    if name.endswith(".dlq") and any(t.dlq == name for t in TOPICS):
+        return DLQ_MESSAGE
+    return by_name(name).message

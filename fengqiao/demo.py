@@ -46,10 +46,18 @@ def load_posts(run_id: str) -> list[dict[str, Any]]:
     return posts
 
 
-async def feed_and_watch(settings: StackSettings, intake_url: str, posts: list[dict[str, Any]],
-                         timeout: float = 60.0) -> TopicWatcher:
+async def feed_and_watch(
+    kafka_bootstrap: str,
+    intake_url: str,
+    posts: list[dict[str, Any]],
+    *,
+    secret: str,
+    timeout: float = 60.0,
+) -> TopicWatcher:
+    """POST `posts` to intake's generic webhook and wait until each case is dispatched to its
+    final unit and acknowledged; return what the topics carried meanwhile."""
     async with TopicWatcher(
-        settings.kafka_bootstrap, [APPEALS.name, DISPATCH_ORDERS.name, REPLIES_SENT.name],
+        kafka_bootstrap, [APPEALS.name, DISPATCH_ORDERS.name, REPLIES_SENT.name],
         since_ms=int(time.time() * 1000) - 1000,
     ) as watcher, httpx.AsyncClient(base_url=intake_url, timeout=10) as http:
         for post in posts:
@@ -57,7 +65,7 @@ async def feed_and_watch(settings: StackSettings, intake_url: str, posts: list[d
             body["platform"] = "weibo"
             raw = json.dumps(body, ensure_ascii=False).encode()
             response = await http.post(
-                f"/webhooks/generic/{SOURCE}", content=raw, headers=signed_headers(SECRET, raw)
+                f"/webhooks/generic/{SOURCE}", content=raw, headers=signed_headers(secret, raw)
             )
             print(f"  posted {post['id']}: HTTP {response.status_code}")
             response.raise_for_status()
@@ -114,7 +122,9 @@ def main(*, keep_stack: bool = False) -> int:
         print(f"Starting the simulator and the four services (logs in {log_dir})…")
         with processes.running(demo_env(SECRET), log_dir=log_dir) as fleet:
             print("Feeding the article's three cases to intake:")
-            watcher = asyncio.run(feed_and_watch(settings, fleet.url("intake"), posts))
+            watcher = asyncio.run(
+                feed_and_watch(settings.kafka_bootstrap, fleet.url("intake"), posts, secret=SECRET)
+            )
             received = httpx.get(fleet.url("simulator") + "/_sim/received", timeout=5).json()
             ok = report(watcher, posts, received)
     except (stack.StackError, processes.ProcessError, TimeoutError, httpx.HTTPError) as exc:

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from contracts import Envelope, by_name
+from contracts import Envelope, message_for
 
 
 class TopicWatcher:
@@ -52,7 +52,7 @@ class TopicWatcher:
         assert self._consumer is not None
         async for record in self._consumer:
             try:
-                model = by_name(record.topic).message
+                model = message_for(record.topic)
                 message = model.model_validate_json(record.value or b"")
                 # A re-published message keeps its event id; show it once.
                 if (record.topic, message.event_id) not in self._seen:

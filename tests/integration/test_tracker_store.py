@@ -1,0 +1,71 @@
+"""The tracker's case store on the real MongoDB-compatible store and Kafka."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from pymongo import AsyncMongoClient
+
+from contracts import APPEALS, REPLIES_REQUESTED, AppealNormalized, Author, ReplyTarget
+from fengqiao.settings import StackSettings
+from fengqiao.testing import serving
+from fengqiao.watch import TopicWatcher
+from services.tracker.adapters.cases import MongoCaseRepository
+from services.tracker.app import build
+from services.tracker.domain import new_case
+from services.tracker.settings import TrackerSettings
+
+
+async def test_conditional_write_refuses_a_stale_version(stack: StackSettings, run_id: str) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(stack.mongo_uri, tz_aware=True)
+    try:
+        repo = MongoCaseRepository(client, f"itest_{run_id}")
+        first = replace(new_case(f"c-{run_id}"), version=1, opened=True)
+        assert await repo.save(first, expected_version=0)
+        assert not await repo.save(first, expected_version=0)  # inserted twice: refused
+        second = replace(first, version=2, account="@博乐检察")
+        assert await repo.save(second, expected_version=1)
+        assert not await repo.save(replace(first, version=2), expected_version=1)  # stale
+        stored = await repo.get(first.case_id)
+        assert stored is not None and stored.account == "@博乐检察" and stored.version == 2
+    finally:
+        await client.drop_database(f"itest_{run_id}")
+        await client.close()
+
+
+async def test_an_appeal_delivered_twice_opens_one_case_and_one_acknowledgment(
+    stack: StackSettings, run_id: str
+) -> None:
+    settings = TrackerSettings(stack=stack, database=f"itest_tracker_{run_id}")
+    runtime, app = build(settings)
+    case_id = f"c-{run_id}"
+    message = AppealNormalized(
+        occurred_at=datetime.now(UTC), producer="itest", case_id=case_id, post_event_id="p",
+        platform="weibo", channel="webhook", account="@新疆检察", author=Author(id="u"),
+        posted_at=datetime.now(UTC), original_text="求助", text="求助", masked_text="求助",
+        lang="zh", is_appeal=True,
+        reply_to=ReplyTarget(platform="weibo", account="@新疆检察", post_id=f"p-{run_id}"),
+    )
+    async with TopicWatcher(stack.kafka_bootstrap, [REPLIES_REQUESTED.name]) as watcher, serving(app):
+        await runtime.broker.publish(message, APPEALS.name, key=case_id.encode())
+        await runtime.broker.publish(message, APPEALS.name, key=case_id.encode())
+        await watcher.wait_for(
+            lambda w: bool(w.of(REPLIES_REQUESTED.name, lambda r: r.case_id == case_id)),
+            timeout=60, what="the acknowledgment request",
+        )
+        client: AsyncMongoClient = AsyncMongoClient(stack.mongo_uri, tz_aware=True)
+        try:
+            docs = await client[settings.database]["cases"].find({"_id": case_id}).to_list()
+            for _ in range(50):  # the second delivery may still be in flight
+                docs = await client[settings.database]["cases"].find({"_id": case_id}).to_list()
+                if docs and message.event_id in docs[0]["processed"]:
+                    break
+            [doc] = docs
+            assert doc["opened"] is True
+            assert doc["outbox"] == {}
+            assert [e["event"] for e in doc["timeline"]] == ["case.opened"]
+        finally:
+            await client.drop_database(settings.database)
+            await client.close()
+    assert len(watcher.of(REPLIES_REQUESTED.name, lambda r: r.case_id == case_id)) == 1
