@@ -74,9 +74,7 @@ class ReplyTarget(Contract):
     account: str = Field(max_length=64, description="Matrix account that replies.")
     user_id: str | None = Field(default=None, max_length=128, description="Citizen's user id.")
     post_id: str | None = Field(default=None, max_length=128, description="Post to comment on.")
-    comment_id: str | None = Field(
-        default=None, max_length=128, description="Comment to reply to."
-    )
+    comment_id: str | None = Field(default=None, max_length=128, description="Comment to reply to.")
 
 
 class AppealNormalized(CaseMessage):
@@ -98,7 +96,8 @@ class AppealNormalized(CaseMessage):
     hashtags: list[str] = Field(default_factory=list, description="#话题# topics.")
     urls: list[str] = Field(default_factory=list, description="Links in the post.")
     pii_kinds: list[str] = Field(
-        default_factory=list, description="Kinds of private data found: phone, id_number, bank_card."
+        default_factory=list,
+        description="Kinds of private data found: phone, id_number, bank_card.",
     )
     lang: str = Field(max_length=8, description="Language tag: zh, ug, kk or mixed.")
     is_appeal: bool = Field(description="False for praise, news, jokes, ads and spam.")
@@ -154,8 +153,8 @@ class DispatchOrdered(CaseMessage):
     lead_unit: UnitId = Field(description="主办: the unit that leads.")
     co_units: list[UnitId] = Field(default_factory=list, description="协办: co-handling units.")
     cc_units: list[UnitId] = Field(
-        default_factory=list, description="Units copied (抄送), e.g. the prefecture under the "
-        "direct policy."
+        default_factory=list,
+        description="Units copied (抄送), e.g. the prefecture under the direct policy.",
     )
     category: str = Field(max_length=32, description="Category code (domain.md).")
     urgency: Urgency = Field(description="Time-limit class.")
@@ -184,9 +183,7 @@ class UnitActed(CaseMessage):
     unit_id: UnitId = Field(description="The acting unit.")
     action: UnitActionKind = Field(description="What it did.")
     note: str | None = Field(default=None, max_length=2000, description="Free text (masked).")
-    reason_code: str | None = Field(
-        default=None, max_length=64, description="Return reason code."
-    )
+    reason_code: str | None = Field(default=None, max_length=64, description="Return reason code.")
     outcome: str | None = Field(default=None, max_length=2000, description="Resolution outcome.")
     amount_recovered: float | None = Field(default=None, ge=0, description="Yuan recovered.")
     requested_deadline: AwareDatetime | None = Field(
@@ -217,7 +214,9 @@ class CaseEventRecorded(CaseMessage):
     """A change in a case's life: state changes, reminders, escalations, callback results."""
 
     type: Literal["case.event"] = "case.event"
-    event: str = Field(max_length=64, description="What happened, e.g. case.opened, case.dispatched.")
+    event: str = Field(
+        max_length=64, description="What happened, e.g. case.opened, case.dispatched."
+    )
     state: CaseState = Field(description="The case's state after it.")
     previous_state: CaseState | None = Field(default=None, description="The state before it.")
     unit_id: UnitId | None = Field(default=None, description="The unit concerned, if any.")
@@ -294,7 +293,9 @@ class DeadLetter(Envelope):
     payload: str = Field(description="The message body as text (UTF-8, replaced if invalid).")
 
     def kafka_key(self) -> str:
-        return self.origin_key or f"{self.origin_topic}:{self.origin_partition}:{self.origin_offset}"
+        return (
+            self.origin_key or f"{self.origin_topic}:{self.origin_partition}:{self.origin_offset}"
+        )
 
 
 __all__ = [

@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fengqiao", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    stack = sub.add_parser("stack", help="fetch, build, start and stop the local Kafka and FerretDB")
+    stack = sub.add_parser(
+        "stack", help="fetch, build, start and stop the local Kafka and FerretDB"
+    )
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.add_argument("--json", action="store_true", help="status as JSON")
     stack.set_defaults(func=_stack)

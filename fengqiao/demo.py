@@ -56,10 +56,14 @@ async def feed_and_watch(
 ) -> TopicWatcher:
     """POST `posts` to intake's generic webhook and wait until each case is dispatched to its
     final unit and acknowledged; return what the topics carried meanwhile."""
-    async with TopicWatcher(
-        kafka_bootstrap, [APPEALS.name, DISPATCH_ORDERS.name, REPLIES_SENT.name],
-        since_ms=int(time.time() * 1000) - 1000,
-    ) as watcher, httpx.AsyncClient(base_url=intake_url, timeout=10) as http:
+    async with (
+        TopicWatcher(
+            kafka_bootstrap,
+            [APPEALS.name, DISPATCH_ORDERS.name, REPLIES_SENT.name],
+            since_ms=int(time.time() * 1000) - 1000,
+        ) as watcher,
+        httpx.AsyncClient(base_url=intake_url, timeout=10) as http,
+    ):
         for post in posts:
             body = {k: post[k] for k in ("id", "account", "author", "text")}
             body["platform"] = "weibo"
@@ -77,31 +81,47 @@ async def feed_and_watch(
             acks = {r.case_id for r in w.of(REPLIES_SENT.name)}
             return len(cases) == len(ids) and cases <= finals and cases <= acks
 
-        await watcher.wait_for(complete, timeout=timeout, what="every case dispatched and acknowledged")
+        await watcher.wait_for(
+            complete, timeout=timeout, what="every case dispatched and acknowledged"
+        )
         return watcher
 
 
-def report(watcher: TopicWatcher, posts: list[dict[str, Any]], received: list[dict[str, Any]]) -> bool:
+def report(
+    watcher: TopicWatcher, posts: list[dict[str, Any]], received: list[dict[str, Any]]
+) -> bool:
     ok = True
     for post in posts:
         [appeal] = watcher.of(APPEALS.name, lambda a, p=post: a.reply_to.post_id == p["id"])
-        orders = sorted(watcher.of(DISPATCH_ORDERS.name, lambda o, c=appeal.case_id: o.case_id == c),
-                        key=lambda o: o.hop)
+        orders = sorted(
+            watcher.of(DISPATCH_ORDERS.name, lambda o, c=appeal.case_id: o.case_id == c),
+            key=lambda o: o.hop,
+        )
         final = orders[-1]
         handles = " → ".join(
-            [o.from_unit for o in orders[:1]] + [f"{o.to_unit} {o.to_handle or ''}".strip() for o in orders]
+            [o.from_unit for o in orders[:1]]
+            + [f"{o.to_unit} {o.to_handle or ''}".strip() for o in orders]
         )
         expect = post["expect"]
-        good = final.chain == expect["chain"] and final.category == expect["category"] and (
-            (final.urgency.value == "urgent") == expect["urgent"])
+        good = (
+            final.chain == expect["chain"]
+            and final.category == expect["category"]
+            and ((final.urgency.value == "urgent") == expect["urgent"])
+        )
         ok &= good
         print(f"\n{'✓' if good else '✗'} {post['title']}")
         print(f"  case {appeal.case_id}: {appeal.masked_text[:60]}…")
         print(f"  dispatch: {handles}")
-        print(f"  category {final.category}, {final.urgency.value}, confidence {final.confidence:.2f}, "
-              f"evidence: {', '.join(e.value for e in final.evidence if e.kind == 'text_place')}")
+        places = ", ".join(e.value for e in final.evidence if e.kind == "text_place")
+        print(
+            f"  category {final.category}, {final.urgency.value}, "
+            f"confidence {final.confidence:.2f}, places named: {places}"
+        )
         if not good:
-            print(f"  expected chain {expect['chain']}, category {expect['category']}, urgent {expect['urgent']}")
+            print(
+                f"  expected chain {expect['chain']}, category {expect['category']}, "
+                f"urgent {expect['urgent']}"
+            )
         for sent in watcher.of(REPLIES_SENT.name, lambda r, c=appeal.case_id: r.case_id == c):
             print(f"  reply ({sent.purpose.value}, {sent.status}): {sent.text}")
     print(f"\nThe simulator received {len(received)} replies:")
@@ -133,5 +153,6 @@ def main(*, keep_stack: bool = False) -> int:
     finally:
         if not settings.external and not keep_stack:
             stack.down(settings)
-    print(f"\nDemo {'passed' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s; everything stopped.")
+    outcome = "passed" if ok else "FAILED"
+    print(f"\nDemo {outcome} in {time.monotonic() - started:.1f} s; everything stopped.")
     return 0 if ok else 1

@@ -55,9 +55,7 @@ async def publish(broker: KafkaBroker, topic: str, message: Envelope) -> None:
     await broker.publish(message, topic=topic, key=message.kafka_key().encode())
 
 
-def topic_specs(
-    replication: int = 1, names: Iterable[str] | None = None
-) -> list[NewTopic]:
+def topic_specs(replication: int = 1, names: Iterable[str] | None = None) -> list[NewTopic]:
     """The NewTopic of every fengqiao topic (and its dead-letter topic)."""
     wanted = set(names) if names is not None else None
     specs = []
@@ -115,12 +113,10 @@ class DeadLetterMiddleware(BaseMiddleware):  # type: ignore[type-arg]
             {"service": service, "dead_letters": counter},
         )
 
-    async def consume_scope(
-        self, call_next: Callable[[Any], Awaitable[Any]], msg: Any
-    ) -> Any:
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
         try:
             return await call_next(msg)
-        except Exception as exc:  # noqa: BLE001 - every failure goes to the DLQ
+        except Exception as exc:
             record = msg.raw_message
             if isinstance(record, (list, tuple)):  # batch subscribers are not used
                 raise
@@ -167,7 +163,7 @@ def _describe(exc: BaseException) -> str:
             return "; ".join(
                 f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors()
             )
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     return str(exc) or type(exc).__name__
 

@@ -16,7 +16,13 @@ import httpx
 
 from fengqiao.runner import SERVICES
 
-DEFAULT_PORTS = {"intake": 8081, "router": 8082, "tracker": 8083, "notifier": 8084, "simulator": 8090}
+DEFAULT_PORTS = {
+    "intake": 8081,
+    "router": 8082,
+    "tracker": 8083,
+    "notifier": 8084,
+    "simulator": 8090,
+}
 
 
 class ProcessError(RuntimeError):
@@ -98,7 +104,7 @@ def running(
     ports: Mapping[str, int] = DEFAULT_PORTS,
     ready_timeout: float = 60.0,
 ) -> Iterator[Fleet]:
-    """Start the simulator and `services`, wait until each answers `/readyz`, stop them all after."""
+    """Start the simulator and `services`, wait until each answers `/readyz`; stop all after."""
     fleet = Fleet()
     try:
         if simulator:
@@ -108,7 +114,9 @@ def running(
             )
         for name in services:
             port = ports[name]
-            fleet.members[name] = _spawn(name, ["run", name, "--port", str(port)], env, port, log_dir)
+            fleet.members[name] = _spawn(
+                name, ["run", name, "--port", str(port)], env, port, log_dir
+            )
         deadline = time.monotonic() + ready_timeout
         for member in fleet.members.values():
             _wait_ready(member, "/healthz" if member.name == "simulator" else "/readyz", deadline)

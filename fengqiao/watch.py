@@ -1,4 +1,4 @@
-"""Read fengqiao topics from a point in time on, as contract messages: for the demo, tests and ops."""
+"""Read fengqiao topics from a point in time on, as contract messages (demo, tests, ops)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ class TopicWatcher:
     """Collects every message on `topics` published since `since_ms` (default: now), once per
     event id."""
 
-    def __init__(self, bootstrap: str, topics: Iterable[str], *, since_ms: int | None = None) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Iterable[str], *, since_ms: int | None = None
+    ) -> None:
         self._bootstrap = bootstrap
         self._topics = list(topics)
         self._since_ms = since_ms
@@ -36,10 +38,12 @@ class TopicWatcher:
         partitions = [
             TopicPartition(topic, p)
             for topic in self._topics
-            for p in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+            for p in sorted(
+                consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+            )
         ]
         consumer.assign(partitions)
-        offsets = await consumer.offsets_for_times({tp: since for tp in partitions})
+        offsets = await consumer.offsets_for_times(dict.fromkeys(partitions, since))
         ends = await consumer.end_offsets(partitions)
         for tp in partitions:
             found = offsets.get(tp)
@@ -58,7 +62,7 @@ class TopicWatcher:
                 if (record.topic, message.event_id) not in self._seen:
                     self._seen.add((record.topic, message.event_id))
                     self.messages.append((record.topic, message))
-            except Exception as exc:  # noqa: BLE001 - a watcher reports, it does not stop
+            except Exception as exc:
                 self.errors.append(f"{record.topic}@{record.offset}: {exc}")
 
     async def __aexit__(self, *exc: object) -> None:
@@ -86,7 +90,7 @@ class TopicWatcher:
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     # Metadata of a topic the consumer has not seen yet arrives after one refresh.
     for _ in range(50):
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+        await consumer._client.force_metadata_update()
         found = consumer.partitions_for_topic(topic)
         if found:
             return set(found)

@@ -58,8 +58,9 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     app = FastAPI(title="fengqiao platform simulator (Weibo-shaped)")
     app.state.platform = platform
 
-    async def accept(request: Request, kind: str, text_field: str, limit: int,
-                     required: tuple[str, ...]) -> JSONResponse:
+    async def accept(
+        request: Request, kind: str, text_field: str, limit: int, required: tuple[str, ...]
+    ) -> JSONResponse:
         path = request.url.path
         form = dict(await request.form())
         if platform.faults.fail_next > 0:
@@ -72,7 +73,9 @@ def create_app(platform: Platform | None = None) -> FastAPI:
             return _error(path, 10016, f"miss required parameter ({missing[0]})")
         text = str(form[text_field])
         if len(text) > limit:
-            return _error(path, 20012, f"text too long, please input text less than {limit} characters")
+            return _error(
+                path, 20012, f"text too long, please input text less than {limit} characters"
+            )
         message_id = next(platform._ids)
         record = {
             "kind": kind,
@@ -82,8 +85,14 @@ def create_app(platform: Platform | None = None) -> FastAPI:
             "received_at": datetime.now(UTC).isoformat(),
         }
         platform.received.append(record)
-        return JSONResponse({"id": message_id, "idstr": str(message_id), "text": text,
-                             "created_at": record["received_at"]})
+        return JSONResponse(
+            {
+                "id": message_id,
+                "idstr": str(message_id),
+                "text": text,
+                "created_at": record["received_at"],
+            }
+        )
 
     @app.post("/2/comments/create.json")
     async def comments_create(request: Request) -> JSONResponse:

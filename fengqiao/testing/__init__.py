@@ -59,9 +59,10 @@ def _containers() -> Iterator[StackEndpoints]:
     from testcontainers.kafka import KafkaContainer  # type: ignore[import-untyped]
     from testcontainers.mongodb import MongoDbContainer  # type: ignore[import-untyped]
 
-    with KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as kafka, MongoDbContainer(
-        "mongo:7"
-    ) as mongo:
+    with (
+        KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as kafka,
+        MongoDbContainer("mongo:7") as mongo,
+    ):
         yield StackEndpoints(
             kafka.get_bootstrap_server(), mongo.get_connection_url(), "testcontainers"
         )

@@ -48,7 +48,9 @@ def _read_generic(raw: RawPostReceived) -> IncomingPost:
         post = GenericPost.model_validate(raw.payload)
     except ValueError as exc:
         raise UnreadablePost(f"generic payload does not match its schema: {exc}") from exc
-    author = Author(id=post.author.id, name=post.author.name, stated_residence=post.author.residence)
+    author = Author(
+        id=post.author.id, name=post.author.name, stated_residence=post.author.residence
+    )
     return IncomingPost(
         platform=post.platform,
         channel=raw.channel,

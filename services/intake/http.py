@@ -28,20 +28,30 @@ log = logging.getLogger("fengqiao.intake.http")
 
 
 class Refused(Exception):
-    def __init__(self, status: int, reason: str, detail: Any, headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, reason: str, detail: Any, headers: dict[str, str] | None = None
+    ):
         self.status, self.reason, self.detail, self.headers = status, reason, detail, headers
 
 
 def webhook_router(
-    settings: IntakeSettings, sink: PostSink, clock: Clock, registry: CollectorRegistry, producer: str
+    settings: IntakeSettings,
+    sink: PostSink,
+    clock: Clock,
+    registry: CollectorRegistry,
+    producer: str,
 ) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
     accepted = Counter(
-        "fengqiao_intake_posts_accepted_total", "Posts stored in posts.raw", ["channel"],
+        "fengqiao_intake_posts_accepted_total",
+        "Posts stored in posts.raw",
+        ["channel"],
         registry=registry,
     )
     rejected = Counter(
-        "fengqiao_intake_posts_rejected_total", "Posts refused", ["channel", "reason"],
+        "fengqiao_intake_posts_rejected_total",
+        "Posts refused",
+        ["channel", "reason"],
         registry=registry,
     )
 
@@ -119,7 +129,9 @@ def webhook_router(
             except SinkUnavailable as exc:
                 log.warning("posts.raw unavailable, answering 503: %s", exc)
                 raise Refused(
-                    503, "kafka_unavailable", "cannot store the post now; retry",
+                    503,
+                    "kafka_unavailable",
+                    "cannot store the post now; retry",
                     {"Retry-After": "5"},
                 ) from exc
         except Refused as r:

@@ -30,7 +30,9 @@ class GenericPost(_Strict):
         description="Where the citizen posted it; replies go back there.",
     )
     account: str = Field(
-        min_length=1, max_length=64, description="The matrix account it was sent to, e.g. @新疆检察."
+        min_length=1,
+        max_length=64,
+        description="The matrix account it was sent to, e.g. @新疆检察.",
     )
     author: GenericAuthor
     text: str = Field(min_length=1, max_length=5000, description="What the citizen wrote.")

@@ -39,15 +39,15 @@ class IntakeSettings(BaseSettings):
             return self
         try:
             text = self.secrets_file.read_text(encoding="utf-8")
-            data = (
-                json.loads(text) if self.secrets_file.suffix == ".json" else yaml.safe_load(text)
-            )
+            data = json.loads(text) if self.secrets_file.suffix == ".json" else yaml.safe_load(text)
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise ValueError(f"secrets file {self.secrets_file}: {exc}") from exc
         generic = (data or {}).get("generic", {})
         if not isinstance(generic, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in generic.items()
         ):
-            raise ValueError(f"secrets file {self.secrets_file}: 'generic' must map names to strings")
+            raise ValueError(
+                f"secrets file {self.secrets_file}: 'generic' must map names to strings"
+            )
         self.generic_secrets.update({k: SecretStr(v) for k, v in generic.items()})
         return self

@@ -6,7 +6,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-
 # Zero-width and format characters that survive NFKC and break matching ("博\u200b乐").
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad]")
 _SPACE = re.compile(r"\s+")

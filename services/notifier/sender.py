@@ -41,7 +41,10 @@ class Sender:
         """Post `request` at most once and return the result to publish."""
         key = request.idempotency_key
         existing = await self._outbox.claim(
-            key, claim_record(request.event_id, request.case_id, request.purpose.value, self._clock.now())
+            key,
+            claim_record(
+                request.event_id, request.case_id, request.purpose.value, self._clock.now()
+            ),
         )
         if existing is not None:
             return await self._repeat(request, existing)
@@ -71,8 +74,10 @@ class Sender:
                 if attempt == self._max_attempts:
                     raise
                 delay = exc.retry_after or self._base_delay * 2 ** (attempt - 1)
-                delay *= 1 + random.random() / 2  # noqa: S311 - jitter, not crypto
-                log.warning("reply %s: %s; retry %d in %.1f s", request.idempotency_key, exc, attempt, delay)
+                delay *= 1 + random.random() / 2
+                log.warning(
+                    "reply %s: %s; retry %d in %.1f s", request.idempotency_key, exc, attempt, delay
+                )
                 await self._sleep(delay)
         raise AssertionError("unreachable")
 
@@ -92,7 +97,9 @@ class Sender:
         )
 
     async def _finish(self, request: ReplyRequested, state: State, **fields: Any) -> ReplySent:
-        await self._outbox.finish(request.idempotency_key, state, {**fields, "finished_at": self._clock.now()})
+        await self._outbox.finish(
+            request.idempotency_key, state, {**fields, "finished_at": self._clock.now()}
+        )
         if state != "sent":
             log.warning("reply %s %s: %s", request.idempotency_key, state, fields.get("error"))
         return self._result(request, state, **fields)

@@ -54,7 +54,9 @@ class Router:
         text = _MENTION.sub(lambda m: " " * len(m.group()), appeal.text)
         where = [m for m in self.places.find(text) if not _is_origin(text, m)]
         for m in where:
-            evidence.append(Evidence(kind="text_place", value=m.name, unit_id=m.unit_id, weight=m.weight))
+            evidence.append(
+                Evidence(kind="text_place", value=m.name, unit_id=m.unit_id, weight=m.weight)
+            )
         if where:
             # The most specific place wins; among equally specific ones, the last named: people
             # say where they are first and where the matter is after ("喀什买不到，伽师县还有").
@@ -73,10 +75,14 @@ class Router:
             found = self.places.find(residence)
             if found:
                 m = found[-1]
-                evidence.append(Evidence(kind="residence", value=m.name, unit_id=m.unit_id, weight=0.4))
+                evidence.append(
+                    Evidence(kind="residence", value=m.name, unit_id=m.unit_id, weight=0.4)
+                )
                 return Jurisdiction(m.unit_id, tuple(evidence), 0.4)
         region = self.directory.region
-        evidence.append(Evidence(kind="fallback", value="no place found", unit_id=region.id, weight=0.1))
+        evidence.append(
+            Evidence(kind="fallback", value="no place found", unit_id=region.id, weight=0.1)
+        )
         return Jurisdiction(region.id, tuple(evidence), 0.1)
 
     def classify(self, appeal: AppealNormalized) -> Classification:
@@ -127,6 +133,10 @@ class Router:
 
 
 def _is_origin(text: str, m: PlaceMention) -> bool:
-    before = text[max(0, m.start - 3) : m.start]
+    before = text[max(0, m.start - 6) : m.start]
+    # "老家在喀什", "户籍是伽师县": the origin word may be linked to the place by 在 or 是.
+    linked = before.removesuffix("在").removesuffix("是")
     after = text[m.start + len(m.name) : m.start + len(m.name) + 2]
-    return any(before.endswith(w) for w in _ORIGIN_BEFORE) or any(after.startswith(w) for w in _ORIGIN_AFTER)
+    return any(b.endswith(w) for b in (before, linked) for w in _ORIGIN_BEFORE) or any(
+        after.startswith(w) for w in _ORIGIN_AFTER
+    )

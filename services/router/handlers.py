@@ -15,7 +15,12 @@ log = logging.getLogger("fengqiao.router")
 
 
 def register(
-    broker: KafkaBroker, router: Router, *, producer: str, group_id: str, registry: CollectorRegistry
+    broker: KafkaBroker,
+    router: Router,
+    *,
+    producer: str,
+    group_id: str,
+    registry: CollectorRegistry,
 ) -> None:
     decisions = Counter(
         "fengqiao_router_decisions_total", "Routing decisions", ["outcome"], registry=registry

@@ -31,11 +31,16 @@ class PlaceIndex:
 
     def __init__(self, directory: Directory) -> None:
         self._names: dict[str, tuple[str, str]] = {}
+        carriers: dict[str, list[str]] = {}
         for unit in directory:
-            self._add_unit(unit, directory)
+            self._add_unit(unit)
+            for name in unit.names.ambiguous:
+                carriers.setdefault(name, []).append(unit.id)
+        for name, unit_ids in carriers.items():
+            self._add_ambiguous(name, unit_ids, directory)
         self._max = max((len(n) for n in self._names), default=0)
 
-    def _add_unit(self, unit: Unit, directory: Directory) -> None:
+    def _add_unit(self, unit: Unit) -> None:
         groups = (
             ("full", unit.names.full),
             ("short", unit.names.short),
@@ -45,12 +50,15 @@ class PlaceIndex:
         for kind, names in groups:
             for name in names:
                 self._put(name, unit.id, kind)
-        for name in unit.names.ambiguous:
-            # An ambiguous name means the broadest unit that carries it: the prefecture
-            # "喀什" (喀什地区), not the city. A later, longer name in the text refines it.
-            current = self._names.get(name)
-            if current is None or _depth(directory, unit.id) < _depth(directory, current[0]):
-                self._names[name] = (unit.id, "ambiguous")
+
+    def _add_ambiguous(self, name: str, unit_ids: list[str], directory: Directory) -> None:
+        # An ambiguous name means the narrowest unit that covers every unit it may mean: "喀什"
+        # is 喀什地区 (above the city), "伊宁" is 伊犁州 (above both 伊宁市 and 伊宁县) — never one
+        # of two equals picked by file order. A later, longer name in the text refines it.
+        current = self._names.get(name)
+        covering = _common_ancestor(directory, [*([current[0]] if current else []), *unit_ids])
+        if covering is not None and (current is None or covering != current[0]):
+            self._names[name] = (covering, "ambiguous")
 
     def _put(self, name: str, unit_id: str, kind: str) -> None:
         if len(name) < 2:
@@ -79,5 +87,12 @@ class PlaceIndex:
         return found
 
 
-def _depth(directory: Directory, unit_id: str) -> int:
-    return len(directory.chain(unit_id))
+def _common_ancestor(directory: Directory, unit_ids: list[str]) -> str | None:
+    """The deepest unit whose subtree holds every one of `unit_ids` (None if in two trees)."""
+    chains = [[u.id for u in directory.chain(unit_id)] for unit_id in unit_ids]
+    common = None
+    for ids in zip(*chains, strict=False):
+        if len(set(ids)) != 1:
+            break
+        common = ids[0]
+    return common

@@ -158,8 +158,9 @@ def open_case(case: Case, appeal: AppealNormalized, *, producer: str) -> Case:
         masked_text=appeal.masked_text,
         reply_to=appeal.reply_to.model_dump(),
     )
-    case = _record(case, appeal, "case.opened", case.state, producer=producer,
-                   detail=f"via {appeal.account}")
+    case = _record(
+        case, appeal, "case.opened", case.state, producer=producer, detail=f"via {appeal.account}"
+    )
     request = ReplyRequested(
         event_id=derived_event_id("reply", appeal.event_id, ReplyPurpose.ACKNOWLEDGMENT.value),
         occurred_at=appeal.occurred_at,
@@ -189,7 +190,9 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, producer: str) -> Cas
         "mode": order.mode.value,
         "at": order.occurred_at.isoformat(),
     }
-    hops = tuple(sorted((*[h for h in case.hops if h["hop"] != order.hop], hop), key=lambda h: h["hop"]))
+    hops = tuple(
+        sorted((*[h for h in case.hops if h["hop"] != order.hop], hop), key=lambda h: h["hop"])
+    )
     case = replace(
         case,
         hops=hops,
@@ -198,8 +201,15 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, producer: str) -> Cas
         urgency=order.urgency.value,
         assigned_unit=order.lead_unit,
     )
-    case = _record(case, order, "case.dispatched", state, producer=producer, unit_id=order.to_unit,
-                   detail=f"hop {order.hop}: {order.from_unit} → {order.to_unit}")
+    case = _record(
+        case,
+        order,
+        "case.dispatched",
+        state,
+        producer=producer,
+        unit_id=order.to_unit,
+        detail=f"hop {order.hop}: {order.from_unit} → {order.to_unit}",
+    )
     return _done(case, order)
 
 
@@ -219,14 +229,28 @@ def record_reply(case: Case, sent: ReplySent, *, producer: str) -> Case:
     }
     case = replace(case, replies=replies)
     acknowledged_now = (
-        sent.purpose is ReplyPurpose.ACKNOWLEDGMENT and sent.status == "sent" and not case.acknowledged
+        sent.purpose is ReplyPurpose.ACKNOWLEDGMENT
+        and sent.status == "sent"
+        and not case.acknowledged
     )
     if acknowledged_now:
         case = replace(case, acknowledged=True)
         state = _transition(case, "acknowledge") if case.state is S.RECEIVED else case.state
-        case = _record(case, sent, "case.acknowledged", state, producer=producer,
-                       detail=f"reply {sent.platform_message_id}")
+        case = _record(
+            case,
+            sent,
+            "case.acknowledged",
+            state,
+            producer=producer,
+            detail=f"reply {sent.platform_message_id}",
+        )
     elif sent.status != "sent":
-        case = _record(case, sent, f"reply.{sent.status}", case.state, producer=producer,
-                       detail=f"{sent.purpose.value}: {sent.error or ''}"[:500])
+        case = _record(
+            case,
+            sent,
+            f"reply.{sent.status}",
+            case.state,
+            producer=producer,
+            detail=f"{sent.purpose.value}: {sent.error or ''}"[:500],
+        )
     return _done(case, sent)

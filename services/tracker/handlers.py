@@ -44,7 +44,9 @@ class CaseStore:
         self._repo = repo
         self._publishers = publishers
 
-    async def apply(self, case_id: str, change: Callable[[domain.Case], domain.Case]) -> domain.Case:
+    async def apply(
+        self, case_id: str, change: Callable[[domain.Case], domain.Case]
+    ) -> domain.Case:
         for _ in range(MAX_ATTEMPTS):
             case = await self._repo.get(case_id) or domain.new_case(case_id)
             updated = change(case)
@@ -74,20 +76,27 @@ def register(
     )
     publishers: dict[str, object] = {
         CASE_EVENTS.name: broker.publisher(
-            CASE_EVENTS.name, title=f"{CASE_EVENTS.name}:publish",
-            description=CASE_EVENTS.description, schema=CaseEventRecorded,
+            CASE_EVENTS.name,
+            title=f"{CASE_EVENTS.name}:publish",
+            description=CASE_EVENTS.description,
+            schema=CaseEventRecorded,
         ),
         REPLIES_REQUESTED.name: broker.publisher(
-            REPLIES_REQUESTED.name, title=f"{REPLIES_REQUESTED.name}:publish",
-            description=REPLIES_REQUESTED.description, schema=ReplyRequested,
+            REPLIES_REQUESTED.name,
+            title=f"{REPLIES_REQUESTED.name}:publish",
+            description=REPLIES_REQUESTED.description,
+            schema=ReplyRequested,
         ),
     }
     store = CaseStore(repo, publishers)
 
     def subscriber(topic: str, description: str):  # type: ignore[no-untyped-def]
         return broker.subscriber(
-            topic, group_id=group_id, auto_offset_reset="earliest",
-            title=f"{topic}:track", description=description,
+            topic,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            title=f"{topic}:track",
+            description=description,
         )
 
     @subscriber(APPEALS.name, "Open a case for a new appeal and ask for its acknowledgment.")
@@ -99,7 +108,9 @@ def register(
 
     @subscriber(DISPATCH_ORDERS.name, "Record one hop of a dispatch.")
     async def on_dispatch(order: DispatchOrdered) -> None:
-        await store.apply(order.case_id, lambda c: domain.record_dispatch(c, order, producer=producer))
+        await store.apply(
+            order.case_id, lambda c: domain.record_dispatch(c, order, producer=producer)
+        )
         applied.labels(DISPATCH_ORDERS.name).inc()
 
     @subscriber(REPLIES_SENT.name, "Record what the platform answered to a reply.")

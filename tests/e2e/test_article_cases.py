@@ -3,9 +3,11 @@ take the article's three cases from webhook to dispatch chain and public acknowl
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -13,8 +15,24 @@ from contracts import APPEALS, DISPATCH_ORDERS, REPLIES_SENT
 from fengqiao import processes
 from fengqiao.demo import demo_env, feed_and_watch, load_posts
 from fengqiao.testing import StackEndpoints
+from fengqiao.watch import TopicWatcher
 
 SECRET = "e2e-" + uuid.uuid4().hex
+
+
+async def settled_case(http: httpx.AsyncClient, tracker: str, case_id: str) -> dict[str, Any]:
+    """The tracker's case once it has recorded the acknowledgment (it lags the topics a little)."""
+    for _ in range(100):
+        response = await http.get(f"{tracker}/ops/cases/{case_id}")
+        if response.status_code == 200 and response.json()["acknowledged"]:
+            return dict(response.json())
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"tracker never recorded the acknowledgment of {case_id}: {response.text}")
+
+
+def case_of(watcher: TopicWatcher, post: dict[str, Any]) -> str:
+    [appeal] = watcher.of(APPEALS.name, lambda a: a.reply_to.post_id == post["id"])
+    return str(appeal.case_id)
 
 
 async def test_article_cases_are_dispatched_and_acknowledged_once(
@@ -26,14 +44,16 @@ async def test_article_cases_are_dispatched_and_acknowledged_once(
         watcher = await feed_and_watch(
             stack_endpoints.kafka_bootstrap, fleet.url("intake"), posts, secret=SECRET, timeout=90
         )
-        received = httpx.get(fleet.url("simulator") + "/_sim/received", timeout=5).json()
+        async with httpx.AsyncClient(timeout=5) as http:
+            received = (await http.get(fleet.url("simulator") + "/_sim/received")).json()
+            tracked = {
+                p["id"]: await settled_case(http, fleet.url("tracker"), case_of(watcher, p))
+                for p in posts
+            }
         cases = {}
         for post in posts:
-            [appeal] = watcher.of(APPEALS.name, lambda a, p=post: a.reply_to.post_id == p["id"])
-            cases[post["id"]] = appeal.case_id
-            tracked = httpx.get(f"{fleet.url('tracker')}/ops/cases/{appeal.case_id}", timeout=5)
-            assert tracked.status_code == 200
-            doc = tracked.json()
+            cases[post["id"]] = case_of(watcher, post)
+            doc = tracked[post["id"]]
             assert doc["state"] == "dispatched"
             assert doc["acknowledged"] is True
             assert doc["chain"] == post["expect"]["chain"]
@@ -41,7 +61,8 @@ async def test_article_cases_are_dispatched_and_acknowledged_once(
     for post in posts:
         case_id = cases[post["id"]]
         orders = sorted(
-            watcher.of(DISPATCH_ORDERS.name, lambda o, c=case_id: o.case_id == c), key=lambda o: o.hop
+            watcher.of(DISPATCH_ORDERS.name, lambda o, c=case_id: o.case_id == c),
+            key=lambda o: o.hop,
         )
         expect = post["expect"]
         assert [o.to_unit for o in orders] == expect["chain"][1:]
@@ -54,5 +75,5 @@ async def test_article_cases_are_dispatched_and_acknowledged_once(
 
     # One public acknowledgment per case on the platform, on the citizen's post, nothing else.
     ours = [r for r in received if r["target"]["id"] in cases]
-    assert Counter(r["target"]["id"] for r in ours) == {post_id: 1 for post_id in cases}
+    assert Counter(r["target"]["id"] for r in ours) == dict.fromkeys(cases, 1)
     assert all(r["kind"] == "comment" and "已收到" in r["text"] for r in ours)

@@ -16,10 +16,21 @@ from services.router.settings import RouterSettings
 
 def appeal(case_id: str, text: str) -> AppealNormalized:
     return AppealNormalized(
-        occurred_at=datetime.now(UTC), producer="itest", case_id=case_id, post_event_id="p",
-        platform="weibo", channel="webhook", account="@新疆检察", author=Author(id="u"),
-        posted_at=datetime.now(UTC), original_text=text, text=text, masked_text=text,
-        lang="zh", is_appeal=True, reply_to=ReplyTarget(platform="weibo", account="@新疆检察"),
+        occurred_at=datetime.now(UTC),
+        producer="itest",
+        case_id=case_id,
+        post_event_id="p",
+        platform="weibo",
+        channel="webhook",
+        account="@新疆检察",
+        author=Author(id="u"),
+        posted_at=datetime.now(UTC),
+        original_text=text,
+        text=text,
+        masked_text=text,
+        lang="zh",
+        is_appeal=True,
+        reply_to=ReplyTarget(platform="weibo", account="@新疆检察"),
     )
 
 
@@ -28,7 +39,10 @@ async def test_broken_message_is_dead_lettered_and_the_next_one_routed(
 ) -> None:
     _, app = build(RouterSettings(stack=stack))
     dlq = APPEALS.dlq
-    async with TopicWatcher(stack.kafka_bootstrap, [dlq, DISPATCH_ORDERS.name]) as watcher, serving(app):
+    async with (
+        TopicWatcher(stack.kafka_bootstrap, [dlq, DISPATCH_ORDERS.name]) as watcher,
+        serving(app),
+    ):
         producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
         await producer.start()
         try:
@@ -41,14 +55,19 @@ async def test_broken_message_is_dead_lettered_and_the_next_one_routed(
         finally:
             await producer.stop()
         await watcher.wait_for(
-            lambda w: bool(w.of(dlq, lambda d: d.origin_key == key.decode()))
-            and any(o.case_id == good.case_id and o.final for o in w.of(DISPATCH_ORDERS.name)),
-            timeout=60, what="the dead letter and the good message's dispatch",
+            lambda w: (
+                bool(w.of(dlq, lambda d: d.origin_key == key.decode()))
+                and any(o.case_id == good.case_id and o.final for o in w.of(DISPATCH_ORDERS.name))
+            ),
+            timeout=60,
+            what="the dead letter and the good message's dispatch",
         )
     [letter] = watcher.of(dlq, lambda d: d.origin_key == key.decode())
     assert letter.origin_topic == APPEALS.name
     assert letter.consumer == "router"
     assert letter.payload == '{"type": "appeal.normalized"'
     assert letter.origin_offset >= 0
-    final = next(o for o in watcher.of(DISPATCH_ORDERS.name) if o.case_id == good.case_id and o.final)
+    final = next(
+        o for o in watcher.of(DISPATCH_ORDERS.name) if o.case_id == good.case_id and o.final
+    )
     assert final.chain == ["xj", "653100", "653129"]

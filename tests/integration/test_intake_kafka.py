@@ -17,17 +17,27 @@ from services.intake.settings import IntakeSettings
 SECRET = "integration-secret"
 
 
-async def test_accepted_posts_reach_posts_raw_and_appeals(stack: StackSettings, run_id: str) -> None:
+async def test_accepted_posts_reach_posts_raw_and_appeals(
+    stack: StackSettings, run_id: str
+) -> None:
     _, app = build(IntakeSettings(stack=stack, generic_secrets={"itest": SECRET}))
     ids = [f"{run_id}-{i}" for i in range(20)]
-    async with TopicWatcher(stack.kafka_bootstrap, [POSTS_RAW.name, APPEALS.name]) as watcher, serving(app):
+    async with (
+        TopicWatcher(stack.kafka_bootstrap, [POSTS_RAW.name, APPEALS.name]) as watcher,
+        serving(app),
+    ):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
             for post_id in ids:
-                body = json.dumps({
-                    "id": post_id, "account": "@新疆检察", "author": {"id": "u"},
-                    "text": f"博乐市拖欠工资求助 {post_id}",
-                }, ensure_ascii=False).encode()
+                body = json.dumps(
+                    {
+                        "id": post_id,
+                        "account": "@新疆检察",
+                        "author": {"id": "u"},
+                        "text": f"博乐市拖欠工资求助 {post_id}",
+                    },
+                    ensure_ascii=False,
+                ).encode()
                 response = await client.post(
                     "/webhooks/generic/itest", content=body, headers=signed_headers(SECRET, body)
                 )
@@ -35,7 +45,8 @@ async def test_accepted_posts_reach_posts_raw_and_appeals(stack: StackSettings, 
         wanted = {f"itest:{i}" for i in ids}
         await watcher.wait_for(
             lambda w: len(w.of(APPEALS.name, lambda a: a.reply_to.post_id in ids)) == len(ids),
-            timeout=60, what="every post normalized",
+            timeout=60,
+            what="every post normalized",
         )
     raw = [m.source_id for m in watcher.of(POSTS_RAW.name) if m.source_id in wanted]
     assert sorted(raw) == sorted(wanted)  # each exactly once

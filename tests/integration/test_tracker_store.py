@@ -41,18 +41,32 @@ async def test_an_appeal_delivered_twice_opens_one_case_and_one_acknowledgment(
     runtime, app = build(settings)
     case_id = f"c-{run_id}"
     message = AppealNormalized(
-        occurred_at=datetime.now(UTC), producer="itest", case_id=case_id, post_event_id="p",
-        platform="weibo", channel="webhook", account="@新疆检察", author=Author(id="u"),
-        posted_at=datetime.now(UTC), original_text="求助", text="求助", masked_text="求助",
-        lang="zh", is_appeal=True,
+        occurred_at=datetime.now(UTC),
+        producer="itest",
+        case_id=case_id,
+        post_event_id="p",
+        platform="weibo",
+        channel="webhook",
+        account="@新疆检察",
+        author=Author(id="u"),
+        posted_at=datetime.now(UTC),
+        original_text="求助",
+        text="求助",
+        masked_text="求助",
+        lang="zh",
+        is_appeal=True,
         reply_to=ReplyTarget(platform="weibo", account="@新疆检察", post_id=f"p-{run_id}"),
     )
-    async with TopicWatcher(stack.kafka_bootstrap, [REPLIES_REQUESTED.name]) as watcher, serving(app):
+    async with (
+        TopicWatcher(stack.kafka_bootstrap, [REPLIES_REQUESTED.name]) as watcher,
+        serving(app),
+    ):
         await runtime.broker.publish(message, APPEALS.name, key=case_id.encode())
         await runtime.broker.publish(message, APPEALS.name, key=case_id.encode())
         await watcher.wait_for(
             lambda w: bool(w.of(REPLIES_REQUESTED.name, lambda r: r.case_id == case_id)),
-            timeout=60, what="the acknowledgment request",
+            timeout=60,
+            what="the acknowledgment request",
         )
         client: AsyncMongoClient = AsyncMongoClient(stack.mongo_uri, tz_aware=True)
         try:

@@ -10,7 +10,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "app.py").exists())
-IO_MODULES = {"pymongo", "aiokafka", "faststream", "httpx", "fastapi", "uvicorn", "socket", "requests"}
+IO_MODULES = {
+    "pymongo",
+    "aiokafka",
+    "faststream",
+    "httpx",
+    "fastapi",
+    "uvicorn",
+    "socket",
+    "requests",
+}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -32,7 +41,11 @@ def test_there_are_four_services() -> None:
 def test_service_imports_no_other_service(service: str) -> None:
     others = {f"services.{s}" for s in SERVICES if s != service}
     for path in (ROOT / "services" / service).rglob("*.py"):
-        bad = {m for m in imported_modules(path) if any(m == o or m.startswith(o + ".") for o in others)}
+        bad = {
+            m
+            for m in imported_modules(path)
+            if any(m == o or m.startswith(o + ".") for o in others)
+        }
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
@@ -57,8 +70,17 @@ def test_app_import_does_no_io(service: str) -> None:
     # Importing the composition root must not connect anywhere; point it at closed ports and see
     # that import and app construction still succeed instantly.
     code = f"import services.{service}.app as m; m.create_app()"
-    env = {"FENGQIAO_KAFKA_BOOTSTRAP": "127.0.0.1:1", "FENGQIAO_MONGO_URI": "mongodb://127.0.0.1:1/",
-           "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                            timeout=60, check=False)
+    env = {
+        "FENGQIAO_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "FENGQIAO_MONGO_URI": "mongodb://127.0.0.1:1/",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr.decode()[-2000:]

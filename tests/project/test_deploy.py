@@ -33,7 +33,9 @@ def known_variables() -> set[str]:
 
 
 def test_every_variable_in_deploy_is_a_setting() -> None:
-    text = (ROOT / "deploy" / "compose.yaml").read_text() + (ROOT / "deploy" / "Dockerfile").read_text()
+    text = (ROOT / "deploy" / "compose.yaml").read_text() + (
+        ROOT / "deploy" / "Dockerfile"
+    ).read_text()
     used = set(re.findall(r"\b(FENGQIAO_[A-Z_]+)\b", text))
     assert used, "deploy files name no settings?"
     unknown = used - known_variables()

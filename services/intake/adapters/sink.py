@@ -32,7 +32,7 @@ class KafkaPostSink:
             await asyncio.wait_for(
                 self._publisher.publish(post, key=post.kafka_key().encode()), self._timeout
             )
-        except Exception as exc:  # noqa: BLE001 - any failure means "not stored"
+        except Exception as exc:
             raise SinkUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 

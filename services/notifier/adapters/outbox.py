@@ -55,5 +55,12 @@ class InMemoryOutbox:
         self.records[key].update(state=state, **fields)
 
 
-def claim_record(request_event_id: str, case_id: str, purpose: str, now: datetime) -> dict[str, Any]:
-    return {"request_event_id": request_event_id, "case_id": case_id, "purpose": purpose, "claimed_at": now}
+def claim_record(
+    request_event_id: str, case_id: str, purpose: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "request_event_id": request_event_id,
+        "case_id": case_id,
+        "purpose": purpose,
+        "claimed_at": now,
+    }

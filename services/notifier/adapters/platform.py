@@ -42,10 +42,18 @@ class PlatformClient(Protocol):
 class WeiboClient:
     """Weibo's open API (`/2/comments/create.json`, `/2/comments/reply.json`, messages/reply)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
 
-    async def send(self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str) -> str:
+    async def send(
+        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+    ) -> str:
         if channel is ReplyChannel.PRIVATE_MESSAGE:
             if not target.user_id:
                 raise PermanentError("private message needs the citizen's user id")
@@ -74,13 +82,24 @@ def _message_id(response: httpx.Response) -> str:
         body = {}
     if response.status_code == 429 or response.status_code >= 500:
         retry_after = response.headers.get("Retry-After")
+        error = body.get("error", "") if isinstance(body, dict) else ""
         raise RetryableError(
-            f"HTTP {response.status_code}: {body.get('error', '') if isinstance(body, dict) else ''}",
-            float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None,
+            f"HTTP {response.status_code}: {error}",
+            float(retry_after)
+            if retry_after and retry_after.replace(".", "", 1).isdigit()
+            else None,
         )
     if response.status_code >= 400 or not isinstance(body, dict) or "error_code" in body:
-        error = body.get("error", response.text[:200]) if isinstance(body, dict) else response.text[:200]
-        code = body.get("error_code", response.status_code) if isinstance(body, dict) else response.status_code
+        error = (
+            body.get("error", response.text[:200])
+            if isinstance(body, dict)
+            else response.text[:200]
+        )
+        code = (
+            body.get("error_code", response.status_code)
+            if isinstance(body, dict)
+            else response.status_code
+        )
         raise PermanentError(f"{code}: {error}")
     message_id = body.get("idstr") or body.get("id")
     if not message_id:

@@ -26,7 +26,7 @@ class CaseRepository(Protocol):
 
 
 def to_document(case: Case) -> dict[str, Any]:
-    doc = {
+    return {
         "_id": case.case_id,
         "state": case.state.value,
         "opened": case.opened,
@@ -49,7 +49,6 @@ def to_document(case: Case) -> dict[str, Any]:
         },
         "version": case.version,
     }
-    return doc
 
 
 def from_document(doc: dict[str, Any]) -> Case:
@@ -97,7 +96,9 @@ class MongoCaseRepository:
             except DuplicateKeyError:
                 return False
             return True
-        result = await self._cases.replace_one({"_id": case.case_id, "version": expected_version}, doc)
+        result = await self._cases.replace_one(
+            {"_id": case.case_id, "version": expected_version}, doc
+        )
         return result.matched_count == 1
 
     async def clear_outbox(self, case_id: str, event_ids: list[str]) -> None:
