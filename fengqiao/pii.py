@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
+# The country code is optional ("+86 138...", "0086138...", "86138..."): without it, a number
+# written with it would be read as a longer number and posted unmasked.
+_PHONE = re.compile(r"(?<!\d)((?:\+|00)?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
 _ID_NUMBER = re.compile(r"(?<![\dXx])(\d{17}[\dXx])(?![\dXx])")
 _CARD = re.compile(r"(?<!\d)(\d(?:[ -]?\d){15,18})(?!\d)")
 
@@ -54,7 +56,7 @@ def mask_pii(text: str) -> tuple[str, list[str]]:
 
     def phone(m: re.Match[str]) -> str:
         kinds.append("phone")
-        return f"{m.group(1)}****{m.group(3)}"
+        return f"{m.group(1) or ''}{m.group(2)}****{m.group(4)}"
 
     text = _ID_NUMBER.sub(id_number, text)
     text = _CARD.sub(card, text)

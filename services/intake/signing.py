@@ -32,10 +32,17 @@ def verify(
         raise SignatureError(f"missing {TIMESTAMP_HEADER} header")
     if not signature:
         raise SignatureError(f"missing {SIGNATURE_HEADER} header")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    # isascii: str.isdigit() also accepts "²" and full-width digits, which int() then rejects
+    # or reads as another number.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise SignatureError(f"{TIMESTAMP_HEADER} must be Unix seconds")
     skew = abs(now.timestamp() - int(timestamp))
     if skew > window_seconds:
-        raise SignatureError(f"stale timestamp: {int(skew)} s from now, window is {window_seconds} s")
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip()):
+        raise SignatureError(
+            f"stale timestamp: {int(skew)} s from now, window is {window_seconds} s"
+        )
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not
+    # a refusal), and header values may hold any latin-1 character.
+    expected = sign(secret, timestamp, body).encode()
+    if not hmac.compare_digest(expected, signature.strip().encode("utf-8", "replace")):
         raise SignatureError("signature does not match")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from contracts import ReplyRequested, ReplySent, derived_event_id
@@ -88,26 +89,29 @@ class Sender:
             return await self._finish(
                 request, "held", error="outcome of an earlier attempt unknown; held for an operator"
             )
+        # The same outcome as the first time, down to its time: same event id, same message.
         return self._result(
             request,
             state,
+            at=existing.get("finished_at"),
             text=existing.get("text"),
             platform_message_id=existing.get("platform_message_id"),
             error=existing.get("error"),
         )
 
     async def _finish(self, request: ReplyRequested, state: State, **fields: Any) -> ReplySent:
-        await self._outbox.finish(
-            request.idempotency_key, state, {**fields, "finished_at": self._clock.now()}
-        )
+        now = self._clock.now()
+        await self._outbox.finish(request.idempotency_key, state, {**fields, "finished_at": now})
         if state != "sent":
             log.warning("reply %s %s: %s", request.idempotency_key, state, fields.get("error"))
-        return self._result(request, state, **fields)
+        return self._result(request, state, at=now, **fields)
 
-    def _result(self, request: ReplyRequested, state: Any, **fields: Any) -> ReplySent:
+    def _result(
+        self, request: ReplyRequested, state: Any, *, at: datetime | None, **fields: Any
+    ) -> ReplySent:
         return ReplySent(
             event_id=derived_event_id("reply.sent", request.idempotency_key, str(state)),
-            occurred_at=self._clock.now(),
+            occurred_at=at or self._clock.now(),
             producer=self._producer,
             case_id=request.case_id,
             request_event_id=request.event_id,

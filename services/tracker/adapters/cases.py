@@ -130,6 +130,8 @@ class InMemoryCaseRepository:
         return True
 
     async def clear_outbox(self, case_id: str, event_ids: list[str]) -> None:
+        if not event_ids:  # as MongoCaseRepository: nothing to clear writes nothing
+            return
         doc = self.docs[case_id]
         for e in event_ids:
             doc["outbox"].pop(e, None)

@@ -1,0 +1,134 @@
+"""From a raw payload to an appeal: reading, folding, masking, the case id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from contracts import RawPostReceived, ReplyTarget, derived_event_id
+from services.intake.domain import UnreadablePost, case_id_for, normalize, read_post
+
+RECEIVED = datetime(2026, 8, 1, 10, tzinfo=UTC)
+
+
+def raw_post(
+    text: str = "博乐市的工地拖欠工资，求助",
+    *,
+    source_id: str = "relay:p1",
+    platform: str = "weibo",
+    channel: str = "webhook",
+    event_id: str | None = None,
+    **payload: Any,
+) -> RawPostReceived:
+    body = {
+        "id": "p1",
+        "platform": platform,
+        "account": "@新疆检察",
+        "author": {"id": "u1", "name": "网友", "residence": "伊宁县"},
+        "text": text,
+        **payload,
+    }
+    extra = {"event_id": event_id} if event_id else {}
+    return RawPostReceived(
+        occurred_at=RECEIVED,
+        producer="test",
+        platform=platform,
+        channel=channel,
+        account="@新疆检察",
+        source_id=source_id,
+        delivery_id="d1",
+        payload=body,
+        **extra,
+    )
+
+
+def test_the_case_id_is_stable_for_the_same_platform_and_source_id() -> None:
+    first = raw_post(event_id="e1")
+    again = raw_post("另一段文字", event_id="e2")  # a re-send: new delivery, same post
+    assert case_id_for(first) == case_id_for(again)
+    assert normalize(first, producer="t").case_id == normalize(again, producer="t").case_id
+    assert case_id_for(first) == "c-" + derived_event_id("case", "weibo", "relay:p1")[:20]
+
+
+def test_another_post_or_platform_gets_another_case() -> None:
+    ids = {
+        case_id_for(raw_post()),
+        case_id_for(raw_post(source_id="relay:p2")),
+        case_id_for(raw_post(platform="wechat")),
+    }
+    assert len(ids) == 3
+
+
+def test_the_appeal_event_id_is_derived_from_the_raw_post() -> None:
+    raw = raw_post(event_id="e1")
+    assert normalize(raw, producer="t").event_id == normalize(raw, producer="t").event_id
+    assert (
+        normalize(raw, producer="t").event_id
+        != normalize(raw_post(event_id="e2"), producer="t").event_id
+    )
+    assert normalize(raw, producer="t").post_event_id == "e1"
+
+
+def test_text_is_folded_and_private_data_masked() -> None:
+    appeal = normalize(
+        raw_post("  电话：１３８ １２３４ ５６７８，博\u200b乐市工地拖欠工资  "), producer="intake"
+    )
+    assert appeal.original_text == "  电话：１３８ １２３４ ５６７８，博\u200b乐市工地拖欠工资  "
+    assert appeal.text == "电话:138 1234 5678,博乐市工地拖欠工资"
+    assert appeal.masked_text == "电话:138****5678,博乐市工地拖欠工资"
+    assert appeal.pii_kinds == ["phone"]
+    assert appeal.producer == "intake"
+
+
+def test_entities_language_and_appeal_flag() -> None:
+    appeal = normalize(raw_post("@新疆检察 #讨薪# 工资被拖欠 https://t.cn/x"), producer="t")
+    assert appeal.mentions == ["新疆检察"]
+    assert appeal.hashtags == ["讨薪"]
+    assert appeal.urls == ["https://t.cn/x"]
+    assert appeal.lang == "zh"
+    assert appeal.is_appeal
+
+
+def test_praise_is_not_an_appeal() -> None:
+    assert not normalize(raw_post("为你们点赞"), producer="t").is_appeal
+
+
+def test_reply_to_points_at_the_post_and_its_author() -> None:
+    appeal = normalize(raw_post(), producer="t")
+    assert appeal.reply_to == ReplyTarget(
+        platform="weibo", account="@新疆检察", user_id="u1", post_id="p1", comment_id=None
+    )
+
+
+def test_author_and_residence_are_kept() -> None:
+    appeal = normalize(raw_post(), producer="t")
+    assert (appeal.author.id, appeal.author.name, appeal.author.stated_residence) == (
+        "u1",
+        "网友",
+        "伊宁县",
+    )
+
+
+def test_posted_at_comes_from_the_post_else_from_reception() -> None:
+    assert normalize(raw_post(), producer="t").posted_at == RECEIVED
+    posted = normalize(raw_post(created_at="2026-07-31T20:00:00+08:00"), producer="t")
+    assert posted.posted_at == datetime(2026, 7, 31, 12, tzinfo=UTC)
+    assert posted.occurred_at == RECEIVED
+
+
+def test_geo_is_kept() -> None:
+    appeal = normalize(raw_post(geo={"lat": 44.9, "lon": 82.07}), producer="t")
+    assert appeal.geo is not None
+    assert (appeal.geo.lat, appeal.geo.lon) == (44.9, 82.07)
+
+
+def test_read_post_refuses_an_unknown_channel() -> None:
+    with pytest.raises(UnreadablePost, match="no reader for channel 'poll' of platform 'weibo'"):
+        read_post(raw_post(channel="poll"))
+
+
+def test_read_post_refuses_a_payload_off_its_schema() -> None:
+    with pytest.raises(UnreadablePost, match="author"):
+        read_post(raw_post(author={"name": "no id"}))

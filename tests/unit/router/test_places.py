@@ -1,0 +1,119 @@
+"""Place recognition on the real directory."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.router.directory import Directory, load_directory
+from services.router.places import PlaceIndex, PlaceMention
+
+
+@pytest.fixture(scope="module")
+def directory() -> Directory:
+    return load_directory()
+
+
+@pytest.fixture(scope="module")
+def places(directory: Directory) -> PlaceIndex:
+    return PlaceIndex(directory)
+
+
+def found(places: PlaceIndex, text: str) -> list[tuple[str, str, str]]:
+    return [(m.name, m.unit_id, m.kind) for m in places.find(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "unit_id"),
+    [
+        ("乌鲁木齐县的牧场", "乌鲁木齐县", "650121"),
+        ("乌鲁木齐的工地", "乌鲁木齐", "650100"),
+        ("伊宁县的工地", "伊宁县", "654021"),
+        ("伊宁市的工地", "伊宁市", "654002"),
+        ("博乐市的工地", "博乐市", "652701"),
+        ("博乐的工地", "博乐", "652701"),
+    ],
+)
+def test_the_longest_name_wins(places: PlaceIndex, text: str, name: str, unit_id: str) -> None:
+    [mention] = places.find(text)
+    assert (mention.name, mention.unit_id) == (name, unit_id)
+
+
+def test_a_mention_records_where_it_is_and_how_it_counts(places: PlaceIndex) -> None:
+    assert places.find("在伽师县买药") == [PlaceMention("伽师县", 1, "653129", "full", 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("name", "unit_id", "kind"),
+    [
+        ("乌市", "650100", "short"),
+        ("博州", "652700", "short"),
+        ("巴州", "652800", "short"),
+        ("克州", "653000", "short"),
+        ("首府", "650100", "alias"),
+    ],
+)
+def test_short_names_and_aliases(places: PlaceIndex, name: str, unit_id: str, kind: str) -> None:
+    assert found(places, f"我在{name}打工") == [(name, unit_id, kind)]
+
+
+@pytest.mark.parametrize(
+    ("name", "unit_id"),
+    [("米泉", "650109"), ("米泉市", "650109"), ("库车县", "652902"), ("沙湾县", "654203")],
+)
+def test_former_names_mean_the_unit_of_today(places: PlaceIndex, name: str, unit_id: str) -> None:
+    assert found(places, f"{name}的工地") == [(name, unit_id, "former")]
+
+
+def test_former_names_count_less_than_current_ones(places: PlaceIndex) -> None:
+    [former] = places.find("米泉")
+    [current] = places.find("米东区")
+    assert former.unit_id == current.unit_id == "650109"
+    assert former.weight < current.weight
+
+
+@pytest.mark.parametrize(
+    ("name", "unit_id"),
+    [
+        ("乌鲁木齐", "650100"),  # the city, not 乌鲁木齐县
+        ("和田", "653200"),  # the prefecture, not the city or the county
+        ("喀什", "653100"),
+        ("阿克苏", "652900"),
+        ("塔城", "654200"),
+        ("克拉玛依", "650200"),
+        # Two units of the same rank: the one above both, not whichever the file lists first.
+        ("伊宁", "654000"),
+        ("阿地区", "xj"),
+    ],
+)
+def test_ambiguous_names_resolve_to_the_broader_unit(
+    places: PlaceIndex, name: str, unit_id: str
+) -> None:
+    [mention] = places.find(f"{name}的事")
+    assert (mention.unit_id, mention.kind, mention.weight) == (unit_id, "ambiguous", 0.6)
+
+
+def test_an_ambiguous_name_that_is_also_a_units_own_name_keeps_it(places: PlaceIndex) -> None:
+    # 吐鲁番 is the short name of 吐鲁番市 and an ambiguous name of 高昌区 below it.
+    assert found(places, "吐鲁番") == [("吐鲁番", "650400", "short")]
+
+
+def test_every_place_is_found_left_to_right_without_overlaps(places: PlaceIndex) -> None:
+    assert found(places, "喀什买不到，伽师县还有，乌鲁木齐县也有") == [
+        ("喀什", "653100", "ambiguous"),
+        ("伽师县", "653129", "full"),
+        ("乌鲁木齐县", "650121", "full"),
+    ]
+
+
+def test_text_without_places(places: PlaceIndex) -> None:
+    assert places.find("工资被拖欠了三个月") == []
+    assert places.find("") == []
+
+
+def test_every_unambiguous_name_of_the_directory_finds_its_unit(
+    directory: Directory, places: PlaceIndex
+) -> None:
+    for unit in directory:
+        for name in unit.names.full:
+            [mention] = places.find(name)
+            assert mention.unit_id == unit.id, name

@@ -1,0 +1,258 @@
+"""Cases as documents, and the store that applies a change, writes it and flushes its outbox."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+
+import pytest
+
+from contracts import (
+    AppealNormalized,
+    Author,
+    CaseEventRecorded,
+    DispatchMode,
+    DispatchOrdered,
+    Envelope,
+    ReplyPurpose,
+    ReplyRequested,
+    ReplySent,
+    ReplyTarget,
+    Urgency,
+)
+from services.tracker import domain
+from services.tracker.adapters.cases import InMemoryCaseRepository, from_document, to_document
+from services.tracker.handlers import MAX_ATTEMPTS, CaseStore, ConcurrentWriteError
+
+AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
+CASE = "c-1"
+
+
+def appeal(event_id: str = "appeal-1") -> AppealNormalized:
+    return AppealNormalized(
+        event_id=event_id,
+        occurred_at=AT,
+        producer="intake",
+        case_id=CASE,
+        post_event_id="raw-1",
+        platform="weibo",
+        channel="webhook",
+        account="@新疆检察",
+        author=Author(id="u1"),
+        posted_at=AT,
+        original_text="博乐市拖欠工资",
+        text="博乐市拖欠工资",
+        masked_text="博乐市拖欠工资",
+        lang="zh",
+        is_appeal=True,
+        reply_to=ReplyTarget(platform="weibo", account="@新疆检察", user_id="u1", post_id="p1"),
+    )
+
+
+def order() -> DispatchOrdered:
+    return DispatchOrdered(
+        event_id="order-1",
+        occurred_at=AT,
+        producer="router",
+        case_id=CASE,
+        hop=1,
+        from_unit="xj",
+        to_unit="652700",
+        to_tier="prefecture",
+        final=False,
+        chain=["xj", "652700", "652701"],
+        mode=DispatchMode.PUBLIC_MENTION,
+        lead_unit="652701",
+        category="wage_arrears",
+        urgency=Urgency.GENERAL,
+        confidence=1.0,
+    )
+
+
+def failed_reply() -> ReplySent:
+    return ReplySent(
+        event_id="sent-1",
+        occurred_at=AT,
+        producer="notifier",
+        case_id=CASE,
+        request_event_id="req-1",
+        idempotency_key=f"{CASE}:acknowledgment:0",
+        purpose=ReplyPurpose.ACKNOWLEDGMENT,
+        status="failed",
+        error="403",
+    )
+
+
+def busy_case() -> domain.Case:
+    case = domain.open_case(domain.new_case(CASE), appeal(), producer="tracker")
+    case = domain.record_dispatch(case, order(), producer="tracker")
+    return domain.record_reply(case, failed_reply(), producer="tracker")
+
+
+class RecordingPublisher:
+    """Stands in for a FastStream publisher: keeps what was published, with its key."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[Envelope, bytes | None]] = []
+
+    async def publish(self, message: Envelope, *, key: bytes | None = None) -> None:
+        self.published.append((message, key))
+
+
+class ConflictOnceRepository(InMemoryCaseRepository):
+    """Another replica writes the case between our read and our first save."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.save_attempts = 0
+
+    async def save(self, case: domain.Case, *, expected_version: int) -> bool:
+        self.save_attempts += 1
+        if self.save_attempts == 1:
+            return False
+        return await super().save(case, expected_version=expected_version)
+
+
+class AlwaysConflictRepository(InMemoryCaseRepository):
+    async def save(self, case: domain.Case, *, expected_version: int) -> bool:
+        return False
+
+
+@pytest.fixture
+def publishers() -> dict[str, RecordingPublisher]:
+    return {"case.events": RecordingPublisher(), "replies.requested": RecordingPublisher()}
+
+
+def topics(publishers: dict[str, RecordingPublisher]) -> dict[str, list[str]]:
+    return {t: [type(m).__name__ for m, _ in p.published] for t, p in publishers.items()}
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def test_a_case_round_trips_through_its_document() -> None:
+    case = busy_case()
+    assert from_document(to_document(case)) == case
+
+
+def test_the_outbox_round_trips_with_its_message_types() -> None:
+    case = busy_case()
+    back = from_document(copy.deepcopy(to_document(case)))
+    assert [type(o.message) for o in back.outbox] == [
+        CaseEventRecorded,
+        ReplyRequested,
+        CaseEventRecorded,
+        CaseEventRecorded,
+    ]
+    assert back.outbox == case.outbox
+
+
+def test_the_document_is_plain_data_keyed_by_case_id() -> None:
+    doc = to_document(busy_case())
+    assert doc["_id"] == CASE
+    assert doc["state"] == "dispatched"
+    assert doc["processed"] == ["appeal-1", "order-1", "sent-1"]
+    assert list(doc["outbox"]) == [o.message.event_id for o in busy_case().outbox]
+    first = next(iter(doc["outbox"].values()))
+    assert first["topic"] == "case.events"
+    assert first["body"]["occurred_at"] == "2026-08-01T10:00:00Z"
+    assert doc["timeline"][0]["event"] == "case.opened"
+
+
+def test_a_new_case_round_trips() -> None:
+    case = domain.new_case(CASE)
+    assert from_document(to_document(case)) == case
+
+
+# --------------------------------------------------------------------------- the store
+
+
+async def test_applying_a_change_saves_the_case_and_flushes_its_outbox(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    repo = InMemoryCaseRepository()
+    store = CaseStore(repo, publishers)
+    case = await store.apply(CASE, lambda c: domain.open_case(c, appeal(), producer="tracker"))
+    assert topics(publishers) == {
+        "case.events": ["CaseEventRecorded"],
+        "replies.requested": ["ReplyRequested"],
+    }
+    assert {key for p in publishers.values() for _, key in p.published} == {CASE.encode()}
+    stored = repo.docs[CASE]
+    assert stored["outbox"] == {}
+    assert stored["opened"] is True
+    assert stored["processed"] == ["appeal-1"]
+    # The save wrote version 1; clearing the outbox is a second write.
+    assert (case.version, stored["version"]) == (1, 2)
+
+
+async def test_redelivering_a_message_writes_and_publishes_nothing(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    repo = InMemoryCaseRepository()
+    store = CaseStore(repo, publishers)
+    change = lambda c: domain.open_case(c, appeal(), producer="tracker")  # noqa: E731
+    await store.apply(CASE, change)
+    before = copy.deepcopy(repo.docs[CASE])
+    await store.apply(CASE, change)
+    assert repo.docs[CASE] == before
+    assert topics(publishers) == {
+        "case.events": ["CaseEventRecorded"],
+        "replies.requested": ["ReplyRequested"],
+    }
+
+
+async def test_a_left_over_outbox_is_published_again_on_the_next_delivery(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    # A crash between the save and the flush leaves the outbox in the document.
+    repo = InMemoryCaseRepository()
+    case = domain.open_case(domain.new_case(CASE), appeal(), producer="tracker")
+    assert await repo.save(case, expected_version=0)
+    store = CaseStore(repo, publishers)
+    await store.apply(CASE, lambda c: domain.open_case(c, appeal(), producer="tracker"))
+    assert topics(publishers) == {
+        "case.events": ["CaseEventRecorded"],
+        "replies.requested": ["ReplyRequested"],
+    }
+    assert repo.docs[CASE]["outbox"] == {}
+
+
+async def test_a_conflicting_concurrent_write_is_retried(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    repo = ConflictOnceRepository()
+    store = CaseStore(repo, publishers)
+    await store.apply(CASE, lambda c: domain.open_case(c, appeal(), producer="tracker"))
+    assert repo.save_attempts == 2
+    assert repo.docs[CASE]["opened"] is True
+    assert repo.docs[CASE]["outbox"] == {}
+    # Published once: the first, refused attempt published nothing.
+    assert topics(publishers)["replies.requested"] == ["ReplyRequested"]
+
+
+async def test_a_write_that_keeps_conflicting_gives_up_naming_the_case(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    store = CaseStore(AlwaysConflictRepository(), publishers)
+    with pytest.raises(ConcurrentWriteError, match=f"case {CASE}: {MAX_ATTEMPTS} conflicting"):
+        await store.apply(CASE, lambda c: domain.open_case(c, appeal(), producer="tracker"))
+    assert topics(publishers) == {"case.events": [], "replies.requested": []}
+
+
+async def test_the_in_memory_repository_refuses_a_stale_version() -> None:
+    repo = InMemoryCaseRepository()
+    case = domain.open_case(domain.new_case(CASE), appeal(), producer="tracker")
+    assert await repo.save(case, expected_version=0)
+    assert not await repo.save(case, expected_version=0)
+    assert await repo.get(CASE) == case
+    assert await repo.get("c-unknown") is None
+
+
+async def test_clearing_nothing_does_not_touch_the_document() -> None:
+    repo = InMemoryCaseRepository()
+    case = domain.open_case(domain.new_case(CASE), appeal(), producer="tracker")
+    await repo.save(case, expected_version=0)
+    await repo.clear_outbox(CASE, [])
+    assert repo.docs[CASE]["version"] == 1
+    assert len(repo.docs[CASE]["outbox"]) == 2

@@ -1,0 +1,342 @@
+"""The case: opening, dispatch, replies, the outbox, idempotency, invalid transitions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from contracts import (
+    AppealNormalized,
+    Author,
+    CaseEventRecorded,
+    CaseState,
+    DispatchMode,
+    DispatchOrdered,
+    ReplyChannel,
+    ReplyPurpose,
+    ReplyRequested,
+    ReplySent,
+    ReplyTarget,
+    Urgency,
+    derived_event_id,
+)
+from services.tracker.domain import (
+    Case,
+    InvalidTransition,
+    new_case,
+    open_case,
+    record_dispatch,
+    record_reply,
+)
+
+AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
+P = "tracker"
+TARGET = ReplyTarget(platform="weibo", account="@新疆检察", user_id="u1", post_id="p1")
+
+
+def appeal(event_id: str = "appeal-1", **overrides: Any) -> AppealNormalized:
+    fields: dict[str, Any] = {
+        "event_id": event_id,
+        "occurred_at": AT,
+        "producer": "intake",
+        "case_id": "c-0123456789abcdef",
+        "post_event_id": "raw-1",
+        "platform": "weibo",
+        "channel": "webhook",
+        "account": "@新疆检察",
+        "author": Author(id="u1"),
+        "posted_at": AT,
+        "original_text": "电话13812345678，博乐市拖欠工资",
+        "text": "电话13812345678,博乐市拖欠工资",
+        "masked_text": "电话138****5678,博乐市拖欠工资",
+        "pii_kinds": ["phone"],
+        "lang": "zh",
+        "is_appeal": True,
+        "reply_to": TARGET,
+    }
+    return AppealNormalized(**{**fields, **overrides})
+
+
+def order(hop: int = 1, *, to_unit: str = "652700", final: bool = False) -> DispatchOrdered:
+    return DispatchOrdered(
+        event_id=f"order-{hop}",
+        occurred_at=AT + timedelta(minutes=hop),
+        producer="router",
+        case_id="c-0123456789abcdef",
+        hop=hop,
+        from_unit=["xj", "652700"][hop - 1],
+        to_unit=to_unit,
+        to_tier="prefecture" if hop == 1 else "county",
+        final=final,
+        chain=["xj", "652700", "652701"],
+        mode=DispatchMode.PUBLIC_MENTION,
+        lead_unit="652701",
+        category="wage_arrears",
+        urgency=Urgency.GENERAL,
+        confidence=1.0,
+    )
+
+
+def sent(
+    status: str = "sent",
+    *,
+    purpose: ReplyPurpose = ReplyPurpose.ACKNOWLEDGMENT,
+    event_id: str = "sent-1",
+    error: str | None = None,
+) -> ReplySent:
+    return ReplySent(
+        event_id=event_id,
+        occurred_at=AT + timedelta(minutes=5),
+        producer="notifier",
+        case_id="c-0123456789abcdef",
+        request_event_id="req-1",
+        idempotency_key=f"c-0123456789abcdef:{purpose.value}:0",
+        purpose=purpose,
+        status=status,  # type: ignore[arg-type]
+        platform_message_id="m1" if status == "sent" else None,
+        text="您好" if status == "sent" else None,
+        error=error,
+    )
+
+
+def opened() -> Case:
+    return open_case(new_case("c-0123456789abcdef"), appeal(), producer=P)
+
+
+def events(case: Case) -> list[CaseEventRecorded]:
+    return [o.message for o in case.outbox if isinstance(o.message, CaseEventRecorded)]
+
+
+def requests(case: Case) -> list[ReplyRequested]:
+    return [o.message for o in case.outbox if isinstance(o.message, ReplyRequested)]
+
+
+# --------------------------------------------------------------------------- open
+
+
+def test_a_new_case_is_received_and_empty() -> None:
+    case = new_case("c-1")
+    assert (case.state, case.opened, case.version, case.outbox) == (
+        CaseState.RECEIVED,
+        False,
+        0,
+        (),
+    )
+
+
+def test_opening_fills_in_what_the_appeal_tells() -> None:
+    case = opened()
+    assert case.opened
+    assert case.state is CaseState.RECEIVED
+    assert (case.account, case.author_id) == ("@新疆检察", "u1")
+    assert case.masked_text == "电话138****5678,博乐市拖欠工资"
+    assert case.reply_to == TARGET.model_dump()
+    assert case.processed == frozenset({"appeal-1"})
+    assert case.version == 1
+
+
+def test_opening_requests_exactly_one_acknowledgment() -> None:
+    [request] = requests(opened())
+    assert request.purpose is ReplyPurpose.ACKNOWLEDGMENT
+    assert request.channel is ReplyChannel.COMMENT
+    assert request.hop == 0
+    assert request.target == TARGET
+    assert request.template_id == "acknowledgment"
+    assert request.variables == {"account": "@新疆检察", "case_ref": "89abcdef"}
+    assert request.event_id == derived_event_id("reply", "appeal-1", "acknowledgment")
+    assert request.idempotency_key == "c-0123456789abcdef:acknowledgment:0"
+
+
+def test_opening_records_the_event_in_the_timeline_and_the_outbox() -> None:
+    case = opened()
+    [event] = events(case)
+    assert (event.event, event.state, event.previous_state) == (
+        "case.opened",
+        CaseState.RECEIVED,
+        CaseState.RECEIVED,
+    )
+    assert event.caused_by == "appeal-1"
+    assert event.detail == "via @新疆检察"
+    assert event.event_id == derived_event_id("case.event", "appeal-1", "case.opened")
+    [entry] = case.timeline
+    assert (entry.event, entry.state, entry.event_id, entry.at) == (
+        "case.opened",
+        "received",
+        event.event_id,
+        AT.isoformat(),
+    )
+
+
+def test_the_outbox_never_holds_unmasked_text() -> None:
+    for out in opened().outbox:
+        assert "13812345678" not in out.message.model_dump_json()
+
+
+def test_a_second_appeal_for_the_same_case_changes_nothing_but_processed() -> None:
+    first = opened()
+    second = open_case(first, appeal("appeal-2", masked_text="别的"), producer=P)
+    assert second.processed == frozenset({"appeal-1", "appeal-2"})
+    assert second.version == first.version + 1
+    assert replace(second, processed=first.processed, version=first.version) == first
+    assert len(requests(second)) == 1
+
+
+def test_reapplying_a_processed_appeal_returns_the_same_object() -> None:
+    case = opened()
+    assert open_case(case, appeal(), producer=P) is case
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def test_a_dispatch_moves_the_case_to_dispatched_and_records_the_hop() -> None:
+    case = record_dispatch(opened(), order(1), producer=P)
+    assert case.state is CaseState.DISPATCHED
+    assert case.hops == (
+        {
+            "hop": 1,
+            "from_unit": "xj",
+            "to_unit": "652700",
+            "final": False,
+            "mode": "public_mention",
+            "at": (AT + timedelta(minutes=1)).isoformat(),
+        },
+    )
+    assert case.chain == ("xj", "652700", "652701")
+    assert (case.assigned_unit, case.category, case.urgency) == (
+        "652701",
+        "wage_arrears",
+        "general",
+    )
+    event = events(case)[-1]
+    assert (event.event, event.state, event.previous_state, event.unit_id) == (
+        "case.dispatched",
+        CaseState.DISPATCHED,
+        CaseState.RECEIVED,
+        "652700",
+    )
+    assert event.detail == "hop 1: xj → 652700"
+
+
+def test_hops_are_kept_in_order_whatever_order_they_arrive_in() -> None:
+    case = record_dispatch(opened(), order(2, to_unit="652701", final=True), producer=P)
+    case = record_dispatch(case, order(1), producer=P)
+    assert [h["hop"] for h in case.hops] == [1, 2]
+    assert [e.event for e in case.timeline] == ["case.opened", "case.dispatched", "case.dispatched"]
+
+
+def test_a_dispatch_before_the_appeal_works() -> None:
+    case = record_dispatch(new_case("c-0123456789abcdef"), order(1), producer=P)
+    assert case.state is CaseState.DISPATCHED
+    assert not case.opened
+    case = open_case(case, appeal(), producer=P)
+    assert case.opened
+    assert case.state is CaseState.DISPATCHED  # opening never moves the state back
+    assert case.masked_text == "电话138****5678,博乐市拖欠工资"
+    assert len(requests(case)) == 1
+    assert events(case)[-1].state is CaseState.DISPATCHED
+
+
+def test_reapplying_a_processed_dispatch_returns_the_same_object() -> None:
+    case = record_dispatch(opened(), order(1), producer=P)
+    assert record_dispatch(case, order(1), producer=P) is case
+
+
+@pytest.mark.parametrize("state", [CaseState.CLOSED, CaseState.RESOLVED, CaseState.MERGED])
+def test_an_invalid_transition_names_case_state_and_action(state: CaseState) -> None:
+    case = replace(opened(), state=state)
+    with pytest.raises(InvalidTransition) as caught:
+        record_dispatch(case, order(1), producer=P)
+    assert str(caught.value) == f"case c-0123456789abcdef: cannot dispatch in state {state.value}"
+    assert (caught.value.case_id, caught.value.state, caught.value.action) == (
+        "c-0123456789abcdef",
+        state,
+        "dispatch",
+    )
+
+
+# --------------------------------------------------------------------------- replies
+
+
+def test_a_sent_acknowledgment_moves_received_to_acknowledged() -> None:
+    case = record_reply(opened(), sent(), producer=P)
+    assert case.state is CaseState.ACKNOWLEDGED
+    assert case.acknowledged
+    assert case.replies == {
+        "c-0123456789abcdef:acknowledgment:0": {
+            "purpose": "acknowledgment",
+            "status": "sent",
+            "platform_message_id": "m1",
+            "text": "您好",
+            "error": None,
+        }
+    }
+    event = events(case)[-1]
+    assert (event.event, event.previous_state, event.state, event.detail) == (
+        "case.acknowledged",
+        CaseState.RECEIVED,
+        CaseState.ACKNOWLEDGED,
+        "reply m1",
+    )
+
+
+def test_an_acknowledgment_after_the_dispatch_keeps_the_case_dispatched() -> None:
+    case = record_dispatch(opened(), order(1), producer=P)
+    case = record_reply(case, sent(), producer=P)
+    assert case.state is CaseState.DISPATCHED
+    assert case.acknowledged
+    assert events(case)[-1].event == "case.acknowledged"
+
+
+def test_a_dispatch_after_the_acknowledgment() -> None:
+    case = record_reply(opened(), sent(), producer=P)
+    case = record_dispatch(case, order(1), producer=P)
+    assert case.state is CaseState.DISPATCHED
+    assert events(case)[-1].previous_state is CaseState.ACKNOWLEDGED
+
+
+def test_a_second_acknowledgment_is_recorded_without_a_second_event() -> None:
+    case = record_reply(opened(), sent(), producer=P)
+    again = record_reply(case, sent(event_id="sent-2"), producer=P)
+    assert again.timeline == case.timeline
+    assert again.outbox == case.outbox
+
+
+@pytest.mark.parametrize("status", ["failed", "held"])
+def test_a_reply_that_was_not_sent_is_recorded_in_the_timeline(status: str) -> None:
+    case = record_reply(opened(), sent(status, error="HTTP 503"), producer=P)
+    assert case.state is CaseState.RECEIVED
+    assert not case.acknowledged
+    assert case.replies["c-0123456789abcdef:acknowledgment:0"]["status"] == status
+    entry = case.timeline[-1]
+    assert (entry.event, entry.state, entry.detail) == (
+        f"reply.{status}",
+        "received",
+        "acknowledgment: HTTP 503",
+    )
+    assert events(case)[-1].event == f"reply.{status}"
+
+
+def test_reapplying_a_processed_reply_returns_the_same_object() -> None:
+    case = record_reply(opened(), sent(), producer=P)
+    assert record_reply(case, sent(), producer=P) is case
+
+
+def test_the_outbox_accumulates_until_cleared() -> None:
+    case = record_reply(record_dispatch(opened(), order(1), producer=P), sent(), producer=P)
+    assert [type(o.message).__name__ for o in case.outbox] == [
+        "CaseEventRecorded",
+        "ReplyRequested",
+        "CaseEventRecorded",
+        "CaseEventRecorded",
+    ]
+    assert [o.topic for o in case.outbox] == [
+        "case.events",
+        "replies.requested",
+        "case.events",
+        "case.events",
+    ]
+    assert len({o.message.event_id for o in case.outbox}) == 4
