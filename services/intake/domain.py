@@ -77,7 +77,9 @@ def normalize(raw: RawPostReceived, *, producer: str) -> AppealNormalized:
     masked, pii = mask_pii(folded)
     found = textlib.entities(folded)
     return AppealNormalized(
-        event_id=derived_event_id("appeal", raw.event_id),
+        # Determined by the post, not by this delivery of it: a platform's re-send is the same
+        # appeal, which the router and the tracker then ignore as a repeat.
+        event_id=derived_event_id("appeal", raw.platform, raw.source_id),
         occurred_at=raw.occurred_at,
         producer=producer,
         case_id=case_id_for(raw),

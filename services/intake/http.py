@@ -153,6 +153,8 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Refused(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # "[[[[..." within the size limit
+        raise Refused(400, "malformed_json", "body is not valid JSON: nested too deep") from exc
     if not isinstance(payload, dict):
         raise Refused(400, "malformed_json", "body must be a JSON object")
     return payload

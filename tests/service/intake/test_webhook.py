@@ -187,6 +187,16 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient, sink: InMemoryPo
     assert sink.posts == []
 
 
+async def test_json_nested_too_deep_is_400_not_500(
+    client: httpx.AsyncClient, sink: InMemoryPostSink
+) -> None:
+    body = b"[" * (LIMIT // 2) + b"]" * (LIMIT // 2)  # within the size limit
+    response = await send(client, body, signed(body))
+    assert response.status_code == 400
+    assert error(response) == "malformed_json"
+    assert sink.posts == []
+
+
 async def test_a_body_that_is_not_utf8_is_400(
     client: httpx.AsyncClient, sink: InMemoryPostSink
 ) -> None:

@@ -61,14 +61,21 @@ def test_another_post_or_platform_gets_another_case() -> None:
     assert len(ids) == 3
 
 
-def test_the_appeal_event_id_is_derived_from_the_raw_post() -> None:
-    raw = raw_post(event_id="e1")
-    assert normalize(raw, producer="t").event_id == normalize(raw, producer="t").event_id
-    assert (
-        normalize(raw, producer="t").event_id
-        != normalize(raw_post(event_id="e2"), producer="t").event_id
-    )
-    assert normalize(raw, producer="t").post_event_id == "e1"
+def test_a_resent_post_is_the_same_appeal() -> None:
+    # The platform re-sends a post whose acknowledgment it missed: a new delivery and a new
+    # raw event, but the same post. The appeal keeps its event id, so the router and the tracker
+    # ignore the repeat instead of dispatching the case a second time.
+    first = normalize(raw_post(event_id="e1"), producer="t")
+    resent = normalize(raw_post(event_id="e2"), producer="t")
+    assert resent.event_id == first.event_id
+    assert resent.event_id == derived_event_id("appeal", "weibo", "relay:p1")
+    assert (first.post_event_id, resent.post_event_id) == ("e1", "e2")
+
+
+def test_another_post_is_another_appeal() -> None:
+    first = normalize(raw_post(), producer="t")
+    assert normalize(raw_post(source_id="relay:p2"), producer="t").event_id != first.event_id
+    assert normalize(raw_post(platform="wechat"), producer="t").event_id != first.event_id
 
 
 def test_text_is_folded_and_private_data_masked() -> None:

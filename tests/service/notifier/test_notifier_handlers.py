@@ -1,0 +1,147 @@
+"""Notifier's subscriber through FastStream's in-memory broker, with a fake platform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+from faststream.kafka import TestKafkaBroker
+
+from contracts import (
+    REPLIES_REQUESTED,
+    REPLIES_SENT,
+    ReplyChannel,
+    ReplyPurpose,
+    ReplyRequested,
+    ReplySent,
+    ReplyTarget,
+)
+from fengqiao.clock import FakeClock
+from fengqiao.service import Runtime
+from services.notifier.adapters.outbox import InMemoryOutbox
+from services.notifier.adapters.platform import PermanentError
+from services.notifier.app import build
+from services.notifier.settings import NotifierSettings
+
+NOW = datetime(2026, 8, 1, 10, 5, tzinfo=UTC)
+TARGET = ReplyTarget(platform="weibo", account="@新疆检察", user_id="u1", post_id="p1")
+
+
+@dataclass
+class FakePlatform:
+    errors: list[Exception] = field(default_factory=list)
+    posted: list[tuple[ReplyChannel, ReplyTarget, str, str]] = field(default_factory=list)
+
+    async def send(
+        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+    ) -> str:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.posted.append((channel, target, text, token))
+        return f"m{len(self.posted)}"
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class Notifier:
+    runtime: Runtime
+    platform: FakePlatform
+    outbox: InMemoryOutbox
+    results: list[ReplySent] = field(default_factory=list)
+
+
+@pytest.fixture
+def notifier() -> Notifier:
+    platform, outbox = FakePlatform(), InMemoryOutbox()
+    runtime, _ = build(
+        NotifierSettings(default_access_token="t"),
+        platform=platform,
+        outbox=outbox,
+        clock=FakeClock(NOW),
+    )
+    probe = Notifier(runtime, platform, outbox)
+
+    @runtime.broker.subscriber(REPLIES_SENT.name, group_id="probe")
+    async def on_sent(result: ReplySent) -> None:
+        probe.results.append(result)
+
+    return probe
+
+
+def request(case_id: str = "c-0123456789abcdef", **variables: str) -> ReplyRequested:
+    return ReplyRequested(
+        event_id=f"req-{case_id}",
+        occurred_at=datetime(2026, 8, 1, 10, tzinfo=UTC),
+        producer="tracker",
+        case_id=case_id,
+        purpose=ReplyPurpose.ACKNOWLEDGMENT,
+        channel=ReplyChannel.COMMENT,
+        target=TARGET,
+        template_id="acknowledgment",
+        variables={"account": "@新疆检察", "case_ref": case_id[-8:], **variables},
+    )
+
+
+async def test_a_reply_request_is_posted_once_and_reported(notifier: Notifier) -> None:
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(request(), REPLIES_REQUESTED.name)
+    [(channel, target, text, token)] = notifier.platform.posted
+    assert (channel, target, token) == (ReplyChannel.COMMENT, TARGET, "t")
+    assert "编号89abcdef" in text
+    [result] = notifier.results
+    assert (result.status, result.platform_message_id, result.text) == ("sent", "m1", text)
+    assert (result.case_id, result.request_event_id, result.producer) == (
+        "c-0123456789abcdef",
+        "req-c-0123456789abcdef",
+        "notifier",
+    )
+    assert result.idempotency_key == "c-0123456789abcdef:acknowledgment:0"
+    assert result.occurred_at == NOW
+    assert notifier.outbox.records[result.idempotency_key]["state"] == "sent"
+
+
+async def test_a_redelivered_request_is_not_posted_again(notifier: Notifier) -> None:
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(request(), REPLIES_REQUESTED.name)
+        await broker.publish(request(), REPLIES_REQUESTED.name)
+    assert len(notifier.platform.posted) == 1
+    first, again = notifier.results
+    assert again == first  # same event id and content: the tracker ignores the repeat
+
+
+async def test_each_case_gets_its_own_reply(notifier: Notifier) -> None:
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(request("c-1111111111"), REPLIES_REQUESTED.name)
+        await broker.publish(request("c-2222222222"), REPLIES_REQUESTED.name)
+    assert len(notifier.platform.posted) == 2
+    assert [r.case_id for r in notifier.results] == ["c-1111111111", "c-2222222222"]
+
+
+async def test_a_refused_reply_is_reported_as_failed(notifier: Notifier) -> None:
+    notifier.platform.errors = [PermanentError("20012: text too long")]
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(request(), REPLIES_REQUESTED.name)
+    [result] = notifier.results
+    assert (result.status, result.error) == ("failed", "20012: text too long")
+    assert notifier.platform.posted == []
+
+
+async def test_private_data_in_a_reply_is_never_posted(notifier: Notifier) -> None:
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(request(account="@新疆检察 13812345678"), REPLIES_REQUESTED.name)
+    assert notifier.platform.posted == []
+    [result] = notifier.results
+    assert result.status == "failed"
+    assert result.error == "content refused: reply contains private data: phone"
+
+
+async def test_outcomes_are_counted(notifier: Notifier) -> None:
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(request(), REPLIES_REQUESTED.name)
+    sample = notifier.runtime.registry.get_sample_value(
+        "fengqiao_notifier_replies_total", {"purpose": "acknowledgment", "status": "sent"}
+    )
+    assert sample == 1.0
