@@ -35,7 +35,6 @@ def _case_router(repo: MongoCaseRepository) -> APIRouter:
         doc = await repo.find(case_id)
         if doc is None:
             raise HTTPException(404, f"no case {case_id!r}")
-        doc["case_id"] = doc.pop("_id")
         return doc
 
     return router

@@ -6,6 +6,7 @@ case, write it conditionally (retrying on a concurrent write), then publish its 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -43,8 +44,26 @@ class CaseStore:
     def __init__(self, repo: CaseRepository, publishers: dict[str, object]) -> None:
         self._repo = repo
         self._publishers = publishers
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, holders and waiters
 
     async def apply(
+        self, case_id: str, change: Callable[[domain.Case], domain.Case]
+    ) -> domain.Case:
+        # One change per case at a time in this process (the subscribers of different topics
+        # run concurrently); across replicas the store's compare-and-set decides.
+        lock, users = self._locks.get(case_id, (asyncio.Lock(), 0))
+        self._locks[case_id] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._apply(case_id, change)
+        finally:
+            lock, users = self._locks[case_id]
+            if users == 1:
+                del self._locks[case_id]
+            else:
+                self._locks[case_id] = (lock, users - 1)
+
+    async def _apply(
         self, case_id: str, change: Callable[[domain.Case], domain.Case]
     ) -> domain.Case:
         for _ in range(MAX_ATTEMPTS):
@@ -60,7 +79,7 @@ class CaseStore:
         # with the same event ids, and consumers ignore the repeat.
         for out in case.outbox:
             await publish_to(self._publishers[out.topic], out.message)
-        await self._repo.clear_outbox(case.case_id, [o.message.event_id for o in case.outbox])
+        await self._repo.clear_outbox(case, [o.message.event_id for o in case.outbox])
 
 
 def register(

@@ -21,13 +21,15 @@ SECRET = "e2e-" + uuid.uuid4().hex
 
 
 async def settled_case(http: httpx.AsyncClient, tracker: str, case_id: str) -> dict[str, Any]:
-    """The tracker's case once it has recorded the acknowledgment (it lags the topics a little)."""
+    """The tracker's case once it has recorded the acknowledgment and the final hop (it lags the
+    topics a little, and reads each topic at its own pace)."""
     for _ in range(100):
         response = await http.get(f"{tracker}/ops/cases/{case_id}")
-        if response.status_code == 200 and response.json()["acknowledged"]:
+        doc = response.json() if response.status_code == 200 else {}
+        if doc.get("acknowledged") and any(h["final"] for h in doc.get("hops", ())):
             return dict(response.json())
         await asyncio.sleep(0.2)
-    raise AssertionError(f"tracker never recorded the acknowledgment of {case_id}: {response.text}")
+    raise AssertionError(f"tracker never settled case {case_id}: {response.text}")
 
 
 def case_of(watcher: TopicWatcher, post: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -70,12 +71,15 @@ async def test_an_appeal_delivered_twice_opens_one_case_and_one_acknowledgment(
         )
         client: AsyncMongoClient = AsyncMongoClient(stack.mongo_uri, tz_aware=True)
         try:
-            docs = await client[settings.database]["cases"].find({"_id": case_id}).to_list()
-            for _ in range(50):  # the second delivery may still be in flight
-                docs = await client[settings.database]["cases"].find({"_id": case_id}).to_list()
-                if docs and message.event_id in docs[0]["processed"]:
+            repo = MongoCaseRepository(client, settings.database)
+            for _ in range(50):  # the flush after the write may still be in flight
+                case = await repo.get(case_id)
+                if case is not None and not case.outbox:
                     break
-            [doc] = docs
+                await asyncio.sleep(0.1)
+            doc = await client[settings.database]["case_versions"].find_one(
+                {"case_id": case_id}, sort=[("version", -1)]
+            )
             assert doc["opened"] is True
             assert doc["outbox"] == {}
             assert [e["event"] for e in doc["timeline"]] == ["case.opened"]
@@ -83,3 +87,55 @@ async def test_an_appeal_delivered_twice_opens_one_case_and_one_acknowledgment(
             await client.drop_database(settings.database)
             await client.close()
     assert len(watcher.of(REPLIES_REQUESTED.name, lambda r: r.case_id == case_id)) == 1
+
+
+async def test_two_replicas_writing_one_case_at_once_lose_nothing(
+    stack: StackSettings, run_id: str
+) -> None:
+    """Two stores (as two tracker replicas: no shared lock) apply 20 messages to one case
+    concurrently; the store's compare-and-set keeps every one."""
+    from contracts import ReplyPurpose, ReplySent
+    from services.tracker import domain
+    from services.tracker.handlers import CaseStore
+
+    class Discard:
+        async def publish(self, *_: object, **__: object) -> None:
+            return None
+
+    client: AsyncMongoClient = AsyncMongoClient(stack.mongo_uri, tz_aware=True, maxPoolSize=40)
+    database = f"itest_race_{run_id}"
+    try:
+        repo = MongoCaseRepository(client, database)
+        await repo.ensure_indexes()
+        publishers = {"case.events": Discard(), "replies.requested": Discard()}
+        replicas = [CaseStore(repo, publishers), CaseStore(repo, publishers)]
+        case_id = f"c-race-{run_id}"
+        results = [
+            ReplySent(
+                occurred_at=datetime.now(UTC),
+                producer="itest",
+                case_id=case_id,
+                request_event_id=f"r{i}",
+                idempotency_key=f"{case_id}:progress:{i}",
+                purpose=ReplyPurpose.PROGRESS,
+                status="failed",
+                error="x",
+            )
+            for i in range(20)
+        ]
+        await asyncio.gather(
+            *[
+                replicas[i % 2].apply(
+                    case_id, lambda c, m=m: domain.record_reply(c, m, producer="t")
+                )
+                for i, m in enumerate(results)
+            ]
+        )
+        case = await repo.get(case_id)
+        assert case is not None
+        assert {m.event_id for m in results} <= case.processed
+        assert len(case.replies) == 20
+        assert case.version == 20
+    finally:
+        await client.drop_database(database)
+        await client.close()

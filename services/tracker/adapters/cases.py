@@ -1,7 +1,11 @@
-"""Where cases are kept: one MongoDB document per case, written with optimistic concurrency.
+"""Where cases are kept: each version of a case is one MongoDB document.
 
-Every write is a single-document conditional write (`version` must be what was read), so two
-tracker replicas, or a re-delivered message, can never apply a change twice or lose one.
+Writing version v+1 of a case is inserting the document `_id = "<case>:<v+1>"`; the unique `_id`
+lets exactly one writer succeed, so two tracker replicas (or two subscribers of one) can never
+apply a change twice or lose one. This is compare-and-set by unique index rather than by a
+conditional update, because FerretDB 1.24 on SQLite does not apply conditional updates
+atomically: of 20 concurrent `update_one({_id, version: 1}, ...)`, up to 4 matched (measured).
+Unique inserts hold on FerretDB and MongoDB alike. Older versions are pruned after each write.
 """
 
 from __future__ import annotations
@@ -17,17 +21,25 @@ from services.tracker.domain import Case, CaseState, Outgoing, TimelineEntry
 
 
 class CaseRepository(Protocol):
-    async def get(self, case_id: str) -> Case | None: ...
+    async def get(self, case_id: str) -> Case | None:
+        """The latest version of the case, or None."""
 
     async def save(self, case: Case, *, expected_version: int) -> bool:
-        """Write `case` if the stored version is still `expected_version`; False on conflict."""
+        """Write `case` as the version after `expected_version`; False when another writer
+        wrote that version first."""
 
-    async def clear_outbox(self, case_id: str, event_ids: list[str]) -> None: ...
+    async def clear_outbox(self, case: Case, event_ids: list[str]) -> None:
+        """Forget outbox entries of this version of `case` once they are published."""
+
+
+def version_id(case_id: str, version: int) -> str:
+    return f"{case_id}:{version:08d}"
 
 
 def to_document(case: Case) -> dict[str, Any]:
     return {
-        "_id": case.case_id,
+        "_id": version_id(case.case_id, case.version),
+        "case_id": case.case_id,
         "state": case.state.value,
         "opened": case.opened,
         "account": case.account,
@@ -53,7 +65,7 @@ def to_document(case: Case) -> dict[str, Any]:
 
 def from_document(doc: dict[str, Any]) -> Case:
     return Case(
-        case_id=doc["_id"],
+        case_id=doc["case_id"],
         state=CaseState(doc["state"]),
         opened=doc["opened"],
         account=doc.get("account"),
@@ -77,43 +89,63 @@ def from_document(doc: dict[str, Any]) -> Case:
     )
 
 
+def _check_next(case: Case, expected_version: int) -> None:
+    if case.version != expected_version + 1:
+        raise ValueError(
+            f"case {case.case_id}: version {case.version} does not follow {expected_version}"
+        )
+
+
 class MongoCaseRepository:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
-        self._cases = client[database]["cases"]
+        self._versions = client[database]["case_versions"]
 
     async def ensure_indexes(self) -> None:
-        await self._cases.create_index([("assigned_unit", 1), ("state", 1)])
+        await self._versions.create_index([("case_id", 1), ("version", -1)])
+        await self._versions.create_index([("assigned_unit", 1), ("state", 1)])
 
     async def get(self, case_id: str) -> Case | None:
-        doc = await self._cases.find_one({"_id": case_id})
+        doc = await self._latest(case_id)
         return from_document(doc) if doc else None
 
     async def save(self, case: Case, *, expected_version: int) -> bool:
-        doc = to_document(case)
-        if expected_version == 0:
-            try:
-                await self._cases.insert_one(doc)
-            except DuplicateKeyError:
-                return False
-            return True
-        result = await self._cases.replace_one(
-            {"_id": case.case_id, "version": expected_version}, doc
+        _check_next(case, expected_version)
+        try:
+            await self._versions.insert_one(to_document(case))
+        except DuplicateKeyError:
+            return False
+        # Keep the previous version too: a reader that loaded it is about to conflict anyway.
+        await self._versions.delete_many(
+            {"case_id": case.case_id, "version": {"$lt": case.version - 1}}
         )
-        return result.matched_count == 1
+        return True
 
-    async def clear_outbox(self, case_id: str, event_ids: list[str]) -> None:
+    async def clear_outbox(self, case: Case, event_ids: list[str]) -> None:
         if event_ids:
-            await self._cases.update_one(
-                {"_id": case_id},
-                {"$unset": {f"outbox.{e}": "" for e in event_ids}, "$inc": {"version": 1}},
+            await self._versions.update_one(
+                {"_id": version_id(case.case_id, case.version)},
+                {"$unset": {f"outbox.{e}": "" for e in event_ids}},
             )
 
     async def find(self, case_id: str) -> dict[str, Any] | None:
-        return await self._cases.find_one({"_id": case_id}, {"processed": 0, "outbox": 0})
+        """The latest version without the bookkeeping, for operators."""
+        doc = await self._latest(case_id, {"processed": 0, "outbox": 0})
+        if doc is not None:
+            doc.pop("_id")
+        return doc
+
+    async def _latest(
+        self, case_id: str, projection: dict[str, int] | None = None
+    ) -> dict[str, Any] | None:
+        return await self._versions.find_one(
+            {"case_id": case_id}, projection, sort=[("version", -1)]
+        )
 
 
 class InMemoryCaseRepository:
-    """A fake for tests; stores documents exactly as Mongo would (through the same mapping)."""
+    """A fake for tests with the same semantics: the first writer of a version wins.
+
+    `docs` maps each case id to its latest stored document (as Mongo would store it)."""
 
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
@@ -123,16 +155,16 @@ class InMemoryCaseRepository:
         return from_document(doc) if doc else None
 
     async def save(self, case: Case, *, expected_version: int) -> bool:
+        _check_next(case, expected_version)
         current = self.docs.get(case.case_id)
-        if (current["version"] if current else 0) != expected_version:
+        if (current["version"] if current else 0) >= case.version:
             return False
         self.docs[case.case_id] = to_document(case)
         return True
 
-    async def clear_outbox(self, case_id: str, event_ids: list[str]) -> None:
-        if not event_ids:  # as MongoCaseRepository: nothing to clear writes nothing
+    async def clear_outbox(self, case: Case, event_ids: list[str]) -> None:
+        doc = self.docs.get(case.case_id)
+        if doc is None or doc["version"] != case.version:
             return
-        doc = self.docs[case_id]
         for e in event_ids:
             doc["outbox"].pop(e, None)
-        doc["version"] += 1

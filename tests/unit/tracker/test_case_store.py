@@ -147,9 +147,10 @@ def test_the_outbox_round_trips_with_its_message_types() -> None:
     assert back.outbox == case.outbox
 
 
-def test_the_document_is_plain_data_keyed_by_case_id() -> None:
+def test_the_document_is_plain_data_keyed_by_case_and_version() -> None:
     doc = to_document(busy_case())
-    assert doc["_id"] == CASE
+    assert doc["_id"] == f"{CASE}:{busy_case().version:08d}"
+    assert doc["case_id"] == CASE
     assert doc["state"] == "dispatched"
     assert doc["processed"] == ["appeal-1", "order-1", "sent-1"]
     assert list(doc["outbox"]) == [o.message.event_id for o in busy_case().outbox]
@@ -182,8 +183,8 @@ async def test_applying_a_change_saves_the_case_and_flushes_its_outbox(
     assert stored["outbox"] == {}
     assert stored["opened"] is True
     assert stored["processed"] == ["appeal-1"]
-    # The save wrote version 1; clearing the outbox is a second write.
-    assert (case.version, stored["version"]) == (1, 2)
+    # Clearing the outbox edits the version it flushed; it makes no new version.
+    assert (case.version, stored["version"]) == (1, 1)
 
 
 async def test_redelivering_a_message_writes_and_publishes_nothing(
@@ -253,6 +254,6 @@ async def test_clearing_nothing_does_not_touch_the_document() -> None:
     repo = InMemoryCaseRepository()
     case = domain.open_case(domain.new_case(CASE), appeal(), producer="tracker")
     await repo.save(case, expected_version=0)
-    await repo.clear_outbox(CASE, [])
+    await repo.clear_outbox(case, [])
     assert repo.docs[CASE]["version"] == 1
     assert len(repo.docs[CASE]["outbox"]) == 2
