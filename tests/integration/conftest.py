@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 
+from fengqiao.messaging import ensure_topics
 from fengqiao.settings import StackSettings
 from fengqiao.testing import StackEndpoints
 
 
 @pytest.fixture(scope="session")
 def stack(stack_endpoints: StackEndpoints) -> StackSettings:
-    return stack_endpoints.settings()
+    """The real stack's settings, with every topic created (as a service's start would)."""
+    settings = stack_endpoints.settings()
+    asyncio.run(ensure_topics(settings.kafka_bootstrap))
+    return settings
 
 
 @pytest.fixture
