@@ -24,7 +24,7 @@ def build(
 ) -> tuple[Runtime, FastAPI]:
     """The runtime and the HTTP app; tests pass fakes for `sink` and `clock`."""
     settings = settings or IntakeSettings()
-    runtime = Runtime.create(NAME, settings.stack, with_mongo=False)
+    runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
     raw_posts = handlers.register(runtime.broker, producer=NAME, group_id=settings.group_id)
     router = webhook_router(
         settings,

@@ -2,67 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
-from contracts import (
-    AppealNormalized,
-    Author,
-    GeoPoint,
-    RawPostReceived,
-    ReplyTarget,
-    derived_event_id,
-)
+from contracts import AppealNormalized, RawPostReceived, derived_event_id
 from fengqiao.pii import mask_pii
 from services.intake import text as textlib
-from services.intake.schemas import GenericPost
+from services.intake.readers import IncomingPost, UnreadablePost, read_post
 
-
-class UnreadablePost(ValueError):
-    """A raw payload intake cannot read; it goes to the dead-letter topic."""
-
-
-@dataclass(frozen=True)
-class IncomingPost:
-    """What every platform's payload comes down to."""
-
-    platform: str
-    channel: str
-    account: str
-    author: Author
-    text: str
-    posted_at: datetime
-    geo: GeoPoint | None
-    reply_to: ReplyTarget
-
-
-def read_post(raw: RawPostReceived) -> IncomingPost:
-    """Read the platform-specific payload of `raw`."""
-    if raw.channel == "webhook":
-        return _read_generic(raw)
-    raise UnreadablePost(f"no reader for channel {raw.channel!r} of platform {raw.platform!r}")
-
-
-def _read_generic(raw: RawPostReceived) -> IncomingPost:
-    try:
-        post = GenericPost.model_validate(raw.payload)
-    except ValueError as exc:
-        raise UnreadablePost(f"generic payload does not match its schema: {exc}") from exc
-    author = Author(
-        id=post.author.id, name=post.author.name, stated_residence=post.author.residence
-    )
-    return IncomingPost(
-        platform=post.platform,
-        channel=raw.channel,
-        account=post.account,
-        author=author,
-        text=post.text,
-        posted_at=post.created_at or raw.occurred_at,
-        geo=GeoPoint(lat=post.geo.lat, lon=post.geo.lon) if post.geo else None,
-        reply_to=ReplyTarget(
-            platform=post.platform, account=post.account, user_id=post.author.id, post_id=post.id
-        ),
-    )
+__all__ = ["IncomingPost", "UnreadablePost", "case_id_for", "normalize", "read_post"]
 
 
 def case_id_for(raw: RawPostReceived) -> str:

@@ -31,6 +31,7 @@ class IntakeSettings(BaseSettings):
     replay_window_seconds: int = Field(default=300, ge=1, description="Accepted clock skew.")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest body taken.")
     group_id: str = Field(default="intake-normalizer", description="Normalizer consumer group.")
+    database: str = Field(default="fengqiao_intake", description="Intake's own database.")
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @model_validator(mode="after")
