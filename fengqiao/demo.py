@@ -12,6 +12,7 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +88,22 @@ async def feed_and_watch(
         return watcher
 
 
+def _post_is(post_id: str) -> Callable[[Any], bool]:
+    return lambda appeal: bool(appeal.reply_to.post_id == post_id)
+
+
+def _case_is(case_id: str) -> Callable[[Any], bool]:
+    return lambda message: bool(message.case_id == case_id)
+
+
 def report(
     watcher: TopicWatcher, posts: list[dict[str, Any]], received: list[dict[str, Any]]
 ) -> bool:
     ok = True
     for post in posts:
-        [appeal] = watcher.of(APPEALS.name, lambda a, p=post: a.reply_to.post_id == p["id"])
+        [appeal] = watcher.of(APPEALS.name, _post_is(post["id"]))
         orders = sorted(
-            watcher.of(DISPATCH_ORDERS.name, lambda o, c=appeal.case_id: o.case_id == c),
+            watcher.of(DISPATCH_ORDERS.name, _case_is(appeal.case_id)),
             key=lambda o: o.hop,
         )
         final = orders[-1]
@@ -122,7 +131,7 @@ def report(
                 f"  expected chain {expect['chain']}, category {expect['category']}, "
                 f"urgent {expect['urgent']}"
             )
-        for sent in watcher.of(REPLIES_SENT.name, lambda r, c=appeal.case_id: r.case_id == c):
+        for sent in watcher.of(REPLIES_SENT.name, _case_is(appeal.case_id)):
             print(f"  reply ({sent.purpose.value}, {sent.status}): {sent.text}")
     print(f"\nThe simulator received {len(received)} replies:")
     for item in received:

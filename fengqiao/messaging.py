@@ -89,7 +89,7 @@ async def ensure_topics(bootstrap: str, *, replication: int = 1) -> list[str]:
         await admin.close()
 
 
-class DeadLetterMiddleware(BaseMiddleware):  # type: ignore[type-arg]
+class DeadLetterMiddleware(BaseMiddleware):
     """Sends a message whose handling failed to `<topic>.dlq` instead of losing or looping on it."""
 
     service: str = "unknown"

@@ -71,8 +71,8 @@ def docker_available() -> bool:
 
 @contextmanager
 def _containers() -> Iterator[StackEndpoints]:
-    from testcontainers.kafka import KafkaContainer  # type: ignore[import-untyped]
-    from testcontainers.mongodb import MongoDbContainer  # type: ignore[import-untyped]
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.mongodb import MongoDbContainer
 
     with (
         KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as kafka,

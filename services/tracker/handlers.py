@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
@@ -32,6 +33,8 @@ from services.tracker.adapters.cases import CaseRepository
 log = logging.getLogger("fengqiao.tracker")
 
 MAX_ATTEMPTS = 20
+
+Handler = Callable[[Any], Awaitable[None]]
 
 
 class ConcurrentWriteError(Exception):
@@ -109,7 +112,7 @@ def register(
     }
     store = CaseStore(repo, publishers)
 
-    def subscriber(topic: str, description: str):  # type: ignore[no-untyped-def]
+    def subscriber(topic: str, description: str) -> Callable[[Handler], Handler]:
         return broker.subscriber(
             topic,
             group_id=group_id,

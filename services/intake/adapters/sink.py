@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
-
-from faststream.kafka.publisher.usecase import LogicPublisher
+from typing import Any, Protocol
 
 from contracts import RawPostReceived
 
@@ -22,7 +20,7 @@ class PostSink(Protocol):
 class KafkaPostSink:
     """Publishes to `posts.raw` and returns only once Kafka has acknowledged the write."""
 
-    def __init__(self, publisher: LogicPublisher, *, timeout: float = 3.0) -> None:
+    def __init__(self, publisher: Any, *, timeout: float = 3.0) -> None:
         self._publisher = publisher
         # Weibo re-sends after 5 s without an answer: answer 503 before that, not never.
         self._timeout = timeout

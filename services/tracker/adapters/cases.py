@@ -16,8 +16,8 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from contracts import by_name
-from services.tracker.domain import Case, CaseState, Outgoing, TimelineEntry
+from contracts import CaseState, by_name
+from services.tracker.domain import Case, Outgoing, TimelineEntry
 
 
 class CaseRepository(Protocol):
