@@ -54,10 +54,38 @@ def _read_generic(raw: RawPostReceived) -> IncomingPost:
     )
 
 
+def _read_open311(raw: RawPostReceived) -> IncomingPost:
+    """An Open311 GeoReport v2 request (fields as posted, api_key removed, plus `client`)."""
+    fields = raw.payload
+    try:
+        lat, lon = fields.get("lat"), fields.get("long")
+        geo = GeoPoint(lat=float(lat), lon=float(lon)) if lat and lon else None
+    except ValueError as exc:
+        raise UnreadablePost(f"open311 request with a bad location: {exc}") from exc
+    # Who asked, without private data: the client's own account or device id, else the request.
+    who = fields.get("account_id") or fields.get("device_id") or raw.source_id
+    author = Author(id=f"{fields.get('client', 'open311')}:{who}"[:128])
+    place = fields.get("address_string")
+    text = "\n".join(t for t in (fields.get("description"), place and f"地址：{place}") if t)
+    return IncomingPost(
+        platform=raw.platform,
+        channel=raw.channel,
+        account=raw.account,
+        author=author,
+        text=text or str(fields.get("service_code", "")),
+        posted_at=raw.occurred_at,
+        geo=geo,
+        reply_to=ReplyTarget(
+            platform=raw.platform, account=raw.account, user_id=author.id, post_id=raw.source_id
+        ),
+    )
+
+
 Reader = Callable[[RawPostReceived], IncomingPost]
 
 READERS: dict[str, Reader] = {
     "webhook": _read_generic,
+    "open311": _read_open311,
 }
 
 

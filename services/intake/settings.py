@@ -17,7 +17,8 @@ class IntakeSettings(BaseSettings):
 
     Secrets never live in the repository: give them as JSON in `FENGQIAO_INTAKE_GENERIC_SECRETS`
     (`{"webform": "s3cret"}`) or in a YAML/JSON file named by `FENGQIAO_INTAKE_SECRETS_FILE`
-    (`generic: {webform: s3cret}`); the file's entries win.
+    (`generic: {webform: s3cret}`); the file's entries win. Open311 clients' api_keys likewise:
+    `FENGQIAO_INTAKE_OPEN311_API_KEYS` (`{"city-app": "k3y"}`) or the file's `open311:` section.
     """
 
     model_config = SettingsConfigDict(env_prefix="FENGQIAO_INTAKE_", extra="ignore")
@@ -31,6 +32,15 @@ class IntakeSettings(BaseSettings):
     replay_window_seconds: int = Field(default=300, ge=1, description="Accepted clock skew.")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest body taken.")
     group_id: str = Field(default="intake-normalizer", description="Normalizer consumer group.")
+    open311_api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Open311 api_key of each client, by client name."
+    )
+    open311_account: str = Field(
+        default="@新疆检察", description="The matrix account Open311 requests are taken for."
+    )
+    open311_group_id: str = Field(
+        default="intake-open311", description="Consumer group of the Open311 read model."
+    )
     database: str = Field(default="fengqiao_intake", description="Intake's own database.")
     stack: StackSettings = Field(default_factory=StackSettings)
 
@@ -43,12 +53,16 @@ class IntakeSettings(BaseSettings):
             data = json.loads(text) if self.secrets_file.suffix == ".json" else yaml.safe_load(text)
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise ValueError(f"secrets file {self.secrets_file}: {exc}") from exc
-        generic = (data or {}).get("generic", {})
-        if not isinstance(generic, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in generic.items()
-        ):
-            raise ValueError(
-                f"secrets file {self.secrets_file}: 'generic' must map names to strings"
-            )
-        self.generic_secrets.update({k: SecretStr(v) for k, v in generic.items()})
+        self.generic_secrets.update(_section(data, "generic", self.secrets_file))
+        self.open311_api_keys.update(_section(data, "open311", self.secrets_file))
         return self
+
+
+def _section(data: object, name: str, path: Path) -> dict[str, SecretStr]:
+    """The `name` section of a secrets file: names mapped to secret strings."""
+    section = data.get(name, {}) if isinstance(data, dict) else {}
+    if not isinstance(section, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in section.items()
+    ):
+        raise ValueError(f"secrets file {path}: {name!r} must map names to strings")
+    return {k: SecretStr(v) for k, v in section.items()}

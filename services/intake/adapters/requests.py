@@ -1,0 +1,147 @@
+"""The Open311 read model's store: requests taken, and the case events that concern them.
+
+Every write is an insert keyed by a natural id (the request id; the case event's id), so a
+re-delivered event or a retried accept changes nothing and no write depends on a read: FerretDB
+does not apply conditional updates atomically, a unique insert is its reliable compare-and-set.
+The view a client sees is computed from these rows at read time (`read_model.view`).
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+REQUESTS = "open311_requests"
+CASE_EVENTS = "open311_case_events"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """A service request as taken at accept time (masked: no private data)."""
+
+    request_id: str
+    case_id: str
+    service_code: str
+    description: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseEventRow:
+    """One `case.events` message about a request's case, as the read model keeps it."""
+
+    event_id: str
+    case_id: str
+    event: str
+    state: str
+    unit_id: str | None
+    detail: str | None
+    occurred_at: datetime
+    offset: int
+
+
+class RequestsStore(Protocol):
+    """Where the Open311 read model lives."""
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the queries need (idempotent)."""
+
+    async def add_request(self, record: RequestRecord) -> None:
+        """Insert `record`; a second insert of the same request id is ignored."""
+
+    async def get_request(self, request_id: str) -> RequestRecord | None:
+        """The request, or None when unknown."""
+
+    async def is_tracked(self, case_id: str) -> bool:
+        """True when some request maps to `case_id`."""
+
+    async def add_event(self, row: CaseEventRow) -> None:
+        """Insert `row`; a second insert of the same event id is ignored."""
+
+    async def events_of(self, case_id: str) -> list[CaseEventRow]:
+        """Every event kept for `case_id`, in no particular order."""
+
+
+class MongoRequestsStore:
+    """The read model in intake's own database."""
+
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        db = client[database]
+        self._requests = db[REQUESTS]
+        self._events = db[CASE_EVENTS]
+
+    async def ensure_indexes(self) -> None:
+        await self._requests.create_index([("case_id", ASCENDING)])
+        await self._events.create_index([("case_id", ASCENDING)])
+
+    async def add_request(self, record: RequestRecord) -> None:
+        doc = asdict(record)
+        doc["_id"] = doc.pop("request_id")
+        await _insert_once(self._requests, doc)
+
+    async def get_request(self, request_id: str) -> RequestRecord | None:
+        doc = await self._requests.find_one({"_id": request_id})
+        if doc is None:
+            return None
+        doc["request_id"] = doc.pop("_id")
+        return RequestRecord(**doc)
+
+    async def is_tracked(self, case_id: str) -> bool:
+        return await self._requests.find_one({"case_id": case_id}, {"_id": 1}) is not None
+
+    async def add_event(self, row: CaseEventRow) -> None:
+        doc = asdict(row)
+        doc["_id"] = doc.pop("event_id")
+        await _insert_once(self._events, doc)
+
+    async def events_of(self, case_id: str) -> list[CaseEventRow]:
+        rows = []
+        async for doc in self._events.find({"case_id": case_id}):
+            doc["event_id"] = doc.pop("_id")
+            rows.append(CaseEventRow(**doc))
+        return rows
+
+
+async def _insert_once(collection: Any, doc: dict[str, Any]) -> None:
+    with suppress(DuplicateKeyError):  # written before: the same fact again
+        await collection.insert_one(doc)
+
+
+class InMemoryRequestsStore:
+    """A fake for tests, with the same insert-once semantics."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, RequestRecord] = {}
+        self.events: dict[str, CaseEventRow] = {}
+
+    async def ensure_indexes(self) -> None:
+        return None
+
+    async def add_request(self, record: RequestRecord) -> None:
+        self.requests.setdefault(record.request_id, record)
+
+    async def get_request(self, request_id: str) -> RequestRecord | None:
+        return self.requests.get(request_id)
+
+    async def is_tracked(self, case_id: str) -> bool:
+        return any(r.case_id == case_id for r in self.requests.values())
+
+    async def add_event(self, row: CaseEventRow) -> None:
+        self.events.setdefault(row.event_id, row)
+
+    async def events_of(self, case_id: str) -> list[CaseEventRow]:
+        return [e for e in self.events.values() if e.case_id == case_id]
+
+
+__all__ = [
+    "CaseEventRow",
+    "InMemoryRequestsStore",
+    "MongoRequestsStore",
+    "RequestRecord",
+    "RequestsStore",
+]
