@@ -103,7 +103,18 @@ class AppealNormalized(CaseMessage):
     is_appeal: bool = Field(description="False for praise, news, jokes, ads and spam.")
     geo: GeoPoint | None = Field(default=None, description="Where the post was sent from.")
     follow_up_of: CaseId | None = Field(
-        default=None, description="Set when this post adds to an existing open case."
+        default=None,
+        description="Set when this post adds to an existing open case: a follow-up about it, or "
+        "a near-duplicate of an appeal in it (then `duplicate_of` is set too).",
+    )
+    duplicate_of: str | None = Field(
+        default=None,
+        max_length=64,
+        description="event_id of the earlier appeal this post repeats (the same author, the same "
+        "problem, to another account or again within the window); merged into its case.",
+    )
+    emoji: list[str] = Field(
+        default_factory=list, description="Emoji and platform emoticons ([赞]) in the post."
     )
     reply_to: ReplyTarget = Field(description="Where replies to this appeal are posted.")
 
@@ -140,7 +151,20 @@ class DispatchOrdered(CaseMessage):
     """One hop of a dispatch (派单): a unit hands the case to the unit below it."""
 
     type: Literal["dispatch.ordered"] = "dispatch.ordered"
-    hop: int = Field(ge=1, le=8, description="1 for region → prefecture, 2 for the next tier...")
+    hop: int = Field(
+        ge=1,
+        le=64,
+        description="1 for region → prefecture, 2 for the next tier...; numbering goes on "
+        "across re-dispatches, so every hop of a case has its own number.",
+    )
+    round: int = Field(
+        default=1, ge=1, description="1 for the first dispatch, 2 after the first re-dispatch..."
+    )
+    reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Why this dispatch: set on re-dispatches (return ruled on, reassignment).",
+    )
     from_unit: UnitId = Field(description="The unit that dispatches.")
     to_unit: UnitId = Field(description="The unit that must act (or forward).")
     to_tier: Literal["region", "prefecture", "county"] = Field(description="Tier of to_unit.")
@@ -162,6 +186,39 @@ class DispatchOrdered(CaseMessage):
     confidence: float = Field(ge=0, le=1, description="Confidence in the jurisdiction.")
 
 
+# --------------------------------------------------------------------------- coordination
+
+
+class CoordinationRequested(CaseMessage):
+    """横协调: the case needs an agency outside the procuratorate (police, labour inspection...)."""
+
+    type: Literal["coordination.requested"] = "coordination.requested"
+    from_unit: UnitId = Field(description="The procuratorate unit that asks.")
+    partner_kind: str = Field(
+        max_length=32, description="police, court, labour_inspection, culture_tourism..."
+    )
+    partner_name: str = Field(max_length=128, description="The agency, e.g. 博乐市公安局.")
+    partner_inferred: bool = Field(description="True when the agency's name is not confirmed.")
+    role: Literal["lead", "co_handler"] = Field(
+        description="lead: the matter is the partner's (the unit follows it up); co_handler: "
+        "the unit leads and the partner helps (e.g. labour inspection on wage arrears)."
+    )
+    category: str = Field(max_length=32, description="Category code of the case.")
+    rule: str = Field(max_length=64, description="The coordination rule that fired.")
+
+
+class SupervisionOrdered(CaseMessage):
+    """纵督促: an upper-tier unit orders a lower one to act on a case (or to act faster)."""
+
+    type: Literal["supervision.ordered"] = "supervision.ordered"
+    from_unit: UnitId = Field(description="The supervising (upper-tier) unit.")
+    to_unit: UnitId = Field(description="The supervised (lower-tier) unit.")
+    reason: str = Field(max_length=500, description="What is asked and why.")
+    level: int = Field(
+        default=1, ge=1, description="1 for the first supervision, 2 when it goes up again..."
+    )
+
+
 # --------------------------------------------------------------------------- unit.actions
 
 
@@ -174,6 +231,7 @@ class UnitActionKind(StrEnum):
     APPROVE_EXTENSION = "approve_extension"
     REFUSE_EXTENSION = "refuse_extension"
     NOTE = "note"
+    REASSIGN = "reassign"
 
 
 class UnitActed(CaseMessage):
@@ -188,6 +246,9 @@ class UnitActed(CaseMessage):
     amount_recovered: float | None = Field(default=None, ge=0, description="Yuan recovered.")
     requested_deadline: AwareDatetime | None = Field(
         default=None, description="New deadline asked for or approved."
+    )
+    target_unit: UnitId | None = Field(
+        default=None, description="reassign: the unit the case goes to (an operator's choice)."
     )
 
 
@@ -304,6 +365,7 @@ __all__ = [
     "CaseEventRecorded",
     "CaseId",
     "CaseState",
+    "CoordinationRequested",
     "DeadLetter",
     "DispatchMode",
     "DispatchOrdered",
@@ -315,6 +377,7 @@ __all__ = [
     "ReplyRequested",
     "ReplySent",
     "ReplyTarget",
+    "SupervisionOrdered",
     "UnitActed",
     "UnitActionKind",
     "Urgency",

@@ -11,11 +11,13 @@ from contracts.envelope import Envelope
 from contracts.messages import (
     AppealNormalized,
     CaseEventRecorded,
+    CoordinationRequested,
     DeadLetter,
     DispatchOrdered,
     RawPostReceived,
     ReplyRequested,
     ReplySent,
+    SupervisionOrdered,
     UnitActed,
 )
 
@@ -43,6 +45,20 @@ APPEALS = Topic("appeals", 6, "case_id", AppealNormalized, "Normalized posts, wi
 DISPATCH_ORDERS = Topic(
     "dispatch.orders", 6, "case_id", DispatchOrdered, "One hop of a dispatch (派单) each."
 )
+COORDINATION_REQUESTS = Topic(
+    "coordination.requests",
+    6,
+    "case_id",
+    CoordinationRequested,
+    "横协调: requests to agencies outside the procuratorate.",
+)
+SUPERVISION_ORDERS = Topic(
+    "supervision.orders",
+    6,
+    "case_id",
+    SupervisionOrdered,
+    "纵督促: an upper tier's orders to a lower one.",
+)
 UNIT_ACTIONS = Topic("unit.actions", 6, "case_id", UnitActed, "What an office did on a case.")
 CASE_EVENTS = Topic(
     "case.events", 6, "case_id", CaseEventRecorded, "Every change in a case's life."
@@ -56,6 +72,8 @@ TOPICS: tuple[Topic, ...] = (
     POSTS_RAW,
     APPEALS,
     DISPATCH_ORDERS,
+    COORDINATION_REQUESTS,
+    SUPERVISION_ORDERS,
     UNIT_ACTIONS,
     CASE_EVENTS,
     REPLIES_REQUESTED,

@@ -7,9 +7,11 @@ from faststream import FastStream
 
 from fengqiao.service import Runtime, asyncapi_app, http_app
 from services.router import handlers
+from services.router.adapters.records import MongoRecordStore
 from services.router.classify import RULES_FILE, load_rules
 from services.router.directory import load_directory
 from services.router.domain import Router
+from services.router.http import ops_router
 from services.router.places import PlaceIndex
 from services.router.settings import RouterSettings
 
@@ -31,15 +33,21 @@ def build_router(settings: RouterSettings) -> Router:
 
 def build(settings: RouterSettings | None = None) -> tuple[Runtime, FastAPI]:
     settings = settings or RouterSettings()
-    runtime = Runtime.create(NAME, settings.stack, with_mongo=False)
+    runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
+    assert runtime.mongo is not None
+    store = MongoRecordStore(runtime.mongo, settings.database)
+    runtime.on_start.append(store.ensure_indexes)
+    router = build_router(settings)
     handlers.register(
         runtime.broker,
-        build_router(settings),
+        router,
         producer=NAME,
         group_id=settings.group_id,
         registry=runtime.registry,
+        store=store,
     )
-    return runtime, http_app(runtime, description=DESCRIPTION)
+    ops = ops_router(runtime.broker, store, router.directory, producer=NAME)
+    return runtime, http_app(runtime, description=DESCRIPTION, routers=[ops])
 
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:

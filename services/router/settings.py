@@ -28,4 +28,5 @@ class RouterSettings(BaseSettings):
     directory_file: Path | None = Field(default=None, description="Directory YAML to use.")
     rules_file: Path | None = Field(default=None, description="Category/urgency rules YAML.")
     group_id: str = "router"
+    database: str = Field(default="fengqiao_router", description="The router's own database.")
     stack: StackSettings = Field(default_factory=StackSettings)

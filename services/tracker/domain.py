@@ -14,12 +14,14 @@ from contracts import (
     AppealNormalized,
     CaseEventRecorded,
     CaseState,
+    CoordinationRequested,
     DispatchOrdered,
     Envelope,
     ReplyChannel,
     ReplyPurpose,
     ReplyRequested,
     ReplySent,
+    SupervisionOrdered,
     derived_event_id,
 )
 from contracts.topics import CASE_EVENTS, REPLIES_REQUESTED
@@ -29,7 +31,11 @@ S = CaseState
 # action → the states it may start from, and the state it leads to (None: state unchanged).
 TRANSITIONS: dict[str, tuple[frozenset[CaseState], CaseState | None]] = {
     "acknowledge": (frozenset({S.RECEIVED}), S.ACKNOWLEDGED),
-    "dispatch": (frozenset({S.RECEIVED, S.ACKNOWLEDGED, S.DISPATCHED, S.RETURNED}), S.DISPATCHED),
+    "dispatch": (
+        frozenset({S.RECEIVED, S.ACKNOWLEDGED, S.DISPATCHED, S.RETURNED, S.COORDINATING}),
+        S.DISPATCHED,
+    ),
+    "coordinate": (frozenset({S.RECEIVED, S.ACKNOWLEDGED, S.DISPATCHED}), S.COORDINATING),
 }
 
 
@@ -181,7 +187,9 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, producer: str) -> Cas
     """One hop of the dispatch reached the tracker."""
     if case.has_processed(order.event_id):
         return case
-    state = _transition(case, "dispatch")
+    # A coordination request may arrive before the orders (another topic): a case waiting
+    # for a partner agency keeps waiting when its dispatch is recorded.
+    state = case.state if case.state is S.COORDINATING else _transition(case, "dispatch")
     hop = {
         "hop": order.hop,
         "from_unit": order.from_unit,
@@ -254,3 +262,40 @@ def record_reply(case: Case, sent: ReplySent, *, producer: str) -> Case:
             detail=f"{sent.purpose.value}: {sent.error or ''}"[:500],
         )
     return _done(case, sent)
+
+
+def record_coordination(case: Case, request: CoordinationRequested, *, producer: str) -> Case:
+    """横协调: an outside agency is asked to lead (the case waits for it) or to help."""
+    if case.has_processed(request.event_id):
+        return case
+    allowed, target = TRANSITIONS["coordinate"]
+    waits = request.role == "lead" and case.state in allowed
+    state = target if waits and target else case.state
+    detail = f"{request.partner_name} ({request.partner_kind}, {request.role}): {request.rule}"
+    case = _record(
+        case,
+        request,
+        "case.coordination_requested",
+        state,
+        producer=producer,
+        unit_id=request.from_unit,
+        detail=detail,
+    )
+    return _done(case, request)
+
+
+def record_supervision(case: Case, order: SupervisionOrdered, *, producer: str) -> Case:
+    """纵督促: an upper tier ordered a lower one to act; it goes on the timeline."""
+    if case.has_processed(order.event_id):
+        return case
+    detail = f"{order.from_unit} → {order.to_unit} (level {order.level}): {order.reason}"
+    case = _record(
+        case,
+        order,
+        "case.supervision_ordered",
+        case.state,
+        producer=producer,
+        unit_id=order.to_unit,
+        detail=detail[:2000],
+    )
+    return _done(case, order)

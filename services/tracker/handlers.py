@@ -17,14 +17,18 @@ from prometheus_client import CollectorRegistry, Counter
 from contracts import (
     APPEALS,
     CASE_EVENTS,
+    COORDINATION_REQUESTS,
     DISPATCH_ORDERS,
     REPLIES_REQUESTED,
     REPLIES_SENT,
+    SUPERVISION_ORDERS,
     AppealNormalized,
     CaseEventRecorded,
+    CoordinationRequested,
     DispatchOrdered,
     ReplyRequested,
     ReplySent,
+    SupervisionOrdered,
 )
 from fengqiao.messaging import publish_to
 from services.tracker import domain
@@ -139,5 +143,19 @@ def register(
     async def on_reply(sent: ReplySent) -> None:
         await store.apply(sent.case_id, lambda c: domain.record_reply(c, sent, producer=producer))
         applied.labels(REPLIES_SENT.name).inc()
+
+    @subscriber(COORDINATION_REQUESTS.name, "Record a request to an outside agency (横协调).")
+    async def on_coordination(request: CoordinationRequested) -> None:
+        await store.apply(
+            request.case_id, lambda c: domain.record_coordination(c, request, producer=producer)
+        )
+        applied.labels(COORDINATION_REQUESTS.name).inc()
+
+    @subscriber(SUPERVISION_ORDERS.name, "Record an upper tier's supervision order (纵督促).")
+    async def on_supervision(order: SupervisionOrdered) -> None:
+        await store.apply(
+            order.case_id, lambda c: domain.record_supervision(c, order, producer=producer)
+        )
+        applied.labels(SUPERVISION_ORDERS.name).inc()
 
     return store

@@ -1,0 +1,1 @@
+"""Router's ports and their implementations."""
