@@ -121,6 +121,9 @@ def register(
         for order in redispatched:
             await publish_to(orders, order)
         if action.action is UnitActionKind.RETURN:
+            await store.count_return(
+                action.event_id, action.case_id, action.unit_id, action.reason_code or "other"
+            )
             returns.labels(action.unit_id).inc()
         decisions.labels(action.action.value).inc()
         log.info(

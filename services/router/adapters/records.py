@@ -6,6 +6,7 @@ writer of a version succeeds (FerretDB does not apply conditional updates atomic
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
@@ -26,6 +27,11 @@ class RecordStore(Protocol):
     async def last_orders(self, case_id: str) -> list[DispatchOrdered]:
         """The orders the latest version led to (to publish again after a crash)."""
 
+    async def count_return(
+        self, action_event_id: str, case_id: str, unit_id: str, reason: str
+    ) -> None:
+        """Count one return (idempotent by the action's event id)."""
+
     async def returns_by_unit(self) -> dict[str, int]:
         """How many returns each unit has made, over all cases."""
 
@@ -41,7 +47,6 @@ def to_document(record: RoutingRecord, last_orders: list[DispatchOrdered]) -> di
         "candidates": list(record.candidates),
         "tried": list(record.tried),
         "returns": [{"unit_id": u, "reason": r} for u, r in record.returns],
-        "returned_by": [u for u, _ in record.returns],
         "template": record.template.model_dump(mode="json"),
         "processed": sorted(record.processed),
         "last_orders": [o.model_dump(mode="json") for o in last_orders],
@@ -66,9 +71,11 @@ def from_document(doc: dict[str, Any]) -> RoutingRecord:
 class MongoRecordStore:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._records = client[database]["routing"]
+        self._returns = client[database]["returns"]
 
     async def ensure_indexes(self) -> None:
         await self._records.create_index([("case_id", 1), ("version", -1)])
+        await self._returns.create_index([("unit_id", 1)])
 
     async def get(self, case_id: str) -> RoutingRecord | None:
         doc = await self._latest(case_id)
@@ -85,16 +92,17 @@ class MongoRecordStore:
         doc = await self._latest(case_id)
         return [DispatchOrdered.model_validate(o) for o in (doc or {}).get("last_orders", [])]
 
+    async def count_return(
+        self, action_event_id: str, case_id: str, unit_id: str, reason: str
+    ) -> None:
+        with contextlib.suppress(DuplicateKeyError):
+            await self._returns.insert_one(
+                {"_id": action_event_id, "case_id": case_id, "unit_id": unit_id, "reason": reason}
+            )
+
     async def returns_by_unit(self) -> dict[str, int]:
-        # Each case's latest version carries all its returns; older versions repeat them, so
-        # count the latest only: group by case first, keeping the highest version.
-        pipeline: list[dict[str, Any]] = [
-            {"$sort": {"case_id": 1, "version": -1}},
-            {"$group": {"_id": "$case_id", "returned_by": {"$first": "$returned_by"}}},
-            {"$unwind": "$returned_by"},
-            {"$group": {"_id": "$returned_by", "n": {"$sum": 1}}},
-        ]
-        cursor = await self._records.aggregate(pipeline)
+        pipeline: list[dict[str, Any]] = [{"$group": {"_id": "$unit_id", "n": {"$sum": 1}}}]
+        cursor = await self._returns.aggregate(pipeline)
         return {row["_id"]: row["n"] async for row in cursor}
 
     async def _latest(self, case_id: str) -> dict[str, Any] | None:
@@ -104,6 +112,7 @@ class MongoRecordStore:
 class InMemoryRecordStore:
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
+        self.returns: dict[str, str] = {}  # action event id → unit id
 
     async def get(self, case_id: str) -> RoutingRecord | None:
         doc = self._latest(case_id)
@@ -120,15 +129,15 @@ class InMemoryRecordStore:
         doc = self._latest(case_id)
         return [DispatchOrdered.model_validate(o) for o in (doc or {}).get("last_orders", [])]
 
+    async def count_return(
+        self, action_event_id: str, case_id: str, unit_id: str, reason: str
+    ) -> None:
+        self.returns.setdefault(action_event_id, unit_id)
+
     async def returns_by_unit(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        latest: dict[str, dict[str, Any]] = {}
-        for doc in self.docs.values():
-            if doc["version"] > latest.get(doc["case_id"], {"version": 0})["version"]:
-                latest[doc["case_id"]] = doc
-        for doc in latest.values():
-            for unit in doc["returned_by"]:
-                counts[unit] = counts.get(unit, 0) + 1
+        for unit in self.returns.values():
+            counts[unit] = counts.get(unit, 0) + 1
         return counts
 
     def _latest(self, case_id: str) -> dict[str, Any] | None:
