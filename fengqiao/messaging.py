@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -20,11 +20,13 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy, BaseMiddleware
 from prometheus_client import CollectorRegistry, Counter
 
-from contracts import TOPICS, DeadLetter, Envelope
+from contracts import TOPICS, DeadLetter, Envelope, Topic
 from contracts.topics import DLQ_PARTITIONS
 from fengqiao.clock import utcnow
 
 log = logging.getLogger("fengqiao.messaging")
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
 def make_broker(
@@ -171,3 +173,31 @@ def _describe(exc: BaseException) -> str:
 async def publish_to(publisher: Any, message: Envelope) -> None:
     """Publish through a declared publisher (so it appears in AsyncAPI), keyed by contract."""
     await publisher.publish(message, key=message.kafka_key().encode())
+
+
+def topic_publisher(broker: KafkaBroker, topic: Topic) -> Any:
+    """Declare the publisher of `topic` (documented in AsyncAPI with its message schema)."""
+    return broker.publisher(
+        topic.name,
+        title=f"{topic.name}:publish",
+        description=topic.description,
+        schema=topic.message,
+    )
+
+
+def topic_subscriber(
+    broker: KafkaBroker, topic: Topic | str, *, group_id: str, action: str, description: str
+) -> Callable[[Handler], Handler]:
+    """Declare a subscriber of `topic` in consumer group `group_id`, reading from the start of
+    the topic when the group is new (nothing published before a service's first start is lost);
+    `action` names it in AsyncAPI (`<topic>:<action>`)."""
+    name = topic if isinstance(topic, str) else topic.name
+    # Typed as keeping the handler (FastStream returns its subscriber object) so that handlers
+    # stay typed for mypy.
+    return broker.subscriber(  # type: ignore[return-value]
+        name,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        title=f"{name}:{action}",
+        description=description,
+    )

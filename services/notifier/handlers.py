@@ -5,8 +5,8 @@ from __future__ import annotations
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
 
-from contracts import REPLIES_REQUESTED, REPLIES_SENT, ReplyRequested, ReplySent
-from fengqiao.messaging import publish_to
+from contracts import REPLIES_REQUESTED, REPLIES_SENT, ReplyRequested
+from fengqiao.messaging import publish_to, topic_publisher, topic_subscriber
 from services.notifier.sender import Sender
 
 
@@ -19,18 +19,13 @@ def register(
         ["purpose", "status"],
         registry=registry,
     )
-    sent = broker.publisher(
-        REPLIES_SENT.name,
-        title=f"{REPLIES_SENT.name}:publish",
-        description=REPLIES_SENT.description,
-        schema=ReplySent,
-    )
+    sent = topic_publisher(broker, REPLIES_SENT)
 
-    @broker.subscriber(
-        REPLIES_REQUESTED.name,
+    @topic_subscriber(
+        broker,
+        REPLIES_REQUESTED,
         group_id=group_id,
-        auto_offset_reset="earliest",
-        title=f"{REPLIES_REQUESTED.name}:send",
+        action="send",
         description="Post a reply on the platform.",
     )
     async def send_reply(request: ReplyRequested) -> None:

@@ -14,12 +14,10 @@ from contracts import (
     DISPATCH_ORDERS,
     UNIT_ACTIONS,
     AppealNormalized,
-    CoordinationRequested,
-    DispatchOrdered,
     UnitActed,
     UnitActionKind,
 )
-from fengqiao.messaging import publish_to
+from fengqiao.messaging import publish_to, topic_publisher, topic_subscriber
 from services.router.adapters.records import InMemoryRecordStore, RecordStore
 from services.router.coordination import CoordinationRules, load_coordination
 from services.router.domain import Router
@@ -57,24 +55,14 @@ def register(
         ["unit"],
         registry=registry,
     )
-    orders = broker.publisher(
-        DISPATCH_ORDERS.name,
-        title=f"{DISPATCH_ORDERS.name}:publish",
-        description=DISPATCH_ORDERS.description,
-        schema=DispatchOrdered,
-    )
-    requests = broker.publisher(
-        COORDINATION_REQUESTS.name,
-        title=f"{COORDINATION_REQUESTS.name}:publish",
-        description=COORDINATION_REQUESTS.description,
-        schema=CoordinationRequested,
-    )
+    orders = topic_publisher(broker, DISPATCH_ORDERS)
+    requests = topic_publisher(broker, COORDINATION_REQUESTS)
 
-    @broker.subscriber(
-        APPEALS.name,
+    @topic_subscriber(
+        broker,
+        APPEALS,
         group_id=group_id,
-        auto_offset_reset="earliest",
-        title=f"{APPEALS.name}:route",
+        action="route",
         description="Route an appeal and dispatch it hop by hop.",
     )
     async def route_appeal(appeal: AppealNormalized) -> None:
@@ -93,11 +81,11 @@ def register(
         decisions.labels("dispatched").inc()
         log.info("case %s → %s", appeal.case_id, " → ".join(hops[-1].chain))
 
-    @broker.subscriber(
-        UNIT_ACTIONS.name,
+    @topic_subscriber(
+        broker,
+        UNIT_ACTIONS,
         group_id=group_id,
-        auto_offset_reset="earliest",
-        title=f"{UNIT_ACTIONS.name}:rule",
+        action="rule",
         description="Rule on returned orders (终审) and reassignments; re-dispatch.",
     )
     async def rule_on_action(action: UnitActed) -> None:

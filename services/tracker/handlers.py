@@ -23,14 +23,12 @@ from contracts import (
     REPLIES_SENT,
     SUPERVISION_ORDERS,
     AppealNormalized,
-    CaseEventRecorded,
     CoordinationRequested,
     DispatchOrdered,
-    ReplyRequested,
     ReplySent,
     SupervisionOrdered,
 )
-from fengqiao.messaging import publish_to
+from fengqiao.messaging import publish_to, topic_publisher, topic_subscriber
 from services.tracker import domain
 from services.tracker.adapters.cases import CaseRepository
 
@@ -101,28 +99,14 @@ def register(
         "fengqiao_tracker_messages_total", "Messages applied to cases", ["topic"], registry=registry
     )
     publishers: dict[str, object] = {
-        CASE_EVENTS.name: broker.publisher(
-            CASE_EVENTS.name,
-            title=f"{CASE_EVENTS.name}:publish",
-            description=CASE_EVENTS.description,
-            schema=CaseEventRecorded,
-        ),
-        REPLIES_REQUESTED.name: broker.publisher(
-            REPLIES_REQUESTED.name,
-            title=f"{REPLIES_REQUESTED.name}:publish",
-            description=REPLIES_REQUESTED.description,
-            schema=ReplyRequested,
-        ),
+        CASE_EVENTS.name: topic_publisher(broker, CASE_EVENTS),
+        REPLIES_REQUESTED.name: topic_publisher(broker, REPLIES_REQUESTED),
     }
     store = CaseStore(repo, publishers)
 
     def subscriber(topic: str, description: str) -> Callable[[Handler], Handler]:
-        return broker.subscriber(
-            topic,
-            group_id=group_id,
-            auto_offset_reset="earliest",
-            title=f"{topic}:track",
-            description=description,
+        return topic_subscriber(
+            broker, topic, group_id=group_id, action="track", description=description
         )
 
     @subscriber(APPEALS.name, "Open a case for a new appeal and ask for its acknowledgment.")
