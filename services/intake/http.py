@@ -157,6 +157,10 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         raise Refused(400, "malformed_json", "body is not valid JSON: nested too deep") from exc
     if not isinstance(payload, dict):
         raise Refused(400, "malformed_json", "body must be a JSON object")
+    try:  # "\ud800" escapes a lone surrogate: valid JSON, but no Kafka message can carry it
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise Refused(400, "malformed_json", "body holds a lone surrogate escape") from exc
     return payload
 
 

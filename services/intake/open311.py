@@ -77,13 +77,13 @@ def load_services() -> list[Service]:
 class ServiceRequestIn(BaseModel):
     """The fields of `POST requests` (GeoReport v2), after api_key is checked and removed."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore")
 
     service_code: str = Field(min_length=1, max_length=64)
     lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
     long: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
-    address_string: str | None = Field(default=None, min_length=1, max_length=500)
-    address_id: str | None = Field(default=None, min_length=1, max_length=128)
+    address_string: str | None = Field(default=None, max_length=500, pattern=r"\S")
+    address_id: str | None = Field(default=None, max_length=128, pattern=r"\S")
     description: str | None = Field(default=None, max_length=4000)
     media_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
     email: str | None = Field(default=None, max_length=254)
@@ -166,7 +166,7 @@ def open311_router(
             201: {"description": "Stored; the answer names the request"},
             **_ERRORS,
         },
-        openapi_extra={"requestBody": _request_body()},
+        openapi_extra={"requestBody": _request_body(sorted(codes))},
     )
     async def create_request(request: Request) -> JSONResponse:
         try:
@@ -261,11 +261,12 @@ async def _read_fields(request: Request, limit: int) -> dict[str, str]:
 
 
 def _form_fields(text: str) -> dict[str, str]:
+    known = ServiceRequestIn.model_fields.keys() | {"api_key"}
     fields: dict[str, str] = {}
     for name, value in parse_qsl(text, keep_blank_values=False):
-        if name in fields:
+        if name in fields and name in known:
             raise Problem(400, f"field {name[:64]!r} given twice")
-        fields[name] = value
+        fields.setdefault(name, value)  # an extra attribute may repeat; the first is kept
     return fields
 
 
@@ -276,13 +277,18 @@ def _json_fields(text: str) -> dict[str, str]:
         raise Problem(400, "body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise Problem(400, "body must be a JSON object")
+    known = ServiceRequestIn.model_fields.keys() | {"api_key"}
     fields = {}
     for name, value in data.items():
-        if value is None:
-            continue
+        if value is None or (name not in known and not isinstance(value, str | int | float)):
+            continue  # extra attributes the spec allows, but not as structures
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise Problem(400, f"field {name[:64]!r} must be a string or a number")
         fields[name] = str(value)
+    try:  # "\ud800" escapes a lone surrogate: valid JSON, but no store or topic can keep it
+        "".join(fields).encode("utf-8") + "".join(fields.values()).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise Problem(400, "body holds a lone surrogate escape") from exc
     return fields
 
 
@@ -332,10 +338,21 @@ def _as_json(v: RequestView) -> dict[str, Any]:
     }
 
 
-def _request_body() -> dict[str, Any]:
+def _request_body(codes: list[str]) -> dict[str, Any]:
     schema = ServiceRequestIn.model_json_schema()
-    schema["properties"]["api_key"] = {"type": "string", "description": "The client's key."}
+    properties = schema["properties"]
+    properties["api_key"] = {"type": "string", "description": "The client's key."}
+    properties["service_code"] = {"type": "string", "enum": codes}
+    for name in ("lat", "long"):
+        properties[name] = dict(properties[name]["anyOf"][0])
     schema["required"] = ["api_key", "service_code"]
+    schema["dependentRequired"] = {"lat": ["long"], "long": ["lat"]}
+    # One location is required: lat and long, address_string or address_id.
+    schema["anyOf"] = [
+        {"required": ["lat", "long"]},
+        {"required": ["address_string"]},
+        {"required": ["address_id"]},
+    ]
     return {
         "required": True,
         "content": {FORM: {"schema": schema}, "application/json": {"schema": schema}},

@@ -210,7 +210,8 @@ async def test_a_description_of_4000_characters_is_taken(client: httpx.AsyncClie
         (b"[1, 2]", "application/json", 400),
         (b"{not json", "application/json", 400),
         (b'{"service_code": {"a": 1}}', "application/json", 400),
-        (b"a=1&a=2", "application/x-www-form-urlencoded", 400),
+        (b"service_code=a&service_code=b", "application/x-www-form-urlencoded", 400),
+        (b'{"service_code": "wage_arrears", "address_id": "\\ud800"}', "application/json", 400),
     ],
 )
 async def test_unreadable_bodies_are_refused(
