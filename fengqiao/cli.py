@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -31,6 +32,59 @@ def _demo(args: argparse.Namespace) -> int:
     from fengqiao.demo import main as demo_main
 
     return demo_main(keep_stack=args.keep_stack)
+
+
+def _router_and_normalizer() -> tuple[Any, Any]:
+    """The router as the service builds it, and intake's normalization as a plain function."""
+    from datetime import UTC, datetime
+
+    from contracts import RawPostReceived, derived_event_id
+    from services.intake.domain import normalize
+    from services.router.app import build_router
+    from services.router.cli import PostIn
+    from services.router.settings import RouterSettings
+
+    def normalizer(post: PostIn) -> Any:
+        payload = {
+            "id": post.id,
+            "platform": post.channel if post.channel.isascii() else "generic",
+            "account": post.account,
+            "author": post.author.model_dump(exclude_none=True),
+            "text": post.text,
+            **({"geo": post.geo.model_dump()} if post.geo else {}),
+        }
+        raw = RawPostReceived(
+            event_id=derived_event_id("cli", post.id),
+            occurred_at=datetime.now(UTC),
+            producer="cli",
+            platform=payload["platform"],
+            channel="webhook",
+            account=post.account,
+            source_id=post.id,
+            delivery_id=derived_event_id("cli", post.id)[:64],
+            payload=payload,
+        )
+        return normalize(raw, producer="cli")
+
+    return build_router(RouterSettings()), normalizer
+
+
+def _route(args: argparse.Namespace) -> int:
+    from services.router.cli import route_lines
+
+    router, normalizer = _router_and_normalizer()
+    return route_lines(sys.stdin, router, normalizer, sys.stdout, sys.stderr)
+
+
+def _route_eval(args: argparse.Namespace) -> int:
+    from services.router.evaluate import DEFAULT_SET, evaluate, format_report
+
+    router, normalizer = _router_and_normalizer()
+    path = args.path or DEFAULT_SET
+    with open(path, encoding="utf-8") as lines:
+        report = evaluate(lines, router, normalizer)
+    print(format_report(report))
+    return 1 if report.below_target() else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-stack", action="store_true", help="leave Kafka and FerretDB running afterwards"
     )
     demo.set_defaults(func=_demo)
+
+    route = sub.add_parser(
+        "route", help="route posts: JSON lines on stdin → decisions as JSON lines on stdout"
+    )
+    route.set_defaults(func=_route)
+
+    route_eval = sub.add_parser("route-eval", help="the router's accuracy on a labelled set")
+    route_eval.add_argument(
+        "path", nargs="?", default=None, help="JSON lines (default tests/router_eval/posts.jsonl)"
+    )
+    route_eval.set_defaults(func=_route_eval)
     return parser
 
 

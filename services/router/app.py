@@ -11,6 +11,7 @@ from services.router.adapters.records import MongoRecordStore
 from services.router.classify import RULES_FILE, load_rules
 from services.router.directory import load_directory
 from services.router.domain import Router
+from services.router.geo import load_seats
 from services.router.http import ops_router
 from services.router.places import PlaceIndex
 from services.router.settings import RouterSettings
@@ -22,12 +23,14 @@ DESCRIPTION = "Finds the office that must act on an appeal and dispatches it dow
 def build_router(settings: RouterSettings) -> Router:
     """The routing domain, with its data loaded and validated."""
     directory = load_directory(settings.directory_file)
+    rules = load_rules(settings.rules_file or RULES_FILE)
     return Router(
         directory=directory,
-        places=PlaceIndex(directory),
-        rules=load_rules(settings.rules_file or RULES_FILE),
+        places=PlaceIndex(directory, rules.places),
+        rules=rules,
         policy=settings.policy,
         mode=settings.mode,
+        seats=load_seats(),
     )
 
 

@@ -1,13 +1,26 @@
 """Routing: where an appeal's matter is, which unit must act, and the hops down the tiers.
 
-Evidence, strongest first: a place named in the text; the account the post was sent to; the
-author's stated residence. No usable evidence → the region unit keeps the case (兜底).
+Evidence, strongest first, each with its weight (`Evidence.weight`):
+
+- text_place: a place named in the text as where the matter is — full name 1.0, short 0.9,
+  alias 0.85, former name or context-refined name 0.8, landmark 0.75, ambiguous name 0.6.
+  Origins, denied places and brand/street words are listed with weight 0 (kinds text_origin,
+  text_negated, text_not_place) and never decide; a name of the region itself decides nothing.
+- geo: the nearest county seat of the post's point, 0.65 at the seat down to 0.35 at 150 km.
+- account: the county or prefecture account the post was sent to, 0.6.
+- residence: the author's stated residence, 0.4.
+- fallback: nothing usable → the region unit keeps the case (兜底), 0.1.
+
+The most specific text place wins, supported by the other text places above it (喀什 + 伽师县 →
+伽师县); among equals the last named. A text place above county level is refined by a weaker
+clue inside it (text 喀什 + account @伽师检察 → 伽师县). Without a text place, each clue scores its
+own weight plus the weight of clues naming a unit above it, and the best score wins.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from contracts import (
@@ -20,13 +33,15 @@ from contracts import (
 )
 from services.router.classify import Classification, Rules
 from services.router.directory import Directory
+from services.router.geo import SeatIndex
 from services.router.places import PlaceIndex, PlaceMention
 
 Policy = Literal["chain", "direct"]
 
-# Words right before a place that make it an origin or a former place, not where the matter is.
-_ORIGIN_BEFORE = ("从", "来自", "以前在", "原来在", "老家", "户籍")
-_ORIGIN_AFTER = ("来的", "人,", "人，", "籍")
+ACCOUNT_WEIGHT = 0.6
+RESIDENCE_WEIGHT = 0.4
+FALLBACK_WEIGHT = 0.1
+NOT_APPEAL = "not_appeal"
 # @-mentions name accounts, not places ("@新疆检察" is not a place where something happened).
 _MENTION = re.compile(r"@[\w\u4e00-\u9fff-]{1,30}")
 
@@ -39,6 +54,16 @@ class Jurisdiction:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """Everything the router decides about one appeal."""
+
+    where: Jurisdiction
+    what: Classification
+    chain: tuple[str, ...]
+    is_appeal: bool
+
+
+@dataclass(frozen=True)
 class Router:
     """Everything routing needs, loaded once at start."""
 
@@ -47,69 +72,147 @@ class Router:
     rules: Rules
     policy: Policy = "chain"
     mode: DispatchMode = DispatchMode.PUBLIC_MENTION
+    seats: SeatIndex | None = None
+    _chains: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The tree does not change: every unit's chain, computed once.
+        chains = {u.id: tuple(c.id for c in self.directory.chain(u.id)) for u in self.directory}
+        object.__setattr__(self, "_chains", chains)
+
+    # ------------------------------------------------------------------ where
 
     def locate(self, appeal: AppealNormalized) -> Jurisdiction:
         """The unit whose jurisdiction the matter falls in, with the evidence."""
-        evidence: list[Evidence] = []
         text = _MENTION.sub(lambda m: " " * len(m.group()), appeal.text)
-        where = [m for m in self.places.find(text) if not _is_origin(text, m)]
-        for m in where:
-            evidence.append(
-                Evidence(kind="text_place", value=m.name, unit_id=m.unit_id, weight=m.weight)
-            )
+        evidence: list[Evidence] = []
+        where: list[PlaceMention] = []
+        for m in self.places.find(text):
+            if m.role != "where":
+                evidence.append(_ev(f"text_{m.role}", m.name, m.unit_id, 0.0))
+            elif self.directory[m.unit_id].tier != "region":
+                where.append(m)
+                evidence.append(_ev("text_place", m.name, m.unit_id, m.weight))
+        clues = self._clues(appeal)
+        evidence.extend(clues)
         if where:
-            # The most specific place wins; among equally specific ones, the last named: people
-            # say where they are first and where the matter is after ("喀什买不到，伽师县还有").
-            best = max(
-                reversed(where), key=lambda m: (len(self.directory.chain(m.unit_id)), m.weight)
-            )
-            return Jurisdiction(best.unit_id, tuple(evidence), best.weight)
-        account_unit = self.directory.by_handle(appeal.account)
-        if account_unit is not None and account_unit.id != self.directory.region.id:
-            evidence.append(
-                Evidence(kind="account", value=appeal.account, unit_id=account_unit.id, weight=0.6)
-            )
-            return Jurisdiction(account_unit.id, tuple(evidence), 0.6)
+            return self._from_text(where, clues, evidence)
+        if clues:
+            return self._from_clues(clues, evidence)
+        region = self.directory.region
+        evidence.append(_ev("fallback", "no place found", region.id, FALLBACK_WEIGHT))
+        return Jurisdiction(region.id, tuple(evidence), FALLBACK_WEIGHT)
+
+    def _clues(self, appeal: AppealNormalized) -> list[Evidence]:
+        """Evidence from outside the text: geo point, account, stated residence."""
+        clues: list[Evidence] = []
+        if appeal.geo is not None and self.seats is not None:
+            hit = self.seats.nearest(appeal.geo.lat, appeal.geo.lon)
+            if hit is not None:
+                point = f"{appeal.geo.lat:.3f},{appeal.geo.lon:.3f} ({hit.km} km from seat)"
+                clues.append(_ev("geo", point, hit.unit_id, hit.weight))
+        account = self.directory.by_handle(appeal.account)
+        if account is not None and account.id != self.directory.region.id:
+            clues.append(_ev("account", appeal.account, account.id, ACCOUNT_WEIGHT))
         residence = appeal.author.stated_residence
         if residence:
-            found = self.places.find(residence)
+            found = [m for m in self.places.find(residence) if m.role == "where"]
+            found = [m for m in found if self.directory[m.unit_id].tier != "region"]
             if found:
-                m = found[-1]
-                evidence.append(
-                    Evidence(kind="residence", value=m.name, unit_id=m.unit_id, weight=0.4)
-                )
-                return Jurisdiction(m.unit_id, tuple(evidence), 0.4)
-        region = self.directory.region
-        evidence.append(
-            Evidence(kind="fallback", value="no place found", unit_id=region.id, weight=0.1)
-        )
-        return Jurisdiction(region.id, tuple(evidence), 0.1)
+                m = self._most_specific(found)
+                clues.append(_ev("residence", m.name, m.unit_id, RESIDENCE_WEIGHT))
+        return clues
+
+    def _from_text(
+        self, where: list[PlaceMention], clues: list[Evidence], evidence: list[Evidence]
+    ) -> Jurisdiction:
+        best = self._most_specific(where)
+        confidence = best.weight
+        target = best.unit_id
+        if self.directory[target].tier != "county":
+            inside = [c for c in clues if c.unit_id and self._is_below(c.unit_id, target)]
+            if inside:
+                clue = max(inside, key=lambda c: c.weight)
+                target, confidence = clue.unit_id or target, min(best.weight, clue.weight) + 0.1
+        if any(c.unit_id and self._is_below(target, c.unit_id, or_same=True) for c in clues):
+            confidence += 0.1  # a clue outside the text agrees
+        return Jurisdiction(target, tuple(evidence), round(min(confidence, 1.0), 3))
+
+    def _from_clues(self, clues: list[Evidence], evidence: list[Evidence]) -> Jurisdiction:
+        def score(clue: Evidence) -> tuple[float, int]:
+            unit = clue.unit_id or ""
+            support = sum(
+                c.weight for c in clues if c is not clue and self._is_below(unit, c.unit_id or "")
+            )
+            return clue.weight + support, len(self._chains[unit])
+
+        best = max(clues, key=score)
+        return Jurisdiction(best.unit_id or "", tuple(evidence), round(min(score(best)[0], 1.0), 3))
+
+    def _most_specific(self, where: list[PlaceMention]) -> PlaceMention:
+        # The most specific place wins, supported by named places above it; among equals, the
+        # last named: people say where they are first and where the matter is after.
+        def key(m: PlaceMention) -> tuple[int, float]:
+            chain = self._chains[m.unit_id]
+            return len(chain), sum(o.weight for o in where if o.unit_id in chain)
+
+        return max(reversed(where), key=key)
+
+    def _is_below(self, unit_id: str, ancestor_id: str, *, or_same: bool = False) -> bool:
+        if unit_id == ancestor_id:
+            return or_same
+        return ancestor_id in self._chains.get(unit_id, ())
+
+    # ------------------------------------------------------------------ what
 
     def classify(self, appeal: AppealNormalized) -> Classification:
-        return self.rules.classify(appeal.text)
+        what = self.rules.classify(appeal.text)
+        if what.urgent and what.category == NOT_APPEAL:
+            # Thanks and a cry for help in one post: the cry wins.
+            return Classification("urgent_assistance", True, what.rules_fired)
+        return what
+
+    def decide(self, appeal: AppealNormalized) -> Decision:
+        """Where, what, the chain of units, and whether it is an appeal at all."""
+        where = self.locate(appeal)
+        what = self.classify(appeal)
+        chain = self._chains[where.unit_id]
+        fired = any(r.startswith("category.") for r in what.rules_fired)
+        is_appeal = what.urgent or (what.category != NOT_APPEAL and (appeal.is_appeal or fired))
+        return Decision(where, what, chain, is_appeal)
+
+    # ------------------------------------------------------------------ orders
 
     def dispatch(self, appeal: AppealNormalized, *, producer: str) -> list[DispatchOrdered]:
         """One order per hop, top to bottom; ids derived from the appeal so replays repeat them."""
-        where = self.locate(appeal)
-        what = self.classify(appeal)
-        chain = [u.id for u in self.directory.chain(where.unit_id)]
+        decision = self.decide(appeal)
+        where, what, chain = decision.where, decision.what, list(decision.chain)
         target = chain[-1]
         evidence = list(where.evidence) + [
             Evidence(kind="rule", value=rule, weight=1.0) for rule in what.rules_fired
         ]
         urgency = Urgency.URGENT if what.urgent else Urgency.GENERAL
+        hops: list[tuple[str, str, list[str]]]
         if len(chain) == 1:
             hops = [(chain[0], chain[0], [])]  # the region unit keeps it (兜底)
         elif self.policy == "direct":
             hops = [(chain[0], target, chain[1:-1])]
         else:
             hops = [(chain[i], chain[i + 1], []) for i in range(len(chain) - 1)]
-        orders = []
+        orders: list[DispatchOrdered] = []
         for number, (src, dst, cc) in enumerate(hops, start=1):
             unit = self.directory[dst]
+            event_id = derived_event_id("dispatch", appeal.event_id, str(number))
+            if orders:
+                # The next hop differs from the first only in these fields, all produced here
+                # from validated data: a copy, not a second validation of the whole order.
+                hop = {"event_id": event_id, "hop": number, "from_unit": src, "to_unit": dst}
+                hop |= {"to_tier": unit.tier, "final": dst == target, "to_handle": unit.handle}
+                orders.append(orders[0].model_copy(update=hop | {"cc_units": cc}))
+                continue
             orders.append(
                 DispatchOrdered(
-                    event_id=derived_event_id("dispatch", appeal.event_id, str(number)),
+                    event_id=event_id,
                     occurred_at=appeal.occurred_at,
                     producer=producer,
                     case_id=appeal.case_id,
@@ -132,11 +235,5 @@ class Router:
         return orders
 
 
-def _is_origin(text: str, m: PlaceMention) -> bool:
-    before = text[max(0, m.start - 6) : m.start]
-    # "老家在喀什", "户籍是伽师县": the origin word may be linked to the place by 在 or 是.
-    linked = before.removesuffix("在").removesuffix("是")
-    after = text[m.start + len(m.name) : m.start + len(m.name) + 2]
-    return any(b.endswith(w) for b in (before, linked) for w in _ORIGIN_BEFORE) or any(
-        after.startswith(w) for w in _ORIGIN_AFTER
-    )
+def _ev(kind: str, value: str, unit_id: str | None, weight: float) -> Evidence:
+    return Evidence(kind=kind, value=value[:200], unit_id=unit_id, weight=weight)

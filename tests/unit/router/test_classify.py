@@ -67,6 +67,7 @@ def test_rules_fired_lists_urgent_rules_then_categories(rules: Rules) -> None:
     assert result.rules_fired == (
         "urgent.suicide",
         "urgent.medicine",
+        "urgent.medicine_needed",
         "category.wage_arrears",
         "category.urgent_assistance",
     )

@@ -105,13 +105,16 @@ def test_among_equally_specific_places_the_last_named_wins(router: Router) -> No
 def test_where_someone_comes_from_does_not_win(router: Router, text: str) -> None:
     where = router.locate(appeal(text))
     assert where.unit_id == "650100"
-    assert "653129" not in {e.unit_id for e in where.evidence}
+    # The origin is listed, for the record, but weighs nothing.
+    assert {(e.kind, e.weight) for e in where.evidence if e.unit_id == "653129"} == {
+        ("text_origin", 0.0)
+    }
 
 
 def test_an_origin_alone_falls_back_to_the_account(router: Router) -> None:
     where = router.locate(appeal("从和田来的，工资被拖欠了", account="@博乐检察"))
     assert where.unit_id == "652701"
-    assert [e.kind for e in where.evidence] == ["account"]
+    assert [e.kind for e in where.evidence] == ["text_origin", "account"]
 
 
 def test_the_account_is_the_evidence_when_the_text_names_no_place(router: Router) -> None:
@@ -266,3 +269,53 @@ def test_urgent_words_make_every_order_urgent(router: Router) -> None:
     assert {o.urgency for o in orders} == {Urgency.URGENT}
     assert orders[0].category == "urgent_assistance"
     assert ("rule", "urgent.medicine") in {(e.kind, e.value) for e in orders[0].evidence}
+
+
+# --------------------------------------------------------------------------- geo and refinement
+
+
+@pytest.fixture(scope="module")
+def geo_router(parts: dict[str, Any]) -> Router:
+    from services.router.geo import load_seats
+
+    return Router(**parts, seats=load_seats())
+
+
+def with_geo(text: str, lat: float, lon: float, **kw: Any) -> AppealNormalized:
+    from contracts import GeoPoint
+
+    return appeal(text, **kw).model_copy(update={"geo": GeoPoint(lat=lat, lon=lon)})
+
+
+def test_a_geo_point_is_evidence_when_the_text_names_no_place(geo_router: Router) -> None:
+    where = geo_router.locate(with_geo("老板拖欠工资", 41.75, 86.17))
+    assert where.unit_id == "652801"
+    assert [e.kind for e in where.evidence] == ["geo"]
+    assert where.confidence < 0.7
+
+
+def test_a_place_in_the_text_beats_a_geo_point(geo_router: Router) -> None:
+    assert geo_router.locate(with_geo("伽师县拖欠工资", 41.75, 86.17)).unit_id == "653129"
+
+
+def test_a_clue_inside_a_named_prefecture_refines_it(geo_router: Router) -> None:
+    assert geo_router.locate(appeal("在喀什打工被欠薪", account="@伽师检察")).unit_id == "653129"
+    assert geo_router.locate(with_geo("在伊宁被欠薪", 43.98, 81.53)).unit_id == "654021"
+
+
+def test_a_clue_outside_the_named_prefecture_does_not(geo_router: Router) -> None:
+    assert geo_router.locate(appeal("在喀什打工被欠薪", account="@博乐检察")).unit_id == "653100"
+
+
+def test_a_geo_point_inside_the_accounts_prefecture_refines_it(geo_router: Router) -> None:
+    where = geo_router.locate(with_geo("老板拖欠工资", 44.89, 82.08, account="@博州检察"))
+    assert where.unit_id == "652701"
+
+
+def test_the_region_named_in_the_text_decides_nothing(router: Router) -> None:
+    assert router.locate(appeal("在新疆打工被欠薪", account="@博乐检察")).unit_id == "652701"
+
+
+def test_thanks_are_not_an_appeal_but_a_cry_for_help_is(router: Router) -> None:
+    assert not router.decide(appeal("为检察官点赞，辛苦了")).is_appeal
+    assert router.decide(appeal("谢谢你们，快来人，救救我")).is_appeal

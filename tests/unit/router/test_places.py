@@ -117,3 +117,61 @@ def test_every_unambiguous_name_of_the_directory_finds_its_unit(
         for name in unit.names.full:
             [mention] = places.find(name)
             assert mention.unit_id == unit.id, name
+
+
+# --------------------------------------------------------------------------- context rules
+
+
+@pytest.mark.parametrize(
+    ("text", "unit_id"),
+    [
+        ("喀什市区的超市", "653101"),  # a name of its own: 喀什市
+        ("喀什老城里开店", "653101"),  # bare name + urban suffix → the city
+        ("喀什地区的工地", "653100"),
+        ("和田县城一家饭馆", "653221"),
+        ("和田城区的工地", "653201"),
+        ("哈密城区的工地", "650502"),  # 伊州区 is the old county-level 哈密市
+        ("伊宁城区", "654002"),
+        ("伊宁县城", "654021"),
+        ("伊州区的工地", "650502"),
+        ("伊犁州的工地", "654000"),
+        ("塔县的牧场", "653131"),
+        ("塔城的牧场", "654200"),
+        ("巴州的工地", "652800"),
+        ("巴楚的工地", "653130"),
+        ("巴里坤的工地", "650521"),
+        ("烏魯木齊縣的工地", "650121"),  # traditional characters
+        ("那拉提景区的酒店", "654025"),  # a landmark
+    ],
+)
+def test_ambiguous_names_and_context(places: PlaceIndex, text: str, unit_id: str) -> None:
+    where = [m for m in places.find(text) if m.role == "where"]
+    assert [m.unit_id for m in where] == [unit_id]
+
+
+@pytest.mark.parametrize(
+    ("text", "role"),
+    [
+        ("买了和田玉", "not_place"),
+        ("吃了哈密瓜", "not_place"),
+        ("库尔勒香梨很甜", "not_place"),
+        ("吐鲁番葡萄干", "not_place"),
+        ("喀什美食店", "not_place"),
+        ("天山区和田街", "not_place"),
+        ("从和田来的", "origin"),
+        ("以前在哈密打工", "origin"),
+        ("老家喀什", "origin"),
+        ("我是伽师县人，", "origin"),
+        ("不是伊犁州", "negated"),
+    ],
+)
+def test_words_that_do_not_say_where_the_matter_is(
+    places: PlaceIndex, text: str, role: str
+) -> None:
+    assert places.find(text)[-1].role == role
+
+
+def test_ordinary_words_holding_a_short_name_are_no_place(places: PlaceIndex) -> None:
+    assert places.find("去泡温泉") == []
+    assert places.find("重新和老板谈") == []
+    assert places.find("健康和安全") == []
