@@ -34,6 +34,15 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(keep_stack=args.keep_stack)
 
 
+def _normalize(args: argparse.Namespace) -> int:
+    from fengqiao.clock import utcnow
+    from services.intake.cli import run as normalize
+
+    return normalize(
+        sys.stdin.buffer, sys.stdout, sys.stderr, now=utcnow(), max_line_bytes=args.max_line_bytes
+    )
+
+
 def _router_and_normalizer() -> tuple[Any, Any]:
     """The router as the service builds it, and intake's normalization as a plain function."""
     from datetime import UTC, datetime
@@ -114,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-stack", action="store_true", help="leave Kafka and FerretDB running afterwards"
     )
     demo.set_defaults(func=_demo)
+
+    norm = sub.add_parser(
+        "normalize",
+        help="normalize posts: JSON lines on stdin → normalized posts as JSON lines on stdout",
+    )
+    norm.add_argument(
+        "--max-line-bytes", type=int, default=64 * 1024, help="longer lines are refused"
+    )
+    norm.set_defaults(func=_normalize)
 
     route = sub.add_parser(
         "route", help="route posts: JSON lines on stdin → decisions as JSON lines on stdout"

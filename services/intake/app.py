@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from faststream import FastStream
 
 from fengqiao.clock import Clock, SystemClock
 from fengqiao.service import Runtime, asyncapi_app, http_app
 from services.intake import handlers, read_model
+from services.intake.adapters.recent import MongoRecentAppeals, RecentAppeals
 from services.intake.adapters.requests import MongoRequestsStore, RequestsStore
 from services.intake.adapters.sink import KafkaPostSink, PostSink
 from services.intake.http import webhook_router
 from services.intake.open311 import open311_router
 from services.intake.settings import IntakeSettings
+from services.intake.similarity import Policy
 
 NAME = "intake"
 DESCRIPTION = "Takes the public's posts from platform webhooks and normalizes them into appeals."
@@ -24,11 +28,20 @@ def build(
     sink: PostSink | None = None,
     clock: Clock | None = None,
     requests_store: RequestsStore | None = None,
+    recent: RecentAppeals | None = None,
 ) -> tuple[Runtime, FastAPI]:
-    """The runtime and the HTTP app; tests pass fakes for `sink`, `clock` and `requests_store`."""
+    """The runtime and the HTTP app; tests pass fakes for `sink`, `clock`, `requests_store`
+    and `recent`."""
     settings = settings or IntakeSettings()
     runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
-    raw_posts = handlers.register(runtime.broker, producer=NAME, group_id=settings.group_id)
+    raw_posts = handlers.register(
+        runtime.broker,
+        producer=NAME,
+        group_id=settings.group_id,
+        recent=recent or _mongo_recent(runtime, settings, clock or SystemClock()),
+        policy=_policy(settings),
+        registry=runtime.registry,
+    )
     sink = sink or KafkaPostSink(raw_posts)
     clock = clock or SystemClock()
     store = requests_store or _mongo_requests(runtime, settings)
@@ -36,6 +49,27 @@ def build(
     router = webhook_router(settings, sink, clock, runtime.registry, NAME)
     open311 = open311_router(settings, sink, store, clock, runtime.registry, NAME)
     return runtime, http_app(runtime, description=DESCRIPTION, routers=[router, open311])
+
+
+def _policy(settings: IntakeSettings) -> Policy:
+    return Policy(
+        duplicate_threshold=settings.duplicate_threshold,
+        duplicate_window=timedelta(days=settings.duplicate_window_days),
+        follow_up_window=timedelta(days=settings.follow_up_window_days),
+    )
+
+
+def _mongo_recent(runtime: Runtime, settings: IntakeSettings, clock: Clock) -> RecentAppeals:
+    assert runtime.mongo is not None
+    store = MongoRecentAppeals(runtime.mongo, settings.database)
+    lookback = _policy(settings).lookback()
+
+    async def prepare() -> None:
+        await store.ensure_indexes()
+        await store.prune(clock.now() - 2 * lookback)  # no TTL indexes on FerretDB
+
+    runtime.on_start.append(prepare)
+    return store
 
 
 def _mongo_requests(runtime: Runtime, settings: IntakeSettings) -> RequestsStore:

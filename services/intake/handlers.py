@@ -2,16 +2,73 @@
 
 from __future__ import annotations
 
+import time
+
 from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher.usecase import LogicPublisher
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from contracts import APPEALS, POSTS_RAW, AppealNormalized, RawPostReceived
 from fengqiao.messaging import publish_to
 from services.intake import domain
+from services.intake.adapters.recent import RecentAppeals, assign_case, claim_key
+from services.intake.similarity import Policy
 
 
-def register(broker: KafkaBroker, *, producer: str, group_id: str) -> LogicPublisher:
-    """Register the normalizer; return the `posts.raw` publisher the webhooks write through."""
+async def normalize_raw(
+    raw: RawPostReceived, recent: RecentAppeals, *, producer: str, policy: Policy
+) -> tuple[AppealNormalized, bool]:
+    """The appeal `raw` carries, its case decided against the author's recent appeals:
+    (the appeal, True when its case was decided by this call rather than read back).
+    The normalizer and `fengqiao normalize` both run exactly this."""
+    post = domain.read_post(raw)
+    reading = domain.read_text(post.text)
+    if not reading.verdict.is_appeal:  # recorded, but opens no case and joins none
+        return domain.appeal_for(raw, post, reading, producer=producer), True
+    decided, fresh = await assign_case(
+        recent,
+        domain.remembered(raw, post, reading),
+        refers_back=reading.refers_back,
+        claim=claim_key(
+            post.platform, post.author.id, domain.matched_words(reading.parsed), post.posted_at
+        ),
+        policy=policy,
+    )
+    return domain.appeal_for(raw, post, reading, producer=producer, decided=decided), fresh
+
+
+def register(
+    broker: KafkaBroker,
+    *,
+    producer: str,
+    group_id: str,
+    recent: RecentAppeals | None = None,
+    policy: Policy | None = None,
+    registry: CollectorRegistry | None = None,
+) -> LogicPublisher:
+    """Register the normalizer; return the `posts.raw` publisher the webhooks write through.
+
+    Without `recent` every appeal is its own case (no near-duplicate or follow-up matching)."""
+    policy = policy or Policy()
+    registry = registry or CollectorRegistry()
+    merged = Counter(
+        "fengqiao_intake_appeals_merged_total",
+        "Appeals joined to an earlier case, by why: duplicate or follow_up",
+        ["kind"],
+        registry=registry,
+    )
+    classified = Counter(
+        "fengqiao_intake_posts_normalized_total",
+        "Posts normalized, by whether they are appeals",
+        ["is_appeal"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "fengqiao_intake_normalize_seconds",
+        "Time to normalize one post, case matching included",
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+        registry=registry,
+    )
     raw_posts = broker.publisher(
         POSTS_RAW.name,
         title=f"{POSTS_RAW.name}:publish",
@@ -33,6 +90,18 @@ def register(broker: KafkaBroker, *, producer: str, group_id: str) -> LogicPubli
         description="Normalize a raw post into an appeal.",
     )
     async def normalize_post(raw: RawPostReceived) -> None:
-        await publish_to(appeals, domain.normalize(raw, producer=producer))
+        started = time.perf_counter()
+        if recent is None:
+            appeal, fresh = domain.normalize(raw, producer=producer), True
+        else:
+            appeal, fresh = await normalize_raw(raw, recent, producer=producer, policy=policy)
+        latency.observe(time.perf_counter() - started)
+        if fresh:
+            classified.labels(str(appeal.is_appeal).lower()).inc()
+            if appeal.duplicate_of:
+                merged.labels("duplicate").inc()
+            elif appeal.follow_up_of:
+                merged.labels("follow_up").inc()
+        await publish_to(appeals, appeal)
 
     return raw_posts

@@ -42,6 +42,15 @@ class IntakeSettings(BaseSettings):
         default="intake-open311", description="Consumer group of the Open311 read model."
     )
     database: str = Field(default="fengqiao_intake", description="Intake's own database.")
+    duplicate_threshold: float = Field(
+        default=0.5, gt=0, le=1, description="Resemblance from which a post repeats an appeal."
+    )
+    duplicate_window_days: float = Field(
+        default=7, gt=0, description="How far apart a repeat may be posted to join a case."
+    )
+    follow_up_window_days: float = Field(
+        default=30, gt=0, description="How long after an appeal a follow-up still attaches to it."
+    )
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @model_validator(mode="after")

@@ -1,107 +1,364 @@
-"""Text normalization: folding, entities, private data, language, appeal-or-not. Pure functions."""
+"""Text normalization: folding, entities, own words, language, appeal-or-not. Pure functions.
+
+`normalize_text` folds a post (NFKC, invisible and control characters removed, Traditional →
+Simplified, whitespace folded); `parse` separates @mentions, #话题#, links, emoji and the repost
+chain (`//@someone:`) from the author's own words; `language` tags the script; `classify` tells an
+appeal from praise, news, jokes, ads and spam with the words in `data/lexicon.yaml`.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
-# Zero-width and format characters that survive NFKC and break matching ("博\u200b乐").
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad]")
-_SPACE = re.compile(r"\s+")
-_MENTION = re.compile(r"@([\w\u4e00-\u9fff-]{1,30})")
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Lexicon",
+    "LexiconFile",
+    "Parsed",
+    "Verdict",
+    "classify",
+    "entities",
+    "fold",
+    "is_follow_up",
+    "language",
+    "lexicon",
+    "looks_like_appeal",
+    "normalize_text",
+    "own_words",
+    "parse",
+    "simplify",
+]
+
+LEXICON_FILE = Path(__file__).parent / "data" / "lexicon.yaml"
+
+# Every control (Cc), format (Cf) and surrogate (Cs) code point of Unicode 14, plus invisible
+# fillers and selectors that are not in those categories but are used to dodge matching
+# (U+034F, U+115F/U+1160, U+3164, U+FFA0, the variation selectors). Removed, never turned into
+# spaces: "博\u200b乐" is 博乐. Tab, newline and the other whitespace controls become spaces.
+# tests/unit/intake/test_text.py checks this class against `unicodedata` for every code point.
+_WHITESPACE_CONTROLS = "\t\n\x0b\x0c\r\x1c-\x1f\x85"
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f"
+    "\u0890\u0891\u08e2\u115f\u1160\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u206f\u3164\ud800-\udfff\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f\U000e0100-\U000e01ef]"
+)
+_SPACE = re.compile(f"[\\s{_WHITESPACE_CONTROLS}]+")
+
+_NAME = r"[\w\-]{1,30}"
+_MENTION = re.compile(rf"@({_NAME})")
 _HASHTAG = re.compile(r"#([^#\n]{1,64})#")
-_URL = re.compile(r"https?://[^\s\u3000，。！？、]+", re.IGNORECASE)
-_REPOST = re.compile(r"//@[\w\u4e00-\u9fff-]{1,30}[:：]")
+# ASCII only, and no comma, quote or bracket: after NFKC "，" is ",", and Chinese text often
+# follows a link without a space ("https://t.cn/abc请看").
+_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#@!$&*+;=%]+(?<![.!?:;])", re.IGNORECASE)
+_REPOST = re.compile(rf"//\s?@{_NAME}\s?[:：]")
+_REPLY = re.compile(rf"^回复\s?@{_NAME}\s?[:：]")
+_EMOJI = re.compile(
+    "[\u2600-\u27bf\u2b00-\u2bff\u3030\u303d\u3297\u3299\U0001f000-\U0001faff\U0001fc00-\U0001fffd]"
+)
+_WEIBO_EMOTICON = re.compile(r"\[([\w\u4e00-\u9fff]{1,8})\]")
 
-_UYGHUR = re.compile("[\u0600-\u06ff\ufb50-\ufdff\ufe70-\ufeff]")
-_HAN = re.compile("[\u4e00-\u9fff]")
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufefe]")
+# Letters that only one of the two Arabic-script orthographies of Xinjiang writes (see
+# `language`). NFKC turns Kazakh's ٵ ٶ ٷ ٸ into a base letter plus U+0674, so U+0674 covers them.
+_UYGHUR_ONLY = re.compile("[\u0626\u06d0\u06c8\u063a\u062e]")  # ئ ې ۈ غ خ
+_KAZAKH_ONLY = re.compile("[\u0674\u0639\u062d]")  # ٴ ع ح
+
+
+# --------------------------------------------------------------------------- folding
 
 
 def fold(text: str) -> str:
-    """NFKC (full-width digits and letters become ASCII), invisible and control characters
-    removed, whitespace folded to single spaces."""
+    """NFKC (full-width digits, letters and punctuation become ASCII), invisible, format and
+    control characters removed, whitespace runs folded to one space, ends trimmed."""
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " " for ch in text)
     return _SPACE.sub(" ", text).strip()
+
+
+@cache
+def _t2s() -> Any:
+    import opencc  # imported late: the converter loads its dictionaries once, on first use
+
+    return opencc.OpenCC("t2s")
+
+
+def simplify(text: str) -> str:
+    """Traditional Chinese → Simplified (OpenCC `t2s`); other scripts are left alone."""
+    if not _HAN.search(text):
+        return text
+    return str(_t2s().convert(text))
+
+
+def normalize_text(text: str) -> str:
+    """What every later step reads: `fold`, then `simplify`."""
+    return simplify(fold(text))
+
+
+# --------------------------------------------------------------------------- entities
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A normalized post taken apart: the author's own words and everything else."""
+
+    text: str
+    own_words: str
+    repost_chain: str
+    mentions: tuple[str, ...]
+    hashtags: tuple[str, ...]
+    urls: tuple[str, ...]
+    emoji: tuple[str, ...]
+
+
+def parse(text: str, emoticons: frozenset[str] | None = None) -> Parsed:
+    """Take apart `text` (already normalized): mentions, topics, links and emoji in order of
+    appearance without repeats; own words are what the author wrote before any repost chain,
+    without mentions, topics, links or emoji."""
+    emoticons = lexicon().weibo_emoticons if emoticons is None else emoticons
+    head, chain = _split_chain(text) if "//" in text else (text, "")
+    has_url = "://" in text
+    urls = _unique(_URL.findall(text)) if has_url else ()
+    rest = _URL.sub(" ", text) if has_url else text
+    has_mention, has_tag = "@" in rest, "#" in rest
+    words = _REPLY.sub(" ", head) if head.startswith("回复") else head
+    if has_url:
+        words = _URL.sub(" ", words)
+    if has_mention:
+        words = _MENTION.sub(" ", words)
+    if has_tag:
+        words = _HASHTAG.sub(" ", words)
+    emoji = _emoji(rest, emoticons)
+    if emoji:
+        words = _strip_emoji(words, emoticons)
+    return Parsed(
+        text=text,
+        own_words=_SPACE.sub(" ", words).strip(),
+        repost_chain=chain,
+        mentions=_unique(_MENTION.findall(rest)) if has_mention else (),
+        hashtags=_unique(h.strip() for h in _HASHTAG.findall(rest)) if has_tag else (),
+        urls=urls,
+        emoji=emoji,
+    )
 
 
 @dataclass(frozen=True)
 class Entities:
-    mentions: list[str] = field(default_factory=list)
-    hashtags: list[str] = field(default_factory=list)
-    urls: list[str] = field(default_factory=list)
+    """Mentions, topics and links of a text."""
+
+    mentions: list[str]
+    hashtags: list[str]
+    urls: list[str]
 
 
 def entities(text: str) -> Entities:
     """@mentions, #话题# and links, in order of appearance, without repeats."""
-    return Entities(
-        mentions=_unique(_MENTION.findall(text)),
-        hashtags=_unique(h.strip() for h in _HASHTAG.findall(text)),
-        urls=_unique(_URL.findall(text)),
-    )
+    parsed = parse(text)
+    return Entities(list(parsed.mentions), list(parsed.hashtags), list(parsed.urls))
 
 
 def own_words(text: str) -> str:
-    """The author's own words: the text before any repost chain (`//@someone:`)."""
-    return _REPOST.split(text, maxsplit=1)[0].strip()
+    """The author's own words: before any repost chain, without mentions, topics, links, emoji."""
+    return parse(text).own_words
+
+
+def _split_chain(text: str) -> tuple[str, str]:
+    match = _REPOST.search(text)
+    if match is None:
+        return text, ""
+    return text[: match.start()], text[match.start() :].strip()
+
+
+def _emoji(text: str, emoticons: frozenset[str]) -> tuple[str, ...]:
+    if "[" not in text:
+        return _unique(_EMOJI.findall(text))
+    found = [(m.start(), m.group(0)) for m in _EMOJI.finditer(text)]
+    found += [
+        (m.start(), m.group(0))
+        for m in _WEIBO_EMOTICON.finditer(text)
+        if m.group(1).lower() in emoticons
+    ]
+    return _unique(e for _, e in sorted(found))
+
+
+def _strip_emoji(text: str, emoticons: frozenset[str]) -> str:
+    text = _EMOJI.sub(" ", text)
+    if "[" not in text:
+        return text
+    return _WEIBO_EMOTICON.sub(
+        lambda m: " " if m.group(1).lower() in emoticons else m.group(0), text
+    )
+
+
+# --------------------------------------------------------------------------- language
 
 
 def language(text: str) -> str:
-    """zh, ug (Arabic-script Uyghur), or mixed."""
-    ug = len(_UYGHUR.findall(text))
+    """zh, ug (Arabic-script Uyghur), kk (Arabic-script Kazakh) or mixed.
+
+    Chinese and Arabic script are counted apart; when the smaller is more than a tenth of the
+    larger the text is `mixed` (one Chinese place name in a Uyghur post is not). Uyghur and
+    Kazakh share most Arabic letters; each orthography has letters the other does not write:
+    Uyghur ئ (a vowel's hamza seat, in most words), ې, ۈ, غ, خ; Kazakh ٴ (the high hamza that
+    marks a front-vowel word, also inside ٵ ٶ ٷ ٸ), ع (ğ) and ح (x). The side with more of its
+    own letters wins; a tie (or none of either) is read as Uyghur, the larger community.
+    Text with neither script (digits, Latin) is `zh`, the matrix's working language.
+    """
+    if not _ARABIC.search(text):
+        return "zh"
+    arabic = len(_ARABIC.findall(text))
     han = len(_HAN.findall(text))
-    if ug and han:
-        return "mixed" if min(ug, han) / max(ug, han) > 0.1 else ("ug" if ug > han else "zh")
-    return "ug" if ug else "zh"
+    if arabic and han and min(arabic, han) / max(arabic, han) > 0.1:
+        return "mixed"
+    if arabic > han:
+        return _arabic_language(text)
+    return "zh"
 
 
-_NOT_APPEAL = (
-    "点赞",
-    "致敬",
-    "辛苦了",
-    "为你们点赞",
-    "转发微博",
-    "加微信",
-    "代理",
-    "优惠",
-    "哈哈哈",
-)
-_APPEAL = (
-    "求助",
-    "帮忙",
-    "帮帮",
-    "救",
-    "欠",
-    "拖欠",
-    "讨薪",
-    "工资",
-    "赔偿",
-    "报警",
-    "举报",
-    "投诉",
-    "打",
-    "伤",
-    "急",
-    "怎么办",
-    "不想活",
-    "药",
-    "申诉",
-    "维权",
-)
+def _arabic_language(text: str) -> str:
+    kazakh = len(_KAZAKH_ONLY.findall(text))
+    uyghur = len(_UYGHUR_ONLY.findall(text))
+    return "kk" if kazakh > uyghur else "ug"
+
+
+# --------------------------------------------------------------------------- appeal or not
+
+
+class LexiconFile(BaseModel):
+    """The schema of `data/lexicon.yaml`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    urgent: tuple[str, ...] = Field(min_length=1)
+    urgent_emoji: tuple[str, ...] = ()
+    appeal: tuple[str, ...] = Field(min_length=1)
+    not_appeal: dict[str, tuple[str, ...]]
+    praise_emoji: tuple[str, ...] = ()
+    weibo_emoticons: tuple[str, ...] = ()
+    follow_up: tuple[str, ...] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The words of `data/lexicon.yaml`, compiled for matching (substring, case-insensitive)."""
+
+    urgent: tuple[str, ...]
+    appeal: tuple[str, ...]
+    not_appeal: dict[str, tuple[str, ...]]
+    follow_up: tuple[str, ...]
+    weibo_emoticons: frozenset[str]
+    praise_emoji: frozenset[str]
+    _urgent: re.Pattern[str]
+    _appeal: re.Pattern[str]
+    _not_appeal: re.Pattern[str]
+    _not_appeal_kinds: dict[str, str]
+    _follow_up: re.Pattern[str]
+
+    @classmethod
+    def of(cls, data: LexiconFile) -> Lexicon:
+        """Compile the validated file."""
+        kinds = {w.lower(): kind for kind, words in data.not_appeal.items() for w in words}
+        return cls(
+            urgent=data.urgent,
+            appeal=data.appeal,
+            not_appeal=dict(data.not_appeal),
+            follow_up=data.follow_up,
+            weibo_emoticons=frozenset(str(e).lower() for e in data.weibo_emoticons),
+            praise_emoji=frozenset(data.praise_emoji),
+            _urgent=_any_of(data.urgent + data.urgent_emoji),
+            _appeal=_any_of(data.appeal),
+            _not_appeal=_any_of(tuple(kinds)),
+            _not_appeal_kinds=kinds,
+            _follow_up=_any_of(data.follow_up),
+        )
+
+    def urgent_word(self, text: str) -> str | None:
+        """The first urgent word in `text` (lower-cased), if any."""
+        return _first(self._urgent, text)
+
+    def appeal_word(self, text: str) -> str | None:
+        """The first word asking for help in `text`, if any."""
+        return _first(self._appeal, text)
+
+    def not_appeal_word(self, text: str) -> tuple[str, str] | None:
+        """The first praise/news/joke/ad/spam word in `text` and its kind, if any."""
+        word = _first(self._not_appeal, text)
+        return None if word is None else (word, self._not_appeal_kinds[word])
+
+    def follow_up_word(self, text: str) -> str | None:
+        """The first phrase of `text` that refers back to an earlier report, if any."""
+        return _first(self._follow_up, text)
+
+    def is_praise_emoji(self, emoji: str) -> bool:
+        """True for emoji that, alone, say "well done"."""
+        return emoji in self.praise_emoji
+
+
+def _first(pattern: re.Pattern[str], text: str) -> str | None:
+    match = pattern.search(text)
+    return None if match is None else match.group(0)
+
+
+def _any_of(words: tuple[str, ...]) -> re.Pattern[str]:
+    # Longest first, so the reported match is the most specific word.
+    ordered = sorted({w.lower() for w in words if w}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, ordered)) or r"(?!)")
+
+
+@cache
+def lexicon(path: Path = LEXICON_FILE) -> Lexicon:
+    """The lexicon in `path`, loaded, validated and compiled once."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return Lexicon.of(LexiconFile.model_validate(data))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Appeal or not, and why: `urgent`, `appeal`, `default`, or the not-appeal kind."""
+
+    is_appeal: bool
+    reason: str
+    word: str | None = None
+
+
+def classify(parsed: Parsed, words: Lexicon | None = None) -> Verdict:
+    """Appeal or not. Urgent words anywhere in the post (even in a repost) make it an appeal;
+    otherwise the author's own words and topics decide (a post that is only a repost is judged
+    on what it reposts); doubtful posts are appeals (a missed appeal is worse than an extra case).
+    """
+    lex = words or lexicon()
+    whole = f"{parsed.text} {' '.join(parsed.emoji)}".lower()
+    if word := lex.urgent_word(whole):
+        return Verdict(True, "urgent", word)
+    own = parsed.own_words or _SPACE.sub(" ", _MENTION.sub(" ", parsed.repost_chain))
+    judged = f"{own} {' '.join(parsed.hashtags)}".lower()
+    if word := lex.appeal_word(judged):
+        return Verdict(True, "appeal", word)
+    if found := lex.not_appeal_word(judged):
+        return Verdict(False, found[1], found[0])
+    if not own.strip() and parsed.emoji and any(lex.is_praise_emoji(e) for e in parsed.emoji):
+        return Verdict(False, "praise", parsed.emoji[0])
+    return Verdict(True, "default")
 
 
 def looks_like_appeal(text: str) -> bool:
-    """A first, conservative rule: a request for help opens a case; pure praise, reposts and
-    ads do not. Doubtful posts count as appeals (a missed appeal is worse than an extra case)."""
-    if any(word in text for word in _APPEAL):
-        return True
-    return not any(word in text for word in _NOT_APPEAL)
+    """`classify` for a bare (already normalized) text."""
+    return classify(parse(text)).is_appeal
 
 
-def _unique(items: object) -> list[str]:
-    seen: dict[str, None] = {}
-    for item in items:  # type: ignore[attr-defined]
-        seen.setdefault(item, None)
-    return list(seen)
+def is_follow_up(own: str, words: Lexicon | None = None) -> bool:
+    """True when the author's own words refer to a matter already reported ("还没人联系我")."""
+    return (words or lexicon()).follow_up_word(own.lower()) is not None
+
+
+def _unique(items: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))

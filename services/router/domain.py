@@ -183,9 +183,12 @@ class Router:
 
     # ------------------------------------------------------------------ orders
 
-    def dispatch(self, appeal: AppealNormalized, *, producer: str) -> list[DispatchOrdered]:
-        """One order per hop, top to bottom; ids derived from the appeal so replays repeat them."""
-        decision = self.decide(appeal)
+    def dispatch(
+        self, appeal: AppealNormalized, *, producer: str, decision: Decision | None = None
+    ) -> list[DispatchOrdered]:
+        """One order per hop, top to bottom; ids derived from the appeal so replays repeat them.
+        Pass the `decision` if you already made it."""
+        decision = decision or self.decide(appeal)
         where, what, chain = decision.where, decision.what, list(decision.chain)
         target = chain[-1]
         evidence = list(where.evidence) + [

@@ -66,10 +66,14 @@ def register(
         description="Route an appeal and dispatch it hop by hop.",
     )
     async def route_appeal(appeal: AppealNormalized) -> None:
-        if not appeal.is_appeal or appeal.follow_up_of:
-            decisions.labels("skipped").inc()
+        if appeal.follow_up_of:
+            decisions.labels("follow_up").inc()  # the case is dispatched already
             return
-        hops = router.dispatch(appeal, producer=producer)
+        decision = router.decide(appeal)
+        if not decision.is_appeal:
+            decisions.labels("not_appeal").inc()
+            return
+        hops = router.dispatch(appeal, producer=producer, decision=decision)
         asks = coordination.requests(hops[-1], appeal.text, router.directory, producer=producer)
         # Published before the record is saved: a crash in between publishes the same
         # (derived) event ids again, which consumers ignore.

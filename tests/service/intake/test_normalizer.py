@@ -8,6 +8,7 @@ import pytest
 from faststream.kafka import TestKafkaBroker
 
 from contracts import APPEALS, POSTS_RAW, AppealNormalized, DeadLetter, RawPostReceived
+from services.intake.adapters.recent import InMemoryRecentAppeals
 from services.intake.app import build
 from services.intake.settings import IntakeSettings
 
@@ -34,8 +35,13 @@ def raw_post(text: str = "博乐市的工地拖欠工资，求助", **payload: o
 
 
 @pytest.fixture
-def runtime():
-    runtime, _ = build(IntakeSettings())
+def recent() -> InMemoryRecentAppeals:
+    return InMemoryRecentAppeals()
+
+
+@pytest.fixture
+def runtime(recent: InMemoryRecentAppeals):
+    runtime, _ = build(IntakeSettings(), recent=recent)
     return runtime
 
 
@@ -69,6 +75,23 @@ async def test_same_post_twice_gives_same_case_and_event(runtime) -> None:
     assert len(seen) == 2
     assert seen[0].case_id == seen[1].case_id
     assert seen[0].event_id == seen[1].event_id
+    # The re-delivery read the first decision back: not a duplicate of itself.
+    assert seen[1].duplicate_of is None and seen[1].follow_up_of is None
+
+
+async def test_praise_is_published_but_not_remembered(runtime, recent) -> None:
+    seen: list[AppealNormalized] = []
+
+    @runtime.broker.subscriber(APPEALS.name, group_id="probe")
+    async def probe(appeal: AppealNormalized) -> None:
+        seen.append(appeal)
+
+    async with TestKafkaBroker(runtime.broker) as br:
+        await br.publish(raw_post("为你们点赞👍"), POSTS_RAW.name)
+    [appeal] = seen
+    assert not appeal.is_appeal
+    assert appeal.emoji == ["👍"]
+    assert recent.appeals == {}
 
 
 async def test_unreadable_post_goes_to_dead_letters(runtime) -> None:
@@ -84,3 +107,29 @@ async def test_unreadable_post_goes_to_dead_letters(runtime) -> None:
     assert [letter.origin_topic for letter in letters] == [POSTS_RAW.name, POSTS_RAW.name]
     assert "occurred_at" in letters[0].error
     assert "text" in letters[1].error
+
+
+async def test_a_store_failure_goes_to_dead_letters(runtime, recent, monkeypatch) -> None:
+    async def broken(*_: object, **__: object) -> None:
+        raise ConnectionError("store down")
+
+    monkeypatch.setattr(recent, "get", broken)
+    letters: list[DeadLetter] = []
+
+    @runtime.broker.subscriber(POSTS_RAW.dlq, group_id="probe")
+    async def probe(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    async with TestKafkaBroker(runtime.broker) as br:
+        await br.publish(raw_post(), POSTS_RAW.name)
+    [letter] = letters
+    assert (letter.error_type, letter.error) == ("ConnectionError", "store down")
+
+
+def test_metrics_are_registered(runtime) -> None:
+    names = {m.name for m in runtime.registry.collect()}
+    assert {
+        "fengqiao_intake_appeals_merged",
+        "fengqiao_intake_posts_normalized",
+        "fengqiao_intake_normalize_seconds",
+    } <= names

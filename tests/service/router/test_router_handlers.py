@@ -170,7 +170,12 @@ async def test_decisions_are_counted(routed: tuple[Runtime, Probe]) -> None:
     runtime, _ = routed
     async with TestKafkaBroker(runtime.broker) as broker:
         await broker.publish(appeal(), APPEALS.name)
-        await broker.publish(appeal(is_appeal=False), APPEALS.name)
+        await broker.publish(
+            appeal(
+                "为博乐市检察院点赞，辛苦了！", event_id="praise-1", case_id="c-2", is_appeal=False
+            ),
+            APPEALS.name,
+        )
     assert (
         runtime.registry.get_sample_value(
             "fengqiao_router_decisions_total", {"outcome": "dispatched"}
@@ -178,6 +183,8 @@ async def test_decisions_are_counted(routed: tuple[Runtime, Probe]) -> None:
         == 1.0
     )
     assert (
-        runtime.registry.get_sample_value("fengqiao_router_decisions_total", {"outcome": "skipped"})
+        runtime.registry.get_sample_value(
+            "fengqiao_router_decisions_total", {"outcome": "not_appeal"}
+        )
         == 1.0
     )

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from contracts import RawPostReceived, ReplyTarget, derived_event_id
-from services.intake.domain import UnreadablePost, case_id_for, normalize, read_post
+from services.intake.domain import (
+    UnreadablePost,
+    appeal_for,
+    case_id_for,
+    normalize,
+    post_key,
+    read_post,
+    read_text,
+    remembered,
+)
 
 RECEIVED = datetime(2026, 8, 1, 10, tzinfo=UTC)
 
@@ -132,10 +142,60 @@ def test_geo_is_kept() -> None:
 
 
 def test_read_post_refuses_an_unknown_channel() -> None:
-    with pytest.raises(UnreadablePost, match="no reader for channel 'poll' of platform 'weibo'"):
-        read_post(raw_post(channel="poll"))
+    with pytest.raises(UnreadablePost, match="no reader for channel 'fax' of platform 'weibo'"):
+        read_post(raw_post(channel="fax"))
 
 
 def test_read_post_refuses_a_payload_off_its_schema() -> None:
     with pytest.raises(UnreadablePost, match="author"):
         read_post(raw_post(author={"name": "no id"}))
+
+
+def test_traditional_chinese_becomes_simplified_and_the_original_is_kept() -> None:
+    appeal = normalize(raw_post("博樂市工地拖欠工資，請幫幫我們"), producer="t")
+    assert appeal.text == "博乐市工地拖欠工资,请帮帮我们"
+    assert appeal.original_text == "博樂市工地拖欠工資，請幫幫我們"
+
+
+def test_emoji_are_listed_and_kept_out_of_the_own_words() -> None:
+    reading = read_text("@新疆检察 工资被拖欠😭😭[泪] #讨薪#")
+    assert reading.parsed.own_words == "工资被拖欠"
+    assert normalize(raw_post("工资被拖欠😭[泪]"), producer="t").emoji == ["😭", "[泪]"]
+
+
+def test_reading_masks_every_kind_of_private_data() -> None:
+    reading = read_text("身份证11010519491231002X 卡号6222 0200 0000 0000 000 电话13812345678")
+    assert reading.pii_kinds == ["id_number", "bank_card", "phone"]
+    assert reading.masked_text == "身份证110105********002X 卡号6222***********0000 电话138****5678"
+
+
+def test_a_follow_up_is_recognised_in_the_own_words_only() -> None:
+    assert read_text("上次反映的工资问题，怎么还没处理").refers_back
+    assert not read_text("工资被拖欠//@某人:还没人联系我").refers_back
+
+
+def test_an_appeal_with_no_history_is_its_own_case() -> None:
+    appeal = normalize(raw_post(), producer="t")
+    assert appeal.follow_up_of is None and appeal.duplicate_of is None
+
+
+def test_a_decided_case_is_carried_into_the_appeal() -> None:
+    raw = raw_post()
+    post = read_post(raw)
+    reading = read_text(post.text)
+    own = remembered(raw, post, reading)
+    assert own.key == post_key(raw) == "weibo:relay:p1"
+    assert own.case_id == case_id_for(raw)
+    earlier_case = "c-earlier"
+    decided = replace(own, case_id=earlier_case, follow_up_of=earlier_case, duplicate_of="e0")
+    appeal = appeal_for(raw, post, reading, producer="t", decided=decided)
+    assert (appeal.case_id, appeal.follow_up_of, appeal.duplicate_of) == (
+        earlier_case,
+        earlier_case,
+        "e0",
+    )
+    assert appeal.event_id == derived_event_id("appeal", "weibo", "relay:p1")
+
+
+def test_the_language_is_read_from_the_own_words() -> None:
+    assert read_text("@新疆检察 @博乐检察 ياردەم قىلىڭلار، مائاشىمىز بېرىلمىدى").lang == "ug"

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import sys
+import unicodedata
+
 import pytest
 
-from services.intake.text import entities, fold, language, looks_like_appeal, own_words
+from services.intake.text import (
+    classify,
+    entities,
+    fold,
+    is_follow_up,
+    language,
+    lexicon,
+    looks_like_appeal,
+    normalize_text,
+    own_words,
+    parse,
+    simplify,
+)
 
 # --------------------------------------------------------------------------- fold
 
@@ -30,8 +46,40 @@ def test_whitespace_runs_become_one_space_and_ends_are_trimmed() -> None:
     assert fold("  博乐市\n\n工地\t 拖欠\u3000工资 \u00a0 ") == "博乐市 工地 拖欠 工资"
 
 
-def test_control_characters_become_spaces() -> None:
-    assert fold("工资\x00被\x07拖欠") == "工资 被 拖欠"
+def test_control_characters_are_removed_not_turned_into_spaces() -> None:
+    assert fold("工资\x00被\x07拖欠\x7f\x9f") == "工资被拖欠"
+
+
+def test_format_characters_are_removed() -> None:
+    # U+061C Arabic letter mark, U+2066 isolate, U+180E Mongolian vowel separator, tag characters
+    assert fold("博\u061c乐\u2066市\u180e\U000e0041") == "博乐市"
+    assert fold("ياردەم\u061c قىلىڭ") == "ياردەم قىلىڭ"
+
+
+def test_invisible_fillers_and_selectors_are_removed() -> None:
+    assert fold("拖\u3164欠\ufe0f工\u034f资") == "拖欠工资"
+
+
+def test_lone_surrogates_are_removed() -> None:
+    folded = fold("工资\ud800拖欠")
+    assert folded == "工资拖欠"
+    folded.encode("utf-8")
+
+
+def test_every_control_format_and_surrogate_code_point_is_removed_or_a_space() -> None:
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        if unicodedata.category(ch) in {"Cc", "Cf", "Cs"}:
+            assert fold(f"a{ch}b") in {"ab", "a b"}, hex(code)
+
+
+def test_traditional_becomes_simplified() -> None:
+    assert simplify("請幫幫我，還沒人聯繫我") == "请帮帮我,还没人联系我".replace(",", "，")
+    assert normalize_text("博樂市　工資\u200b") == "博乐市 工资"
+
+
+def test_simplify_leaves_other_scripts_alone() -> None:
+    assert simplify("ياردەم https://t.cn/AbC") == "ياردەم https://t.cn/AbC"
 
 
 def test_folding_is_idempotent() -> None:
@@ -79,8 +127,32 @@ def test_a_pure_repost_has_no_own_words() -> None:
     assert own_words("//@张三:求助 博乐市") == ""
 
 
-def test_a_mention_that_is_not_a_repost_is_kept() -> None:
-    assert own_words("@新疆检察 救救我 // 谢谢") == "@新疆检察 救救我 // 谢谢"
+def test_own_words_leave_out_mentions_topics_links_and_emoji() -> None:
+    assert own_words("@新疆检察 救救我 // 谢谢") == "救救我 // 谢谢"
+    assert own_words("@博乐检察 #讨薪# 工资被拖欠😭[泪] https://t.cn/x 谢谢") == "工资被拖欠 谢谢"
+
+
+def test_a_comment_reply_prefix_is_not_own_words() -> None:
+    assert own_words("回复@新疆检察:还没人联系我") == "还没人联系我"
+
+
+def test_an_unknown_bracket_text_stays_in_the_own_words() -> None:
+    assert own_words("[求助]工资被拖欠") == "[求助]工资被拖欠"
+
+
+def test_emoji_and_weibo_emoticons_in_order_without_repeats() -> None:
+    assert parse("谢谢👍[赞]👍 [泪]").emoji == ("👍", "[赞]", "[泪]")
+
+
+def test_a_url_ends_at_ascii_punctuation_after_folding() -> None:
+    assert entities(fold("看https://t.cn/A6abc，请看")).urls == ["https://t.cn/A6abc"]
+    assert entities("链接https://t.cn/abc请看").urls == ["https://t.cn/abc"]
+
+
+def test_the_repost_chain_is_kept_apart() -> None:
+    parsed = parse("顶 //@张三:工资被拖欠 //@李四:求助")
+    assert parsed.own_words == "顶"
+    assert parsed.repost_chain == "//@张三:工资被拖欠 //@李四:求助"
 
 
 # --------------------------------------------------------------------------- language
@@ -93,6 +165,12 @@ def test_a_mention_that_is_not_a_repost_is_kept() -> None:
         ("ياردەم قىلىڭلار، مائاشىمىز بېرىلمىدى", "ug"),
         ("ياردەم قىلىڭ 博乐市工资", "mixed"),
         ("123 abc", "zh"),
+        ("", "zh"),
+        # Kazakh: the high hamza (ٴ) of front-vowel words, ع for ğ.
+        ("ٴبىزدىڭ جالاقىمىز بەرىلمەدى، كومەكتەسىڭىزدەر", "kk"),
+        ("ٴوتىنىش، عىلىم", "kk"),
+        # Presentation forms are folded by NFKC first (then ٵ is ا + ٴ).
+        (fold("\u0675\u0644\u0649"), "kk"),
         # A single Chinese place name in a Uyghur post does not make it mixed.
         ("ياردەم قىلىڭلار، مائاشىمىز بېرىلمىدى، خىزمەت ھەققى 博乐", "ug"),
     ],
@@ -126,5 +204,73 @@ def test_doubtful_posts_count_as_appeals() -> None:
 
 def test_praise_reposting_an_appeal_is_judged_on_its_own_words() -> None:
     post = "为你们点赞//@某人:工资被拖欠，求助"
-    assert looks_like_appeal(post)
-    assert not looks_like_appeal(own_words(post))
+    assert own_words(post) == "为你们点赞"
+    assert not looks_like_appeal(post)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "不想活了",
+        "我要轻生",
+        "救命",
+        "急!!!",
+        "为你们点赞,但我不想活了",
+        "转发微博 //@某人:救命",
+        "加微信 急",
+        "👍👍 🆘",
+        "哈哈哈 救救我",
+        "#某地有人跳楼#",
+    ],
+)
+def test_urgent_words_are_never_not_appeals(text: str) -> None:
+    verdict = classify(parse(normalize_text(text)))
+    assert verdict.is_appeal
+    assert verdict.reason == "urgent"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("致敬,检察官们辛苦了", "praise"),
+        ("@新疆检察 👍👍[赞]", "praise"),
+        ("转发微博", "news"),
+        ("【新闻】某地发布会通报 https://t.cn/x", "news"),
+        ("哈哈哈笑死我了", "joke"),
+        ("兼职日结,加v详聊", "ad"),
+        ("互粉互关,回关必回", "spam"),
+    ],
+)
+def test_praise_news_jokes_ads_and_spam_are_not_appeals(text: str, kind: str) -> None:
+    verdict = classify(parse(normalize_text(text)))
+    assert (verdict.is_appeal, verdict.reason) == (False, kind)
+
+
+def test_the_appeal_hashtag_makes_an_appeal() -> None:
+    assert classify(parse("#新疆检察政在做# 点赞")).is_appeal
+
+
+def test_a_pure_repost_is_judged_on_what_it_reposts() -> None:
+    assert looks_like_appeal("//@某人:工资被拖欠")
+    assert not looks_like_appeal("//@某人:为检察官点赞")
+
+
+@pytest.mark.parametrize(
+    "text", ["还没人联系我", "怎么还没处理?", "上次反映的问题", "之前反映的工资的事有进展吗"]
+)
+def test_follow_up_wording(text: str) -> None:
+    assert is_follow_up(normalize_text(text))
+    assert looks_like_appeal(normalize_text(text))
+
+
+def test_a_first_report_is_not_a_follow_up() -> None:
+    assert not is_follow_up("博乐市工地拖欠工资,求助")
+
+
+def test_the_lexicon_file_is_valid_and_has_no_overlap_of_urgent_and_not_appeal() -> None:
+    lex = lexicon()
+    not_appeal = {w for words in lex.not_appeal.values() for w in words}
+    assert not not_appeal & set(lex.urgent)
+    for word in not_appeal:  # a not-appeal word alone must not contain an urgent one
+        assert lex.urgent_word(word.lower()) is None, word
+    assert all(re.fullmatch(r"\S+", w) for w in lex.follow_up)

@@ -1,0 +1,221 @@
+"""Recent appeals per (platform, author): what near-duplicate and follow-up matching reads.
+
+Every write is an insert with a unique `_id`, the only compare-and-set FerretDB 1.24 applies
+atomically (see services/tracker/adapters/cases.py):
+
+- `recent_appeals`, `_id` = the post's key (platform:source_id): the first decision taken for a
+  post wins and every re-delivery reads it back, so a post keeps its case id, and a re-delivery
+  is never compared with itself.
+- `appeal_claims`, `_id` = platform, author, digest of the own words, week: two copies of one text
+  sent to several accounts at the same moment (so neither sees the other yet) race for one
+  claim; the loser joins the winner's case.
+
+`assign_case` is the one routine that uses the port; the matching itself is
+`services.intake.similarity.decide`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+from services.intake.similarity import Decision, Policy, RecentAppeal, decide
+
+__all__ = [
+    "InMemoryRecentAppeals",
+    "MongoRecentAppeals",
+    "RecentAppeals",
+    "assign_case",
+    "claim_key",
+]
+
+
+class RecentAppeals(Protocol):
+    """The port: recent appeals, written once each."""
+
+    async def get(self, key: str) -> RecentAppeal | None:
+        """The appeal remembered under `key`, if any."""
+
+    async def between(
+        self, platform: str, author: str, start: datetime, end: datetime, *, limit: int
+    ) -> list[RecentAppeal]:
+        """The author's appeals posted in [start, end], newest first, at most `limit`."""
+
+    async def add(self, appeal: RecentAppeal) -> tuple[RecentAppeal, bool]:
+        """Remember `appeal` unless its key is taken: (what is remembered, True if `appeal`)."""
+
+    async def claim(self, key: str, appeal: RecentAppeal) -> RecentAppeal:
+        """Claim `key` for `appeal` unless taken; return the appeal holding the claim."""
+
+    async def prune(self, before: datetime) -> int:
+        """Forget appeals and claims older than `before`; return how many appeals went."""
+
+
+async def assign_case(
+    store: RecentAppeals,
+    appeal: RecentAppeal,
+    *,
+    refers_back: bool,
+    claim: str,
+    policy: Policy,
+) -> tuple[RecentAppeal, bool]:
+    """The case `appeal` belongs to, remembered: (the appeal as decided, True when decided now).
+
+    A post already decided keeps that decision (re-deliveries yield the same case)."""
+    if (known := await store.get(appeal.key)) is not None:
+        return known, False
+    earlier = await store.between(
+        appeal.platform,
+        appeal.author,
+        appeal.posted_at - policy.lookback(),
+        appeal.posted_at + policy.duplicate_window,
+        limit=policy.max_candidates,
+    )
+    decision = decide(appeal, earlier, refers_back=refers_back, policy=policy)
+    if decision.kind == "new":
+        holder = await store.claim(claim, appeal)
+        if holder.key != appeal.key:
+            decision = Decision("duplicate", holder.case_id, holder, holder.case_id, 1.0)
+    return await store.add(decision.apply(appeal))
+
+
+def claim_key(platform: str, author: str, own_words: str, posted_at: datetime) -> str:
+    """The claim of one exact text by one author in one week (UTC weeks since the epoch)."""
+    digest = hashlib.blake2b(own_words.encode("utf-8", "replace"), digest_size=12).hexdigest()
+    week = int(posted_at.timestamp() // timedelta(days=7).total_seconds())
+    return f"{platform}\x1f{author}\x1f{digest}\x1f{week}"
+
+
+class InMemoryRecentAppeals:
+    """The fake for tests, and the store of `fengqiao normalize` (one run, one process)."""
+
+    def __init__(self) -> None:
+        self.appeals: dict[str, RecentAppeal] = {}
+        self.claims: dict[str, RecentAppeal] = {}
+        self._by_author: dict[tuple[str, str], list[RecentAppeal]] = {}
+
+    async def get(self, key: str) -> RecentAppeal | None:
+        return self.appeals.get(key)
+
+    async def between(
+        self, platform: str, author: str, start: datetime, end: datetime, *, limit: int
+    ) -> list[RecentAppeal]:
+        found = [
+            a for a in self._by_author.get((platform, author), ()) if start <= a.posted_at <= end
+        ]
+        found.sort(key=lambda a: (a.posted_at, a.key), reverse=True)
+        return found[:limit]
+
+    async def add(self, appeal: RecentAppeal) -> tuple[RecentAppeal, bool]:
+        if (known := self.appeals.get(appeal.key)) is not None:
+            return known, False
+        self.appeals[appeal.key] = appeal
+        self._by_author.setdefault((appeal.platform, appeal.author), []).append(appeal)
+        return appeal, True
+
+    async def claim(self, key: str, appeal: RecentAppeal) -> RecentAppeal:
+        return self.claims.setdefault(key, appeal)
+
+    async def prune(self, before: datetime) -> int:
+        old = [k for k, a in self.appeals.items() if a.posted_at < before]
+        for key in old:
+            del self.appeals[key]
+        self.claims = {k: a for k, a in self.claims.items() if a.posted_at >= before}
+        self._by_author = {}
+        for appeal in self.appeals.values():
+            self._by_author.setdefault((appeal.platform, appeal.author), []).append(appeal)
+        return len(old)
+
+
+class MongoRecentAppeals:
+    """The store in MongoDB (or FerretDB): insert-only, unique `_id`s."""
+
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        self._appeals = client[database]["recent_appeals"]
+        self._claims = client[database]["appeal_claims"]
+
+    async def ensure_indexes(self) -> None:
+        await self._appeals.create_index(
+            [("platform", ASCENDING), ("author", ASCENDING), ("posted_at", DESCENDING)]
+        )
+        await self._appeals.create_index([("posted_at", ASCENDING)])
+        await self._claims.create_index([("posted_at", ASCENDING)])
+
+    async def get(self, key: str) -> RecentAppeal | None:
+        doc = await self._appeals.find_one({"_id": key})
+        return from_document(doc) if doc else None
+
+    async def between(
+        self, platform: str, author: str, start: datetime, end: datetime, *, limit: int
+    ) -> list[RecentAppeal]:
+        cursor = (
+            self._appeals.find(
+                {"platform": platform, "author": author, "posted_at": {"$gte": start, "$lte": end}}
+            )
+            .sort([("posted_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [from_document(doc) async for doc in cursor]
+
+    async def add(self, appeal: RecentAppeal) -> tuple[RecentAppeal, bool]:
+        return await self._insert_or_read(self._appeals, appeal.key, appeal)
+
+    async def claim(self, key: str, appeal: RecentAppeal) -> RecentAppeal:
+        return (await self._insert_or_read(self._claims, key, appeal))[0]
+
+    async def prune(self, before: datetime) -> int:
+        await self._claims.delete_many({"posted_at": {"$lt": before}})
+        result = await self._appeals.delete_many({"posted_at": {"$lt": before}})
+        return int(result.deleted_count)
+
+    @staticmethod
+    async def _insert_or_read(
+        collection: Any, key: str, appeal: RecentAppeal
+    ) -> tuple[RecentAppeal, bool]:
+        try:
+            await collection.insert_one(to_document(appeal) | {"_id": key})
+        except DuplicateKeyError:
+            doc = await collection.find_one({"_id": key})
+            if doc is None:  # pruned between the two calls: ours is as good as any
+                return appeal, False
+            return from_document(doc), False
+        return appeal, True
+
+
+def to_document(appeal: RecentAppeal) -> dict[str, Any]:
+    """The BSON document of `appeal`; the sketch is packed as big-endian 64-bit integers."""
+    return {
+        "_id": appeal.key,
+        "key": appeal.key,
+        "platform": appeal.platform,
+        "author": appeal.author,
+        "post_id": appeal.post_id,
+        "event_id": appeal.event_id,
+        "case_id": appeal.case_id,
+        "posted_at": appeal.posted_at,
+        "fingerprint": struct.pack(f">{len(appeal.fingerprint)}Q", *appeal.fingerprint),
+        "follow_up_of": appeal.follow_up_of,
+        "duplicate_of": appeal.duplicate_of,
+    }
+
+
+def from_document(doc: dict[str, Any]) -> RecentAppeal:
+    """The appeal a document of `to_document` holds."""
+    packed = bytes(doc["fingerprint"])
+    return RecentAppeal(
+        key=doc["key"],
+        platform=doc["platform"],
+        author=doc["author"],
+        post_id=doc.get("post_id"),
+        event_id=doc["event_id"],
+        case_id=doc["case_id"],
+        posted_at=doc["posted_at"],
+        fingerprint=struct.unpack(f">{len(packed) // 8}Q", packed),
+        follow_up_of=doc.get("follow_up_of"),
+        duplicate_of=doc.get("duplicate_of"),
+    )
