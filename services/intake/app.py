@@ -10,13 +10,16 @@ from faststream import FastStream
 from fengqiao.clock import Clock, SystemClock
 from fengqiao.service import Runtime, asyncapi_app, http_app
 from services.intake import handlers, read_model
+from services.intake.adapters.cursors import CursorStore, MongoCursorStore
 from services.intake.adapters.recent import MongoRecentAppeals, RecentAppeals
 from services.intake.adapters.requests import MongoRequestsStore, RequestsStore
 from services.intake.adapters.sink import KafkaPostSink, PostSink
 from services.intake.http import webhook_router
 from services.intake.open311 import open311_router
+from services.intake.pollers import build_poller
 from services.intake.settings import IntakeSettings
 from services.intake.similarity import Policy
+from services.intake.weibo import weibo_router
 
 NAME = "intake"
 DESCRIPTION = "Takes the public's posts from platform webhooks and normalizes them into appeals."
@@ -28,10 +31,11 @@ def build(
     sink: PostSink | None = None,
     clock: Clock | None = None,
     requests_store: RequestsStore | None = None,
+    cursors: CursorStore | None = None,
     recent: RecentAppeals | None = None,
 ) -> tuple[Runtime, FastAPI]:
     """The runtime and the HTTP app; tests pass fakes for `sink`, `clock`, `requests_store`
-    and `recent`."""
+    `cursors` and `recent`."""
     settings = settings or IntakeSettings()
     runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
     raw_posts = handlers.register(
@@ -48,7 +52,25 @@ def build(
     read_model.register(runtime.broker, store, group_id=settings.open311_group_id)
     router = webhook_router(settings, sink, clock, runtime.registry, NAME)
     open311 = open311_router(settings, sink, store, clock, runtime.registry, NAME)
-    return runtime, http_app(runtime, description=DESCRIPTION, routers=[router, open311])
+    weibo = weibo_router(settings, sink, clock, runtime.registry, NAME)
+    if settings.pollers_enabled:
+        _start_pollers(runtime, settings, sink, clock, cursors)
+    return runtime, http_app(runtime, description=DESCRIPTION, routers=[router, open311, weibo])
+
+
+def _start_pollers(
+    runtime: Runtime,
+    settings: IntakeSettings,
+    sink: PostSink,
+    clock: Clock,
+    cursors: CursorStore | None,
+) -> None:
+    """Poll Weibo in the background while the app runs (lifespan hooks)."""
+    assert runtime.mongo is not None
+    cursors = cursors or MongoCursorStore(runtime.mongo, settings.database)
+    poller = build_poller(settings, sink, clock, cursors, producer=NAME, registry=runtime.registry)
+    runtime.on_start.append(poller.start)
+    runtime.on_stop.append(poller.stop)
 
 
 def _policy(settings: IntakeSettings) -> Policy:

@@ -6,10 +6,28 @@ import json
 from pathlib import Path
 
 import yaml
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fengqiao.settings import StackSettings
+
+
+class WeiboAccount(BaseModel):
+    """A matrix account on Weibo, as intake reaches it: by message push, by polling, or both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    handle: str = Field(min_length=1, max_length=64, description="Its handle, e.g. @新疆检察.")
+    app_secret: SecretStr | None = Field(
+        default=None,
+        description="The app secret that signs its message push (粉丝服务平台 developer mode); "
+        "without one its push URL answers 404.",
+    )
+    access_token: SecretStr | None = Field(
+        default=None,
+        description="Open API token; with one (and pollers_enabled) its mentions and comments "
+        "are polled.",
+    )
 
 
 class IntakeSettings(BaseSettings):
@@ -19,6 +37,9 @@ class IntakeSettings(BaseSettings):
     (`{"webform": "s3cret"}`) or in a YAML/JSON file named by `FENGQIAO_INTAKE_SECRETS_FILE`
     (`generic: {webform: s3cret}`); the file's entries win. Open311 clients' api_keys likewise:
     `FENGQIAO_INTAKE_OPEN311_API_KEYS` (`{"city-app": "k3y"}`) or the file's `open311:` section.
+    Weibo accounts: `FENGQIAO_INTAKE_WEIBO_ACCOUNTS` (`{"xinjiang": {"handle": "@新疆检察"}}`) and
+    the file's `weibo:` section (`weibo: {xinjiang: {app_secret: ..., access_token: ...}}`), whose
+    fields are laid over the environment's.
     """
 
     model_config = SettingsConfigDict(env_prefix="FENGQIAO_INTAKE_", extra="ignore")
@@ -41,6 +62,32 @@ class IntakeSettings(BaseSettings):
     open311_group_id: str = Field(
         default="intake-open311", description="Consumer group of the Open311 read model."
     )
+    weibo_accounts: dict[str, WeiboAccount] = Field(
+        default_factory=dict,
+        description="Weibo matrix accounts by the name in their push URL /webhooks/weibo/<name>.",
+    )
+    weibo_push_content_types: list[str] = Field(
+        default=["application/json"], description="Content types a Weibo push may carry."
+    )
+    weibo_api_base: str = Field(
+        default="http://127.0.0.1:8090",
+        description="Weibo open API base URL the pollers read (https://api.weibo.com in "
+        "production; the platform simulator locally).",
+    )
+    pollers_enabled: bool = Field(
+        default=False, description="Poll the accounts that have an access token (one replica)."
+    )
+    poll_interval_seconds: float = Field(
+        default=180, ge=1, description="Pause between polls; Weibo suggests 3-5 minutes."
+    )
+    poll_calls_per_hour: int = Field(
+        default=120, ge=1, description="Open API calls each polled account may spend per hour."
+    )
+    poll_page_size: int = Field(default=50, ge=1, le=200, description="`count` per call.")
+    poll_max_pages: int = Field(
+        default=5, ge=1, description="Pages per endpoint per poll; a deeper backlog resumes later."
+    )
+    poll_timeout_seconds: float = Field(default=10.0, gt=0, description="Per open API call.")
     database: str = Field(default="fengqiao_intake", description="Intake's own database.")
     duplicate_threshold: float = Field(
         default=0.5, gt=0, le=1, description="Resemblance from which a post repeats an appeal."
@@ -64,6 +111,7 @@ class IntakeSettings(BaseSettings):
             raise ValueError(f"secrets file {self.secrets_file}: {exc}") from exc
         self.generic_secrets.update(_section(data, "generic", self.secrets_file))
         self.open311_api_keys.update(_section(data, "open311", self.secrets_file))
+        self.weibo_accounts.update(_weibo_section(data, self.weibo_accounts, self.secrets_file))
         return self
 
 
@@ -75,3 +123,22 @@ def _section(data: object, name: str, path: Path) -> dict[str, SecretStr]:
     ):
         raise ValueError(f"secrets file {path}: {name!r} must map names to strings")
     return {k: SecretStr(v) for k, v in section.items()}
+
+
+def _weibo_section(
+    data: object, accounts: dict[str, WeiboAccount], path: Path
+) -> dict[str, WeiboAccount]:
+    """The `weibo` section of a secrets file, each entry laid over the account already set."""
+    section = data.get("weibo", {}) if isinstance(data, dict) else {}
+    if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
+        raise ValueError(f"secrets file {path}: 'weibo' must map account names to mappings")
+    merged: dict[str, WeiboAccount] = {}
+    for name, entry in section.items():
+        known = accounts.get(name)
+        try:
+            merged[str(name)] = WeiboAccount.model_validate(
+                {**(known.model_dump() if known else {}), **entry}
+            )
+        except ValidationError as exc:
+            raise ValueError(f"secrets file {path}: weibo.{name}: {exc}") from exc
+    return merged

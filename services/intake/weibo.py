@@ -1,0 +1,333 @@
+"""Weibo's message push (粉丝服务平台, developer mode), one URL per matrix account:
+
+    GET  /webhooks/weibo/{account}?signature=&timestamp=&nonce=&echostr=   binding check
+    POST /webhooks/weibo/{account}?signature=&timestamp=&nonce=            a push (JSON body)
+
+`signature` is the SHA-1 hex digest of the account's app secret, `timestamp` (milliseconds) and
+`nonce`, sorted and concatenated. The binding check is answered with `echostr` as plain text.
+
+Weibo waits 5 s for an answer and otherwise sends the push again, 3 times in all; an empty body
+means "taken, no passive reply" and stops the re-sends (open.weibo.com/wiki/Send_Passive_Response_
+Message). So a post stored in `posts.raw`, an event and a type we do not know are all answered
+200 with an empty body; everything else is refused as the generic webhook refuses (404 unknown
+account, 401 bad signature or stale timestamp, 415, 413, 400, 422 naming the field, 503 with
+Retry-After when Kafka does not acknowledge).
+
+A push carries no message id, so its source id is a digest of what a re-send repeats: sender,
+created_at, type, data.key and, for a text message, the text. The appeal's event id and case id
+are derived from it, so a re-send makes no second appeal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from contracts import RawPostReceived, new_event_id
+from fengqiao.clock import Clock
+from services.intake.adapters.sink import PostSink, SinkUnavailable
+from services.intake.http import Refused, _field_errors, _parse_json
+from services.intake.readers import PRIVATE_MESSAGE_TYPES, parse_weibo_time, push_data
+from services.intake.settings import IntakeSettings, WeiboAccount
+from services.intake.signing import SignatureError
+
+__all__ = ["POST_TYPES", "WeiboPush", "push_signature", "push_source_id", "weibo_router"]
+
+log = logging.getLogger("fengqiao.intake.weibo")
+
+POST_TYPES = PRIVATE_MESSAGE_TYPES | {"mention"}
+"""Push types that carry a citizen's words; they go to `posts.raw`."""
+MENTION_SUBTYPES = frozenset({"status", "comment"})
+SOURCE_ID_HEADER = "X-Fengqiao-Source-Id"
+DELIVERY_ID_HEADER = "X-Fengqiao-Delivery-Id"
+_LABEL = re.compile(r"^[a-z_]{1,32}$")
+
+
+class WeiboPush(BaseModel):
+    """The JSON body of a push; fields Weibo may add later are kept, not refused."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str = Field(min_length=1, max_length=32, description="text, position, image, ...")
+    receiver_id: str = Field(pattern=r"^\d{1,20}$", description="The matrix account's uid.")
+    sender_id: str = Field(pattern=r"^\d{1,20}$", description="The citizen's uid.")
+    created_at: str = Field(description='When it was sent: "Mon Nov 27 21:00:00 +0800 2026".')
+    text: str = Field(default="", max_length=5000, description="The message, or a default text.")
+    data: dict[str, Any] = Field(default_factory=dict, description="Per-type details.")
+
+    @field_validator("receiver_id", "sender_id", mode="before")
+    @classmethod
+    def _uid_as_text(cls, value: Any) -> Any:
+        # int64 in the JSON; kept as text so no reader of it rounds it through a double.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("created_at")
+    @classmethod
+    def _weibo_time(cls, value: str) -> str:
+        parse_weibo_time(value)
+        return value
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_object(cls, value: Any) -> Any:
+        return push_data({"data": value}) if value is None or isinstance(value, str) else value
+
+
+def push_signature(app_secret: str, timestamp: str, nonce: str) -> str:
+    """The `signature` Weibo sends with a push or a binding check."""
+    return hashlib.sha1("".join(sorted([app_secret, timestamp, nonce])).encode()).hexdigest()
+
+
+def check_signature(
+    app_secret: str,
+    *,
+    signature: str | None,
+    timestamp: str | None,
+    nonce: str | None,
+    now: datetime,
+    window_seconds: int,
+) -> None:
+    """Raise SignatureError unless the request is signed with `app_secret` and recent."""
+    if not (signature and timestamp and nonce):
+        raise SignatureError("signature, timestamp and nonce are required")
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 16:
+        raise SignatureError("timestamp must be Unix milliseconds")
+    skew = abs(now.timestamp() - int(timestamp) / 1000)
+    if skew > window_seconds:
+        raise SignatureError(
+            f"stale timestamp: {int(skew)} s from now, window is {window_seconds} s"
+        )
+    expected = push_signature(app_secret, timestamp, nonce).encode()
+    if not hmac.compare_digest(expected, signature.strip().lower().encode("utf-8", "replace")):
+        raise SignatureError("signature does not match")
+
+
+def push_source_id(push: WeiboPush) -> str:
+    """The same for every re-send of one message, different for another message."""
+    fields = [
+        push.sender_id,
+        push.created_at,
+        push.type,
+        str(push.data.get("key", "")),
+        push.text if push.type == "text" else "",
+    ]
+    digest = hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+    return f"push:{digest[:40]}"
+
+
+def to_raw_post(
+    push: WeiboPush, payload: dict[str, Any], account: WeiboAccount, *, now: datetime, producer: str
+) -> RawPostReceived:
+    """The `posts.raw` message for a push that carries a post; `payload` as received."""
+    return RawPostReceived(
+        occurred_at=now,
+        producer=producer,
+        platform="weibo",
+        channel="push",
+        account=account.handle,
+        source_id=push_source_id(push),
+        delivery_id=new_event_id(),
+        payload=payload,
+    )
+
+
+def _type_errors(push: WeiboPush) -> list[dict[str, str]]:
+    """What a known type lacks; named by field like the generic webhook's 422."""
+    errors: list[dict[str, str]] = []
+    if push.type == "position":
+        for name, bound in (("latitude", 90), ("longitude", 180)):
+            try:
+                ok = -bound <= float(push.data[name]) <= bound
+            except (KeyError, TypeError, ValueError):
+                ok = False
+            if not ok:
+                errors.append({"field": f"data.{name}", "error": f"a number within ±{bound}"})
+    elif push.type == "mention":
+        if push.data.get("subtype") not in MENTION_SUBTYPES:
+            errors.append({"field": "data.subtype", "error": "status or comment"})
+        if not str(push.data.get("key", "")).strip():
+            errors.append({"field": "data.key", "error": "the post's or comment's id"})
+    elif push.type == "text" and not push.text.strip():
+        errors.append({"field": "text", "error": "a text message needs text"})
+    return errors
+
+
+def _label(value: Any) -> str:
+    # Metric labels from the body: bounded, so a stray value cannot grow the series without end.
+    return value if isinstance(value, str) and _LABEL.match(value) else "other"
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.accepted = Counter(
+            "fengqiao_intake_weibo_push_accepted_total",
+            "Weibo pushes stored in posts.raw",
+            ["type"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "fengqiao_intake_weibo_push_rejected_total",
+            "Weibo pushes and binding checks refused",
+            ["reason"],
+            registry=registry,
+        )
+        self.ignored = Counter(
+            "fengqiao_intake_weibo_push_ignored_total",
+            "Weibo pushes of a type intake does not take (answered 200, not stored)",
+            ["type"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "fengqiao_intake_weibo_push_events_total",
+            "Weibo event pushes (follow, unfollow, ...): counted, not stored",
+            ["subtype"],
+            registry=registry,
+        )
+
+
+def weibo_router(
+    settings: IntakeSettings,
+    sink: PostSink,
+    clock: Clock,
+    registry: CollectorRegistry,
+    producer: str,
+) -> APIRouter:
+    """The push URL of every account in `settings.weibo_accounts` that has an app secret."""
+    router = APIRouter(tags=["webhooks"])
+    metrics = _Metrics(registry)
+    account_path = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Key of weibo_accounts.")
+
+    def authenticate(
+        account: str, signature: str | None, timestamp: str | None, nonce: str | None
+    ) -> WeiboAccount:
+        known = settings.weibo_accounts.get(account)
+        if known is None or known.app_secret is None:
+            raise Refused(404, "unknown_account", f"unknown account {account!r}")
+        try:
+            check_signature(
+                known.app_secret.get_secret_value(),
+                signature=signature,
+                timestamp=timestamp,
+                nonce=nonce,
+                now=clock.now(),
+                window_seconds=settings.replay_window_seconds,
+            )
+        except SignatureError as exc:
+            raise Refused(401, "signature", str(exc)) from exc
+        return known
+
+    def refusal(r: Refused) -> JSONResponse:
+        metrics.rejected.labels(r.reason).inc()
+        return JSONResponse(
+            {"error": r.reason, "detail": r.detail}, status_code=r.status, headers=r.headers
+        )
+
+    @router.get(
+        "/webhooks/weibo/{account}",
+        response_class=PlainTextResponse,
+        summary="Weibo's binding check of an account's push URL: answers echostr",
+        responses={401: {"description": "Bad signature"}, 404: {"description": "Unknown account"}},
+    )
+    async def verify(
+        account: str = account_path,
+        signature: str | None = Query(None),
+        timestamp: str | None = Query(None),
+        nonce: str | None = Query(None),
+        echostr: str | None = Query(None, max_length=256),
+    ) -> Response:
+        try:
+            authenticate(account, signature, timestamp, nonce)
+            if not echostr:
+                raise Refused(400, "echostr", "echostr is required")
+        except Refused as r:
+            return refusal(r)
+        return PlainTextResponse(echostr)
+
+    @router.post(
+        "/webhooks/weibo/{account}",
+        summary="Receive a Weibo push: answered 200 with an empty body once stored",
+        responses={
+            200: {"description": "Stored, or an event or unknown type taken and ignored"},
+            401: {"description": "Missing or bad signature, or stale timestamp"},
+            404: {"description": "Unknown account"},
+            413: {"description": "Body over the size limit"},
+            415: {"description": "Not JSON"},
+            422: {"description": "Body does not match the schema"},
+            503: {"description": "Kafka did not acknowledge; retry after Retry-After seconds"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": WeiboPush.model_json_schema()}},
+            }
+        },
+    )
+    async def receive(
+        request: Request,
+        account: str = account_path,
+        signature: str | None = Query(None),
+        timestamp: str | None = Query(None),
+        nonce: str | None = Query(None),
+    ) -> Response:
+        try:
+            known = authenticate(account, signature, timestamp, nonce)
+            payload = _parse_json(await _read_body(request, settings))
+            try:
+                push = WeiboPush.model_validate(payload)
+            except ValidationError as exc:
+                raise Refused(422, "schema", _field_errors(exc)) from exc
+            if push.type == "event":
+                metrics.events.labels(_label(push.data.get("subtype"))).inc()
+                return Response(status_code=200)
+            if push.type not in POST_TYPES:
+                metrics.ignored.labels(_label(push.type)).inc()
+                log.info("ignored a Weibo push of type %r for %s", push.type[:32], known.handle)
+                return Response(status_code=200)
+            if errors := _type_errors(push):
+                raise Refused(422, "schema", errors)
+            raw = to_raw_post(push, payload, known, now=clock.now(), producer=producer)
+            await _store(sink, raw)
+        except Refused as r:
+            return refusal(r)
+        metrics.accepted.labels(push.type).inc()
+        headers = {SOURCE_ID_HEADER: raw.source_id, DELIVERY_ID_HEADER: raw.delivery_id}
+        return Response(status_code=200, headers=headers)
+
+    return router
+
+
+async def _store(sink: PostSink, raw: RawPostReceived) -> None:
+    try:
+        await sink.put(raw)
+    except SinkUnavailable as exc:
+        log.warning("posts.raw unavailable, answering a Weibo push 503: %s", exc)
+        raise Refused(
+            503, "kafka_unavailable", "cannot store the push now; retry", {"Retry-After": "5"}
+        ) from exc
+
+
+async def _read_body(request: Request, settings: IntakeSettings) -> bytes:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in settings.weibo_push_content_types:
+        allowed = ", ".join(settings.weibo_push_content_types)
+        raise Refused(415, "content_type", f"Content-Type must be one of: {allowed}")
+    limit = settings.max_body_bytes
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise Refused(413, "too_large", f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Refused(413, "too_large", f"body larger than {limit} bytes")
+    return bytes(body)
