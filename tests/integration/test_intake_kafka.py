@@ -33,7 +33,7 @@ async def test_accepted_posts_reach_posts_raw_and_appeals(
                     {
                         "id": post_id,
                         "account": "@新疆检察",
-                        "author": {"id": "u"},
+                        "author": {"id": f"u-{post_id}"},
                         "text": f"博乐市拖欠工资求助 {post_id}",
                     },
                     ensure_ascii=False,

@@ -188,7 +188,7 @@ def test_no_input_makes_intake_fail(client: Client, request: dict[str, Any]) -> 
     derandomize=True,
     database=None,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(fields=st.dictionaries(field_names, header_values | st.text(max_size=60), max_size=14))
 def test_random_open311_forms_with_the_right_key_never_fail(
@@ -215,7 +215,7 @@ def test_every_operation_is_fuzzed() -> None:
     derandomize=True,
     database=None,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(body=st.one_of(plausible_json, json_values).map(lambda v: json.dumps(v).encode()))
 def test_random_signed_webhook_bodies_never_fail(client: Client, body: bytes) -> None:
