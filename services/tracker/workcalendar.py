@@ -1,0 +1,383 @@
+"""The business calendar: which days are working days, office hours, and working-time arithmetic.
+
+Working days follow China's official holiday calendar with its make-up working days (调休), from
+the maintained `chinese-calendar` package, corrected and extended by `data/calendar_overrides.yaml`
+(precedence for one date: a date listed in the file > the package > a year listed in the file,
+whose unlisted dates are Monday–Friday > `UnknownYear`). A date that neither source knows is an
+error naming the year and the file to edit, never silently a workday.
+
+Everything here is pure: instants come in as arguments (timezone-aware; naive ones are refused)
+and instants go out in the calendar's time zone (Asia/Shanghai by default).
+
+Pauses: a clock stops while the case waits for the citizen. Every function that runs a clock
+takes `pauses`, closed intervals `(start, end)`; time inside them does not count, so a deadline
+moves by the paused time that falls before it. An open pause has no deadline at all: the caller
+cancels the timer when the pause starts and computes the deadline again when it ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import chinese_calendar
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "DEFAULT_CALENDAR_FILE",
+    "CalendarError",
+    "NaiveDatetimeError",
+    "Pause",
+    "UnknownYear",
+    "WorkCalendar",
+    "load_calendar",
+]
+
+DEFAULT_CALENDAR_FILE = Path(__file__).parent / "data" / "calendar_overrides.yaml"
+
+# No clock runs longer than this; a loop past it means a calendar without working days.
+MAX_SPAN_DAYS = 3 * 366
+
+Pause = tuple[dt.datetime, dt.datetime]
+Period = tuple[dt.datetime, dt.datetime]
+
+
+class CalendarError(Exception):
+    """The calendar file is invalid, or a computation cannot be done with it."""
+
+
+class UnknownYear(CalendarError):
+    """A date in a year that neither `chinese-calendar` nor the overrides file knows."""
+
+    def __init__(self, year: int, source: Path) -> None:
+        super().__init__(
+            f"no holiday calendar for {year}: chinese-calendar {_package_version()} does not know "
+            f"it; add `years: {{{year}: ...}}` to {source} from the State Council's notice "
+            f"on {year}'s holidays"
+        )
+        self.year, self.source = year, source
+
+
+class NaiveDatetimeError(CalendarError, ValueError):
+    """An instant without a time zone: its meaning would depend on the machine."""
+
+
+def _package_version() -> str:
+    return str(getattr(chinese_calendar, "__version__", "?"))
+
+
+@dataclass(frozen=True)
+class WorkCalendar:
+    """Working days and office hours of one deployment. Build it with `load_calendar`."""
+
+    timezone: ZoneInfo
+    office_hours: tuple[tuple[dt.time, dt.time], ...]
+    holidays: frozenset[dt.date] = frozenset()
+    workdays: frozenset[dt.date] = frozenset()
+    years: frozenset[int] = frozenset()
+    source: Path = DEFAULT_CALENDAR_FILE
+
+    # -- days -------------------------------------------------------------------------------
+
+    def is_working_day(self, day: dt.date) -> bool:
+        """Whether offices work on `day` (a local date). Raises `UnknownYear`."""
+        if day in self.holidays:
+            return False
+        if day in self.workdays:
+            return True
+        try:
+            return bool(chinese_calendar.is_workday(day))
+        except NotImplementedError:
+            if day.year in self.years:
+                return day.weekday() < 5
+            raise UnknownYear(day.year, self.source) from None
+
+    @property
+    def working_day(self) -> dt.timedelta:
+        """The working time in one working day (what "1 working day" adds)."""
+        today = dt.date(2000, 1, 3)
+        return sum(
+            (
+                _at(today, b, self.timezone) - _at(today, a, self.timezone)
+                for a, b in self.office_hours
+            ),
+            dt.timedelta(0),
+        )
+
+    def office_periods(self, day: dt.date) -> list[Period]:
+        """The office periods of `day` as aware instants; empty on a day off."""
+        if not self.is_working_day(day):
+            return []
+        return [
+            (_at(day, a, self.timezone), _at(day, b, self.timezone)) for a, b in self.office_hours
+        ]
+
+    # -- instants ---------------------------------------------------------------------------
+
+    def local(self, at: dt.datetime) -> dt.datetime:
+        """`at` in the calendar's time zone."""
+        return _aware(at).astimezone(self.timezone)
+
+    def in_office_hours(self, at: dt.datetime) -> bool:
+        at = self.local(at)
+        return any(a <= at < b for a, b in self.office_periods(at.date()))
+
+    def next_office_instant(self, at: dt.datetime) -> dt.datetime:
+        """`at` if offices are open then, else when they open next (notices wait for it)."""
+        at = self.local(at)
+        for a, b in self._periods_from(at):
+            if at < b:
+                return max(a, at)
+        raise self._no_working_days(at)
+
+    def next_working_day_start(self, after: dt.datetime) -> dt.datetime:
+        """When offices open on the first working day after `after`'s local date."""
+        after = self.local(after)
+        start = dt.datetime.combine(after.date() + dt.timedelta(days=1), dt.time(), self.timezone)
+        return self.next_office_instant(start)
+
+    # -- clocks -----------------------------------------------------------------------------
+
+    def add_working(
+        self, start: dt.datetime, duration: dt.timedelta, pauses: Iterable[Pause] = ()
+    ) -> dt.datetime:
+        """The instant when `duration` of working time has run from `start`.
+
+        Time outside office hours, on days off and inside `pauses` does not count. Started
+        outside office hours, the clock starts when offices open; a duration that ends exactly
+        at closing time ends then (not at the next opening).
+        """
+        start = self.local(start)
+        remaining = _non_negative(duration)
+        if not remaining:
+            return start
+        for a, b in _subtract(self._periods_from(start), _merge(pauses), start):
+            if remaining <= b - a:
+                return a + remaining
+            remaining -= b - a
+        raise self._no_working_days(start)
+
+    def add_calendar(
+        self, start: dt.datetime, duration: dt.timedelta, pauses: Iterable[Pause] = ()
+    ) -> dt.datetime:
+        """`start + duration`, moved later by the paused time that falls before it."""
+        start = self.local(start)
+        end = start + _non_negative(duration)
+        for a, b in _merge(pauses):
+            if b <= start:
+                continue
+            if a >= end:
+                break
+            end += b - max(a, start)
+        return end
+
+    def working_between(
+        self, start: dt.datetime, end: dt.datetime, pauses: Iterable[Pause] = ()
+    ) -> dt.timedelta:
+        """The working time from `start` to `end` (zero when `end` is not later)."""
+        start, end = self.local(start), self.local(end)
+        total = dt.timedelta(0)
+        if end <= start:
+            return total
+        for a, b in _subtract(self._periods_from(start), _merge(pauses), start):
+            if a >= end:
+                break
+            total += min(b, end) - a
+        return total
+
+    def calendar_between(
+        self, start: dt.datetime, end: dt.datetime, pauses: Iterable[Pause] = ()
+    ) -> dt.timedelta:
+        """The calendar time from `start` to `end` less the paused time in between."""
+        start, end = self.local(start), self.local(end)
+        if end <= start:
+            return dt.timedelta(0)
+        paused = sum(
+            (min(b, end) - max(a, start) for a, b in _merge(pauses) if a < end and b > start),
+            dt.timedelta(0),
+        )
+        return end - start - paused
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _periods_from(self, at: dt.datetime) -> Iterator[Period]:
+        """Office periods that end after `at`, clipped to start no earlier than it."""
+        day = at.date()
+        for _ in range(MAX_SPAN_DAYS):
+            for a, b in self.office_periods(day):
+                if b > at:
+                    yield max(a, at), b
+            day += dt.timedelta(days=1)
+
+    def _no_working_days(self, at: dt.datetime) -> CalendarError:
+        return CalendarError(f"no office hours within {MAX_SPAN_DAYS} days after {at.isoformat()}")
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise NaiveDatetimeError(f"naive datetime {at.isoformat()}: give it a time zone")
+    return at
+
+
+def _non_negative(duration: dt.timedelta) -> dt.timedelta:
+    if duration < dt.timedelta(0):
+        raise ValueError(f"negative duration {duration}")
+    return duration
+
+
+def _at(day: dt.date, t: dt.time, tz: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, t, tz)
+
+
+def _merge(pauses: Iterable[Pause]) -> list[Pause]:
+    """Pauses sorted, overlapping ones joined; each checked (aware, start ≤ end)."""
+    merged: list[Pause] = []
+    for a, b in sorted((_aware(a), _aware(b)) for a, b in pauses):
+        if b < a:
+            raise ValueError(f"pause ends before it starts: {a.isoformat()} – {b.isoformat()}")
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _subtract(
+    periods: Iterable[Period], pauses: Sequence[Pause], since: dt.datetime
+) -> Iterator[Period]:
+    """The parts of `periods` outside `pauses` (both sorted)."""
+    pauses = [p for p in pauses if p[1] > since]
+    for a, b in periods:
+        for pa, pb in pauses:
+            if pb <= a or pa >= b:
+                continue
+            if pa > a:
+                yield a, pa
+            a = max(a, pb)
+            if a >= b:
+                break
+        if a < b:
+            yield a, b
+
+
+# -- the file -----------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class _OfficePeriod(_Model):
+    start: dt.time
+    end: dt.time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _OfficePeriod:
+        if self.end <= self.start:
+            raise ValueError(f"office period ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class _Days(_Model):
+    """One date (`date`) or a range (`from`, `to`, both included)."""
+
+    date: dt.date | None = None
+    from_: dt.date | None = Field(default=None, alias="from")
+    to: dt.date | None = None
+    name: str = ""
+
+    @model_validator(mode="after")
+    def _one_form(self) -> _Days:
+        if (self.date is None) == (self.from_ is None or self.to is None):
+            raise ValueError("give either `date` or both `from` and `to`")
+        if self.from_ and self.to and self.to < self.from_:
+            raise ValueError(f"`to` {self.to} is before `from` {self.from_}")
+        return self
+
+    def days(self) -> list[dt.date]:
+        if self.date is not None:
+            return [self.date]
+        assert self.from_ is not None and self.to is not None
+        return [self.from_ + dt.timedelta(days=i) for i in range((self.to - self.from_).days + 1)]
+
+
+class _Year(_Model):
+    source: str = ""
+    holidays: list[_Days] = []
+    workdays: list[_Days] = []
+
+
+class _CalendarFile(_Model):
+    timezone: str = "Asia/Shanghai"
+    office_hours: list[_OfficePeriod] = Field(min_length=1)
+    years: dict[int, _Year] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("office_hours")
+    @classmethod
+    def _in_order(cls, value: list[_OfficePeriod]) -> list[_OfficePeriod]:
+        for before, after in pairwise(value):
+            if after.start < before.end:
+                raise ValueError(f"office periods overlap or are out of order at {after.start}")
+        return value
+
+
+def load_calendar(path: Path = DEFAULT_CALENDAR_FILE) -> WorkCalendar:
+    """Load and validate a calendar file; `CalendarError` names the file and the entry."""
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        parsed = _CalendarFile.model_validate(raw or {})
+    except (OSError, yaml.YAMLError) as exc:
+        raise CalendarError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        raise CalendarError(f"{path}: {_explain(exc)}") from exc
+    holidays, workdays = _dates(parsed, path)
+    return WorkCalendar(
+        timezone=ZoneInfo(parsed.timezone),
+        office_hours=tuple((p.start, p.end) for p in parsed.office_hours),
+        holidays=frozenset(holidays),
+        workdays=frozenset(workdays),
+        years=frozenset(parsed.years),
+        source=path,
+    )
+
+
+def _dates(parsed: _CalendarFile, path: Path) -> tuple[set[dt.date], set[dt.date]]:
+    holidays: set[dt.date] = set()
+    workdays: set[dt.date] = set()
+    for year, entry in sorted(parsed.years.items()):
+        for kind, days, into in (
+            ("holidays", entry.holidays, holidays),
+            ("workdays", entry.workdays, workdays),
+        ):
+            for i, item in enumerate(days):
+                for day in item.days():
+                    if day.year != year:
+                        raise CalendarError(
+                            f"{path}: years.{year}.{kind}.{i}: {day} is not in {year}"
+                        )
+                    into.add(day)
+    both = holidays & workdays
+    if both:
+        raise CalendarError(f"{path}: both a holiday and a workday: {sorted(both)[0]}")
+    return holidays, workdays
+
+
+def _explain(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+    )
