@@ -40,9 +40,13 @@ def demo_env(secret: str) -> dict[str, str]:
 
 
 def load_posts(run_id: str) -> list[dict[str, Any]]:
+    """The scenario's posts, made unique to this run: post ids, and author ids too — intake
+    merges an author's repeated appeals into one case (7 days), so a second demo on the same
+    stack would otherwise find every case already open."""
     posts: list[dict[str, Any]] = yaml.safe_load(SCENARIO.read_text(encoding="utf-8"))["posts"]
     for post in posts:
         post["id"] = f"{post['id']}-{run_id}"
+        post["author"] = {**post["author"], "id": f"{post['author']['id']}-{run_id}"}
         post["text"] = " ".join(post["text"].split())
     return posts
 

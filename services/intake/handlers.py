@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from faststream.kafka import KafkaBroker
-from faststream.kafka.publisher.usecase import LogicPublisher
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from contracts import APPEALS, POSTS_RAW, AppealNormalized, RawPostReceived
-from fengqiao.messaging import publish_to
+from fengqiao.messaging import publish_to, topic_publisher, topic_subscriber
 from services.intake import domain
 from services.intake.adapters.recent import RecentAppeals, assign_case, claim_key
 from services.intake.similarity import Policy
@@ -45,7 +45,7 @@ def register(
     recent: RecentAppeals | None = None,
     policy: Policy | None = None,
     registry: CollectorRegistry | None = None,
-) -> LogicPublisher:
+) -> Any:
     """Register the normalizer; return the `posts.raw` publisher the webhooks write through.
 
     Without `recent` every appeal is its own case (no near-duplicate or follow-up matching)."""
@@ -69,24 +69,14 @@ def register(
         buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
         registry=registry,
     )
-    raw_posts = broker.publisher(
-        POSTS_RAW.name,
-        title=f"{POSTS_RAW.name}:publish",
-        description=POSTS_RAW.description,
-        schema=RawPostReceived,
-    )
-    appeals = broker.publisher(
-        APPEALS.name,
-        title=f"{APPEALS.name}:publish",
-        description=APPEALS.description,
-        schema=AppealNormalized,
-    )
+    raw_posts = topic_publisher(broker, POSTS_RAW)
+    appeals = topic_publisher(broker, APPEALS)
 
-    @broker.subscriber(
-        POSTS_RAW.name,
+    @topic_subscriber(
+        broker,
+        POSTS_RAW,
         group_id=group_id,
-        auto_offset_reset="earliest",
-        title=f"{POSTS_RAW.name}:normalize",
+        action="normalize",
         description="Normalize a raw post into an appeal.",
     )
     async def normalize_post(raw: RawPostReceived) -> None:

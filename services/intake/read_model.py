@@ -25,6 +25,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts import CASE_EVENTS, CaseEventRecorded, CaseState
+from fengqiao.messaging import topic_subscriber
 from fengqiao.pii import mask_pii
 from services.intake.adapters.requests import CaseEventRow, RequestRecord, RequestsStore
 
@@ -101,11 +102,11 @@ def row_of(event: CaseEventRecorded, offset: int) -> CaseEventRow:
 def register(broker: KafkaBroker, store: RequestsStore, *, group_id: str) -> None:
     """Subscribe the read model to `case.events`; only cases of Open311 requests are kept."""
 
-    @broker.subscriber(
-        CASE_EVENTS.name,
+    @topic_subscriber(
+        broker,
+        CASE_EVENTS,
         group_id=group_id,
-        auto_offset_reset="earliest",
-        title=f"{CASE_EVENTS.name}:open311",
+        action="open311",
         description="Keep the Open311 read model: status, notes and agency of each request.",
     )
     async def keep_request_status(event: CaseEventRecorded, msg: KafkaMessage) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,7 +35,7 @@ from services.tracker.adapters.cases import CaseRepository
 
 log = logging.getLogger("fengqiao.tracker")
 
-MAX_ATTEMPTS = 20
+MAX_ATTEMPTS = 50
 
 Handler = Callable[[Any], Awaitable[None]]
 
@@ -71,7 +72,9 @@ class CaseStore:
     async def _apply(
         self, case_id: str, change: Callable[[domain.Case], domain.Case]
     ) -> domain.Case:
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:  # another writer (replica) won: back off a little, with jitter
+                await asyncio.sleep(random.uniform(0, 0.005 * attempt))
             case = await self._repo.get(case_id) or domain.new_case(case_id)
             updated = change(case)
             if updated is case or await self._repo.save(updated, expected_version=case.version):

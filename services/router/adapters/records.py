@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from contracts import DispatchOrdered
+from fengqiao.store import ShardedCollection
 from services.router.returns import RoutingRecord
 
 
@@ -70,7 +71,7 @@ def from_document(doc: dict[str, Any]) -> RoutingRecord:
 
 class MongoRecordStore:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
-        self._records = client[database]["routing"]
+        self._records = ShardedCollection(client[database], "routing")
         self._returns = client[database]["returns"]
 
     async def ensure_indexes(self) -> None:
@@ -83,7 +84,7 @@ class MongoRecordStore:
 
     async def save(self, record: RoutingRecord, last_orders: list[DispatchOrdered]) -> bool:
         try:
-            await self._records.insert_one(to_document(record, last_orders))
+            await self._records.for_key(record.case_id).insert_one(to_document(record, last_orders))
         except DuplicateKeyError:
             return False
         return True
@@ -106,7 +107,9 @@ class MongoRecordStore:
         return {row["_id"]: row["n"] async for row in cursor}
 
     async def _latest(self, case_id: str) -> dict[str, Any] | None:
-        return await self._records.find_one({"case_id": case_id}, sort=[("version", -1)])
+        return await self._records.for_key(case_id).find_one(
+            {"case_id": case_id}, sort=[("version", -1)]
+        )
 
 
 class InMemoryRecordStore:
