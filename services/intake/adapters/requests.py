@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
+from fengqiao.store import ShardedCollection
+
 REQUESTS = "open311_requests"
 CASE_EVENTS = "open311_case_events"
 
@@ -73,15 +75,18 @@ class MongoRequestsStore:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         db = client[database]
         self._requests = db[REQUESTS]
-        self._events = db[CASE_EVENTS]
+        # Looked up by case id for every case event: a marker per tracked case, read by `_id`,
+        # and the events split by case (FerretDB scans a whole collection for other filters).
+        self._tracked = db[f"{REQUESTS}_by_case"]
+        self._events = ShardedCollection(db, CASE_EVENTS)
 
     async def ensure_indexes(self) -> None:
-        await self._requests.create_index([("case_id", ASCENDING)])
         await self._events.create_index([("case_id", ASCENDING)])
 
     async def add_request(self, record: RequestRecord) -> None:
         doc = asdict(record)
         doc["_id"] = doc.pop("request_id")
+        await _insert_once(self._tracked, {"_id": record.case_id})
         await _insert_once(self._requests, doc)
 
     async def get_request(self, request_id: str) -> RequestRecord | None:
@@ -92,16 +97,16 @@ class MongoRequestsStore:
         return RequestRecord(**doc)
 
     async def is_tracked(self, case_id: str) -> bool:
-        return await self._requests.find_one({"case_id": case_id}, {"_id": 1}) is not None
+        return await self._tracked.find_one({"_id": case_id}) is not None
 
     async def add_event(self, row: CaseEventRow) -> None:
         doc = asdict(row)
         doc["_id"] = doc.pop("event_id")
-        await _insert_once(self._events, doc)
+        await _insert_once(self._events.for_key(row.case_id), doc)
 
     async def events_of(self, case_id: str) -> list[CaseEventRow]:
         rows = []
-        async for doc in self._events.find({"case_id": case_id}):
+        async for doc in self._events.for_key(case_id).find({"case_id": case_id}):
             doc["event_id"] = doc.pop("_id")
             rows.append(CaseEventRow(**doc))
         return rows
