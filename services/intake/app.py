@@ -45,11 +45,13 @@ def build(
         recent=recent or _mongo_recent(runtime, settings, clock or SystemClock()),
         policy=_policy(settings),
         registry=runtime.registry,
+        consume=settings.consumers,
     )
     sink = sink or KafkaPostSink(raw_posts)
     clock = clock or SystemClock()
     store = requests_store or _mongo_requests(runtime, settings)
-    read_model.register(runtime.broker, store, group_id=settings.open311_group_id)
+    if settings.consumers:
+        read_model.register(runtime.broker, store, group_id=settings.open311_group_id)
     router = webhook_router(settings, sink, clock, runtime.registry, NAME)
     open311 = open311_router(settings, sink, store, clock, runtime.registry, NAME)
     weibo = weibo_router(settings, sink, clock, runtime.registry, NAME)

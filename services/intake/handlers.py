@@ -45,10 +45,12 @@ def register(
     recent: RecentAppeals | None = None,
     policy: Policy | None = None,
     registry: CollectorRegistry | None = None,
+    consume: bool = True,
 ) -> Any:
     """Register the normalizer; return the `posts.raw` publisher the webhooks write through.
 
-    Without `recent` every appeal is its own case (no near-duplicate or follow-up matching)."""
+    Without `recent` every appeal is its own case (no near-duplicate or follow-up matching).
+    With `consume=False` only the publisher is declared (a webhook-only process)."""
     policy = policy or Policy()
     registry = registry or CollectorRegistry()
     merged = Counter(
@@ -71,6 +73,9 @@ def register(
     )
     raw_posts = topic_publisher(broker, POSTS_RAW)
     appeals = topic_publisher(broker, APPEALS)
+
+    if not consume:
+        return raw_posts
 
     @topic_subscriber(
         broker,

@@ -89,6 +89,11 @@ class IntakeSettings(BaseSettings):
     )
     poll_timeout_seconds: float = Field(default=10.0, gt=0, description="Per open API call.")
     database: str = Field(default="fengqiao_intake", description="Intake's own database.")
+    consumers: bool = Field(
+        default=True,
+        description="Run the posts.raw normalizer and the Open311 read model in this process. "
+        "False makes a webhook-only replica, so HTTP intake scales apart from normalizing.",
+    )
     duplicate_threshold: float = Field(
         default=0.5, gt=0, le=1, description="Resemblance from which a post repeats an appeal."
     )
