@@ -37,19 +37,20 @@ def build(
     """The runtime and the HTTP app; tests pass fakes for `sink`, `clock`, `requests_store`
     `cursors` and `recent`."""
     settings = settings or IntakeSettings()
+    clock = clock or SystemClock()
     runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
+    store = requests_store or _mongo_requests(runtime, settings)
     raw_posts = handlers.register(
         runtime.broker,
         producer=NAME,
         group_id=settings.group_id,
-        recent=recent or _mongo_recent(runtime, settings, clock or SystemClock()),
+        recent=recent or _mongo_recent(runtime, settings, clock),
         policy=_policy(settings),
         registry=runtime.registry,
         consume=settings.consumers,
+        on_open311=store.map_case,
     )
     sink = sink or KafkaPostSink(raw_posts)
-    clock = clock or SystemClock()
-    store = requests_store or _mongo_requests(runtime, settings)
     if settings.consumers:
         read_model.register(runtime.broker, store, group_id=settings.open311_group_id)
     router = webhook_router(settings, sink, clock, runtime.registry, NAME)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -46,11 +47,13 @@ def register(
     policy: Policy | None = None,
     registry: CollectorRegistry | None = None,
     consume: bool = True,
+    on_open311: Callable[[str, str], Awaitable[None]] | None = None,
 ) -> Any:
     """Register the normalizer; return the `posts.raw` publisher the webhooks write through.
 
     Without `recent` every appeal is its own case (no near-duplicate or follow-up matching).
-    With `consume=False` only the publisher is declared (a webhook-only process)."""
+    With `consume=False` only the publisher is declared (a webhook-only process).
+    `on_open311(request_id, case_id)` hears which case each Open311 request went to."""
     policy = policy or Policy()
     registry = registry or CollectorRegistry()
     merged = Counter(
@@ -97,6 +100,9 @@ def register(
                 merged.labels("duplicate").inc()
             elif appeal.follow_up_of:
                 merged.labels("follow_up").inc()
+        if on_open311 is not None and appeal.platform == "open311" and appeal.reply_to.post_id:
+            # Recorded before publishing: the request's case events can only follow.
+            await on_open311(appeal.reply_to.post_id, appeal.case_id)
         await publish_to(appeals, appeal)
 
     return raw_posts

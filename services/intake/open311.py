@@ -232,7 +232,8 @@ async def _find(store: RequestsStore, request_id: str) -> RequestView:
         raise Problem(404, f"no request {request_id[:64]!r}")
     try:
         record = await store.get_request(request_id)
-        events = await store.events_of(record.case_id) if record else []
+        case_id = (await store.case_of(request_id) or record.case_id) if record else None
+        events = await store.events_of(case_id) if case_id else []
     except PyMongoError as exc:
         log.warning("open311 read model unavailable: %s", exc)
         raise Problem(503, "cannot read the request now; retry", {"Retry-After": "5"}) from exc

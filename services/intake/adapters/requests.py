@@ -62,6 +62,13 @@ class RequestsStore(Protocol):
     async def is_tracked(self, case_id: str) -> bool:
         """True when some request maps to `case_id`."""
 
+    async def map_case(self, request_id: str, case_id: str) -> None:
+        """The normalizer put the request in `case_id` (another case than the one computed at
+        accept time, when it merged the request into an earlier case); first mapping wins."""
+
+    async def case_of(self, request_id: str) -> str | None:
+        """The case the normalizer put the request in, if it said so."""
+
     async def add_event(self, row: CaseEventRow) -> None:
         """Insert `row`; a second insert of the same event id is ignored."""
 
@@ -78,6 +85,7 @@ class MongoRequestsStore:
         # Looked up by case id for every case event: a marker per tracked case, read by `_id`,
         # and the events split by case (FerretDB scans a whole collection for other filters).
         self._tracked = db[f"{REQUESTS}_by_case"]
+        self._mapped = db[f"{REQUESTS}_cases"]
         self._events = ShardedCollection(db, CASE_EVENTS)
 
     async def ensure_indexes(self) -> None:
@@ -98,6 +106,14 @@ class MongoRequestsStore:
 
     async def is_tracked(self, case_id: str) -> bool:
         return await self._tracked.find_one({"_id": case_id}) is not None
+
+    async def map_case(self, request_id: str, case_id: str) -> None:
+        await _insert_once(self._tracked, {"_id": case_id})
+        await _insert_once(self._mapped, {"_id": request_id, "case_id": case_id})
+
+    async def case_of(self, request_id: str) -> str | None:
+        doc = await self._mapped.find_one({"_id": request_id})
+        return str(doc["case_id"]) if doc else None
 
     async def add_event(self, row: CaseEventRow) -> None:
         doc = asdict(row)
@@ -123,9 +139,16 @@ class InMemoryRequestsStore:
     def __init__(self) -> None:
         self.requests: dict[str, RequestRecord] = {}
         self.events: dict[str, CaseEventRow] = {}
+        self.mapped: dict[str, str] = {}
 
     async def ensure_indexes(self) -> None:
         return None
+
+    async def map_case(self, request_id: str, case_id: str) -> None:
+        self.mapped.setdefault(request_id, case_id)
+
+    async def case_of(self, request_id: str) -> str | None:
+        return self.mapped.get(request_id)
 
     async def add_request(self, record: RequestRecord) -> None:
         self.requests.setdefault(record.request_id, record)
@@ -134,7 +157,8 @@ class InMemoryRequestsStore:
         return self.requests.get(request_id)
 
     async def is_tracked(self, case_id: str) -> bool:
-        return any(r.case_id == case_id for r in self.requests.values())
+        cases = {r.case_id for r in self.requests.values()} | set(self.mapped.values())
+        return case_id in cases
 
     async def add_event(self, row: CaseEventRow) -> None:
         self.events.setdefault(row.event_id, row)

@@ -320,3 +320,37 @@ async def test_case_events_become_status_agency_and_notes(
     [shown] = (await client.get(f"/open311/v2/requests/{request_id}.json")).json()
     assert shown["status"] == "closed"
     assert shown["agency_responsible"] == "bl"
+
+
+async def test_a_request_merged_into_an_earlier_case_follows_that_case(
+    client: httpx.AsyncClient,
+    built: tuple[Runtime, Any],
+    sink: InMemoryPostSink,
+    store: InMemoryRequestsStore,
+) -> None:
+    from contracts import POSTS_RAW
+
+    request_id = (await file(client)).json()[0]["service_request_id"]
+    [raw] = sink.posts
+    async with TestKafkaBroker(built[0].broker) as br:
+        await br.publish(raw, POSTS_RAW.name)  # the normalizer names the request's case
+    assert store.mapped[request_id] == case_id_for(raw)  # a new case: the one computed at accept
+
+    # Had it been merged into an earlier case, the normalizer would have said so:
+    await store.map_case("0" * 32, "c-earlier")
+    await store.add_request(
+        store.requests[request_id].__class__(
+            request_id="0" * 32,
+            case_id="c-accepted",
+            service_code="wage_arrears",
+            description="d",
+            requested_at=NOW,
+        )
+    )
+    async with TestKafkaBroker(built[0].broker) as br:
+        await br.publish(
+            case_event("c-earlier", 1, "case.dispatched", CaseState.DISPATCHED, unit_id="bl"),
+            CASE_EVENTS.name,
+        )
+    [shown] = (await client.get(f"/open311/v2/requests/{'0' * 32}.json")).json()
+    assert shown["agency_responsible"] == "bl"
