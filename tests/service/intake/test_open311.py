@@ -19,6 +19,7 @@ from faststream.kafka import TestKafkaBroker
 from contracts import CASE_EVENTS, CaseEventRecorded, CaseState
 from fengqiao.clock import FakeClock
 from fengqiao.service import Runtime
+from services.intake.adapters.recent import InMemoryRecentAppeals
 from services.intake.adapters.requests import InMemoryRequestsStore
 from services.intake.adapters.sink import InMemoryPostSink
 from services.intake.app import build
@@ -45,7 +46,14 @@ def store() -> InMemoryRequestsStore:
 @pytest.fixture
 def built(sink: InMemoryPostSink, store: InMemoryRequestsStore) -> tuple[Runtime, Any]:
     settings = IntakeSettings(open311_api_keys={"city-app": KEY, "other": "other-key"})
-    return build(settings, sink=sink, clock=FakeClock(NOW), requests_store=store)
+    # Every store in memory: service tests run before (and without) the real stack.
+    return build(
+        settings,
+        sink=sink,
+        clock=FakeClock(NOW),
+        requests_store=store,
+        recent=InMemoryRecentAppeals(),
+    )
 
 
 @pytest.fixture
