@@ -2,6 +2,11 @@
 
     FENGQIAO_KAFKA_BOOTSTRAP=... FENGQIAO_MONGO_URI=... python bench/webhook.py --duration 15
 
+Every accepted post stays in that stack's `posts.raw`: a normalizer started later (the demo, the
+services) first works through the whole backlog. Run it against a throwaway stack, e.g.
+`FENGQIAO_CACHE_DIR=/tmp/bench-stack FENGQIAO_KAFKA_BOOTSTRAP=127.0.0.1:19792
+FENGQIAO_MONGO_URI=mongodb://127.0.0.1:27817/ fengqiao stack up`, then the same env here.
+
 Needs a running stack (`fengqiao stack up`, or the env pointing at one) and `wrk`
 (`apt-get install -y wrk`). Starts `python -m fengqiao.cli run intake` on 127.0.0.1 only,
 pre-signs `--posts` distinct bodies (timestamps valid for the 5-minute window), runs wrk for
