@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import APIRouter, Path, Request
@@ -34,6 +35,27 @@ class Refused(Exception):
         self.status, self.reason, self.detail, self.headers = status, reason, detail, headers
 
 
+async def read_body(
+    request: Request, *, limit: int, content_types: Collection[str] = ("application/json",)
+) -> bytes:
+    """The raw body, refused with 415 for another content type and with 413 past `limit` bytes
+    (by Content-Length before reading, and while reading: a chunked body has none)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in content_types:
+        raise Refused(
+            415, "content_type", f"Content-Type must be one of: {', '.join(content_types)}"
+        )
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise Refused(413, "too_large", f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Refused(413, "too_large", f"body larger than {limit} bytes")
+    return bytes(body)
+
+
 def webhook_router(
     settings: IntakeSettings,
     sink: PostSink,
@@ -54,21 +76,6 @@ def webhook_router(
         ["channel", "reason"],
         registry=registry,
     )
-
-    async def read_body(request: Request) -> bytes:
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            raise Refused(415, "content_type", "Content-Type must be application/json")
-        length = request.headers.get("content-length")
-        limit = settings.max_body_bytes
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            raise Refused(413, "too_large", f"body larger than {limit} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise Refused(413, "too_large", f"body larger than {limit} bytes")
-        return bytes(body)
 
     @router.post(
         "/webhooks/generic/{source}",
@@ -97,7 +104,7 @@ def webhook_router(
             secret = settings.generic_secrets.get(source)
             if secret is None:
                 raise Refused(404, "unknown_source", f"unknown source {source!r}")
-            body = await read_body(request)
+            body = await read_body(request, limit=settings.max_body_bytes)
             try:
                 signing.verify(
                     secret.get_secret_value(),

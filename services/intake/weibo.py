@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from contracts import RawPostReceived, new_event_id
 from fengqiao.clock import Clock
 from services.intake.adapters.sink import PostSink, SinkUnavailable
-from services.intake.http import Refused, _field_errors, _parse_json
+from services.intake.http import Refused, _field_errors, _parse_json, read_body
 from services.intake.readers import PRIVATE_MESSAGE_TYPES, parse_weibo_time, push_data
 from services.intake.settings import IntakeSettings, WeiboAccount
 from services.intake.signing import SignatureError
@@ -281,7 +281,12 @@ def weibo_router(
     ) -> Response:
         try:
             known = authenticate(account, signature, timestamp, nonce)
-            payload = _parse_json(await _read_body(request, settings))
+            body = await read_body(
+                request,
+                limit=settings.max_body_bytes,
+                content_types=settings.weibo_push_content_types,
+            )
+            payload = _parse_json(body)
             try:
                 push = WeiboPush.model_validate(payload)
             except ValidationError as exc:
@@ -314,20 +319,3 @@ async def _store(sink: PostSink, raw: RawPostReceived) -> None:
         raise Refused(
             503, "kafka_unavailable", "cannot store the push now; retry", {"Retry-After": "5"}
         ) from exc
-
-
-async def _read_body(request: Request, settings: IntakeSettings) -> bytes:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in settings.weibo_push_content_types:
-        allowed = ", ".join(settings.weibo_push_content_types)
-        raise Refused(415, "content_type", f"Content-Type must be one of: {allowed}")
-    limit = settings.max_body_bytes
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
-        raise Refused(413, "too_large", f"body larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, "too_large", f"body larger than {limit} bytes")
-    return bytes(body)
