@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from contracts import RawPostReceived, new_event_id
 from fengqiao.clock import Clock
@@ -33,6 +33,28 @@ class Refused(Exception):
         self, status: int, reason: str, detail: Any, headers: dict[str, str] | None = None
     ):
         self.status, self.reason, self.detail, self.headers = status, reason, detail, headers
+
+
+def refusals(*, unknown: str, content_type: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI description of a signed webhook's refusals."""
+    return {
+        401: {"description": "Missing or bad signature, or stale timestamp"},
+        404: {"description": unknown},
+        413: {"description": "Body over the size limit"},
+        415: {"description": content_type},
+        422: {"description": "Body does not match the schema"},
+        503: {"description": "Kafka did not acknowledge; retry after Retry-After seconds"},
+    }
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a raw-read JSON body by its schema model."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
 
 
 async def read_body(
@@ -81,20 +103,8 @@ def webhook_router(
         "/webhooks/generic/{source}",
         status_code=202,
         summary="Receive a post from another platform (HMAC-SHA256 signed JSON)",
-        responses={
-            401: {"description": "Missing or bad signature, or stale timestamp"},
-            404: {"description": "Unknown source"},
-            413: {"description": "Body over the size limit"},
-            415: {"description": "Not application/json"},
-            422: {"description": "Body does not match the schema"},
-            503: {"description": "Kafka did not acknowledge; retry after Retry-After seconds"},
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": GenericPost.model_json_schema()}},
-            }
-        },
+        responses=refusals(unknown="Unknown source", content_type="Not application/json"),
+        openapi_extra=json_body(GenericPost),
     )
     async def generic_webhook(
         request: Request,

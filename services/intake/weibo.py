@@ -36,7 +36,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from contracts import RawPostReceived, new_event_id
 from fengqiao.clock import Clock
 from services.intake.adapters.sink import PostSink, SinkUnavailable
-from services.intake.http import Refused, _field_errors, _parse_json, read_body
+from services.intake.http import (
+    Refused,
+    _field_errors,
+    _parse_json,
+    json_body,
+    read_body,
+    refusals,
+)
 from services.intake.readers import PRIVATE_MESSAGE_TYPES, parse_weibo_time, push_data
 from services.intake.settings import IntakeSettings, WeiboAccount
 from services.intake.signing import SignatureError
@@ -258,19 +265,9 @@ def weibo_router(
         summary="Receive a Weibo push: answered 200 with an empty body once stored",
         responses={
             200: {"description": "Stored, or an event or unknown type taken and ignored"},
-            401: {"description": "Missing or bad signature, or stale timestamp"},
-            404: {"description": "Unknown account"},
-            413: {"description": "Body over the size limit"},
-            415: {"description": "Not JSON"},
-            422: {"description": "Body does not match the schema"},
-            503: {"description": "Kafka did not acknowledge; retry after Retry-After seconds"},
+            **refusals(unknown="Unknown account", content_type="Not JSON"),
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": WeiboPush.model_json_schema()}},
-            }
-        },
+        openapi_extra=json_body(WeiboPush),
     )
     async def receive(
         request: Request,

@@ -6,31 +6,25 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
-from contracts import APPEALS, DISPATCH_ORDERS, AppealNormalized, Author, ReplyTarget
+from contracts import APPEALS, DISPATCH_ORDERS, AppealNormalized, Author, new_event_id
 from fengqiao.settings import StackSettings
 from fengqiao.testing import serving
+from fengqiao.testing.factories import appeal_message
 from fengqiao.watch import TopicWatcher
 from services.router.app import build
 from services.router.settings import RouterSettings
 
 
 def appeal(case_id: str, text: str) -> AppealNormalized:
-    return AppealNormalized(
+    return appeal_message(
+        text,
+        event_id=new_event_id(),
         occurred_at=datetime.now(UTC),
         producer="itest",
         case_id=case_id,
         post_event_id="p",
-        platform="weibo",
-        channel="webhook",
-        account="@新疆检察",
         author=Author(id="u"),
         posted_at=datetime.now(UTC),
-        original_text=text,
-        text=text,
-        masked_text=text,
-        lang="zh",
-        is_appeal=True,
-        reply_to=ReplyTarget(platform="weibo", account="@新疆检察"),
     )
 
 

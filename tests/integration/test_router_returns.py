@@ -13,12 +13,13 @@ from contracts import (
     UNIT_ACTIONS,
     AppealNormalized,
     Author,
-    ReplyTarget,
     UnitActed,
     UnitActionKind,
+    new_event_id,
 )
 from fengqiao.settings import StackSettings
 from fengqiao.testing import serving
+from fengqiao.testing.factories import appeal_message
 from fengqiao.watch import TopicWatcher
 from services.router.app import build
 from services.router.settings import RouterSettings
@@ -40,22 +41,15 @@ async def test_a_returned_order_is_redispatched_and_counted(
 ) -> None:
     case_id = f"c-ret-{run_id}"
     text = "博乐市的工地老板拖欠工资，工地其实在精河县，求助"
-    appeal = AppealNormalized(
+    appeal = appeal_message(
+        text,
+        event_id=new_event_id(),
         occurred_at=datetime.now(UTC),
         producer="itest",
         case_id=case_id,
         post_event_id="p",
-        platform="weibo",
-        channel="webhook",
-        account="@新疆检察",
         author=Author(id="u"),
         posted_at=datetime.now(UTC),
-        original_text=text,
-        text=text,
-        masked_text=text,
-        lang="zh",
-        is_appeal=True,
-        reply_to=ReplyTarget(platform="weibo", account="@新疆检察"),
     )
     runtime, app = build(RouterSettings(stack=stack, database=f"itest_router_{run_id}"))
     async with TopicWatcher(stack.kafka_bootstrap, [DISPATCH_ORDERS.name]) as watcher, serving(app):

@@ -17,7 +17,6 @@ from contracts import (
     CaseState,
     CoordinationRequested,
     DeadLetter,
-    DispatchMode,
     DispatchOrdered,
     Envelope,
     RawPostReceived,
@@ -29,11 +28,11 @@ from contracts import (
     SupervisionOrdered,
     UnitActed,
     UnitActionKind,
-    Urgency,
     all_topic_names,
     by_name,
     derived_event_id,
 )
+from fengqiao.testing.factories import dispatch_message
 
 AT = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 TARGET = ReplyTarget(platform="weibo", account="@新疆检察", user_id="u1", post_id="p1")
@@ -74,22 +73,7 @@ def appeal() -> AppealNormalized:
 
 
 def order() -> DispatchOrdered:
-    return DispatchOrdered(
-        occurred_at=AT,
-        producer="test",
-        case_id="c-2",
-        hop=1,
-        from_unit="xj",
-        to_unit="652700",
-        to_tier="prefecture",
-        final=False,
-        chain=["xj", "652700", "652701"],
-        mode=DispatchMode.PUBLIC_MENTION,
-        lead_unit="652701",
-        category="wage_arrears",
-        urgency=Urgency.GENERAL,
-        confidence=1.0,
-    )
+    return dispatch_message(occurred_at=AT, producer="test", case_id="c-2")
 
 
 def unit_acted() -> UnitActed:

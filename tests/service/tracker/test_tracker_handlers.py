@@ -17,7 +17,6 @@ from contracts import (
     REPLIES_REQUESTED,
     REPLIES_SENT,
     AppealNormalized,
-    Author,
     CaseEventRecorded,
     DeadLetter,
     DispatchMode,
@@ -31,6 +30,7 @@ from contracts import (
 )
 from fengqiao.service import Runtime
 from fengqiao.settings import StackSettings
+from fengqiao.testing.factories import appeal_message
 from services.tracker import handlers
 from services.tracker.adapters.cases import InMemoryCaseRepository
 
@@ -42,24 +42,14 @@ TARGET = ReplyTarget(platform="weibo", account="@新疆检察", user_id="u1", po
 def appeal(**overrides: Any) -> AppealNormalized:
     fields: dict[str, Any] = {
         "event_id": "appeal-1",
-        "occurred_at": AT,
-        "producer": "intake",
         "case_id": CASE,
-        "post_event_id": "raw-1",
-        "platform": "weibo",
-        "channel": "webhook",
-        "account": "@新疆检察",
-        "author": Author(id="u1"),
-        "posted_at": AT,
         "original_text": "电话13812345678，博乐市拖欠工资",
         "text": "电话13812345678,博乐市拖欠工资",
         "masked_text": "电话138****5678,博乐市拖欠工资",
         "pii_kinds": ["phone"],
-        "lang": "zh",
-        "is_appeal": True,
         "reply_to": TARGET,
     }
-    return AppealNormalized(**{**fields, **overrides})
+    return appeal_message(**{**fields, **overrides})
 
 
 def orders() -> list[DispatchOrdered]:

@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts import (
-    DispatchMode,
     DispatchOrdered,
     Evidence,
     UnitActed,
     UnitActionKind,
-    Urgency,
 )
+from fengqiao.testing.factories import dispatch_message
 from services.router.coordination import load_coordination
 from services.router.directory import load_directory
 from services.router.returns import (
@@ -37,21 +36,15 @@ def order(
     category: str = "wage_arrears",
     evidence: tuple[Evidence, ...] = (),
 ) -> DispatchOrdered:
-    return DispatchOrdered(
+    return dispatch_message(
         event_id=f"o{hop}",
         occurred_at=NOW,
-        producer="router",
-        case_id="c-1",
         hop=hop,
         from_unit=src,
         to_unit=dst,
         to_tier=DIRECTORY[dst].tier,
         final=final,
-        chain=["xj", "652700", "652701"],
-        mode=DispatchMode.PUBLIC_MENTION,
-        lead_unit="652701",
         category=category,
-        urgency=Urgency.GENERAL,
         evidence=list(evidence),
         confidence=0.9,
     )

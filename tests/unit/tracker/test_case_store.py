@@ -11,15 +11,14 @@ from contracts import (
     AppealNormalized,
     Author,
     CaseEventRecorded,
-    DispatchMode,
     DispatchOrdered,
     Envelope,
     ReplyPurpose,
     ReplyRequested,
     ReplySent,
     ReplyTarget,
-    Urgency,
 )
+from fengqiao.testing.factories import dispatch_message
 from services.tracker import domain
 from services.tracker.adapters.cases import InMemoryCaseRepository, from_document, to_document
 from services.tracker.handlers import MAX_ATTEMPTS, CaseStore, ConcurrentWriteError
@@ -50,23 +49,7 @@ def appeal(event_id: str = "appeal-1") -> AppealNormalized:
 
 
 def order() -> DispatchOrdered:
-    return DispatchOrdered(
-        event_id="order-1",
-        occurred_at=AT,
-        producer="router",
-        case_id=CASE,
-        hop=1,
-        from_unit="xj",
-        to_unit="652700",
-        to_tier="prefecture",
-        final=False,
-        chain=["xj", "652700", "652701"],
-        mode=DispatchMode.PUBLIC_MENTION,
-        lead_unit="652701",
-        category="wage_arrears",
-        urgency=Urgency.GENERAL,
-        confidence=1.0,
-    )
+    return dispatch_message(event_id="order-1", occurred_at=AT, case_id=CASE)
 
 
 def failed_reply() -> ReplySent:

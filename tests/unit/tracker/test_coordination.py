@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 from contracts import (
     CaseState,
     CoordinationRequested,
-    DispatchMode,
     DispatchOrdered,
     SupervisionOrdered,
-    Urgency,
 )
+from fengqiao.testing.factories import dispatch_message
 from services.tracker import domain
 
 NOW = datetime(2026, 9, 1, 10, tzinfo=UTC)
@@ -34,23 +33,7 @@ def coordination(role: str, event_id: str = "co-1") -> CoordinationRequested:
 
 
 def dispatch() -> DispatchOrdered:
-    return DispatchOrdered(
-        event_id="d-1",
-        occurred_at=NOW,
-        producer="router",
-        case_id="c-1",
-        hop=1,
-        from_unit="xj",
-        to_unit="652700",
-        to_tier="prefecture",
-        final=False,
-        chain=["xj", "652700", "652701"],
-        mode=DispatchMode.PUBLIC_MENTION,
-        lead_unit="652701",
-        category="crime_report",
-        urgency=Urgency.GENERAL,
-        confidence=1,
-    )
+    return dispatch_message(event_id="d-1", occurred_at=NOW, category="crime_report")
 
 
 def test_a_partner_that_leads_makes_the_case_wait_whatever_the_arrival_order() -> None:

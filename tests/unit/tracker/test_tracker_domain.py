@@ -10,7 +10,6 @@ import pytest
 
 from contracts import (
     AppealNormalized,
-    Author,
     CaseEventRecorded,
     CaseState,
     DispatchMode,
@@ -23,6 +22,7 @@ from contracts import (
     Urgency,
     derived_event_id,
 )
+from fengqiao.testing.factories import appeal_message
 from services.tracker.domain import (
     Case,
     InvalidTransition,
@@ -40,24 +40,14 @@ TARGET = ReplyTarget(platform="weibo", account="@新疆检察", user_id="u1", po
 def appeal(event_id: str = "appeal-1", **overrides: Any) -> AppealNormalized:
     fields: dict[str, Any] = {
         "event_id": event_id,
-        "occurred_at": AT,
-        "producer": "intake",
         "case_id": "c-0123456789abcdef",
-        "post_event_id": "raw-1",
-        "platform": "weibo",
-        "channel": "webhook",
-        "account": "@新疆检察",
-        "author": Author(id="u1"),
-        "posted_at": AT,
         "original_text": "电话13812345678，博乐市拖欠工资",
         "text": "电话13812345678,博乐市拖欠工资",
         "masked_text": "电话138****5678,博乐市拖欠工资",
         "pii_kinds": ["phone"],
-        "lang": "zh",
-        "is_appeal": True,
         "reply_to": TARGET,
     }
-    return AppealNormalized(**{**fields, **overrides})
+    return appeal_message(**{**fields, **overrides})
 
 
 def order(hop: int = 1, *, to_unit: str = "652700", final: bool = False) -> DispatchOrdered:

@@ -1,0 +1,65 @@
+"""Contract messages for tests, with plausible defaults: pass only what a test is about.
+
+    appeal_message(text="伽师县拖欠工资", case_id="c-1")
+    dispatch_message(hop=2, from_unit="652700", to_unit="652701", final=True)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts import (
+    AppealNormalized,
+    Author,
+    DispatchMode,
+    DispatchOrdered,
+    ReplyTarget,
+    Urgency,
+)
+
+AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
+
+
+def appeal_message(text: str = "博乐市的工地拖欠工资，求助", **overrides: Any) -> AppealNormalized:
+    """An appeal to @新疆检察; `text` fills original, normalized and masked text alike."""
+    fields: dict[str, Any] = {
+        "event_id": "appeal-1",
+        "occurred_at": AT,
+        "producer": "intake",
+        "case_id": "c-1",
+        "post_event_id": "raw-1",
+        "platform": "weibo",
+        "channel": "webhook",
+        "account": "@新疆检察",
+        "author": Author(id="u1"),
+        "posted_at": AT,
+        "original_text": text,
+        "text": text,
+        "masked_text": text,
+        "lang": "zh",
+        "is_appeal": True,
+        "reply_to": ReplyTarget(platform="weibo", account="@新疆检察"),
+    }
+    return AppealNormalized(**{**fields, **overrides})
+
+
+def dispatch_message(**overrides: Any) -> DispatchOrdered:
+    """Hop 1 of a wage-arrears case, xj → 652700 (博州), on its way to 652701 (博乐市)."""
+    fields: dict[str, Any] = {
+        "occurred_at": AT,
+        "producer": "router",
+        "case_id": "c-1",
+        "hop": 1,
+        "from_unit": "xj",
+        "to_unit": "652700",
+        "to_tier": "prefecture",
+        "final": False,
+        "chain": ["xj", "652700", "652701"],
+        "mode": DispatchMode.PUBLIC_MENTION,
+        "lead_unit": "652701",
+        "category": "wage_arrears",
+        "urgency": Urgency.GENERAL,
+        "confidence": 1.0,
+    }
+    return DispatchOrdered(**{**fields, **overrides})
