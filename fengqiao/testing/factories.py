@@ -1,7 +1,7 @@
 """Contract messages for tests, with plausible defaults: pass only what a test is about.
 
-    appeal_message(text="伽师县拖欠工资", case_id="c-1")
-    dispatch_message(hop=2, from_unit="652700", to_unit="652701", final=True)
+appeal_message(text="伽师县拖欠工资", case_id="c-1")
+dispatch_message(hop=2, from_unit="652700", to_unit="652701", final=True)
 """
 
 from __future__ import annotations
