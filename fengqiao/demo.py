@@ -30,11 +30,13 @@ SOURCE = "demo"
 SECRET = "demo-secret-" + uuid.uuid4().hex[:8]  # per run; never a real secret
 
 
-def demo_env(secret: str) -> dict[str, str]:
+def demo_env(
+    secret: str, simulator_port: int = processes.DEFAULT_PORTS["simulator"]
+) -> dict[str, str]:
     """Settings of the services for a local run against the simulator."""
     return {
         "FENGQIAO_INTAKE_GENERIC_SECRETS": json.dumps({SOURCE: secret}),
-        "FENGQIAO_NOTIFIER_WEIBO_API_BASE": f"http://127.0.0.1:{processes.DEFAULT_PORTS['simulator']}",
+        "FENGQIAO_NOTIFIER_WEIBO_API_BASE": f"http://127.0.0.1:{simulator_port}",
         "FENGQIAO_NOTIFIER_DEFAULT_ACCESS_TOKEN": "simulator-token",
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,18 @@ DEFAULT_PORTS = {
     "notifier": 8084,
     "simulator": 8090,
 }
+
+
+def free_ports(names: tuple[str, ...] = tuple(DEFAULT_PORTS)) -> dict[str, int]:
+    """A free loopback port for each name (tests run beside a demo or another checkout's tests)."""
+    sockets = [socket.socket() for _ in names]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return {name: sock.getsockname()[1] for name, sock in zip(names, sockets, strict=True)}
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 class ProcessError(RuntimeError):

@@ -41,8 +41,9 @@ async def test_article_cases_are_dispatched_and_acknowledged_once(
     stack_endpoints: StackEndpoints, tmp_path: Path
 ) -> None:
     posts = load_posts(uuid.uuid4().hex[:6])
-    env = {**stack_endpoints.env(), **demo_env(SECRET)}
-    with processes.running(env, log_dir=tmp_path / "logs") as fleet:
+    ports = processes.free_ports()
+    env = {**stack_endpoints.env(), **demo_env(SECRET, ports["simulator"])}
+    with processes.running(env, log_dir=tmp_path / "logs", ports=ports) as fleet:
         watcher = await feed_and_watch(
             stack_endpoints.kafka_bootstrap, fleet.url("intake"), posts, secret=SECRET, timeout=90
         )
