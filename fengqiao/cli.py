@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         "path", nargs="?", default=None, help="JSON lines (default tests/router_eval/posts.jsonl)"
     )
     route_eval.set_defaults(func=_route_eval)
+
+    from fengqiao.ops.parser import add_parser as add_ops  # its commands import lazily
+
+    add_ops(sub)
     return parser
 
 

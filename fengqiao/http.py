@@ -1,34 +1,49 @@
-"""HTTP endpoints every service has: liveness, readiness and Prometheus metrics."""
+"""HTTP endpoints every service has: liveness, readiness and Prometheus metrics.
+
+A readiness check answers True (or any value but False) when ready, False when not, or a
+string: "ok", or what is not ready yet.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 Check = Callable[[], Awaitable[object]]
+Refresh = Callable[[], Awaitable[None]]
 
 
 def ops_router(
-    *, service: str, registry: CollectorRegistry, checks: Mapping[str, Check], timeout: float = 2.0
+    *,
+    service: str,
+    registry: CollectorRegistry,
+    checks: Mapping[str, Check],
+    timeout: float = 2.0,
+    before_scrape: Sequence[Refresh] = (),
 ) -> APIRouter:
-    """`/healthz` (the process answers), `/readyz` (every dependency answers) and `/metrics`."""
+    """`/healthz` (the process answers), `/readyz` (every dependency answers) and `/metrics`
+    (after `before_scrape` updated the gauges that are computed on demand)."""
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
-    @router.get("/readyz", summary="Kafka and the store answer")
+    @router.get("/readyz", summary="Kafka and the store answer; every consumer has joined")
     async def readyz() -> JSONResponse:
         results: dict[str, str] = {}
         for name, check in checks.items():
             try:
                 ok = await asyncio.wait_for(check(), timeout)
-                results[name] = "ok" if ok is not False else "not ready"
+                if isinstance(ok, str):
+                    results[name] = ok
+                else:
+                    results[name] = "ok" if ok is not False else "not ready"
             except Exception as exc:
                 results[name] = f"error: {type(exc).__name__}: {exc}"[:300]
         ready = all(v == "ok" for v in results.values())
@@ -39,6 +54,9 @@ def ops_router(
 
     @router.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
+        for refresh in before_scrape:
+            with contextlib.suppress(Exception):  # a scrape still answers with what is known
+                await asyncio.wait_for(refresh(), timeout)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -1,24 +1,29 @@
-"""Kafka plumbing every service shares: the broker, topic creation and dead letters.
+"""Kafka plumbing every service shares: the broker, topic creation, dead letters and metrics.
 
 - Producers wait for all in-sync replicas (acks=all) and are idempotent, so a publish that
   returned has been stored once.
 - Consumers commit only after the handler finished (at-least-once); a message that fails is
   written to `<topic>.dlq` with its error and origin, and the consumer moves on. If even the
   dead-letter write fails (Kafka gone), the message is not committed and comes again.
+- Every subscriber of every service is measured the same way, here and not per service:
+  messages processed and failed per topic, handler latency, and consumer lag (`SubscriberMetrics`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy, BaseMiddleware
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contracts import TOPICS, DeadLetter, Envelope, Topic
 from contracts.topics import DLQ_PARTITIONS
@@ -34,9 +39,13 @@ def make_broker(
     *,
     service: str,
     registry: CollectorRegistry | None = None,
+    metrics: SubscriberMetrics | None = None,
 ) -> KafkaBroker:
-    """A broker with fengqiao's delivery guarantees and the dead-letter middleware."""
-    middlewares: list[Any] = [DeadLetterMiddleware.for_service(service, registry)]
+    """A broker with fengqiao's delivery guarantees and the dead-letter middleware; with a
+    registry, its subscribers are measured (`metrics`, or new ones on that registry)."""
+    if metrics is None and registry is not None:
+        metrics = SubscriberMetrics(service, registry)
+    middlewares: list[Any] = [DeadLetterMiddleware.for_service(service, metrics)]
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=service))
     return KafkaBroker(
@@ -91,42 +100,147 @@ async def ensure_topics(bootstrap: str, *, replication: int = 1) -> list[str]:
         await admin.close()
 
 
+class SubscriberMetrics:
+    """What every subscriber of a service is measured by, on the service's registry.
+
+    - `fengqiao_messages_processed_total{service,topic}`: handled (and committed);
+    - `fengqiao_messages_failed_total{service,topic,error_type}`: the handler raised;
+    - `fengqiao_dead_letters_total{service,topic}`: of those, written to `<topic>.dlq`;
+    - `fengqiao_handler_seconds{service,topic}`: handler latency, failures included;
+    - `fengqiao_consumer_lag{service,group,topic,partition}`: messages behind the end of each
+      assigned partition, computed at every scrape (`refresh_lag`).
+    """
+
+    LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5, 10)
+
+    def __init__(self, service: str, registry: CollectorRegistry) -> None:
+        self.service = service
+        self.processed = Counter(
+            "fengqiao_messages_processed_total",
+            "Messages a subscriber handled",
+            ["service", "topic"],
+            registry=registry,
+        )
+        self.failed = Counter(
+            "fengqiao_messages_failed_total",
+            "Messages whose handler raised (then dead-lettered)",
+            ["service", "topic", "error_type"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "fengqiao_dead_letters_total",
+            "Messages sent to a dead-letter topic",
+            ["service", "topic"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "fengqiao_handler_seconds",
+            "Time a subscriber's handler took for one message",
+            ["service", "topic"],
+            buckets=self.LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "fengqiao_consumer_lag",
+            "Messages between a consumer group's position and the end of the partition",
+            ["service", "group", "topic", "partition"],
+            registry=registry,
+        )
+        # Offset after the last message handled per (topic, partition): the prefetch buffer
+        # runs ahead of the consumer's fetch position, so lag counts from what was handled.
+        self.handled: dict[tuple[str, int], int] = {}
+
+    def observe(self, record: Any, seconds: float, error: BaseException | None) -> None:
+        topic = record.topic
+        self.latency.labels(self.service, topic).observe(seconds)
+        if error is None:
+            self.processed.labels(self.service, topic).inc()
+        else:
+            self.failed.labels(self.service, topic, type(error).__name__).inc()
+        if isinstance(record.partition, int) and isinstance(record.offset, int):
+            self.handled[(topic, record.partition)] = record.offset + 1
+
+    async def refresh_lag(self, broker: KafkaBroker, timeout: float = 2.0) -> None:
+        """Recompute the lag gauge from the subscribers' consumers (at scrape time)."""
+        self.lag.clear()
+        for subscriber in broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            group = getattr(consumer, "_group_id", None) or ""
+            for tp in sorted(consumer.assignment()):
+                high = consumer.highwater(tp)
+                if high is None:  # no fetch answered yet for this partition
+                    continue
+                done = self.handled.get((tp.topic, tp.partition))
+                if done is None:
+                    try:
+                        done = await asyncio.wait_for(consumer.committed(tp), timeout)
+                    except Exception:  # the gauge is best effort; readiness reports Kafka
+                        continue
+                if done is None:
+                    continue
+                self.lag.labels(self.service, group, tp.topic, str(tp.partition)).set(
+                    max(high - done, 0)
+                )
+
+
+def consumers_assigned(broker: KafkaBroker) -> dict[str, str]:
+    """Each subscriber's consumer group and whether it has joined: "assigned N" (partitions),
+    "joined" (a member with no partition: more replicas than partitions), or what is missing.
+    """
+    states: dict[str, str] = {}
+    for subscriber in broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        names = ",".join(getattr(subscriber, "topic_names", None) or ()) or "?"
+        if consumer is None:
+            states[names] = "not started"
+            continue
+        group = getattr(consumer, "_group_id", None) or names
+        assigned: set[TopicPartition] = consumer.assignment()
+        coordinator = getattr(consumer, "_coordinator", None)
+        generation = getattr(coordinator, "generation", -1)
+        if assigned:
+            states[group] = f"assigned {len(assigned)}"
+        elif isinstance(generation, int) and generation > 0:
+            states[group] = "joined"
+        else:
+            states[group] = "not assigned"
+    return states
+
+
 class DeadLetterMiddleware(BaseMiddleware):
-    """Sends a message whose handling failed to `<topic>.dlq` instead of losing or looping on it."""
+    """Measures each message's handling and sends a message whose handling failed to
+    `<topic>.dlq` instead of losing or looping on it."""
 
     service: str = "unknown"
-    dead_letters: Counter | None = None
+    metrics: SubscriberMetrics | None = None
 
     @classmethod
     def for_service(
-        cls, service: str, registry: CollectorRegistry | None
+        cls, service: str, metrics: SubscriberMetrics | None
     ) -> type[DeadLetterMiddleware]:
-        counter = None
-        if registry is not None:
-            counter = Counter(
-                "fengqiao_dead_letters_total",
-                "Messages sent to a dead-letter topic",
-                ["service", "topic"],
-                registry=registry,
-            )
         return type(
             f"DeadLetterMiddleware_{service}",
             (cls,),
-            {"service": service, "dead_letters": counter},
+            {"service": service, "metrics": metrics},
         )
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
-        try:
+        record = msg.raw_message
+        if isinstance(record, (list, tuple)):  # batch subscribers are not used
             return await call_next(msg)
+        started = time.perf_counter()
+        try:
+            result = await call_next(msg)
         except Exception as exc:
-            record = msg.raw_message
-            if isinstance(record, (list, tuple)):  # batch subscribers are not used
-                raise
+            if self.metrics is not None:
+                self.metrics.observe(record, time.perf_counter() - started, exc)
             letter = dead_letter_for(record, exc, consumer=self.service)
             broker = self.context.get("broker")
             await publish(broker, f"{record.topic}.dlq", letter)
-            if self.dead_letters is not None:
-                self.dead_letters.labels(self.service, record.topic).inc()
+            if self.metrics is not None:
+                self.metrics.dead_letters.labels(self.service, record.topic).inc()
             log.error(
                 "dead letter: %s[%s]@%s failed in %s: %s",
                 record.topic,
@@ -136,6 +250,9 @@ class DeadLetterMiddleware(BaseMiddleware):
                 letter.error,
             )
             return None
+        if self.metrics is not None:
+            self.metrics.observe(record, time.perf_counter() - started, None)
+        return result
 
 
 def dead_letter_for(record: Any, exc: BaseException, *, consumer: str) -> DeadLetter:

@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from fengqiao import __version__
 from fengqiao.http import ops_router
-from fengqiao.messaging import ensure_topics, make_broker
+from fengqiao.messaging import SubscriberMetrics, consumers_assigned, ensure_topics, make_broker
 from fengqiao.settings import StackSettings
 
 log = logging.getLogger("fengqiao.service")
@@ -38,6 +40,7 @@ class Runtime:
     stack: StackSettings
     broker: KafkaBroker
     registry: CollectorRegistry
+    metrics: SubscriberMetrics
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
@@ -49,11 +52,15 @@ class Runtime:
         if with_mongo:
             # The client connects lazily: building it does no I/O.
             mongo = AsyncMongoClient(stack.mongo_uri, tz_aware=True, connect=False, appname=name)
+        metrics = SubscriberMetrics(name, registry)
         return cls(
             name=name,
             stack=stack,
-            broker=make_broker(stack.kafka_bootstrap, service=name, registry=registry),
+            broker=make_broker(
+                stack.kafka_bootstrap, service=name, registry=registry, metrics=metrics
+            ),
             registry=registry,
+            metrics=metrics,
             mongo=mongo,
         )
 
@@ -114,7 +121,15 @@ def http_app(
     if runtime.mongo is not None:
         mongo = runtime.mongo
         checks["mongo"] = lambda: mongo.admin.command("ping")
-    app.include_router(ops_router(service=runtime.name, registry=runtime.registry, checks=checks))
+    checks["consumers"] = lambda: _consumers_ready(runtime.broker)
+    app.include_router(
+        ops_router(
+            service=runtime.name,
+            registry=runtime.registry,
+            checks=checks,
+            before_scrape=[lambda: runtime.metrics.refresh_lag(runtime.broker)],
+        )
+    )
     for router in routers:
         app.include_router(router)
     fs = asyncapi_app(runtime, description)
@@ -123,4 +138,26 @@ def http_app(
     async def asyncapi_json() -> dict[str, Any]:
         return fs.schema.to_specification().to_jsonable()  # type: ignore[no-any-return]
 
+    @app.get(
+        "/asyncapi",
+        tags=["ops"],
+        summary="The AsyncAPI description as a page",
+        response_class=HTMLResponse,
+    )
+    async def asyncapi_page() -> HTMLResponse:
+        # FastStream's page loads the AsyncAPI React component from a CDN and renders the
+        # document inline; a browser without internet access sees /asyncapi.json instead.
+        page = get_asyncapi_html(fs.schema.to_specification(), try_it_out_path=None)
+        return HTMLResponse(page)
+
     return app
+
+
+async def _consumers_ready(broker: KafkaBroker) -> str:
+    """ "ok" once every subscriber's consumer has joined its group, else which have not."""
+    waiting = [
+        f"{group}: {state}"
+        for group, state in consumers_assigned(broker).items()
+        if state != "joined" and not state.startswith("assigned")
+    ]
+    return "ok" if not waiting else "; ".join(sorted(waiting))

@@ -1,0 +1,138 @@
+"""Find cases by id, author, account or text on the topics, and put each one's messages from
+every case topic on one timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from contracts import (
+    APPEALS,
+    CASE_EVENTS,
+    COORDINATION_REQUESTS,
+    DISPATCH_ORDERS,
+    REPLIES_REQUESTED,
+    REPLIES_SENT,
+    SUPERVISION_ORDERS,
+    UNIT_ACTIONS,
+    AppealNormalized,
+    CaseEventRecorded,
+    CaseMessage,
+    CoordinationRequested,
+    DispatchOrdered,
+    ReplyRequested,
+    ReplySent,
+    SupervisionOrdered,
+    UnitActed,
+)
+from fengqiao.pii import mask_pii
+
+CASE_TOPICS = [
+    t.name
+    for t in (
+        APPEALS,
+        DISPATCH_ORDERS,
+        COORDINATION_REQUESTS,
+        SUPERVISION_ORDERS,
+        UNIT_ACTIONS,
+        CASE_EVENTS,
+        REPLIES_REQUESTED,
+        REPLIES_SENT,
+    )
+]
+
+By = Literal["any", "id", "author", "account", "text"]
+
+
+@dataclass
+class Timeline:
+    case_id: str
+    entries: list[tuple[str, CaseMessage]] = field(default_factory=list)  # (topic, message)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "timeline": [
+                {
+                    "at": m.occurred_at.isoformat(),
+                    "topic": topic,
+                    "type": getattr(m, "type", type(m).__name__),
+                    "event_id": m.event_id,
+                    "summary": summarize(m),
+                }
+                for topic, m in self.entries
+            ],
+        }
+
+
+def matches(appeal: AppealNormalized, query: str, by: By) -> bool:
+    tests: dict[str, Callable[[], bool]] = {
+        "id": lambda: appeal.case_id == query,
+        "author": lambda: appeal.author.id == query,
+        "account": lambda: appeal.account == query,
+        "text": lambda: query in appeal.masked_text or query in appeal.text,
+    }
+    if by == "any":
+        return any(test() for test in tests.values())
+    return tests[by]()
+
+
+def timelines(
+    messages: Iterable[tuple[str, Any]], query: str, *, by: By = "any", limit: int = 20
+) -> list[Timeline]:
+    """The timelines of the cases `query` finds among `messages` ((topic, message) pairs)."""
+    by_case: dict[str, list[tuple[str, CaseMessage]]] = {}
+    for topic, message in messages:
+        if isinstance(message, CaseMessage):
+            by_case.setdefault(message.case_id, []).append((topic, message))
+    found: list[str] = []
+    if by in ("any", "id") and query in by_case:
+        found.append(query)
+    for case_id, entries in by_case.items():
+        if case_id not in found and any(
+            isinstance(m, AppealNormalized) and matches(m, query, by) for _, m in entries
+        ):
+            found.append(case_id)
+    order = {name: i for i, name in enumerate(CASE_TOPICS)}
+    return [
+        Timeline(
+            case_id,
+            sorted(by_case[case_id], key=lambda tm: (tm[1].occurred_at, order.get(tm[0], 99))),
+        )
+        for case_id in found[:limit]
+    ]
+
+
+def summarize(m: CaseMessage) -> str:
+    """One line about a case message, private data masked."""
+    text: str
+    match m:
+        case AppealNormalized():
+            kind = "appeal" if m.is_appeal else "not an appeal"
+            joined = f" (duplicate of {m.duplicate_of})" if m.duplicate_of else ""
+            joined += f" (follow-up of {m.follow_up_of})" if m.follow_up_of else ""
+            text = f"{kind} to {m.account} from {m.author.id}{joined}: {m.masked_text[:80]}"
+        case DispatchOrdered():
+            final = ", final" if m.final else ""
+            text = (
+                f"hop {m.hop}: {m.from_unit} → {m.to_unit}{final} "
+                f"({m.category}, {m.urgency.value}, {m.mode.value})"
+            )
+        case CoordinationRequested():
+            text = f"coordination: {m.partner_name} as {m.role} ({m.rule})"
+        case SupervisionOrdered():
+            text = f"supervision level {m.level}: {m.from_unit} → {m.to_unit}: {m.reason}"
+        case UnitActed():
+            text = f"{m.unit_id} {m.action.value}" + (f": {m.note}" if m.note else "")
+        case CaseEventRecorded():
+            before = f"{m.previous_state.value} → " if m.previous_state else ""
+            text = f"{m.event}: {before}{m.state.value}" + (f" ({m.detail})" if m.detail else "")
+        case ReplyRequested():
+            text = f"reply requested: {m.purpose.value} by {m.channel.value} (hop {m.hop})"
+        case ReplySent():
+            said = m.text or m.error or ""
+            text = f"reply {m.status}: {m.purpose.value}" + (f": {said}" if said else "")
+        case _:
+            text = type(m).__name__
+    return mask_pii(text)[0]
