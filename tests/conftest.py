@@ -1,16 +1,25 @@
-"""Shared fixtures. Integration and end-to-end tests get a real Kafka and MongoDB from
-`fengqiao.testing.real_stack` (external cluster, testcontainers, or the native stack)."""
+"""Shared fixtures. Integration and end-to-end tests get a real Kafka and MongoDB from the
+fengqiao pytest plugin (`fengqiao.testing.plugin`, loaded through its `pytest11` entry point
+like anyone else's install): `fengqiao_stack`, `fengqiao_services`, `platform`, `post_appeal`,
+`wait_for_case`. This file adds only what our own suites need on top."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fengqiao.testing import StackEndpoints, real_stack
+from fengqiao.testing import StackEndpoints
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("fengqiao"):
+        raise pytest.UsageError(
+            "the fengqiao pytest plugin is not loaded: `make install` registers its pytest11 "
+            "entry point (fengqiao.testing.plugin)"
+        )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -21,7 +30,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack_endpoints() -> Iterator[StackEndpoints]:
-    """A real Kafka and MongoDB for the whole test session."""
-    with real_stack() as endpoints:
-        yield endpoints
+def stack_endpoints(fengqiao_stack: StackEndpoints) -> StackEndpoints:
+    """A real Kafka and MongoDB for the whole test session (the plugin's `fengqiao_stack`)."""
+    return fengqiao_stack

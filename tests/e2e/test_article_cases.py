@@ -1,66 +1,50 @@
-"""End to end: the four services and the simulator as processes, on the real Kafka and store,
-take the article's three cases from webhook to dispatch chain and public acknowledgment."""
+"""End to end: the four services and the simulator as processes (the pytest plugin's
+`fengqiao_services`), on the real Kafka and store, take the article's three cases from webhook to
+dispatch chain and public acknowledgment."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from contracts import APPEALS, DISPATCH_ORDERS, REPLIES_SENT
-from fengqiao import processes
-from fengqiao.demo import demo_env, feed_and_watch, load_posts
-from fengqiao.testing import StackEndpoints
-from fengqiao.watch import TopicWatcher
-
-SECRET = "e2e-" + uuid.uuid4().hex
+from contracts import DISPATCH_ORDERS, REPLIES_SENT
+from fengqiao.demo import load_posts
+from fengqiao.testing.plugin import FengqiaoServices, Platform, PostedAppeal
 
 
-async def settled_case(http: httpx.AsyncClient, tracker: str, case_id: str) -> dict[str, Any]:
-    """The tracker's case once it has recorded the acknowledgment and the final hop (it lags the
-    topics a little, and reads each topic at its own pace)."""
-    for _ in range(100):
-        response = await http.get(f"{tracker}/ops/cases/{case_id}")
-        doc = response.json() if response.status_code == 200 else {}
-        if doc.get("acknowledged") and any(h["final"] for h in doc.get("hops", ())):
-            return dict(response.json())
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"tracker never settled case {case_id}: {response.text}")
+def settled(doc: dict[str, Any]) -> bool:
+    """The tracker recorded the acknowledgment and the final hop (it lags the topics a little,
+    and reads each topic at its own pace)."""
+    return bool(doc["acknowledged"]) and any(h["final"] for h in doc.get("hops", ()))
 
 
-def case_of(watcher: TopicWatcher, post: dict[str, Any]) -> str:
-    [appeal] = watcher.of(APPEALS.name, lambda a: a.reply_to.post_id == post["id"])
-    return str(appeal.case_id)
-
-
-async def test_article_cases_are_dispatched_and_acknowledged_once(
-    stack_endpoints: StackEndpoints, tmp_path: Path
+def test_article_cases_are_dispatched_and_acknowledged_once(
+    fengqiao_services: FengqiaoServices,
+    post_appeal: Callable[..., PostedAppeal],
+    wait_for_case: Callable[..., dict[str, Any]],
+    platform: Platform,
 ) -> None:
     posts = load_posts(uuid.uuid4().hex[:6])
-    ports = processes.free_ports()
-    env = {**stack_endpoints.env(), **demo_env(SECRET, ports["simulator"])}
-    with processes.running(env, log_dir=tmp_path / "logs", ports=ports) as fleet:
-        watcher = await feed_and_watch(
-            stack_endpoints.kafka_bootstrap, fleet.url("intake"), posts, secret=SECRET, timeout=90
+    appeals = {
+        p["id"]: post_appeal(
+            p["text"],
+            account=p["account"],
+            author_id=p["author"]["id"],
+            author_name=p["author"].get("name"),
+            post_id=p["id"],
         )
-        async with httpx.AsyncClient(timeout=5) as http:
-            received = (await http.get(fleet.url("simulator") + "/_sim/received")).json()
-            tracked = {
-                p["id"]: await settled_case(http, fleet.url("tracker"), case_of(watcher, p))
-                for p in posts
-            }
-        cases = {}
-        for post in posts:
-            cases[post["id"]] = case_of(watcher, post)
-            doc = tracked[post["id"]]
-            assert doc["state"] == "dispatched"
-            assert doc["acknowledged"] is True
-            assert doc["chain"] == post["expect"]["chain"]
+        for p in posts
+    }
+    tracked = {pid: wait_for_case(a, where=settled, timeout=90) for pid, a in appeals.items()}
+    cases = {pid: doc["case_id"] for pid, doc in tracked.items()}
+    for post in posts:
+        doc = tracked[post["id"]]
+        assert doc["state"] == "dispatched"
+        assert doc["chain"] == post["expect"]["chain"]
 
+    watcher = fengqiao_services.watcher
     for post in posts:
         case_id = cases[post["id"]]
         orders = sorted(
@@ -77,6 +61,6 @@ async def test_article_cases_are_dispatched_and_acknowledged_once(
         assert sent.status == "sent" and sent.platform_message_id
 
     # One public acknowledgment per case on the platform, on the citizen's post, nothing else.
-    ours = [r for r in received if r["target"]["id"] in cases]
+    ours = [r for r in platform.received() if r["target"]["id"] in cases]
     assert Counter(r["target"]["id"] for r in ours) == dict.fromkeys(cases, 1)
     assert all(r["kind"] == "comment" and "已收到" in r["text"] for r in ours)
