@@ -1,0 +1,97 @@
+"""What every service gets from fengqiao's runtime: each subscriber measured (processed, failed,
+latency), failures dead-lettered, readiness that waits for the consumers, AsyncAPI served."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+from aiokafka import TopicPartition
+from faststream.kafka import TestKafkaBroker
+
+from contracts import APPEALS, AppealNormalized, DeadLetter
+from fengqiao.messaging import topic_subscriber
+from fengqiao.service import Runtime, _consumers_ready, http_app
+from fengqiao.settings import StackSettings
+from fengqiao.testing.factories import appeal_message
+
+
+def sample(runtime: Runtime, name: str, **labels: str) -> float | None:
+    return runtime.registry.get_sample_value(name, {"service": "svc", **labels})
+
+
+async def test_every_subscriber_is_measured_and_its_failures_dead_lettered() -> None:
+    runtime = Runtime.create("svc", StackSettings(), with_mongo=False)
+    letters: list[DeadLetter] = []
+
+    @topic_subscriber(runtime.broker, APPEALS, group_id="svc", action="t", description="t")
+    async def handle(appeal: AppealNormalized) -> None:
+        if appeal.case_id == "c-bad":
+            raise ValueError("cannot take this one")
+
+    @runtime.broker.subscriber(APPEALS.dlq)
+    async def dead(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    async with TestKafkaBroker(runtime.broker) as broker:
+        for case_id in ("c-1", "c-bad", "c-2"):
+            message = appeal_message(case_id=case_id, event_id=f"e-{case_id}")
+            await broker.publish(message.model_dump(mode="json"), topic=APPEALS.name)
+
+    topic = {"topic": APPEALS.name}
+    assert sample(runtime, "fengqiao_messages_processed_total", **topic) == 2
+    failed = {**topic, "error_type": "ValueError"}
+    assert sample(runtime, "fengqiao_messages_failed_total", **failed) == 1
+    assert sample(runtime, "fengqiao_dead_letters_total", **topic) == 1
+    assert sample(runtime, "fengqiao_handler_seconds_count", **topic) == 3
+    [letter] = letters
+    assert letter.error == "cannot take this one" and letter.consumer == "svc"
+
+
+class Consumer:
+    def __init__(self, group: str, assigned: set[TopicPartition], generation: int) -> None:
+        self._group_id = group
+        self._assigned = assigned
+        self._coordinator = SimpleNamespace(generation=generation)
+
+    def assignment(self) -> set[TopicPartition]:
+        return self._assigned
+
+
+def subscriber(consumer: Consumer | None, topic: str = "appeals") -> Any:
+    return SimpleNamespace(consumer=consumer, topic_names=[topic])
+
+
+async def test_ready_only_when_every_consumer_joined_its_group() -> None:
+    joined = Consumer("svc.appeals", {TopicPartition("appeals", 0)}, 1)
+    spare = Consumer("svc.case.events", set(), 3)  # more replicas than partitions
+    waiting = Consumer("svc.replies.sent", set(), -1)
+    ready = SimpleNamespace(subscribers=[subscriber(joined), subscriber(spare)])
+    assert await _consumers_ready(ready) == "ok"  # type: ignore[arg-type]
+    not_yet = SimpleNamespace(
+        subscribers=[subscriber(joined), subscriber(waiting), subscriber(None, "unit.actions")]
+    )
+    assert await _consumers_ready(not_yet) == (  # type: ignore[arg-type]
+        "svc.replies.sent: not assigned; unit.actions: not started"
+    )
+
+
+async def test_readyz_names_what_is_missing_and_asyncapi_is_served() -> None:
+    runtime = Runtime.create("svc", StackSettings(kafka_bootstrap="127.0.0.1:1"), with_mongo=False)
+
+    @topic_subscriber(runtime.broker, APPEALS, group_id="svc", action="t", description="t")
+    async def handle(appeal: AppealNormalized) -> None:
+        pass
+
+    app = http_app(runtime, description="a test service")
+    transport = httpx.ASGITransport(app=app)  # no lifespan: nothing started
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        ready = await client.get("/readyz")
+        spec = (await client.get("/asyncapi.json")).json()
+        page = await client.get("/asyncapi")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["consumers"] == "appeals: not started"
+    assert any(c.get("address") == APPEALS.name for c in spec["channels"].values())
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "AsyncApiStandalone.render" in page.text and APPEALS.name in page.text
