@@ -162,27 +162,34 @@ class SubscriberMetrics:
 
     async def refresh_lag(self, broker: KafkaBroker, timeout: float = 2.0) -> None:
         """Recompute the lag gauge from the subscribers' consumers (at scrape time)."""
-        self.lag.clear()
+        values: list[tuple[str, TopicPartition, int]] = []
+        assigned: set[tuple[str, int]] = set()
         for subscriber in broker.subscribers:
             consumer = getattr(subscriber, "consumer", None)
             if consumer is None:
                 continue
             group = getattr(consumer, "_group_id", None) or ""
             for tp in sorted(consumer.assignment()):
+                assigned.add((tp.topic, tp.partition))
                 high = consumer.highwater(tp)
                 if high is None:  # no fetch answered yet for this partition
                     continue
                 done = self.handled.get((tp.topic, tp.partition))
-                if done is None:
+                if done is None:  # nothing handled here since start: the group's commit
                     try:
                         done = await asyncio.wait_for(consumer.committed(tp), timeout)
                     except Exception:  # the gauge is best effort; readiness reports Kafka
                         continue
-                if done is None:
-                    continue
-                self.lag.labels(self.service, group, tp.topic, str(tp.partition)).set(
-                    max(high - done, 0)
-                )
+                    if done is None:
+                        continue
+                    self.handled[(tp.topic, tp.partition)] = done
+                values.append((group, tp, max(high - done, 0)))
+        # A partition another replica took over: forget it, its offsets move elsewhere.
+        for key in [k for k in self.handled if k not in assigned]:
+            del self.handled[key]
+        self.lag.clear()
+        for group, tp, lag in values:
+            self.lag.labels(self.service, group, tp.topic, str(tp.partition)).set(lag)
 
 
 def consumers_assigned(broker: KafkaBroker) -> dict[str, str]:

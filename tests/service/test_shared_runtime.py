@@ -95,3 +95,26 @@ async def test_readyz_names_what_is_missing_and_asyncapi_is_served() -> None:
     assert any(c.get("address") == APPEALS.name for c in spec["channels"].values())
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "AsyncApiStandalone.render" in page.text and APPEALS.name in page.text
+
+
+class LagConsumer(Consumer):
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return {0: 2, 1: 4}.get(tp.partition)
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return 10 if tp.partition < 2 else None
+
+
+async def test_consumer_lag_counts_from_what_was_handled_else_from_the_commit() -> None:
+    runtime = Runtime.create("svc", StackSettings(), with_mongo=False)
+    tps = {TopicPartition("appeals", p) for p in (0, 1, 2)}
+    broker = SimpleNamespace(subscribers=[subscriber(LagConsumer("svc.appeals", tps, 1))])
+    runtime.metrics.handled.update({("appeals", 0): 9, ("case.events", 0): 5})
+    await runtime.metrics.refresh_lag(broker)  # type: ignore[arg-type]
+
+    def lag(partition: int) -> float | None:
+        labels = {"group": "svc.appeals", "topic": "appeals", "partition": str(partition)}
+        return sample(runtime, "fengqiao_consumer_lag", **labels)
+
+    assert (lag(0), lag(1), lag(2)) == (1, 6, None)  # partition 2: nothing fetched yet
+    assert runtime.metrics.handled == {("appeals", 0): 9, ("appeals", 1): 4}
