@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -314,12 +315,14 @@ def topic_subscriber(
 ) -> Callable[[Handler], Handler]:
     """Declare a subscriber of `topic` in consumer group `<group_id>.<topic>`, reading from the
     start of the topic when the group is new (nothing published before a service's first start
-    is lost); `action` names it in AsyncAPI (`<topic>:<action>`).
+    is lost); `action` names it in AsyncAPI (`<topic>:<action>`), with the `<topic>.dlq` its
+    failures go to.
 
     One group per subscribed topic: FastStream gives each subscriber its own consumer, and
     consumers of different topics in one group rebalance each other on every start (measured:
     14 s before a tracker consumed its first message, with five subscribers in one group)."""
     name = topic if isinstance(topic, str) else topic.name
+    _document_dead_letters(broker, name)
     # Typed as keeping the handler (FastStream returns its subscriber object) so that handlers
     # stay typed for mypy.
     return broker.subscriber(  # type: ignore[return-value]
@@ -328,4 +331,22 @@ def topic_subscriber(
         auto_offset_reset="earliest",
         title=f"{name}:{action}",
         description=description,
+    )
+
+
+_DOCUMENTED_DLQ: weakref.WeakKeyDictionary[KafkaBroker, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _document_dead_letters(broker: KafkaBroker, topic: str) -> None:
+    """Declare (for AsyncAPI) that this service writes `<topic>.dlq`; the middleware publishes."""
+    declared = _DOCUMENTED_DLQ.setdefault(broker, set())
+    if topic in declared:
+        return
+    declared.add(topic)
+    broker.publisher(
+        f"{topic}.dlq",
+        title=f"{topic}.dlq:publish",
+        description=f"Messages of {topic} this service failed to handle, with the error and "
+        "their origin (`fengqiao ops dlq`).",
+        schema=DeadLetter,
     )
