@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -47,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 0
+    except BrokenPipeError:  # `fengqiao ops … | head`: the reader has seen enough
+        sys.stderr.close()
+        return 0
     except Exception as exc:
         if _is_unreachable(exc):
             where = f"Kafka at {settings.kafka_bootstrap}"
@@ -68,7 +72,8 @@ def _is_unreachable(exc: BaseException) -> bool:
         | NodeNotReadyError
         | ConnectionFailure
         | TimeoutError
-        | OSError,
+        | ConnectionError
+        | socket.gaierror,
     )
 
 
