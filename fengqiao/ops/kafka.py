@@ -157,7 +157,7 @@ class Cluster:
 
     async def group_lags(self, topics: list[str] | None = None) -> list[GroupLag]:
         """Lag of every consumer group named `<group>.<topic>` for a fengqiao topic."""
-        wanted = set(topics or fengqiao_topics())
+        wanted = sorted(set(topics or fengqiao_topics()), key=len, reverse=True)  # longest
         groups = []
         for entry in await self.admin.list_consumer_groups():
             name = entry[0]

@@ -103,7 +103,7 @@ class Platform:
         ).raise_for_status()
 
 
-class _Watcher:
+class BackgroundWatcher:
     """A TopicWatcher on its own event loop in a thread, so that sync and async tests alike
     can ask it what the topics carried."""
 
@@ -117,15 +117,22 @@ class _Watcher:
         self._thread.start()
         since = int(time.time() * 1000) - 1000
         self.watcher: TopicWatcher = TopicWatcher(bootstrap, topics, since_ms=since)
-        asyncio.run_coroutine_threadsafe(self.watcher.__aenter__(), self._loop).result(60)
+        try:
+            asyncio.run_coroutine_threadsafe(self.watcher.__aenter__(), self._loop).result(60)
+        except BaseException:
+            self._stop_loop()
+            raise
 
     def close(self) -> None:
         try:
             asyncio.run_coroutine_threadsafe(self.watcher.__aexit__(), self._loop).result(30)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(30)
-            self._loop.close()
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._loop.close()
 
 
 @dataclass
@@ -138,7 +145,7 @@ class FengqiaoServices:
     secret: str
     log_dir: Path
     case_timeout: float
-    _watcher: _Watcher
+    background: BackgroundWatcher
 
     def url(self, name: str) -> str:
         return self.urls[name]
@@ -147,7 +154,7 @@ class FengqiaoServices:
     def watcher(self) -> TopicWatcher:
         """What the case topics (`appeals`, `dispatch.orders`, `case.events`,
         `replies.requested`, `replies.sent`) carried since the services started."""
-        return self._watcher.watcher
+        return self.background.watcher
 
     def post_appeal(
         self,
@@ -294,7 +301,7 @@ def fengqiao_services(
     }
     log_dir = tmp_path_factory.mktemp("fengqiao-logs")
     topics = [APPEALS, DISPATCH_ORDERS, CASE_EVENTS, REPLIES_REQUESTED, REPLIES_SENT]
-    watcher = _Watcher(fengqiao_stack.kafka_bootstrap, [t.name for t in topics])
+    watcher = BackgroundWatcher(fengqiao_stack.kafka_bootstrap, [t.name for t in topics])
     try:
         with processes.running(
             env,
@@ -309,7 +316,7 @@ def fengqiao_services(
                 secret=secret,
                 log_dir=log_dir,
                 case_timeout=_setting(pytestconfig, "fengqiao_case_timeout"),
-                _watcher=watcher,
+                background=watcher,
             )
     finally:
         watcher.close()

@@ -23,7 +23,7 @@ from contracts import APPEALS, DISPATCH_ORDERS
 from fengqiao import processes
 from fengqiao.cli import main
 from fengqiao.testing import StackEndpoints
-from fengqiao.testing.plugin import SOURCE, FengqiaoServices, _Watcher
+from fengqiao.testing.plugin import SOURCE, BackgroundWatcher, FengqiaoServices
 
 PHONE = "13912345678"
 
@@ -113,7 +113,9 @@ def fleet(
         **env,
         "FENGQIAO_MONGO_URI": f"mongodb://127.0.0.1:{link.port}/?serverSelectionTimeoutMS=3000",
     }
-    watcher = _Watcher(stack_endpoints.kafka_bootstrap, [APPEALS.name, DISPATCH_ORDERS.name])
+    watcher = BackgroundWatcher(
+        stack_endpoints.kafka_bootstrap, [APPEALS.name, DISPATCH_ORDERS.name]
+    )
     logs = tmp_path / "logs"
     others = ("intake", "router", "notifier")
     try:
