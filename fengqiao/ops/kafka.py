@@ -99,7 +99,11 @@ class Cluster:
         return [n for n in names if n in present]
 
     async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
-        described = await self.admin.describe_topics(list(topics))
+        names = list(topics)
+        described = await self.admin.describe_topics(names)
+        # The consumer asks for offsets only of topics in its metadata; without this it finds
+        # them on its next periodic refresh, seconds later (the private call TopicWatcher uses).
+        await self.consumer._client.set_topics(names)
         return sorted(
             TopicPartition(t["topic"], p["partition"])
             for t in described
