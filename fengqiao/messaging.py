@@ -172,7 +172,10 @@ class SubscriberMetrics:
             group = getattr(consumer, "_group_id", None) or ""
             for tp in sorted(consumer.assignment()):
                 assigned.add((tp.topic, tp.partition))
-                high = consumer.highwater(tp)
+                try:
+                    high = consumer.highwater(tp)
+                except AssertionError:  # revoked by a rebalance while we awaited a commit
+                    continue
                 if high is None:  # no fetch answered yet for this partition
                     continue
                 done = self.handled.get((tp.topic, tp.partition))
