@@ -10,7 +10,8 @@ published to `unit.actions`, so they are replayable and audited; the tracker app
 it reads them back (202 with the action's event id). Free text is masked before it is published.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the `Unit` dependency alias, which
+# is local to `unit_router`, as an object, not as a string it cannot resolve.
 
 import hmac
 from collections.abc import Mapping
