@@ -110,12 +110,14 @@ class CaseStore:
         raise ConcurrentWriteError(f"case {case_id}: {MAX_ATTEMPTS} conflicting writes in a row")
 
     async def _flush(self, case: domain.Case) -> None:
-        # Published and done before being removed from the case: a crash in between does them
-        # again, with the same event ids (consumers ignore the repeat) and idempotent effects.
-        for out in case.outbox:
-            await publish_to(self._publishers[out.topic], out.message)
+        # Done and published before being removed from the case: a crash in between does them
+        # again, with idempotent effects and the same event ids (consumers ignore the repeat).
+        # Effects first: the index that routes a citizen's answer to the callback question
+        # exists before the question is published.
         for key, value in case.effects.items():
             await self._effect(case, key, value)
+        for out in case.outbox:
+            await publish_to(self._publishers[out.topic], out.message)
         await self._repo.clear_outbox(
             case, [o.message.event_id for o in case.outbox], list(case.effects)
         )

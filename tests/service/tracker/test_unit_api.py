@@ -41,6 +41,7 @@ class Api:
     repo: InMemoryCaseRepository
     actions: list[UnitActed]
     broker: Any
+    tracker: handlers.Tracker
 
     async def call(self, method: str, path: str, unit: str | None, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {TOKENS[unit]}"} if unit else {}
@@ -51,7 +52,7 @@ class Api:
 async def api() -> AsyncIterator[Api]:
     runtime = Runtime.create("tracker", StackSettings(), with_mongo=False)
     repo, indexes = InMemoryCaseRepository(), InMemoryIndexes()
-    handlers.register(
+    tracker = handlers.register(
         runtime.broker,
         repo,
         indexes=indexes,
@@ -98,7 +99,7 @@ async def api() -> AsyncIterator[Api]:
             await broker.publish(message, topic, key=message.kafka_key().encode())
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as http:
-            yield Api(http, repo, actions, broker)
+            yield Api(http, repo, actions, broker, tracker)
 
 
 async def test_a_call_without_a_known_token_is_refused(api: Api) -> None:
@@ -211,3 +212,16 @@ async def test_bad_bodies_are_refused_naming_the_field(
     response = await api.call("POST", f"/units/me/cases/{CASE}/{path}", "652701", json=body)
     assert response.status_code == 422
     assert api.actions == []
+
+
+async def test_the_citizens_answer_to_the_callback_closes_the_case(api: Api) -> None:
+    await api.call("POST", f"/units/me/cases/{CASE}/accept", "652701")
+    await api.call("POST", f"/units/me/cases/{CASE}/resolve", "652701", json={"outcome": "已发放"})
+    assert await api.tracker.sweep(utcnow() + timedelta(days=5)) >= 1  # the callback question
+    case = await api.repo.get(CASE)
+    assert case is not None and case.state.value == "callback_pending"
+    reply = appeal_message("满意", event_id="answer-1", case_id="c-answer", is_appeal=False)
+    await api.broker.publish(reply, APPEALS.name, key=b"c-answer")
+    case = await api.repo.get(CASE)
+    assert case is not None and case.state.value == "closed" and case.satisfaction == "satisfied"
+    assert await api.repo.get("c-answer") is None
