@@ -248,6 +248,14 @@ def unit_router(
     async def refuse(case_id: str, unit: Unit, body: ExtensionRuling | None = None) -> Accepted:
         return await act(case_id, unit, A.REFUSE_EXTENSION, body or ExtensionRuling())
 
+    @router.post(
+        "/cases/{case_id}/ask-citizen",
+        status_code=202,
+        summary="Ask the citizen something; the clock pauses until they answer",
+    )
+    async def ask_citizen(case_id: str, unit: Unit, body: Note) -> Accepted:
+        return await act(case_id, unit, A.AWAIT_CITIZEN, body)
+
     @router.post("/cases/{case_id}/notes", status_code=202, summary="Add a note")
     async def note(case_id: str, unit: Unit, body: Note) -> Accepted:
         return await act(case_id, unit, A.NOTE, body)

@@ -231,7 +231,7 @@ def register(
         if waiting is not None:
             answered = await store.apply(
                 waiting,
-                lambda c: domain.record_callback_answer(c, appeal, rules=rules) or c,
+                lambda c: domain.record_citizen_reply(c, appeal, rules=rules) or c,
             )
             if answered.has_processed(appeal.event_id):
                 applied.labels(APPEALS.name).inc()

@@ -298,7 +298,7 @@ def test_an_invalid_transition_names_the_case_the_state_and_the_action() -> None
         domain.validate_action(case, action(A.RESOLVE, outcome="done"))
 
 
-# --------------------------------------------------------------------------- return, resolve, callback
+# ------------------------------------------------------------------- return, resolve, callback
 
 
 def test_a_returned_order_is_dispatched_again() -> None:
@@ -362,7 +362,7 @@ def answer(case: Case, text: str) -> Case | None:
         is_appeal=False,
         occurred_at=T0 + timedelta(hours=4),
     )
-    return domain.record_callback_answer(case, message, rules=PLAIN)
+    return domain.record_citizen_reply(case, message, rules=PLAIN)
 
 
 @pytest.mark.parametrize("text", ["1", "满意", "非常满意，谢谢！", "２"])
@@ -462,3 +462,34 @@ def test_reminders_of_a_general_case_wait_for_office_hours_but_urgent_ones_do_no
 
 def replace_time(order: Any, when: datetime) -> Any:
     return order.model_copy(update={"occurred_at": when})
+
+
+# ------------------------------------------------------------------- waiting for the citizen
+
+
+def test_the_clock_stands_still_while_the_office_waits_for_the_citizen() -> None:
+    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
+    deadline = datetime.fromisoformat(case.deadline or "")
+    asking = action(A.AWAIT_CITIZEN, minutes=60, note="请提供劳动合同照片")
+    case = domain.act(case, asking, rules=PLAIN)
+    assert case.paused_since is not None and timer(case, "feedback") == {"due_at": None}
+    assert case.effects["await:weibo:u1"] == {"case_id": CASE}
+    again = domain.validate_action
+    with pytest.raises(NotAllowed, match="already waiting"):
+        again(case, action(A.AWAIT_CITIZEN, minutes=61, note="?"))
+    # Three hours later the citizen answers (any words): the deadline moves by three hours.
+    reply = appeal_message(
+        "照片已发", event_id="reply-1", case_id="c-x", occurred_at=T0 + timedelta(hours=4)
+    )
+    resumed = domain.record_citizen_reply(case, reply, rules=PLAIN)
+    assert resumed is not None and resumed.paused_since is None
+    assert resumed.deadline == (deadline + timedelta(hours=3)).isoformat()
+    assert events(resumed)[-1] == "case.resumed"
+    assert resumed.effects["await:weibo:u1"] == {"case_id": None}
+    assert timer(resumed, "feedback")["payload"]["deadline"] == resumed.deadline
+
+
+def test_asking_the_citizen_needs_the_question() -> None:
+    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
+    with pytest.raises(NotAllowed, match="needs a note"):
+        domain.validate_action(case, action(A.AWAIT_CITIZEN, minutes=60))
