@@ -176,7 +176,12 @@ class TimerFired:
     def event_id(self) -> str:
         p = self.payload
         return derived_event_id(
-            "timer", self.case_id, self.clock, str(p.get("step")), str(p.get("due_at"))
+            "timer",
+            self.case_id,
+            self.clock,
+            str(p.get("step")),
+            str(p.get("due_at")),
+            str(p.get("level", "")),
         )
 
 

@@ -8,6 +8,7 @@ out its effects (timers, indexes), then record that they are done.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 import random
@@ -48,6 +49,11 @@ Handler = Callable[[Any], Awaitable[None]]
 Change = Callable[[domain.Case], domain.Case]
 
 
+_holding: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "fengqiao_tracker_cases_held", default=frozenset()
+)
+
+
 class ConcurrentWriteError(Exception):
     """The case kept changing under us; the message is retried via the dead-letter topic."""
 
@@ -82,11 +88,20 @@ class CaseStore:
     async def apply(self, case_id: str, change: Change) -> domain.Case:
         # One change per case at a time in this process (the subscribers of different topics
         # run concurrently); across replicas the store's compare-and-set decides.
+        held = _holding.get()
+        if case_id in held:
+            # Re-entered from our own publish (an in-memory test broker delivers synchronously,
+            # e.g. a supervision order to our own subscriber): the lock is ours already.
+            return await self._apply(case_id, change)
         lock, users = self._locks.get(case_id, (asyncio.Lock(), 0))
         self._locks[case_id] = (lock, users + 1)
         try:
             async with lock:
-                return await self._apply(case_id, change)
+                token = _holding.set(held | {case_id})
+                try:
+                    return await self._apply(case_id, change)
+                finally:
+                    _holding.reset(token)
         finally:
             lock, users = self._locks[case_id]
             if users == 1:
@@ -160,6 +175,12 @@ class Tracker:
         self.last_sweep = Gauge(
             "fengqiao_tracker_last_sweep_timestamp", "When the last sweep ended", registry=registry
         )
+        self.pending_timers = Gauge(
+            "fengqiao_tracker_pending_timers", "Timers waiting to wake", registry=registry
+        )
+        self.overdue_cases = Gauge(
+            "fengqiao_tracker_overdue_cases", "Open cases past their deadline", registry=registry
+        )
 
     async def fire(self, timer: Timer) -> None:
         payload = timer.payload
@@ -182,13 +203,22 @@ class Tracker:
         self.last_sweep.set_to_current_time()
         return handled
 
-    async def run_sweeps(self, interval: float) -> None:
+    async def refresh_gauges(self) -> None:
+        """Pending timers and overdue cases: counted, so they are right across replicas."""
+        self.pending_timers.set(await self.timers.pending())
+        self.overdue_cases.set(await self.store.repo.overdue())
+
+    async def run_sweeps(self, interval: float, gauges_every: float = 60.0) -> None:
         """Sweep every `interval` seconds until cancelled; a failing sweep is logged and retried
-        (its claims run out and fire again)."""
+        (its claims run out and fire again). The gauges are counted every `gauges_every`."""
+        counted = 0.0
         while True:
             try:
                 while await self.sweep() >= 500:
                     pass  # a backlog (after downtime): go on at once
+                if time.monotonic() - counted >= gauges_every:
+                    counted = time.monotonic()
+                    await self.refresh_gauges()
             except asyncio.CancelledError:
                 raise
             except Exception:

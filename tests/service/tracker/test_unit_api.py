@@ -225,3 +225,16 @@ async def test_the_citizens_answer_to_the_callback_closes_the_case(api: Api) -> 
     case = await api.repo.get(CASE)
     assert case is not None and case.state.value == "closed" and case.satisfaction == "satisfied"
     assert await api.repo.get("c-answer") is None
+
+
+async def test_the_gauges_count_pending_timers_and_overdue_cases(api: Api) -> None:
+    await api.tracker.refresh_gauges()
+    assert api.tracker.overdue_cases._value.get() == 0  # noqa: SLF001
+    assert api.tracker.pending_timers._value.get() >= 2  # noqa: SLF001 (ack, sign, feedback)
+    later = utcnow() + timedelta(days=30)
+    for _ in range(6):  # reminders, then the deadline: one step per sweep
+        await api.tracker.sweep(later)
+    await api.tracker.refresh_gauges()
+    assert api.tracker.overdue_cases._value.get() == 1  # noqa: SLF001
+    listed = (await api.call("GET", "/units/me/cases?overdue=true", "652700")).json()
+    assert [c["case_id"] for c in listed] == [CASE]
