@@ -163,6 +163,7 @@ class Tracker:
         self.store = store
         self.timers = timers
         self.rules = rules
+        self.registry = registry
         self.fired = Counter(
             "fengqiao_tracker_timers_fired_total",
             "Clocks that ran out",
