@@ -1,7 +1,7 @@
-"""`make demo`: the whole system on the article's three cases, then everything stopped.
+"""`make demo`: the whole system on the article's five cases, then everything stopped.
 
 Starts the local stack (unless FENGQIAO_EXTERNAL is set), the platform simulator and the four
-services as processes; posts the three cases to intake's signed webhook; waits for each case's
+services as processes; posts the five cases to intake's signed webhook; waits for each case's
 dispatch chain and its public acknowledgment; prints both and what the simulator received.
 """
 
@@ -156,7 +156,7 @@ def main(*, keep_stack: bool = False) -> int:
         log_dir = settings.cache_dir / "logs" / "demo"
         print(f"Starting the simulator and the four services (logs in {log_dir})…")
         with processes.running(demo_env(SECRET), log_dir=log_dir) as fleet:
-            print("Feeding the article's three cases to intake:")
+            print("Feeding the article's five cases to intake:")
             watcher = asyncio.run(
                 feed_and_watch(settings.kafka_bootstrap, fleet.url("intake"), posts, secret=SECRET)
             )

@@ -42,7 +42,8 @@ class Runtime:
     registry: CollectorRegistry
     metrics: SubscriberMetrics
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
-    on_start: list[Hook] = field(default_factory=list)
+    on_start: list[Hook] = field(default_factory=list)  # before the broker starts
+    on_started: list[Hook] = field(default_factory=list)  # after (background work that publishes)
     on_stop: list[Hook] = field(default_factory=list)
 
     @classmethod
@@ -98,6 +99,8 @@ def http_app(
         for hook in runtime.on_start:
             await hook()
         await runtime.broker.start()
+        for hook in runtime.on_started:
+            await hook()
         log.info("%s started", runtime.name)
         try:
             yield

@@ -1,19 +1,23 @@
-"""Tracker's subscribers: appeals, dispatch orders and reply results change cases.
+"""Tracker's subscribers and its timer sweep: every message and every clock changes cases.
 
-Each message is applied with `CaseStore.apply`: load the case, let the domain compute the new
-case, write it conditionally (retrying on a concurrent write), then publish its outbox.
+Each change is applied with `CaseStore.apply`: load the case, let the domain compute the new
+case, write it conditionally (retrying on a concurrent write), then publish its outbox and carry
+out its effects (timers, indexes), then record that they are done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contracts import (
     APPEALS,
@@ -23,21 +27,31 @@ from contracts import (
     REPLIES_REQUESTED,
     REPLIES_SENT,
     SUPERVISION_ORDERS,
+    UNIT_ACTIONS,
     AppealNormalized,
     CoordinationRequested,
     DispatchOrdered,
     ReplySent,
     SupervisionOrdered,
+    UnitActed,
 )
 from fengqiao.messaging import publish_to, topic_publisher, topic_subscriber
 from services.tracker import domain
 from services.tracker.adapters.cases import CaseRepository
+from services.tracker.adapters.indexes import Indexes
+from services.tracker.adapters.timers import Timer, Timers, fire_due, timer_key
 
 log = logging.getLogger("fengqiao.tracker")
 
 MAX_ATTEMPTS = 50
 
 Handler = Callable[[Any], Awaitable[None]]
+Change = Callable[[domain.Case], domain.Case]
+
+
+_holding: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "fengqiao_tracker_cases_held", default=frozenset()
+)
 
 
 class ConcurrentWriteError(Exception):
@@ -45,23 +59,49 @@ class ConcurrentWriteError(Exception):
 
 
 class CaseStore:
-    """Applies domain functions to stored cases and publishes what they ask for."""
+    """Applies domain functions to stored cases, publishes what they ask for, and carries out
+    their effects."""
 
-    def __init__(self, repo: CaseRepository, publishers: dict[str, object]) -> None:
+    def __init__(
+        self,
+        repo: CaseRepository,
+        publishers: dict[str, object],
+        indexes: Indexes,
+        timers: Timers,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self._repo = repo
         self._publishers = publishers
+        self._indexes = indexes
+        self._timers = timers
+        self._clock = clock
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, holders and waiters
 
-    async def apply(
-        self, case_id: str, change: Callable[[domain.Case], domain.Case]
-    ) -> domain.Case:
+    @property
+    def repo(self) -> CaseRepository:
+        return self._repo
+
+    @property
+    def indexes(self) -> Indexes:
+        return self._indexes
+
+    async def apply(self, case_id: str, change: Change) -> domain.Case:
         # One change per case at a time in this process (the subscribers of different topics
         # run concurrently); across replicas the store's compare-and-set decides.
+        held = _holding.get()
+        if case_id in held:
+            # Re-entered from our own publish (an in-memory test broker delivers synchronously,
+            # e.g. a supervision order to our own subscriber): the lock is ours already.
+            return await self._apply(case_id, change)
         lock, users = self._locks.get(case_id, (asyncio.Lock(), 0))
         self._locks[case_id] = (lock, users + 1)
         try:
             async with lock:
-                return await self._apply(case_id, change)
+                token = _holding.set(held | {case_id})
+                try:
+                    return await self._apply(case_id, change)
+                finally:
+                    _holding.reset(token)
         finally:
             lock, users = self._locks[case_id]
             if users == 1:
@@ -69,80 +109,198 @@ class CaseStore:
             else:
                 self._locks[case_id] = (lock, users - 1)
 
-    async def _apply(
-        self, case_id: str, change: Callable[[domain.Case], domain.Case]
-    ) -> domain.Case:
+    async def _apply(self, case_id: str, change: Change) -> domain.Case:
         for attempt in range(MAX_ATTEMPTS):
             if attempt:  # another writer (replica) won: back off a little, with jitter
                 await asyncio.sleep(random.uniform(0, 0.005 * attempt))
             case = await self._repo.get(case_id) or domain.new_case(case_id)
             updated = change(case)
-            if updated is case or await self._repo.save(updated, expected_version=case.version):
+            if updated is case:
+                if case.outbox or case.effects:  # a crash left them: finish them now
+                    await self._flush(case)
+                return case
+            if await self._repo.save(updated, expected_version=case.version):
                 await self._flush(updated)
                 return updated
         raise ConcurrentWriteError(f"case {case_id}: {MAX_ATTEMPTS} conflicting writes in a row")
 
     async def _flush(self, case: domain.Case) -> None:
-        # Published before being removed from the outbox: a crash in between publishes again,
-        # with the same event ids, and consumers ignore the repeat.
+        # Done and published before being removed from the case: a crash in between does them
+        # again, with idempotent effects and the same event ids (consumers ignore the repeat).
+        # Effects first: the index that routes a citizen's answer to the callback question
+        # exists before the question is published.
+        for key, value in case.effects.items():
+            await self._effect(case, key, value)
         for out in case.outbox:
             await publish_to(self._publishers[out.topic], out.message)
-        await self._repo.clear_outbox(case, [o.message.event_id for o in case.outbox])
+        await self._repo.clear_outbox(
+            case, [o.message.event_id for o in case.outbox], list(case.effects)
+        )
+
+    async def _effect(self, case: domain.Case, key: str, value: dict[str, Any]) -> None:
+        kind, _, name = key.partition(":")
+        if kind == "timer":
+            tkey = timer_key(case.case_id, name)
+            if value.get("due_at"):
+                due = dt.datetime.fromisoformat(value["due_at"])
+                await self._timers.schedule(tkey, due, value["payload"], now=self._clock())
+            else:
+                await self._timers.cancel(tkey, now=self._clock())
+        elif kind == "unit":
+            await self._indexes.add_unit_case(value["unit"], case.case_id)
+        elif kind == "await":
+            await self._indexes.set_awaiting(key, value.get("case_id"))
+        else:
+            raise ValueError(f"case {case.case_id}: unknown effect {key!r}")
+
+
+class Tracker:
+    """The registered subscribers' store, and the sweep that fires the clocks."""
+
+    def __init__(
+        self, store: CaseStore, timers: Timers, rules: domain.Rules, registry: CollectorRegistry
+    ) -> None:
+        self.store = store
+        self.timers = timers
+        self.rules = rules
+        self.registry = registry
+        self.fired = Counter(
+            "fengqiao_tracker_timers_fired_total",
+            "Clocks that ran out",
+            ["clock"],
+            registry=registry,
+        )
+        self.sweep_seconds = Histogram(
+            "fengqiao_tracker_sweep_seconds", "Time of one timer sweep", registry=registry
+        )
+        self.last_sweep = Gauge(
+            "fengqiao_tracker_last_sweep_timestamp", "When the last sweep ended", registry=registry
+        )
+        self.pending_timers = Gauge(
+            "fengqiao_tracker_pending_timers", "Timers waiting to wake", registry=registry
+        )
+        self.overdue_cases = Gauge(
+            "fengqiao_tracker_overdue_cases", "Open cases past their deadline", registry=registry
+        )
+
+    async def fire(self, timer: Timer) -> None:
+        payload = timer.payload
+        fired = domain.TimerFired(
+            case_id=payload["case_id"],
+            clock=payload["clock"],
+            payload=payload,
+            occurred_at=max(timer.due_at, dt.datetime.now(dt.UTC)),
+        )
+        await self.store.apply(fired.case_id, lambda c: domain.on_timer(c, fired, self.rules))
+        self.fired.labels(fired.clock).inc()
+
+    async def sweep(self, now: dt.datetime | None = None, *, limit: int = 500) -> int:
+        """Fire every clock that is due (one pass); the number fired."""
+        started = time.perf_counter()
+        handled = await fire_due(
+            self.timers, now or dt.datetime.now(dt.UTC), self.fire, limit=limit
+        )
+        self.sweep_seconds.observe(time.perf_counter() - started)
+        self.last_sweep.set_to_current_time()
+        return handled
+
+    async def refresh_gauges(self) -> None:
+        """Pending timers and overdue cases: counted, so they are right across replicas."""
+        self.pending_timers.set(await self.timers.pending())
+        self.overdue_cases.set(await self.store.repo.overdue())
+
+    async def run_sweeps(self, interval: float, gauges_every: float = 60.0) -> None:
+        """Sweep every `interval` seconds until cancelled; a failing sweep is logged and retried
+        (its claims run out and fire again). The gauges are counted every `gauges_every`."""
+        counted = 0.0
+        while True:
+            try:
+                while await self.sweep() >= 500:
+                    pass  # a backlog (after downtime): go on at once
+                if time.monotonic() - counted >= gauges_every:
+                    counted = time.monotonic()
+                    await self.refresh_gauges()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer sweep failed; retrying in %.1f s", interval)
+            await asyncio.sleep(interval)
 
 
 def register(
     broker: KafkaBroker,
     repo: CaseRepository,
     *,
-    producer: str,
+    indexes: Indexes,
+    timers: Timers,
+    rules: domain.Rules,
     group_id: str,
     registry: CollectorRegistry,
-) -> CaseStore:
+) -> Tracker:
     applied = Counter(
         "fengqiao_tracker_messages_total", "Messages applied to cases", ["topic"], registry=registry
     )
     publishers: dict[str, object] = {
-        CASE_EVENTS.name: topic_publisher(broker, CASE_EVENTS),
-        REPLIES_REQUESTED.name: topic_publisher(broker, REPLIES_REQUESTED),
+        topic.name: topic_publisher(broker, topic)
+        for topic in (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)
     }
-    store = CaseStore(repo, publishers)
+    store = CaseStore(repo, publishers, indexes, timers)
+    tracker = Tracker(store, timers, rules, registry)
 
     def subscriber(topic: str, description: str) -> Callable[[Handler], Handler]:
         return topic_subscriber(
             broker, topic, group_id=group_id, action="track", description=description
         )
 
-    @subscriber(APPEALS.name, "Open a case for a new appeal and ask for its acknowledgment.")
+    @subscriber(
+        APPEALS.name,
+        "Open a case for a new appeal (and ask for its acknowledgment); a citizen's answer to a "
+        "callback question closes or reopens the case it answers.",
+    )
     async def on_appeal(appeal: AppealNormalized) -> None:
+        waiting = await indexes.awaiting(domain.awaiting_key(appeal.platform, appeal.author.id))
+        if waiting is not None:
+            answered = await store.apply(
+                waiting,
+                lambda c: domain.record_citizen_reply(c, appeal, rules=rules) or c,
+            )
+            if answered.has_processed(appeal.event_id):
+                applied.labels(APPEALS.name).inc()
+                return
         if not appeal.is_appeal:
             return
-        await store.apply(appeal.case_id, lambda c: domain.open_case(c, appeal, producer=producer))
+        await store.apply(appeal.case_id, lambda c: domain.open_case(c, appeal, rules=rules))
         applied.labels(APPEALS.name).inc()
 
-    @subscriber(DISPATCH_ORDERS.name, "Record one hop of a dispatch.")
+    @subscriber(DISPATCH_ORDERS.name, "Record one hop of a dispatch and start its clocks.")
     async def on_dispatch(order: DispatchOrdered) -> None:
-        await store.apply(
-            order.case_id, lambda c: domain.record_dispatch(c, order, producer=producer)
-        )
+        await store.apply(order.case_id, lambda c: domain.record_dispatch(c, order, rules=rules))
         applied.labels(DISPATCH_ORDERS.name).inc()
 
     @subscriber(REPLIES_SENT.name, "Record what the platform answered to a reply.")
     async def on_reply(sent: ReplySent) -> None:
-        await store.apply(sent.case_id, lambda c: domain.record_reply(c, sent, producer=producer))
+        await store.apply(sent.case_id, lambda c: domain.record_reply(c, sent, rules=rules))
         applied.labels(REPLIES_SENT.name).inc()
 
     @subscriber(COORDINATION_REQUESTS.name, "Record a request to an outside agency (横协调).")
     async def on_coordination(request: CoordinationRequested) -> None:
         await store.apply(
-            request.case_id, lambda c: domain.record_coordination(c, request, producer=producer)
+            request.case_id, lambda c: domain.record_coordination(c, request, rules=rules)
         )
         applied.labels(COORDINATION_REQUESTS.name).inc()
 
     @subscriber(SUPERVISION_ORDERS.name, "Record an upper tier's supervision order (纵督促).")
     async def on_supervision(order: SupervisionOrdered) -> None:
-        await store.apply(
-            order.case_id, lambda c: domain.record_supervision(c, order, producer=producer)
-        )
+        await store.apply(order.case_id, lambda c: domain.record_supervision(c, order, rules=rules))
         applied.labels(SUPERVISION_ORDERS.name).inc()
 
-    return store
+    @subscriber(
+        UNIT_ACTIONS.name,
+        "Apply what an office did (签收, progress, 办结, 退单, extensions, notes); an action the "
+        "case no longer allows is recorded as refused.",
+    )
+    async def on_action(action: UnitActed) -> None:
+        await store.apply(action.case_id, lambda c: domain.act(c, action, rules=rules))
+        applied.labels(UNIT_ACTIONS.name).inc()
+
+    return tracker

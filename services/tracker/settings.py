@@ -1,11 +1,24 @@
-"""Tracker's settings (env prefix `FENGQIAO_TRACKER_`)."""
+"""Tracker's settings (env prefix `FENGQIAO_TRACKER_`).
+
+Unit tokens (the unit API's credentials) come from the environment or a secrets file, never from
+the repo: `FENGQIAO_TRACKER_UNIT_TOKENS='{"652701": "<token>"}'`, or a YAML/JSON file named by
+`FENGQIAO_TRACKER_UNIT_TOKENS_FILE` with the same mapping.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fengqiao.settings import StackSettings
+from services.tracker.domain import Rules
+from services.tracker.timelimits import DEFAULT_TIME_LIMITS_FILE, load_time_limits
+from services.tracker.workcalendar import DEFAULT_CALENDAR_FILE, load_calendar
 
 
 class TrackerSettings(BaseSettings):
@@ -15,4 +28,51 @@ class TrackerSettings(BaseSettings):
     http_port: int = Field(default=8083, ge=0, le=65535)
     database: str = Field(default="fengqiao_tracker", description="The tracker's own database.")
     group_id: str = "tracker"
+    time_limits_file: Path = Field(
+        default=DEFAULT_TIME_LIMITS_FILE, description="The time limits (YAML, see its header)."
+    )
+    time_limits_overrides: list[Path] = Field(
+        default_factory=list, description="Deployment files merged over the time limits, in order."
+    )
+    time_limits: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Overrides merged last, e.g. \'{"defaults": {"signing": "30 seconds"}}\' '
+        "(tests use short limits).",
+    )
+    calendar_file: Path = Field(
+        default=DEFAULT_CALENDAR_FILE, description="Office hours, time zone, holiday overrides."
+    )
+    sweep_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often due clocks are looked for."
+    )
+    unit_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Unit id → its API token."
+    )
+    unit_tokens_file: Path | None = Field(
+        default=None, description="YAML or JSON file mapping unit ids to tokens."
+    )
     stack: StackSettings = Field(default_factory=StackSettings)
+
+    @model_validator(mode="after")
+    def _read_tokens_file(self) -> TrackerSettings:
+        if self.unit_tokens_file is None:
+            return self
+        path = self.unit_tokens_file
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise ValueError(f"unit tokens file {path}: {exc}") from exc
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str | int) and isinstance(v, str) and v for k, v in data.items()
+        ):
+            raise ValueError(f"unit tokens file {path}: expected a mapping of unit id → token")
+        self.unit_tokens.update({str(k): SecretStr(v) for k, v in data.items()})
+        return self
+
+    def rules(self, producer: str) -> Rules:
+        """The time limits and calendar these settings name (errors name the file and entry)."""
+        limits = load_time_limits(
+            self.time_limits_file, [*self.time_limits_overrides, self.time_limits]
+        )
+        return Rules(limits, load_calendar(self.calendar_file), producer)

@@ -68,8 +68,8 @@ class Kind(StrEnum):
     CALLBACK_ANSWER = "callback_answer"  # from the callback question
 
 
-_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s+(working\s+)?(minute|hour|day)s?\s*$")
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s+(working\s+)?(second|minute|hour|day)s?\s*$")
 NEXT_WORKING_DAY = "next working day"
 
 

@@ -13,6 +13,8 @@ from fengqiao.settings import StackSettings
 from fengqiao.testing import serving
 from fengqiao.watch import TopicWatcher
 from services.tracker.adapters.cases import MongoCaseRepository
+from services.tracker.adapters.indexes import InMemoryIndexes
+from services.tracker.adapters.timers import InMemoryTimers
 from services.tracker.app import build
 from services.tracker.domain import new_case
 from services.tracker.settings import TrackerSettings
@@ -111,7 +113,9 @@ async def test_four_replicas_writing_one_case_at_once_lose_nothing(
         repos = [MongoCaseRepository(client, database) for client in clients]
         await repos[0].ensure_indexes()
         publishers = {"case.events": Discard(), "replies.requested": Discard()}
-        replicas = [CaseStore(repo, publishers) for repo in repos]
+        replicas = [
+            CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers()) for repo in repos
+        ]
         case_id = f"c-race-{run_id}"
         results = [
             ReplySent(
@@ -129,7 +133,8 @@ async def test_four_replicas_writing_one_case_at_once_lose_nothing(
         await asyncio.gather(
             *[
                 replicas[i % 4].apply(
-                    case_id, lambda c, m=m: domain.record_reply(c, m, producer="t")
+                    case_id,
+                    lambda c, m=m: domain.record_reply(c, m, rules=domain.Rules.default("t")),
                 )
                 for i, m in enumerate(results)
             ]

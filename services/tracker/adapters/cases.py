@@ -15,7 +15,8 @@ is therefore a new version too.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from collections.abc import Sequence
+from dataclasses import asdict, fields, replace
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
@@ -23,7 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts import CaseState, by_name
 from fengqiao.store import ShardedCollection
-from services.tracker.domain import Case, Outgoing, TimelineEntry
+from services.tracker.domain import OPEN_STATES, Case, Outgoing, TimelineEntry
 
 
 class CaseRepository(Protocol):
@@ -34,65 +35,62 @@ class CaseRepository(Protocol):
         """Write `case` as the version after `expected_version`; False when another writer
         wrote that version first."""
 
-    async def clear_outbox(self, case: Case, event_ids: list[str]) -> None:
-        """Forget outbox entries of this version of `case` once they are published (as a new
-        version; if another writer got there first, it carries them and publishes them again,
-        with the same event ids)."""
+    async def all(self) -> list[Case]:
+        """The latest version of every case."""
+
+    async def overdue(self) -> int:
+        """How many open cases are past their deadline."""
+
+    async def clear_outbox(self, case: Case, event_ids: list[str], effects: list[str]) -> None:
+        """Forget outbox entries and effects of this version of `case` once they are published
+        and done (as a new version; if another writer got there first, it carries them and does
+        them again: publishing with the same event ids, effects that are idempotent)."""
 
 
 def version_id(case_id: str, version: int) -> str:
     return f"{case_id}:{version:08d}"
 
 
+_SPECIAL = {"state", "timeline", "processed", "outbox", "effects", "version"}
+_TUPLES = {"chain", "hops", "co_units"}
+
+
 def to_document(case: Case) -> dict[str, Any]:
-    return {
-        "_id": version_id(case.case_id, case.version),
-        "case_id": case.case_id,
+    doc: dict[str, Any] = {"_id": version_id(case.case_id, case.version)}
+    for f in fields(Case):
+        if f.name not in _SPECIAL:
+            value = getattr(case, f.name)
+            doc[f.name] = list(value) if f.name in _TUPLES else value
+    return doc | {
         "state": case.state.value,
-        "opened": case.opened,
-        "account": case.account,
-        "author_id": case.author_id,
-        "masked_text": case.masked_text,
-        "reply_to": case.reply_to,
-        "chain": list(case.chain),
-        "hops": list(case.hops),
-        "assigned_unit": case.assigned_unit,
-        "category": case.category,
-        "urgency": case.urgency,
-        "acknowledged": case.acknowledged,
-        "replies": case.replies,
         "timeline": [asdict(e) for e in case.timeline],
         "processed": sorted(case.processed),
         "outbox": {
             o.message.event_id: {"topic": o.topic, "body": o.message.model_dump(mode="json")}
             for o in case.outbox
         },
+        # A list, not a mapping: effect keys hold author ids, which may contain dots.
+        "effects": [{"key": k, "value": v} for k, v in case.effects.items()],
         "version": case.version,
     }
 
 
 def from_document(doc: dict[str, Any]) -> Case:
+    simple: dict[str, Any] = {
+        f.name: tuple(doc[f.name]) if f.name in _TUPLES else doc[f.name]
+        for f in fields(Case)
+        if f.name not in _SPECIAL and f.name in doc
+    }
     return Case(
-        case_id=doc["case_id"],
+        **simple,
         state=CaseState(doc["state"]),
-        opened=doc["opened"],
-        account=doc.get("account"),
-        author_id=doc.get("author_id"),
-        masked_text=doc.get("masked_text"),
-        reply_to=doc.get("reply_to"),
-        chain=tuple(doc.get("chain", ())),
-        hops=tuple(doc.get("hops", ())),
-        assigned_unit=doc.get("assigned_unit"),
-        category=doc.get("category"),
-        urgency=doc.get("urgency"),
-        acknowledged=doc.get("acknowledged", False),
-        replies=doc.get("replies", {}),
         timeline=tuple(TimelineEntry(**e) for e in doc.get("timeline", ())),
         processed=frozenset(doc.get("processed", ())),
         outbox=tuple(
             Outgoing(o["topic"], by_name(o["topic"]).message.model_validate(o["body"]))
             for o in doc.get("outbox", {}).values()
         ),
+        effects={e["key"]: e["value"] for e in doc.get("effects", ())},
         version=doc["version"],
     )
 
@@ -100,12 +98,13 @@ def from_document(doc: dict[str, Any]) -> Case:
 KEEP_VERSIONS = 4  # older versions are pruned; a few are kept for whoever is reading them
 
 
-def without_outbox(case: Case, event_ids: list[str]) -> Case:
-    """The next version of `case`, with those outbox entries published."""
+def without_outbox(case: Case, event_ids: Sequence[str], effects: Sequence[str] = ()) -> Case:
+    """The next version of `case`, with those outbox entries published and effects done."""
     gone = set(event_ids)
     return replace(
         case,
         outbox=tuple(o for o in case.outbox if o.message.event_id not in gone),
+        effects={k: v for k, v in case.effects.items() if k not in effects},
         version=case.version + 1,
     )
 
@@ -147,13 +146,36 @@ class MongoCaseRepository:
         )
         return True
 
-    async def clear_outbox(self, case: Case, event_ids: list[str]) -> None:
-        if event_ids:
-            await self.save(without_outbox(case, event_ids), expected_version=case.version)
+    async def clear_outbox(self, case: Case, event_ids: list[str], effects: list[str]) -> None:
+        if event_ids or effects:
+            await self.save(without_outbox(case, event_ids, effects), expected_version=case.version)
+
+    async def all(self) -> list[Case]:
+        """The latest version of every case (statistics: reads every shard once)."""
+        latest: dict[str, dict[str, Any]] = {}
+        for shard in self._versions.all():
+            async for doc in shard.find({}, {"processed": 0, "outbox": 0, "effects": 0}):
+                seen = latest.get(doc["case_id"])
+                if seen is None or seen["version"] < doc["version"]:
+                    latest[doc["case_id"]] = doc
+        return [from_document(d) for d in latest.values()]
+
+    async def overdue(self) -> int:
+        """Open cases past their deadline (a gauge): candidates by a scan of each shard, each
+        confirmed on its latest version (older versions are kept for a while)."""
+        candidates: set[str] = set()
+        for shard in self._versions.all():
+            async for doc in shard.find({"overdue": True}, {"case_id": 1}):
+                candidates.add(doc["case_id"])
+        count = 0
+        for case_id in candidates:
+            case = await self.get(case_id)
+            count += case is not None and case.overdue and case.state in OPEN_STATES
+        return count
 
     async def find(self, case_id: str) -> dict[str, Any] | None:
         """The latest version without the bookkeeping, for operators."""
-        doc = await self._latest(case_id, {"processed": 0, "outbox": 0})
+        doc = await self._latest(case_id, {"processed": 0, "outbox": 0, "effects": 0})
         if doc is not None:
             doc.pop("_id")
         return doc
@@ -186,6 +208,12 @@ class InMemoryCaseRepository:
         self.docs[case.case_id] = to_document(case)
         return True
 
-    async def clear_outbox(self, case: Case, event_ids: list[str]) -> None:
-        if event_ids:
-            await self.save(without_outbox(case, event_ids), expected_version=case.version)
+    async def clear_outbox(self, case: Case, event_ids: list[str], effects: list[str]) -> None:
+        if event_ids or effects:
+            await self.save(without_outbox(case, event_ids, effects), expected_version=case.version)
+
+    async def all(self) -> list[Case]:
+        return [from_document(d) for d in self.docs.values()]
+
+    async def overdue(self) -> int:
+        return sum(c.overdue and c.state in OPEN_STATES for c in await self.all())

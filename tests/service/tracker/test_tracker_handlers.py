@@ -31,8 +31,10 @@ from contracts import (
 from fengqiao.service import Runtime
 from fengqiao.settings import StackSettings
 from fengqiao.testing.factories import appeal_message
-from services.tracker import handlers
+from services.tracker import domain, handlers
 from services.tracker.adapters.cases import InMemoryCaseRepository
+from services.tracker.adapters.indexes import InMemoryIndexes
+from services.tracker.adapters.timers import InMemoryTimers
 
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
 CASE = "c-0123456789abcdef"
@@ -108,7 +110,13 @@ def tracker() -> Tracker:
     runtime = Runtime.create("tracker", StackSettings(), with_mongo=False)
     repo = InMemoryCaseRepository()
     handlers.register(
-        runtime.broker, repo, producer="tracker", group_id="tracker", registry=runtime.registry
+        runtime.broker,
+        repo,
+        indexes=InMemoryIndexes(),
+        timers=InMemoryTimers(),
+        rules=domain.Rules.default(),
+        group_id="tracker",
+        registry=runtime.registry,
     )
     probe = Tracker(runtime, repo)
     broker = runtime.broker
@@ -162,7 +170,9 @@ async def test_appeal_dispatch_and_reply_build_the_case(tracker: Tracker) -> Non
     async with TestKafkaBroker(tracker.runtime.broker) as broker:
         await publish_all(broker, [(APPEALS.name, appeal())])
         await publish_all(broker, [(DISPATCH_ORDERS.name, o) for o in orders()])
-        [request] = tracker.requests
+        request, announcement = tracker.requests
+        assert announcement.purpose is ReplyPurpose.DISPATCH_ANNOUNCEMENT
+        assert announcement.variables["to_handle"] == "@博乐检察"
         await publish_all(broker, [(REPLIES_SENT.name, acknowledged(request))])
 
     doc = tracker.repo.docs[CASE]
@@ -194,7 +204,7 @@ async def test_appeal_dispatch_and_reply_build_the_case(tracker: Tracker) -> Non
         ("case.acknowledged", "dispatched", None),
     ]
     assert {e.caused_by for e in tracker.events} == {"appeal-1", "order-1", "order-2", "sent-1"}
-    assert len(tracker.requests) == 1
+    assert len(tracker.requests) == 2  # the acknowledgment, the public @ of the unit
     assert tracker.letters == []
 
 

@@ -21,8 +21,11 @@ from contracts import (
 from fengqiao.testing.factories import dispatch_message
 from services.tracker import domain
 from services.tracker.adapters.cases import InMemoryCaseRepository, from_document, to_document
+from services.tracker.adapters.indexes import InMemoryIndexes
+from services.tracker.adapters.timers import InMemoryTimers
 from services.tracker.handlers import MAX_ATTEMPTS, CaseStore, ConcurrentWriteError
 
+RULES = domain.Rules.default()
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
 CASE = "c-1"
 
@@ -67,9 +70,9 @@ def failed_reply() -> ReplySent:
 
 
 def busy_case() -> domain.Case:
-    case = domain.open_case(domain.new_case(CASE), appeal(), producer="tracker")
-    case = domain.record_dispatch(case, order(), producer="tracker")
-    return domain.record_reply(case, failed_reply(), producer="tracker")
+    case = domain.open_case(domain.new_case(CASE), appeal(), rules=RULES)
+    case = domain.record_dispatch(case, order(), rules=RULES)
+    return domain.record_reply(case, failed_reply(), rules=RULES)
 
 
 class RecordingPublisher:
@@ -155,8 +158,8 @@ async def test_applying_a_change_saves_the_case_and_flushes_its_outbox(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    store = CaseStore(repo, publishers)
-    case = await store.apply(CASE, lambda c: domain.open_case(c, appeal(), producer="tracker"))
+    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+    case = await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(publishers) == {
         "case.events": ["CaseEventRecorded"],
         "replies.requested": ["ReplyRequested"],
@@ -174,8 +177,8 @@ async def test_redelivering_a_message_writes_and_publishes_nothing(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    store = CaseStore(repo, publishers)
-    change = lambda c: domain.open_case(c, appeal(), producer="tracker")  # noqa: E731
+    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+    change = lambda c: domain.open_case(c, appeal(), rules=RULES)  # noqa: E731
     await store.apply(CASE, change)
     before = copy.deepcopy(repo.docs[CASE])
     await store.apply(CASE, change)
@@ -191,10 +194,10 @@ async def test_a_left_over_outbox_is_published_again_on_the_next_delivery(
 ) -> None:
     # A crash between the save and the flush leaves the outbox in the document.
     repo = InMemoryCaseRepository()
-    case = domain.open_case(domain.new_case(CASE), appeal(), producer="tracker")
+    case = domain.open_case(domain.new_case(CASE), appeal(), rules=RULES)
     assert await repo.save(case, expected_version=0)
-    store = CaseStore(repo, publishers)
-    await store.apply(CASE, lambda c: domain.open_case(c, appeal(), producer="tracker"))
+    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+    await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(publishers) == {
         "case.events": ["CaseEventRecorded"],
         "replies.requested": ["ReplyRequested"],
@@ -206,8 +209,8 @@ async def test_a_conflicting_concurrent_write_is_retried(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = ConflictOnceRepository()
-    store = CaseStore(repo, publishers)
-    await store.apply(CASE, lambda c: domain.open_case(c, appeal(), producer="tracker"))
+    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+    await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert repo.save_attempts == 3  # the conflict, the retry, and the cleared outbox
     assert repo.docs[CASE]["opened"] is True
     assert repo.docs[CASE]["outbox"] == {}
@@ -218,15 +221,15 @@ async def test_a_conflicting_concurrent_write_is_retried(
 async def test_a_write_that_keeps_conflicting_gives_up_naming_the_case(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
-    store = CaseStore(AlwaysConflictRepository(), publishers)
+    store = CaseStore(AlwaysConflictRepository(), publishers, InMemoryIndexes(), InMemoryTimers())
     with pytest.raises(ConcurrentWriteError, match=f"case {CASE}: {MAX_ATTEMPTS} conflicting"):
-        await store.apply(CASE, lambda c: domain.open_case(c, appeal(), producer="tracker"))
+        await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(publishers) == {"case.events": [], "replies.requested": []}
 
 
 async def test_the_in_memory_repository_refuses_a_stale_version() -> None:
     repo = InMemoryCaseRepository()
-    case = domain.open_case(domain.new_case(CASE), appeal(), producer="tracker")
+    case = domain.open_case(domain.new_case(CASE), appeal(), rules=RULES)
     assert await repo.save(case, expected_version=0)
     assert not await repo.save(case, expected_version=0)
     assert await repo.get(CASE) == case
@@ -235,8 +238,8 @@ async def test_the_in_memory_repository_refuses_a_stale_version() -> None:
 
 async def test_clearing_nothing_does_not_touch_the_document() -> None:
     repo = InMemoryCaseRepository()
-    case = domain.open_case(domain.new_case(CASE), appeal(), producer="tracker")
+    case = domain.open_case(domain.new_case(CASE), appeal(), rules=RULES)
     await repo.save(case, expected_version=0)
-    await repo.clear_outbox(case, [])
+    await repo.clear_outbox(case, [], [])
     assert repo.docs[CASE]["version"] == 1
     assert len(repo.docs[CASE]["outbox"]) == 2

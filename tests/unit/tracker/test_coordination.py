@@ -13,6 +13,8 @@ from contracts import (
 from fengqiao.testing.factories import dispatch_message
 from services.tracker import domain
 
+RULES = domain.Rules.default("t")
+
 NOW = datetime(2026, 9, 1, 10, tzinfo=UTC)
 
 
@@ -38,25 +40,25 @@ def dispatch() -> DispatchOrdered:
 
 def test_a_partner_that_leads_makes_the_case_wait_whatever_the_arrival_order() -> None:
     first = domain.record_coordination(
-        domain.record_dispatch(domain.new_case("c-1"), dispatch(), producer="t"),
+        domain.record_dispatch(domain.new_case("c-1"), dispatch(), rules=RULES),
         coordination("lead"),
-        producer="t",
+        rules=RULES,
     )
     second = domain.record_dispatch(
-        domain.record_coordination(domain.new_case("c-1"), coordination("lead"), producer="t"),
+        domain.record_coordination(domain.new_case("c-1"), coordination("lead"), rules=RULES),
         dispatch(),
-        producer="t",
+        rules=RULES,
     )
     assert first.state is second.state is CaseState.COORDINATING
 
 
 def test_a_co_handler_leaves_the_state_and_is_on_the_timeline() -> None:
-    case = domain.record_dispatch(domain.new_case("c-1"), dispatch(), producer="t")
-    case = domain.record_coordination(case, coordination("co_handler"), producer="t")
+    case = domain.record_dispatch(domain.new_case("c-1"), dispatch(), rules=RULES)
+    case = domain.record_coordination(case, coordination("co_handler"), rules=RULES)
     assert case.state is CaseState.DISPATCHED
     assert case.timeline[-1].event == "case.coordination_requested"
     assert "博乐市公安局" in (case.timeline[-1].detail or "")
-    again = domain.record_coordination(case, coordination("co_handler"), producer="t")
+    again = domain.record_coordination(case, coordination("co_handler"), rules=RULES)
     assert again is case
 
 
@@ -70,6 +72,6 @@ def test_supervision_goes_on_the_timeline() -> None:
         to_unit="652701",
         reason="逾期未签收，请立即办理",
     )
-    case = domain.record_supervision(domain.new_case("c-1"), order, producer="t")
+    case = domain.record_supervision(domain.new_case("c-1"), order, rules=RULES)
     assert case.timeline[-1].event == "case.supervision_ordered"
     assert case.timeline[-1].unit_id == "652701"

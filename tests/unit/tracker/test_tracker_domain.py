@@ -26,6 +26,7 @@ from fengqiao.testing.factories import appeal_message
 from services.tracker.domain import (
     Case,
     InvalidTransition,
+    Rules,
     new_case,
     open_case,
     record_dispatch,
@@ -34,6 +35,7 @@ from services.tracker.domain import (
 
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
 P = "tracker"
+RULES = Rules.default()
 TARGET = ReplyTarget(platform="weibo", account="@新疆检察", user_id="u1", post_id="p1")
 
 
@@ -93,7 +95,7 @@ def sent(
 
 
 def opened() -> Case:
-    return open_case(new_case("c-0123456789abcdef"), appeal(), producer=P)
+    return open_case(new_case("c-0123456789abcdef"), appeal(), rules=RULES)
 
 
 def events(case: Case) -> list[CaseEventRecorded]:
@@ -135,7 +137,7 @@ def test_opening_requests_exactly_one_acknowledgment() -> None:
     assert request.hop == 0
     assert request.target == TARGET
     assert request.template_id == "acknowledgment"
-    assert request.variables == {"account": "@新疆检察", "case_ref": "89abcdef"}
+    assert request.variables == {"account": "@新疆检察", "case_ref": "89abcdef", "unit_name": ""}
     assert request.event_id == derived_event_id("reply", "appeal-1", "acknowledgment")
     assert request.idempotency_key == "c-0123456789abcdef:acknowledgment:0"
 
@@ -167,7 +169,7 @@ def test_the_outbox_never_holds_unmasked_text() -> None:
 
 def test_a_second_appeal_for_the_same_case_changes_nothing_but_processed() -> None:
     first = opened()
-    second = open_case(first, appeal("appeal-2", masked_text="别的"), producer=P)
+    second = open_case(first, appeal("appeal-2", masked_text="别的"), rules=RULES)
     assert second.processed == frozenset({"appeal-1", "appeal-2"})
     assert second.version == first.version + 1
     assert replace(second, processed=first.processed, version=first.version) == first
@@ -176,18 +178,19 @@ def test_a_second_appeal_for_the_same_case_changes_nothing_but_processed() -> No
 
 def test_reapplying_a_processed_appeal_returns_the_same_object() -> None:
     case = opened()
-    assert open_case(case, appeal(), producer=P) is case
+    assert open_case(case, appeal(), rules=RULES) is case
 
 
 # --------------------------------------------------------------------------- dispatch
 
 
 def test_a_dispatch_moves_the_case_to_dispatched_and_records_the_hop() -> None:
-    case = record_dispatch(opened(), order(1), producer=P)
+    case = record_dispatch(opened(), order(1), rules=RULES)
     assert case.state is CaseState.DISPATCHED
     assert case.hops == (
         {
             "hop": 1,
+            "round": 1,
             "from_unit": "xj",
             "to_unit": "652700",
             "final": False,
@@ -212,17 +215,17 @@ def test_a_dispatch_moves_the_case_to_dispatched_and_records_the_hop() -> None:
 
 
 def test_hops_are_kept_in_order_whatever_order_they_arrive_in() -> None:
-    case = record_dispatch(opened(), order(2, to_unit="652701", final=True), producer=P)
-    case = record_dispatch(case, order(1), producer=P)
+    case = record_dispatch(opened(), order(2, to_unit="652701", final=True), rules=RULES)
+    case = record_dispatch(case, order(1), rules=RULES)
     assert [h["hop"] for h in case.hops] == [1, 2]
     assert [e.event for e in case.timeline] == ["case.opened", "case.dispatched", "case.dispatched"]
 
 
 def test_a_dispatch_before_the_appeal_works() -> None:
-    case = record_dispatch(new_case("c-0123456789abcdef"), order(1), producer=P)
+    case = record_dispatch(new_case("c-0123456789abcdef"), order(1), rules=RULES)
     assert case.state is CaseState.DISPATCHED
     assert not case.opened
-    case = open_case(case, appeal(), producer=P)
+    case = open_case(case, appeal(), rules=RULES)
     assert case.opened
     assert case.state is CaseState.DISPATCHED  # opening never moves the state back
     assert case.masked_text == "电话138****5678,博乐市拖欠工资"
@@ -231,15 +234,15 @@ def test_a_dispatch_before_the_appeal_works() -> None:
 
 
 def test_reapplying_a_processed_dispatch_returns_the_same_object() -> None:
-    case = record_dispatch(opened(), order(1), producer=P)
-    assert record_dispatch(case, order(1), producer=P) is case
+    case = record_dispatch(opened(), order(1), rules=RULES)
+    assert record_dispatch(case, order(1), rules=RULES) is case
 
 
 @pytest.mark.parametrize("state", [CaseState.CLOSED, CaseState.RESOLVED, CaseState.MERGED])
 def test_an_invalid_transition_names_case_state_and_action(state: CaseState) -> None:
     case = replace(opened(), state=state)
     with pytest.raises(InvalidTransition) as caught:
-        record_dispatch(case, order(1), producer=P)
+        record_dispatch(case, order(1), rules=RULES)
     assert str(caught.value) == f"case c-0123456789abcdef: cannot dispatch in state {state.value}"
     assert (caught.value.case_id, caught.value.state, caught.value.action) == (
         "c-0123456789abcdef",
@@ -252,7 +255,7 @@ def test_an_invalid_transition_names_case_state_and_action(state: CaseState) -> 
 
 
 def test_a_sent_acknowledgment_moves_received_to_acknowledged() -> None:
-    case = record_reply(opened(), sent(), producer=P)
+    case = record_reply(opened(), sent(), rules=RULES)
     assert case.state is CaseState.ACKNOWLEDGED
     assert case.acknowledged
     assert case.replies == {
@@ -274,30 +277,30 @@ def test_a_sent_acknowledgment_moves_received_to_acknowledged() -> None:
 
 
 def test_an_acknowledgment_after_the_dispatch_keeps_the_case_dispatched() -> None:
-    case = record_dispatch(opened(), order(1), producer=P)
-    case = record_reply(case, sent(), producer=P)
+    case = record_dispatch(opened(), order(1), rules=RULES)
+    case = record_reply(case, sent(), rules=RULES)
     assert case.state is CaseState.DISPATCHED
     assert case.acknowledged
     assert events(case)[-1].event == "case.acknowledged"
 
 
 def test_a_dispatch_after_the_acknowledgment() -> None:
-    case = record_reply(opened(), sent(), producer=P)
-    case = record_dispatch(case, order(1), producer=P)
+    case = record_reply(opened(), sent(), rules=RULES)
+    case = record_dispatch(case, order(1), rules=RULES)
     assert case.state is CaseState.DISPATCHED
     assert events(case)[-1].previous_state is CaseState.ACKNOWLEDGED
 
 
 def test_a_second_acknowledgment_is_recorded_without_a_second_event() -> None:
-    case = record_reply(opened(), sent(), producer=P)
-    again = record_reply(case, sent(event_id="sent-2"), producer=P)
+    case = record_reply(opened(), sent(), rules=RULES)
+    again = record_reply(case, sent(event_id="sent-2"), rules=RULES)
     assert again.timeline == case.timeline
     assert again.outbox == case.outbox
 
 
 @pytest.mark.parametrize("status", ["failed", "held"])
 def test_a_reply_that_was_not_sent_is_recorded_in_the_timeline(status: str) -> None:
-    case = record_reply(opened(), sent(status, error="HTTP 503"), producer=P)
+    case = record_reply(opened(), sent(status, error="HTTP 503"), rules=RULES)
     assert case.state is CaseState.RECEIVED
     assert not case.acknowledged
     assert case.replies["c-0123456789abcdef:acknowledgment:0"]["status"] == status
@@ -311,12 +314,12 @@ def test_a_reply_that_was_not_sent_is_recorded_in_the_timeline(status: str) -> N
 
 
 def test_reapplying_a_processed_reply_returns_the_same_object() -> None:
-    case = record_reply(opened(), sent(), producer=P)
-    assert record_reply(case, sent(), producer=P) is case
+    case = record_reply(opened(), sent(), rules=RULES)
+    assert record_reply(case, sent(), rules=RULES) is case
 
 
 def test_the_outbox_accumulates_until_cleared() -> None:
-    case = record_reply(record_dispatch(opened(), order(1), producer=P), sent(), producer=P)
+    case = record_reply(record_dispatch(opened(), order(1), rules=RULES), sent(), rules=RULES)
     assert [type(o.message).__name__ for o in case.outbox] == [
         "CaseEventRecorded",
         "ReplyRequested",

@@ -1,0 +1,80 @@
+"""Small lookups the tracker keeps beside the cases, each written as a case's effect.
+
+- which cases each unit may see (`unit_cases`, sharded by unit: a unit lists its cases without
+  reading every case), insert-only;
+- which case waits for a citizen's answer to its callback (`awaiting_callback`, by `_id`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Protocol
+
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+from fengqiao.store import ShardedCollection
+
+
+class Indexes(Protocol):
+    async def add_unit_case(self, unit_id: str, case_id: str) -> None: ...
+
+    async def unit_cases(self, unit_id: str, limit: int) -> list[str]:
+        """Ids of the cases indexed for `unit_id` (newest first, at most `limit`)."""
+
+    async def set_awaiting(self, key: str, case_id: str | None) -> None:
+        """The case whose callback waits for the citizen of `key`, or None: none any more."""
+
+    async def awaiting(self, key: str) -> str | None: ...
+
+
+class MongoIndexes:
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        db = client[database]
+        self._units = ShardedCollection(db, "unit_cases")
+        self._awaiting = db["awaiting_callback"]
+
+    async def add_unit_case(self, unit_id: str, case_id: str) -> None:
+        collection = self._units.for_key(unit_id)
+        with contextlib.suppress(DuplicateKeyError):  # indexed already (a re-delivery, a hop)
+            await collection.insert_one(
+                {"_id": f"{unit_id}|{case_id}", "unit": unit_id, "case_id": case_id}
+            )
+
+    async def unit_cases(self, unit_id: str, limit: int) -> list[str]:
+        cursor = self._units.for_key(unit_id).find({"unit": unit_id}, {"case_id": 1})
+        docs = await cursor.to_list()
+        return [d["case_id"] for d in reversed(docs)][:limit]
+
+    async def set_awaiting(self, key: str, case_id: str | None) -> None:
+        if case_id is None:
+            await self._awaiting.delete_one({"_id": key})
+        else:
+            await self._awaiting.replace_one({"_id": key}, {"case_id": case_id}, upsert=True)
+
+    async def awaiting(self, key: str) -> str | None:
+        doc = await self._awaiting.find_one({"_id": key})
+        return str(doc["case_id"]) if doc else None
+
+
+class InMemoryIndexes:
+    def __init__(self) -> None:
+        self.units: dict[str, list[str]] = {}
+        self.waiting: dict[str, str] = {}
+
+    async def add_unit_case(self, unit_id: str, case_id: str) -> None:
+        cases = self.units.setdefault(unit_id, [])
+        if case_id not in cases:
+            cases.append(case_id)
+
+    async def unit_cases(self, unit_id: str, limit: int) -> list[str]:
+        return list(reversed(self.units.get(unit_id, [])))[:limit]
+
+    async def set_awaiting(self, key: str, case_id: str | None) -> None:
+        if case_id is None:
+            self.waiting.pop(key, None)
+        else:
+            self.waiting[key] = case_id
+
+    async def awaiting(self, key: str) -> str | None:
+        return self.waiting.get(key)

@@ -1,0 +1,263 @@
+"""The unit API: each office lists and reads its cases and acts on them.
+
+Every call carries the unit's token (`Authorization: Bearer <token>`, tokens from settings). A
+unit reaches the cases it leads or co-handles and those of the units below it, never a sibling's
+or a parent's: a case it may not see is answered 404, exactly like a case that does not exist.
+
+Actions are checked against the case as it is now (409 naming the case, its state and the
+action when the state does not allow it; 403 when the unit may see but not do it), then
+published to `unit.actions`, so they are replayable and audited; the tracker applies them when
+it reads them back. The call waits a little for that (202 with `status: applied` and the new
+state; `status: accepted` if it takes longer). Free text is masked before it is published.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the `Unit` dependency alias, which
+# is local to `unit_router`, as an object, not as a string it cannot resolve.
+
+import asyncio
+import hmac
+import time
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from faststream.kafka import KafkaBroker
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
+
+from contracts import UNIT_ACTIONS, UnitActed, UnitActionKind
+from fengqiao.clock import utcnow
+from fengqiao.messaging import publish
+from fengqiao.pii import mask_pii
+from services.tracker import domain
+from services.tracker.adapters.cases import CaseRepository, to_document
+from services.tracker.adapters.indexes import Indexes
+
+A = UnitActionKind
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=2000, description="Free text.")
+
+
+class Progress(_Body):
+    note: str = Field(min_length=1, max_length=2000, description="What was done.")
+
+
+class Resolution(_Body):
+    outcome: str = Field(min_length=1, max_length=2000, description="The result (办结).")
+    amount_recovered: float | None = Field(default=None, ge=0, description="Yuan recovered.")
+
+
+class Return(_Body):
+    reason_code: str = Field(
+        min_length=1, max_length=64, description="Why (not_our_jurisdiction, wrong_category…)."
+    )
+
+
+class ExtensionRequest(_Body):
+    requested_deadline: AwareDatetime = Field(description="The new deadline asked for.")
+
+
+class ExtensionRuling(_Body):
+    requested_deadline: AwareDatetime | None = Field(
+        default=None, description="approve: a different deadline than the one asked for."
+    )
+
+
+class Note(_Body):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class Accepted(BaseModel):
+    status: Literal["applied", "accepted"] = Field(
+        default="accepted",
+        description="applied: the case changed (see state); accepted: published, not yet applied.",
+    )
+    action_event_id: str
+    case_id: str
+    action: str
+    state: str | None = Field(default=None, description="The case's state once applied.")
+
+
+def _summary(case: domain.Case) -> dict[str, Any]:
+    return {
+        "case_id": case.case_id,
+        "state": case.state.value,
+        "assigned_unit": case.assigned_unit,
+        "category": case.category,
+        "urgency": case.urgency,
+        "deadline": case.deadline,
+        "overdue": case.overdue,
+        "received_at": case.received_at,
+        "masked_text": case.masked_text,
+    }
+
+
+def _view(case: domain.Case) -> dict[str, Any]:
+    doc = to_document(case)
+    for bookkeeping in ("_id", "processed", "outbox", "effects"):
+        doc.pop(bookkeeping, None)
+    return doc
+
+
+def unit_router(
+    broker: KafkaBroker,
+    repo: CaseRepository,
+    indexes: Indexes,
+    tokens: Mapping[str, SecretStr],
+    *,
+    producer: str,
+    apply_wait_seconds: float = 5.0,
+) -> APIRouter:
+    router = APIRouter(prefix="/units/me", tags=["units"])
+    bearer = HTTPBearer(auto_error=False, description="The unit's token.")
+    known = [(unit, secret.get_secret_value().encode()) for unit, secret in tokens.items()]
+
+    def unit_of(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> str:
+        if credentials is None:
+            raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        given = credentials.credentials.encode()
+        # Compared with every token, in constant time each: no early exit that times a guess.
+        matches = [unit for unit, token in known if hmac.compare_digest(given, token)]
+        if len(matches) != 1:
+            raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
+        return matches[0]
+
+    Unit = Annotated[str, Depends(unit_of)]  # noqa: N806 (a type alias)
+
+    async def visible(case_id: str, unit: str) -> domain.Case:
+        case = await repo.get(case_id)
+        if case is None or not case.visible_to(unit):
+            raise HTTPException(404, f"no case {case_id!r} for unit {unit}")
+        return case
+
+    @router.get("", summary="Who the token belongs to")
+    async def me(unit: Unit) -> dict[str, str]:
+        return {"unit_id": unit}
+
+    @router.get("/cases", summary="My cases and those of the units below me, newest first")
+    async def cases(
+        unit: Unit,
+        state: Annotated[str | None, Query(max_length=32)] = None,
+        overdue: bool | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[dict[str, Any]]:
+        found = []
+        for case_id in await indexes.unit_cases(unit, limit * 2):
+            case = await repo.get(case_id)
+            if case is None or not case.visible_to(unit):
+                continue  # re-dispatched elsewhere since it was indexed
+            if state is not None and case.state.value != state:
+                continue
+            if overdue is not None and case.overdue != overdue:
+                continue
+            found.append(_summary(case))
+            if len(found) >= limit:
+                break
+        return found
+
+    @router.get("/cases/{case_id}", summary="One case with its timeline")
+    async def case(case_id: str, unit: Unit) -> dict[str, Any]:
+        return _view(await visible(case_id, unit))
+
+    async def act(
+        case_id: str, unit: str, kind: UnitActionKind, body: _Body, **fields: Any
+    ) -> Accepted:
+        case = await visible(case_id, unit)
+        note = mask_pii(body.note)[0] if body.note else None
+        action = UnitActed(
+            occurred_at=utcnow(),
+            producer=producer,
+            case_id=case_id,
+            unit_id=unit,
+            action=kind,
+            note=note,
+            **fields,
+        )
+        try:
+            domain.validate_action(case, action)
+        except domain.NotAllowed as exc:
+            raise HTTPException(403, str(exc)) from exc
+        except domain.InvalidTransition as exc:
+            raise HTTPException(409, str(exc)) from exc
+        await publish(broker, UNIT_ACTIONS.name, action)
+        # Read your own writes: an office that signs and then reports progress must find the
+        # case signed. Wait (briefly) until the tracker has applied the action.
+        deadline = time.monotonic() + apply_wait_seconds
+        while True:
+            current = await repo.get(case_id)
+            if current is not None and current.has_processed(action.event_id):
+                return Accepted(
+                    status="applied",
+                    action_event_id=action.event_id,
+                    case_id=case_id,
+                    action=kind.value,
+                    state=current.state.value,
+                )
+            if time.monotonic() >= deadline:
+                return Accepted(action_event_id=action.event_id, case_id=case_id, action=kind.value)
+            await asyncio.sleep(0.05)
+
+    @router.post("/cases/{case_id}/accept", status_code=202, summary="Sign for the order (签收)")
+    async def accept(case_id: str, unit: Unit, body: _Body | None = None) -> Accepted:
+        return await act(case_id, unit, A.ACCEPT, body or _Body())
+
+    @router.post("/cases/{case_id}/progress", status_code=202, summary="Report progress")
+    async def progress(case_id: str, unit: Unit, body: Progress) -> Accepted:
+        return await act(case_id, unit, A.PROGRESS, body)
+
+    @router.post("/cases/{case_id}/resolve", status_code=202, summary="Resolve (办结)")
+    async def resolve(case_id: str, unit: Unit, body: Resolution) -> Accepted:
+        outcome = mask_pii(body.outcome)[0]
+        return await act(
+            case_id, unit, A.RESOLVE, body, outcome=outcome, amount_recovered=body.amount_recovered
+        )
+
+    @router.post("/cases/{case_id}/return", status_code=202, summary="Return the order (退单)")
+    async def return_(case_id: str, unit: Unit, body: Return) -> Accepted:
+        return await act(case_id, unit, A.RETURN, body, reason_code=body.reason_code)
+
+    @router.post(
+        "/cases/{case_id}/extension", status_code=202, summary="Ask for an extension (延期)"
+    )
+    async def extension(case_id: str, unit: Unit, body: ExtensionRequest) -> Accepted:
+        return await act(
+            case_id, unit, A.REQUEST_EXTENSION, body, requested_deadline=body.requested_deadline
+        )
+
+    @router.post(
+        "/cases/{case_id}/extension/approve",
+        status_code=202,
+        summary="Approve the pending extension (a unit above the lead unit)",
+    )
+    async def approve(case_id: str, unit: Unit, body: ExtensionRuling | None = None) -> Accepted:
+        body = body or ExtensionRuling()
+        return await act(
+            case_id, unit, A.APPROVE_EXTENSION, body, requested_deadline=body.requested_deadline
+        )
+
+    @router.post(
+        "/cases/{case_id}/extension/refuse",
+        status_code=202,
+        summary="Refuse the pending extension (a unit above the lead unit)",
+    )
+    async def refuse(case_id: str, unit: Unit, body: ExtensionRuling | None = None) -> Accepted:
+        return await act(case_id, unit, A.REFUSE_EXTENSION, body or ExtensionRuling())
+
+    @router.post(
+        "/cases/{case_id}/ask-citizen",
+        status_code=202,
+        summary="Ask the citizen something; the clock pauses until they answer",
+    )
+    async def ask_citizen(case_id: str, unit: Unit, body: Note) -> Accepted:
+        return await act(case_id, unit, A.AWAIT_CITIZEN, body)
+
+    @router.post("/cases/{case_id}/notes", status_code=202, summary="Add a note")
+    async def note(case_id: str, unit: Unit, body: Note) -> Accepted:
+        return await act(case_id, unit, A.NOTE, body)
+
+    return router
