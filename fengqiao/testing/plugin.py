@@ -6,8 +6,9 @@ makes these fixtures available to every test run in that environment:
 - `fengqiao_stack` (session): a real Kafka and MongoDB: `FENGQIAO_EXTERNAL=1` with
   `FENGQIAO_KAFKA_BOOTSTRAP`/`FENGQIAO_MONGO_URI` names a running cluster; else testcontainers
   when Docker answers; else the native local stack (left running if it was running).
-- `fengqiao_services` (session): the four services and the platform simulator as processes on
-  free ports, ready (`/readyz`) before the first test. Override the `fengqiao_service_env`
+- `fengqiao_services` (session, or module with ini `fengqiao_services_scope = module`): the four
+  services and the platform simulator as processes on free ports, ready (`/readyz`) before the
+  first test. Override the `fengqiao_service_env`
   fixture to give them settings (e.g. shorter time limits for the tracker).
 - `platform`: the simulator — what it received (`received()`, `replies_to(post_id)`), faults.
 - `post_appeal(text, ...)`: posts a Weibo-shaped appeal through intake's signed webhook and
@@ -57,6 +58,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="default seconds wait_for_case waits (ini fengqiao_case_timeout)",
     )
     parser.addini("fengqiao_ready_timeout", "seconds for the services to be ready", default="120")
+    parser.addini(
+        "fengqiao_services_scope",
+        "scope of fengqiao_services: session (default) or module, when other tests of the "
+        "session run fengqiao's services themselves (they would share its consumer groups)",
+        default="session",
+    )
     parser.addini("fengqiao_case_timeout", "default wait_for_case timeout, seconds", default="60")
 
 
@@ -279,7 +286,14 @@ def fengqiao_service_env() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture(scope="session")
+def _services_scope(fixture_name: str, config: pytest.Config) -> Any:
+    scope = str(config.getini("fengqiao_services_scope"))
+    if scope not in ("session", "package", "module"):
+        raise pytest.UsageError(f"fengqiao_services_scope must be session or module, not {scope}")
+    return scope
+
+
+@pytest.fixture(scope=_services_scope)
 def fengqiao_services(
     fengqiao_stack: StackEndpoints,
     fengqiao_service_env: dict[str, str],
