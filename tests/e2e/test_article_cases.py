@@ -63,8 +63,12 @@ def test_article_cases_are_dispatched_and_acknowledged_once(
         )
         assert sent.status == "sent" and sent.platform_message_id
 
-    # One public acknowledgment per case on the platform, on the citizen's post (a dispatch by
-    # public @-mention is announced there too).
-    acks = [r for r in platform.received() if r["target"]["id"] in cases and "已收到" in r["text"]]
+    # On the citizen's post: one public acknowledgment per case, and one public @ of the unit
+    # that must act (派单) where the router dispatched by mention; nothing else.
+    ours = [r for r in platform.received() if r["target"]["id"] in cases]
+    acks = [r for r in ours if "已收到" in r["text"]]
     assert Counter(r["target"]["id"] for r in acks) == dict.fromkeys(cases, 1)
-    assert all(r["kind"] == "comment" for r in acks)
+    announced = [r for r in ours if "请接单" in r["text"]]
+    assert len(announced) + len(acks) == len(ours)
+    assert max(Counter(r["target"]["id"] for r in announced).values(), default=0) <= 1
+    assert all(r["kind"] == "comment" for r in ours)

@@ -5,7 +5,6 @@ the tiers (纵督促); urgent and signed in time. Then the statistics count them
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -17,8 +16,15 @@ import httpx
 
 from contracts import APPEALS, CASE_EVENTS, SUPERVISION_ORDERS
 from fengqiao import processes
-from fengqiao.demo import SOURCE, demo_env, feed_and_watch, load_posts
-from fengqiao.signing import signed_headers
+from fengqiao.demo import (
+    asked_back,
+    demo_env,
+    feed_and_watch,
+    load_posts,
+    post_as_citizen,
+    unit_acts,
+    wait_for_case,
+)
 from fengqiao.testing import StackEndpoints
 from fengqiao.watch import TopicWatcher
 
@@ -48,66 +54,23 @@ TOKENS = {unit: f"token-{unit}-{uuid.uuid4().hex[:6]}" for unit in UNITS}
 
 
 class Scenario:
-    def __init__(self, http: httpx.AsyncClient, fleet: processes.Fleet, watcher: TopicWatcher):
-        self.http, self.fleet, self.watcher = http, fleet, watcher
+    def __init__(self, http: httpx.AsyncClient, fleet: processes.Fleet):
+        self.http, self.fleet = http, fleet
 
     async def act(self, unit: str, case_id: str, action: str, body: Any = None) -> None:
-        response = await self.http.post(
-            f"{self.fleet.url('tracker')}/units/me/cases/{case_id}/{action}",
-            json=body,
-            headers={"Authorization": f"Bearer {TOKENS[unit]}"},
-        )
-        assert response.status_code == 202, (action, response.text)
+        await unit_acts(self.http, self.fleet.url("tracker"), TOKENS[unit], case_id, action, body)
 
     async def case(
-        self, case_id: str, until: Callable[[dict[str, Any]], bool], what: str, timeout: float = 45
+        self, case_id: str, until: Callable[[dict[str, Any]], bool], what: str
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        doc: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            response = await self.http.get(f"{self.fleet.url('tracker')}/ops/cases/{case_id}")
-            doc = response.json() if response.status_code == 200 else {}
-            if doc and until(doc):
-                return doc
-            await asyncio.sleep(0.3)
-        events = [e["event"] for e in doc.get("timeline", ())]
-        seen = [
-            (a.case_id, a.platform, a.author.id, a.text, a.is_appeal, a.follow_up_of)
-            for a in self.watcher.of(APPEALS.name, lambda a: a.author.id == doc.get("author_id"))
-        ]
-        raise AssertionError(
-            f"case {case_id}: never {what}; state {doc.get('state')}, {events}; "
-            f"the author's posts: {seen}"
-        )
+        return await wait_for_case(self.http, self.fleet.url("tracker"), case_id, until, what=what)
 
     async def say(self, post: dict[str, Any], text: str) -> None:
-        """The citizen writes again (the answer to the callback question)."""
-        body = {
-            "id": f"{post['id']}-answer-{uuid.uuid4().hex[:4]}",
-            "account": post["account"],
-            "author": post["author"],
-            "text": text,
-            "platform": "weibo",
-        }
-        raw = json.dumps(body, ensure_ascii=False).encode()
-        response = await self.http.post(
-            f"{self.fleet.url('intake')}/webhooks/generic/{SOURCE}",
-            content=raw,
-            headers=signed_headers(SECRET, raw),
-        )
-        assert response.status_code in (200, 202), response.text
+        await post_as_citizen(self.http, self.fleet.url("intake"), post, text, secret=SECRET)
 
 
 def state_is(*states: str) -> Callable[[dict[str, Any]], bool]:
     return lambda doc: doc["state"] in states
-
-
-def asked_back(doc: dict[str, Any]) -> bool:
-    """The callback question went out (or failed): only then can the citizen answer it."""
-    replies = doc["replies"].values()
-    return doc["state"] == "callback_pending" and any(
-        r["purpose"] == "callback_question" for r in replies
-    )
 
 
 async def test_five_article_cases_live_their_whole_lives(
@@ -141,7 +104,7 @@ async def test_five_article_cases_live_their_whole_lives(
                 for n, p in posts.items()
             }
             async with httpx.AsyncClient(timeout=10) as http:
-                s = Scenario(http, fleet, watcher)
+                s = Scenario(http, fleet)
                 for n in case_of:
                     await s.case(
                         case_of[n], lambda d: d.get("assigned_unit") is not None, "dispatched"
