@@ -186,7 +186,13 @@ def topic_publisher(broker: KafkaBroker, topic: Topic) -> Any:
 
 
 def topic_subscriber(
-    broker: KafkaBroker, topic: Topic | str, *, group_id: str, action: str, description: str
+    broker: KafkaBroker,
+    topic: Topic | str,
+    *,
+    group_id: str,
+    action: str,
+    description: str,
+    **options: Any,
 ) -> Callable[[Handler], Handler]:
     """Declare a subscriber of `topic` in consumer group `<group_id>.<topic>`, reading from the
     start of the topic when the group is new (nothing published before a service's first start
@@ -194,14 +200,19 @@ def topic_subscriber(
 
     One group per subscribed topic: FastStream gives each subscriber its own consumer, and
     consumers of different topics in one group rebalance each other on every start (measured:
-    14 s before a tracker consumed its first message, with five subscribers in one group)."""
+    14 s before a tracker consumed its first message, with five subscribers in one group).
+
+    `options` go to FastStream's subscriber as they are (e.g. `max_workers=6`: one consumer per
+    partition, each committing its own offsets after its handler)."""
     name = topic if isinstance(topic, str) else topic.name
     # Typed as keeping the handler (FastStream returns its subscriber object) so that handlers
     # stay typed for mypy.
-    return broker.subscriber(  # type: ignore[return-value]
+    subscriber: Callable[[Handler], Handler] = broker.subscriber(
         name,
         group_id=f"{group_id}.{name}",
         auto_offset_reset="earliest",
         title=f"{name}:{action}",
         description=description,
+        **options,
     )
+    return subscriber
