@@ -109,6 +109,7 @@ class Platform:
         self.faults = Faults()
         self.rules = Rules()
         self.by_token: dict[str, list[dict[str, Any]]] = {}
+        self.written_at: dict[int, datetime] = {}
         self.recent: dict[str, deque[datetime]] = {}
         self._ids = itertools.count(5_000_000_000_000_000)
 
@@ -117,6 +118,7 @@ class Platform:
         self.posts.clear()
         self.accounts.clear()
         self.by_token.clear()
+        self.written_at.clear()
         self.recent.clear()
         self.faults = Faults()
         self.rules = Rules()
@@ -142,11 +144,8 @@ class Platform:
         handle = self.accounts.get(token)
         since = now - REPLY_WINDOW
 
-        def at(item: dict[str, Any]) -> datetime:
-            return datetime.strptime(item["created_at"], "%a %b %d %H:%M:%S %z %Y")
-
         theirs = [
-            (post, at(item))
+            (post, self.written_at[item["id"]])
             for post, item in self.posts
             if post.user_id == uid and (handle is None or post.to in (None, handle))
         ]
@@ -194,6 +193,7 @@ class Platform:
         else:
             item["status"] = {"id": int(status_id), "idstr": status_id, "text": ""}
         self.posts.append((post, item))
+        self.written_at[post_id] = at  # exact: created_at is shown to the second
         return item
 
     def visible(

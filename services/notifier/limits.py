@@ -39,7 +39,8 @@ class TokenBucket:
     def wait(self, now: float) -> float:
         """Seconds until a token is available (0 when one is)."""
         self._refill(now)
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        missing = 1 - self.tokens
+        return 0.0 if missing <= 1e-9 else missing / self.rate  # tolerate float rounding
 
     def take(self, now: float) -> None:
         self._refill(now)

@@ -149,7 +149,8 @@ def test_each_template_renders_fits_its_channel_and_passes_the_gate(
         (
             "dispatch_announcement",
             COMMENT,
-            "@乌鲁木齐检察 请接单：网友反映的问题（编号89abcdef）已派至贵院，请及时签收办理并反馈。",
+            "@乌鲁木齐检察 请接单：网友反映的问题（编号89abcdef）已派至贵院，"
+            "请及时签收办理并反馈。",
         ),
         (
             "resolution",
@@ -191,7 +192,9 @@ def test_an_older_request_without_unit_name_still_renders(renderer: Renderer) ->
     old = {"to_handle": "@博乐检察", "case_ref": "89abcdef"}
     assert renderer.render(request("dispatch_announcement", old)).startswith("@博乐检察 请接单")
     resolved = {"account": "@博乐检察", "case_ref": "89abcdef", "outcome": "已退款"}
-    assert "问题（编号89abcdef）已办结：已退款。" in renderer.render(request("resolution", resolved))
+    assert "问题（编号89abcdef）已办结：已退款。" in renderer.render(
+        request("resolution", resolved)
+    )
 
 
 def test_a_sentence_end_in_a_variable_is_not_doubled(renderer: Renderer) -> None:
@@ -199,15 +202,15 @@ def test_a_sentence_end_in_a_variable_is_not_doubled(renderer: Renderer) -> None
     assert "工资已追回。如有疑问" in text
 
 
-@pytest.mark.parametrize(("template_id", "channel"), ALL)
+@pytest.mark.parametrize(("template_id", "channel"), [pc for pc in ALL if pc[1] is not STATUS])
 def test_a_missing_required_variable_is_a_refusal_naming_it(
     renderer: Renderer, template_id: str, channel: ReplyChannel
 ) -> None:
-    if channel is STATUS:
-        pytest.skip("the link is the notifier's own")
     optional = OPTIONAL.get((template_id, channel), set())
     required = [v for v in VARIABLES[template_id] if v not in optional]
-    used = [v for v in required if v in (TEMPLATES / f"{template_id}.{channel.value}.j2").read_text()]
+    used = [
+        v for v in required if v in (TEMPLATES / f"{template_id}.{channel.value}.j2").read_text()
+    ]
     assert used
     for missing in used:
         variables = {k: v for k, v in VARIABLES[template_id].items() if k != missing}
@@ -256,7 +259,9 @@ def test_variables_are_not_html_escaped_nor_templates(renderer: Renderer) -> Non
         ("退款到4111-1111-1111-1111", "bank_card"),
     ],
 )
-@pytest.mark.parametrize(("template_id", "variable"), [("resolution", "outcome"), ("progress", "note")])
+@pytest.mark.parametrize(
+    ("template_id", "variable"), [("resolution", "outcome"), ("progress", "note")]
+)
 def test_private_data_smuggled_through_variables_is_refused(
     renderer: Renderer, smuggled: str, kind: str, template_id: str, variable: str
 ) -> None:
@@ -295,7 +300,7 @@ def test_a_variable_may_not_mention_anyone_the_request_does_not(renderer: Render
 
 def test_links_in_public_replies_stay_on_the_safe_domain(renderer: Renderer) -> None:
     bad = render(renderer, "progress", COMMENT, note="详见 http://evil.example/x")
-    with pytest.raises(ContentRefused, match="links outside the safe domain: evil.example"):
+    with pytest.raises(ContentRefused, match=r"links outside the safe domain: evil\.example"):
         prepare(bad, COMMENT, SAFE, {"@新疆检察"})
     good = render(renderer, "progress", COMMENT, note="详见 https://www.fengqiao.example/c/1")
     assert prepare(good, COMMENT, SAFE, {"@新疆检察"}) == [good]
@@ -306,7 +311,9 @@ def test_a_shared_status_needs_a_safe_link_and_no_topic(renderer: Renderer) -> N
     assert text.endswith("详情 https://fengqiao.example/c/89abcdef")
     assert prepare(text, STATUS, SAFE, {"@博乐检察"}) == [text]
     with pytest.raises(ContentRefused, match="may not carry a #话题#"):
-        prepare(render(renderer, "resolution", STATUS, outcome="#新疆检察政在做# 已办结"), STATUS, SAFE)
+        prepare(
+            render(renderer, "resolution", STATUS, outcome="#新疆检察政在做# 已办结"), STATUS, SAFE
+        )
     no_link = renderer.render(request("resolution", VARIABLES["resolution"], STATUS), link="")
     with pytest.raises(ContentRefused, match="needs a link on the safe domain"):
         prepare(no_link, STATUS, SAFE)
