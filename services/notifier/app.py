@@ -32,7 +32,12 @@ def platforms(settings: NotifierSettings) -> Platforms:
         name: WebhookClient(hook.url, hook.secret.get_secret_value(), timeout=timeout)
         for name, hook in settings.webhooks.items()
     }
-    clients["weibo"] = WeiboClient(settings.weibo_api_base, timeout=timeout)
+    clients["weibo"] = WeiboClient(
+        settings.weibo_api_base,
+        timeout=timeout,
+        lanes=settings.http_lanes,
+        connections_per_lane=settings.http_connections_per_lane,
+    )
     return Platforms(clients)
 
 
@@ -55,13 +60,14 @@ def build(
         case_ref = request.variables.get("case_ref", request.case_id[-8:])
         return settings.case_link.format(case_ref=case_ref) if settings.case_link else ""
 
+    results = handlers.KafkaResults(runtime.broker, producer=NAME, clock=clock)
     sender = Sender(
         outbox=outbox,
         platform=client,
         renderer=Renderer(),
         tokens=settings.token_for,
         clock=clock,
-        results=handlers.KafkaResults(runtime.broker, producer=NAME, clock=clock),
+        results=results,
         producer=NAME,
         policy=settings.policy(),
         limiter=settings.limiter(),
@@ -72,6 +78,7 @@ def build(
         max_delay=settings.retry_max_seconds,
         # An interrupted request is answered or dropped by the platform within the timeout.
         settle_seconds=settings.http_timeout_seconds + 2,
+        concurrency=settings.concurrency,
     )
 
     async def start() -> None:
@@ -80,7 +87,11 @@ def build(
     runtime.on_start.append(start)
     runtime.on_stop.extend([sender.stop, client.aclose])
     handlers.register(
-        runtime.broker, sender, group_id=settings.group_id, consumers=settings.consumers
+        runtime.broker,
+        sender,
+        results,
+        group_id=settings.group_id,
+        batch_size=settings.batch_size,
     )
     routers = [ops_router(sender)]
     return runtime, http_app(runtime, description=DESCRIPTION, routers=routers), sender

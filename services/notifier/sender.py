@@ -22,7 +22,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -72,6 +72,30 @@ class Results(Protocol):
         """Write a request that failed after its last try to replies.requested.dlq."""
 
 
+@dataclass
+class _Plan:
+    request: ReplyRequested
+    origin: Origin | None
+    parts: list[str]
+    record: dict[str, Any]
+    token: str | None = None
+
+    @property
+    def state(self) -> str:
+        return str(self.record["state"])
+
+
+@dataclass
+class _Outcome:
+    state: State
+    fields: dict[str, Any]
+    exhausted: bool = False
+
+
+def _fields(text: str, error: str | None, ids: list[str]) -> dict[str, Any]:
+    return {"text": text, "error": error, "platform_message_id": ",".join(ids) or None}
+
+
 class Undecidable(Exception):
     """An operator decision that cannot be taken (not held, or decided already)."""
 
@@ -105,6 +129,7 @@ class Sender:
         settle_seconds: float = 12.0,
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        concurrency: int = 64,
     ) -> None:
         self._outbox, self._platform, self._renderer = outbox, platform, renderer
         self._tokens, self._clock, self._results, self._producer = tokens, clock, results, producer
@@ -117,53 +142,98 @@ class Sender:
         self._active: set[str] = set()  # keys being sent or queued in this process
         self._queues: dict[str, deque[tuple[ReplyRequested, list[str], Origin | None]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._concurrency = asyncio.Semaphore(concurrency)
 
-    # ------------------------------------------------------------------ a request
+    # ------------------------------------------------------------------ requests
 
     async def handle(
         self, request: ReplyRequested, origin: Origin | None = None
     ) -> ReplySent | None:
         """Post `request` at most once; return its result (None while it waits in a queue or
         is being sent by an earlier delivery in this process). Results are also published."""
-        key = request.idempotency_key
-        if key in self._active:
-            return None
-        base = self._claim_record(request, origin)
+        return (await self.handle_many([(request, origin)]))[0]
+
+    async def handle_many(
+        self, items: Sequence[tuple[ReplyRequested, Origin | None]]
+    ) -> list[ReplySent | None]:
+        """`handle` for a batch: one insert claims them all, one records their outcomes; the
+        posts go out concurrently, one case's in order."""
+        plans: dict[str, _Plan] = {}
+        for request, origin in items:
+            key = request.idempotency_key
+            if key not in plans and key not in self._active:
+                plans[key] = self._plan(request, origin)
+        existing = await self._outbox.claim_many({k: p.record for k, p in plans.items()})
+        results: dict[str, ReplySent | None] = {}
+        sends: list[_Plan] = []
+        for key, plan in plans.items():
+            request, origin = plan.request, plan.origin
+            if key in existing:
+                if plan.state == "sending":
+                    self._limiter.give_back(request.target.account, request.channel)
+                results[key] = await self._resume(request, existing[key], origin)
+            elif plan.state == "sending":
+                sends.append(plan)
+            elif plan.state == "queued":
+                await self._outbox.park(key, {"parked_at": self._clock.now()})
+                self._enqueue(request, plan.parts, origin)
+                results[key] = None
+            else:
+                fields = {k: plan.record.get(k) for k in ("text", "error")}
+                if plan.state == "held":
+                    await self._outbox.hold(
+                        key, {"reason": plan.record["error"], "held_at": plan.record["finished_at"]}
+                    )
+                    self.metrics.outbox_depth.labels("held").inc()
+                results[key] = await self._emit(
+                    request, plan.state, at=plan.record["finished_at"], **fields
+                )
+        results.update(await self._deliver_many(sends))
+        return [results.get(r.idempotency_key) for r, _ in items]
+
+    def _plan(self, request: ReplyRequested, origin: Origin | None) -> _Plan:
+        """What to claim for `request` (pure but for the rate limiter's tokens)."""
+        now = self._clock.now()
+        record = self._claim_record(request, origin)
         try:
             parts = self._prepare(request)
         except ContentRefused as exc:
-            return await self._claim_final(request, base, "failed", error=f"content refused: {exc}")
+            return _Plan(
+                request,
+                origin,
+                [],
+                {
+                    **record,
+                    "state": "failed",
+                    "error": f"content refused: {exc}",
+                    "text": None,
+                    "finished_at": now,
+                },
+            )
+        record["parts"] = parts
         text = "\n".join(parts)
         reason = approval_reason(request, self._policy)
         if reason is not None:
-            return await self._claim_final(
-                request, {**base, "parts": parts}, "held", text=text, error=reason, hold=reason
-            )
-        token = self._tokens(request.target.account)
-        if token is None:
-            return await self._claim_final(
+            return _Plan(
                 request,
-                base,
-                "failed",
-                text=text,
-                error=f"no access token for {request.target.account}",
+                origin,
+                parts,
+                {**record, "state": "held", "text": text, "error": reason, "finished_at": now},
+            )
+        if self._tokens(request.target.account) is None:
+            error = f"no access token for {request.target.account}"
+            return _Plan(
+                request,
+                origin,
+                parts,
+                {**record, "state": "failed", "text": text, "error": error, "finished_at": now},
             )
         account, channel = request.target.account, request.channel
-        free = self._limiter.wait(account, channel, self._monotonic()) == 0.0
-        now = self._clock.now()
-        record = {**base, "parts": parts, "state": "sending" if free else "queued"}
-        if free:
-            record["attempted_at"] = now
-        existing = await self._outbox.claim(key, record)
-        if existing is not None:
-            if free:
-                self._limiter.give_back(account, channel)
-            return await self._resume(request, existing, origin)
-        if not free:
-            await self._outbox.park(key, {"parked_at": now})
-            self._enqueue(request, parts, origin)
-            return None
-        return await self._deliver(request, parts, token, origin)
+        if self._limiter.wait(account, channel, self._monotonic()) == 0.0:
+            return _Plan(
+                request, origin, parts, {**record, "state": "sending", "attempted_at": now}
+            )
+        return _Plan(request, origin, parts, {**record, "state": "queued"})
 
     def _prepare(self, request: ReplyRequested) -> list[str]:
         extra = {"link": self._link(request)} if "link" not in request.variables else {}
@@ -180,26 +250,6 @@ class Sender:
             "request": request.model_dump(mode="json"),
             "origin": None if origin is None else origin.__dict__,
         }
-
-    async def _claim_final(
-        self,
-        request: ReplyRequested,
-        base: dict[str, Any],
-        state: State,
-        *,
-        hold: str | None = None,
-        **fields: Any,
-    ) -> ReplySent | None:
-        now = self._clock.now()
-        existing = await self._outbox.claim(
-            request.idempotency_key, {**base, "state": state, **fields, "finished_at": now}
-        )
-        if existing is not None:
-            return await self._resume(request, existing, None)
-        if hold is not None:
-            await self._outbox.hold(request.idempotency_key, {"reason": hold, "held_at": now})
-            self.metrics.outbox_depth.labels("held").inc()
-        return await self._emit(request, state, at=now, **fields)
 
     async def _resume(
         self, request: ReplyRequested, record: dict[str, Any], origin: Origin | None
@@ -232,33 +282,75 @@ class Sender:
     async def _deliver(
         self, request: ReplyRequested, parts: list[str], token: str, origin: Origin | None
     ) -> ReplySent | None:
-        key = request.idempotency_key
-        self._active.add(key)
-        self.metrics.outbox_depth.labels("sending").inc()
+        plan = _Plan(request, origin, parts, {"state": "sending"}, token)
+        return (await self._deliver_many([plan])).get(request.idempotency_key)
+
+    async def _deliver_many(self, plans: list[_Plan]) -> dict[str, ReplySent | None]:
+        """Post claimed replies (concurrently across cases, in order within one), record the
+        outcomes in one batch, then report them."""
+        if not plans:
+            return {}
+        keys = [p.request.idempotency_key for p in plans]
+        self._active.update(keys)
+        self.metrics.outbox_depth.labels("sending").inc(len(plans))
         try:
-            ids: list[str] = []
+            by_case: dict[str, list[_Plan]] = {}
+            for plan in plans:
+                by_case.setdefault(plan.request.case_id, []).append(plan)
+
+            async def send_case(case: list[_Plan]) -> list[tuple[_Plan, _Outcome]]:
+                return [(plan, await self._send(plan)) for plan in case]
+
+            sent = [
+                o for case in await asyncio.gather(*map(send_case, by_case.values())) for o in case
+            ]
+            now = self._clock.now()
+            await self._outbox.record_many(
+                {
+                    p.request.idempotency_key: {**o.fields, "state": o.state, "finished_at": now}
+                    for p, o in sent
+                }
+            )
+            for plan, outcome in sent:
+                if outcome.state == "held":
+                    await self._outbox.hold(
+                        plan.request.idempotency_key,
+                        {"reason": outcome.fields["error"], "held_at": now},
+                    )
+                    self.metrics.outbox_depth.labels("held").inc()
+            results = await asyncio.gather(
+                *(self._emit(p.request, o.state, at=now, **o.fields) for p, o in sent)
+            )
+            for plan, outcome in sent:
+                if outcome.exhausted:
+                    self.metrics.dead_letters.inc()
+                    await self._results.dead_letter(
+                        plan.request, plan.origin, outcome.fields["error"]
+                    )
+            return {p.request.idempotency_key: r for (p, _), r in zip(sent, results, strict=True)}
+        finally:
+            self._active.difference_update(keys)
+            self.metrics.outbox_depth.labels("sending").dec(len(plans))
+
+    async def _send(self, plan: _Plan) -> _Outcome:
+        """Post every part of one reply; its outcome (nothing recorded yet)."""
+        request, parts = plan.request, plan.parts
+        token = plan.token or self._tokens(request.target.account) or ""
+        text = "\n".join(parts)
+        ids: list[str] = []
+        async with self._concurrency:
             for index, part in enumerate(parts):
                 if index:
                     await self._take_token(request)
                 try:
                     ids.append(await self._post(request, part, token))
                 except PermanentError as exc:
-                    return await self._finish(
-                        request, "failed", text="\n".join(parts), error=str(exc), ids=ids
-                    )
+                    return _Outcome("failed", _fields(text, str(exc), ids))
                 except _Unknown as exc:
-                    return await self._hold(request, "\n".join(parts), str(exc))
+                    return _Outcome("held", _fields(text, str(exc), ids))
                 except _Exhausted as exc:
-                    result = await self._finish(
-                        request, "failed", text="\n".join(parts), error=str(exc), ids=ids
-                    )
-                    self.metrics.dead_letters.inc()
-                    await self._results.dead_letter(request, origin, str(exc))
-                    return result
-            return await self._finish(request, "sent", text="\n".join(parts), ids=ids)
-        finally:
-            self._active.discard(key)
-            self.metrics.outbox_depth.labels("sending").dec()
+                    return _Outcome("failed", _fields(text, str(exc), ids), exhausted=True)
+        return _Outcome("sent", _fields(text, None, ids))
 
     async def _post(self, request: ReplyRequested, text: str, token: str) -> str:
         channel, target = request.channel, request.target

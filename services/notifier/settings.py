@@ -40,12 +40,15 @@ class NotifierSettings(BaseSettings):
         description="Platforms other than weibo, by the name in ReplyTarget.platform.",
     )
     http_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_lanes: int = Field(default=8, ge=1, le=64, description="HTTP clients to the platform.")
+    http_connections_per_lane: int = Field(default=2, ge=1, le=64)
     max_attempts: int = Field(default=4, ge=1)
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_max_seconds: float = Field(default=60.0, gt=0)
-    consumers: int = Field(
-        default=6, ge=1, le=64, description="Partitions of replies.requested handled at once."
+    batch_size: int = Field(
+        default=500, ge=1, le=10000, description="Reply requests read and claimed at once."
     )
+    concurrency: int = Field(default=16, ge=1, le=1024, description="Posts in flight at once.")
     # Rate limits: the platform's published normal tier is about 60 comments and 30 posts an
     # hour per account.
     rate_limits: bool = Field(default=True, description="False: no buckets (benchmarks only).")

@@ -72,6 +72,7 @@ def notifier() -> Notifier:
             hold_categories=["crime_report"],
             retry_base_seconds=0.001,
             max_attempts=2,
+            rate_limits=False,
         ),
         platform=platform,
         outbox=outbox,
@@ -213,3 +214,41 @@ async def test_an_operator_approves_a_held_reply_over_http(notifier: Notifier) -
             assert (await http.get("/ops/replies/held")).json() == []
     assert len(notifier.platform.posted) == 1
     assert [r.status for r in notifier.results] == ["held", "sent"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"not json at all",
+        b'{"type": "reply.requested"}',
+        b"[1, 2]",
+        "\u0000\ud800".encode("utf-8", "surrogatepass"),
+    ],
+)
+async def test_a_message_that_is_no_reply_request_goes_to_the_dead_letters_alone(
+    notifier: Notifier, bad: bytes
+) -> None:
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(bad, REPLIES_REQUESTED.name, key=b"k1")
+        await broker.publish(request(), REPLIES_REQUESTED.name)
+    [letter] = notifier.dead
+    assert (letter.origin_topic, letter.origin_key, letter.consumer) == (
+        "replies.requested",
+        "k1",
+        "notifier",
+    )
+    assert letter.payload == bad.decode("utf-8", "replace")
+    [result] = notifier.results
+    assert result.status == "sent"
+
+
+async def test_a_batch_is_claimed_and_recorded_once_per_key(notifier: Notifier) -> None:
+    batch = [request(f"c-{i:016x}") for i in range(20)]
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        for r in [*batch, *batch[:5]]:
+            await broker.publish(r, REPLIES_REQUESTED.name)
+    assert len(notifier.platform.posted) == 20
+    assert sorted(r.case_id for r in notifier.results if r.status == "sent") == sorted(
+        [r.case_id for r in batch] + [r.case_id for r in batch[:5]]
+    )
+    assert len({r.event_id for r in notifier.results}) == 20
