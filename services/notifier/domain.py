@@ -3,6 +3,7 @@ and which replies wait for an operator. Pure: no I/O, no clock."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -72,10 +73,18 @@ class Renderer:
             raise ContentRefused(f"template {name}: {exc.message}") from exc
 
 
+# Format characters (zero-width spaces, joiners, direction marks...): invisible to a reader.
+# Every Cf code point lies in planes 0, 1 and 14.
+_INVISIBLE = dict.fromkeys(
+    cp
+    for cp in itertools.chain(range(0x20000), range(0xE0000, 0xE1000))
+    if unicodedata.category(chr(cp)) == "Cf"
+)
+
+
 def _folded(text: str) -> str:
-    """NFKC, format characters (zero-width spaces...) removed: what a reader sees."""
-    text = unicodedata.normalize("NFKC", text)
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    """NFKC, format characters removed: what a reader sees."""
+    return unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
 
 
 def _private_data(text: str) -> list[str]:
@@ -84,15 +93,18 @@ def _private_data(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
 def _squeezed(text: str) -> str:
-    return "".join(ch for ch in _folded(text).casefold() if ch.isalnum())
+    return _NOT_WORD.sub("", _folded(text).casefold())
 
 
 def _check(text: str, channel: ReplyChannel, policy: ContentPolicy, mentions: set[str]) -> None:
     found = _private_data(text)
     if found:
         raise ContentRefused(f"reply contains private data: {', '.join(found)}")
-    squeezed = _squeezed(text)
+    squeezed = _squeezed(text) if policy.sensitive_words else ""
     for word in policy.sensitive_words:
         if word.strip() and _squeezed(word) in squeezed:
             raise ContentRefused(f"reply contains a sensitive word: {word}")

@@ -143,6 +143,8 @@ class Sender:
         self._queues: dict[str, deque[tuple[ReplyRequested, list[str], Origin | None]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._concurrency = asyncio.Semaphore(concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._last_of_case: dict[str, asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------------ requests
 
@@ -441,6 +443,8 @@ class Sender:
             self._workers[bucket] = asyncio.create_task(self._drain(bucket), name=f"queue {bucket}")
 
     async def _drain(self, bucket: str) -> None:
+        """Take the bucket's replies in order as tokens free; each is sent in a task of its own
+        (a slow store or platform must not eat into the budget), one case's in order."""
         queue = self._queues[bucket]
         while queue:
             request, parts, origin = queue[0]
@@ -448,12 +452,29 @@ class Sender:
             queue.popleft()
             self.metrics.queue_depth.labels(bucket).dec()
             self.metrics.outbox_depth.labels("queued").dec()
-            try:
-                await self._send_queued(request, parts, origin)
-            except Exception:  # stays parked; tried again at the next start
-                log.exception("queued reply %s", request.idempotency_key)
-            finally:
-                self._active.discard(request.idempotency_key)
+            before = self._last_of_case.get(request.case_id)
+            task = asyncio.create_task(self._send_after(before, request, parts, origin))
+            self._last_of_case[request.case_id] = task
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _send_after(
+        self,
+        before: asyncio.Task[None] | None,
+        request: ReplyRequested,
+        parts: list[str],
+        origin: Origin | None,
+    ) -> None:
+        try:
+            if before is not None:
+                await asyncio.wait([before])
+            await self._send_queued(request, parts, origin)
+        except Exception:  # stays parked; tried again at the next start
+            log.exception("queued reply %s", request.idempotency_key)
+        finally:
+            self._active.discard(request.idempotency_key)
+            if self._last_of_case.get(request.case_id) is asyncio.current_task():
+                del self._last_of_case[request.case_id]
 
     async def _send_queued(
         self, request: ReplyRequested, parts: list[str], origin: Origin | None
@@ -464,8 +485,7 @@ class Sender:
         if earlier is not None:  # another replica, or this one before a crash, tried it
             record = await self._outbox.get(key) or {}
             await self._reconcile(request, {**record, "attempted_at": earlier.get("at")}, origin)
-        else:
-            await self._outbox.finish(key, "sending", {"attempted_at": now})
+        else:  # the attempt's record: a crash from here on is reconciled at the next start
             token = self._tokens(request.target.account)
             if token is None:
                 await self._finish(
@@ -507,14 +527,15 @@ class Sender:
         self._workers["(start)"] = asyncio.create_task(wait_then_start(), name="notifier start")
 
     async def stop(self) -> None:
-        for worker in self._workers.values():
-            worker.cancel()
-        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        tasks = [*self._workers.values(), *self._in_flight]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def idle(self) -> None:
         """Wait until every queue is empty (tests and benchmarks)."""
-        while any(not w.done() for w in self._workers.values()):
-            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        while any(not t.done() for t in [*self._workers.values(), *self._in_flight]):
+            await asyncio.gather(*self._workers.values(), *self._in_flight, return_exceptions=True)
 
     # ------------------------------------------------------------------ an operator
 
