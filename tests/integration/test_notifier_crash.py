@@ -117,8 +117,8 @@ async def test_a_notifier_killed_between_send_and_record_posts_no_second_time(
                     assert [c["idstr"] for c in by_me.json()["comments"]] == [posted["id"]]
                     metrics = (await http.get(f"{fleet.url('notifier')}/metrics")).text
                     assert 'fengqiao_notifier_reconciled_total{outcome="found"} 1.0' in metrics
-            record = await mongo[database]["outbox"].find_one({"_id": key})
-            assert record is not None and record["state"] == "sent"
+            outcome = await mongo[database]["results"].find_one({"_id": key})
+            assert outcome is not None and outcome["state"] == "sent"
     finally:
         await mongo.drop_database(database)
         await mongo.close()

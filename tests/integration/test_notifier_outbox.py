@@ -32,27 +32,38 @@ async def outbox(stack: StackSettings, run_id: str) -> AsyncIterator[MongoOutbox
 
 async def test_a_reply_key_is_claimed_once(outbox: MongoOutbox) -> None:
     record = {"state": "sending", "case_id": "c1", "claimed_at": datetime.now(UTC)}
-    assert await outbox.claim(KEY, record) is None
-    again = await outbox.claim(KEY, record)
-    assert again is not None and again["state"] == "sending"
-    await outbox.finish(KEY, "sent", {"platform_message_id": "42"})
-    done = await outbox.claim(KEY, record)
-    assert done is not None and done["state"] == "sent" and done["platform_message_id"] == "42"
-    assert (await outbox.get(KEY) or {})["platform_message_id"] == "42"
+    assert await outbox.claim_many({KEY: record}) == {}
+    again = await outbox.claim_many({KEY: record, "other": record})
+    assert list(again) == [KEY] and again[KEY]["state"] == "sending"
+    await outbox.record_many({KEY: {"state": "sent", "platform_message_id": "42"}})
+    done = (await outbox.claim_many({KEY: record}))[KEY]
+    assert (done["state"], done["platform_message_id"], done["case_id"]) == ("sent", "42", "c1")
+    await outbox.finish(KEY, "held", {"error": "later"})  # a later state wins
+    assert ((await outbox.get(KEY)) or {})["state"] == "held"
+    await outbox.record_many({KEY: {"state": "failed"}})  # recorded twice: the later wins
+    assert ((await outbox.get(KEY)) or {})["state"] == "failed"
     assert await outbox.get("nope") is None
 
 
 async def test_of_concurrent_claims_one_wins(outbox: MongoOutbox) -> None:
     claims = await asyncio.gather(
-        *(outbox.claim(KEY, {"state": "sending", "by": i}) for i in range(20))
+        *(outbox.claim_many({KEY: {"state": "sending", "by": i}}) for i in range(20))
     )
-    assert sum(c is None for c in claims) == 1
+    assert sum(c == {} for c in claims) == 1
     attempts = await asyncio.gather(*(outbox.attempt(KEY, {"at": i}) for i in range(20)))
     assert sum(a is None for a in attempts) == 1
     decisions = await asyncio.gather(
         *(outbox.decide(KEY, {"operator": f"ops-{i}"}) for i in range(20))
     )
     assert sum(d is None for d in decisions) == 1
+
+
+async def test_a_batch_claims_only_its_new_keys(outbox: MongoOutbox) -> None:
+    await outbox.claim_many({f"k{i}": {"state": "sending"} for i in range(0, 100, 3)})
+    existing = await outbox.claim_many({f"k{i}": {"state": "queued"} for i in range(100)})
+    assert sorted(existing) == sorted(f"k{i}" for i in range(0, 100, 3))
+    assert all(r["state"] == "sending" for r in existing.values())
+    assert ((await outbox.get("k1")) or {})["state"] == "queued"
 
 
 async def test_queue_and_holds_are_listed_and_released(outbox: MongoOutbox) -> None:
