@@ -16,7 +16,11 @@ the throughput against the budget and checks that nothing is lost: every request
 
 Needs a running stack (`fengqiao stack up`, or the env pointing at one). The notifier runs with a
 fresh consumer group that starts at the topic's end and a fresh database (dropped afterwards);
-the processes it starts are stopped, whatever happens. Requests stay in replies.requested.
+the processes it starts are stopped, whatever happens. Its requests stay in replies.requested
+and its results in replies.sent: a notifier or tracker started later with an existing group
+skips them, but a group new to that stack first works through them all. Run it against a
+throwaway stack (`FENGQIAO_CACHE_DIR=/tmp/bench-stack FENGQIAO_KAFKA_BOOTSTRAP=... fengqiao
+stack up`), as bench/webhook.py.
 """
 
 from __future__ import annotations
