@@ -302,6 +302,7 @@ class ReplyPurpose(StrEnum):
 class ReplyChannel(StrEnum):
     COMMENT = "comment"
     PRIVATE_MESSAGE = "private_message"
+    STATUS = "status"  # a post on the account's own timeline (Weibo statuses/share)
 
 
 class ReplyRequested(CaseMessage):
@@ -315,6 +316,17 @@ class ReplyRequested(CaseMessage):
     template_id: str = Field(max_length=64, description="Template to render, e.g. acknowledgment.")
     variables: dict[str, str] = Field(
         default_factory=dict, description="Template variables; already masked."
+    )
+    category: str | None = Field(
+        default=None,
+        max_length=32,
+        description="The case's category code, if known; replies in categories the notifier is "
+        "configured to hold wait for an operator's approval.",
+    )
+    urgent: bool = Field(
+        default=False,
+        description="True for an urgent case (risk to life or safety); its public replies may be "
+        "held for an operator's approval.",
     )
 
     @property

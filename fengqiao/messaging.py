@@ -314,7 +314,13 @@ def topic_publisher(broker: KafkaBroker, topic: Topic) -> Any:
 
 
 def topic_subscriber(
-    broker: KafkaBroker, topic: Topic | str, *, group_id: str, action: str, description: str
+    broker: KafkaBroker,
+    topic: Topic | str,
+    *,
+    group_id: str,
+    action: str,
+    description: str,
+    **options: Any,
 ) -> Callable[[Handler], Handler]:
     """Declare a subscriber of `topic` in consumer group `<group_id>.<topic>`, reading from the
     start of the topic when the group is new (nothing published before a service's first start
@@ -323,33 +329,41 @@ def topic_subscriber(
 
     One group per subscribed topic: FastStream gives each subscriber its own consumer, and
     consumers of different topics in one group rebalance each other on every start (measured:
-    14 s before a tracker consumed its first message, with five subscribers in one group)."""
+    14 s before a tracker consumed its first message, with five subscribers in one group).
+
+    `options` go to FastStream's subscriber as they are (e.g. `max_workers=6`: one consumer per
+    partition, each committing its own offsets after its handler)."""
     name = topic if isinstance(topic, str) else topic.name
-    _document_dead_letters(broker, name)
+    dead_letter_publisher(broker, name)
     # Typed as keeping the handler (FastStream returns its subscriber object) so that handlers
     # stay typed for mypy.
-    return broker.subscriber(  # type: ignore[return-value]
+    subscriber: Callable[[Handler], Handler] = broker.subscriber(
         name,
         group_id=f"{group_id}.{name}",
         auto_offset_reset="earliest",
         title=f"{name}:{action}",
         description=description,
+        **options,
     )
+    return subscriber
 
 
-_DOCUMENTED_DLQ: weakref.WeakKeyDictionary[KafkaBroker, set[str]] = weakref.WeakKeyDictionary()
+_DLQ_PUBLISHERS: weakref.WeakKeyDictionary[KafkaBroker, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _document_dead_letters(broker: KafkaBroker, topic: str) -> None:
-    """Declare (for AsyncAPI) that this service writes `<topic>.dlq`; the middleware publishes."""
-    declared = _DOCUMENTED_DLQ.setdefault(broker, set())
-    if topic in declared:
-        return
-    declared.add(topic)
-    broker.publisher(
-        f"{topic}.dlq",
-        title=f"{topic}.dlq:publish",
-        description=f"Messages of {topic} this service failed to handle, with the error and "
-        "their origin (`fengqiao ops dlq`).",
-        schema=DeadLetter,
-    )
+def dead_letter_publisher(broker: KafkaBroker, topic: str) -> Any:
+    """The publisher of `<topic>.dlq` on this broker, declared once (for AsyncAPI): the
+    middleware publishes dead letters itself; a service that writes its own (the notifier, after
+    its last retry) publishes through this one."""
+    publishers = _DLQ_PUBLISHERS.setdefault(broker, {})
+    if topic not in publishers:
+        publishers[topic] = broker.publisher(
+            f"{topic}.dlq",
+            title=f"{topic}.dlq:publish",
+            description=f"Messages of {topic} this service failed to handle, with the error "
+            "and their origin (`fengqiao ops dlq`).",
+            schema=DeadLetter,
+        )
+    return publishers[topic]

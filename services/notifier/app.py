@@ -5,17 +5,40 @@ from __future__ import annotations
 from fastapi import FastAPI
 from faststream import FastStream
 
+from contracts import ReplyRequested
 from fengqiao.clock import Clock, SystemClock
 from fengqiao.service import Runtime, asyncapi_app, http_app
 from services.notifier import handlers
 from services.notifier.adapters.outbox import MongoOutbox, Outbox
-from services.notifier.adapters.platform import PlatformClient, WeiboClient
+from services.notifier.adapters.platform import (
+    PlatformClient,
+    Platforms,
+    WebhookClient,
+    WeiboClient,
+)
 from services.notifier.domain import Renderer
+from services.notifier.http import ops_router
+from services.notifier.metrics import NotifierMetrics
 from services.notifier.sender import Sender
 from services.notifier.settings import NotifierSettings
 
 NAME = "notifier"
 DESCRIPTION = "Posts public replies and private messages, once, within the platform's rules."
+
+
+def platforms(settings: NotifierSettings) -> Platforms:
+    timeout = settings.http_timeout_seconds
+    clients: dict[str, PlatformClient] = {
+        name: WebhookClient(hook.url, hook.secret.get_secret_value(), timeout=timeout)
+        for name, hook in settings.webhooks.items()
+    }
+    clients["weibo"] = WeiboClient(
+        settings.weibo_api_base,
+        timeout=timeout,
+        lanes=settings.http_lanes,
+        connections_per_lane=settings.http_connections_per_lane,
+    )
+    return Platforms(clients)
 
 
 def build(
@@ -24,27 +47,54 @@ def build(
     platform: PlatformClient | None = None,
     outbox: Outbox | None = None,
     clock: Clock | None = None,
-) -> tuple[Runtime, FastAPI]:
+) -> tuple[Runtime, FastAPI, Sender]:
     settings = settings or NotifierSettings()
     runtime = Runtime.create(NAME, settings.stack, with_mongo=outbox is None)
     if outbox is None:
         assert runtime.mongo is not None
-        mongo_outbox = MongoOutbox(runtime.mongo, settings.database)
-        runtime.on_start.append(mongo_outbox.ensure_indexes)
-        outbox = mongo_outbox
-    client = platform or WeiboClient(settings.weibo_api_base, timeout=settings.http_timeout_seconds)
-    runtime.on_stop.append(client.aclose)
+        outbox = MongoOutbox(runtime.mongo, settings.database)
+    client = platform or platforms(settings)
+    clock = clock or SystemClock()
+
+    def link(request: ReplyRequested) -> str:
+        case_ref = request.variables.get("case_ref", request.case_id[-8:])
+        return settings.case_link.format(case_ref=case_ref) if settings.case_link else ""
+
+    results = handlers.KafkaResults(runtime.broker, producer=NAME, clock=clock)
     sender = Sender(
         outbox=outbox,
         platform=client,
         renderer=Renderer(),
         tokens=settings.token_for,
-        clock=clock or SystemClock(),
+        clock=clock,
+        results=results,
         producer=NAME,
+        policy=settings.policy(),
+        limiter=settings.limiter(),
+        metrics=NotifierMetrics(runtime.registry),
+        link=link,
         max_attempts=settings.max_attempts,
+        base_delay=settings.retry_base_seconds,
+        max_delay=settings.retry_max_seconds,
+        # An interrupted request is answered or dropped by the platform within the timeout.
+        settle_seconds=settings.http_timeout_seconds + 2,
+        concurrency=settings.concurrency,
     )
-    handlers.register(runtime.broker, sender, group_id=settings.group_id, registry=runtime.registry)
-    return runtime, http_app(runtime, description=DESCRIPTION)
+
+    async def start() -> None:
+        sender.start_when(lambda: runtime.broker.ping(timeout=1.0))
+
+    runtime.on_start.append(start)
+    runtime.on_stop.extend([sender.stop, client.aclose])
+    handlers.register(
+        runtime.broker,
+        sender,
+        results,
+        group_id=settings.group_id,
+        batch_size=settings.batch_size,
+    )
+    routers = [ops_router(sender)]
+    return runtime, http_app(runtime, description=DESCRIPTION, routers=routers), sender
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:

@@ -1,8 +1,15 @@
-"""Rendering and the content gate: what may be said in public, and how long it may be."""
+"""What may be said in public, and how: rendering, the content gate, fitting text to a channel,
+and which replies wait for an operator. Pure: no I/O, no clock."""
 
 from __future__ import annotations
 
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jinja2
 
@@ -10,14 +17,42 @@ from contracts import ReplyChannel, ReplyRequested
 from fengqiao.pii import pii_kinds
 
 TEMPLATES = Path(__file__).parent / "templates"
-LIMITS = {ReplyChannel.COMMENT: 140, ReplyChannel.PRIVATE_MESSAGE: 300}
+LIMITS = {ReplyChannel.COMMENT: 140, ReplyChannel.PRIVATE_MESSAGE: 300, ReplyChannel.STATUS: 140}
+PUBLIC = frozenset({ReplyChannel.COMMENT, ReplyChannel.STATUS})
+# Channels whose over-long text may go out in several messages; the others are shortened.
+SPLITTABLE = frozenset({ReplyChannel.PRIVATE_MESSAGE})
+
+# Weibo links "@name" up to the next space or punctuation (as intake reads mentions).
+MENTION = re.compile(r"@[\w\u4e00-\u9fff-]{1,30}")
+TOPIC = re.compile(r"#[^#\s]{1,64}#")
+LINK = re.compile(r"https?://[^\s\u3000-\u303f\uff01-\uff5e]+", re.IGNORECASE)
+SENTENCE_END = "。！？!?；;…"
+_SEPARATORS = re.compile(r"(?<=\d)[\s\-._·/\\,，、]+(?=\d)")
 
 
 class ContentRefused(ValueError):
     """The reply must not be posted as it is; the message says why."""
 
 
+@dataclass(frozen=True)
+class ContentPolicy:
+    """What the gate refuses and what waits for an operator (from the notifier's settings)."""
+
+    sensitive_words: tuple[str, ...] = ()
+    hold_categories: frozenset[str] = frozenset()
+    hold_urgent: bool = False
+    safe_domain: str = ""
+    limits: dict[ReplyChannel, int] = field(default_factory=lambda: dict(LIMITS))
+
+
+def _clause(value: object) -> str:
+    """A variable used inside a sentence: without the sentence's end the template adds."""
+    return str(value).strip().rstrip(SENTENCE_END + "，,、 ")
+
+
 class Renderer:
+    """Renders `<template_id>.<channel>.j2`; a missing required variable is a refusal."""
+
     def __init__(self, directory: Path = TEMPLATES) -> None:
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(directory),
@@ -25,26 +60,144 @@ class Renderer:
             autoescape=False,  # plain text for the platform, not HTML
             keep_trailing_newline=False,
         )
+        self._env.filters["clause"] = _clause
 
-    def render(self, request: ReplyRequested) -> str:
+    def render(self, request: ReplyRequested, **extra: str) -> str:
         name = f"{request.template_id}.{request.channel.value}.j2"
         try:
             template = self._env.get_template(name)
-            return template.render(**request.variables).strip()
+            return template.render(**request.variables, **extra).strip()
         except jinja2.TemplateNotFound as exc:
             raise ContentRefused(f"no template {name}") from exc
         except jinja2.UndefinedError as exc:
             raise ContentRefused(f"template {name}: {exc.message}") from exc
 
 
-def gate(text: str, channel: ReplyChannel) -> str:
-    """Refuse private data and over-long text; checked just before sending."""
-    found = pii_kinds(text)
+# Format characters (zero-width spaces, joiners, direction marks...): invisible to a reader.
+# Every Cf code point lies in planes 0, 1 and 14.
+_INVISIBLE = dict.fromkeys(
+    cp
+    for cp in itertools.chain(range(0x20000), range(0xE0000, 0xE1000))
+    if unicodedata.category(chr(cp)) == "Cf"
+)
+
+
+def _folded(text: str) -> str:
+    """NFKC, format characters removed: what a reader sees."""
+    return unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+
+
+def _private_data(text: str) -> list[str]:
+    folded = _folded(text)
+    found = pii_kinds(text) + pii_kinds(folded) + pii_kinds(_SEPARATORS.sub("", folded))
+    return list(dict.fromkeys(found))
+
+
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def _squeezed(text: str) -> str:
+    return _NOT_WORD.sub("", _folded(text).casefold())
+
+
+def _check(text: str, channel: ReplyChannel, policy: ContentPolicy, mentions: set[str]) -> None:
+    found = _private_data(text)
     if found:
         raise ContentRefused(f"reply contains private data: {', '.join(found)}")
-    limit = LIMITS[channel]
-    if len(text) > limit:
-        raise ContentRefused(f"reply is {len(text)} characters; {channel.value} allows {limit}")
+    squeezed = _squeezed(text) if policy.sensitive_words else ""
+    for word in policy.sensitive_words:
+        if word.strip() and _squeezed(word) in squeezed:
+            raise ContentRefused(f"reply contains a sensitive word: {word}")
+    if channel not in PUBLIC:
+        return
+    unexpected = sorted(set(MENTION.findall(_folded(text))) - mentions)
+    if unexpected:
+        raise ContentRefused(f"reply mentions {', '.join(unexpected)}, which the request does not")
+    for link in LINK.findall(_folded(text)):
+        host = (urlsplit(link).hostname or "").lower()
+        if not policy.safe_domain or not (
+            host == policy.safe_domain or host.endswith("." + policy.safe_domain)
+        ):
+            raise ContentRefused(f"reply links outside the safe domain: {host or link}")
+    if channel is ReplyChannel.STATUS:
+        if TOPIC.search(text):
+            raise ContentRefused("a shared status may not carry a #话题#")
+        if not LINK.search(_folded(text)):
+            raise ContentRefused("a shared status needs a link on the safe domain")
+
+
+def _cut(text: str, limit: int) -> int:
+    """Where to cut `text` to at most `limit` characters: after the last sentence end in the
+    second half, else at the limit; never inside an @-mention."""
+    end = max(text.rfind(ch, 0, limit) for ch in SENTENCE_END)
+    if end + 1 >= limit // 2:
+        return end + 1
+    cut = limit
+    for m in MENTION.finditer(text):
+        if m.start() < cut < m.end():
+            cut = m.start()
+    return cut
+
+
+def fit(text: str, channel: ReplyChannel, limit: int) -> list[str]:
+    """`text` as the messages that go out: shortened at a sentence boundary, or split where
+    the channel allows several messages."""
+    text = text.strip()
+    if len(text) <= limit:
+        return [text]
+    if channel not in SPLITTABLE:
+        cut = _cut(text, limit)
+        head = text[:cut].rstrip()
+        if head and head[-1] in SENTENCE_END:
+            return [head]
+        return [text[: min(cut, limit - 1)].rstrip() + "…"]
+    parts = []
+    while len(text) > limit:
+        cut = _cut(text, limit)
+        parts.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    return [*parts, text] if text else parts
+
+
+def prepare(
+    text: str, channel: ReplyChannel, policy: ContentPolicy, mentions: Iterable[str] = ()
+) -> list[str]:
+    """The messages to post for `text`, or ContentRefused; checked just before sending."""
+    allowed = {m for m in mentions if m}
+    _check(text, channel, policy, allowed)
+    parts = [p for p in fit(text, channel, policy.limits[channel]) if p]
+    if not parts:
+        raise ContentRefused("reply is empty")
+    for part in parts:  # a cut may have changed what a part says (a shortened handle...)
+        _check(part, channel, policy, allowed)
+    return parts
+
+
+def mentions_of(request: ReplyRequested) -> set[str]:
+    """The handles a reply may @-mention: those the request itself names."""
+    return {
+        h
+        for name in ("account", "to_handle")
+        for h in MENTION.findall(request.variables.get(name, ""))
+    }
+
+
+def gate(text: str, channel: ReplyChannel, policy: ContentPolicy | None = None) -> str:
+    """One message's text, refused unless it may go out exactly as it is."""
+    policy = policy or ContentPolicy()
     if not text:
         raise ContentRefused("reply is empty")
+    _check(text, channel, policy, set(MENTION.findall(_folded(text))))
+    limit = policy.limits[channel]
+    if len(text) > limit:
+        raise ContentRefused(f"reply is {len(text)} characters; {channel.value} allows {limit}")
     return text
+
+
+def approval_reason(request: ReplyRequested, policy: ContentPolicy) -> str | None:
+    """Why `request` must wait for an operator's approval, or None."""
+    if request.category and request.category in policy.hold_categories:
+        return f"category {request.category} needs an operator's approval"
+    if request.urgent and policy.hold_urgent:
+        return "urgent case: replies need an operator's approval"
+    return None

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fengqiao.settings import StackSettings
+from services.notifier.domain import ContentPolicy
+from services.notifier.limits import Budget, RateLimiter
+
+
+class Webhook(BaseModel):
+    """A platform reached through the generic webhook adapter."""
+
+    url: str = Field(min_length=1, description="Where replies are POSTed as signed JSON.")
+    secret: SecretStr = Field(description="HMAC-SHA256 key of the signature header.")
 
 
 class NotifierSettings(BaseSettings):
@@ -26,11 +35,64 @@ class NotifierSettings(BaseSettings):
     default_access_token: SecretStr | None = Field(
         default=None, description="Token for accounts not in access_tokens (simulator use)."
     )
+    webhooks: dict[str, Webhook] = Field(
+        default_factory=dict,
+        description="Platforms other than weibo, by the name in ReplyTarget.platform.",
+    )
     http_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_lanes: int = Field(default=8, ge=1, le=64, description="HTTP clients to the platform.")
+    http_connections_per_lane: int = Field(default=2, ge=1, le=64)
     max_attempts: int = Field(default=4, ge=1)
+    retry_base_seconds: float = Field(default=0.5, gt=0)
+    retry_max_seconds: float = Field(default=60.0, gt=0)
+    batch_size: int = Field(
+        default=500, ge=1, le=10000, description="Reply requests read and claimed at once."
+    )
+    concurrency: int = Field(default=16, ge=1, le=1024, description="Posts in flight at once.")
+    # Rate limits: the platform's published normal tier is about 60 comments and 30 posts an
+    # hour per account.
+    rate_limits: bool = Field(default=True, description="False: no buckets (benchmarks only).")
+    comments_per_hour: float = Field(default=60, gt=0)
+    statuses_per_hour: float = Field(default=30, gt=0)
+    messages_per_hour: float = Field(default=300, gt=0)
+    app_per_hour: float = Field(default=5000, gt=0, description="Every account of the app.")
+    burst: int = Field(default=5, ge=1, description="Messages a bucket may send at once.")
+    # The content gate.
+    sensitive_words: list[str] = Field(default_factory=list)
+    hold_categories: list[str] = Field(
+        default_factory=list, description="Category codes whose replies wait for approval."
+    )
+    hold_urgent: bool = Field(default=False, description="Urgent cases' replies wait too.")
+    safe_domain: str = Field(
+        default="", description="The app's registered safe domain (links, statuses/share)."
+    )
+    case_link: str = Field(
+        default="",
+        description="Link to a case's public page, `{case_ref}` filled in (statuses/share), "
+        "e.g. https://fengqiao.example.gov.cn/c/{case_ref}.",
+    )
     group_id: str = "notifier"
     stack: StackSettings = Field(default_factory=StackSettings)
 
     def token_for(self, account: str) -> str | None:
         secret = self.access_tokens.get(account) or self.default_access_token
         return secret.get_secret_value() if secret else None
+
+    def policy(self) -> ContentPolicy:
+        return ContentPolicy(
+            sensitive_words=tuple(self.sensitive_words),
+            hold_categories=frozenset(self.hold_categories),
+            hold_urgent=self.hold_urgent,
+            safe_domain=self.safe_domain.lower(),
+        )
+
+    def limiter(self) -> RateLimiter:
+        return RateLimiter(
+            per_account={
+                "comments": Budget(self.comments_per_hour, self.burst),
+                "statuses": Budget(self.statuses_per_hour, self.burst),
+                "messages": Budget(self.messages_per_hour, self.burst),
+            },
+            per_app=Budget(self.app_per_hour, self.burst),
+            enabled=self.rate_limits,
+        )

@@ -111,7 +111,7 @@ def exposed_metric_names() -> set[str]:
     names: set[str] = set()
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count")}
     for service in PORTS:
-        runtime, _ = importlib.import_module(f"services.{service}.app").build()
+        runtime = importlib.import_module(f"services.{service}.app").build()[0]
         for family in runtime.registry.collect():
             names.add(family.name)
             names.update(family.name + s for s in suffixes.get(family.type, ()))

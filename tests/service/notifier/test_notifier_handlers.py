@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from faststream.kafka import TestKafkaBroker
 
 from contracts import (
     REPLIES_REQUESTED,
     REPLIES_SENT,
+    DeadLetter,
     ReplyChannel,
     ReplyPurpose,
     ReplyRequested,
@@ -20,7 +23,7 @@ from contracts import (
 from fengqiao.clock import FakeClock
 from fengqiao.service import Runtime
 from services.notifier.adapters.outbox import InMemoryOutbox
-from services.notifier.adapters.platform import PermanentError
+from services.notifier.adapters.platform import PermanentError, RetryableError
 from services.notifier.app import build
 from services.notifier.settings import NotifierSettings
 
@@ -41,6 +44,11 @@ class FakePlatform:
         self.posted.append((channel, target, text, token))
         return f"m{len(self.posted)}"
 
+    async def find_posted(
+        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+    ) -> str | None:
+        return None
+
     async def aclose(self) -> None:
         return None
 
@@ -50,29 +58,44 @@ class Notifier:
     runtime: Runtime
     platform: FakePlatform
     outbox: InMemoryOutbox
+    app: FastAPI
     results: list[ReplySent] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
 
 
 @pytest.fixture
 def notifier() -> Notifier:
     platform, outbox = FakePlatform(), InMemoryOutbox()
-    runtime, _ = build(
-        NotifierSettings(default_access_token="t"),
+    runtime, app, _ = build(
+        NotifierSettings(
+            default_access_token="t",
+            hold_categories=["crime_report"],
+            retry_base_seconds=0.001,
+            max_attempts=2,
+            rate_limits=False,
+        ),
         platform=platform,
         outbox=outbox,
         clock=FakeClock(NOW),
     )
-    probe = Notifier(runtime, platform, outbox)
+    probe = Notifier(runtime, platform, outbox, app)
 
     @runtime.broker.subscriber(REPLIES_SENT.name, group_id="probe")
     async def on_sent(result: ReplySent) -> None:
         probe.results.append(result)
 
+    @runtime.broker.subscriber(REPLIES_REQUESTED.dlq, group_id="probe")
+    async def on_dead(letter: DeadLetter) -> None:
+        probe.dead.append(letter)
+
     return probe
 
 
-def request(case_id: str = "c-0123456789abcdef", **variables: str) -> ReplyRequested:
+def request(
+    case_id: str = "c-0123456789abcdef", category: str | None = None, **variables: str
+) -> ReplyRequested:
     return ReplyRequested(
+        category=category,
         event_id=f"req-{case_id}",
         occurred_at=datetime(2026, 8, 1, 10, tzinfo=UTC),
         producer="tracker",
@@ -131,7 +154,7 @@ async def test_a_refused_reply_is_reported_as_failed(notifier: Notifier) -> None
 
 async def test_private_data_in_a_reply_is_never_posted(notifier: Notifier) -> None:
     async with TestKafkaBroker(notifier.runtime.broker) as broker:
-        await broker.publish(request(account="@新疆检察 13812345678"), REPLIES_REQUESTED.name)
+        await broker.publish(request(case_ref="13812345678"), REPLIES_REQUESTED.name)
     assert notifier.platform.posted == []
     [result] = notifier.results
     assert result.status == "failed"
@@ -142,6 +165,90 @@ async def test_outcomes_are_counted(notifier: Notifier) -> None:
     async with TestKafkaBroker(notifier.runtime.broker) as broker:
         await broker.publish(request(), REPLIES_REQUESTED.name)
     sample = notifier.runtime.registry.get_sample_value(
-        "fengqiao_notifier_replies_total", {"purpose": "acknowledgment", "status": "sent"}
+        "fengqiao_notifier_replies_total",
+        {"purpose": "acknowledgment", "account": "@新疆检察", "status": "sent"},
     )
     assert sample == 1.0
+
+
+async def test_after_the_last_try_the_request_is_dead_lettered_and_reported_failed(
+    notifier: Notifier,
+) -> None:
+    notifier.platform.errors = [RetryableError("HTTP 503: busy"), RetryableError("HTTP 503: busy")]
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(request(), REPLIES_REQUESTED.name, key=b"c-0123456789abcdef")
+    [result] = notifier.results
+    assert (result.status, result.error) == ("failed", "gave up after 2 tries: HTTP 503: busy")
+    [letter] = notifier.dead
+    assert (letter.origin_topic, letter.consumer, letter.error_type) == (
+        "replies.requested",
+        "notifier",
+        "RetriesExhausted",
+    )
+    assert letter.error == "gave up after 2 tries: HTTP 503: busy"
+    assert ReplyRequested.model_validate_json(letter.payload) == request()
+
+
+async def test_an_operator_approves_a_held_reply_over_http(notifier: Notifier) -> None:
+    key = "c-0123456789abcdef:acknowledgment:0"
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(request(category="crime_report"), REPLIES_REQUESTED.name)
+        assert notifier.platform.posted == []
+        transport = httpx.ASGITransport(app=notifier.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://n") as http:
+            [held] = (await http.get("/ops/replies/held")).json()
+            assert (held["key"], held["reason"]) == (
+                key,
+                "category crime_report needs an operator's approval",
+            )
+            approved = await http.post(f"/ops/replies/{key}/approve", json={"operator": "ops-1"})
+            assert approved.status_code == 200
+            assert approved.json()["status"] == "sent"
+            again = await http.post(f"/ops/replies/{key}/reject", json={"operator": "ops-2"})
+            assert again.status_code == 409
+            assert "is not held" in again.json()["detail"]
+            unknown = await http.post("/ops/replies/nope/approve", json={"operator": "ops"})
+            assert unknown.status_code == 409
+            bad = await http.post(f"/ops/replies/{key}/approve", json={"operator": ""})
+            assert bad.status_code == 422
+            assert (await http.get("/ops/replies/held")).json() == []
+    assert len(notifier.platform.posted) == 1
+    assert [r.status for r in notifier.results] == ["held", "sent"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"not json at all",
+        b'{"type": "reply.requested"}',
+        b"[1, 2]",
+        "\u0000\ud800".encode("utf-8", "surrogatepass"),
+    ],
+)
+async def test_a_message_that_is_no_reply_request_goes_to_the_dead_letters_alone(
+    notifier: Notifier, bad: bytes
+) -> None:
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(bad, REPLIES_REQUESTED.name, key=b"k1")
+        await broker.publish(request(), REPLIES_REQUESTED.name)
+    [letter] = notifier.dead
+    assert (letter.origin_topic, letter.origin_key, letter.consumer) == (
+        "replies.requested",
+        "k1",
+        "notifier",
+    )
+    assert letter.payload == bad.decode("utf-8", "replace")
+    [result] = notifier.results
+    assert result.status == "sent"
+
+
+async def test_a_batch_is_claimed_and_recorded_once_per_key(notifier: Notifier) -> None:
+    batch = [request(f"c-{i:016x}") for i in range(20)]
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        for r in [*batch, *batch[:5]]:
+            await broker.publish(r, REPLIES_REQUESTED.name)
+    assert len(notifier.platform.posted) == 20
+    assert sorted(r.case_id for r in notifier.results if r.status == "sent") == sorted(
+        [r.case_id for r in batch] + [r.case_id for r in batch[:5]]
+    )
+    assert len({r.event_id for r in notifier.results}) == 20

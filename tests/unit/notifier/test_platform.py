@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qs
 
@@ -9,10 +10,14 @@ import httpx
 import pytest
 
 from contracts import ReplyChannel, ReplyTarget
+from fengqiao.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from services.notifier.adapters.platform import (
+    CannotReconcile,
     PermanentError,
     PlatformError,
+    Platforms,
     RetryableError,
+    WebhookClient,
     WeiboClient,
 )
 
@@ -179,9 +184,131 @@ async def test_a_transport_error_is_retryable(
     with pytest.raises(RetryableError, match=f"^{type(error).__name__}: ") as caught:
         await client.send(ReplyChannel.COMMENT, POST, "x", token="t")
     assert caught.value.retry_after is None
+    # Only a failed connection proves the platform never saw the reply.
+    assert caught.value.maybe_delivered is not isinstance(error, httpx.ConnectError)
+
+
+@pytest.mark.parametrize(
+    ("status", "maybe"), [(429, False), (503, False), (500, True), (504, True)]
+)
+async def test_which_answers_may_hide_a_stored_reply(
+    client: WeiboClient, platform: Platform, status: int, maybe: bool
+) -> None:
+    platform.answer = lambda _: httpx.Response(status, json={"error": "x", "error_code": 10001})
+    with pytest.raises(RetryableError) as caught:
+        await client.send(ReplyChannel.COMMENT, POST, "x", token="t")
+    assert caught.value.maybe_delivered is maybe
 
 
 def test_both_errors_are_platform_errors() -> None:
     assert issubclass(RetryableError, PlatformError)
     assert issubclass(PermanentError, PlatformError)
     assert not issubclass(PermanentError, RetryableError)
+
+
+async def test_a_status_is_shared(client: WeiboClient, platform: Platform) -> None:
+    await client.send(ReplyChannel.STATUS, POST, "已办结 https://fengqiao.example/c/1", token="t")
+    assert platform.requests[0].url.path == "/2/statuses/share.json"
+    assert platform.form() == {"status": "已办结 https://fengqiao.example/c/1", "access_token": "t"}
+
+
+def by_me(*comments: dict[str, object]) -> Handler:
+    return lambda _: httpx.Response(200, json={"comments": list(comments), "total_number": 9})
+
+
+async def test_a_comment_already_posted_is_found_by_text_and_target(
+    client: WeiboClient, platform: Platform
+) -> None:
+    platform.answer = by_me(
+        {"idstr": "1", "text": "您好", "status": {"idstr": "other"}},
+        {"idstr": "2", "text": "别的", "status": {"idstr": "p1"}},
+        {"idstr": "3", "text": "您好", "status": {"idstr": "p1"}, "reply_comment": {"idstr": "c9"}},
+        {"idstr": "4", "text": "您好", "status": {"id": "p1"}},
+    )
+    assert await client.find_posted(ReplyChannel.COMMENT, POST, "您好", token="t") == "4"
+    assert await client.find_posted(ReplyChannel.COMMENT, COMMENT, "您好", token="t") == "3"
+    assert await client.find_posted(ReplyChannel.COMMENT, POST, "没有", token="t") is None
+    request = platform.requests[0]
+    assert request.method == "GET" and request.url.path == "/2/comments/by_me.json"
+    assert dict(request.url.params) == {"access_token": "t", "count": "200"}
+
+
+async def test_a_shared_status_is_found_on_the_timeline(
+    client: WeiboClient, platform: Platform
+) -> None:
+    platform.answer = lambda _: httpx.Response(200, json={"statuses": [{"id": 7, "text": "办结"}]})
+    assert await client.find_posted(ReplyChannel.STATUS, POST, "办结", token="t") == "7"
+    assert platform.requests[0].url.path == "/2/statuses/user_timeline.json"
+
+
+async def test_private_messages_cannot_be_reconciled(
+    client: WeiboClient, platform: Platform
+) -> None:
+    with pytest.raises(CannotReconcile, match="does not list the private messages"):
+        await client.find_posted(ReplyChannel.PRIVATE_MESSAGE, POST, "x", token="t")
+    assert platform.requests == []
+
+
+async def test_a_failed_lookup_is_an_error_not_an_absence(
+    client: WeiboClient, platform: Platform
+) -> None:
+    platform.answer = lambda _: httpx.Response(502)
+    with pytest.raises(RetryableError):
+        await client.find_posted(ReplyChannel.COMMENT, POST, "x", token="t")
+
+
+# --------------------------------------------------------------------------- the webhook
+
+
+@pytest.fixture
+async def webhook(platform: Platform) -> AsyncIterator[WebhookClient]:
+    client = WebhookClient(
+        "https://hooks.example/replies", "s3cret", transport=httpx.MockTransport(platform)
+    )
+    yield client
+    await client.aclose()
+
+
+async def test_a_webhook_reply_is_signed_json(webhook: WebhookClient, platform: Platform) -> None:
+    platform.answer = lambda _: httpx.Response(200, json={"id": "w-1"})
+    assert await webhook.send(ReplyChannel.COMMENT, POST, "您好", token="tok") == "w-1"
+    [request] = platform.requests
+    assert str(request.url) == "https://hooks.example/replies"
+    assert request.headers["authorization"] == "Bearer tok"
+    timestamp = request.headers[TIMESTAMP_HEADER]
+    assert request.headers[SIGNATURE_HEADER] == sign("s3cret", timestamp, request.content)
+    body = json.loads(request.content)
+    assert body == {"channel": "comment", "target": POST.model_dump(mode="json"), "text": "您好"}
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(429, RetryableError), (500, RetryableError), (422, PermanentError)]
+)
+async def test_webhook_errors_follow_the_same_hierarchy(
+    webhook: WebhookClient, platform: Platform, status: int, error: type[Exception]
+) -> None:
+    platform.answer = lambda _: httpx.Response(status, json={"error": "no"})
+    with pytest.raises(error):
+        await webhook.send(ReplyChannel.COMMENT, POST, "x", token="")
+    assert "authorization" not in platform.requests[0].headers
+
+
+async def test_a_webhook_cannot_reconcile(webhook: WebhookClient) -> None:
+    with pytest.raises(CannotReconcile):
+        await webhook.find_posted(ReplyChannel.COMMENT, POST, "x", token="t")
+
+
+async def test_platforms_route_by_the_targets_platform(
+    client: WeiboClient, webhook: WebhookClient, platform: Platform
+) -> None:
+    platforms = Platforms({"weibo": client, "wechat": webhook})
+    await platforms.send(ReplyChannel.COMMENT, POST, "微博", token="t")
+    wechat = POST.model_copy(update={"platform": "wechat"})
+    await platforms.send(ReplyChannel.COMMENT, wechat, "微信", token="t")
+    assert [r.url.host for r in platform.requests] == ["api.weibo.test", "hooks.example"]
+    unknown = POST.model_copy(update={"platform": "douyin"})
+    with pytest.raises(
+        PermanentError, match=r"no client for platform 'douyin' \(known: wechat, weibo\)"
+    ):
+        await platforms.send(ReplyChannel.COMMENT, unknown, "x", token="t")
+    await platforms.aclose()

@@ -1,7 +1,9 @@
-"""Sending a reply at most once: the outbox claim, retries, held and failed outcomes."""
+"""Sending a reply at most once: the outbox claim, retries, reconciliation, held and failed
+outcomes, rate-limit queues and operators' decisions."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,18 +14,21 @@ from contracts import (
     ReplyChannel,
     ReplyPurpose,
     ReplyRequested,
+    ReplySent,
     ReplyTarget,
     derived_event_id,
 )
 from fengqiao.clock import FakeClock
 from services.notifier.adapters.outbox import InMemoryOutbox
-from services.notifier.adapters.platform import PermanentError, RetryableError
-from services.notifier.domain import Renderer
-from services.notifier.sender import Sender
+from services.notifier.adapters.platform import CannotReconcile, PermanentError, RetryableError
+from services.notifier.domain import ContentPolicy, Renderer
+from services.notifier.limits import Budget, RateLimiter
+from services.notifier.sender import UNKNOWN, Origin, Sender, Undecidable
 
 START = datetime(2026, 8, 1, 10, tzinfo=UTC)
 TARGET = ReplyTarget(platform="weibo", account="@新疆检察", user_id="u1", post_id="p1")
 KEY = "c-0123456789abcdef:acknowledgment:0"
+ORIGIN = Origin("replies.requested", 3, 41, "c-0123456789abcdef")
 
 
 @dataclass
@@ -33,7 +38,10 @@ class FakePlatform:
     errors: list[Exception] = field(default_factory=list)
     posted: list[tuple[ReplyChannel, ReplyTarget, str, str]] = field(default_factory=list)
     attempts: int = 0
-    closed: bool = False
+    lookups: int = 0
+    lookup_error: Exception | None = None
+    # What the platform took although the client saw an error (by text).
+    taken: dict[str, str] = field(default_factory=dict)
 
     async def send(
         self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
@@ -44,8 +52,39 @@ class FakePlatform:
         self.posted.append((channel, target, text, token))
         return f"m{len(self.posted)}"
 
+    async def find_posted(
+        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+    ) -> str | None:
+        self.lookups += 1
+        if self.lookup_error is not None:
+            raise self.lookup_error
+        return self.taken.get(text)
+
     async def aclose(self) -> None:
-        self.closed = True
+        return None
+
+
+@dataclass
+class FakeResults:
+    sent: list[ReplySent] = field(default_factory=list)
+    dead: list[tuple[str, Origin | None, str]] = field(default_factory=list)
+
+    async def sent_result(self, result: ReplySent) -> None:
+        self.sent.append(result)
+
+    async def dead_letter(self, request: ReplyRequested, origin: Origin | None, error: str) -> None:
+        self.dead.append((request.idempotency_key, origin, error))
+
+
+class Results:
+    def __init__(self, fake: FakeResults) -> None:
+        self.fake = fake
+
+    async def sent(self, result: ReplySent) -> None:
+        await self.fake.sent_result(result)
+
+    async def dead_letter(self, request: ReplyRequested, origin: Origin | None, error: str) -> None:
+        await self.fake.dead_letter(request, origin, error)
 
 
 class Crash(Exception):
@@ -53,11 +92,21 @@ class Crash(Exception):
 
 
 @dataclass
-class Sleeps:
+class Time:
+    """A monotonic clock and a sleep that moves it (and the wall clock) instead of waiting."""
+
+    clock: FakeClock
+    now: float = 1000.0
     delays: list[float] = field(default_factory=list)
 
-    async def __call__(self, delay: float) -> None:
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
         self.delays.append(delay)
+        self.now += delay
+        self.clock.advance(timedelta(seconds=delay))
+        await asyncio.sleep(0)
 
 
 @dataclass
@@ -66,11 +115,28 @@ class Notifier:
     outbox: InMemoryOutbox
     platform: FakePlatform
     clock: FakeClock
-    sleeps: Sleeps
+    time: Time
+    results: FakeResults
+
+    @property
+    def sleeps(self) -> list[float]:
+        return self.time.delays
 
 
-def make(tokens: dict[str, str] | None = None, max_attempts: int = 3) -> Notifier:
-    outbox, platform, clock, sleeps = InMemoryOutbox(), FakePlatform(), FakeClock(START), Sleeps()
+def make(
+    tokens: dict[str, str] | None = None,
+    max_attempts: int = 3,
+    policy: ContentPolicy | None = None,
+    limiter: RateLimiter | None = None,
+    outbox: InMemoryOutbox | None = None,
+    platform: FakePlatform | None = None,
+) -> Notifier:
+    outbox, platform, clock = (
+        outbox or InMemoryOutbox(),
+        platform or FakePlatform(),
+        FakeClock(START),
+    )
+    time, results = Time(clock), FakeResults()
     known = {"@新疆检察": "token-xj"} if tokens is None else tokens
     sender = Sender(
         outbox=outbox,
@@ -78,12 +144,17 @@ def make(tokens: dict[str, str] | None = None, max_attempts: int = 3) -> Notifie
         renderer=Renderer(),
         tokens=known.get,
         clock=clock,
+        results=Results(results),
         producer="notifier",
+        policy=policy,
+        limiter=limiter,
         max_attempts=max_attempts,
         base_delay=0.5,
-        sleep=sleeps,
+        settle_seconds=12,
+        sleep=time.sleep,
+        monotonic=time.monotonic,
     )
-    return Notifier(sender, outbox, platform, clock, sleeps)
+    return Notifier(sender, outbox, platform, clock, time, results)
 
 
 @pytest.fixture
@@ -91,25 +162,30 @@ def n() -> Notifier:
     return make()
 
 
-def request(event_id: str = "req-1", **variables: str) -> ReplyRequested:
-    return ReplyRequested(
-        event_id=event_id,
-        occurred_at=START,
-        producer="tracker",
-        case_id="c-0123456789abcdef",
-        purpose=ReplyPurpose.ACKNOWLEDGMENT,
-        channel=ReplyChannel.COMMENT,
-        target=TARGET,
-        template_id="acknowledgment",
-        variables={"account": "@新疆检察", "case_ref": "89abcdef", **variables},
-    )
+def request(
+    event_id: str = "req-1", case_id: str = "c-0123456789abcdef", **changes: Any
+) -> ReplyRequested:
+    variables = {"account": "@新疆检察", "case_ref": case_id[-8:], **changes.pop("variables", {})}
+    fields: dict[str, Any] = {
+        "event_id": event_id,
+        "occurred_at": START,
+        "producer": "tracker",
+        "case_id": case_id,
+        "purpose": ReplyPurpose.ACKNOWLEDGMENT,
+        "channel": ReplyChannel.COMMENT,
+        "target": TARGET,
+        "template_id": "acknowledgment",
+        "variables": variables,
+    }
+    return ReplyRequested(**{**fields, **changes})
 
 
 async def test_a_reply_is_posted_once_and_recorded(n: Notifier) -> None:
-    result = await n.sender.handle(request())
+    result = await n.sender.handle(request(), ORIGIN)
     [(channel, target, text, token)] = n.platform.posted
     assert (channel, target, token) == (ReplyChannel.COMMENT, TARGET, "token-xj")
     assert text.startswith("您好，@新疆检察 已收到您的求助（编号89abcdef）")
+    assert result is not None
     assert (result.status, result.platform_message_id, result.text, result.error) == (
         "sent",
         "m1",
@@ -124,6 +200,7 @@ async def test_a_reply_is_posted_once_and_recorded(n: Notifier) -> None:
     assert result.purpose is ReplyPurpose.ACKNOWLEDGMENT
     assert result.event_id == derived_event_id("reply.sent", KEY, "sent")
     assert result.occurred_at == START
+    assert n.results.sent == [result]
     record = n.outbox.records[KEY]
     assert (record["state"], record["platform_message_id"], record["request_event_id"]) == (
         "sent",
@@ -131,6 +208,14 @@ async def test_a_reply_is_posted_once_and_recorded(n: Notifier) -> None:
         "req-1",
     )
     assert record["claimed_at"] == record["finished_at"] == START
+    assert record["origin"] == {
+        "topic": "replies.requested",
+        "partition": 3,
+        "offset": 41,
+        "key": "c-0123456789abcdef",
+    }
+    sample = n.sender.metrics.replies.labels("acknowledgment", "@新疆检察", "sent")._value.get()
+    assert sample == 1
 
 
 async def test_a_repeated_request_is_not_posted_again_and_gives_the_same_result(
@@ -141,6 +226,7 @@ async def test_a_repeated_request_is_not_posted_again_and_gives_the_same_result(
     again = await n.sender.handle(request())
     assert len(n.platform.posted) == 1
     assert again == first
+    assert n.results.sent == [first, first]  # published again: the first may not have landed
 
 
 async def test_another_request_for_the_same_case_purpose_and_hop_is_not_posted(
@@ -148,6 +234,7 @@ async def test_another_request_for_the_same_case_purpose_and_hop_is_not_posted(
 ) -> None:
     first = await n.sender.handle(request())
     other = await n.sender.handle(request("req-2"))
+    assert first is not None and other is not None
     assert n.platform.attempts == 1
     assert (other.status, other.platform_message_id, other.event_id) == (
         "sent",
@@ -156,76 +243,163 @@ async def test_another_request_for_the_same_case_purpose_and_hop_is_not_posted(
     )
 
 
+async def test_another_hop_is_another_reply(n: Notifier) -> None:
+    await n.sender.handle(request())
+    await n.sender.handle(request("req-2", hop=2))
+    assert n.platform.attempts == 2
+
+
+# --------------------------------------------------------------------------- retries
+
+
 async def test_retryable_errors_are_retried_with_growing_delays(n: Notifier) -> None:
-    n.platform.errors = [RetryableError("HTTP 503"), RetryableError("HTTP 502")]
+    n.platform.errors = [RetryableError("HTTP 503"), RetryableError("HTTP 503")]
     result = await n.sender.handle(request())
-    assert result.status == "sent"
+    assert result is not None and result.status == "sent"
     assert n.platform.attempts == 3
     assert len(n.platform.posted) == 1
-    first, second = n.sleeps.delays
+    first, second = n.sleeps
     assert 0.5 <= first <= 0.75  # base delay, plus up to 50 % jitter
     assert 1.0 <= second <= 1.5
+    assert n.platform.lookups == 0  # a 503 was never taken: nothing to reconcile
 
 
 async def test_the_platforms_retry_after_is_respected(n: Notifier) -> None:
     n.platform.errors = [RetryableError("HTTP 429", retry_after=30)]
-    assert (await n.sender.handle(request())).status == "sent"
-    [delay] = n.sleeps.delays
+    result = await n.sender.handle(request())
+    assert result is not None and result.status == "sent"
+    [delay] = n.sleeps
     assert 30 <= delay <= 45
 
 
-async def test_retryable_errors_past_max_attempts_are_held(n: Notifier) -> None:
+async def test_after_the_last_try_the_reply_fails_and_is_dead_lettered(n: Notifier) -> None:
     n.platform.errors = [RetryableError(f"HTTP 503 #{i}") for i in range(3)]
-    result = await n.sender.handle(request())
-    assert result.status == "held"
-    assert result.error == "gave up: HTTP 503 #2"
+    result = await n.sender.handle(request(), ORIGIN)
+    assert result is not None
+    assert result.status == "failed"
+    assert result.error == "gave up after 3 tries: HTTP 503 #2"
     assert result.platform_message_id is None
     assert result.text is not None
     assert n.platform.attempts == 3
-    assert len(n.sleeps.delays) == 2
-    assert n.outbox.records[KEY]["state"] == "held"
+    assert len(n.sleeps) == 2  # no wait after the last try
+    assert n.outbox.records[KEY]["state"] == "failed"
+    assert n.results.dead == [(KEY, ORIGIN, "gave up after 3 tries: HTTP 503 #2")]
 
 
-async def test_a_held_reply_is_not_tried_again(n: Notifier) -> None:
+async def test_a_failed_reply_is_not_tried_again(n: Notifier) -> None:
     n.platform.errors = [RetryableError("HTTP 503") for _ in range(3)]
-    held = await n.sender.handle(request())
+    failed = await n.sender.handle(request())
     again = await n.sender.handle(request())
     assert n.platform.attempts == 3
-    assert again == held
+    assert again == failed
+    assert len(n.results.dead) == 1
 
 
 async def test_a_permanent_error_fails_without_retry(n: Notifier) -> None:
     n.platform.errors = [PermanentError("20019: repeat content")]
     result = await n.sender.handle(request())
+    assert result is not None
     assert (result.status, result.error) == ("failed", "20019: repeat content")
     assert n.platform.attempts == 1
-    assert n.sleeps.delays == []
+    assert n.sleeps == []
+    assert n.results.dead == []
     assert n.outbox.records[KEY]["state"] == "failed"
 
 
-async def test_a_claim_left_sending_by_a_crash_is_held_not_posted_again(n: Notifier) -> None:
+# --------------------------------------------------------------------------- unknown outcomes
+
+
+async def test_a_timeout_after_the_platform_took_the_reply_is_reconciled_not_reposted(
+    n: Notifier,
+) -> None:
+    first = await make().sender.handle(request())
+    assert first is not None and first.text is not None
+    text = first.text
+    n.platform.errors = [RetryableError("ReadTimeout: ", maybe_delivered=True)]
+    n.platform.taken[text] = "m-taken"
+    result = await n.sender.handle(request())
+    assert result is not None
+    assert (result.status, result.platform_message_id) == ("sent", "m-taken")
+    assert n.platform.attempts == 1 and n.platform.lookups == 1
+
+
+async def test_a_timeout_when_the_platform_did_not_take_it_is_retried(n: Notifier) -> None:
+    n.platform.errors = [RetryableError("HTTP 502: ", maybe_delivered=True)]
+    result = await n.sender.handle(request())
+    assert result is not None
+    assert (result.status, result.platform_message_id) == ("sent", "m1")
+    assert (n.platform.attempts, n.platform.lookups, len(n.platform.posted)) == (2, 1, 1)
+
+
+async def test_a_private_message_of_unknown_outcome_is_held(n: Notifier) -> None:
+    n.platform.errors = [RetryableError("ReadTimeout: ", maybe_delivered=True)]
+    n.platform.lookup_error = CannotReconcile("no list of sent messages")
+    pm = request(channel=ReplyChannel.PRIVATE_MESSAGE)
+    result = await n.sender.handle(pm)
+    assert result is not None and result.status == "held"
+    assert result.error == "ReadTimeout: ; no list of sent messages; held for an operator"
+    assert n.platform.attempts == 1
+    assert KEY in n.outbox.holds
+
+
+async def test_a_claim_left_sending_by_a_crash_is_reconciled_found(n: Notifier) -> None:
     n.platform.errors = [Crash("killed mid-send")]
     with pytest.raises(Crash):
         await n.sender.handle(request())
-    assert n.outbox.records[KEY]["state"] == "sending"
+    record = n.outbox.records[KEY]
+    assert record["state"] == "sending"
+    restarted = make(outbox=n.outbox, platform=n.platform)  # a new process, the same store
+    restarted.platform.taken[record["parts"][0]] = "m-before-crash"
+    result = await restarted.sender.handle(request())
+    assert result is not None
+    assert (result.status, result.platform_message_id) == ("sent", "m-before-crash")
+    assert n.platform.attempts == 1 and n.platform.posted == []
+    # It waited until the interrupted request could no longer be on its way.
+    assert restarted.sleeps == [12.0]
+
+
+async def test_a_claim_left_sending_by_a_crash_is_posted_when_the_platform_lacks_it(
+    n: Notifier,
+) -> None:
+    n.platform.errors = [Crash("killed before the request left")]
+    with pytest.raises(Crash):
+        await n.sender.handle(request())
+    n.clock.advance(timedelta(minutes=1))  # long enough: no wait
+    restarted = make(outbox=n.outbox, platform=n.platform)
+    restarted.clock.advance(timedelta(minutes=1))
+    result = await restarted.sender.handle(request())
+    assert result is not None and result.status == "sent"
+    assert len(n.platform.posted) == 1 and n.platform.lookups == 1
+    assert restarted.sleeps == []
+
+
+async def test_a_claim_left_sending_is_held_when_the_platform_cannot_tell(n: Notifier) -> None:
+    n.platform.errors = [Crash("killed mid-send")]
+    with pytest.raises(Crash):
+        await n.sender.handle(request())
+    n.platform.lookup_error = RetryableError("HTTP 503")
     result = await n.sender.handle(request())
-    assert result.status == "held"
-    assert result.error == "outcome of an earlier attempt unknown; held for an operator"
-    assert n.platform.attempts == 1
+    assert result is not None
+    assert (result.status, result.error) == ("held", UNKNOWN)
     assert n.platform.posted == []
     assert n.outbox.records[KEY]["state"] == "held"
+
+
+# --------------------------------------------------------------------------- refusals
 
 
 async def test_no_access_token_fails_without_posting() -> None:
     n = make(tokens={})
     result = await n.sender.handle(request())
+    assert result is not None
     assert (result.status, result.error) == ("failed", "no access token for @新疆检察")
     assert n.platform.attempts == 0
     assert n.outbox.records[KEY]["state"] == "failed"
 
 
 async def test_content_with_private_data_fails_without_posting(n: Notifier) -> None:
-    result = await n.sender.handle(request(account="@新疆检察 电话13812345678"))
+    result = await n.sender.handle(request(variables={"case_ref": "电话13812345678"}))
+    assert result is not None
     assert result.status == "failed"
     assert result.error == "content refused: reply contains private data: phone"
     assert result.text is None
@@ -235,6 +409,7 @@ async def test_content_with_private_data_fails_without_posting(n: Notifier) -> N
 async def test_a_missing_template_variable_fails_without_posting(n: Notifier) -> None:
     bad = request().model_copy(update={"variables": {"account": "@新疆检察"}})
     result = await n.sender.handle(bad)
+    assert result is not None
     assert result.status == "failed"
     assert result.error is not None
     assert "'case_ref' is undefined" in result.error
@@ -243,8 +418,157 @@ async def test_a_missing_template_variable_fails_without_posting(n: Notifier) ->
 
 async def test_results_of_different_outcomes_have_different_event_ids() -> None:
     sent, failed = make(), make(tokens={})
-    ids: set[Any] = {
-        (await sent.sender.handle(request())).event_id,
-        (await failed.sender.handle(request())).event_id,
-    }
-    assert len(ids) == 2
+    first, second = await sent.sender.handle(request()), await failed.sender.handle(request())
+    assert first is not None and second is not None
+    assert first.event_id != second.event_id
+
+
+async def test_an_overlong_private_message_goes_out_in_parts(n: Notifier) -> None:
+    pm = ReplyRequested(
+        **{
+            **request().model_dump(),
+            "purpose": ReplyPurpose.PROGRESS,
+            "template_id": "progress",
+            "channel": ReplyChannel.PRIVATE_MESSAGE,
+            "variables": {
+                "account": "@新疆检察",
+                "case_ref": "89abcdef",
+                "unit_name": "博乐市人民检察院",
+                "note": "已经联系用工单位核实情况。" * 30,
+            },
+        }
+    )
+    result = await n.sender.handle(pm)
+    assert result is not None and result.status == "sent"
+    assert len(n.platform.posted) >= 2
+    assert all(len(text) <= 300 for _, _, text, _ in n.platform.posted)
+    assert result.platform_message_id == ",".join(
+        f"m{i + 1}" for i in range(len(n.platform.posted))
+    )
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+async def test_replies_beyond_the_budget_wait_in_a_queue_and_all_go_out() -> None:
+    limiter = RateLimiter({"comments": Budget(per_hour=60, burst=2)})
+    n = make(limiter=limiter)
+    results = [await n.sender.handle(request(f"r{i}", f"c-{i:016x}")) for i in range(5)]
+    assert [r.status if r else None for r in results] == ["sent", "sent", None, None, None]
+    assert n.sender.metrics.queue_depth.labels("@新疆检察:comments")._value.get() == 3
+    assert sorted(n.outbox.queue) == [f"c-{i:016x}:acknowledgment:0" for i in range(2, 5)]
+    await n.sender.idle()
+    assert len(n.platform.posted) == 5
+    assert [r.status for r in n.results.sent] == ["sent"] * 5
+    assert n.outbox.queue == {}
+    assert n.sender.metrics.queue_depth.labels("@新疆检察:comments")._value.get() == 0
+    # 58 tokens an hour after a burst of 2: one a little over every minute.
+    assert sum(n.sleeps) == pytest.approx(3 * 3600 / 58)
+
+
+async def test_a_redelivered_queued_request_is_not_queued_twice() -> None:
+    n = make(limiter=RateLimiter({"comments": Budget(per_hour=10, burst=1)}))
+    await n.sender.handle(request("r0", "c-0000000000000000"))
+    assert await n.sender.handle(request("r1", "c-0000000000000001")) is None
+    assert await n.sender.handle(request("r1", "c-0000000000000001")) is None
+    await n.sender.idle()
+    assert len(n.platform.posted) == 2
+
+
+async def test_queued_replies_are_sent_after_a_restart() -> None:
+    n = make(limiter=RateLimiter({"comments": Budget(per_hour=10, burst=1)}))
+    await n.sender.handle(request("r0", "c-0000000000000000"))
+    await n.sender.handle(request("r1", "c-0000000000000001"))
+    await n.sender.stop()  # the process stops with one reply queued
+    assert len(n.platform.posted) == 1
+    restarted = make(
+        limiter=RateLimiter({"comments": Budget(per_hour=10, burst=1)}),
+        outbox=n.outbox,
+        platform=n.platform,
+    )
+    await restarted.sender.start()
+    await restarted.sender.idle()
+    assert len(n.platform.posted) == 2
+    assert restarted.results.sent[0].idempotency_key == "c-0000000000000001:acknowledgment:0"
+    assert n.outbox.queue == {}
+
+
+# --------------------------------------------------------------------------- operators
+
+
+HOLD = ContentPolicy(hold_categories=frozenset({"crime_report"}), hold_urgent=True)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"category": "crime_report"}, "category crime_report needs an operator's approval"),
+        ({"urgent": True}, "urgent case: replies need an operator's approval"),
+    ],
+)
+async def test_replies_in_held_categories_and_urgent_ones_wait_for_an_operator(
+    changes: dict[str, Any], reason: str
+) -> None:
+    n = make(policy=HOLD)
+    result = await n.sender.handle(request(**changes))
+    assert result is not None
+    assert (result.status, result.error) == ("held", reason)
+    assert result.text is not None and "编号89abcdef" in result.text
+    assert n.platform.attempts == 0
+    [held] = await n.sender.held()
+    assert (held["key"], held["reason"], held["text"]) == (KEY, reason, result.text)
+
+
+async def test_an_approved_reply_is_posted_once() -> None:
+    n = make(policy=HOLD)
+    await n.sender.handle(request(category="crime_report"))
+    result = await n.sender.decide(KEY, approve=True, operator="ops-1")
+    assert result is not None and result.status == "sent"
+    assert len(n.platform.posted) == 1
+    assert await n.sender.held() == []
+    with pytest.raises(Undecidable, match="is not held"):
+        await n.sender.decide(KEY, approve=True, operator="ops-2")
+    again = await n.sender.handle(request(category="crime_report"))
+    assert again == result
+    assert len(n.platform.posted) == 1
+
+
+async def test_a_rejected_reply_is_never_posted() -> None:
+    n = make(policy=HOLD)
+    await n.sender.handle(request(urgent=True))
+    result = await n.sender.decide(KEY, approve=False, operator="ops-1", note="wait for police")
+    assert result is not None
+    assert (result.status, result.error) == ("failed", "rejected by ops-1: wait for police")
+    assert n.platform.attempts == 0
+    assert [r.status for r in n.results.sent] == ["held", "failed"]
+
+
+async def test_two_operators_cannot_both_decide() -> None:
+    n = make(policy=HOLD)
+    await n.sender.handle(request(urgent=True))
+    first, second = await asyncio.gather(
+        n.sender.decide(KEY, approve=True, operator="ops-1"),
+        n.sender.decide(KEY, approve=False, operator="ops-2"),
+        return_exceptions=True,
+    )
+    assert isinstance(first, ReplySent) and first.status == "sent"
+    assert isinstance(second, Undecidable)
+    assert len(n.platform.posted) == 1
+
+
+async def test_an_unknown_reply_cannot_be_decided(n: Notifier) -> None:
+    with pytest.raises(Undecidable, match="reply nope is not held"):
+        await n.sender.decide("nope", approve=True, operator="ops")
+
+
+async def test_approval_runs_the_gate_again() -> None:
+    n = make(policy=HOLD)
+    await n.sender.handle(request(urgent=True))
+    n.sender._policy = ContentPolicy(sensitive_words=("求助",))  # the list grew meanwhile
+    result = await n.sender.decide(KEY, approve=True, operator="ops-1")
+    assert result is not None
+    assert (result.status, result.error) == (
+        "failed",
+        "content refused: reply contains a sensitive word: 求助",
+    )
+    assert n.platform.attempts == 0

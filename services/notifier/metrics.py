@@ -1,0 +1,52 @@
+"""The notifier's Prometheus metrics, on the service's registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class NotifierMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        registry = registry or CollectorRegistry()
+        self.replies = Counter(
+            "fengqiao_notifier_replies_total",
+            "Replies by outcome (sent, failed, held), purpose and account",
+            ["purpose", "account", "status"],
+            registry=registry,
+        )
+        self.outbox_depth = Gauge(
+            "fengqiao_notifier_outbox_depth",
+            "Replies claimed and not finished: sending (in this process), queued for a rate "
+            "limit, held for an operator",
+            ["state"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "fengqiao_notifier_queue_depth",
+            "Replies waiting for a token, by bucket (account:kind)",
+            ["bucket"],
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "fengqiao_notifier_rate_limited_total",
+            "Replies that had to wait for their rate limit, by bucket",
+            ["bucket"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "fengqiao_notifier_retries_total",
+            "Posts tried again after a retryable error",
+            ["platform"],
+            registry=registry,
+        )
+        self.reconciled = Counter(
+            "fengqiao_notifier_reconciled_total",
+            "Replies of unknown outcome checked against the platform: found, absent, unknown",
+            ["outcome"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "fengqiao_notifier_dead_letters_total",
+            "Replies that failed after the last retry (written to replies.requested.dlq)",
+            registry=registry,
+        )
