@@ -1,0 +1,384 @@
+"""Case events per second in one tracker process (target: >= 2,000 against the local store).
+
+    .venv/bin/python bench/tracker.py [--cases 400] [--concurrency 64] [--mode store|service|both]
+
+A case event is one message applied to a case: the domain change, the new version written to the
+store (compare-and-set by unique insert), the outbox published to Kafka (acks=all) and the
+effects carried out (durable timers scheduled or cancelled, unit index entries), until the case's
+outbox is recorded as done. Every case lives through seven of them, the common path of an appeal:
+
+    appeal (opens the case, asks for the acknowledgment, starts its clock)
+    dispatch hop 1 (xj → 652700) and the final hop 2 (652700 → 652701, announced publicly)
+    the acknowledgment sent (stops its clock)
+    签收 (accept), progress with a note (told to the citizen), 办结 (resolve, callback clock)
+
+Two ways to measure, both against the real FerretDB and Kafka of the local stack:
+
+- `store`: `CaseStore.apply` with the real repositories (MongoCaseRepository, MongoTimers,
+  MongoIndexes) and Kafka publishers; `--concurrency` cases in flight at once, each case's
+  messages one after the other (as the partitions of a Kafka topic would hand them over).
+- `service`: the whole tracker app (`services.tracker.app.build`) in this process with its Kafka
+  consumers: the messages of all cases are put on their topics first, then the app starts and the
+  time runs until every message is applied (as counted by `fengqiao_tracker_messages_total`).
+  The topics are read by one consumer group per topic, so cross-topic order is not kept: a unit
+  action that overtakes its dispatch is recorded as refused, which is still a case event.
+
+Prints one summary line per mode (`RESULT ...`) with the machine and its load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from machine import machine, store_name
+from pymongo import AsyncMongoClient
+
+from contracts import (
+    APPEALS,
+    CASE_EVENTS,
+    COORDINATION_REQUESTS,
+    DISPATCH_ORDERS,
+    REPLIES_REQUESTED,
+    REPLIES_SENT,
+    SUPERVISION_ORDERS,
+    UNIT_ACTIONS,
+    AppealNormalized,
+    Author,
+    CaseMessage,
+    DispatchOrdered,
+    ReplyPurpose,
+    ReplySent,
+    ReplyTarget,
+    Topic,
+    UnitActed,
+    UnitActionKind,
+)
+from fengqiao import stack
+from fengqiao.messaging import ensure_topics, make_broker, publish, topic_publisher
+from fengqiao.settings import StackSettings
+from fengqiao.testing import serving
+from fengqiao.testing.factories import appeal_message, dispatch_message
+from services.tracker import domain
+from services.tracker.adapters.cases import MongoCaseRepository
+from services.tracker.adapters.indexes import MongoIndexes
+from services.tracker.adapters.timers import MongoTimers
+from services.tracker.handlers import CaseStore
+
+EVENTS_PER_CASE = 7
+TOPIC_OF = {
+    AppealNormalized: APPEALS.name,
+    DispatchOrdered: DISPATCH_ORDERS.name,
+    ReplySent: REPLIES_SENT.name,
+    UnitActed: UNIT_ACTIONS.name,
+}
+
+
+def case_messages(case_id: str, i: int, at: datetime) -> list[CaseMessage]:
+    """The seven messages of one case's common path, in the order they happen."""
+    lead = "652701"
+
+    def action(kind: UnitActionKind, **fields: Any) -> UnitActed:
+        return UnitActed(
+            occurred_at=at,
+            producer="tracker-api",
+            case_id=case_id,
+            unit_id=lead,
+            action=kind,
+            **fields,
+        )
+
+    return [
+        appeal_message(
+            event_id=f"{case_id}-appeal",
+            case_id=case_id,
+            occurred_at=at,
+            posted_at=at,
+            post_event_id=f"{case_id}-post",
+            author=Author(id=f"u{i}"),
+            reply_to=ReplyTarget(
+                platform="weibo", account="@新疆检察", user_id=f"u{i}", post_id=f"p{i}"
+            ),
+        ),
+        dispatch_message(case_id=case_id, occurred_at=at, hop=1),
+        dispatch_message(
+            case_id=case_id,
+            occurred_at=at,
+            hop=2,
+            from_unit="652700",
+            to_unit=lead,
+            to_tier="county",
+            final=True,
+            to_handle="@博乐市人民检察院",
+        ),
+        ReplySent(
+            occurred_at=at,
+            producer="notifier",
+            case_id=case_id,
+            request_event_id=f"{case_id}-ack",
+            idempotency_key=f"{case_id}:acknowledgment:0",
+            purpose=ReplyPurpose.ACKNOWLEDGMENT,
+            status="sent",
+            platform_message_id=f"m{i}",
+        ),
+        action(UnitActionKind.ACCEPT),
+        action(UnitActionKind.PROGRESS, note="已联系用人单位，正在核实"),
+        action(UnitActionKind.RESOLVE, outcome="已追回拖欠工资", amount_recovered=12000.0),
+    ]
+
+
+def change_for(message: CaseMessage, rules: domain.Rules) -> domain.Change:
+    """What the tracker's subscriber of the message's topic applies to the case."""
+    if isinstance(message, AppealNormalized):
+        return lambda c: domain.open_case(c, message, rules=rules)
+    if isinstance(message, DispatchOrdered):
+        return lambda c: domain.record_dispatch(c, message, rules=rules)
+    if isinstance(message, ReplySent):
+        return lambda c: domain.record_reply(c, message, rules=rules)
+    if isinstance(message, UnitActed):
+        return lambda c: domain.act(c, message, rules=rules)
+    raise TypeError(f"no tracker change for {type(message).__name__}")
+
+
+class CountingPublisher:
+    """A declared Kafka publisher that counts what went through it."""
+
+    def __init__(self, publisher: Any) -> None:
+        self._publisher, self.count = publisher, 0
+
+    async def publish(self, message: Any, **kwargs: Any) -> Any:
+        result = await self._publisher.publish(message, **kwargs)
+        self.count += 1
+        return result
+
+
+# -- store: CaseStore.apply directly ------------------------------------------------------------
+
+
+async def run_store(settings: StackSettings, cases: int, concurrency: int) -> dict[str, Any]:
+    database = f"bench_tracker_{uuid.uuid4().hex[:8]}"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+    broker = make_broker(settings.kafka_bootstrap, service="bench-tracker")
+    publishers = {
+        t.name: CountingPublisher(topic_publisher(broker, t))
+        for t in (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)
+    }
+    try:
+        await ensure_topics(settings.kafka_bootstrap)
+        await broker.start()
+        repo = MongoCaseRepository(client, database)
+        await repo.ensure_indexes()
+        store = CaseStore(
+            repo, publishers, MongoIndexes(client, database), MongoTimers(client, database)
+        )
+        rules = domain.Rules.default("tracker")
+        run = uuid.uuid4().hex[:6]
+        now = datetime.now(UTC)
+        lives = [case_messages(f"bench-{run}-{i:06d}", i, now) for i in range(cases)]
+        gate = asyncio.Semaphore(concurrency)
+        latencies: list[float] = []
+
+        async def live(messages: Sequence[CaseMessage]) -> None:
+            async with gate:
+                for message in messages:
+                    started = time.perf_counter()
+                    await store.apply(message.case_id, change_for(message, rules))
+                    latencies.append(time.perf_counter() - started)
+
+        # Warm up (connections, pools, code paths) on cases that are not counted.
+        await asyncio.gather(
+            *[live(m) for m in [case_messages(f"warm-{run}-{i}", i, now) for i in range(8)]]
+        )
+        latencies.clear()
+        published_before = sum(p.count for p in publishers.values())
+        started = time.perf_counter()
+        await asyncio.gather(*[live(m) for m in lives])
+        elapsed = time.perf_counter() - started
+        published = sum(p.count for p in publishers.values()) - published_before
+
+        # Every change is in the store, every outbox done.
+        wrong = 0
+        for messages in lives:
+            case = await repo.get(messages[0].case_id)
+            if (
+                case is None
+                or case.state is not domain.S.RESOLVED
+                or case.outbox
+                or case.effects
+                or not {m.event_id for m in messages} <= case.processed
+            ):
+                wrong += 1
+        latencies.sort()
+        events = cases * EVENTS_PER_CASE
+        return {
+            "mode": "store",
+            "events": events,
+            "seconds": elapsed,
+            "rate": events / elapsed,
+            "published": published,
+            "wrong_cases": wrong,
+            "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+            "detail": f"{cases} cases, {concurrency} in flight",
+            "store": await store_name(client[database]),
+        }
+    finally:
+        await broker.stop()
+        await client.drop_database(database)
+        await client.close()
+
+
+# -- service: the tracker app with its consumers -------------------------------------------------
+
+
+async def start_groups_at_end(bootstrap: str, group_id: str, topics: Sequence[Topic]) -> None:
+    """Commit the end of each topic for the tracker's consumer groups, so that the app reads
+    only what is published from now on (not what earlier runs left on the topics)."""
+    for topic in topics:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=f"{group_id}.{topic.name}",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+            consumer.assign(partitions)
+            await consumer.seek_to_end(*partitions)
+            await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+        finally:
+            await consumer.stop()
+
+
+def applied(registry: Any) -> float:
+    total = 0.0
+    for metric in registry.collect():
+        if metric.name == "fengqiao_tracker_messages":
+            total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
+    return total
+
+
+async def run_service(settings: StackSettings, cases: int) -> dict[str, Any]:
+    from services.tracker.app import build
+    from services.tracker.settings import TrackerSettings
+
+    run = uuid.uuid4().hex[:6]
+    tracker_settings = TrackerSettings(
+        stack=settings, database=f"bench_tracker_svc_{run}", group_id=f"bench-tracker-{run}"
+    )
+    runtime, app = build(tracker_settings)
+    await ensure_topics(settings.kafka_bootstrap)
+    await start_groups_at_end(
+        settings.kafka_bootstrap,
+        tracker_settings.group_id,
+        [
+            APPEALS,
+            DISPATCH_ORDERS,
+            REPLIES_SENT,
+            UNIT_ACTIONS,
+            SUPERVISION_ORDERS,
+            COORDINATION_REQUESTS,
+        ],
+    )
+    now = datetime.now(UTC)
+    lives = [case_messages(f"bench-{run}-{i:06d}", i, now) for i in range(cases)]
+    producer = make_broker(settings.kafka_bootstrap, service="bench-producer")
+    await producer.start()
+    try:
+        loading = time.perf_counter()
+        for start in range(0, cases, 50):  # in order within each case, cases side by side
+            chunk = lives[start : start + 50]
+            for step in range(EVENTS_PER_CASE):
+                await asyncio.gather(
+                    *[publish(producer, TOPIC_OF[type(m[step])], m[step]) for m in chunk]
+                )
+        loaded = time.perf_counter() - loading
+    finally:
+        await producer.stop()
+    events = cases * EVENTS_PER_CASE
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+    try:
+        started = time.perf_counter()
+        first: float | None = None
+        async with serving(app):
+            up = time.perf_counter() - started
+            while (done := applied(runtime.registry)) < events:
+                if done and first is None:
+                    first = time.perf_counter()
+                if time.perf_counter() - started > 900:
+                    raise TimeoutError(f"{done:.0f} of {events} applied after 900 s")
+                await asyncio.sleep(0.02)
+            finished = time.perf_counter()
+        repo = MongoCaseRepository(client, tracker_settings.database)
+        wrong = 0
+        for messages in lives:
+            case = await repo.get(messages[0].case_id)
+            if case is None or case.outbox or not {m.event_id for m in messages} <= case.processed:
+                wrong += 1
+        first = first or started
+        return {
+            "mode": "service",
+            "events": events,
+            "seconds": finished - first,
+            "rate": events / (finished - first),
+            "published": None,
+            "wrong_cases": wrong,
+            "detail": (
+                f"{cases} cases pre-loaded in {loaded:.1f} s; app up in {up:.1f} s; "
+                f"{finished - started:.1f} s from start to the last applied"
+            ),
+            "store": await store_name(client[tracker_settings.database]),
+        }
+    finally:
+        await client.drop_database(tracker_settings.database)
+        await client.close()
+
+
+def summary(result: dict[str, Any]) -> str:
+    extra = ""
+    if result.get("p50_ms") is not None:
+        extra = f", latency p50 {result['p50_ms']:.0f} ms p99 {result['p99_ms']:.0f} ms"
+    if result.get("published") is not None:
+        extra += f", {result['published']} messages published"
+    verdict = "meets" if result["rate"] >= 2000 else "BELOW"
+    return (
+        f"RESULT tracker {result['mode']}: {result['rate']:,.0f} case events/s "
+        f"({result['events']:,} in {result['seconds']:.1f} s; {verdict} the 2,000/s target; "
+        f"{result['detail']}{extra}; {result['wrong_cases']} cases wrong) | "
+        f"machine: {machine()}; store: {result['store']}; Kafka acks=all"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    settings = StackSettings()
+    failed = 0
+    if args.mode in ("store", "both"):
+        result = await run_store(settings, args.cases, args.concurrency)
+        print(summary(result), flush=True)
+        failed += result["wrong_cases"]
+    if args.mode in ("service", "both"):
+        result = await run_service(settings, args.cases)
+        print(summary(result), flush=True)
+        failed += result["wrong_cases"]
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--cases", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=64, help="store mode: cases in flight")
+    parser.add_argument("--mode", choices=("store", "service", "both"), default="both")
+    args = parser.parse_args()
+    stack.up(StackSettings())
+    return asyncio.run(asyncio.wait_for(main_async(args), timeout=1800))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
