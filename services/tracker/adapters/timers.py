@@ -63,6 +63,8 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
+from services.tracker.adapters.recent import Recent
+
 __all__ = [
     "BUCKET_RETENTION",
     "InMemoryTimers",
@@ -85,6 +87,7 @@ VERSION_SHARDS = 256
 BUCKET_PREFIX = "timer_wake_"
 BUCKET_RETENTION = dt.timedelta(days=1)
 MAX_ATTEMPTS = 50
+KNOWN_TIMERS = 50_000  # timers whose latest version this process remembers (a guess, see below)
 
 PENDING, CLAIMED, DONE, CANCELLED, VOID = "pending", "claimed", "done", "cancelled", "void"
 LIVE = frozenset({PENDING, CLAIMED})
@@ -170,23 +173,34 @@ class Store(Protocol):
 
 
 class StoredTimers:
-    """The timer algorithm over a `Store` (see the module docstring)."""
+    """The timer algorithm over a `Store` (see the module docstring).
+
+    It remembers the latest version of each timer it wrote or read (`_known`), as the guess to
+    build the next version on: versions are never deleted, so a stale guess only makes the insert
+    of the next version fail, and the timer is read again. A timer it has not seen is guessed to
+    be new (version 1), which saves the search for the latest version of most schedules."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._known: Recent[str, dict[str, Any]] = Recent(KNOWN_TIMERS)
 
     async def schedule(
         self, key: str, due_at: dt.datetime, payload: dict[str, Any], *, now: dt.datetime
     ) -> Timer:
         due, now = _instant(due_at), _instant(now)
-        return await self._next(key, now, lambda _: (PENDING, due, due, dict(payload), 0))
+        return await self._next(
+            key, now, lambda _: (PENDING, due, due, dict(payload), 0), self._known.get(key)
+        )
 
     async def cancel(self, key: str, *, now: dt.datetime) -> bool:
-        latest = await self._latest(key)
+        latest = self._known.get(key)
+        if latest is None or latest["state"] not in LIVE:
+            # Only a live timer is cancelled: check that no later version made it live again.
+            latest = await self._latest(key, known=latest)
         if latest is None or latest["state"] not in LIVE:
             return False
         await self._next(
-            key, _instant(now), lambda d: (CANCELLED, d["due_at"], None, d["payload"], 0)
+            key, _instant(now), lambda d: (CANCELLED, d["due_at"], None, d["payload"], 0), latest
         )
         return True
 
@@ -216,8 +230,10 @@ class StoredTimers:
         key: str,
         now: dt.datetime,
         change: Callable[[dict[str, Any]], tuple[str, dt.datetime, dt.datetime | None, Any, int]],
+        latest: dict[str, Any] | None,
     ) -> Timer:
-        latest = await self._latest(key)
+        """Write the version after `latest` (a guess: None for a new timer), reading the timer
+        again after each lost race."""
         for _ in range(MAX_ATTEMPTS):
             version = latest["version"] + 1 if latest else 1
             state, due, wake, payload, attempt = change(latest or {})
@@ -238,7 +254,11 @@ class StoredTimers:
                 "wake_at": wake,
             }
             await self._store.insert(_bucket(max(wake, now)), entry)
-        return await self._store.insert(versions_collection(doc["key"]), doc)
+        if await self._store.insert(versions_collection(doc["key"]), doc):
+            self._known.put(doc["key"], doc)
+            return True
+        self._known.forget(doc["key"])
+        return False
 
     async def _wake(
         self, entry: dict[str, Any], now: dt.datetime, lease: dt.timedelta
@@ -247,7 +267,9 @@ class StoredTimers:
         doc = await self._store.get(versions_collection(key), _version_id(key, version))
         if doc is None:
             await self._void(key, version, now)
-        latest = await self._latest(key, at_least=version)
+            latest = await self._latest(key, at_least=version)
+        else:
+            latest = await self._latest(key, known=doc)
         assert latest is not None  # version exists now
         claimed: Timer | None = None
         wake = _read_instant(latest.get("wake_at"))
@@ -275,10 +297,15 @@ class StoredTimers:
             doc = {**before, "_id": _version_id(key, version), "version": version}
         await self._write(doc, now)  # losing to the real writer is as good
 
-    async def _latest(self, key: str, at_least: int = 0) -> dict[str, Any] | None:
-        """The latest version of `key` (versions have no gaps): gallop, then bisect."""
+    async def _latest(
+        self, key: str, at_least: int = 0, *, known: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The latest version of `key` (versions have no gaps): gallop, then bisect; from a
+        `known` version document, or one that exists (`at_least`)."""
         low, low_doc = 0, None
-        if at_least:
+        if known is not None:
+            low, low_doc = known["version"], known
+        elif at_least:
             low_doc = await self._store.get(versions_collection(key), _version_id(key, at_least))
             low = at_least if low_doc is not None else 0
         step = 1
@@ -294,6 +321,8 @@ class StoredTimers:
                 high = middle
             else:
                 low, low_doc = middle, found
+        if low_doc is not None:
+            self._known.put(key, low_doc)
         return low_doc
 
     async def _due_entries(self, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
