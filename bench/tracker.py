@@ -1,6 +1,6 @@
 """Case events per second in one tracker process (target: >= 2,000 against the local store).
 
-    .venv/bin/python bench/tracker.py [--cases 400] [--concurrency 64] [--mode store|service|both]
+    .venv/bin/python bench/tracker.py [--cases 400] [--concurrency 64] [--mode both|all|...]
 
 A case event is one message applied to a case: the domain change, the new version written to the
 store (compare-and-set by unique insert), the outbox published to Kafka (acks=all) and the
@@ -18,10 +18,12 @@ Two ways to measure, both against the real FerretDB and Kafka of the local stack
   MongoIndexes) and Kafka publishers; `--concurrency` cases in flight at once, each case's
   messages one after the other (as the partitions of a Kafka topic would hand them over).
 - `service`: the whole tracker app (`services.tracker.app.build`) in this process with its Kafka
-  consumers: the messages of all cases are put on their topics first, then the app starts and the
-  time runs until every message is applied (as counted by `fengqiao_tracker_messages_total`).
-  The topics are read by one consumer group per topic, so cross-topic order is not kept: a unit
-  action that overtakes its dispatch is recorded as refused, which is still a case event.
+  consumers (one per partition): the appeals, dispatch orders and acknowledgments of all cases
+  are put on their topics first, then the app starts and the time runs from the first message
+  applied until all are (as counted by `fengqiao_tracker_messages_total`); then the units'
+  actions are published and the time runs until they are applied too. (The first three kinds
+  may be applied in any order, as they travel on different topics; a unit acts on a case that
+  reached it.) The figure is all messages over the two times.
 
 Prints one summary line per mode (`RESULT ...`) with the machine and its load average.
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 import uuid
@@ -64,12 +67,13 @@ from contracts import (
 from fengqiao import stack
 from fengqiao.messaging import ensure_topics, make_broker, publish, topic_publisher
 from fengqiao.settings import StackSettings
+from fengqiao.store import ShardedCollection
 from fengqiao.testing import serving
 from fengqiao.testing.factories import appeal_message, dispatch_message
 from services.tracker import domain
-from services.tracker.adapters.cases import MongoCaseRepository
-from services.tracker.adapters.indexes import MongoIndexes
-from services.tracker.adapters.timers import MongoTimers
+from services.tracker.adapters.cases import InMemoryCaseRepository, MongoCaseRepository
+from services.tracker.adapters.indexes import InMemoryIndexes, MongoIndexes
+from services.tracker.adapters.timers import InMemoryTimers, MongoTimers, versions_collection
 from services.tracker.handlers import CaseStore
 
 EVENTS_PER_CASE = 7
@@ -159,10 +163,21 @@ class CountingPublisher:
         return result
 
 
+async def create_collections(db: Any) -> None:
+    """Create the tracker's sharded collections (the timers' versions, the unit index)."""
+    names = {versions_collection(f"{i}") for i in range(20_000)}  # every shard, by brute force
+    names |= {ShardedCollection(db, "unit_cases").name(f"{i}") for i in range(5_000)}
+    existing = set(await db.list_collection_names())
+    for name in sorted(names - existing):
+        await db.create_collection(name)
+
+
 # -- store: CaseStore.apply directly ------------------------------------------------------------
 
 
-async def run_store(settings: StackSettings, cases: int, concurrency: int) -> dict[str, Any]:
+async def run_store(
+    settings: StackSettings, cases: int, concurrency: int, *, in_memory: bool = False
+) -> dict[str, Any]:
     database = f"bench_tracker_{uuid.uuid4().hex[:8]}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
     broker = make_broker(settings.kafka_bootstrap, service="bench-tracker")
@@ -173,11 +188,16 @@ async def run_store(settings: StackSettings, cases: int, concurrency: int) -> di
     try:
         await ensure_topics(settings.kafka_bootstrap)
         await broker.start()
-        repo = MongoCaseRepository(client, database)
-        await repo.ensure_indexes()
-        store = CaseStore(
-            repo, publishers, MongoIndexes(client, database), MongoTimers(client, database)
-        )
+        repo: Any
+        if in_memory:  # the process's own ceiling: the domain, documents, Kafka; no store
+            repo = InMemoryCaseRepository()
+            store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+        else:
+            repo = MongoCaseRepository(client, database)
+            await repo.ensure_indexes()
+            store = CaseStore(
+                repo, publishers, MongoIndexes(client, database), MongoTimers(client, database)
+            )
         rules = domain.Rules.default("tracker")
         run = uuid.uuid4().hex[:6]
         now = datetime.now(UTC)
@@ -192,6 +212,9 @@ async def run_store(settings: StackSettings, cases: int, concurrency: int) -> di
                     await store.apply(message.case_id, change_for(message, rules))
                     latencies.append(time.perf_counter() - started)
 
+        if not in_memory:
+            # The tables a running tracker has: creating one is a one-time cost, not an event's.
+            await create_collections(client[database])
         # Warm up (connections, pools, code paths) on cases that are not counted.
         await asyncio.gather(
             *[live(m) for m in [case_messages(f"warm-{run}-{i}", i, now) for i in range(8)]]
@@ -218,7 +241,7 @@ async def run_store(settings: StackSettings, cases: int, concurrency: int) -> di
         latencies.sort()
         events = cases * EVENTS_PER_CASE
         return {
-            "mode": "store",
+            "mode": "store (in-memory fakes: no store)" if in_memory else "store",
             "events": events,
             "seconds": elapsed,
             "rate": events / elapsed,
@@ -227,7 +250,7 @@ async def run_store(settings: StackSettings, cases: int, concurrency: int) -> di
             "p50_ms": latencies[len(latencies) // 2] * 1000,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
             "detail": f"{cases} cases, {concurrency} in flight",
-            "store": await store_name(client[database]),
+            "store": "none (in-memory fakes)" if in_memory else await store_name(client[database]),
         }
     finally:
         await broker.stop()
@@ -257,10 +280,11 @@ async def start_groups_at_end(bootstrap: str, group_id: str, topics: Sequence[To
             await consumer.stop()
 
 
-def applied(registry: Any) -> float:
+def counted(registry: Any, name: str) -> float:
+    """The sum of a counter's samples (over its labels)."""
     total = 0.0
     for metric in registry.collect():
-        if metric.name == "fengqiao_tracker_messages":
+        if metric.name == name:
             total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
     return total
 
@@ -275,6 +299,11 @@ async def run_service(settings: StackSettings, cases: int) -> dict[str, Any]:
     )
     runtime, app = build(tracker_settings)
     await ensure_topics(settings.kafka_bootstrap)
+    creating: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    try:
+        await create_collections(creating[tracker_settings.database])
+    finally:
+        await creating.close()
     await start_groups_at_end(
         settings.kafka_bootstrap,
         tracker_settings.group_id,
@@ -291,52 +320,84 @@ async def run_service(settings: StackSettings, cases: int) -> dict[str, Any]:
     lives = [case_messages(f"bench-{run}-{i:06d}", i, now) for i in range(cases)]
     producer = make_broker(settings.kafka_bootstrap, service="bench-producer")
     await producer.start()
-    try:
-        loading = time.perf_counter()
-        for start in range(0, cases, 50):  # in order within each case, cases side by side
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+
+    async def put(steps: range) -> None:
+        """Publish those steps of every case (in order within a case, cases side by side)."""
+        for start in range(0, cases, 50):
             chunk = lives[start : start + 50]
-            for step in range(EVENTS_PER_CASE):
+            for step in steps:
                 await asyncio.gather(
                     *[publish(producer, TOPIC_OF[type(m[step])], m[step]) for m in chunk]
                 )
-        loaded = time.perf_counter() - loading
-    finally:
-        await producer.stop()
-    events = cases * EVENTS_PER_CASE
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
-    try:
-        started = time.perf_counter()
+
+    async def applied(count: int) -> float:
+        """Wait until `count` messages are applied; the instant of the first one."""
         first: float | None = None
+        progress, last = 0.0, time.perf_counter()
+        while (done := counted(runtime.registry, "fengqiao_tracker_messages")) < count:
+            first = first or (time.perf_counter() if done > applied_before else None)
+            if done > progress:
+                progress, last = done, time.perf_counter()
+            elif time.perf_counter() - last > 60:
+                dead = counted(runtime.registry, "fengqiao_dead_letters")
+                raise TimeoutError(
+                    f"{done:.0f} of {count} applied, {dead:.0f} dead letters, "
+                    "and no progress for 60 s"
+                )
+            await asyncio.sleep(0.01)
+        return first or time.perf_counter()
+
+    try:
+        # The appeal, its dispatch and its acknowledgment travel on three topics and may be
+        # applied in any order; the units act once the case reached them (as the unit API
+        # refuses actions on cases a unit cannot see yet).
+        loading = time.perf_counter()
+        await put(range(4))
+        loaded = time.perf_counter() - loading
+        started = time.perf_counter()
+        applied_before = 0.0
         async with serving(app):
             up = time.perf_counter() - started
-            while (done := applied(runtime.registry)) < events:
-                if done and first is None:
-                    first = time.perf_counter()
-                if time.perf_counter() - started > 900:
-                    raise TimeoutError(f"{done:.0f} of {events} applied after 900 s")
-                await asyncio.sleep(0.02)
+            first = await applied(cases * 4)
+            first_phase = time.perf_counter() - first
+            applied_before = cases * 4
+            acting = time.perf_counter()
+            await put(range(4, EVENTS_PER_CASE))
+            await applied(cases * EVENTS_PER_CASE)
+            second_phase = time.perf_counter() - acting
             finished = time.perf_counter()
+        dead = counted(runtime.registry, "fengqiao_dead_letters")
+        events = cases * EVENTS_PER_CASE
         repo = MongoCaseRepository(client, tracker_settings.database)
         wrong = 0
         for messages in lives:
             case = await repo.get(messages[0].case_id)
-            if case is None or case.outbox or not {m.event_id for m in messages} <= case.processed:
+            if (
+                case is None
+                or case.state is not domain.S.RESOLVED
+                or case.outbox
+                or not {m.event_id for m in messages} <= case.processed
+            ):
                 wrong += 1
-        first = first or started
+        seconds = first_phase + second_phase
         return {
             "mode": "service",
             "events": events,
-            "seconds": finished - first,
-            "rate": events / (finished - first),
+            "seconds": seconds,
+            "rate": events / seconds,
             "published": None,
-            "wrong_cases": wrong,
+            "wrong_cases": wrong + int(dead),
             "detail": (
-                f"{cases} cases pre-loaded in {loaded:.1f} s; app up in {up:.1f} s; "
-                f"{finished - started:.1f} s from start to the last applied"
+                f"{cases} cases; appeals, dispatches and acknowledgments pre-loaded "
+                f"({loaded:.1f} s) and applied in {first_phase:.1f} s from the first, then the "
+                f"units' actions published and applied in {second_phase:.1f} s; app up in "
+                f"{up:.1f} s, {finished - started:.1f} s in all; {dead:.0f} dead letters"
             ),
             "store": await store_name(client[tracker_settings.database]),
         }
     finally:
+        await producer.stop()
         await client.drop_database(tracker_settings.database)
         await client.close()
 
@@ -359,11 +420,15 @@ def summary(result: dict[str, Any]) -> str:
 async def main_async(args: argparse.Namespace) -> int:
     settings = StackSettings()
     failed = 0
-    if args.mode in ("store", "both"):
+    if args.mode in ("store", "both", "all"):
         result = await run_store(settings, args.cases, args.concurrency)
         print(summary(result), flush=True)
         failed += result["wrong_cases"]
-    if args.mode in ("service", "both"):
+    if args.mode in ("memory", "all"):
+        result = await run_store(settings, args.cases, args.concurrency, in_memory=True)
+        print(summary(result), flush=True)
+        failed += result["wrong_cases"]
+    if args.mode in ("service", "both", "all"):
         result = await run_service(settings, args.cases)
         print(summary(result), flush=True)
         failed += result["wrong_cases"]
@@ -374,8 +439,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--cases", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=64, help="store mode: cases in flight")
-    parser.add_argument("--mode", choices=("store", "service", "both"), default="both")
+    parser.add_argument(
+        "--mode",
+        choices=("store", "service", "both", "memory", "all"),
+        default="both",
+        help="both: store and service; memory: CaseStore over the in-memory fakes (the process's "
+        "ceiling without a store); all: the three",
+    )
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     stack.up(StackSettings())
     return asyncio.run(asyncio.wait_for(main_async(args), timeout=1800))
 

@@ -204,7 +204,13 @@ def topic_publisher(broker: KafkaBroker, topic: Topic) -> Any:
 
 
 def topic_subscriber(
-    broker: KafkaBroker, topic: Topic | str, *, group_id: str, action: str, description: str
+    broker: KafkaBroker,
+    topic: Topic | str,
+    *,
+    group_id: str,
+    action: str,
+    description: str,
+    max_workers: int = 1,
 ) -> Callable[[Handler], Handler]:
     """Declare a subscriber of `topic` in consumer group `<group_id>.<topic>`, reading from the
     start of the topic when the group is new (nothing published before a service's first start
@@ -212,7 +218,12 @@ def topic_subscriber(
 
     One group per subscribed topic: FastStream gives each subscriber its own consumer, and
     consumers of different topics in one group rebalance each other on every start (measured:
-    14 s before a tracker consumed its first message, with five subscribers in one group)."""
+    14 s before a tracker consumed its first message, with five subscribers in one group).
+
+    `max_workers` > 1 gives the subscriber that many consumers in its group, each handling the
+    messages of the partitions it was assigned one after the other: up to one message per
+    partition at a time, each partition still in order, offsets still committed after handling.
+    """
     name = topic if isinstance(topic, str) else topic.name
     # Typed as keeping the handler (FastStream returns its subscriber object) so that handlers
     # stay typed for mypy.
@@ -220,6 +231,7 @@ def topic_subscriber(
         name,
         group_id=f"{group_id}.{name}",
         auto_offset_reset="earliest",
+        max_workers=max_workers,
         title=f"{name}:{action}",
         description=description,
     )

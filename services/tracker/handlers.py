@@ -38,6 +38,7 @@ from contracts import (
     DispatchOrdered,
     ReplySent,
     SupervisionOrdered,
+    Topic,
     UnitActed,
 )
 from fengqiao.messaging import publish_all, topic_publisher, topic_subscriber
@@ -246,13 +247,20 @@ def register(
     store = CaseStore(repo, publishers, indexes, timers)
     tracker = Tracker(store, timers, rules, registry)
 
-    def subscriber(topic: str, description: str) -> Callable[[Handler], Handler]:
+    def subscriber(topic: Topic, description: str) -> Callable[[Handler], Handler]:
+        # One consumer per partition: the messages of different cases are applied side by side
+        # (those of one case, on one partition, one after the other).
         return topic_subscriber(
-            broker, topic, group_id=group_id, action="track", description=description
+            broker,
+            topic,
+            group_id=group_id,
+            action="track",
+            description=description,
+            max_workers=topic.partitions,
         )
 
     @subscriber(
-        APPEALS.name,
+        APPEALS,
         "Open a case for a new appeal (and ask for its acknowledgment); a citizen's answer to a "
         "callback question closes or reopens the case it answers.",
     )
@@ -271,30 +279,30 @@ def register(
         await store.apply(appeal.case_id, lambda c: domain.open_case(c, appeal, rules=rules))
         applied.labels(APPEALS.name).inc()
 
-    @subscriber(DISPATCH_ORDERS.name, "Record one hop of a dispatch and start its clocks.")
+    @subscriber(DISPATCH_ORDERS, "Record one hop of a dispatch and start its clocks.")
     async def on_dispatch(order: DispatchOrdered) -> None:
         await store.apply(order.case_id, lambda c: domain.record_dispatch(c, order, rules=rules))
         applied.labels(DISPATCH_ORDERS.name).inc()
 
-    @subscriber(REPLIES_SENT.name, "Record what the platform answered to a reply.")
+    @subscriber(REPLIES_SENT, "Record what the platform answered to a reply.")
     async def on_reply(sent: ReplySent) -> None:
         await store.apply(sent.case_id, lambda c: domain.record_reply(c, sent, rules=rules))
         applied.labels(REPLIES_SENT.name).inc()
 
-    @subscriber(COORDINATION_REQUESTS.name, "Record a request to an outside agency (横协调).")
+    @subscriber(COORDINATION_REQUESTS, "Record a request to an outside agency (横协调).")
     async def on_coordination(request: CoordinationRequested) -> None:
         await store.apply(
             request.case_id, lambda c: domain.record_coordination(c, request, rules=rules)
         )
         applied.labels(COORDINATION_REQUESTS.name).inc()
 
-    @subscriber(SUPERVISION_ORDERS.name, "Record an upper tier's supervision order (纵督促).")
+    @subscriber(SUPERVISION_ORDERS, "Record an upper tier's supervision order (纵督促).")
     async def on_supervision(order: SupervisionOrdered) -> None:
         await store.apply(order.case_id, lambda c: domain.record_supervision(c, order, rules=rules))
         applied.labels(SUPERVISION_ORDERS.name).inc()
 
     @subscriber(
-        UNIT_ACTIONS.name,
+        UNIT_ACTIONS,
         "Apply what an office did (签收, progress, 办结, 退单, extensions, notes); an action the "
         "case no longer allows is recorded as refused.",
     )
