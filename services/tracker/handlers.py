@@ -132,10 +132,14 @@ class CaseStore:
     async def _flush(self, case: domain.Case) -> None:
         # Published and done before being removed from the case: a crash in between does them
         # again, with the same event ids (consumers ignore the repeat) and idempotent effects.
-        # All messages are handed to the producer before waiting for their acknowledgements;
-        # the effects (each on its own timer or index entry) run side by side.
-        await publish_all((self._publishers[o.topic], o.message) for o in case.outbox)
-        await _all(self._effect(case, key, value) for key, value in case.effects.items())
+        # All messages are handed to the producer before waiting for their acknowledgements,
+        # while the effects (each on its own timer or index entry) run side by side.
+        await _all(
+            [
+                publish_all((self._publishers[o.topic], o.message) for o in case.outbox),
+                *(self._effect(case, key, value) for key, value in case.effects.items()),
+            ]
+        )
         if not case.outbox and not case.effects:
             return
         done = without_outbox(case, [o.message.event_id for o in case.outbox], list(case.effects))

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
@@ -74,17 +74,19 @@ def version_id(case_id: str, version: int) -> str:
 
 _SPECIAL = {"state", "timeline", "processed", "outbox", "effects", "version"}
 _TUPLES = {"chain", "hops", "co_units"}
+_SIMPLE = tuple(f.name for f in fields(Case) if f.name not in _SPECIAL)
+_ENTRY = tuple(f.name for f in fields(TimelineEntry))
 
 
 def to_document(case: Case) -> dict[str, Any]:
     doc: dict[str, Any] = {"_id": version_id(case.case_id, case.version)}
-    for f in fields(Case):
-        if f.name not in _SPECIAL:
-            value = getattr(case, f.name)
-            doc[f.name] = list(value) if f.name in _TUPLES else value
+    for name in _SIMPLE:
+        value = getattr(case, name)
+        doc[name] = list(value) if name in _TUPLES else value
     return doc | {
         "state": case.state.value,
-        "timeline": [asdict(e) for e in case.timeline],
+        # Field by field: `asdict` deep-copies, and was a tenth of a change's time.
+        "timeline": [{f: getattr(e, f) for f in _ENTRY} for e in case.timeline],
         "processed": sorted(case.processed),
         "outbox": {
             o.message.event_id: {"topic": o.topic, "body": o.message.model_dump(mode="json")}
@@ -98,9 +100,7 @@ def to_document(case: Case) -> dict[str, Any]:
 
 def from_document(doc: dict[str, Any]) -> Case:
     simple: dict[str, Any] = {
-        f.name: tuple(doc[f.name]) if f.name in _TUPLES else doc[f.name]
-        for f in fields(Case)
-        if f.name not in _SPECIAL and f.name in doc
+        name: tuple(doc[name]) if name in _TUPLES else doc[name] for name in _SIMPLE if name in doc
     }
     return Case(
         **simple,
