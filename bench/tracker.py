@@ -26,6 +26,11 @@ Two ways to measure, both against the real FerretDB and Kafka of the local stack
   reached it.) The figure is all messages over the two times.
 
 Prints one summary line per mode (`RESULT ...`) with the machine and its load average.
+
+Run it on a stack of its own (`FENGQIAO_KAFKA_BOOTSTRAP`, `FENGQIAO_MONGO_URI`), not beside a demo:
+its databases are dropped at the end, but its messages stay on the topics (case events and reply
+requests of made-up cases; in the service mode appeals, orders and actions too), where services
+and tests using the default consumer groups of that stack would read them.
 """
 
 from __future__ import annotations
