@@ -10,7 +10,7 @@ SUITES := tests/unit tests/service tests/project tests/integration tests/e2e
 .PHONY: help install demo test test-fast stack-up stack-down stack-status docs lint lock clean
 
 help:
-	@echo "make demo          run the whole system on the article's three cases"
+	@echo "make demo          run the whole system on the article's five cases"
 	@echo "make test          all suites (unit, service, project, integration, e2e) on the real stack"
 	@echo "make test-fast     unit, service and project suites only (no Kafka, no store)"
 	@echo "make stack-up      start the local Kafka and FerretDB (stack-down, stack-status)"

@@ -232,6 +232,7 @@ class UnitActionKind(StrEnum):
     REFUSE_EXTENSION = "refuse_extension"
     NOTE = "note"
     REASSIGN = "reassign"
+    AWAIT_CITIZEN = "await_citizen"  # the office asked the citizen something: clocks pause
 
 
 class UnitActed(CaseMessage):

@@ -96,6 +96,12 @@ def _route_eval(args: argparse.Namespace) -> int:
     return 1 if report.below_target() else 0
 
 
+def _stats(args: argparse.Namespace) -> int:
+    from services.tracker.cli import run
+
+    return run(args.since, args.until, args.unit, args.json, sys.stdout, sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fengqiao", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -143,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
         "path", nargs="?", default=None, help="JSON lines (default tests/router_eval/posts.jsonl)"
     )
     route_eval.set_defaults(func=_route_eval)
+
+    stats = sub.add_parser("stats", help="case statistics per unit and tier for a period")
+    stats.add_argument(
+        "--since", help="first local date (YYYY-MM-DD) or instant; default 30 days ago"
+    )
+    stats.add_argument("--until", help="local date or instant it ends before; default now")
+    stats.add_argument("--unit", help="only this unit's cases and those below it")
+    stats.add_argument("--json", action="store_true", help="JSON instead of a table")
+    stats.set_defaults(func=_stats)
     return parser
 
 

@@ -1,8 +1,10 @@
-"""`make demo`: the whole system on the article's three cases, then everything stopped.
+"""`make demo`: the whole system on the article's five cases, then everything stopped.
 
 Starts the local stack (unless FENGQIAO_EXTERNAL is set), the platform simulator and the four
-services as processes; posts the three cases to intake's signed webhook; waits for each case's
-dispatch chain and its public acknowledgment; prints both and what the simulator received.
+services as processes; posts the five cases to intake's signed webhook; waits for each case's
+dispatch chain and its public acknowledgment; prints both and what the simulator received. Then
+the 博乐 procuratorate takes case 1 through its life on the unit API: signed, progress, resolved,
+called back (seconds later instead of the next working day), answered 满意, closed.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import yaml
@@ -30,6 +34,14 @@ SOURCE = "demo"
 SECRET = "demo-secret-" + uuid.uuid4().hex[:8]  # per run; never a real secret
 
 
+# The office that takes case 1 through its whole life in the demo (博乐市人民检察院), its token
+# made per run, and a callback asked seconds (not the next working day) after the resolution.
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DEMO_UNIT = "652701"
+DEMO_TOKEN = "demo-unit-" + uuid.uuid4().hex[:12]
+DEMO_TIME_LIMITS = {"defaults": {"callback_ask": "3 seconds"}}
+
+
 def demo_env(
     secret: str, simulator_port: int = processes.DEFAULT_PORTS["simulator"]
 ) -> dict[str, str]:
@@ -38,6 +50,9 @@ def demo_env(
         "FENGQIAO_INTAKE_GENERIC_SECRETS": json.dumps({SOURCE: secret}),
         "FENGQIAO_NOTIFIER_WEIBO_API_BASE": f"http://127.0.0.1:{simulator_port}",
         "FENGQIAO_NOTIFIER_DEFAULT_ACCESS_TOKEN": "simulator-token",
+        "FENGQIAO_TRACKER_UNIT_TOKENS": json.dumps({DEMO_UNIT: DEMO_TOKEN}),
+        "FENGQIAO_TRACKER_TIME_LIMITS": json.dumps(DEMO_TIME_LIMITS),
+        "FENGQIAO_TRACKER_SWEEP_INTERVAL_SECONDS": "0.5",
     }
 
 
@@ -94,6 +109,80 @@ async def feed_and_watch(
         return watcher
 
 
+class CaseTimeout(TimeoutError):
+    """A case did not reach the awaited point in time; the message shows where it stood."""
+
+
+async def post_as_citizen(
+    http: httpx.AsyncClient, intake_url: str, post: dict[str, Any], text: str, *, secret: str
+) -> None:
+    """The citizen of `post` writes again (e.g. the answer to the callback question)."""
+    body = {
+        "id": f"{post['id']}-{uuid.uuid4().hex[:6]}",
+        "account": post["account"],
+        "author": post["author"],
+        "text": text,
+        "platform": "weibo",
+    }
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    response = await http.post(
+        f"{intake_url}/webhooks/generic/{SOURCE}", content=raw, headers=signed_headers(secret, raw)
+    )
+    response.raise_for_status()
+
+
+async def unit_acts(
+    http: httpx.AsyncClient,
+    tracker_url: str,
+    token: str,
+    case_id: str,
+    action: str,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An office acts on a case through the unit API; the tracker's answer (status, state)."""
+    response = await http.post(
+        f"{tracker_url}/units/me/cases/{case_id}/{action}",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    if response.status_code != 202:
+        raise httpx.HTTPStatusError(
+            f"{action} on {case_id}: HTTP {response.status_code} {response.text}",
+            request=response.request,
+            response=response,
+        )
+    return dict(response.json())
+
+
+async def wait_for_case(
+    http: httpx.AsyncClient,
+    tracker_url: str,
+    case_id: str,
+    until: Callable[[dict[str, Any]], bool],
+    *,
+    what: str,
+    timeout: float = 45.0,
+) -> dict[str, Any]:
+    """The tracker's view of the case (`GET /ops/cases/{id}`) once `until` holds."""
+    deadline = time.monotonic() + timeout
+    doc: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await http.get(f"{tracker_url}/ops/cases/{case_id}")
+        doc = response.json() if response.status_code == 200 else {}
+        if doc and until(doc):
+            return doc
+        await asyncio.sleep(0.3)
+    events = [e["event"] for e in doc.get("timeline", ())]
+    raise CaseTimeout(f"case {case_id} never {what}: state {doc.get('state')}, events {events}")
+
+
+def asked_back(doc: dict[str, Any]) -> bool:
+    """The callback question went out (or failed): only then can the citizen answer it."""
+    return doc["state"] == "callback_pending" and any(
+        r["purpose"] == "callback_question" for r in doc["replies"].values()
+    )
+
+
 def _post_is(post_id: str) -> Callable[[Any], bool]:
     return lambda appeal: bool(appeal.reply_to.post_id == post_id)
 
@@ -139,10 +228,52 @@ def report(
             )
         for sent in watcher.of(REPLIES_SENT.name, _case_is(appeal.case_id)):
             print(f"  reply ({sent.purpose.value}, {sent.status}): {sent.text}")
-    print(f"\nThe simulator received {len(received)} replies:")
+    ours = {p["id"] for p in posts}
+    received = [r for r in received if r["target"].get("id") in ours]
+    print(f"\nThe simulator received {len(received)} replies to these posts:")
     for item in received:
         print(f"  [{item['kind']} on post {item['target'].get('id')}] {item['text']}")
     return ok
+
+
+async def live_one_case(fleet: processes.Fleet, post: dict[str, Any], case_id: str) -> bool:
+    """Case 1 from the office's side: signed, worked on, resolved, called back, closed."""
+    tracker, intake = fleet.url("tracker"), fleet.url("intake")
+    print(f"\n{DEMO_UNIT} (@博乐检察) takes case {case_id} through the unit API:")
+    async with httpx.AsyncClient(timeout=10) as http:
+        # The tracker reads the dispatch orders at its own pace: the case reaches the office
+        # once the tracker has recorded its final hop.
+        await wait_for_case(
+            http, tracker, case_id, lambda d: d["assigned_unit"] == DEMO_UNIT, what="assigned"
+        )
+        steps: list[tuple[str, dict[str, Any] | None]] = [
+            ("accept", None),
+            ("progress", {"note": "经审查，申请人符合国家司法救助条件"}),
+            ("resolve", {"outcome": "会同法院发放司法救助金", "amount_recovered": 100000}),
+        ]
+        for action, body in steps:
+            answer = await unit_acts(http, tracker, DEMO_TOKEN, case_id, action, body)
+            print(f"  {action}: {answer['status']}, case {answer.get('state') or '…'}")
+        await wait_for_case(http, tracker, case_id, asked_back, what="asked back")
+        print("  回访: the citizen is asked by private message whether they are satisfied")
+        await post_as_citizen(http, intake, post, "满意，谢谢检察官！", secret=SECRET)
+        doc = await wait_for_case(
+            http, tracker, case_id, lambda d: d["state"] == "closed", what="closed"
+        )
+        print(f"  the citizen answered 满意: case {doc['state']} ({doc['satisfaction']})")
+        print("  timeline (Asia/Shanghai):")
+        for entry in doc["timeline"]:
+            at = datetime.fromisoformat(entry["at"]).astimezone(SHANGHAI)
+            unit = f" [{entry['unit_id']}]" if entry["unit_id"] else ""
+            detail = f" {entry['detail'][:50]}" if entry["detail"] else ""
+            print(f"    {at:%H:%M:%S} {entry['event']}{unit}{detail}")
+        stats = (await http.get(f"{tracker}/ops/stats")).json()["total"]
+        print(
+            f"  statistics of the last 30 days (`fengqiao stats`): {stats['volume']} cases, "
+            f"resolved {stats['resolution_rate'] or 0:.0%}, satisfied "
+            f"{stats['satisfaction_rate'] or 0:.0%}, ¥{stats['amount_recovered']:,.0f} recovered"
+        )
+    return bool(doc["satisfaction"] == "satisfied")
 
 
 def main(*, keep_stack: bool = False) -> int:
@@ -156,13 +287,16 @@ def main(*, keep_stack: bool = False) -> int:
         log_dir = settings.cache_dir / "logs" / "demo"
         print(f"Starting the simulator and the four services (logs in {log_dir})…")
         with processes.running(demo_env(SECRET), log_dir=log_dir) as fleet:
-            print("Feeding the article's three cases to intake:")
+            print("Feeding the article's five cases to intake:")
             watcher = asyncio.run(
                 feed_and_watch(settings.kafka_bootstrap, fleet.url("intake"), posts, secret=SECRET)
             )
             received = httpx.get(fleet.url("simulator") + "/_sim/received", timeout=5).json()
             ok = report(watcher, posts, received)
+            [first] = watcher.of(APPEALS.name, _post_is(posts[0]["id"]))
+            ok &= asyncio.run(live_one_case(fleet, posts[0], first.case_id))
     except (stack.StackError, processes.ProcessError, TimeoutError, httpx.HTTPError) as exc:
+        # TimeoutError covers CaseTimeout: the message says where the case stood.
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
     finally:

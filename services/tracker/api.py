@@ -7,14 +7,18 @@ or a parent's: a case it may not see is answered 404, exactly like a case that d
 Actions are checked against the case as it is now (409 naming the case, its state and the
 action when the state does not allow it; 403 when the unit may see but not do it), then
 published to `unit.actions`, so they are replayable and audited; the tracker applies them when
-it reads them back (202 with the action's event id). Free text is masked before it is published.
+it reads them back. The call waits a little for that (202 with `status: applied` and the new
+state; `status: accepted` if it takes longer). Free text is masked before it is published.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the `Unit` dependency alias, which
+# is local to `unit_router`, as an object, not as a string it cannot resolve.
 
+import asyncio
 import hmac
+import time
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -67,10 +71,14 @@ class Note(_Body):
 
 
 class Accepted(BaseModel):
-    status: str = "accepted"
+    status: Literal["applied", "accepted"] = Field(
+        default="accepted",
+        description="applied: the case changed (see state); accepted: published, not yet applied.",
+    )
     action_event_id: str
     case_id: str
     action: str
+    state: str | None = Field(default=None, description="The case's state once applied.")
 
 
 def _summary(case: domain.Case) -> dict[str, Any]:
@@ -101,6 +109,7 @@ def unit_router(
     tokens: Mapping[str, SecretStr],
     *,
     producer: str,
+    apply_wait_seconds: float = 5.0,
 ) -> APIRouter:
     router = APIRouter(prefix="/units/me", tags=["units"])
     bearer = HTTPBearer(auto_error=False, description="The unit's token.")
@@ -176,7 +185,22 @@ def unit_router(
         except domain.InvalidTransition as exc:
             raise HTTPException(409, str(exc)) from exc
         await publish(broker, UNIT_ACTIONS.name, action)
-        return Accepted(action_event_id=action.event_id, case_id=case_id, action=kind.value)
+        # Read your own writes: an office that signs and then reports progress must find the
+        # case signed. Wait (briefly) until the tracker has applied the action.
+        deadline = time.monotonic() + apply_wait_seconds
+        while True:
+            current = await repo.get(case_id)
+            if current is not None and current.has_processed(action.event_id):
+                return Accepted(
+                    status="applied",
+                    action_event_id=action.event_id,
+                    case_id=case_id,
+                    action=kind.value,
+                    state=current.state.value,
+                )
+            if time.monotonic() >= deadline:
+                return Accepted(action_event_id=action.event_id, case_id=case_id, action=kind.value)
+            await asyncio.sleep(0.05)
 
     @router.post("/cases/{case_id}/accept", status_code=202, summary="Sign for the order (签收)")
     async def accept(case_id: str, unit: Unit, body: _Body | None = None) -> Accepted:
@@ -223,6 +247,14 @@ def unit_router(
     )
     async def refuse(case_id: str, unit: Unit, body: ExtensionRuling | None = None) -> Accepted:
         return await act(case_id, unit, A.REFUSE_EXTENSION, body or ExtensionRuling())
+
+    @router.post(
+        "/cases/{case_id}/ask-citizen",
+        status_code=202,
+        summary="Ask the citizen something; the clock pauses until they answer",
+    )
+    async def ask_citizen(case_id: str, unit: Unit, body: Note) -> Accepted:
+        return await act(case_id, unit, A.AWAIT_CITIZEN, body)
 
     @router.post("/cases/{case_id}/notes", status_code=202, summary="Add a note")
     async def note(case_id: str, unit: Unit, body: Note) -> Accepted:

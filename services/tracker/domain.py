@@ -91,6 +91,7 @@ TRANSITIONS: dict[str, tuple[frozenset[CaseState], CaseState | None]] = {
     A.REFUSE_EXTENSION.value: (WORKING, None),
     A.NOTE.value: (frozenset(CaseState), None),
     A.REASSIGN.value: (OPEN_STATES, None),
+    A.AWAIT_CITIZEN.value: (WORKING, None),
     "ask_callback": (frozenset({S.RESOLVED}), S.CALLBACK_PENDING),
     "close": (frozenset({S.CALLBACK_PENDING}), S.CLOSED),
     "reopen": (frozenset({S.CALLBACK_PENDING, S.CLOSED}), S.REOPENED),
@@ -175,7 +176,12 @@ class TimerFired:
     def event_id(self) -> str:
         p = self.payload
         return derived_event_id(
-            "timer", self.case_id, self.clock, str(p.get("step")), str(p.get("due_at"))
+            "timer",
+            self.case_id,
+            self.clock,
+            str(p.get("step")),
+            str(p.get("due_at")),
+            str(p.get("level", "")),
         )
 
 
@@ -226,6 +232,7 @@ class Case:
     overdue: bool = False
     escalation_level: int = 0
     extension: dict[str, Any] | None = None  # the pending request
+    paused_since: str | None = None  # waiting for the citizen: the feedback clock stands still
     extensions: int = 0
     returns: int = 0
     resolved_at: str | None = None
@@ -554,6 +561,8 @@ def open_case(case: Case, appeal: AppealNormalized, *, rules: Rules) -> Case:
     if case.has_processed(appeal.event_id):
         return case
     if case.opened:
+        if case.paused_since is not None and appeal.follow_up_of and case.state in WORKING:
+            return _done(_resume(case, appeal, rules), appeal)
         if appeal.follow_up_of or appeal.duplicate_of:
             kind = "duplicate" if appeal.duplicate_of else "follow-up"
             case = _record(
@@ -799,6 +808,11 @@ def validate_action(case: Case, action: UnitActed) -> None:
             raise NotAllowed("requested_deadline must be after the current deadline")
     if action.action in {A.APPROVE_EXTENSION, A.REFUSE_EXTENSION} and case.extension is None:
         raise NotAllowed(f"case {case.case_id}: no extension request is pending")
+    if action.action is A.AWAIT_CITIZEN:
+        if case.paused_since is not None:
+            raise NotAllowed(f"case {case.case_id}: already waiting for the citizen")
+        if not action.note:
+            raise NotAllowed("await_citizen needs a note: what the citizen is asked")
     if action.action is A.RESOLVE and not action.outcome:
         raise NotAllowed("resolve needs an outcome")
     if action.action is A.RETURN and not (action.reason_code or action.note):
@@ -855,6 +869,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
             amount_recovered=action.amount_recovered,
             overdue=False,
             extension=None,
+            paused_since=None,
         )
         case = _record(
             case,
@@ -923,6 +938,20 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
             rules,
             new_deadline=f"{cal.local(granted):%Y-%m-%d %H:%M}",
         )
+    elif kind is A.AWAIT_CITIZEN:
+        case = replace(case, paused_since=_iso(at))
+        case = _record(
+            case,
+            action,
+            "case.paused",
+            state,
+            rules,
+            unit_id=action.unit_id,
+            detail=f"waiting for the citizen: {note}",
+        )
+        case = _cancel(case, "feedback")
+        case = _effect(case, _await_key(case), {"case_id": case.case_id})
+        case = _reply(case, action, ReplyPurpose.PROGRESS, rules, note=note[:100])
     elif kind is A.REFUSE_EXTENSION:
         case = replace(case, extension=None)
         case = _record(
@@ -986,11 +1015,41 @@ def awaiting_key(platform: str, author_id: str) -> str:
     return f"await:{platform}:{author_id}"
 
 
-def record_callback_answer(case: Case, message: AppealNormalized, *, rules: Rules) -> Case | None:
-    """The citizen wrote while the callback waits for them: their answer, if it reads as one.
-    None when it does not (the message is then an ordinary post)."""
+def _resume(case: Case, message: AppealNormalized, rules: Rules) -> Case:
+    """The citizen answered the office: the feedback clock runs again, its deadline moved by
+    the time it stood still (working time for working-time limits)."""
+    assert case.paused_since is not None
+    since, now = _at(case.paused_since), message.occurred_at
+    case = replace(case, paused_since=None)
+    case = _record(
+        case,
+        message,
+        "case.resumed",
+        case.state,
+        rules,
+        unit_id=case.assigned_unit,
+        detail=f"the citizen answered: {message.masked_text}",
+    )
+    case = _effect(case, _await_key(case), {"case_id": None})
+    if case.deadline is None:
+        return case
+    limit = rules.limits.limits(case.urgency_class, case.category).durations[Kind.FEEDBACK]
+    old, cal = _at(case.deadline), rules.calendar
+    if limit.working:
+        moved = cal.add_working(old, cal.working_between(since, max(now, since)))
+    else:
+        moved = old + max(now - since, dt.timedelta(0))
+    return _start_feedback(case, rules, now, moved)
+
+
+def record_citizen_reply(case: Case, message: AppealNormalized, *, rules: Rules) -> Case | None:
+    """The citizen wrote while the case waits for them: the answer to the office's question
+    (the clock runs again), or to the callback question if it reads as one. None when the case
+    is not waiting for it (the message is then an ordinary post)."""
     if case.has_processed(message.event_id):
         return case
+    if case.paused_since is not None and case.state in WORKING:
+        return _done(_resume(case, message, rules), message)
     if case.state is not S.CALLBACK_PENDING:
         return None
     answer = parse_satisfaction(message.text)

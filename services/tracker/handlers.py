@@ -14,6 +14,7 @@ is read again (see adapters/cases.py for why a trusted base needs no read after 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 import random
@@ -60,6 +61,11 @@ Handler = Callable[[Any], Awaitable[None]]
 Change = Callable[[domain.Case], domain.Case]
 
 
+_holding: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "fengqiao_tracker_cases_held", default=frozenset()
+)
+
+
 class ConcurrentWriteError(Exception):
     """The case kept changing under us; the message is retried via the dead-letter topic."""
 
@@ -96,11 +102,20 @@ class CaseStore:
     async def apply(self, case_id: str, change: Change) -> domain.Case:
         # One change per case at a time in this process (the subscribers of different topics
         # run concurrently); across replicas the store's compare-and-set decides.
+        held = _holding.get()
+        if case_id in held:
+            # Re-entered from our own publish (an in-memory test broker delivers synchronously,
+            # e.g. a supervision order to our own subscriber): the lock is ours already.
+            return await self._apply(case_id, change)
         lock, users = self._locks.get(case_id, (asyncio.Lock(), 0))
         self._locks[case_id] = (lock, users + 1)
         try:
             async with lock:
-                return await self._apply(case_id, change)
+                token = _holding.set(held | {case_id})
+                try:
+                    return await self._apply(case_id, change)
+                finally:
+                    _holding.reset(token)
         finally:
             lock, users = self._locks[case_id]
             if users == 1:
@@ -130,16 +145,14 @@ class CaseStore:
         raise ConcurrentWriteError(f"case {case_id}: {MAX_ATTEMPTS} conflicting writes in a row")
 
     async def _flush(self, case: domain.Case) -> None:
-        # Published and done before being removed from the case: a crash in between does them
-        # again, with the same event ids (consumers ignore the repeat) and idempotent effects.
-        # All messages are handed to the producer before waiting for their acknowledgements,
-        # while the effects (each on its own timer or index entry) run side by side.
-        await _all(
-            [
-                publish_all((self._publishers[o.topic], o.message) for o in case.outbox),
-                *(self._effect(case, key, value) for key, value in case.effects.items()),
-            ]
-        )
+        # Done and published before being removed from the case: a crash in between does them
+        # again, with idempotent effects and the same event ids (consumers ignore the repeat).
+        # Effects first: the index that routes a citizen's answer to the callback question
+        # exists before the question is published. The effects (each on its own timer or index
+        # entry) run side by side; all messages are handed to the producer before waiting for
+        # their acknowledgements.
+        await _all(self._effect(case, key, value) for key, value in case.effects.items())
+        await publish_all((self._publishers[o.topic], o.message) for o in case.outbox)
         if not case.outbox and not case.effects:
             return
         done = without_outbox(case, [o.message.event_id for o in case.outbox], list(case.effects))
@@ -183,6 +196,7 @@ class Tracker:
         self.store = store
         self.timers = timers
         self.rules = rules
+        self.registry = registry
         self.fired = Counter(
             "fengqiao_tracker_timers_fired_total",
             "Clocks that ran out",
@@ -194,6 +208,12 @@ class Tracker:
         )
         self.last_sweep = Gauge(
             "fengqiao_tracker_last_sweep_timestamp", "When the last sweep ended", registry=registry
+        )
+        self.pending_timers = Gauge(
+            "fengqiao_tracker_pending_timers", "Timers waiting to wake", registry=registry
+        )
+        self.overdue_cases = Gauge(
+            "fengqiao_tracker_overdue_cases", "Open cases past their deadline", registry=registry
         )
 
     async def fire(self, timer: Timer) -> None:
@@ -217,13 +237,22 @@ class Tracker:
         self.last_sweep.set_to_current_time()
         return handled
 
-    async def run_sweeps(self, interval: float) -> None:
+    async def refresh_gauges(self) -> None:
+        """Pending timers and overdue cases: counted, so they are right across replicas."""
+        self.pending_timers.set(await self.timers.pending())
+        self.overdue_cases.set(await self.store.repo.overdue())
+
+    async def run_sweeps(self, interval: float, gauges_every: float = 60.0) -> None:
         """Sweep every `interval` seconds until cancelled; a failing sweep is logged and retried
-        (its claims run out and fire again)."""
+        (its claims run out and fire again). The gauges are counted every `gauges_every`."""
+        counted = 0.0
         while True:
             try:
                 while await self.sweep() >= 500:
                     pass  # a backlog (after downtime): go on at once
+                if time.monotonic() - counted >= gauges_every:
+                    counted = time.monotonic()
+                    await self.refresh_gauges()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -273,7 +302,7 @@ def register(
         if waiting is not None:
             answered = await store.apply(
                 waiting,
-                lambda c: domain.record_callback_answer(c, appeal, rules=rules) or c,
+                lambda c: domain.record_citizen_reply(c, appeal, rules=rules) or c,
             )
             if answered.has_processed(appeal.event_id):
                 applied.labels(APPEALS.name).inc()

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from contracts import APPEALS, DISPATCH_ORDERS, REPLIES_SENT
+from contracts import APPEALS, DISPATCH_ORDERS, REPLIES_SENT, ReplyPurpose
 from fengqiao import processes
 from fengqiao.demo import demo_env, feed_and_watch, load_posts
 from fengqiao.testing import StackEndpoints
@@ -73,10 +73,18 @@ async def test_article_cases_are_dispatched_and_acknowledged_once(
         assert orders[-1].final and not any(o.final for o in orders[:-1])
         assert orders[-1].category == expect["category"]
         assert (orders[-1].urgency.value == "urgent") == expect["urgent"]
-        [sent] = watcher.of(REPLIES_SENT.name, lambda r, c=case_id: r.case_id == c)
+        [sent] = watcher.of(
+            REPLIES_SENT.name,
+            lambda r, c=case_id: r.case_id == c and r.purpose is ReplyPurpose.ACKNOWLEDGMENT,
+        )
         assert sent.status == "sent" and sent.platform_message_id
 
-    # One public acknowledgment per case on the platform, on the citizen's post, nothing else.
+    # On the citizen's post: one public acknowledgment per case, and one public @ of the unit
+    # that must act (派单) where the router dispatched by mention; nothing else.
     ours = [r for r in received if r["target"]["id"] in cases]
-    assert Counter(r["target"]["id"] for r in ours) == dict.fromkeys(cases, 1)
-    assert all(r["kind"] == "comment" and "已收到" in r["text"] for r in ours)
+    acks = [r for r in ours if "已收到" in r["text"]]
+    assert Counter(r["target"]["id"] for r in acks) == dict.fromkeys(cases, 1)
+    announced = [r for r in ours if "请接单" in r["text"]]
+    assert len(announced) + len(acks) == len(ours)
+    assert max(Counter(r["target"]["id"] for r in announced).values(), default=0) <= 1
+    assert all(r["kind"] == "comment" for r in ours)

@@ -48,7 +48,7 @@ from pymongo.errors import DuplicateKeyError
 from contracts import CaseState, by_name
 from fengqiao.store import ShardedCollection
 from services.tracker.adapters.recent import Recent
-from services.tracker.domain import Case, Outgoing, TimelineEntry
+from services.tracker.domain import OPEN_STATES, Case, Outgoing, TimelineEntry
 
 
 class CaseRepository(Protocol):
@@ -61,6 +61,9 @@ class CaseRepository(Protocol):
 
     async def all(self) -> list[Case]:
         """The latest version of every case."""
+
+    async def overdue(self) -> int:
+        """How many open cases are past their deadline."""
 
     async def clear_outbox(self, case: Case, event_ids: list[str], effects: list[str]) -> None:
         """Forget outbox entries and effects of this version of `case` once they are published
@@ -250,6 +253,19 @@ class MongoCaseRepository:
                     latest[doc["case_id"]] = doc
         return [from_document(d) for d in latest.values()]
 
+    async def overdue(self) -> int:
+        """Open cases past their deadline (a gauge): candidates by a scan of each shard, each
+        confirmed on its latest version (older versions are kept for a while)."""
+        candidates: set[str] = set()
+        for shard in self._versions.all():
+            async for doc in shard.find({"overdue": True}, {"case_id": 1}):
+                candidates.add(doc["case_id"])
+        count = 0
+        for case_id in candidates:
+            case = await self.get(case_id)
+            count += case is not None and case.overdue and case.state in OPEN_STATES
+        return count
+
     async def find(self, case_id: str) -> dict[str, Any] | None:
         """The latest version without the bookkeeping, for operators."""
         doc = await self._latest(case_id, _BOOKKEEPING)
@@ -308,3 +324,6 @@ class InMemoryCaseRepository:
 
     async def all(self) -> list[Case]:
         return [from_document(d) for d in self.docs.values()]
+
+    async def overdue(self) -> int:
+        return sum(c.overdue and c.state in OPEN_STATES for c in await self.all())

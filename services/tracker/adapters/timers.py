@@ -136,6 +136,9 @@ class Timers(Protocol):
         """Record a claimed timer as handled; False if it was rescheduled, cancelled or
         re-claimed meanwhile (the firing was superseded)."""
 
+    async def pending(self) -> int:
+        """How many timers wait to wake (approximately: leases count too)."""
+
 
 async def fire_due(
     timers: Timers,
@@ -181,6 +184,8 @@ class Store(Protocol):
         """The entries of a bucket with `wake_at <= now`."""
 
     async def drop_if_empty(self, collection: str) -> None: ...
+
+    async def count(self, collection: str) -> int: ...
 
 
 class StoredTimers:
@@ -241,6 +246,10 @@ class StoredTimers:
             timer.key, timer.version + 1, DONE, timer.due_at, None, timer.payload, timer.attempt
         )
         return await self._write(doc, _instant(now))
+
+    async def pending(self) -> int:
+        """Wake entries not yet swept: live timers and leases (a gauge for operators)."""
+        return sum([await self._store.count(b) for b in await self._store.buckets()])
 
     # -- the steps --------------------------------------------------------------------------
 
@@ -464,6 +473,9 @@ class MongoStore:
         if await self._db[collection].count_documents({}, limit=1) == 0:
             await self._db.drop_collection(collection)
 
+    async def count(self, collection: str) -> int:
+        return await self._db[collection].count_documents({})
+
 
 class MemoryStore:
     """The `Store` in memory, with the same semantics (tests inspect `collections`)."""
@@ -495,6 +507,9 @@ class MemoryStore:
     async def drop_if_empty(self, collection: str) -> None:
         if not self.collections.get(collection):
             self.collections.pop(collection, None)
+
+    async def count(self, collection: str) -> int:
+        return len(self.collections.get(collection, {}))
 
 
 class MongoTimers(StoredTimers):

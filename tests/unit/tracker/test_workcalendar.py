@@ -167,3 +167,11 @@ def test_a_bad_calendar_file_is_refused_naming_the_entry(
     path.write_text(text, encoding="utf-8")
     with pytest.raises(CalendarError, match=error):
         load_calendar(path)
+
+
+def test_2027_is_known_provisionally_so_december_clocks_can_run_into_it() -> None:
+    calendar = load_calendar()
+    assert not calendar.is_working_day(date(2027, 1, 1))  # 元旦
+    assert not calendar.is_working_day(date(2027, 2, 8))  # 春节, 初三
+    assert calendar.is_working_day(date(2027, 2, 9))
+    assert not calendar.is_working_day(date(2027, 1, 2))  # a Saturday

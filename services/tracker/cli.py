@@ -1,0 +1,120 @@
+"""`fengqiao stats`: the assessment figures per unit and tier for a period, from the tracker's
+store (the same computation as the tracker's `GET /ops/stats`).
+
+    fengqiao stats --since 2026-11-01 --until 2026-12-01 [--unit 652700] [--json]
+
+Dates are local dates of the business calendar (Asia/Shanghai by default), `since` inclusive,
+`until` exclusive; full ISO 8601 instants are accepted too. Default: the last 30 days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import IO, Any
+
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
+
+from services.tracker import stats
+from services.tracker.adapters.cases import MongoCaseRepository
+from services.tracker.settings import TrackerSettings
+
+COLUMNS = (
+    ("volume", "volume"),
+    ("response_rate", "响应率"),
+    ("resolution_rate", "解决率"),
+    ("satisfaction_rate", "满意率"),
+    ("on_time_rate", "on time"),
+    ("median_sign_hours", "sign h"),
+    ("median_resolution_hours", "resolve h"),
+    ("overdue_open", "overdue"),
+    ("returns", "returns"),
+    ("no_answer", "no answer"),
+    ("amount_recovered", "yuan"),
+)
+
+
+class StatsError(Exception):
+    """Bad arguments or an unreachable store; the message says which."""
+
+
+def parse_when(text: str, settings: TrackerSettings) -> dt.datetime:
+    """A local date (midnight in the calendar's zone) or an aware ISO 8601 instant."""
+    zone = settings.rules("cli").calendar.timezone
+    try:
+        if len(text) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), zone)
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise StatsError(f"cannot read date {text!r}: use YYYY-MM-DD or ISO 8601") from None
+    return when if when.tzinfo else when.replace(tzinfo=zone)
+
+
+async def report(
+    settings: TrackerSettings, since: dt.datetime, until: dt.datetime, unit: str | None
+) -> stats.Report:
+    if since >= until:
+        raise StatsError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.stack.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=3000
+    )
+    try:
+        cases = await MongoCaseRepository(client, settings.database).all()
+    except ServerSelectionTimeoutError:
+        raise StatsError(
+            f"no MongoDB answers at {settings.stack.mongo_uri} (local stack: `fengqiao stack up`)"
+        ) from None
+    except PyMongoError as exc:
+        raise StatsError(
+            f"reading the tracker's store at {settings.stack.mongo_uri}: {exc}"
+        ) from exc
+    finally:
+        await client.close()
+    return stats.compute(cases, since, until, unit=unit)
+
+
+def format_table(result: stats.Report) -> str:
+    def cell(value: object) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, float) and 0 <= value <= 1 and not isinstance(value, bool):
+            return f"{value:.0%}"
+        return str(value)
+
+    header = ["", *[title for _, title in COLUMNS]]
+    rows = [[str(r["unit"]), *[cell(r[k]) for k, _ in COLUMNS]] for r in result.units]
+    rows += [[f"[{r['tier']}]", *[cell(r[k]) for k, _ in COLUMNS]] for r in result.tiers]
+    rows.append(["TOTAL", *[cell(result.total[k]) for k, _ in COLUMNS]])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        f"cases received {result.since.isoformat()} – {result.until.isoformat()}",
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def run(
+    since: str | None,
+    until: str | None,
+    unit: str | None,
+    as_json: bool,
+    out: IO[str],
+    err: IO[str],
+) -> int:
+    try:
+        settings = TrackerSettings()
+        end = parse_when(until, settings) if until else dt.datetime.now(dt.UTC)
+        start = parse_when(since, settings) if since else end - dt.timedelta(days=30)
+        result = asyncio.run(report(settings, start, end, unit))
+    except StatsError as exc:
+        print(f"fengqiao stats: {exc}", file=err)
+        return 2
+    if as_json:
+        json.dump(result.as_dict(), out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    else:
+        out.write(format_table(result) + "\n")
+    return 0

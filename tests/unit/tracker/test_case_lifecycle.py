@@ -1,0 +1,495 @@
+"""A case's whole life in the domain: clocks, reminders, 催办, escalation, signing, extensions,
+returns, resolution, the callback and its answers — and every refusal naming what is wrong."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from contracts import (
+    CaseState,
+    DispatchMode,
+    ReplyChannel,
+    ReplyPurpose,
+    ReplyRequested,
+    SupervisionOrdered,
+    UnitActed,
+    UnitActionKind,
+    Urgency,
+)
+from fengqiao.testing.factories import appeal_message, dispatch_message
+from services.tracker import domain
+from services.tracker.domain import (
+    Case,
+    InvalidTransition,
+    NotAllowed,
+    Rules,
+    Satisfaction,
+    TimerFired,
+    parse_satisfaction,
+)
+from services.tracker.timelimits import load_time_limits
+from services.tracker.workcalendar import load_calendar
+
+A = UnitActionKind
+S = CaseState
+T0 = datetime(2026, 12, 1, 2, tzinfo=UTC)  # Tuesday 10:00 in Asia/Shanghai, a working day
+CASE = "c-1"
+
+# Calendar-time limits, notices at any hour: the arithmetic of the tests is plain.
+PLAIN = Rules(
+    load_time_limits(
+        overrides=[
+            {
+                "defaults": {
+                    "acknowledgment": "2 hours",
+                    "signing": "1 hours",
+                    "first_progress": "4 hours",
+                    "feedback": "10 hours",
+                    "callback_ask": "1 hours",
+                    "callback_answer": "3 hours",
+                    "reminders": [0.5, 0.8],
+                    "escalation_grace": "2 hours",
+                    "notify_off_hours": True,
+                },
+                "classes": {
+                    "urgent": {
+                        "signing": "1 hours",
+                        "first_progress": "4 hours",
+                        "feedback": "10 hours",
+                        "escalation_grace": "2 hours",
+                    },
+                    "complex": {
+                        "signing": "1 hours",
+                        "first_progress": "4 hours",
+                        "feedback": "10 hours",
+                        "escalation_grace": "2 hours",
+                    },
+                    "timely": {
+                        "signing": "1 hours",
+                        "first_progress": "4 hours",
+                        "feedback": "10 hours",
+                        "escalation_grace": "2 hours",
+                    },
+                },
+                "categories": {},
+            }
+        ]
+    ),
+    load_calendar(),
+    "tracker",
+)
+
+
+def opened(at: datetime = T0, rules: Rules = PLAIN) -> Case:
+    appeal = appeal_message(case_id=CASE, occurred_at=at, author=appeal_message().author)
+    return domain.open_case(domain.new_case(CASE), appeal, rules=rules)
+
+
+def dispatched(rules: Rules = PLAIN, urgency: Urgency = Urgency.GENERAL) -> Case:
+    case = opened(rules=rules)
+    for hop, src, dst in ((1, "xj", "652700"), (2, "652700", "652701")):
+        order = dispatch_message(
+            event_id=f"order-{hop}",
+            case_id=CASE,
+            occurred_at=T0 + timedelta(minutes=hop),
+            hop=hop,
+            from_unit=src,
+            to_unit=dst,
+            to_tier="prefecture" if hop == 1 else "county",
+            final=hop == 2,
+            to_handle="@博乐检察" if hop == 2 else "@博州检察",
+            mode=DispatchMode.PUBLIC_MENTION,
+            urgency=urgency,
+        )
+        case = domain.record_dispatch(case, order, rules=rules)
+    return case
+
+
+def action(
+    kind: UnitActionKind, unit: str = "652701", minutes: float = 30, **fields: Any
+) -> UnitActed:
+    return UnitActed(
+        event_id=f"act-{kind.value}-{unit}-{minutes}",
+        occurred_at=T0 + timedelta(minutes=minutes),
+        producer="tracker",
+        case_id=CASE,
+        unit_id=unit,
+        action=kind,
+        **fields,
+    )
+
+
+def timer(case: Case, clock: str) -> dict[str, Any]:
+    """The clock's timer as the case last asked for it."""
+    return case.effects[f"timer:{clock}"]
+
+
+def fire(case: Case, clock: str, rules: Rules = PLAIN) -> Case:
+    t = timer(case, clock)
+    fired = TimerFired(CASE, clock, t["payload"], datetime.fromisoformat(t["due_at"]))
+    return domain.on_timer(case, fired, rules)
+
+
+def at(case: Case, clock: str) -> datetime:
+    return datetime.fromisoformat(timer(case, clock)["due_at"])
+
+
+def events(case: Case) -> list[str]:
+    return [e.event for e in case.timeline]
+
+
+def sent(case: Case, kind: type) -> list[Any]:
+    return [o.message for o in case.outbox if isinstance(o.message, kind)]
+
+
+# --------------------------------------------------------------------------- opening and dispatch
+
+
+def test_opening_starts_the_acknowledgment_clock() -> None:
+    case = opened()
+    assert at(case, "ack") == T0 + timedelta(hours=2)
+    assert case.received_at == T0.isoformat()
+
+
+def test_the_final_hop_starts_signing_and_feedback_and_announces_the_unit() -> None:
+    case = dispatched()
+    assert case.assigned_unit == "652701"
+    assert at(case, "sign") == T0 + timedelta(minutes=2, hours=1)
+    assert case.deadline == (T0 + timedelta(hours=10)).isoformat()  # from the receipt
+    assert timer(case, "feedback")["payload"]["step"] == "remind"
+    assert at(case, "feedback") == T0 + timedelta(hours=5)  # 50 %
+    [announce] = [
+        r for r in sent(case, ReplyRequested) if r.purpose is ReplyPurpose.DISPATCH_ANNOUNCEMENT
+    ]
+    assert announce.variables["to_handle"] == "@博乐检察"
+    assert {k for k in case.effects if k.startswith("unit:")} == {
+        "unit:xj",
+        "unit:652700",
+        "unit:652701",
+    }
+
+
+# --------------------------------------------------------------------------- supervision
+
+
+def test_reminders_then_chasing_then_escalation_up_the_chain() -> None:
+    case = dispatched()
+    case = fire(case, "feedback")  # 50 %
+    assert events(case)[-1] == "case.reminded"
+    assert at(case, "feedback") == T0 + timedelta(hours=8)  # 80 %
+    case = fire(case, "feedback")
+    assert timer(case, "feedback")["payload"]["step"] == "due"
+    assert at(case, "feedback") == T0 + timedelta(hours=10)
+    case = fire(case, "feedback")
+    assert events(case)[-1] == "case.chased" and case.overdue
+    assert at(case, "feedback") == T0 + timedelta(hours=12)  # + grace
+    case = replace(case, outbox=())
+    case = fire(case, "feedback")
+    [order] = sent(case, SupervisionOrdered)
+    assert (order.from_unit, order.to_unit, order.level) == ("652700", "652701", 1)
+    case = replace(case, outbox=())
+    case = fire(case, "feedback")
+    [order] = sent(case, SupervisionOrdered)
+    assert (order.from_unit, order.to_unit, order.level) == ("xj", "652701", 2)
+    assert case.escalation_level == 2
+    # The region is the top: nothing further to schedule.
+    assert timer(case, "feedback")["payload"]["level"] == 2
+
+
+def test_a_firing_delivered_twice_changes_the_case_once() -> None:
+    case = dispatched()
+    t = timer(case, "feedback")
+    fired = TimerFired(CASE, "feedback", t["payload"], datetime.fromisoformat(t["due_at"]))
+    once = domain.on_timer(case, fired, PLAIN)
+    later = replace(fired, occurred_at=fired.occurred_at + timedelta(minutes=5))  # lease ran out
+    assert domain.on_timer(once, later, PLAIN) is once
+
+
+def test_an_unsigned_order_is_supervised_by_the_tier_above() -> None:
+    case = dispatched()
+    case = fire(case, "sign")
+    assert "case.signing_overdue" in events(case)
+    [order] = sent(case, SupervisionOrdered)
+    assert (order.from_unit, order.to_unit) == ("652700", "652701")
+    assert timer(case, "sign")["payload"]["level"] == 2
+
+
+def test_signing_stops_the_signing_clock_and_starts_first_progress() -> None:
+    case = dispatched()
+    case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
+    assert case.state is S.ACCEPTED and case.signed_in_time is True
+    assert timer(case, "sign") == {"due_at": None}
+    assert at(case, "progress") == T0 + timedelta(minutes=30, hours=4)
+    signed = fire(dispatched(), "sign")  # a late signing is recorded as late
+    signed = domain.act(signed, action(A.ACCEPT, minutes=90), rules=PLAIN)
+    assert signed.signed_in_time is False
+
+
+def test_a_stale_firing_changes_nothing() -> None:
+    case = dispatched()
+    stale = timer(case, "sign")
+    case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
+    fired = TimerFired(CASE, "sign", stale["payload"], T0 + timedelta(hours=1, minutes=2))
+    assert domain.on_timer(case, fired, PLAIN) is case
+
+
+# --------------------------------------------------------------------------- extensions
+
+
+def test_an_extension_asked_in_time_and_approved_by_the_tier_above_moves_the_deadline() -> None:
+    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
+    new = T0 + timedelta(hours=30)
+    case = domain.act(
+        case, action(A.REQUEST_EXTENSION, minutes=60, requested_deadline=new), rules=PLAIN
+    )
+    assert events(case)[-1] == "case.extension_requested" and case.extension is not None
+    refused = domain.act(case, action(A.APPROVE_EXTENSION, unit="652701", minutes=70), rules=PLAIN)
+    assert events(refused)[-1] == "unit.action_refused"  # the unit cannot approve its own
+    old_payload = timer(case, "feedback")["payload"]
+    case = domain.act(case, action(A.APPROVE_EXTENSION, unit="652700", minutes=70), rules=PLAIN)
+    assert case.state is S.EXTENDED and case.deadline == new.isoformat()
+    [notice] = [r for r in sent(case, ReplyRequested) if r.purpose is ReplyPurpose.EXTENSION_NOTICE]
+    assert notice.variables["new_deadline"] == "2026-12-02 16:00"  # Asia/Shanghai
+    # The old clock's firing is stale now.
+    fired = TimerFired(CASE, "feedback", old_payload, T0 + timedelta(hours=5))
+    assert domain.on_timer(case, fired, PLAIN) is case
+
+
+def test_an_extension_after_the_deadline_is_refused() -> None:
+    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
+    late = action(A.REQUEST_EXTENSION, minutes=11 * 60, requested_deadline=T0 + timedelta(days=2))
+    with pytest.raises(NotAllowed, match="before the deadline"):
+        domain.validate_action(case, late)
+
+
+# --------------------------------------------------------------------------- who may do what
+
+
+@pytest.mark.parametrize(
+    ("unit", "kind", "allowed"),
+    [
+        ("652701", A.ACCEPT, True),
+        ("652702", A.ACCEPT, False),  # a sibling county
+        ("652700", A.ACCEPT, False),  # the parent works through its supervision, not for it
+        ("652702", A.NOTE, False),
+        ("652700", A.NOTE, True),
+        ("xj", A.NOTE, True),
+        ("650100", A.NOTE, False),  # another prefecture
+    ],
+)
+def test_only_the_lead_unit_works_on_a_case_and_only_its_chain_sees_it(
+    unit: str, kind: UnitActionKind, allowed: bool
+) -> None:
+    case = dispatched()
+    if allowed:
+        domain.authorize(case, unit, kind)
+    else:
+        with pytest.raises(NotAllowed):
+            domain.authorize(case, unit, kind)
+
+
+def test_an_invalid_transition_names_the_case_the_state_and_the_action() -> None:
+    case = dispatched()
+    with pytest.raises(InvalidTransition, match=r"case c-1: cannot resolve in state dispatched"):
+        domain.validate_action(case, action(A.RESOLVE, outcome="done"))
+
+
+# ------------------------------------------------------------------- return, resolve, callback
+
+
+def test_a_returned_order_is_dispatched_again() -> None:
+    case = domain.act(dispatched(), action(A.RETURN, reason_code="not_ours"), rules=PLAIN)
+    assert case.state is S.RETURNED and case.returns == 1
+    again = dispatch_message(
+        event_id="order-3",
+        case_id=CASE,
+        hop=3,
+        round=2,
+        from_unit="652700",
+        to_unit="652702",
+        to_tier="county",
+        final=True,
+        chain=["xj", "652700", "652702"],
+        lead_unit="652702",
+        reason="终审: 改派",
+        occurred_at=T0 + timedelta(hours=1),
+    )
+    case = domain.record_dispatch(case, again, rules=PLAIN)
+    assert case.state is S.DISPATCHED and case.assigned_unit == "652702"
+    assert timer(case, "sign")["payload"]["hop"] == 3
+
+
+def resolved() -> Case:
+    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
+    case = domain.act(case, action(A.PROGRESS, minutes=60, note="已联系用人单位"), rules=PLAIN)
+    return domain.act(
+        case,
+        action(A.RESOLVE, minutes=120, outcome="工资已发放", amount_recovered=3000),
+        rules=PLAIN,
+    )
+
+
+def test_resolving_tells_the_citizen_and_schedules_the_callback() -> None:
+    case = resolved()
+    assert case.state is S.RESOLVED and case.resolved_in_time is True
+    assert case.amount_recovered == 3000
+    purposes = [r.purpose for r in sent(case, ReplyRequested)]
+    assert ReplyPurpose.PROGRESS in purposes and ReplyPurpose.RESOLUTION in purposes
+    assert timer(case, "feedback") == {"due_at": None}
+    assert at(case, "callback") == T0 + timedelta(hours=3)
+
+
+def asked() -> Case:
+    case = fire(resolved(), "callback")
+    assert case.state is S.CALLBACK_PENDING
+    [question] = [
+        r for r in sent(case, ReplyRequested) if r.purpose is ReplyPurpose.CALLBACK_QUESTION
+    ]
+    assert question.channel is ReplyChannel.PRIVATE_MESSAGE
+    assert case.effects["await:weibo:u1"] == {"case_id": CASE}
+    return case
+
+
+def answer(case: Case, text: str) -> Case | None:
+    message = appeal_message(
+        text,
+        event_id=f"answer-{text}",
+        case_id="c-other",
+        is_appeal=False,
+        occurred_at=T0 + timedelta(hours=4),
+    )
+    return domain.record_citizen_reply(case, message, rules=PLAIN)
+
+
+@pytest.mark.parametrize("text", ["1", "满意", "非常满意，谢谢！", "２"])
+def test_a_satisfied_answer_closes_the_case(text: str) -> None:
+    case = answer(asked(), text)
+    assert case is not None and case.state is S.CLOSED
+    assert case.satisfaction in {Satisfaction.SATISFIED.value, Satisfaction.BASICALLY.value}
+    assert case.effects["await:weibo:u1"] == {"case_id": None}
+
+
+@pytest.mark.parametrize("text", ["3", "不满意", "根本没有解决"])
+def test_a_dissatisfied_answer_reopens_and_escalates(text: str) -> None:
+    case = answer(replace(asked(), outbox=()), text)
+    assert case is not None and case.state is S.REOPENED and case.reopened == 1
+    [order] = sent(case, SupervisionOrdered)
+    assert (order.from_unit, order.to_unit) == ("652700", "652701")
+    assert timer(case, "feedback")["payload"]["step"] in {"remind", "due"}
+    # The unit works on it again and resolves it; the callback is asked again (hop 1).
+    case = domain.act(case, action(A.RESOLVE, minutes=600, outcome="已补发"), rules=PLAIN)
+    case = fire(case, "callback")
+    [again] = [r for r in sent(case, ReplyRequested) if r.purpose is ReplyPurpose.CALLBACK_QUESTION]
+    assert again.hop == 1
+
+
+def test_an_unclear_message_is_not_an_answer() -> None:
+    assert answer(asked(), "请问下一步怎么办") is None
+
+
+def test_no_answer_closes_the_case_and_is_counted_apart() -> None:
+    case = fire(asked(), "callback")
+    assert case.state is S.CLOSED and case.satisfaction == Satisfaction.NO_ANSWER.value
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1", Satisfaction.SATISFIED),
+        ("2", Satisfaction.BASICALLY),
+        ("3", Satisfaction.DISSATISFIED),
+        ("满意", Satisfaction.SATISFIED),
+        ("基本满意", Satisfaction.BASICALLY),
+        ("不满意", Satisfaction.DISSATISFIED),
+        ("不太满意，钱还没到", Satisfaction.DISSATISFIED),
+        ("问题已解决，感谢检察官", Satisfaction.SATISFIED),
+        ("12", None),
+        ("", None),
+    ],
+)
+def test_callback_answers_are_read(text: str, expected: Satisfaction | None) -> None:
+    assert parse_satisfaction(text) == expected
+
+
+# --------------------------------------------------------------------------- office hours
+
+
+def test_reminders_of_a_general_case_wait_for_office_hours_but_urgent_ones_do_not() -> None:
+    rules = Rules.default()
+    # Received Friday 2026-12-04 17:30 Shanghai: the 7-working-day clock's reminders and the
+    # deadline fall in office hours.
+    friday = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
+    case = domain.open_case(
+        domain.new_case(CASE), appeal_message(case_id=CASE, occurred_at=friday), rules=rules
+    )
+    order = dispatch_message(
+        case_id=CASE,
+        hop=1,
+        final=True,
+        to_unit="652700",
+        lead_unit="652700",
+        chain=["xj", "652700"],
+        occurred_at=friday,
+    )
+    case = domain.record_dispatch(case, order, rules=rules)
+    local = rules.calendar.local(at(case, "feedback"))
+    assert rules.calendar.in_office_hours(local)
+    urgent = dispatch_message(
+        event_id="u",
+        case_id="c-2",
+        hop=1,
+        final=True,
+        to_unit="652700",
+        lead_unit="652700",
+        chain=["xj", "652700"],
+        occurred_at=friday,
+        urgency=Urgency.URGENT,
+    )
+    night = datetime(2026, 12, 4, 16, tzinfo=UTC)  # 00:00 in Shanghai
+    case2 = domain.open_case(
+        domain.new_case("c-2"),
+        appeal_message(event_id="a2", case_id="c-2", occurred_at=night),
+        rules=rules,
+    )
+    case2 = domain.record_dispatch(case2, replace_time(urgent, night), rules=rules)
+    # 2 hours, reminders at 50 % and 80 %: at night, not deferred.
+    assert at(case2, "feedback") == night + timedelta(hours=1)
+
+
+def replace_time(order: Any, when: datetime) -> Any:
+    return order.model_copy(update={"occurred_at": when})
+
+
+# ------------------------------------------------------------------- waiting for the citizen
+
+
+def test_the_clock_stands_still_while_the_office_waits_for_the_citizen() -> None:
+    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
+    deadline = datetime.fromisoformat(case.deadline or "")
+    asking = action(A.AWAIT_CITIZEN, minutes=60, note="请提供劳动合同照片")
+    case = domain.act(case, asking, rules=PLAIN)
+    assert case.paused_since is not None and timer(case, "feedback") == {"due_at": None}
+    assert case.effects["await:weibo:u1"] == {"case_id": CASE}
+    again = domain.validate_action
+    with pytest.raises(NotAllowed, match="already waiting"):
+        again(case, action(A.AWAIT_CITIZEN, minutes=61, note="?"))
+    # Three hours later the citizen answers (any words): the deadline moves by three hours.
+    reply = appeal_message(
+        "照片已发", event_id="reply-1", case_id="c-x", occurred_at=T0 + timedelta(hours=4)
+    )
+    resumed = domain.record_citizen_reply(case, reply, rules=PLAIN)
+    assert resumed is not None and resumed.paused_since is None
+    assert resumed.deadline == (deadline + timedelta(hours=3)).isoformat()
+    assert events(resumed)[-1] == "case.resumed"
+    assert resumed.effects["await:weibo:u1"] == {"case_id": None}
+    assert timer(resumed, "feedback")["payload"]["deadline"] == resumed.deadline
+
+
+def test_asking_the_citizen_needs_the_question() -> None:
+    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
+    with pytest.raises(NotAllowed, match="needs a note"):
+        domain.validate_action(case, action(A.AWAIT_CITIZEN, minutes=60))
