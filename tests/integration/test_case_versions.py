@@ -97,7 +97,7 @@ async def test_a_writer_with_an_untrusted_base_does_not_recreate_a_pruned_versio
     first = replace(new_case(case.case_id), version=2, returns=1)
     assert not await fresh.save(first, expected_version=1)
     assert 2 not in await stored_versions(client, db, case.case_id)
-    # A base that is gone is refused without a write.
+    # A base that is gone: the same.
     assert not await fresh.save(replace(case, version=5, returns=7), expected_version=4)
     assert 5 not in await stored_versions(client, db, case.case_id)
     assert await other.get(case.case_id) == latest

@@ -185,10 +185,7 @@ class MongoCaseRepository:
     async def save(self, case: Case, *, expected_version: int) -> bool:
         _check_next(case, expected_version)
         collection = self._versions.for_key(case.case_id)
-        base = await self._base(case.case_id, expected_version)
-        if base is None:
-            return False  # the base was pruned (or never written): the caller's copy is stale
-        trusted, older = base
+        trusted, older = await self._base(case.case_id, expected_version)
         now = self._wall_ms()
         # Delete what has become old enough (before the insert: a crash leaves them listed in
         # the base for the next writer). Never version 1, never the latest KEEP_VERSIONS.
@@ -220,11 +217,9 @@ class MongoCaseRepository:
         self._seen.put(case.case_id, _Seen(case.version, now, older, started))
         return True
 
-    async def _base(
-        self, case_id: str, version: int
-    ) -> tuple[bool, tuple[tuple[int, int], ...]] | None:
+    async def _base(self, case_id: str, version: int) -> tuple[bool, tuple[tuple[int, int], ...]]:
         """Whether the base `version` can be trusted as the latest, and the versions below the
-        one to write; None when the base does not exist."""
+        one to write (as far as known)."""
         if version == 0:
             return True, ()  # version 1 is never deleted: its insert is a true compare-and-set
         seen = self._seen.get(case_id)
@@ -234,8 +229,8 @@ class MongoCaseRepository:
         doc = await self._versions.for_key(case_id).find_one(
             {"_id": version_id(case_id, version)}, {"version": 1, "written_ms": 1, "older": 1}
         )
-        if doc is None:
-            return None
+        if doc is None:  # pruned (the caller is stale: the check after the insert says so)
+            return False, ()  # or never written (a case seeded at a later version)
         seen = _seen_in(doc, 0.0)
         return False, _below_next(seen.older, version, seen.written_ms)
 
