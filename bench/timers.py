@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from machine import machine, store_name
 from pymongo import AsyncMongoClient
 
 from fengqiao import stack
@@ -28,16 +27,6 @@ from services.tracker.adapters import timers as t
 
 NOW = datetime(2026, 11, 27, 4, tzinfo=UTC)
 DATABASE = "bench_timers"
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def documents(count: int, due: int) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
@@ -62,12 +51,7 @@ async def run(uri: str, count: int, due: int) -> None:
     db = client[DATABASE]
     try:
         await client.drop_database(DATABASE)
-        server = await db.command("buildInfo")
-        store = (
-            "FerretDB " + (server.get("ferretdbVersion") or "1.24 (version unreported)")
-            if "ferretdbVersion" in server
-            else ("MongoDB " + server.get("version", "?"))
-        )
+        store = await store_name(db)
         versions, buckets = documents(count, due)
         started = time.perf_counter()
         by_collection: dict[str, list[dict[str, Any]]] = {}
@@ -93,15 +77,12 @@ async def run(uri: str, count: int, due: int) -> None:
         claim_s = time.perf_counter() - started
         assert claimed == due, claimed
         print(
-            f"machine: {machine()}; store: {store} (SQLite)"
-            if "Ferret" in store
-            else f"machine: {machine()}; store: {store}"
-        )
-        print(
-            f"sweep read of {due:,} due among {count:,} pending timers: "
+            f"RESULT timers: sweep read of {due:,} due among {count:,} pending timers: "
             f"best {min(reads) * 1000:.0f} ms, worst {max(reads) * 1000:.0f} ms "
             f"({'under' if max(reads) < 1 else 'OVER'} the 1 s target); "
-            f"claiming all {claimed:,}: {claim_s:.1f} s ({claim_s / claimed * 1000:.1f} ms each)"
+            f"claiming all {claimed:,}: {claim_s:.1f} s ({claim_s / claimed * 1000:.1f} ms each) "
+            f"| machine: {machine()}; store: {store}",
+            flush=True,
         )
     finally:
         await client.drop_database(DATABASE)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 import weakref
@@ -301,6 +302,22 @@ def _describe(exc: BaseException) -> str:
 async def publish_to(publisher: Any, message: Envelope) -> None:
     """Publish through a declared publisher (so it appears in AsyncAPI), keyed by contract."""
     await publisher.publish(message, key=message.kafka_key().encode())
+
+
+async def publish_all(messages: Iterable[tuple[Any, Envelope]]) -> None:
+    """Publish each (declared publisher, message) in order, keyed by contract, without waiting
+    for each acknowledgement; return once all are acknowledged (acks=all), or raise the first
+    failure once all have been answered. Messages of one key keep their order in their partition.
+    """
+    pending: list[Any] = []
+    for publisher, message in messages:
+        sent = await publisher.publish(message, key=message.kafka_key().encode(), no_confirm=True)
+        if inspect.isawaitable(sent):  # the delivery future (a test broker answers at once)
+            pending.append(sent)
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def topic_publisher(broker: KafkaBroker, topic: Topic) -> Any:

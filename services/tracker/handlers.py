@@ -3,6 +3,12 @@
 Each change is applied with `CaseStore.apply`: load the case, let the domain compute the new
 case, write it conditionally (retrying on a concurrent write), then publish its outbox and carry
 out its effects (timers, indexes), then record that they are done.
+
+The store remembers the version of each case it last wrote (or read) for a few seconds and uses
+it as the base of the next change instead of reading the case again: the messages of one case
+come in bursts (an appeal, its dispatch hops, the acknowledgment). The memory is only a guess:
+if another replica wrote the case meanwhile, the insert of the next version fails and the case
+is read again (see adapters/cases.py for why a trusted base needs no read after the write).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -33,17 +39,23 @@ from contracts import (
     DispatchOrdered,
     ReplySent,
     SupervisionOrdered,
+    Topic,
     UnitActed,
 )
-from fengqiao.messaging import publish_to, topic_publisher, topic_subscriber
+from fengqiao.messaging import publish_all, topic_publisher, topic_subscriber
 from services.tracker import domain
-from services.tracker.adapters.cases import CaseRepository
+from services.tracker.adapters.cases import CaseRepository, without_outbox
 from services.tracker.adapters.indexes import Indexes
+from services.tracker.adapters.recent import Recent
 from services.tracker.adapters.timers import Timer, Timers, fire_due, timer_key
 
 log = logging.getLogger("fengqiao.tracker")
 
 MAX_ATTEMPTS = 50
+# Cases whose last written version is reused as the next change's base (a guess, see above);
+# shorter than the repository's trust in a version it wrote (cases.TRUST_SECONDS).
+REMEMBERED_CASES = 10_000
+REMEMBER_SECONDS = 20.0
 
 Handler = Callable[[Any], Awaitable[None]]
 Change = Callable[[domain.Case], domain.Case]
@@ -76,6 +88,8 @@ class CaseStore:
         self._timers = timers
         self._clock = clock
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, holders and waiters
+        # Exactly as stored: only versions that `get` returned or `save` wrote.
+        self._recent: Recent[str, domain.Case] = Recent(REMEMBERED_CASES, ttl=REMEMBER_SECONDS)
 
     @property
     def repo(self) -> CaseRepository:
@@ -113,29 +127,41 @@ class CaseStore:
         for attempt in range(MAX_ATTEMPTS):
             if attempt:  # another writer (replica) won: back off a little, with jitter
                 await asyncio.sleep(random.uniform(0, 0.005 * attempt))
-            case = await self._repo.get(case_id) or domain.new_case(case_id)
+            case = self._recent.get(case_id)
+            if case is None:
+                case = await self._repo.get(case_id) or domain.new_case(case_id)
+                if case.version:
+                    self._recent.put(case_id, case)
             updated = change(case)
             if updated is case:
                 if case.outbox or case.effects:  # a crash left them: finish them now
                     await self._flush(case)
                 return case
             if await self._repo.save(updated, expected_version=case.version):
+                self._recent.put(case_id, updated)
                 await self._flush(updated)
                 return updated
+            self._recent.forget(case_id)
         raise ConcurrentWriteError(f"case {case_id}: {MAX_ATTEMPTS} conflicting writes in a row")
 
     async def _flush(self, case: domain.Case) -> None:
         # Done and published before being removed from the case: a crash in between does them
         # again, with idempotent effects and the same event ids (consumers ignore the repeat).
         # Effects first: the index that routes a citizen's answer to the callback question
-        # exists before the question is published.
-        for key, value in case.effects.items():
-            await self._effect(case, key, value)
-        for out in case.outbox:
-            await publish_to(self._publishers[out.topic], out.message)
-        await self._repo.clear_outbox(
-            case, [o.message.event_id for o in case.outbox], list(case.effects)
-        )
+        # exists before the question is published. The effects (each on its own timer or index
+        # entry) run side by side; all messages are handed to the producer before waiting for
+        # their acknowledgements.
+        await _all(self._effect(case, key, value) for key, value in case.effects.items())
+        await publish_all((self._publishers[o.topic], o.message) for o in case.outbox)
+        if not case.outbox and not case.effects:
+            return
+        done = without_outbox(case, [o.message.event_id for o in case.outbox], list(case.effects))
+        # Another writer may have written that version first: it carries them and does them
+        # again (same event ids, idempotent effects).
+        if await self._repo.save(done, expected_version=case.version):
+            self._recent.put(case.case_id, done)
+        else:
+            self._recent.forget(case.case_id)
 
     async def _effect(self, case: domain.Case, key: str, value: dict[str, Any]) -> None:
         kind, _, name = key.partition(":")
@@ -152,6 +178,13 @@ class CaseStore:
             await self._indexes.set_awaiting(key, value.get("case_id"))
         else:
             raise ValueError(f"case {case.case_id}: unknown effect {key!r}")
+
+
+async def _all(steps: Iterable[Awaitable[None]]) -> None:
+    """Run `steps` side by side; raise the first failure once all have ended."""
+    for result in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
 
 
 class Tracker:
@@ -247,13 +280,20 @@ def register(
     store = CaseStore(repo, publishers, indexes, timers)
     tracker = Tracker(store, timers, rules, registry)
 
-    def subscriber(topic: str, description: str) -> Callable[[Handler], Handler]:
+    def subscriber(topic: Topic, description: str) -> Callable[[Handler], Handler]:
+        # One consumer per partition: the messages of different cases are applied side by side
+        # (those of one case, on one partition, one after the other).
         return topic_subscriber(
-            broker, topic, group_id=group_id, action="track", description=description
+            broker,
+            topic,
+            group_id=group_id,
+            action="track",
+            description=description,
+            max_workers=topic.partitions,
         )
 
     @subscriber(
-        APPEALS.name,
+        APPEALS,
         "Open a case for a new appeal (and ask for its acknowledgment); a citizen's answer to a "
         "callback question closes or reopens the case it answers.",
     )
@@ -272,30 +312,30 @@ def register(
         await store.apply(appeal.case_id, lambda c: domain.open_case(c, appeal, rules=rules))
         applied.labels(APPEALS.name).inc()
 
-    @subscriber(DISPATCH_ORDERS.name, "Record one hop of a dispatch and start its clocks.")
+    @subscriber(DISPATCH_ORDERS, "Record one hop of a dispatch and start its clocks.")
     async def on_dispatch(order: DispatchOrdered) -> None:
         await store.apply(order.case_id, lambda c: domain.record_dispatch(c, order, rules=rules))
         applied.labels(DISPATCH_ORDERS.name).inc()
 
-    @subscriber(REPLIES_SENT.name, "Record what the platform answered to a reply.")
+    @subscriber(REPLIES_SENT, "Record what the platform answered to a reply.")
     async def on_reply(sent: ReplySent) -> None:
         await store.apply(sent.case_id, lambda c: domain.record_reply(c, sent, rules=rules))
         applied.labels(REPLIES_SENT.name).inc()
 
-    @subscriber(COORDINATION_REQUESTS.name, "Record a request to an outside agency (横协调).")
+    @subscriber(COORDINATION_REQUESTS, "Record a request to an outside agency (横协调).")
     async def on_coordination(request: CoordinationRequested) -> None:
         await store.apply(
             request.case_id, lambda c: domain.record_coordination(c, request, rules=rules)
         )
         applied.labels(COORDINATION_REQUESTS.name).inc()
 
-    @subscriber(SUPERVISION_ORDERS.name, "Record an upper tier's supervision order (纵督促).")
+    @subscriber(SUPERVISION_ORDERS, "Record an upper tier's supervision order (纵督促).")
     async def on_supervision(order: SupervisionOrdered) -> None:
         await store.apply(order.case_id, lambda c: domain.record_supervision(c, order, rules=rules))
         applied.labels(SUPERVISION_ORDERS.name).inc()
 
     @subscriber(
-        UNIT_ACTIONS.name,
+        UNIT_ACTIONS,
         "Apply what an office did (签收, progress, 办结, 退单, extensions, notes); an action the "
         "case no longer allows is recorded as refused.",
     )

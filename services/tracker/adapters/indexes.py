@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from fengqiao.store import ShardedCollection
+from services.tracker.adapters.recent import Recent
 
 
 class Indexes(Protocol):
@@ -28,18 +29,26 @@ class Indexes(Protocol):
     async def awaiting(self, key: str) -> str | None: ...
 
 
+INDEXED_REMEMBERED = 50_000  # (unit, case) entries this process knows to exist
+
+
 class MongoIndexes:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         db = client[database]
         self._units = ShardedCollection(db, "unit_cases")
         self._awaiting = db["awaiting_callback"]
+        # Entries are never removed, so one known to exist needs no second insert (every hop of
+        # a dispatch names the whole chain again).
+        self._indexed: Recent[str, bool] = Recent(INDEXED_REMEMBERED)
 
     async def add_unit_case(self, unit_id: str, case_id: str) -> None:
+        entry = f"{unit_id}|{case_id}"
+        if self._indexed.get(entry):
+            return
         collection = self._units.for_key(unit_id)
         with contextlib.suppress(DuplicateKeyError):  # indexed already (a re-delivery, a hop)
-            await collection.insert_one(
-                {"_id": f"{unit_id}|{case_id}", "unit": unit_id, "case_id": case_id}
-            )
+            await collection.insert_one({"_id": entry, "unit": unit_id, "case_id": case_id})
+        self._indexed.put(entry, True)
 
     async def unit_cases(self, unit_id: str, limit: int) -> list[str]:
         cursor = self._units.for_key(unit_id).find({"unit": unit_id}, {"case_id": 1})

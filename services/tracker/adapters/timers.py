@@ -53,6 +53,7 @@ that are dropped).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import zlib
@@ -62,6 +63,8 @@ from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
+
+from services.tracker.adapters.recent import Recent
 
 __all__ = [
     "BUCKET_RETENTION",
@@ -85,6 +88,8 @@ VERSION_SHARDS = 256
 BUCKET_PREFIX = "timer_wake_"
 BUCKET_RETENTION = dt.timedelta(days=1)
 MAX_ATTEMPTS = 50
+SIDE_BY_SIDE = 16  # timers claimed (and fired) at once by one sweep
+KNOWN_TIMERS = 50_000  # timers whose latest version this process remembers (a guess, see below)
 
 PENDING, CLAIMED, DONE, CANCELLED, VOID = "pending", "claimed", "done", "cancelled", "void"
 LIVE = frozenset({PENDING, CLAIMED})
@@ -144,13 +149,22 @@ async def fire_due(
     lease: dt.timedelta = dt.timedelta(minutes=5),
 ) -> int:
     """One sweep: claim what is due, handle each, complete it. A handler that raises leaves
-    its claim to run out, so the timer fires again after the lease. Returns the number handled."""
-    handled = 0
-    for timer in await timers.claim_due(now, limit, lease):
-        await handle(timer)
-        await timers.complete(timer, now=now)
-        handled += 1
-    return handled
+    its claim to run out, so the timer fires again after the lease (the others are handled, then
+    the first failure is raised). Up to `SIDE_BY_SIDE` timers are handled at once. Returns the
+    number handled."""
+    gate = asyncio.Semaphore(SIDE_BY_SIDE)
+
+    async def fire(timer: Timer) -> None:
+        async with gate:
+            await handle(timer)
+            await timers.complete(timer, now=now)
+
+    claimed = await timers.claim_due(now, limit, lease)
+    results = await asyncio.gather(*(fire(t) for t in claimed), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return len(claimed)
 
 
 class Store(Protocol):
@@ -175,23 +189,34 @@ class Store(Protocol):
 
 
 class StoredTimers:
-    """The timer algorithm over a `Store` (see the module docstring)."""
+    """The timer algorithm over a `Store` (see the module docstring).
+
+    It remembers the latest version of each timer it wrote or read (`_known`), as the guess to
+    build the next version on: versions are never deleted, so a stale guess only makes the insert
+    of the next version fail, and the timer is read again. A timer it has not seen is guessed to
+    be new (version 1), which saves the search for the latest version of most schedules."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._known: Recent[str, dict[str, Any]] = Recent(KNOWN_TIMERS)
 
     async def schedule(
         self, key: str, due_at: dt.datetime, payload: dict[str, Any], *, now: dt.datetime
     ) -> Timer:
         due, now = _instant(due_at), _instant(now)
-        return await self._next(key, now, lambda _: (PENDING, due, due, dict(payload), 0))
+        return await self._next(
+            key, now, lambda _: (PENDING, due, due, dict(payload), 0), self._known.get(key)
+        )
 
     async def cancel(self, key: str, *, now: dt.datetime) -> bool:
-        latest = await self._latest(key)
+        latest = self._known.get(key)
+        if latest is None or latest["state"] not in LIVE:
+            # Only a live timer is cancelled: check that no later version made it live again.
+            latest = await self._latest(key, known=latest)
         if latest is None or latest["state"] not in LIVE:
             return False
         await self._next(
-            key, _instant(now), lambda d: (CANCELLED, d["due_at"], None, d["payload"], 0)
+            key, _instant(now), lambda d: (CANCELLED, d["due_at"], None, d["payload"], 0), latest
         )
         return True
 
@@ -200,13 +225,21 @@ class StoredTimers:
         return _timer(latest) if latest is not None and latest["state"] in LIVE else None
 
     async def claim_due(self, now: dt.datetime, limit: int, lease: dt.timedelta) -> list[Timer]:
+        """Claim up to `limit` due timers: different timers side by side (up to SIDE_BY_SIDE),
+        the entries of one timer one after the other, in the order they fell due."""
         now = _instant(now)
-        claimed: list[Timer] = []
+        by_key: dict[str, list[dict[str, Any]]] = {}
         for entry in await self._due_entries(now, limit):
-            timer = await self._wake(entry, now, lease)
-            if timer is not None:
-                claimed.append(timer)
-        return claimed
+            by_key.setdefault(entry["key"], []).append(entry)
+        gate = asyncio.Semaphore(SIDE_BY_SIDE)
+
+        async def wake_all(entries: list[dict[str, Any]]) -> list[Timer]:
+            async with gate:
+                woken = [await self._wake(entry, now, lease) for entry in entries]
+            return [timer for timer in woken if timer is not None]
+
+        claimed = await asyncio.gather(*(wake_all(entries) for entries in by_key.values()))
+        return sorted((t for timers in claimed for t in timers), key=lambda t: (t.due_at, t.key))
 
     async def complete(self, timer: Timer, *, now: dt.datetime) -> bool:
         doc = _version_doc(
@@ -225,8 +258,10 @@ class StoredTimers:
         key: str,
         now: dt.datetime,
         change: Callable[[dict[str, Any]], tuple[str, dt.datetime, dt.datetime | None, Any, int]],
+        latest: dict[str, Any] | None,
     ) -> Timer:
-        latest = await self._latest(key)
+        """Write the version after `latest` (a guess: None for a new timer), reading the timer
+        again after each lost race."""
         for _ in range(MAX_ATTEMPTS):
             version = latest["version"] + 1 if latest else 1
             state, due, wake, payload, attempt = change(latest or {})
@@ -247,7 +282,11 @@ class StoredTimers:
                 "wake_at": wake,
             }
             await self._store.insert(_bucket(max(wake, now)), entry)
-        return await self._store.insert(versions_collection(doc["key"]), doc)
+        if await self._store.insert(versions_collection(doc["key"]), doc):
+            self._known.put(doc["key"], doc)
+            return True
+        self._known.forget(doc["key"])
+        return False
 
     async def _wake(
         self, entry: dict[str, Any], now: dt.datetime, lease: dt.timedelta
@@ -256,7 +295,9 @@ class StoredTimers:
         doc = await self._store.get(versions_collection(key), _version_id(key, version))
         if doc is None:
             await self._void(key, version, now)
-        latest = await self._latest(key, at_least=version)
+            latest = await self._latest(key, at_least=version)
+        else:
+            latest = await self._latest(key, known=doc)
         assert latest is not None  # version exists now
         claimed: Timer | None = None
         wake = _read_instant(latest.get("wake_at"))
@@ -284,10 +325,15 @@ class StoredTimers:
             doc = {**before, "_id": _version_id(key, version), "version": version}
         await self._write(doc, now)  # losing to the real writer is as good
 
-    async def _latest(self, key: str, at_least: int = 0) -> dict[str, Any] | None:
-        """The latest version of `key` (versions have no gaps): gallop, then bisect."""
+    async def _latest(
+        self, key: str, at_least: int = 0, *, known: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The latest version of `key` (versions have no gaps): gallop, then bisect; from a
+        `known` version document, or one that exists (`at_least`)."""
         low, low_doc = 0, None
-        if at_least:
+        if known is not None:
+            low, low_doc = known["version"], known
+        elif at_least:
             low_doc = await self._store.get(versions_collection(key), _version_id(key, at_least))
             low = at_least if low_doc is not None else 0
         step = 1
@@ -303,6 +349,8 @@ class StoredTimers:
                 high = middle
             else:
                 low, low_doc = middle, found
+        if low_doc is not None:
+            self._known.put(key, low_doc)
         return low_doc
 
     async def _due_entries(self, now: dt.datetime, limit: int) -> list[dict[str, Any]]:

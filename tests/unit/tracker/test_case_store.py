@@ -81,7 +81,9 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.published: list[tuple[Envelope, bytes | None]] = []
 
-    async def publish(self, message: Envelope, *, key: bytes | None = None) -> None:
+    async def publish(
+        self, message: Envelope, *, key: bytes | None = None, no_confirm: bool = False
+    ) -> None:
         self.published.append((message, key))
 
 

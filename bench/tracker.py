@@ -1,0 +1,461 @@
+"""Case events per second in one tracker process (target: >= 2,000 against the local store).
+
+    .venv/bin/python bench/tracker.py [--cases 400] [--concurrency 64] [--mode both|all|...]
+
+A case event is one message applied to a case: the domain change, the new version written to the
+store (compare-and-set by unique insert), the outbox published to Kafka (acks=all) and the
+effects carried out (durable timers scheduled or cancelled, unit index entries), until the case's
+outbox is recorded as done. Every case lives through seven of them, the common path of an appeal:
+
+    appeal (opens the case, asks for the acknowledgment, starts its clock)
+    dispatch hop 1 (xj → 652700) and the final hop 2 (652700 → 652701, announced publicly)
+    the acknowledgment sent (stops its clock)
+    签收 (accept), progress with a note (told to the citizen), 办结 (resolve, callback clock)
+
+Two ways to measure, both against the real FerretDB and Kafka of the local stack:
+
+- `store`: `CaseStore.apply` with the real repositories (MongoCaseRepository, MongoTimers,
+  MongoIndexes) and Kafka publishers; `--concurrency` cases in flight at once, each case's
+  messages one after the other (as the partitions of a Kafka topic would hand them over).
+- `service`: the whole tracker app (`services.tracker.app.build`) in this process with its Kafka
+  consumers (one per partition): the appeals, dispatch orders and acknowledgments of all cases
+  are put on their topics first, then the app starts and the time runs from the first message
+  applied until all are (as counted by `fengqiao_tracker_messages_total`); then the units'
+  actions are published and the time runs until they are applied too. (The first three kinds
+  may be applied in any order, as they travel on different topics; a unit acts on a case that
+  reached it.) The figure is all messages over the two times.
+
+Prints one summary line per mode (`RESULT ...`) with the machine and its load average.
+
+Run it on a stack of its own (`FENGQIAO_KAFKA_BOOTSTRAP`, `FENGQIAO_MONGO_URI`), not beside a demo:
+its databases are dropped at the end, but its messages stay on the topics (case events and reply
+requests of made-up cases; in the service mode appeals, orders and actions too), where services
+and tests using the default consumer groups of that stack would read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from machine import machine, store_name
+from pymongo import AsyncMongoClient
+
+from contracts import (
+    APPEALS,
+    CASE_EVENTS,
+    COORDINATION_REQUESTS,
+    DISPATCH_ORDERS,
+    REPLIES_REQUESTED,
+    REPLIES_SENT,
+    SUPERVISION_ORDERS,
+    UNIT_ACTIONS,
+    AppealNormalized,
+    Author,
+    CaseMessage,
+    DispatchOrdered,
+    ReplyPurpose,
+    ReplySent,
+    ReplyTarget,
+    Topic,
+    UnitActed,
+    UnitActionKind,
+)
+from fengqiao import stack
+from fengqiao.messaging import ensure_topics, make_broker, publish, topic_publisher
+from fengqiao.settings import StackSettings
+from fengqiao.store import ShardedCollection
+from fengqiao.testing import serving
+from fengqiao.testing.factories import appeal_message, dispatch_message
+from services.tracker import domain
+from services.tracker.adapters.cases import InMemoryCaseRepository, MongoCaseRepository
+from services.tracker.adapters.indexes import InMemoryIndexes, MongoIndexes
+from services.tracker.adapters.timers import InMemoryTimers, MongoTimers, versions_collection
+from services.tracker.handlers import CaseStore
+
+EVENTS_PER_CASE = 7
+TOPIC_OF = {
+    AppealNormalized: APPEALS.name,
+    DispatchOrdered: DISPATCH_ORDERS.name,
+    ReplySent: REPLIES_SENT.name,
+    UnitActed: UNIT_ACTIONS.name,
+}
+
+
+def case_messages(case_id: str, i: int, at: datetime) -> list[CaseMessage]:
+    """The seven messages of one case's common path, in the order they happen."""
+    lead = "652701"
+
+    def action(kind: UnitActionKind, **fields: Any) -> UnitActed:
+        return UnitActed(
+            occurred_at=at,
+            producer="tracker-api",
+            case_id=case_id,
+            unit_id=lead,
+            action=kind,
+            **fields,
+        )
+
+    return [
+        appeal_message(
+            event_id=f"{case_id}-appeal",
+            case_id=case_id,
+            occurred_at=at,
+            posted_at=at,
+            post_event_id=f"{case_id}-post",
+            author=Author(id=f"u{i}"),
+            reply_to=ReplyTarget(
+                platform="weibo", account="@新疆检察", user_id=f"u{i}", post_id=f"p{i}"
+            ),
+        ),
+        dispatch_message(case_id=case_id, occurred_at=at, hop=1),
+        dispatch_message(
+            case_id=case_id,
+            occurred_at=at,
+            hop=2,
+            from_unit="652700",
+            to_unit=lead,
+            to_tier="county",
+            final=True,
+            to_handle="@博乐市人民检察院",
+        ),
+        ReplySent(
+            occurred_at=at,
+            producer="notifier",
+            case_id=case_id,
+            request_event_id=f"{case_id}-ack",
+            idempotency_key=f"{case_id}:acknowledgment:0",
+            purpose=ReplyPurpose.ACKNOWLEDGMENT,
+            status="sent",
+            platform_message_id=f"m{i}",
+        ),
+        action(UnitActionKind.ACCEPT),
+        action(UnitActionKind.PROGRESS, note="已联系用人单位，正在核实"),
+        action(UnitActionKind.RESOLVE, outcome="已追回拖欠工资", amount_recovered=12000.0),
+    ]
+
+
+def change_for(message: CaseMessage, rules: domain.Rules) -> domain.Change:
+    """What the tracker's subscriber of the message's topic applies to the case."""
+    if isinstance(message, AppealNormalized):
+        return lambda c: domain.open_case(c, message, rules=rules)
+    if isinstance(message, DispatchOrdered):
+        return lambda c: domain.record_dispatch(c, message, rules=rules)
+    if isinstance(message, ReplySent):
+        return lambda c: domain.record_reply(c, message, rules=rules)
+    if isinstance(message, UnitActed):
+        return lambda c: domain.act(c, message, rules=rules)
+    raise TypeError(f"no tracker change for {type(message).__name__}")
+
+
+class CountingPublisher:
+    """A declared Kafka publisher that counts what went through it."""
+
+    def __init__(self, publisher: Any) -> None:
+        self._publisher, self.count = publisher, 0
+
+    async def publish(self, message: Any, **kwargs: Any) -> Any:
+        result = await self._publisher.publish(message, **kwargs)
+        self.count += 1
+        return result
+
+
+async def create_collections(db: Any) -> None:
+    """Create the tracker's sharded collections (the timers' versions, the unit index)."""
+    names = {versions_collection(f"{i}") for i in range(20_000)}  # every shard, by brute force
+    names |= {ShardedCollection(db, "unit_cases").name(f"{i}") for i in range(5_000)}
+    existing = set(await db.list_collection_names())
+    for name in sorted(names - existing):
+        await db.create_collection(name)
+
+
+# -- store: CaseStore.apply directly ------------------------------------------------------------
+
+
+async def run_store(
+    settings: StackSettings, cases: int, concurrency: int, *, in_memory: bool = False
+) -> dict[str, Any]:
+    database = f"bench_tracker_{uuid.uuid4().hex[:8]}"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+    broker = make_broker(settings.kafka_bootstrap, service="bench-tracker")
+    publishers = {
+        t.name: CountingPublisher(topic_publisher(broker, t))
+        for t in (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)
+    }
+    try:
+        await ensure_topics(settings.kafka_bootstrap)
+        await broker.start()
+        repo: Any
+        if in_memory:  # the process's own ceiling: the domain, documents, Kafka; no store
+            repo = InMemoryCaseRepository()
+            store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+        else:
+            repo = MongoCaseRepository(client, database)
+            await repo.ensure_indexes()
+            store = CaseStore(
+                repo, publishers, MongoIndexes(client, database), MongoTimers(client, database)
+            )
+        rules = domain.Rules.default("tracker")
+        run = uuid.uuid4().hex[:6]
+        now = datetime.now(UTC)
+        lives = [case_messages(f"bench-{run}-{i:06d}", i, now) for i in range(cases)]
+        gate = asyncio.Semaphore(concurrency)
+        latencies: list[float] = []
+
+        async def live(messages: Sequence[CaseMessage]) -> None:
+            async with gate:
+                for message in messages:
+                    started = time.perf_counter()
+                    await store.apply(message.case_id, change_for(message, rules))
+                    latencies.append(time.perf_counter() - started)
+
+        if not in_memory:
+            # The tables a running tracker has: creating one is a one-time cost, not an event's.
+            await create_collections(client[database])
+        # Warm up (connections, pools, code paths) on cases that are not counted.
+        await asyncio.gather(
+            *[live(m) for m in [case_messages(f"warm-{run}-{i}", i, now) for i in range(8)]]
+        )
+        latencies.clear()
+        published_before = sum(p.count for p in publishers.values())
+        started = time.perf_counter()
+        await asyncio.gather(*[live(m) for m in lives])
+        elapsed = time.perf_counter() - started
+        published = sum(p.count for p in publishers.values()) - published_before
+
+        # Every change is in the store, every outbox done.
+        wrong = 0
+        for messages in lives:
+            case = await repo.get(messages[0].case_id)
+            if (
+                case is None
+                or case.state is not domain.S.RESOLVED
+                or case.outbox
+                or case.effects
+                or not {m.event_id for m in messages} <= case.processed
+            ):
+                wrong += 1
+        latencies.sort()
+        events = cases * EVENTS_PER_CASE
+        return {
+            "mode": "store (in-memory fakes: no store)" if in_memory else "store",
+            "events": events,
+            "seconds": elapsed,
+            "rate": events / elapsed,
+            "published": published,
+            "wrong_cases": wrong,
+            "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+            "detail": f"{cases} cases, {concurrency} in flight",
+            "store": "none (in-memory fakes)" if in_memory else await store_name(client[database]),
+        }
+    finally:
+        await broker.stop()
+        await client.drop_database(database)
+        await client.close()
+
+
+# -- service: the tracker app with its consumers -------------------------------------------------
+
+
+async def start_groups_at_end(bootstrap: str, group_id: str, topics: Sequence[Topic]) -> None:
+    """Commit the end of each topic for the tracker's consumer groups, so that the app reads
+    only what is published from now on (not what earlier runs left on the topics)."""
+    for topic in topics:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=f"{group_id}.{topic.name}",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+            consumer.assign(partitions)
+            await consumer.seek_to_end(*partitions)
+            await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+        finally:
+            await consumer.stop()
+
+
+def counted(registry: Any, name: str) -> float:
+    """The sum of a counter's samples (over its labels)."""
+    total = 0.0
+    for metric in registry.collect():
+        if metric.name == name:
+            total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
+    return total
+
+
+async def run_service(settings: StackSettings, cases: int) -> dict[str, Any]:
+    from services.tracker.app import build
+    from services.tracker.settings import TrackerSettings
+
+    run = uuid.uuid4().hex[:6]
+    tracker_settings = TrackerSettings(
+        stack=settings, database=f"bench_tracker_svc_{run}", group_id=f"bench-tracker-{run}"
+    )
+    runtime, app = build(tracker_settings)
+    await ensure_topics(settings.kafka_bootstrap)
+    creating: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    try:
+        await create_collections(creating[tracker_settings.database])
+    finally:
+        await creating.close()
+    await start_groups_at_end(
+        settings.kafka_bootstrap,
+        tracker_settings.group_id,
+        [
+            APPEALS,
+            DISPATCH_ORDERS,
+            REPLIES_SENT,
+            UNIT_ACTIONS,
+            SUPERVISION_ORDERS,
+            COORDINATION_REQUESTS,
+        ],
+    )
+    now = datetime.now(UTC)
+    lives = [case_messages(f"bench-{run}-{i:06d}", i, now) for i in range(cases)]
+    producer = make_broker(settings.kafka_bootstrap, service="bench-producer")
+    await producer.start()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+
+    async def put(steps: range) -> None:
+        """Publish those steps of every case (in order within a case, cases side by side)."""
+        for start in range(0, cases, 50):
+            chunk = lives[start : start + 50]
+            for step in steps:
+                await asyncio.gather(
+                    *[publish(producer, TOPIC_OF[type(m[step])], m[step]) for m in chunk]
+                )
+
+    async def applied(count: int) -> float:
+        """Wait until `count` messages are applied; the instant of the first one."""
+        first: float | None = None
+        progress, last = 0.0, time.perf_counter()
+        while (done := counted(runtime.registry, "fengqiao_tracker_messages")) < count:
+            first = first or (time.perf_counter() if done > applied_before else None)
+            if done > progress:
+                progress, last = done, time.perf_counter()
+            elif time.perf_counter() - last > 60:
+                dead = counted(runtime.registry, "fengqiao_dead_letters")
+                raise TimeoutError(
+                    f"{done:.0f} of {count} applied, {dead:.0f} dead letters, "
+                    "and no progress for 60 s"
+                )
+            await asyncio.sleep(0.01)
+        return first or time.perf_counter()
+
+    try:
+        # The appeal, its dispatch and its acknowledgment travel on three topics and may be
+        # applied in any order; the units act once the case reached them (as the unit API
+        # refuses actions on cases a unit cannot see yet).
+        loading = time.perf_counter()
+        await put(range(4))
+        loaded = time.perf_counter() - loading
+        started = time.perf_counter()
+        applied_before = 0.0
+        async with serving(app):
+            up = time.perf_counter() - started
+            first = await applied(cases * 4)
+            first_phase = time.perf_counter() - first
+            applied_before = cases * 4
+            acting = time.perf_counter()
+            await put(range(4, EVENTS_PER_CASE))
+            await applied(cases * EVENTS_PER_CASE)
+            second_phase = time.perf_counter() - acting
+            finished = time.perf_counter()
+        dead = counted(runtime.registry, "fengqiao_dead_letters")
+        events = cases * EVENTS_PER_CASE
+        repo = MongoCaseRepository(client, tracker_settings.database)
+        wrong = 0
+        for messages in lives:
+            case = await repo.get(messages[0].case_id)
+            if (
+                case is None
+                or case.state is not domain.S.RESOLVED
+                or case.outbox
+                or not {m.event_id for m in messages} <= case.processed
+            ):
+                wrong += 1
+        seconds = first_phase + second_phase
+        return {
+            "mode": "service",
+            "events": events,
+            "seconds": seconds,
+            "rate": events / seconds,
+            "published": None,
+            "wrong_cases": wrong + int(dead),
+            "detail": (
+                f"{cases} cases; appeals, dispatches and acknowledgments pre-loaded "
+                f"({loaded:.1f} s) and applied in {first_phase:.1f} s from the first, then the "
+                f"units' actions published and applied in {second_phase:.1f} s; app up in "
+                f"{up:.1f} s, {finished - started:.1f} s in all; {dead:.0f} dead letters"
+            ),
+            "store": await store_name(client[tracker_settings.database]),
+        }
+    finally:
+        await producer.stop()
+        await client.drop_database(tracker_settings.database)
+        await client.close()
+
+
+def summary(result: dict[str, Any]) -> str:
+    extra = ""
+    if result.get("p50_ms") is not None:
+        extra = f", latency p50 {result['p50_ms']:.0f} ms p99 {result['p99_ms']:.0f} ms"
+    if result.get("published") is not None:
+        extra += f", {result['published']} messages published"
+    verdict = "meets" if result["rate"] >= 2000 else "BELOW"
+    return (
+        f"RESULT tracker {result['mode']}: {result['rate']:,.0f} case events/s "
+        f"({result['events']:,} in {result['seconds']:.1f} s; {verdict} the 2,000/s target; "
+        f"{result['detail']}{extra}; {result['wrong_cases']} cases wrong) | "
+        f"machine: {machine()}; store: {result['store']}; Kafka acks=all"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    settings = StackSettings()
+    failed = 0
+    if args.mode in ("store", "both", "all"):
+        result = await run_store(settings, args.cases, args.concurrency)
+        print(summary(result), flush=True)
+        failed += result["wrong_cases"]
+    if args.mode in ("memory", "all"):
+        result = await run_store(settings, args.cases, args.concurrency, in_memory=True)
+        print(summary(result), flush=True)
+        failed += result["wrong_cases"]
+    if args.mode in ("service", "both", "all"):
+        result = await run_service(settings, args.cases)
+        print(summary(result), flush=True)
+        failed += result["wrong_cases"]
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--cases", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=64, help="store mode: cases in flight")
+    parser.add_argument(
+        "--mode",
+        choices=("store", "service", "both", "memory", "all"),
+        default="both",
+        help="both: store and service; memory: CaseStore over the in-memory fakes (the process's "
+        "ceiling without a store); all: the three",
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    stack.up(StackSettings())
+    return asyncio.run(asyncio.wait_for(main_async(args), timeout=1800))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
