@@ -75,12 +75,8 @@ WORKING = frozenset({S.ACCEPTED, S.IN_PROGRESS, S.EXTENDED, S.COORDINATING, S.RE
 # action → the states it may start from, and the state it leads to (None: state unchanged).
 TRANSITIONS: dict[str, tuple[frozenset[CaseState], CaseState | None]] = {
     "acknowledge": (frozenset({S.RECEIVED}), S.ACKNOWLEDGED),
-    "dispatch": (
-        frozenset(
-            {S.RECEIVED, S.ACKNOWLEDGED, S.DISPATCHED, S.RETURNED, S.COORDINATING, S.REOPENED}
-        ),
-        S.DISPATCHED,
-    ),
+    # A case at work may be dispatched again (an operator's reassignment): the new unit signs.
+    "dispatch": (OPEN_STATES, S.DISPATCHED),
     "coordinate": (frozenset({S.RECEIVED, S.ACKNOWLEDGED, S.DISPATCHED}), S.COORDINATING),
     A.ACCEPT.value: (frozenset({S.DISPATCHED, S.COORDINATING, S.REOPENED}), S.ACCEPTED),
     A.PROGRESS.value: (WORKING, S.IN_PROGRESS),
@@ -612,8 +608,22 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, rules: Rules) -> Case
     if case.has_processed(order.event_id):
         return case
     # A coordination request may arrive before the orders (another topic): a case waiting
-    # for a partner agency keeps waiting when its dispatch is recorded.
-    state = case.state if case.state is S.COORDINATING else check(case, "dispatch")
+    # for a partner agency keeps waiting when its dispatch is recorded. A hop that reaches a
+    # case already resolved or closed (a late copy, a reassignment that came too late) goes on
+    # the timeline and changes nothing else.
+    allowed, target = TRANSITIONS["dispatch"]
+    if case.state not in allowed:
+        case = _record(
+            case,
+            order,
+            "case.dispatch_ignored",
+            case.state,
+            rules,
+            unit_id=order.to_unit,
+            detail=f"hop {order.hop} to {order.to_unit} arrived in state {case.state.value}",
+        )
+        return _done(case, order)
+    state = case.state if case.state is S.COORDINATING else target or case.state
     hop = {
         "hop": order.hop,
         "round": order.round,

@@ -14,9 +14,11 @@ from pymongo import AsyncMongoClient
 from contracts import (
     APPEALS,
     CASE_EVENTS,
+    COORDINATION_REQUESTS,
     DISPATCH_ORDERS,
     REPLIES_REQUESTED,
     REPLIES_SENT,
+    SUPERVISION_ORDERS,
     UNIT_ACTIONS,
     Envelope,
     ReplyPurpose,
@@ -27,10 +29,24 @@ from contracts import (
 from fengqiao.settings import StackSettings
 from fengqiao.testing import serving
 from fengqiao.testing.factories import appeal_message, dispatch_message
+from fengqiao.testing.groups import start_group_at_end
 from fengqiao.watch import TopicWatcher
 from services.tracker.adapters.cases import MongoCaseRepository
 from services.tracker.app import build
 from services.tracker.settings import TrackerSettings
+
+# Every topic the tracker subscribes to.
+TOPIC_NAMES = [
+    t.name
+    for t in (
+        APPEALS,
+        DISPATCH_ORDERS,
+        REPLIES_SENT,
+        UNIT_ACTIONS,
+        COORDINATION_REQUESTS,
+        SUPERVISION_ORDERS,
+    )
+]
 
 
 def messages_of(case_id: str, n: int, at: datetime) -> list[tuple[str, Envelope]]:
@@ -152,6 +168,9 @@ async def test_replaying_every_message_twice_changes_no_case(
         for topic, message in messages:
             await runtime.broker.publish(message, topic, key=message.kafka_key().encode())
 
+    # A new group would read every earlier test's messages first: start it at the end.
+    for topic in TOPIC_NAMES:
+        await start_group_at_end(stack.kafka_bootstrap, f"{settings.group_id}.{topic}", topic)
     try:
         async with (
             TopicWatcher(stack.kafka_bootstrap, [CASE_EVENTS.name, REPLIES_REQUESTED.name]) as w,

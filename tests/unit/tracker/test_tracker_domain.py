@@ -27,6 +27,7 @@ from services.tracker.domain import (
     Case,
     InvalidTransition,
     Rules,
+    check,
     new_case,
     open_case,
     record_dispatch,
@@ -239,15 +240,29 @@ def test_reapplying_a_processed_dispatch_returns_the_same_object() -> None:
 
 
 @pytest.mark.parametrize("state", [CaseState.CLOSED, CaseState.RESOLVED, CaseState.MERGED])
-def test_an_invalid_transition_names_case_state_and_action(state: CaseState) -> None:
+def test_a_dispatch_of_a_finished_case_is_recorded_and_changes_nothing(state: CaseState) -> None:
     case = replace(opened(), state=state)
+    after = record_dispatch(case, order(1), rules=RULES)
+    assert after.state is state and after.hops == case.hops
+    assert after.timeline[-1].event == "case.dispatch_ignored"
+    assert after.timeline[-1].detail == f"hop 1 to 652700 arrived in state {state.value}"
+
+
+@pytest.mark.parametrize("state", [CaseState.ACCEPTED, CaseState.IN_PROGRESS, CaseState.EXTENDED])
+def test_a_case_at_work_may_be_dispatched_again(state: CaseState) -> None:
+    case = replace(opened(), state=state)
+    assert record_dispatch(case, order(1), rules=RULES).state is CaseState.DISPATCHED
+
+
+def test_an_invalid_transition_names_case_state_and_action() -> None:
+    case = replace(opened(), state=CaseState.CLOSED)
     with pytest.raises(InvalidTransition) as caught:
-        record_dispatch(case, order(1), rules=RULES)
-    assert str(caught.value) == f"case c-0123456789abcdef: cannot dispatch in state {state.value}"
+        check(case, "accept")
+    assert str(caught.value) == "case c-0123456789abcdef: cannot accept in state closed"
     assert (caught.value.case_id, caught.value.state, caught.value.action) == (
         "c-0123456789abcdef",
-        state,
-        "dispatch",
+        CaseState.CLOSED,
+        "accept",
     )
 
 
