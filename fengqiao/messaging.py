@@ -166,10 +166,7 @@ class SubscriberMetrics:
         """Recompute the lag gauge from the subscribers' consumers (at scrape time)."""
         values: list[tuple[str, TopicPartition, int]] = []
         assigned: set[tuple[str, int]] = set()
-        for subscriber in broker.subscribers:
-            consumer = getattr(subscriber, "consumer", None)
-            if consumer is None:
-                continue
+        for consumer in (c for s in broker.subscribers for c in subscriber_consumers(s)):
             group = getattr(consumer, "_group_id", None) or ""
             for tp in sorted(consumer.assignment()):
                 assigned.add((tp.topic, tp.partition))
@@ -203,22 +200,33 @@ def consumers_assigned(broker: KafkaBroker) -> dict[str, str]:
     """
     states: dict[str, str] = {}
     for subscriber in broker.subscribers:
-        consumer = getattr(subscriber, "consumer", None)
+        consumers = subscriber_consumers(subscriber)
         names = ",".join(getattr(subscriber, "topic_names", None) or ()) or "?"
-        if consumer is None:
+        if not consumers:
             states[names] = "not started"
             continue
-        group = getattr(consumer, "_group_id", None) or names
-        assigned: set[TopicPartition] = consumer.assignment()
-        coordinator = getattr(consumer, "_coordinator", None)
-        generation = getattr(coordinator, "generation", -1)
+        group = getattr(consumers[0], "_group_id", None) or names
+        assigned: set[TopicPartition] = set().union(*(c.assignment() for c in consumers))
+        generations = [
+            getattr(getattr(c, "_coordinator", None), "generation", -1) for c in consumers
+        ]
         if assigned:
             states[group] = f"assigned {len(assigned)}"
-        elif isinstance(generation, int) and generation > 0:
+        elif any(isinstance(g, int) and g > 0 for g in generations):
             states[group] = "joined"
         else:
             states[group] = "not assigned"
     return states
+
+
+def subscriber_consumers(subscriber: Any) -> list[Any]:
+    """The aiokafka consumers of a FastStream subscriber: one, or `max_workers` of them (a
+    concurrent subscriber keeps them in `consumer_subgroup`); none before it started."""
+    subgroup = getattr(subscriber, "consumer_subgroup", None)
+    if subgroup:
+        return list(subgroup)
+    consumer = getattr(subscriber, "consumer", None)
+    return [consumer] if consumer is not None else []
 
 
 class DeadLetterMiddleware(BaseMiddleware):
