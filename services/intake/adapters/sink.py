@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Protocol
 
 from contracts import RawPostReceived
+from fengqiao.messaging import DirectPublisher
 
 
 class SinkUnavailable(Exception):
@@ -18,18 +19,19 @@ class PostSink(Protocol):
 
 
 class KafkaPostSink:
-    """Publishes to `posts.raw` and returns only once Kafka has acknowledged the write."""
+    """Publishes to `posts.raw` and returns only once Kafka has acknowledged the write.
 
-    def __init__(self, publisher: Any, *, timeout: float = 3.0) -> None:
+    Through a `DirectPublisher` (acks=all, idempotent): one publish per webhook request, so
+    FastStream's per-message machinery is left out of this path."""
+
+    def __init__(self, publisher: DirectPublisher, *, timeout: float = 3.0) -> None:
         self._publisher = publisher
         # Weibo re-sends after 5 s without an answer: answer 503 before that, not never.
         self._timeout = timeout
 
     async def put(self, post: RawPostReceived) -> None:
         try:
-            await asyncio.wait_for(
-                self._publisher.publish(post, key=post.kafka_key().encode()), self._timeout
-            )
+            await asyncio.wait_for(self._publisher.publish(post), self._timeout)
         except Exception as exc:
             raise SinkUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
