@@ -233,7 +233,6 @@ class DirectPublisher:
         *,
         service: str,
         registry: CollectorRegistry | None = None,
-        linger_ms: int = 0,
     ) -> None:
         self.topic = topic.name
         self._producer: AIOKafkaProducer | None = None
@@ -242,7 +241,9 @@ class DirectPublisher:
             "client_id": f"fengqiao-{service}-{topic.name}",
             "acks": "all",
             "enable_idempotence": True,
-            "linger_ms": linger_ms,
+            # linger_ms stays 0: requests arriving while one is in flight are batched anyway,
+            # and waiting longer only delayed each answer (measured: linger 2 ms, 8 connections:
+            # 1,265-1,615 req/s against 2,150-2,173 without).
         }
         registry = registry or CollectorRegistry()
         self._published = Counter(

@@ -54,7 +54,7 @@ def build(
     )
     publisher = None
     if sink is None:
-        publisher = _raw_posts_publisher(runtime, settings)
+        publisher = _raw_posts_publisher(runtime)
         sink = KafkaPostSink(publisher)
     if settings.consumers:
         read_model.register(runtime.broker, store, group_id=settings.open311_group_id)
@@ -86,15 +86,11 @@ def _start_pollers(
     runtime.on_stop.append(poller.stop)
 
 
-def _raw_posts_publisher(runtime: Runtime, settings: IntakeSettings) -> DirectPublisher:
+def _raw_posts_publisher(runtime: Runtime) -> DirectPublisher:
     """Where the webhooks, Open311 and the pollers store posts (`handlers.register` declares
     the same topic's publisher on the broker, for AsyncAPI)."""
     return DirectPublisher(
-        runtime.stack.kafka_bootstrap,
-        POSTS_RAW,
-        service=NAME,
-        registry=runtime.registry,
-        linger_ms=settings.publish_linger_ms,
+        runtime.stack.kafka_bootstrap, POSTS_RAW, service=NAME, registry=runtime.registry
     )
 
 

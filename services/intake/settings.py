@@ -94,13 +94,6 @@ class IntakeSettings(BaseSettings):
         description="Run the posts.raw normalizer and the Open311 read model in this process. "
         "False makes a webhook-only replica, so HTTP intake scales apart from normalizing.",
     )
-    publish_linger_ms: int = Field(
-        default=0,
-        ge=0,
-        le=100,
-        description="How long the posts.raw producer waits to batch posts into one request to "
-        "Kafka; each post still gets its own acknowledgement (acks=all) before its 2xx.",
-    )
     duplicate_threshold: float = Field(
         default=0.5, gt=0, le=1, description="Resemblance from which a post repeats an appeal."
     )
