@@ -1,7 +1,7 @@
 """Benchmark intake's generic webhook: the real service process, the real Kafka (acks=all), wrk.
 
     FENGQIAO_KAFKA_BOOTSTRAP=... FENGQIAO_MONGO_URI=... FENGQIAO_INTAKE_CONSUMERS=false \
-        python bench/webhook.py --workers 2 --connections 8 --duration 10 --runs 5
+        python bench/webhook.py          # 1 worker, 8 connections, 5 runs of 10 s
 
 Every accepted post stays in that stack's `posts.raw`: a normalizer started later (the demo, the
 services) first works through the whole backlog. Run it against a throwaway stack, e.g.
@@ -9,19 +9,20 @@ services) first works through the whole backlog. Run it against a throwaway stac
 FENGQIAO_MONGO_URI=mongodb://127.0.0.1:27817/ fengqiao stack up`, then the same env here.
 
 Needs a running stack (`fengqiao stack up`, or the env pointing at one) and `wrk`
-(`apt-get install -y wrk`). Starts intake (`--workers` uvicorn processes) on 127.0.0.1 only,
-warms it up with `--warmup` seconds of load that are not reported (the first seconds after a
-start are the slowest: connections, JIT-less caches, Kafka's producer metadata), then runs wrk
-`--runs` times for `--duration` seconds each with `bench/webhook.lua` on freshly pre-signed
-distinct bodies (timestamps valid for the 5-minute window). It prints one line per run with the
-load average before it, then one summary line: the median and the worst run, and in how many runs
-the target (>= 2,000 requests/s with p99 < 50 ms, no errors) held. It stops the intake process it
-started, whatever happens.
+(`apt-get install -y wrk`). Starts intake on 127.0.0.1 only (`--workers` uvicorn processes; one
+by default: on 2 cores shared with Kafka and wrk, a second worker cost ~40 % more CPU per request
+and gave no more requests/s), warms it up with `--warmup` seconds of load that are not reported
+(the first seconds after a start are the slowest: new connections, Kafka's producer metadata),
+then runs wrk `--runs` times for `--duration` seconds each with `bench/webhook.lua` on freshly
+pre-signed distinct bodies (timestamps valid for the 5-minute window). It prints one line per run
+with the load average before it, then one summary line: the median and the worst run, and in how
+many runs the target (>= 2,000 requests/s with p99 < 50 ms, no errors) held. It stops the intake
+process it started, whatever happens.
 
 Beside the rates it prints the CPU time the intake processes spent per request (user + system,
 from /proc): on a machine shared with other work the rates vary with the load, while the CPU per
-request shows what the code costs. 2 cores at ~450 µs per request would serve ~4,400 req/s if
-intake had them alone; Kafka and wrk take their share.
+request shows what the code costs (one worker at ~300 µs per request can serve ~3,300 req/s on
+the core it gets; Kafka and wrk use the other).
 """
 
 from __future__ import annotations
@@ -225,7 +226,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="seconds of unreported load first")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--posts", type=int, default=40_000, help="distinct posts per run")
     parser.add_argument("--verbose", action="store_true", help="print wrk's own output too")
     args = parser.parse_args()
