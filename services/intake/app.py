@@ -13,7 +13,7 @@ from fengqiao.messaging import DirectPublisher
 from fengqiao.service import Runtime, asyncapi_app, http_app
 from services.intake import handlers, read_model
 from services.intake.adapters.cursors import CursorStore, MongoCursorStore
-from services.intake.adapters.recent import MongoRecentAppeals, RecentAppeals
+from services.intake.adapters.recent import MongoRecentAppeals, Pruner, RecentAppeals
 from services.intake.adapters.requests import MongoRequestsStore, RequestsStore
 from services.intake.adapters.sink import KafkaPostSink, PostSink
 from services.intake.http import generic_webhook_route, serve_first
@@ -105,13 +105,17 @@ def _policy(settings: IntakeSettings) -> Policy:
 def _mongo_recent(runtime: Runtime, settings: IntakeSettings, clock: Clock) -> RecentAppeals:
     assert runtime.mongo is not None
     store = MongoRecentAppeals(runtime.mongo, settings.database)
-    lookback = _policy(settings).lookback()
-
-    async def prepare() -> None:
-        await store.ensure_indexes()
-        await store.prune(clock.now() - 2 * lookback)  # no TTL indexes on FerretDB
-
-    runtime.on_start.append(prepare)
+    runtime.on_start.append(store.ensure_indexes)
+    if settings.consumers:  # the normalizer reads and writes it; webhook-only replicas do not
+        pruner = Pruner(
+            store,
+            clock,
+            keep=2 * _policy(settings).lookback(),
+            interval_seconds=settings.recent_prune_interval_seconds,
+            registry=runtime.registry,
+        )
+        runtime.on_start.append(pruner.start)
+        runtime.on_stop.append(pruner.stop)
     return store
 
 
