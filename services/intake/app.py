@@ -105,8 +105,8 @@ def _policy(settings: IntakeSettings) -> Policy:
 def _mongo_recent(runtime: Runtime, settings: IntakeSettings, clock: Clock) -> RecentAppeals:
     assert runtime.mongo is not None
     store = MongoRecentAppeals(runtime.mongo, settings.database)
-    runtime.on_start.append(store.ensure_indexes)
     if settings.consumers:  # the normalizer reads and writes it; webhook-only replicas do not
+        runtime.on_start.append(store.ensure_indexes)
         pruner = Pruner(
             store,
             clock,
