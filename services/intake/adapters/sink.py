@@ -6,7 +6,6 @@ import asyncio
 from typing import Protocol
 
 from contracts import RawPostReceived
-from fengqiao.messaging import DirectPublisher
 
 
 class SinkUnavailable(Exception):
@@ -18,20 +17,26 @@ class PostSink(Protocol):
         """Store `post` durably, or raise SinkUnavailable."""
 
 
+class Publisher(Protocol):
+    async def publish(self, message: RawPostReceived) -> None:
+        """Return once Kafka acknowledged `message` (`fengqiao.messaging.DirectPublisher`)."""
+
+
 class KafkaPostSink:
     """Publishes to `posts.raw` and returns only once Kafka has acknowledged the write.
 
     Through a `DirectPublisher` (acks=all, idempotent): one publish per webhook request, so
     FastStream's per-message machinery is left out of this path."""
 
-    def __init__(self, publisher: DirectPublisher, *, timeout: float = 3.0) -> None:
+    def __init__(self, publisher: Publisher, *, timeout: float = 3.0) -> None:
         self._publisher = publisher
         # Weibo re-sends after 5 s without an answer: answer 503 before that, not never.
         self._timeout = timeout
 
     async def put(self, post: RawPostReceived) -> None:
         try:
-            await asyncio.wait_for(self._publisher.publish(post), self._timeout)
+            async with asyncio.timeout(self._timeout):  # no extra task, unlike wait_for on 3.11
+                await self._publisher.publish(post)
         except Exception as exc:
             raise SinkUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
