@@ -227,7 +227,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--posts", type=int, default=40_000, help="distinct posts per run")
+    parser.add_argument("--posts", type=int, default=60_000, help="distinct posts per run")
     parser.add_argument("--verbose", action="store_true", help="print wrk's own output too")
     args = parser.parse_args()
     args.duration = min(args.duration, 120)
