@@ -7,6 +7,8 @@
   dead-letter write fails (Kafka gone), the message is not committed and comes again.
 - Every subscriber of every service is measured the same way, here and not per service:
   messages processed and failed per topic, handler latency, and consumer lag (`SubscriberMetrics`).
+- `DirectPublisher` publishes one topic through a plain aiokafka producer with the same
+  guarantees and wire format, for request paths that publish a message per HTTP request.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy, BaseMiddleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic_core import to_json
 
 from contracts import TOPICS, DeadLetter, Envelope, Topic
 from contracts.topics import DLQ_PARTITIONS
@@ -392,3 +395,83 @@ def dead_letter_publisher(broker: KafkaBroker, topic: str) -> Any:
             schema=DeadLetter,
         )
     return publishers[topic]
+
+
+class DirectPublisher:
+    """Publishes the messages of one topic through a plain aiokafka producer of its own.
+
+    The guarantees are the broker's (acks=all, idempotent, keyed by the contract's key) and so
+    is the wire format (the message as JSON with a `content-type: application/json` header, as
+    FastStream writes it, so FastStream subscribers read it unchanged). What it leaves out is
+    FastStream's per-message publish machinery (command objects, middleware chain, its
+    Prometheus middleware), which cost more than a third of each publish on a path that
+    publishes once per HTTP request (intake's webhooks); it keeps two cheap metrics of its own.
+
+    Declare the topic's publisher with `topic_publisher` as well, so AsyncAPI documents it.
+    `start()`/`stop()` belong in the service's lifespan (`Runtime.on_start`/`on_stop`).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: Topic,
+        *,
+        service: str,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.topic = topic.name
+        self._producer: AIOKafkaProducer | None = None
+        self._options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap,
+            "client_id": f"fengqiao-{service}-{topic.name}",
+            "acks": "all",
+            "enable_idempotence": True,
+            # linger_ms stays 0: requests arriving while one is in flight are batched anyway,
+            # and waiting longer only delayed each answer (measured: linger 2 ms, 8 connections:
+            # 1,265-1,615 req/s against 2,150-2,173 without).
+        }
+        registry = registry or CollectorRegistry()
+        self._published = Counter(
+            "fengqiao_direct_published_total",
+            "Messages published by a direct publisher, by topic and result (ok or error)",
+            ["topic", "result"],
+            registry=registry,
+        )
+        self._ok = self._published.labels(topic.name, "ok")
+        self._error = self._published.labels(topic.name, "error")
+        self._ack_seconds = Histogram(
+            "fengqiao_direct_publish_seconds",
+            "Time from a direct publish to Kafka's acknowledgement (acks=all)",
+            ["topic"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=registry,
+        ).labels(topic.name)
+
+    async def start(self) -> None:
+        # Built here, not in __init__: aiokafka binds the running event loop.
+        producer = AIOKafkaProducer(**self._options)
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def publish(self, message: Envelope) -> None:
+        """Publish `message` keyed by its contract's key; return once Kafka acknowledged it."""
+        if self._producer is None:
+            raise RuntimeError(f"the {self.topic} publisher is not started")
+        started = time.perf_counter()
+        try:
+            await self._producer.send_and_wait(
+                self.topic,
+                value=to_json(message),
+                key=message.kafka_key().encode(),
+                headers=[("content-type", b"application/json")],
+            )
+        except BaseException:
+            self._error.inc()
+            raise
+        self._ok.inc()
+        self._ack_seconds.observe(time.perf_counter() - started)

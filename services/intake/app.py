@@ -7,19 +7,21 @@ from datetime import timedelta
 from fastapi import FastAPI
 from faststream import FastStream
 
+from contracts import POSTS_RAW
 from fengqiao.clock import Clock, SystemClock
+from fengqiao.messaging import DirectPublisher
 from fengqiao.service import Runtime, asyncapi_app, http_app
 from services.intake import handlers, read_model
 from services.intake.adapters.cursors import CursorStore, MongoCursorStore
-from services.intake.adapters.recent import MongoRecentAppeals, RecentAppeals
+from services.intake.adapters.recent import MongoRecentAppeals, Pruner, RecentAppeals
 from services.intake.adapters.requests import MongoRequestsStore, RequestsStore
 from services.intake.adapters.sink import KafkaPostSink, PostSink
-from services.intake.http import webhook_router
+from services.intake.http import generic_webhook_route, serve_first
 from services.intake.open311 import open311_router
 from services.intake.pollers import build_poller
 from services.intake.settings import IntakeSettings
 from services.intake.similarity import Policy
-from services.intake.weibo import weibo_router
+from services.intake.weibo import weibo_webhooks
 
 NAME = "intake"
 DESCRIPTION = "Takes the public's posts from platform webhooks and normalizes them into appeals."
@@ -40,7 +42,7 @@ def build(
     clock = clock or SystemClock()
     runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
     store = requests_store or _mongo_requests(runtime, settings)
-    raw_posts = handlers.register(
+    handlers.register(
         runtime.broker,
         producer=NAME,
         group_id=settings.group_id,
@@ -50,15 +52,23 @@ def build(
         consume=settings.consumers,
         on_open311=store.map_case,
     )
-    sink = sink or KafkaPostSink(raw_posts)
+    publisher = None
+    if sink is None:
+        publisher = _raw_posts_publisher(runtime)
+        sink = KafkaPostSink(publisher)
     if settings.consumers:
         read_model.register(runtime.broker, store, group_id=settings.open311_group_id)
-    router = webhook_router(settings, sink, clock, runtime.registry, NAME)
+    generic = generic_webhook_route(settings, sink, clock, runtime.registry, NAME)
     open311 = open311_router(settings, sink, store, clock, runtime.registry, NAME)
-    weibo = weibo_router(settings, sink, clock, runtime.registry, NAME)
+    weibo_check, weibo_push = weibo_webhooks(settings, sink, clock, runtime.registry, NAME)
     if settings.pollers_enabled:
         _start_pollers(runtime, settings, sink, clock, cursors)
-    return runtime, http_app(runtime, description=DESCRIPTION, routers=[router, open311, weibo])
+    if publisher is not None:  # first to start, last to stop: everything else stores through it
+        runtime.on_start.insert(0, publisher.start)
+        runtime.on_stop.append(publisher.stop)
+    app = http_app(runtime, description=DESCRIPTION, routers=[open311, weibo_check])
+    serve_first(app, [generic, weibo_push])  # the webhooks that take posts: plain routes
+    return runtime, app
 
 
 def _start_pollers(
@@ -76,6 +86,14 @@ def _start_pollers(
     runtime.on_stop.append(poller.stop)
 
 
+def _raw_posts_publisher(runtime: Runtime) -> DirectPublisher:
+    """Where the webhooks, Open311 and the pollers store posts (`handlers.register` declares
+    the same topic's publisher on the broker, for AsyncAPI)."""
+    return DirectPublisher(
+        runtime.stack.kafka_bootstrap, POSTS_RAW, service=NAME, registry=runtime.registry
+    )
+
+
 def _policy(settings: IntakeSettings) -> Policy:
     return Policy(
         duplicate_threshold=settings.duplicate_threshold,
@@ -87,13 +105,17 @@ def _policy(settings: IntakeSettings) -> Policy:
 def _mongo_recent(runtime: Runtime, settings: IntakeSettings, clock: Clock) -> RecentAppeals:
     assert runtime.mongo is not None
     store = MongoRecentAppeals(runtime.mongo, settings.database)
-    lookback = _policy(settings).lookback()
-
-    async def prepare() -> None:
-        await store.ensure_indexes()
-        await store.prune(clock.now() - 2 * lookback)  # no TTL indexes on FerretDB
-
-    runtime.on_start.append(prepare)
+    if settings.consumers:  # the normalizer reads and writes it; webhook-only replicas do not
+        runtime.on_start.append(store.ensure_indexes)
+        pruner = Pruner(
+            store,
+            clock,
+            keep=2 * _policy(settings).lookback(),
+            interval_seconds=settings.recent_prune_interval_seconds,
+            registry=runtime.registry,
+        )
+        runtime.on_start.append(pruner.start)
+        runtime.on_stop.append(pruner.stop)
     return store
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -48,8 +47,9 @@ def register(
     registry: CollectorRegistry | None = None,
     consume: bool = True,
     on_open311: Callable[[str, str], Awaitable[None]] | None = None,
-) -> Any:
-    """Register the normalizer; return the `posts.raw` publisher the webhooks write through.
+) -> None:
+    """Register the normalizer, and declare the `posts.raw` publisher for AsyncAPI (the webhooks
+    write through a `DirectPublisher` of that topic, see `app.py`).
 
     Without `recent` every appeal is its own case (no near-duplicate or follow-up matching).
     With `consume=False` only the publisher is declared (a webhook-only process).
@@ -74,11 +74,11 @@ def register(
         buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
         registry=registry,
     )
-    raw_posts = topic_publisher(broker, POSTS_RAW)
+    topic_publisher(broker, POSTS_RAW)
     appeals = topic_publisher(broker, APPEALS)
 
     if not consume:
-        return raw_posts
+        return
 
     @topic_subscriber(
         broker,
@@ -104,5 +104,3 @@ def register(
             # Recorded before publishing: the request's case events can only follow.
             await on_open311(appeal.reply_to.post_id, appeal.case_id)
         await publish_to(appeals, appeal)
-
-    return raw_posts

@@ -103,6 +103,12 @@ class IntakeSettings(BaseSettings):
     follow_up_window_days: float = Field(
         default=30, gt=0, description="How long after an appeal a follow-up still attaches to it."
     )
+    recent_prune_interval_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description="How often the normalizer forgets recent appeals older than twice the "
+        "longest matching window (FerretDB has no TTL indexes).",
+    )
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @model_validator(mode="after")

@@ -28,19 +28,24 @@ import re
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Path, Query
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from contracts import RawPostReceived, new_event_id
 from fengqiao.clock import Clock
 from services.intake.adapters.sink import PostSink, SinkUnavailable
 from services.intake.http import (
+    NAME_PATTERN,
+    DocumentedRoute,
     Refused,
     _field_errors,
     _parse_json,
+    is_name,
     json_body,
+    path_name,
     read_body,
     refusals,
 )
@@ -48,7 +53,7 @@ from services.intake.readers import PRIVATE_MESSAGE_TYPES, parse_weibo_time, pus
 from services.intake.settings import IntakeSettings, WeiboAccount
 from services.intake.signing import SignatureError
 
-__all__ = ["POST_TYPES", "WeiboPush", "push_signature", "push_source_id", "weibo_router"]
+__all__ = ["POST_TYPES", "WeiboPush", "push_signature", "push_source_id", "weibo_webhooks"]
 
 log = logging.getLogger("fengqiao.intake.weibo")
 
@@ -202,24 +207,26 @@ class _Metrics:
         )
 
 
-def weibo_router(
+def weibo_webhooks(
     settings: IntakeSettings,
     sink: PostSink,
     clock: Clock,
     registry: CollectorRegistry,
     producer: str,
-) -> APIRouter:
-    """The push URL of every account in `settings.weibo_accounts` that has an app secret."""
+) -> tuple[APIRouter, DocumentedRoute]:
+    """The push URL of every account in `settings.weibo_accounts` that has an app secret: the
+    binding check (GET, a FastAPI route: asked once per binding) and the pushes (POST, a plain
+    route served first: every message; see `services.intake.http`)."""
     router = APIRouter(tags=["webhooks"])
     metrics = _Metrics(registry)
-    account_path = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Key of weibo_accounts.")
+    account_path = Path(pattern=NAME_PATTERN, description="Key of weibo_accounts.")
 
     def authenticate(
         account: str, signature: str | None, timestamp: str | None, nonce: str | None
     ) -> WeiboAccount:
-        known = settings.weibo_accounts.get(account)
+        known = settings.weibo_accounts.get(account) if is_name(account) else None
         if known is None or known.app_secret is None:
-            raise Refused(404, "unknown_account", f"unknown account {account!r}")
+            raise Refused(404, "unknown_account", f"unknown account {account[:64]!r}")
         try:
             check_signature(
                 known.app_secret.get_secret_value(),
@@ -260,24 +267,15 @@ def weibo_router(
             return refusal(r)
         return PlainTextResponse(echostr)
 
-    @router.post(
-        "/webhooks/weibo/{account}",
-        summary="Receive a Weibo push: answered 200 with an empty body once stored",
-        responses={
-            200: {"description": "Stored, or an event or unknown type taken and ignored"},
-            **refusals(unknown="Unknown account", content_type="Not JSON"),
-        },
-        openapi_extra=json_body(WeiboPush),
-    )
-    async def receive(
-        request: Request,
-        account: str = account_path,
-        signature: str | None = Query(None),
-        timestamp: str | None = Query(None),
-        nonce: str | None = Query(None),
-    ) -> Response:
+    async def receive(request: Request) -> Response:
+        query = request.query_params
         try:
-            known = authenticate(account, signature, timestamp, nonce)
+            known = authenticate(
+                request.path_params["account"],
+                query.get("signature"),
+                query.get("timestamp"),
+                query.get("nonce"),
+            )
             body = await read_body(
                 request,
                 limit=settings.max_body_bytes,
@@ -305,7 +303,23 @@ def weibo_router(
         headers = {SOURCE_ID_HEADER: raw.source_id, DELIVERY_ID_HEADER: raw.delivery_id}
         return Response(status_code=200, headers=headers)
 
-    return router
+    signed_query = [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in ("signature", "timestamp", "nonce")
+    ]
+    operation = {
+        "tags": ["webhooks"],
+        "summary": "Receive a Weibo push: answered 200 with an empty body once stored",
+        "operationId": "weibo_push",
+        "parameters": [path_name("account", "Key of weibo_accounts."), *signed_query],
+        **json_body(WeiboPush),
+        "responses": {
+            "200": {"description": "Stored, or an event or unknown type taken and ignored"},
+            **refusals(unknown="Unknown account", content_type="Not JSON"),
+        },
+    }
+    push = DocumentedRoute("/webhooks/weibo/{account}", receive, method="POST", operation=operation)
+    return router, push
 
 
 async def _store(sink: PostSink, raw: RawPostReceived) -> None:

@@ -12,6 +12,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from fengqiao.settings import StackSettings
+from fengqiao.store import ShardedCollection
 from services.intake.adapters.recent import MongoRecentAppeals, assign_case, claim_key
 from services.intake.similarity import Policy, RecentAppeal, fingerprint
 
@@ -68,7 +69,7 @@ async def test_concurrent_re_deliveries_agree(store: MongoRecentAppeals, run_id:
     decided = await asyncio.gather(*(assign(store, again) for _ in range(6)))
     assert {d.case_id for d in decided} == {first.case_id}
     assert {d.duplicate_of for d in decided} == {first.event_id}
-    stored = await store.get(again.key)
+    stored = await store.get(again.key, platform="weibo", author=f"u-{run_id}")
     assert stored is not None and stored.fingerprint == again.fingerprint
 
 
@@ -92,4 +93,19 @@ async def test_between_reads_one_author_newest_first(
     found = await store.between("weibo", author, T0, T0 + timedelta(days=1), limit=10)
     assert [a.key for a in found] == [f"{run_id}-1", f"{run_id}-0"]
     assert await store.prune(T0 + timedelta(days=1)) >= 2
-    assert await store.get(f"{run_id}-0") is None
+    assert await store.get(f"{run_id}-0", platform="weibo", author=author) is None
+
+
+async def test_an_authors_appeals_live_in_the_shard_of_that_author(
+    stack: StackSettings, store: MongoRecentAppeals, run_id: str
+) -> None:
+    author = f"u-{run_id}"
+    await store.add(appeal(f"{run_id}-0", author))
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_uri, tz_aware=True)
+    try:
+        database = client[f"itest_intake_{run_id}"]
+        shard = ShardedCollection(database, "recent_appeals").name(f"weibo\x1f{author}")
+        assert await database[shard].count_documents({"author": author}) == 1
+        assert "recent_appeals" not in await database.list_collection_names()
+    finally:
+        await client.close()

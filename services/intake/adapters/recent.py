@@ -10,36 +10,53 @@ atomically (see services/tracker/adapters/cases.py):
   sent to several accounts at the same moment (so neither sees the other yet) race for one
   claim; the loser joins the winner's case.
 
+Both are split by a hash of (platform, author) (`fengqiao.store.ShardedCollection`,
+`recent_appeals_00`…`_3f`): FerretDB scans a whole collection for any filter but `_id`, and the
+matching asks for one author's appeals, so it reads only the shard holding that author's. (Before
+the split they lived in unsharded `recent_appeals`/`appeal_claims`; those windows are at most
+30 days, and an old collection left behind is only ignored.)
+
 `assign_case` is the one routine that uses the port; the matching itself is
-`services.intake.similarity.decide`.
+`services.intake.similarity.decide`. FerretDB has no TTL indexes: `Pruner` forgets old appeals
+and claims at start and then every interval.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import struct
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from prometheus_client import CollectorRegistry, Counter
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
+from fengqiao.clock import Clock
+from fengqiao.store import ShardedCollection
 from services.intake.similarity import Decision, Policy, RecentAppeal, decide
 
 __all__ = [
     "InMemoryRecentAppeals",
     "MongoRecentAppeals",
+    "Pruner",
     "RecentAppeals",
     "assign_case",
     "claim_key",
 ]
 
+log = logging.getLogger("fengqiao.intake.recent")
+
 
 class RecentAppeals(Protocol):
     """The port: recent appeals, written once each."""
 
-    async def get(self, key: str) -> RecentAppeal | None:
-        """The appeal remembered under `key`, if any."""
+    async def get(self, key: str, *, platform: str, author: str) -> RecentAppeal | None:
+        """The appeal remembered under `key` (a post of `author` on `platform`), if any."""
 
     async def between(
         self, platform: str, author: str, start: datetime, end: datetime, *, limit: int
@@ -67,7 +84,8 @@ async def assign_case(
     """The case `appeal` belongs to, remembered: (the appeal as decided, True when decided now).
 
     A post already decided keeps that decision (re-deliveries yield the same case)."""
-    if (known := await store.get(appeal.key)) is not None:
+    known = await store.get(appeal.key, platform=appeal.platform, author=appeal.author)
+    if known is not None:
         return known, False
     earlier = await store.between(
         appeal.platform,
@@ -91,6 +109,57 @@ def claim_key(platform: str, author: str, own_words: str, posted_at: datetime) -
     return f"{platform}\x1f{author}\x1f{digest}\x1f{week}"
 
 
+class Pruner:
+    """Forgets appeals and claims older than `keep`, at start and every `interval_seconds`,
+    in the background while the normalizer runs (lifespan hooks `start`/`stop`). A failed prune
+    is logged and tried again at the next interval; the normalizer never waits for it."""
+
+    def __init__(
+        self,
+        store: RecentAppeals,
+        clock: Clock,
+        *,
+        keep: timedelta,
+        interval_seconds: float,
+        registry: CollectorRegistry | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._store, self._clock, self._keep = store, clock, keep
+        self._interval, self._sleep = interval_seconds, sleep
+        self._task: asyncio.Task[None] | None = None
+        self._pruned = Counter(
+            "fengqiao_intake_recent_appeals_pruned_total",
+            "Recent appeals forgotten (older than the matching windows need)",
+            registry=registry or CollectorRegistry(),
+        )
+
+    async def prune_once(self) -> int:
+        pruned = await self._store.prune(self._clock.now() - self._keep)
+        self._pruned.inc(pruned)
+        if pruned:
+            log.info("pruned %d recent appeals older than %s", pruned, self._keep)
+        return pruned
+
+    async def run(self) -> None:
+        """Prune, pause, forever (until cancelled)."""
+        while True:
+            try:
+                await self.prune_once()
+            except Exception:
+                log.exception("pruning recent appeals failed; trying again in %s s", self._interval)
+            await self._sleep(self._interval)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="recent-appeals-pruner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
 class InMemoryRecentAppeals:
     """The fake for tests, and the store of `fengqiao normalize` (one run, one process)."""
 
@@ -99,7 +168,7 @@ class InMemoryRecentAppeals:
         self.claims: dict[str, RecentAppeal] = {}
         self._by_author: dict[tuple[str, str], list[RecentAppeal]] = {}
 
-    async def get(self, key: str) -> RecentAppeal | None:
+    async def get(self, key: str, *, platform: str, author: str) -> RecentAppeal | None:
         return self.appeals.get(key)
 
     async def between(
@@ -133,11 +202,16 @@ class InMemoryRecentAppeals:
 
 
 class MongoRecentAppeals:
-    """The store in MongoDB (or FerretDB): insert-only, unique `_id`s."""
+    """The store in MongoDB (or FerretDB): insert-only, unique `_id`s, split by author."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
-        self._appeals = client[database]["recent_appeals"]
-        self._claims = client[database]["appeal_claims"]
+        self._appeals = ShardedCollection(client[database], "recent_appeals")
+        self._claims = ShardedCollection(client[database], "appeal_claims")
+
+    @staticmethod
+    def _author(platform: str, author: str) -> str:
+        """The shard key: every read and write of the matching concerns one author."""
+        return f"{platform}\x1f{author}"
 
     async def ensure_indexes(self) -> None:
         await self._appeals.create_index(
@@ -146,15 +220,17 @@ class MongoRecentAppeals:
         await self._appeals.create_index([("posted_at", ASCENDING)])
         await self._claims.create_index([("posted_at", ASCENDING)])
 
-    async def get(self, key: str) -> RecentAppeal | None:
-        doc = await self._appeals.find_one({"_id": key})
+    async def get(self, key: str, *, platform: str, author: str) -> RecentAppeal | None:
+        shard = self._appeals.for_key(self._author(platform, author))
+        doc = await shard.find_one({"_id": key})
         return from_document(doc) if doc else None
 
     async def between(
         self, platform: str, author: str, start: datetime, end: datetime, *, limit: int
     ) -> list[RecentAppeal]:
+        shard = self._appeals.for_key(self._author(platform, author))
         cursor = (
-            self._appeals.find(
+            shard.find(
                 {"platform": platform, "author": author, "posted_at": {"$gte": start, "$lte": end}}
             )
             .sort([("posted_at", DESCENDING), ("_id", DESCENDING)])
@@ -163,15 +239,20 @@ class MongoRecentAppeals:
         return [from_document(doc) async for doc in cursor]
 
     async def add(self, appeal: RecentAppeal) -> tuple[RecentAppeal, bool]:
-        return await self._insert_or_read(self._appeals, appeal.key, appeal)
+        shard = self._appeals.for_key(self._author(appeal.platform, appeal.author))
+        return await self._insert_or_read(shard, appeal.key, appeal)
 
     async def claim(self, key: str, appeal: RecentAppeal) -> RecentAppeal:
-        return (await self._insert_or_read(self._claims, key, appeal))[0]
+        shard = self._claims.for_key(self._author(appeal.platform, appeal.author))
+        return (await self._insert_or_read(shard, key, appeal))[0]
 
     async def prune(self, before: datetime) -> int:
-        await self._claims.delete_many({"posted_at": {"$lt": before}})
-        result = await self._appeals.delete_many({"posted_at": {"$lt": before}})
-        return int(result.deleted_count)
+        deleted = 0
+        for claims, appeals in zip(self._claims.all(), self._appeals.all(), strict=True):
+            await claims.delete_many({"posted_at": {"$lt": before}})
+            result = await appeals.delete_many({"posted_at": {"$lt": before}})
+            deleted += int(result.deleted_count)
+        return deleted
 
     @staticmethod
     async def _insert_or_read(

@@ -333,3 +333,41 @@ async def test_refusals_and_acceptances_are_counted(
     assert (
         'fengqiao_intake_posts_rejected_total{channel="webhook",reason="signature"} 1.0' in metrics
     )
+
+
+@pytest.mark.parametrize("source", ["a" * 65, "bad.name", "%E4%BD%A0"])
+async def test_a_source_that_cannot_be_a_name_is_404(
+    client: httpx.AsyncClient, sink: InMemoryPostSink, source: str
+) -> None:
+    body = encode(post_body())
+    response = await client.post(f"/webhooks/generic/{source}", content=body, headers=signed(body))
+    assert response.status_code == 404
+    assert error(response) == "unknown_source"
+    assert sink.posts == []
+
+
+async def test_only_post_is_served_at_the_webhook(client: httpx.AsyncClient) -> None:
+    response = await client.get(URL)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+
+
+async def test_the_post_taking_webhooks_are_described_in_the_openapi_document(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    generic = paths["/webhooks/generic/{source}"]["post"]
+    assert generic["requestBody"]["content"]["application/json"]["schema"]["title"] == "GenericPost"
+    assert [p["name"] for p in generic["parameters"]] == ["source"]
+    assert set(generic["responses"]) == {"202", "400", "401", "404", "413", "415", "422", "503"}
+    weibo = paths["/webhooks/weibo/{account}"]
+    assert set(weibo) == {"get", "post"}  # the binding check (FastAPI) beside the push (plain)
+    assert [p["name"] for p in weibo["post"]["parameters"]] == [
+        "account",
+        "signature",
+        "timestamp",
+        "nonce",
+    ]
+    assert weibo["post"]["requestBody"]["content"]["application/json"]["schema"]["title"] == (
+        "WeiboPush"
+    )
