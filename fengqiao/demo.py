@@ -48,11 +48,7 @@ def demo_env(
     """Settings of the services for a local run against the simulator."""
     return {
         "FENGQIAO_INTAKE_GENERIC_SECRETS": json.dumps({SOURCE: secret}),
-        "FENGQIAO_NOTIFIER_WEIBO_API_BASE": f"http://127.0.0.1:{simulator_port}",
-        "FENGQIAO_NOTIFIER_DEFAULT_ACCESS_TOKEN": "simulator-token",
-        # The simulator has no hourly budget; the platform's (60 comments an hour an account)
-        # would hold the demo's and the tests' replies for hours.
-        "FENGQIAO_NOTIFIER_RATE_LIMITS": "false",
+        **processes.simulator_env(simulator_port),
         "FENGQIAO_TRACKER_UNIT_TOKENS": json.dumps({DEMO_UNIT: DEMO_TOKEN}),
         "FENGQIAO_TRACKER_TIME_LIMITS": json.dumps(DEMO_TIME_LIMITS),
         "FENGQIAO_TRACKER_SWEEP_INTERVAL_SECONDS": "0.5",

@@ -26,6 +26,17 @@ DEFAULT_PORTS = {
 }
 
 
+def simulator_env(simulator_port: int) -> dict[str, str]:
+    """Settings that point the notifier at the platform simulator on `simulator_port`."""
+    return {
+        "FENGQIAO_NOTIFIER_WEIBO_API_BASE": f"http://127.0.0.1:{simulator_port}",
+        "FENGQIAO_NOTIFIER_DEFAULT_ACCESS_TOKEN": "simulator-token",
+        # The simulator has no hourly budget; the platform's (60 comments an hour an account)
+        # would hold a demo's or a test's replies for hours.
+        "FENGQIAO_NOTIFIER_RATE_LIMITS": "false",
+    }
+
+
 def free_ports(names: tuple[str, ...] = tuple(DEFAULT_PORTS)) -> dict[str, int]:
     """A free loopback port for each name (tests run beside a demo or another checkout's tests)."""
     sockets = [socket.socket() for _ in names]

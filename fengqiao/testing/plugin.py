@@ -309,10 +309,7 @@ def fengqiao_services(
     env = {
         **fengqiao_stack.env(),
         "FENGQIAO_INTAKE_GENERIC_SECRETS": json.dumps({SOURCE: secret}),
-        "FENGQIAO_NOTIFIER_WEIBO_API_BASE": f"http://127.0.0.1:{ports['simulator']}",
-        "FENGQIAO_NOTIFIER_DEFAULT_ACCESS_TOKEN": "simulator-token",
-        # No hourly budget against the simulator (a test's replies would wait for hours).
-        "FENGQIAO_NOTIFIER_RATE_LIMITS": "false",
+        **processes.simulator_env(ports["simulator"]),
         **fengqiao_service_env,
     }
     log_dir = tmp_path_factory.mktemp("fengqiao-logs")

@@ -105,8 +105,7 @@ def fleet(
     env = {
         **stack_endpoints.env(),
         "FENGQIAO_INTAKE_GENERIC_SECRETS": json.dumps({SOURCE: secret}),
-        "FENGQIAO_NOTIFIER_WEIBO_API_BASE": f"http://127.0.0.1:{ports['simulator']}",
-        "FENGQIAO_NOTIFIER_DEFAULT_ACCESS_TOKEN": "simulator-token",
+        **processes.simulator_env(ports["simulator"]),
     }
     # A store that stops answering fails a handler within 3 s instead of pymongo's 30.
     tracker_env = {
