@@ -35,6 +35,16 @@ class TopicWatcher:
             bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
         )
         await consumer.start()
+        try:
+            await self._seek(consumer, since)
+        except BaseException:
+            await consumer.stop()  # no client left behind by a failed start
+            raise
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._pump())
+        return self
+
+    async def _seek(self, consumer: AIOKafkaConsumer, since: int) -> None:
         partitions = [
             TopicPartition(topic, p)
             for topic in self._topics
@@ -48,9 +58,6 @@ class TopicWatcher:
         for tp in partitions:
             found = offsets.get(tp)
             consumer.seek(tp, found.offset if found is not None else ends[tp])
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._pump())
-        return self
 
     async def _pump(self) -> None:
         assert self._consumer is not None
