@@ -6,8 +6,11 @@ and anyone with a cluster set `FENGQIAO_KAFKA_BOOTSTRAP` and `FENGQIAO_MONGO_URI
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -41,3 +44,13 @@ class StackSettings(BaseSettings):
         default_factory=_repo_cache,
         description="Where the native stack keeps its jars, binaries, data, logs and pid files.",
     )
+
+
+def read_settings_file(path: Path, what: str) -> Any:
+    """A deployment's JSON (by suffix) or YAML file of settings or secrets; ValueError names
+    `what` and the file when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ValueError(f"{what} {path}: {exc}") from exc

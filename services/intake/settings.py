@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fengqiao.settings import StackSettings
+from fengqiao.settings import StackSettings, read_settings_file
 
 
 class WeiboAccount(BaseModel):
@@ -115,11 +113,7 @@ class IntakeSettings(BaseSettings):
     def _read_secrets_file(self) -> IntakeSettings:
         if self.secrets_file is None:
             return self
-        try:
-            text = self.secrets_file.read_text(encoding="utf-8")
-            data = json.loads(text) if self.secrets_file.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise ValueError(f"secrets file {self.secrets_file}: {exc}") from exc
+        data = read_settings_file(self.secrets_file, "secrets file")
         self.generic_secrets.update(_section(data, "generic", self.secrets_file))
         self.open311_api_keys.update(_section(data, "open311", self.secrets_file))
         self.weibo_accounts.update(_weibo_section(data, self.weibo_accounts, self.secrets_file))

@@ -88,13 +88,10 @@ async def _stats(
     until: dt.datetime | None,
     unit: str | None,
 ) -> dict[str, Any]:
-    until = until or dt.datetime.now(dt.UTC)
-    since = since or until - dt.timedelta(days=30)
-    for name, value in (("since", since), ("until", until)):
-        if value.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a time zone, e.g. 2026-11-01T00:00:00+08:00")
-    if since >= until:
-        raise HTTPException(422, "since must be before until")
+    try:
+        since, until = stats.period(since, until, dt.datetime.now(dt.UTC))
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
     return stats.compute(await repo.all(), since, until, unit=unit).as_dict()
 
 

@@ -55,8 +55,6 @@ def parse_when(text: str, settings: TrackerSettings) -> dt.datetime:
 async def report(
     settings: TrackerSettings, since: dt.datetime, until: dt.datetime, unit: str | None
 ) -> stats.Report:
-    if since >= until:
-        raise StatsError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         settings.stack.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=3000
     )
@@ -106,10 +104,13 @@ def run(
 ) -> int:
     try:
         settings = TrackerSettings()
-        end = parse_when(until, settings) if until else dt.datetime.now(dt.UTC)
-        start = parse_when(since, settings) if since else end - dt.timedelta(days=30)
+        start, end = stats.period(
+            parse_when(since, settings) if since else None,
+            parse_when(until, settings) if until else None,
+            dt.datetime.now(dt.UTC),
+        )
         result = asyncio.run(report(settings, start, end, unit))
-    except StatsError as exc:
+    except (StatsError, ValueError) as exc:
         print(f"fengqiao stats: {exc}", file=err)
         return 2
     if as_json:

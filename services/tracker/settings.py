@@ -7,15 +7,13 @@ the repo: `FENGQIAO_TRACKER_UNIT_TOKENS='{"652701": "<token>"}'`, or a YAML/JSON
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fengqiao.settings import StackSettings
+from fengqiao.settings import StackSettings, read_settings_file
 from services.tracker.domain import Rules
 from services.tracker.timelimits import DEFAULT_TIME_LIMITS_FILE, load_time_limits
 from services.tracker.workcalendar import DEFAULT_CALENDAR_FILE, load_calendar
@@ -58,11 +56,7 @@ class TrackerSettings(BaseSettings):
         if self.unit_tokens_file is None:
             return self
         path = self.unit_tokens_file
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise ValueError(f"unit tokens file {path}: {exc}") from exc
+        data = read_settings_file(path, "unit tokens file")
         if not isinstance(data, dict) or not all(
             isinstance(k, str | int) and isinstance(v, str) and v for k, v in data.items()
         ):

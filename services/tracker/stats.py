@@ -119,6 +119,24 @@ class Report:
         return {**asdict(self), "since": self.since.isoformat(), "until": self.until.isoformat()}
 
 
+DEFAULT_PERIOD = dt.timedelta(days=30)
+
+
+def period(
+    since: dt.datetime | None, until: dt.datetime | None, now: dt.datetime
+) -> tuple[dt.datetime, dt.datetime]:
+    """The period asked for: `until` defaults to now, `since` to 30 days before it. ValueError
+    when an end has no time zone or the period is empty."""
+    until = until or now
+    since = since or until - DEFAULT_PERIOD
+    for name, value in (("since", since), ("until", until)):
+        if value.tzinfo is None:
+            raise ValueError(f"{name} needs a time zone, e.g. 2026-11-01T00:00:00+08:00")
+    if since >= until:
+        raise ValueError(f"since {since.isoformat()} is not before until {until.isoformat()}")
+    return since, until
+
+
 def compute(
     cases: Iterable[Case], since: dt.datetime, until: dt.datetime, *, unit: str | None = None
 ) -> Report:

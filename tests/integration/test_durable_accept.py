@@ -31,33 +31,18 @@ from fengqiao.messaging import ensure_topics
 from fengqiao.settings import StackSettings
 from fengqiao.signing import signed_headers
 from fengqiao.stack import down, up
-from fengqiao.stack.addresses import HostPort
-from fengqiao.stack.ferretdb import FerretDB
-from fengqiao.stack.kafka import Kafka
 from fengqiao.stack.lifecycle import components
 from fengqiao.testing import serving
 from services.intake.app import build
 from services.intake.settings import IntakeSettings
+from tests.integration.stack_cache import share_main_cache
 
 KAFKA_PORT = 19592
 MONGO_PORT = 27617
-MAIN_CACHE = Path(__file__).resolve().parents[2] / ".cache"
 SECRET = "durable-secret"
 POSTS = 200
 KILL_AT = 60
 POSTS_WHILE_DOWN = 1  # 503s (3 s each) before the restart begins
-
-
-def _share_main_cache(cache: Path) -> None:
-    anywhere = HostPort("127.0.0.1", KAFKA_PORT)
-    main_kafka = Kafka(MAIN_CACHE, anywhere)
-    if main_kafka.jars_ready():
-        (cache / "kafka").mkdir(parents=True)
-        (cache / "kafka" / "libs").symlink_to(main_kafka.libs)
-    main_ferretdb = FerretDB(MAIN_CACHE, anywhere)
-    if main_ferretdb.build_reason() is None:
-        (cache / "ferretdb").mkdir(parents=True)
-        (cache / "ferretdb" / "bin").symlink_to(main_ferretdb.bin_dir)
 
 
 @pytest.fixture
@@ -65,7 +50,7 @@ def own_stack(tmp_path: Path) -> Iterator[StackSettings]:
     """A Kafka (and FerretDB) that only this test uses; stopped afterwards, whatever happened."""
     cache = tmp_path / "stack"
     cache.mkdir()
-    _share_main_cache(cache)
+    share_main_cache(cache)
     settings = StackSettings(
         kafka_bootstrap=f"127.0.0.1:{KAFKA_PORT}",
         mongo_uri=f"mongodb://127.0.0.1:{MONGO_PORT}/",

@@ -16,29 +16,13 @@ import pytest
 
 from fengqiao.settings import StackSettings
 from fengqiao.stack import StackError, down, status, up
-from fengqiao.stack.addresses import HostPort
-from fengqiao.stack.ferretdb import FerretDB
-from fengqiao.stack.kafka import Kafka
 from fengqiao.stack.lifecycle import components
+from tests.integration.stack_cache import share_main_cache
 
 pytestmark = pytest.mark.stack
 
 KAFKA_PORT = 19192
 MONGO_PORT = 27217
-MAIN_CACHE = Path(__file__).resolve().parents[2] / ".cache"
-
-
-def _share_main_cache(cache: Path) -> None:
-    """Symlink the main cache's jars and binary into `cache`, when they are complete."""
-    anywhere = HostPort("127.0.0.1", KAFKA_PORT)  # the address plays no part in the files
-    main_kafka = Kafka(MAIN_CACHE, anywhere)
-    if main_kafka.jars_ready():
-        (cache / "kafka").mkdir(parents=True)
-        (cache / "kafka" / "libs").symlink_to(main_kafka.libs)
-    main_ferretdb = FerretDB(MAIN_CACHE, anywhere)
-    if main_ferretdb.build_reason() is None:
-        (cache / "ferretdb").mkdir(parents=True)
-        (cache / "ferretdb" / "bin").symlink_to(main_ferretdb.bin_dir)
 
 
 def _processes_of(cache: Path) -> list[int]:
@@ -60,7 +44,7 @@ def _processes_of(cache: Path) -> list[int]:
 def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
     """Settings of a throwaway stack; whatever it started is stopped afterwards."""
     cache = tmp_path_factory.mktemp("stack-cache").resolve()
-    _share_main_cache(cache)
+    share_main_cache(cache)
     settings = StackSettings(
         kafka_bootstrap=f"127.0.0.1:{KAFKA_PORT}",
         mongo_uri=f"mongodb://127.0.0.1:{MONGO_PORT}/",

@@ -17,13 +17,13 @@ from contracts import (
     APPEALS,
     DISPATCH_ORDERS,
     AppealNormalized,
-    Author,
     DeadLetter,
     DispatchOrdered,
     ReplyTarget,
 )
 from fengqiao.service import Runtime
 from fengqiao.settings import StackSettings
+from fengqiao.testing.factories import appeal_message
 from services.router import handlers
 from services.router.app import build, build_router
 from services.router.domain import Router
@@ -33,25 +33,8 @@ AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
 
 
 def appeal(text: str = "博乐市的工地拖欠工资，求助", **overrides: Any) -> AppealNormalized:
-    fields: dict[str, Any] = {
-        "event_id": "appeal-1",
-        "occurred_at": AT,
-        "producer": "intake",
-        "case_id": "c-1",
-        "post_event_id": "raw-1",
-        "platform": "weibo",
-        "channel": "webhook",
-        "account": "@新疆检察",
-        "author": Author(id="u1"),
-        "posted_at": AT,
-        "original_text": text,
-        "text": text,
-        "masked_text": text,
-        "lang": "zh",
-        "is_appeal": True,
-        "reply_to": ReplyTarget(platform="weibo", account="@新疆检察", post_id="p1"),
-    }
-    return AppealNormalized(**{**fields, **overrides})
+    target = ReplyTarget(platform="weibo", account="@新疆检察", post_id="p1")
+    return appeal_message(text, **{"reply_to": target, **overrides})
 
 
 class Probe:
