@@ -2,6 +2,8 @@
 //
 // The binary that `go install .../cmd/ferretdb` builds panics at start (it looks for a
 // version file that only the project's own build writes), so we embed the library instead.
+// `fengqiao stack up` builds it against a copy of the library with patches.json applied
+// (fengqiao/stack/ferretdb.py).
 package main
 
 import (

@@ -1,11 +1,19 @@
-"""The local MongoDB: FerretDB 1.24 on SQLite, built from deploy/ferretdb with go."""
+"""The local MongoDB: FerretDB 1.24 on SQLite, built from deploy/ferretdb with go.
+
+The build applies deploy/ferretdb/patches.json to a copy of FerretDB's module source (each entry
+replaces one exact line and says why): `go build -modfile` then points the module at that copy.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 from fengqiao.stack import process, tools
 from fengqiao.stack.addresses import MONGO_ENV, HostPort, format_hostport
@@ -14,7 +22,8 @@ from fengqiao.stack.errors import StackError
 from fengqiao.stack.probes import mongo_probe
 
 FERRETDB_DEPLOY = DEPLOY_DIR / "ferretdb"
-SOURCES = ("main.go", "go.mod", "go.sum")
+SOURCES = ("main.go", "go.mod", "go.sum", "patches.json")
+MODULE = "github.com/FerretDB/FerretDB"
 
 
 class FerretDB(Component):
@@ -70,21 +79,10 @@ class FerretDB(Component):
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / "build.log"
         partial = self.bin_dir / "ferretdb.partial"
-        # FerretDB's SQLite is pure Go: without cgo no C compiler is needed.
-        env = {**os.environ, "CGO_ENABLED": "0"}
         with log.open("w") as out:
-            done = subprocess.run(
-                [go, "build", "-o", str(partial), "."],
-                cwd=FERRETDB_DEPLOY,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        if done.returncode != 0:
-            raise StackError(
-                f"ferretdb: go build failed (exit {done.returncode}); see {log}", process.tail(log)
-            )
+            found = _go(go, ["mod", "download", "-json", MODULE], out, log)
+            modfile = patched_module(Path(json.loads(found)["Dir"]), self.home / "src")
+            _go(go, ["build", "-modfile", str(modfile), "-o", str(partial), "."], out, log)
         # Rename into place so an interrupted build never leaves half a binary behind.
         partial.replace(self.binary)
         progress(f"ferretdb: built in {time.monotonic() - started:.1f} s")
@@ -103,3 +101,52 @@ class FerretDB(Component):
         """FerretDB answers ping."""
         uri = f"mongodb://{format_hostport(self.address.bind_host, self.address.port)}/"
         return await mongo_probe(uri, limit)
+
+
+def _go(go: str, args: list[str], out: IO[str], log: Path) -> str:
+    """Run go in deploy/ferretdb; its stdout (also logged), or a StackError."""
+    # FerretDB's SQLite is pure Go: without cgo no C compiler is needed.
+    env = {**os.environ, "CGO_ENABLED": "0"}
+    done = subprocess.run(
+        [go, *args], cwd=FERRETDB_DEPLOY, env=env, stdout=subprocess.PIPE, stderr=out, text=True
+    )
+    out.write(done.stdout)
+    out.flush()
+    if done.returncode != 0:
+        raise StackError(
+            f"ferretdb: go {args[0]} failed (exit {done.returncode}); see {log}", process.tail(log)
+        )
+    return done.stdout
+
+
+def patched_module(
+    source: Path, work: Path, patches: Path = FERRETDB_DEPLOY / "patches.json"
+) -> Path:
+    """Copy FerretDB's module from `source` (the read-only module cache) to `work`, apply
+    `patches`, and write a go.mod beside it that builds deploy/ferretdb against the copy.
+    Returns that go.mod (for `go build -modfile`)."""
+    copy = work / "FerretDB"
+    if work.exists():
+        _make_writable(work)
+        shutil.rmtree(work)
+    shutil.copytree(source, copy)
+    _make_writable(copy)  # the module cache is read-only, and so is the copy
+    for patch in json.loads(patches.read_text(encoding="utf-8")):
+        target = copy / patch["file"]
+        text = target.read_text(encoding="utf-8")
+        if text.count(patch["old"]) != 1:
+            raise StackError(
+                f"ferretdb: the patch of {patch['file']} does not apply: "
+                f"{source / patch['file']} must hold {patch['old']!r} once"
+            )
+        target.write_text(text.replace(patch["old"], patch["new"]), encoding="utf-8")
+    modfile = work / "go.mod"
+    base = (FERRETDB_DEPLOY / "go.mod").read_text(encoding="utf-8")
+    modfile.write_text(f"{base.rstrip()}\n\nreplace {MODULE} => {copy}\n", encoding="utf-8")
+    shutil.copyfile(FERRETDB_DEPLOY / "go.sum", work / "go.sum")  # -modfile reads go.sum beside it
+    return modfile
+
+
+def _make_writable(tree: Path) -> None:
+    for path in (tree, *tree.rglob("*")):
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)

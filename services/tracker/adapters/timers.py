@@ -25,8 +25,7 @@ the whole collection for a range filter on `due_at` (no index is used: 100,000 t
   one of several racing writers (schedule, cancel, claim, complete, from any replica) create
   version v+1: each step is one single-document insert, and the loser re-reads.
   A version's state is pending (wakes at due_at), claimed (wakes when its lease ends), done,
-  cancelled or void. The latest version is found by point lookups on `_id` (galloping search),
-  kept cheap on FerretDB (which scans even for `_id`) by the small sharded collections.
+  cancelled or void. The latest version is found by point lookups on `_id` (galloping search).
 - `timer_wake_<YYYYMMDDHH>` (UTC hour): a wake entry `_id = "<key>#<version>@<wake ms>"` for each
   version that must wake, written BEFORE the version itself, into the bucket of
   max(wake time, writer's now). The sweep reads only the buckets up to the current hour (small
@@ -80,10 +79,11 @@ __all__ = [
 ]
 
 VERSIONS = "timer_versions"  # + "_<shard>"
-# Versions are spread over this many collections by a hash of the key, because FerretDB on
-# SQLite answers even a lookup by `_id` by scanning the table (a missing `_id` took 0.9 s among
-# 100,000 documents): small collections keep every lookup cheap. A key always lands in the same
-# collection, so the unique `_id` still decides between writers. Never change it on a live store.
+# Versions are spread over this many collections by a hash of the key, because FerretDB 1.24 on
+# SQLite answered even a lookup by `_id` by scanning the table (a missing `_id` took 0.9 s among
+# 100,000 documents) until deploy/ferretdb/patches.json; the split stays, as stores written
+# before exist. A key always lands in the same collection, so the unique `_id` still decides
+# between writers. Never change it on a live store.
 VERSION_SHARDS = 256
 BUCKET_PREFIX = "timer_wake_"
 BUCKET_RETENTION = dt.timedelta(days=1)

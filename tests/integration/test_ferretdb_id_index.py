@@ -1,0 +1,26 @@
+"""The local store answers lookups by `_id` from the table's index (deploy/ferretdb/patches.json):
+without the patch FerretDB 1.24 read the whole table for every find, update and delete by `_id`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from fengqiao.settings import StackSettings
+
+
+async def test_a_find_by_id_searches_the_index(stack: StackSettings) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_uri)
+    name = f"itest_id_index_{uuid.uuid4().hex[:8]}"
+    try:
+        await client[name]["docs"].insert_many([{"_id": f"d{i}"} for i in range(20)])
+        explained = await client[name].command("explain", {"find": "docs", "filter": {"_id": "d7"}})
+        assert explained["filterPushdown"] is True
+        plan = " ".join(explained["queryPlanner"]["Plan"])
+        assert "USING INDEX" in plan and "SCAN" not in plan, plan
+        assert await client[name]["docs"].find_one({"_id": "d7"}) == {"_id": "d7"}
+    finally:
+        await client.drop_database(name)
+        await client.close()
