@@ -271,9 +271,13 @@ class MongoCaseRepository:
     async def _latest(
         self, case_id: str, projection: dict[str, int] | None = None
     ) -> dict[str, Any] | None:
-        return await self._versions.for_key(case_id).find_one(
-            {"case_id": case_id}, projection, sort=[("version", -1)]
-        )
+        collection = self._versions.for_key(case_id)
+        # Version 1 is never deleted: without it there is no case, and a lookup by `_id` says so
+        # without the search by `case_id` (which FerretDB answers by reading the whole shard).
+        # Most cases a tracker has not seen yet are new ones.
+        if await collection.find_one({"_id": version_id(case_id, 1)}, {"_id": 1}) is None:
+            return None
+        return await collection.find_one({"case_id": case_id}, projection, sort=[("version", -1)])
 
 
 def _seen_in(doc: dict[str, Any], confirmed: float) -> _Seen:
