@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -80,6 +81,7 @@ from services.tracker.adapters.cases import InMemoryCaseRepository, MongoCaseRep
 from services.tracker.adapters.indexes import InMemoryIndexes, MongoIndexes
 from services.tracker.adapters.timers import InMemoryTimers, MongoTimers, versions_collection
 from services.tracker.handlers import CaseStore
+from services.tracker.settings import TrackerSettings
 
 EVENTS_PER_CASE = 7
 TOPIC_OF = {
@@ -194,14 +196,22 @@ async def run_store(
         await ensure_topics(settings.kafka_bootstrap)
         await broker.start()
         repo: Any
+        # As the service records done outboxes: a while after a burst (TrackerSettings).
+        settle = TrackerSettings.model_fields["settle_seconds"].default or None
         if in_memory:  # the process's own ceiling: the domain, documents, Kafka; no store
             repo = InMemoryCaseRepository()
-            store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+            store = CaseStore(
+                repo, publishers, InMemoryIndexes(), InMemoryTimers(), settle_after=settle
+            )
         else:
             repo = MongoCaseRepository(client, database)
             await repo.ensure_indexes()
             store = CaseStore(
-                repo, publishers, MongoIndexes(client, database), MongoTimers(client, database)
+                repo,
+                publishers,
+                MongoIndexes(client, database),
+                MongoTimers(client, database),
+                settle_after=settle,
             )
         rules = domain.Rules.default("tracker")
         run = uuid.uuid4().hex[:6]
@@ -224,10 +234,16 @@ async def run_store(
         await asyncio.gather(
             *[live(m) for m in [case_messages(f"warm-{run}-{i}", i, now) for i in range(8)]]
         )
+        await store.settle(everything=True)
         latencies.clear()
         published_before = sum(p.count for p in publishers.values())
         started = time.perf_counter()
+        settling = asyncio.create_task(store.run_settling())
         await asyncio.gather(*[live(m) for m in lives])
+        settling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await settling
+        await store.settle(everything=True)  # the last versions' records are part of the work
         elapsed = time.perf_counter() - started
         published = sum(p.count for p in publishers.values()) - published_before
 

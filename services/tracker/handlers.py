@@ -9,17 +9,25 @@ it as the base of the next change instead of reading the case again: the message
 come in bursts (an appeal, its dispatch hops, the acknowledgment). The memory is only a guess:
 if another replica wrote the case meanwhile, the insert of the next version fails and the case
 is read again (see adapters/cases.py for why a trusted base needs no read after the write).
+
+Recording that an outbox is done is a version of its own. With `settle_after` it waits that long
+(`settle`): the next change of the case, which comes soon in a burst, leaves the done outbox out
+of its version anyway, so most cases write that version once, at the end of a burst, instead of
+after every change. Until then the stored version still lists the done outbox; a crash in between
+publishes it again (same event ids, idempotent effects), as a crash before the record always did.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -81,6 +89,7 @@ class CaseStore:
         indexes: Indexes,
         timers: Timers,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        settle_after: float | None = None,
     ) -> None:
         self._repo = repo
         self._publishers = publishers
@@ -90,6 +99,10 @@ class CaseStore:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, holders and waiters
         # Exactly as stored: only versions that `get` returned or `save` wrote.
         self._recent: Recent[str, domain.Case] = Recent(REMEMBERED_CASES, ttl=REMEMBER_SECONDS)
+        # None: record a done outbox at once. Else: case → (version whose outbox and effects are
+        # done, monotonic time to record it), see the module docstring.
+        self._settle_after = settle_after
+        self._unsettled: dict[str, tuple[int, float]] = {}
 
     @property
     def repo(self) -> CaseRepository:
@@ -100,20 +113,26 @@ class CaseStore:
         return self._indexes
 
     async def apply(self, case_id: str, change: Change) -> domain.Case:
+        async with self._hold(case_id):
+            return await self._apply(case_id, change)
+
+    @contextlib.asynccontextmanager
+    async def _hold(self, case_id: str) -> AsyncIterator[None]:
         # One change per case at a time in this process (the subscribers of different topics
         # run concurrently); across replicas the store's compare-and-set decides.
         held = _holding.get()
         if case_id in held:
             # Re-entered from our own publish (an in-memory test broker delivers synchronously,
             # e.g. a supervision order to our own subscriber): the lock is ours already.
-            return await self._apply(case_id, change)
+            yield
+            return
         lock, users = self._locks.get(case_id, (asyncio.Lock(), 0))
         self._locks[case_id] = (lock, users + 1)
         try:
             async with lock:
                 token = _holding.set(held | {case_id})
                 try:
-                    return await self._apply(case_id, change)
+                    yield
                 finally:
                     _holding.reset(token)
         finally:
@@ -132,6 +151,10 @@ class CaseStore:
                 case = await self._repo.get(case_id) or domain.new_case(case_id)
                 if case.version:
                     self._recent.put(case_id, case)
+            if self._unsettled.get(case_id, (0,))[0] == case.version:
+                # Its outbox is published and its effects done, only not yet recorded: the next
+                # version leaves them out.
+                case = replace(case, outbox=(), effects={})
             updated = change(case)
             if updated is case:
                 if case.outbox or case.effects:  # a crash left them: finish them now
@@ -155,6 +178,12 @@ class CaseStore:
         await publish_all((self._publishers[o.topic], o.message) for o in case.outbox)
         if not case.outbox and not case.effects:
             return
+        if self._settle_after is None:
+            await self._record_done(case)
+        else:
+            self._unsettled[case.case_id] = (case.version, time.monotonic() + self._settle_after)
+
+    async def _record_done(self, case: domain.Case) -> None:
         done = without_outbox(case, [o.message.event_id for o in case.outbox], list(case.effects))
         # Another writer may have written that version first: it carries them and does them
         # again (same event ids, idempotent effects).
@@ -162,6 +191,33 @@ class CaseStore:
             self._recent.put(case.case_id, done)
         else:
             self._recent.forget(case.case_id)
+
+    async def settle(self, *, everything: bool = False) -> int:
+        """Record the done outboxes whose time has come (all of them with `everything`, e.g. at
+        shutdown); the number of versions written. A case changed since needs none: its new
+        version left them out."""
+        now = time.monotonic()
+        due = [(c, v) for c, (v, at) in list(self._unsettled.items()) if everything or at <= now]
+        written = 0
+        for case_id, version in due:
+            async with self._hold(case_id):
+                if self._unsettled.get(case_id, (0,))[0] != version:
+                    continue  # done again since, with a later due time
+                del self._unsettled[case_id]
+                case = self._recent.get(case_id) or await self._repo.get(case_id)
+                if case is not None and case.version == version:
+                    await self._record_done(case)
+                    written += 1
+        return written
+
+    async def run_settling(self, interval: float = 0.5) -> None:
+        """`settle` every `interval` seconds until cancelled (then `settle(everything=True)`)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.settle()
+            except Exception:
+                log.exception("recording done outboxes failed; retrying")
 
     async def _effect(self, case: domain.Case, key: str, value: dict[str, Any]) -> None:
         kind, _, name = key.partition(":")
@@ -269,6 +325,7 @@ def register(
     rules: domain.Rules,
     group_id: str,
     registry: CollectorRegistry,
+    settle_after: float | None = None,
 ) -> Tracker:
     applied = Counter(
         "fengqiao_tracker_messages_total", "Messages applied to cases", ["topic"], registry=registry
@@ -277,7 +334,7 @@ def register(
         topic.name: topic_publisher(broker, topic)
         for topic in (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)
     }
-    store = CaseStore(repo, publishers, indexes, timers)
+    store = CaseStore(repo, publishers, indexes, timers, settle_after=settle_after)
     tracker = Tracker(store, timers, rules, registry)
 
     def subscriber(topic: Topic, description: str) -> Callable[[Handler], Handler]:

@@ -43,6 +43,13 @@ class TrackerSettings(BaseSettings):
     sweep_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often due clocks are looked for."
     )
+    settle_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long after its outbox is published a case's version records it as done "
+        "(a change of the case meanwhile records it anyway); 0: at once.",
+    )
     unit_tokens: dict[str, SecretStr] = Field(
         default_factory=dict, description="Unit id → its API token."
     )

@@ -245,3 +245,62 @@ async def test_clearing_nothing_does_not_touch_the_document() -> None:
     await repo.clear_outbox(case, [], [])
     assert repo.docs[CASE]["version"] == 1
     assert len(repo.docs[CASE]["outbox"]) == 2
+
+
+# --------------------------------------------------------------------------- settling later
+
+
+async def test_with_settle_after_a_burst_records_its_done_outbox_once(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    repo = InMemoryCaseRepository()
+    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers(), settle_after=60)
+    await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
+    # Published, but the stored version still lists it until it settles.
+    first_outbox = set(repo.docs[CASE]["outbox"])
+    assert repo.docs[CASE]["version"] == 1 and first_outbox
+    assert published_ids(publishers) == first_outbox
+    await store.apply(CASE, lambda c: domain.record_dispatch(c, order(), rules=RULES))
+    # The next change leaves the done outbox out of its version, and publishes only its own.
+    stored = repo.docs[CASE]
+    assert stored["version"] == 2
+    assert stored["outbox"] and not first_outbox & set(stored["outbox"])
+    assert published_ids(publishers) == first_outbox | set(stored["outbox"])
+    assert sum(len(p.published) for p in publishers.values()) == len(published_ids(publishers))
+    assert await store.settle() == 0  # not due yet
+    assert await store.settle(everything=True) == 1
+    stored = repo.docs[CASE]
+    assert (stored["version"], stored["outbox"], stored["effects"]) == (3, {}, [])
+    assert await store.settle(everything=True) == 0  # nothing left
+
+
+def published_ids(publishers: dict[str, RecordingPublisher]) -> set[str]:
+    return {m.event_id for p in publishers.values() for m, _ in p.published}
+
+
+async def test_a_settled_case_redelivered_publishes_nothing_again(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    repo = InMemoryCaseRepository()
+    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers(), settle_after=60)
+    change = lambda c: domain.open_case(c, appeal(), rules=RULES)  # noqa: E731
+    await store.apply(CASE, change)
+    before = topics(publishers)
+    await store.apply(CASE, change)  # a re-delivery before it settled
+    assert topics(publishers) == before
+    assert repo.docs[CASE]["version"] == 1
+
+
+async def test_a_store_that_did_not_settle_publishes_the_outbox_again_after_a_restart(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    repo = InMemoryCaseRepository()
+    first = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers(), settle_after=60)
+    await first.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
+    # `first` stops without settling (a crash): the next process finishes the outbox (same
+    # event ids, so consumers drop the repeat) and records it.
+    later: dict[str, RecordingPublisher] = {t: RecordingPublisher() for t in publishers}
+    second = CaseStore(repo, later, InMemoryIndexes(), InMemoryTimers())
+    await second.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
+    assert topics(later) == topics(publishers)
+    assert repo.docs[CASE]["outbox"] == {}
