@@ -233,6 +233,7 @@ class UnitActionKind(StrEnum):
     NOTE = "note"
     REASSIGN = "reassign"
     AWAIT_CITIZEN = "await_citizen"  # the office asked the citizen something: clocks pause
+    MERGE = "merge"  # an operator found the case a duplicate of another: it ends, merged
 
 
 class UnitActed(CaseMessage):
@@ -250,6 +251,9 @@ class UnitActed(CaseMessage):
     )
     target_unit: UnitId | None = Field(
         default=None, description="reassign: the unit the case goes to (an operator's choice)."
+    )
+    into_case_id: CaseId | None = Field(
+        default=None, description="merge: the case this one duplicates (an operator's choice)."
     )
 
 

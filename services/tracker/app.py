@@ -9,10 +9,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import UNIT_ACTIONS, CaseState, UnitActed, UnitActionKind
+from fengqiao.clock import utcnow
+from fengqiao.messaging import publish
 from fengqiao.service import Runtime, asyncapi_app, http_app
-from services.tracker import handlers, stats
-from services.tracker.adapters.cases import MongoCaseRepository
+from services.tracker import domain, handlers, stats
+from services.tracker.adapters.cases import CaseRepository, MongoCaseRepository
 from services.tracker.adapters.indexes import MongoIndexes
 from services.tracker.adapters.timers import MongoTimers
 from services.tracker.api import unit_router
@@ -57,15 +62,67 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
     runtime.on_started.append(start_sweeps)
     runtime.on_stop.insert(0, stop_sweeps)
     routers = [
-        _ops_router(repo),
+        ops_router(repo, runtime.broker),
         unit_router(runtime.broker, repo, indexes, settings.unit_tokens, producer=NAME),
     ]
     return runtime, http_app(runtime, description=DESCRIPTION, routers=routers)
 
 
-def _ops_router(repo: MongoCaseRepository) -> APIRouter:
-    # Operators' read-only views. Units use the unit API (`/units/me/...`) with their tokens.
+class Merge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    by_unit: str = Field(min_length=1, max_length=64, description="The operator's unit.")
+    into: str = Field(min_length=1, max_length=128, description="The case this one duplicates.")
+    note: str | None = Field(default=None, max_length=500, description="Why.")
+
+
+def ops_router(repo: CaseRepository, broker: KafkaBroker) -> APIRouter:
+    # Operators' views and merges. Units use the unit API (`/units/me/...`) with their tokens.
     router = APIRouter(prefix="/ops", tags=["operators"])
+
+    @router.post("/cases/{case_id}/merge", status_code=202, summary="Merge a duplicate case")
+    async def merge(case_id: str, body: Merge) -> dict[str, str]:
+        """The case ends as merged into `into` (both timelines say so); published to
+        `unit.actions` like a unit's action, so it is replayable and audited."""
+        case, into = await repo.get(case_id), await repo.get(body.into)
+        for wanted, found in ((case_id, case), (body.into, into)):
+            if found is None:
+                raise HTTPException(404, f"no case {wanted!r}")
+        assert case is not None and into is not None
+        if into.state is CaseState.MERGED:
+            raise HTTPException(409, f"case {body.into} is itself merged; merge into its case")
+        if not into.chain:
+            raise HTTPException(
+                409, f"case {body.into} is not dispatched yet: merge into a case an office has"
+            )
+        actions = [
+            UnitActed(
+                occurred_at=utcnow(),
+                producer=NAME,
+                case_id=case_id,
+                unit_id=body.by_unit,
+                action=UnitActionKind.MERGE,
+                into_case_id=body.into,
+                note=body.note,
+            ),
+            UnitActed(
+                occurred_at=utcnow(),
+                producer=NAME,
+                case_id=body.into,
+                unit_id=body.by_unit,
+                action=UnitActionKind.NOTE,
+                note=f"case {case_id} merged into this one: {body.note or ''}".strip(": "),
+            ),
+        ]
+        for target, action in zip((case, into), actions, strict=True):
+            try:
+                domain.validate_action(target, action)
+            except domain.InvalidTransition as exc:
+                raise HTTPException(409, str(exc)) from exc
+            except domain.NotAllowed as exc:
+                raise HTTPException(403, str(exc)) from exc
+        for action in actions:
+            await publish(broker, UNIT_ACTIONS.name, action)
+        return {"status": "accepted", "action_event_id": actions[0].event_id}
 
     @router.get("/cases/{case_id}", summary="A case with its timeline (operators)")
     async def get_case(case_id: str) -> dict[str, object]:
@@ -86,7 +143,7 @@ def _ops_router(repo: MongoCaseRepository) -> APIRouter:
 
 
 async def _stats(
-    repo: MongoCaseRepository,
+    repo: CaseRepository,
     since: dt.datetime | None,
     until: dt.datetime | None,
     unit: str | None,

@@ -33,6 +33,7 @@ COLUMNS = (
     ("returns", "returns"),
     ("no_answer", "no answer"),
     ("amount_recovered", "yuan"),
+    ("merged", "merged"),
 )
 
 

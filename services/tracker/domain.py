@@ -88,6 +88,7 @@ TRANSITIONS: dict[str, tuple[frozenset[CaseState], CaseState | None]] = {
     A.NOTE.value: (frozenset(CaseState), None),
     A.REASSIGN.value: (OPEN_STATES, None),
     A.AWAIT_CITIZEN.value: (WORKING, None),
+    A.MERGE.value: (frozenset(CaseState) - {S.CLOSED, S.MERGED}, S.MERGED),
     "ask_callback": (frozenset({S.RESOLVED}), S.CALLBACK_PENDING),
     "close": (frozenset({S.CALLBACK_PENDING}), S.CLOSED),
     "reopen": (frozenset({S.CALLBACK_PENDING, S.CLOSED}), S.REOPENED),
@@ -331,6 +332,9 @@ def _effect(case: Case, key: str, value: dict[str, Any]) -> Case:
 def _schedule(case: Case, clock: str, due_at: dt.datetime, step: str, **extra: Any) -> Case:
     payload = {"case_id": case.case_id, "clock": clock, "step": step, "due_at": _iso(due_at)}
     return _effect(case, f"timer:{clock}", {"due_at": _iso(due_at), "payload": payload | extra})
+
+
+CLOCKS = ("ack", "sign", "progress", "feedback", "callback")  # a case's timers (see on_timer)
 
 
 def _cancel(case: Case, *clocks: str) -> Case:
@@ -778,6 +782,9 @@ def record_supervision(case: Case, order: SupervisionOrdered, *, rules: Rules) -
 def authorize(case: Case, unit_id: str, action: UnitActionKind) -> None:
     """`NotAllowed` unless `unit_id` may do `action` on the case: the lead unit works on it, the
     tiers above it rule on extensions, any unit that sees it may add a note."""
+    operators = {A.REASSIGN, A.MERGE}  # router and tracker /ops, on behalf of a unit
+    if action in operators and not case.chain:
+        return  # not dispatched yet: no office has it, operators may act on it
     if not case.visible_to(unit_id):
         raise NotAllowed(f"case {case.case_id} is not visible to unit {unit_id}")
     if action is A.NOTE:
@@ -789,8 +796,8 @@ def authorize(case: Case, unit_id: str, action: UnitActionKind) -> None:
                 f"extension, not {unit_id}"
             )
         return
-    if action is A.REASSIGN:
-        raise NotAllowed("reassignment is an operator's action (router /ops/reassign)")
+    if action in operators:
+        return
     if action is A.PROGRESS and unit_id in case.co_units:
         return
     if unit_id != case.assigned_unit:
@@ -823,6 +830,8 @@ def validate_action(case: Case, action: UnitActed) -> None:
             raise NotAllowed(f"case {case.case_id}: already waiting for the citizen")
         if not action.note:
             raise NotAllowed("await_citizen needs a note: what the citizen is asked")
+    if action.action is A.MERGE and action.into_case_id in {None, case.case_id}:
+        raise NotAllowed(f"case {case.case_id}: merge needs into_case_id, another case")
     if action.action is A.RESOLVE and not action.outcome:
         raise NotAllowed("resolve needs an outcome")
     if action.action is A.RETURN and not (action.reason_code or action.note):
@@ -973,6 +982,21 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
             unit_id=action.unit_id,
             detail=note,
         )
+    elif kind is A.MERGE:
+        awaiting = case.state is S.CALLBACK_PENDING or case.paused_since is not None
+        case = replace(case, overdue=False, extension=None, paused_since=None)
+        case = _record(
+            case,
+            action,
+            "case.merged",
+            state,
+            rules,
+            unit_id=action.unit_id,
+            detail=f"into {action.into_case_id}: {note}".strip(": "),
+        )
+        case = _cancel(case, *CLOCKS)
+        if awaiting:  # the citizen's next message no longer answers this case
+            case = _effect(case, _await_key(case), {"case_id": None})
     else:  # NOTE, REASSIGN (the router re-dispatches; the tracker keeps the note)
         case = _record(
             case, action, f"case.{kind.value}", state, rules, unit_id=action.unit_id, detail=note

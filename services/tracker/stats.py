@@ -14,6 +14,7 @@ depth of the chain).
 - overdue_open      open cases past their deadline
 - returns           orders returned (退单)
 - amount_recovered  yuan
+- merged            duplicates merged into another case (counted apart, not in the rest)
 """
 
 from __future__ import annotations
@@ -43,10 +44,14 @@ class _Tally:
     overdue_open: int = 0
     returns: int = 0
     amount_recovered: float = 0.0
+    merged: int = 0
     sign_hours: list[float] = field(default_factory=list)
     resolution_hours: list[float] = field(default_factory=list)
 
     def add(self, case: Case) -> None:
+        if case.state is CaseState.MERGED:
+            self.merged += 1  # the case it duplicates counts
+            return
         self.volume += 1
         self.returns += case.returns
         if case.sign_due is not None:
@@ -88,6 +93,7 @@ class _Tally:
             "returns": self.returns,
             "no_answer": self.no_answer,
             "amount_recovered": round(self.amount_recovered, 2),
+            "merged": self.merged,
         }
 
 

@@ -65,6 +65,9 @@ class CaseRepository(Protocol):
     async def overdue(self) -> int:
         """How many open cases are past their deadline."""
 
+    async def find(self, case_id: str) -> dict[str, Any] | None:
+        """The latest version as a document without the bookkeeping, for operators."""
+
     async def clear_outbox(self, case: Case, event_ids: list[str], effects: list[str]) -> None:
         """Forget outbox entries and effects of this version of `case` once they are published
         and done (as a new version; if another writer got there first, it carries them and does
@@ -326,3 +329,9 @@ class InMemoryCaseRepository:
 
     async def overdue(self) -> int:
         return sum(c.overdue and c.state in OPEN_STATES for c in await self.all())
+
+    async def find(self, case_id: str) -> dict[str, Any] | None:
+        doc = self.docs.get(case_id)
+        if doc is None:
+            return None
+        return {k: v for k, v in doc.items() if k != "_id" and k not in _BOOKKEEPING}

@@ -24,6 +24,7 @@ from services.tracker.adapters.cases import InMemoryCaseRepository
 from services.tracker.adapters.indexes import InMemoryIndexes
 from services.tracker.adapters.timers import InMemoryTimers
 from services.tracker.api import unit_router
+from services.tracker.app import ops_router
 
 CASE = "c-api-1"
 TOKENS = {
@@ -70,6 +71,7 @@ async def api() -> AsyncIterator[Api]:
     app = FastAPI()
     tokens = {unit: SecretStr(token) for unit, token in TOKENS.items()}
     app.include_router(unit_router(runtime.broker, repo, indexes, tokens, producer="tracker"))
+    app.include_router(ops_router(repo, runtime.broker))
     async with TestKafkaBroker(runtime.broker) as broker:
         now = utcnow()
         messages: list[tuple[str, Envelope]] = [
@@ -239,3 +241,58 @@ async def test_the_gauges_count_pending_timers_and_overdue_cases(api: Api) -> No
     assert gauge("fengqiao_tracker_overdue_cases") == 1
     listed = (await api.call("GET", "/units/me/cases?overdue=true", "652700")).json()
     assert [c["case_id"] for c in listed] == [CASE]
+
+
+# --------------------------------------------------------------------------- operators: merging
+
+
+async def open_second_case(api: Api, case_id: str = "c-api-2") -> str:
+    appeal = appeal_message("博乐市拖欠工资，再次反映", case_id=case_id, occurred_at=utcnow())
+    await api.broker.publish(appeal, APPEALS.name, key=appeal.kafka_key().encode())
+    return case_id
+
+
+async def test_an_operator_merges_a_duplicate_into_its_case(api: Api) -> None:
+    other = await open_second_case(api)
+    response = await api.http.post(
+        f"/ops/cases/{other}/merge", json={"by_unit": "xj", "into": CASE, "note": "重复诉求"}
+    )
+    assert response.status_code == 202, response.text
+    merged, kept = await api.repo.get(other), await api.repo.get(CASE)
+    assert merged is not None and kept is not None
+    assert merged.state.value == "merged"
+    assert merged.timeline[-1].detail == f"into {CASE}: 重复诉求"
+    assert kept.state.value == "dispatched"  # it goes on
+    assert kept.timeline[-1].detail == f"case {other} merged into this one: 重复诉求"
+    assert [a.action.value for a in api.actions[-2:]] == ["merge", "note"]
+    assert response.json()["action_event_id"] == api.actions[-2].event_id
+    # Merging it again, or into it, is refused naming why.
+    again = await api.http.post(f"/ops/cases/{other}/merge", json={"by_unit": "xj", "into": CASE})
+    assert again.status_code == 409 and "cannot merge in state merged" in again.json()["detail"]
+    into_merged = await api.http.post(
+        f"/ops/cases/{CASE}/merge", json={"by_unit": "xj", "into": other}
+    )
+    assert into_merged.status_code == 409 and "is itself merged" in into_merged.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path_case", "body", "status", "says"),
+    [
+        ("c-missing", {"by_unit": "xj", "into": CASE}, 404, "no case 'c-missing'"),
+        (CASE, {"by_unit": "xj", "into": "c-missing"}, 404, "no case 'c-missing'"),
+        (CASE, {"by_unit": "xj", "into": CASE}, 403, "merge needs into_case_id, another case"),
+        (CASE, {"by_unit": "xj", "into": "c-api-2"}, 409, "c-api-2 is not dispatched yet"),
+        ("c-api-2", {"by_unit": "650100", "into": CASE}, 403, f"{CASE} is not visible to unit"),
+        (CASE, {"by_unit": "xj", "into": "c-api-2", "extra": 1}, 422, "extra"),
+        (CASE, {"by_unit": "", "into": "c-api-2"}, 422, "by_unit"),
+    ],
+)
+async def test_a_bad_merge_is_refused_and_publishes_nothing(
+    api: Api, path_case: str, body: dict[str, Any], status: int, says: str
+) -> None:
+    await open_second_case(api)
+    before = len(api.actions)
+    response = await api.http.post(f"/ops/cases/{path_case}/merge", json=body)
+    assert response.status_code == status
+    assert says in response.text
+    assert len(api.actions) == before

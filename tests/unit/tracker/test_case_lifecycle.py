@@ -493,3 +493,51 @@ def test_asking_the_citizen_needs_the_question() -> None:
     case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
     with pytest.raises(NotAllowed, match="needs a note"):
         domain.validate_action(case, action(A.AWAIT_CITIZEN, minutes=60))
+
+
+# --------------------------------------------------------------------------- merging duplicates
+
+
+def test_a_duplicate_merged_by_an_operator_ends_with_its_clocks_stopped() -> None:
+    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
+    merge = action(A.MERGE, unit="xj", minutes=40, into_case_id="c-2", note="同一诉求")
+    case = domain.act(case, merge, rules=PLAIN)
+    assert case.state is S.MERGED and events(case)[-1] == "case.merged"
+    assert case.timeline[-1].detail == "into c-2: 同一诉求"
+    assert all(timer(case, clock) == {"due_at": None} for clock in domain.CLOCKS)
+    assert "await:weibo:u1" not in case.effects  # it was not waiting for the citizen
+    # Nothing more happens to it: a unit's action is refused, a late clock changes nothing.
+    later = domain.act(case, action(A.PROGRESS, minutes=50, note="x"), rules=PLAIN)
+    assert later.state is S.MERGED and events(later)[-1] == "unit.action_refused"
+    with pytest.raises(InvalidTransition, match=f"case {CASE}: cannot merge in state merged"):
+        domain.check(case, A.MERGE.value)
+
+
+def test_merging_a_case_that_waits_for_the_citizen_stops_waiting() -> None:
+    case = domain.act(
+        asked(), action(A.MERGE, unit="xj", minutes=300, into_case_id="c-2"), rules=PLAIN
+    )
+    assert case.state is S.MERGED
+    assert case.effects["await:weibo:u1"] == {"case_id": None}
+
+
+@pytest.mark.parametrize("into", [None, CASE])
+def test_a_merge_needs_another_case(into: str | None) -> None:
+    merge = action(A.MERGE, unit="xj", into_case_id=into)
+    with pytest.raises(NotAllowed, match="merge needs into_case_id, another case"):
+        domain.validate_action(dispatched(), merge)
+
+
+def test_a_closed_case_is_not_merged() -> None:
+    closed = fire(asked(), "callback")
+    merge = action(A.MERGE, unit="xj", minutes=900, into_case_id="c-2")
+    with pytest.raises(InvalidTransition, match="cannot merge in state closed"):
+        domain.validate_action(closed, merge)
+
+
+def test_an_operators_reassignment_is_kept_as_a_note_not_refused() -> None:
+    case = domain.act(
+        dispatched(), action(A.REASSIGN, unit="xj", target_unit="652702", note="改派"), rules=PLAIN
+    )
+    assert events(case)[-1] == "case.reassign"
+    assert case.state is S.DISPATCHED

@@ -70,3 +70,11 @@ def test_the_table_and_the_json_carry_the_same_figures() -> None:
     assert "652701" in table and "[county]" in table and "TOTAL" in table and "50%" in table
     data = json.loads(json.dumps(report.as_dict()))
     assert data["units"][0]["volume"] == 4 and data["since"] == SINCE.isoformat()
+
+
+def test_a_merged_duplicate_is_counted_apart_not_in_the_rates() -> None:
+    merge = action(A.MERGE, unit="xj", minutes=40, into_case_id="c-a")
+    merged = replace(domain.act(dispatched(), merge, rules=PLAIN), case_id="c-m")
+    report = stats.compute([*cases(), merged], SINCE, UNTIL)
+    assert report.total["volume"] == 4 and report.total["merged"] == 1
+    assert report.total["response_rate"] == 0.5  # as without it
