@@ -19,7 +19,7 @@ import httpx
 
 from contracts import ReplyChannel, ReplyTarget
 from fengqiao.signing import signed_headers
-from services.notifier.adapters.transport import AsyncioTransport
+from services.notifier.adapters.transport import ApiClient, AsyncioTransport
 
 # Errors raised before the request could reach the platform: it cannot have taken the reply.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -93,7 +93,7 @@ class WeiboClient:
         # notifier's CPU per reply went to anyio's layer under httpx); one TLS context for all.
         verify = httpx.create_ssl_context() if transport is None else True
         self._lanes = [
-            httpx.AsyncClient(
+            ApiClient(
                 base_url=base_url,
                 timeout=timeout,
                 transport=transport or AsyncioTransport(limits=limits, verify=verify),

@@ -270,3 +270,27 @@ class AsyncioTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=AsyncioBackend(),
         )
+
+
+class _CookiesWhenSet(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class ApiClient(httpx.AsyncClient):
+    """An httpx client that reads cookies only from answers that set some: httpx passes every
+    answer through urllib's cookie jar (a twelfth of a post's CPU here), though an answer
+    without Set-Cookie has none to give. Cookies set are kept and sent as by any client."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cookies = kwargs.get("cookies")
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._kept_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._kept_cookies = _CookiesWhenSet(cookies)

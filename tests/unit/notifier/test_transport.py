@@ -17,7 +17,7 @@ import pytest
 
 from contracts import ReplyChannel, ReplyTarget
 from services.notifier.adapters.platform import RetryableError, WeiboClient
-from services.notifier.adapters.transport import AsyncioTransport
+from services.notifier.adapters.transport import ApiClient, AsyncioTransport
 
 TARGET = ReplyTarget(platform="weibo", account="@a", post_id="1")
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -243,3 +243,21 @@ async def test_https_is_verified_against_the_trusted_certificate(
         async with httpx.AsyncClient(transport=AsyncioTransport()) as client:
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 await client.post(f"https://localhost:{port}/", content=b"a=3")
+
+
+async def test_cookies_an_answer_sets_are_sent_back() -> None:
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await read_request(reader)) is not None:
+            seen.append(request[0])
+            cookie = b"Set-Cookie: session=abc; Path=/\r\n" if len(seen) == 1 else b""
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + cookie + b"\r\n{}")
+            await writer.drain()
+
+    async with server(handler) as port, ApiClient(transport=AsyncioTransport()) as client:
+        for _ in range(3):
+            await client.get(f"http://127.0.0.1:{port}/")
+    assert b"cookie: session=abc" not in seen[0].lower()
+    assert all(b"cookie: session=abc" in head.lower() for head in seen[1:])
+    assert client.cookies["session"] == "abc"
