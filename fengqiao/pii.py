@@ -13,6 +13,9 @@ import re
 _PHONE = re.compile(r"(?<!\d)((?:\+|00)?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
 _ID_NUMBER = re.compile(r"(?<![\dXx])(\d{17}[\dXx])(?![\dXx])")
 _CARD = re.compile(r"(?<!\d)(\d(?:[ -]?\d){15,18})(?!\d)")
+# What every one of the three needs: 11 digits or more, at most one space or dash between two.
+# Text without it has none of them (most text: one search instead of three substitutions).
+_CANDIDATE = re.compile(r"\d(?:[ -]?\d){10}")
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -39,6 +42,8 @@ def luhn(digits: str) -> bool:
 
 def mask_pii(text: str) -> tuple[str, list[str]]:
     """Text with phone numbers, ID numbers and bank cards masked, and the kinds found."""
+    if not _CANDIDATE.search(text):
+        return text, []
     kinds: list[str] = []
 
     def id_number(m: re.Match[str]) -> str:

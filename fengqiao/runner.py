@@ -17,6 +17,8 @@ def run_service(name: str, *, host: str | None = None, port: int | None = None) 
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO: a line per reply posted, per poll; its errors still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app_module = importlib.import_module(f"services.{name}.app")
     settings_module = importlib.import_module(f"services.{name}.settings")
     settings_cls: Any = getattr(settings_module, f"{name.capitalize()}Settings")

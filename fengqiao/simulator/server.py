@@ -48,7 +48,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -240,6 +240,16 @@ def _error(
 Check = Callable[[dict[str, str], str, datetime], "tuple[int, str] | None"]
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """The request's form fields (the last of a repeated one). A URL-encoded body is split by
+    `parse_qsl`: starlette's form parser took a fifth of the simulator's CPU per post."""
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        body = (await request.body()).decode("utf-8", "replace")
+        return dict(parse_qsl(body, keep_blank_values=True, errors="replace"))
+    async with request.form() as form:  # closes the files of a multipart form
+        return {k: str(v) for k, v in form.items()}
+
+
 def create_app(platform: Platform | None = None) -> FastAPI:
     platform = platform or Platform()
     app = FastAPI(title="fengqiao platform simulator (Weibo-shaped)")
@@ -254,7 +264,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         check: Check | None = None,
     ) -> JSONResponse:
         path = request.url.path
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form = await _form(request)
         faults = platform.faults
         if faults.fail_next > 0 and not faults.after_accept:
             faults.fail_next -= 1

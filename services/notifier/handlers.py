@@ -4,6 +4,7 @@ last try, `replies.requested.dlq`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any, cast
 
 from faststream.kafka import KafkaBroker
@@ -16,6 +17,7 @@ from fengqiao.clock import Clock
 from fengqiao.messaging import (
     dead_letter_for,
     dead_letter_publisher,
+    publish_all,
     publish_to,
     topic_publisher,
     topic_subscriber,
@@ -35,6 +37,9 @@ class KafkaResults:
 
     async def sent(self, result: ReplySent) -> None:
         await publish_to(self._sent, result)
+
+    async def sent_many(self, results: Sequence[ReplySent]) -> None:
+        await publish_all((self._sent, result) for result in results)
 
     async def dead_letter(self, request: ReplyRequested, origin: Origin | None, error: str) -> None:
         letter = DeadLetter(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
@@ -50,3 +52,12 @@ class NotifierMetrics:
             "Replies that failed after the last retry (written to replies.requested.dlq)",
             registry=registry,
         )
+        self._replies: dict[tuple[str, str, str], Any] = {}
+
+    def reply(self, purpose: str, account: str, status: str) -> None:
+        """Count a reply's outcome (each label set looked up once)."""
+        labels = (purpose, account, status)
+        child = self._replies.get(labels)
+        if child is None:
+            child = self._replies[labels] = self.replies.labels(*labels)
+        child.inc()

@@ -68,6 +68,10 @@ class Results(Protocol):
     async def sent(self, result: ReplySent) -> None:
         """Publish a reply's outcome on replies.sent."""
 
+    async def sent_many(self, results: Sequence[ReplySent]) -> None:
+        """Publish outcomes on replies.sent, in order, without waiting for each one's
+        acknowledgement before the next; return once all are acknowledged."""
+
     async def dead_letter(self, request: ReplyRequested, origin: Origin | None, error: str) -> None:
         """Write a request that failed after its last try to replies.requested.dlq."""
 
@@ -320,9 +324,8 @@ class Sender:
                         {"reason": outcome.fields["error"], "held_at": now},
                     )
                     self.metrics.outbox_depth.labels("held").inc()
-            results = await asyncio.gather(
-                *(self._emit(p.request, o.state, at=now, **o.fields) for p, o in sent)
-            )
+            results = [self._report(p.request, o.state, at=now, **o.fields) for p, o in sent]
+            await self._results.sent_many(results)
             for plan, outcome in sent:
                 if outcome.exhausted:
                     self.metrics.dead_letters.inc()
@@ -620,12 +623,18 @@ class Sender:
     async def _emit(
         self, request: ReplyRequested, state: Any, *, at: datetime, **fields: Any
     ) -> ReplySent:
-        if state != "sent":
-            log.warning("reply %s %s: %s", request.idempotency_key, state, fields.get("error"))
-        result = self._result(request, state, at=at, **fields)
-        self.metrics.replies.labels(request.purpose.value, request.target.account, state).inc()
+        result = self._report(request, state, at=at, **fields)
         await self._results.sent(result)
         return result
+
+    def _report(
+        self, request: ReplyRequested, state: Any, *, at: datetime, **fields: Any
+    ) -> ReplySent:
+        """A reply's result, logged when it is no success and counted (not yet published)."""
+        if state != "sent":
+            log.warning("reply %s %s: %s", request.idempotency_key, state, fields.get("error"))
+        self.metrics.reply(request.purpose.value, request.target.account, state)
+        return self._result(request, state, at=at, **fields)
 
     def _result(
         self, request: ReplyRequested, state: Any, *, at: datetime | None, **fields: Any

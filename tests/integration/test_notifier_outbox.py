@@ -80,3 +80,22 @@ async def test_queue_and_holds_are_listed_and_released(outbox: MongoOutbox) -> N
     assert [(d["_id"], d["reason"]) for d in await outbox.held()] == [("h", "urgent")]
     await outbox.release("h")
     assert await outbox.held() == []
+
+
+async def test_a_claim_reads_back_as_it_was_written(outbox: MongoOutbox) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    record = {
+        "state": "sending",
+        "claimed_at": now,
+        "attempted_at": now,
+        "case_id": "c1",
+        "request": {"target": {"account": "@新疆检察", "post_id": "1"}, "variables": {}},
+        "origin": {"topic": "replies.requested", "partition": 2, "offset": 7, "key": "c1"},
+        "parts": ["您好，已收到。", "第二条"],
+        "error": None,
+    }
+    await outbox.claim_many({KEY: record})
+    assert await outbox.get(KEY) == {**record, "_id": KEY}
+    # A claim written before they were packed reads as it was.
+    await outbox._replies.insert_one({**record, "_id": "old"})
+    assert await outbox.get("old") == {**record, "_id": "old"}

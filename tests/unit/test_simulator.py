@@ -56,6 +56,23 @@ async def test_a_comment_is_accepted_and_recorded(
     assert (await client.get("/_sim/received")).json() == platform.received
 
 
+async def test_a_form_is_read_url_encoded_or_multipart(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    encoded = await client.post("/2/comments/create.json", data=comment("a+b&c=d 100%"))
+    multipart = await client.post(
+        "/2/comments/create.json", data=comment("多部分"), files={"pic": ("a.txt", b"x")}
+    )
+    assert (encoded.status_code, multipart.status_code) == (200, 200)
+    assert [r["text"] for r in platform.received] == ["a+b&c=d 100%", "多部分"]
+    blank = await client.post(
+        "/2/comments/create.json",
+        content=b"id=p1&comment=&access_token=t",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert blank.json()["error_code"] == 10016
+
+
 async def test_message_ids_are_distinct(client: httpx.AsyncClient) -> None:
     first = (await client.post("/2/comments/create.json", data=comment())).json()
     second = (await client.post("/2/comments/create.json", data=comment())).json()

@@ -11,6 +11,11 @@ takes a batch of inserts in one transaction (about 8,000 a second here) but each
 own (about 400 a second), and the notifier records replies in batches. A reply's state is its
 result's, or its claim's while it has none.
 
+A claim's state and times are fields of their own; the rest of it (the request, where it was
+read, the parts to post...) is one JSON text, `packed`: FerretDB stores a document field by
+field, and a batch of 500 claims took 150 ms as nested documents, 60 ms packed. Nothing is
+ever looked up by a packed field.
+
 Beside them, small collections keyed by the reply's key, so nothing ever scans the outbox:
 `queue` (replies waiting for their rate limit, reloaded at start), `held` (waiting for an
 operator), `attempts` (an attempt about to be posted from the queue or by an operator: the
@@ -19,6 +24,8 @@ insert is the guard between replicas) and `decisions` (an operator's approval or
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from pymongo import AsyncMongoClient
@@ -75,7 +82,7 @@ class MongoOutbox:
         if not records:
             return {}
         keys = list(records)
-        taken = await _insert_many(self._replies, [{**records[k], "_id": k} for k in keys])
+        taken = await _insert_many(self._replies, [{**_packed(records[k]), "_id": k} for k in keys])
         existing = {}
         for key in taken:
             existing[key] = await self.get(key) or {"_id": key}
@@ -86,7 +93,7 @@ class MongoOutbox:
         if claim is None:
             return None
         result = await self._results.find_one({"_id": key})
-        return {**claim, **(result or {})}
+        return {**_unpacked(claim), **(result or {})}
 
     async def record_many(self, outcomes: dict[str, dict[str, Any]]) -> None:
         if not outcomes:
@@ -123,6 +130,20 @@ class MongoOutbox:
 
     async def decide(self, key: str, record: dict[str, Any]) -> dict[str, Any] | None:
         return await _insert(self._decisions, key, record)
+
+
+def _packed(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with its state and times as fields, the rest as one JSON text."""
+    kept = {k: v for k, v in record.items() if k == "state" or isinstance(v, datetime)}
+    rest = {k: v for k, v in record.items() if k not in kept}
+    return {**kept, "packed": json.dumps(rest, ensure_ascii=False)} if rest else kept
+
+
+def _unpacked(doc: dict[str, Any]) -> dict[str, Any]:
+    packed = doc.get("packed")
+    if not isinstance(packed, str):  # written before claims were packed
+        return doc
+    return {**json.loads(packed), **{k: v for k, v in doc.items() if k != "packed"}}
 
 
 async def _insert_many(collection: Any, docs: list[dict[str, Any]]) -> list[str]:

@@ -4,6 +4,7 @@ outcomes, rate-limit queues and operators' decisions."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -82,6 +83,10 @@ class Results:
 
     async def sent(self, result: ReplySent) -> None:
         await self.fake.sent_result(result)
+
+    async def sent_many(self, results: Sequence[ReplySent]) -> None:
+        for result in results:
+            await self.fake.sent_result(result)
 
     async def dead_letter(self, request: ReplyRequested, origin: Origin | None, error: str) -> None:
         await self.fake.dead_letter(request, origin, error)

@@ -1,0 +1,296 @@
+"""An httpx transport whose connections are plain asyncio ones.
+
+httpx (through httpcore) reaches the network through anyio on asyncio: every read and write
+enters a cancel scope with its own deadline, and a request's head and body leave in two
+`send` calls. Measured under bench/notifier.py this was about a sixth of the notifier's CPU
+per reply. Here httpcore's HTTP/1.1 and pool, timeouts and errors stay exactly as they are;
+only the layer below changes: an asyncio protocol whose waits have one timer each, and whose
+writes leave together when the response is read (one segment for a small request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import ssl
+from collections.abc import Iterable
+from typing import Any, cast
+
+import httpcore
+import httpx
+
+_HIGH_WATER = 256 * 1024  # bytes read and not yet taken before the socket stops being read
+_FLUSH_AT = 64 * 1024  # bytes written and held back before they are sent without a read
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[bool] | None = None  # a reader waiting for data
+        self.drained: asyncio.Future[bool] | None = None  # a writer waiting for room
+        self.writing_paused = False
+        self.reading_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's are no subclass of asyncio.Transport).
+        self.transport = cast("asyncio.Transport", transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > _HIGH_WATER and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        _wake(self.waiter)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        _wake(self.waiter)
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        _wake(self.waiter)
+        _wake(self.drained)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        _wake(self.drained)
+
+
+def _readable(sock: Any) -> bool:
+    """Whether the socket has something to read (an answer nobody asked for, or its end)."""
+    fd = -1 if sock is None else sock.fileno()
+    if fd < 0:
+        return True
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return bool(poll.poll(0))
+
+
+def _wake(waiter: asyncio.Future[bool] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(True)
+
+
+def _timed_out(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+async def _wait(waiter: asyncio.Future[bool], timeout: float | None) -> bool:
+    """True when woken, False when `timeout` passed first."""
+    if timeout is None:
+        return await waiter
+    timer = asyncio.get_running_loop().call_later(timeout, _timed_out, waiter)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport, self._protocol = transport, protocol
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._closed = False
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            self._transport.write(data)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        protocol = self._protocol
+        if self._closed:
+            raise httpcore.ReadError("the connection is closed")
+        if self._pending:
+            if self._transport.is_closing():
+                raise httpcore.WriteError("the connection was closed by the other side")
+            self._flush()
+        if not protocol.buffer and not protocol.eof:
+            protocol.waiter = asyncio.get_running_loop().create_future()
+            try:
+                if not await _wait(protocol.waiter, timeout):
+                    raise httpcore.ReadTimeout(f"no answer within {timeout} s")
+            finally:
+                protocol.waiter = None
+        if protocol.buffer:
+            data = bytes(protocol.buffer[:max_bytes])
+            del protocol.buffer[:max_bytes]
+            if protocol.reading_paused and len(protocol.buffer) <= _HIGH_WATER // 2:
+                protocol.reading_paused = False
+                self._transport.resume_reading()
+            return data
+        if protocol.error is not None:
+            raise httpcore.ReadError(f"{type(protocol.error).__name__}: {protocol.error}")
+        return b""  # the other side closed the connection
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        if self._closed or self._transport.is_closing():
+            error = self._protocol.error
+            raise httpcore.WriteError(
+                f"{type(error).__name__}: {error}" if error else "the connection is closed"
+            )
+        # Held back until the answer is read: a request's head and body leave together.
+        self._pending.append(buffer)
+        self._pending_size += len(buffer)
+        if self._pending_size < _FLUSH_AT:
+            return
+        self._flush()
+        protocol = self._protocol
+        if protocol.writing_paused:
+            protocol.drained = asyncio.get_running_loop().create_future()
+            try:
+                if not await _wait(protocol.drained, timeout):
+                    raise httpcore.WriteTimeout(f"could not write within {timeout} s")
+            finally:
+                protocol.drained = None
+            if protocol.error is not None:
+                raise httpcore.WriteError(f"{type(protocol.error).__name__}: {protocol.error}")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._pending.clear()
+        self._transport.close()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self._flush()
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport = await loop.start_tls(
+                    self._transport, self._protocol, ssl_context, server_hostname=server_hostname
+                )
+        except TimeoutError as exc:
+            self._transport.close()
+            raise httpcore.ConnectTimeout(f"TLS handshake not done within {timeout} s") from exc
+        except (OSError, ssl.SSLError) as exc:
+            self._transport.close()
+            raise httpcore.ConnectError(f"{type(exc).__name__}: {exc}") from exc
+        if transport is None:  # the connection was lost during the handshake
+            raise httpcore.ConnectError("the connection was closed during the TLS handshake")
+        self._protocol.transport = transport
+        return AsyncioStream(transport, self._protocol)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._transport.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self._transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._transport.get_extra_info("peername")
+        if info == "socket":
+            return self._transport.get_extra_info("socket")
+        if info == "is_readable":  # an idle connection with something to read is finished
+            protocol = self._protocol
+            if protocol.buffer or protocol.eof or self._transport.is_closing():
+                return True
+            return _readable(self._transport.get_extra_info("socket"))
+        return None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        local = (local_address, 0) if local_address else None
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_connection(
+                    _Protocol, host, port, local_addr=local
+                )
+        except TimeoutError as exc:  # before OSError: TimeoutError is one
+            raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{type(exc).__name__}: {exc}") from exc
+        sock = transport.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return AsyncioStream(transport, protocol)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_unix_connection(_Protocol, path)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{type(exc).__name__}: {exc}") from exc
+        sock = transport.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return AsyncioStream(transport, protocol)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class AsyncioTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport (its pool, HTTP/1.1, error mapping) over `AsyncioBackend`.
+    Direct connections only: no proxy."""
+
+    def __init__(
+        self, *, limits: httpx.Limits | None = None, verify: ssl.SSLContext | bool = True
+    ) -> None:
+        limits = limits or httpx.Limits()
+        context = httpx.create_ssl_context(verify=verify)  # loads the CA bundle once
+        super().__init__(limits=limits, verify=context)
+        # httpx builds its pool with no way to name a network backend: the same pool
+        # (httpcore's public API), built again with one.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=AsyncioBackend(),
+        )
+
+
+class _CookiesWhenSet(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class ApiClient(httpx.AsyncClient):
+    """An httpx client that reads cookies only from answers that set some: httpx passes every
+    answer through urllib's cookie jar (a twelfth of a post's CPU here), though an answer
+    without Set-Cookie has none to give. Cookies set are kept and sent as by any client."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cookies = kwargs.get("cookies")
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._kept_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._kept_cookies = _CookiesWhenSet(cookies)
