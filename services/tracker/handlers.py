@@ -211,7 +211,8 @@ class CaseStore:
         return written
 
     async def run_settling(self, interval: float = 0.5) -> None:
-        """`settle` every `interval` seconds until cancelled (then `settle(everything=True)`)."""
+        """`settle` every `interval` seconds until cancelled; at shutdown, after cancelling it,
+        call `settle(everything=True)`."""
         while True:
             await asyncio.sleep(interval)
             try:
