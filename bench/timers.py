@@ -54,11 +54,7 @@ async def run(uri: str, count: int, due: int) -> None:
         store = await store_name(db)
         versions, buckets = documents(count, due)
         started = time.perf_counter()
-        by_collection: dict[str, list[dict[str, Any]]] = {}
-        for doc in versions:
-            by_collection.setdefault(t.versions_collection(doc["key"]), []).append(doc)
-        for name, docs in by_collection.items():
-            await db[name].insert_many(docs, ordered=False)
+        await db[t.VERSIONS].insert_many(versions, ordered=False)
         for name, entries in buckets.items():
             await db[name].insert_many(entries, ordered=False)
         print(f"seeded {count:,} timers ({due:,} due) in {time.perf_counter() - started:.1f} s")

@@ -79,7 +79,7 @@ from fengqiao.testing.factories import appeal_message, dispatch_message
 from services.tracker import domain
 from services.tracker.adapters.cases import InMemoryCaseRepository, MongoCaseRepository
 from services.tracker.adapters.indexes import InMemoryIndexes, MongoIndexes
-from services.tracker.adapters.timers import InMemoryTimers, MongoTimers, versions_collection
+from services.tracker.adapters.timers import VERSIONS, InMemoryTimers, MongoTimers
 from services.tracker.handlers import CaseStore
 from services.tracker.settings import TrackerSettings
 
@@ -171,8 +171,8 @@ class CountingPublisher:
 
 
 async def create_collections(db: Any) -> None:
-    """Create the tracker's sharded collections (the timers' versions, the unit index)."""
-    names = {versions_collection(f"{i}") for i in range(20_000)}  # every shard, by brute force
+    """Create the tracker's collections (the timers' versions, the unit index's shards)."""
+    names = {VERSIONS}
     names |= {ShardedCollection(db, "unit_cases").name(f"{i}") for i in range(5_000)}
     existing = set(await db.list_collection_names())
     for name in sorted(names - existing):

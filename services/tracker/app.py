@@ -36,6 +36,7 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
     indexes = MongoIndexes(runtime.mongo, settings.database)
     timers = MongoTimers(runtime.mongo, settings.database)
     runtime.on_start.append(repo.ensure_indexes)
+    runtime.on_start.append(timers.ensure_indexes)  # moves a store written before
     tracker = handlers.register(
         runtime.broker,
         repo,

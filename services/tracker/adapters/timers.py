@@ -19,11 +19,12 @@ the whole collection for a range filter on `due_at` (no index is used: 100,000 t
 
 ## The design: versioned timer documents, wake entries in hourly buckets
 
-- `timer_versions_<shard>` (256 collections by a hash of the key, see VERSION_SHARDS): every
-  change of a timer inserts its next version, `_id = "<key>#<version>"` (version 1, 2, 3, …
-  without gaps; old versions are kept until the key is purged). The unique `_id` lets exactly
+- `timer_versions`: every change of a timer inserts its next version,
+  `_id = "<key>#<version>"` (version 1, 2, 3, … without gaps; old versions are kept until the key
+  is purged). The unique `_id` lets exactly
   one of several racing writers (schedule, cancel, claim, complete, from any replica) create
-  version v+1: each step is one single-document insert, and the loser re-reads.
+  version v+1: each step is one single-document insert (the inserts of many timers go to the
+  store together, each still checked on its own `_id`), and the loser re-reads.
   A version's state is pending (wakes at due_at), claimed (wakes when its lease ends), done,
   cancelled or void. The latest version is found by point lookups on `_id` (galloping search).
 - `timer_wake_<YYYYMMDDHH>` (UTC hour): a wake entry `_id = "<key>#<version>@<wake ms>"` for each
@@ -53,20 +54,27 @@ that are dropped).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
-import zlib
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
+from fengqiao.store import GroupInsert
 from services.tracker.adapters.recent import Recent
+
+log = logging.getLogger("fengqiao.tracker.timers")
 
 __all__ = [
     "BUCKET_RETENTION",
+    "VERSIONS",
     "InMemoryTimers",
     "MongoTimers",
     "StoredTimers",
@@ -75,16 +83,14 @@ __all__ = [
     "Timers",
     "fire_due",
     "timer_key",
-    "versions_collection",
 ]
 
-VERSIONS = "timer_versions"  # + "_<shard>"
-# Versions are spread over this many collections by a hash of the key, because FerretDB 1.24 on
-# SQLite answered even a lookup by `_id` by scanning the table (a missing `_id` took 0.9 s among
-# 100,000 documents) until deploy/ferretdb/patches.json; the split stays, as stores written
-# before exist. A key always lands in the same collection, so the unique `_id` still decides
-# between writers. Never change it on a live store.
-VERSION_SHARDS = 256
+VERSIONS = "timer_versions"  # every timer's versions, found by `_id`
+# Stores written before deploy/ferretdb/patches.json spread versions over 256 collections
+# `timer_versions_000`…`_255` (FerretDB answered even a lookup by `_id` by reading the whole
+# table); `MongoTimers.ensure_indexes` moves them into VERSIONS. One collection lets the inserts
+# of many timers go together (GroupInsert).
+OLD_VERSION_SHARDS = re.compile(rf"^{VERSIONS}_\d{{3}}$")
 BUCKET_PREFIX = "timer_wake_"
 BUCKET_RETENTION = dt.timedelta(days=1)
 MAX_ATTEMPTS = 50
@@ -282,7 +288,7 @@ class StoredTimers:
                 "wake_at": wake,
             }
             await self._store.insert(_bucket(max(wake, now)), entry)
-        if await self._store.insert(versions_collection(doc["key"]), doc):
+        if await self._store.insert(VERSIONS, doc):
             self._known.put(doc["key"], doc)
             return True
         self._known.forget(doc["key"])
@@ -292,7 +298,7 @@ class StoredTimers:
         self, entry: dict[str, Any], now: dt.datetime, lease: dt.timedelta
     ) -> Timer | None:
         key, version = entry["key"], entry["version"]
-        doc = await self._store.get(versions_collection(key), _version_id(key, version))
+        doc = await self._store.get(VERSIONS, _version_id(key, version))
         if doc is None:
             await self._void(key, version, now)
             latest = await self._latest(key, at_least=version)
@@ -318,7 +324,7 @@ class StoredTimers:
 
     async def _void(self, key: str, version: int, now: dt.datetime) -> None:
         """Fill version `version` with a copy of the one before (its writer crashed or lost)."""
-        before = await self._store.get(versions_collection(key), _version_id(key, version - 1))
+        before = await self._store.get(VERSIONS, _version_id(key, version - 1))
         if before is None:
             doc = _version_doc(key, version, VOID, now, None, {}, 0)
         else:
@@ -334,17 +340,15 @@ class StoredTimers:
         if known is not None:
             low, low_doc = known["version"], known
         elif at_least:
-            low_doc = await self._store.get(versions_collection(key), _version_id(key, at_least))
+            low_doc = await self._store.get(VERSIONS, _version_id(key, at_least))
             low = at_least if low_doc is not None else 0
         step = 1
-        while (
-            found := await self._store.get(versions_collection(key), _version_id(key, low + step))
-        ) is not None:
+        while (found := await self._store.get(VERSIONS, _version_id(key, low + step))) is not None:
             low, low_doc, step = low + step, found, step * 2
         high = low + step  # missing
         while high - low > 1:
             middle = (low + high) // 2
-            found = await self._store.get(versions_collection(key), _version_id(key, middle))
+            found = await self._store.get(VERSIONS, _version_id(key, middle))
             if found is None:
                 high = middle
             else:
@@ -369,11 +373,6 @@ class StoredTimers:
 
 
 # -- documents ----------------------------------------------------------------------------------
-
-
-def versions_collection(key: str) -> str:
-    """The collection that holds the versions of `key`."""
-    return f"{VERSIONS}_{zlib.crc32(key.encode()) % VERSION_SHARDS:03d}"
 
 
 def _version_id(key: str, version: int) -> str:
@@ -448,13 +447,14 @@ class MongoStore:
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._db = client[database]
+        self._inserts = GroupInsert(self._db)
+
+    @property
+    def database(self) -> AsyncDatabase[dict[str, Any]]:
+        return self._db
 
     async def insert(self, collection: str, doc: dict[str, Any]) -> bool:
-        try:
-            await self._db[collection].insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await self._inserts.insert(collection, doc)
 
     async def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         return await self._db[collection].find_one({"_id": doc_id})
@@ -516,11 +516,24 @@ class MongoTimers(StoredTimers):
     """Durable timers in the tracker's MongoDB database."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
-        super().__init__(MongoStore(client, database))
+        self._mongo = MongoStore(client, database)
+        super().__init__(self._mongo)
 
     async def ensure_indexes(self) -> None:
-        """Nothing to create: every lookup is by `_id`, and buckets are small. Kept so the
-        composition root treats this repository like the others."""
+        """No index to create (every lookup is by `_id`, buckets are small); moves the versions
+        of a store written before into the one collection (run before the tracker starts, with
+        no older tracker running: one that still wrote to the old collections would lose them).
+        """
+        db = self._mongo.database
+        for name in sorted(await db.list_collection_names()):
+            if not OLD_VERSION_SHARDS.match(name):
+                continue
+            docs = await db[name].find({}).to_list()
+            if docs:
+                with contextlib.suppress(BulkWriteError):  # moved already (an interrupted move)
+                    await db[VERSIONS].insert_many(docs, ordered=False)
+            await db.drop_collection(name)
+            log.info("timers: moved %d versions from %s into %s", len(docs), name, VERSIONS)
 
 
 class InMemoryTimers(StoredTimers):

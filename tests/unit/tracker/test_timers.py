@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.tracker.adapters.timers import (
+    VERSIONS,
     InMemoryTimers,
     StoredTimers,
     Timer,
     fire_due,
     timer_key,
-    versions_collection,
 )
 
 T0 = datetime(2025, 3, 10, 1, tzinfo=UTC)
@@ -101,7 +101,7 @@ async def test_a_writer_that_crashed_after_its_wake_entry_changes_nothing() -> N
     timers = InMemoryTimers()
     await timers.schedule("k", T0 + timedelta(hours=1), {"n": 1}, now=T0)
     # A reschedule to T0 wrote its wake entry for version 2, then crashed.
-    versions = timers.store.collections[versions_collection("k")]
+    versions = timers.store.collections[VERSIONS]
     await timers.schedule("k", T0, {"n": 2}, now=T0)
     versions.pop("k#0000000002")
     assert await timers.claim_due(T0, 10, LEASE) == []  # version 2 filled as a copy of 1
