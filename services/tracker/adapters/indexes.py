@@ -7,13 +7,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError
 
-from fengqiao.store import ShardedCollection
+from fengqiao.store import GroupInsert, ShardedCollection
 from services.tracker.adapters.recent import Recent
 
 
@@ -36,6 +34,7 @@ class MongoIndexes:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         db = client[database]
         self._units = ShardedCollection(db, "unit_cases")
+        self._inserts = GroupInsert(db)
         self._awaiting = db["awaiting_callback"]
         # Entries are never removed, so one known to exist needs no second insert (every hop of
         # a dispatch names the whole chain again).
@@ -45,9 +44,11 @@ class MongoIndexes:
         entry = f"{unit_id}|{case_id}"
         if self._indexed.get(entry):
             return
-        collection = self._units.for_key(unit_id)
-        with contextlib.suppress(DuplicateKeyError):  # indexed already (a re-delivery, a hop)
-            await collection.insert_one({"_id": entry, "unit": unit_id, "case_id": case_id})
+        # False when indexed already (a re-delivery, a hop). The entries of one unit go to the
+        # store together (many cases reach a unit at once).
+        await self._inserts.insert(
+            self._units.name(unit_id), {"_id": entry, "unit": unit_id, "case_id": case_id}
+        )
         self._indexed.put(entry, True)
 
     async def unit_cases(self, unit_id: str, limit: int) -> list[str]:
