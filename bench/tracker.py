@@ -4,8 +4,9 @@
 
 A case event is one message applied to a case: the domain change, the new version written to the
 store (compare-and-set by unique insert), the outbox published to Kafka (acks=all) and the
-effects carried out (durable timers scheduled or cancelled, unit index entries), until the case's
-outbox is recorded as done. Every case lives through seven of them, the common path of an appeal:
+effects carried out (durable timers scheduled or cancelled, unit index entries); the outbox is
+recorded as done as the service does it (`settle_seconds` after a burst; the last ones inside the
+measured time). Every case lives through seven of them, the common path of an appeal:
 
     appeal (opens the case, asks for the acknowledgment, starts its clock)
     dispatch hop 1 (xj → 652700) and the final hop 2 (652700 → 652701, announced publicly)
