@@ -102,6 +102,16 @@ def _view(case: domain.Case) -> dict[str, Any]:
     return doc
 
 
+def refuse_unless_valid(case: domain.Case, action: UnitActed) -> None:
+    """403 when the unit may not do it, 409 when the case's state does not allow it (now)."""
+    try:
+        domain.validate_action(case, action)
+    except domain.NotAllowed as exc:
+        raise HTTPException(403, str(exc)) from exc
+    except domain.InvalidTransition as exc:
+        raise HTTPException(409, str(exc)) from exc
+
+
 def unit_router(
     broker: KafkaBroker,
     repo: CaseRepository,
@@ -178,12 +188,7 @@ def unit_router(
             note=note,
             **fields,
         )
-        try:
-            domain.validate_action(case, action)
-        except domain.NotAllowed as exc:
-            raise HTTPException(403, str(exc)) from exc
-        except domain.InvalidTransition as exc:
-            raise HTTPException(409, str(exc)) from exc
+        refuse_unless_valid(case, action)
         await publish(broker, UNIT_ACTIONS.name, action)
         # Read your own writes: an office that signs and then reports progress must find the
         # case signed. Wait (briefly) until the tracker has applied the action.

@@ -16,11 +16,11 @@ from contracts import UNIT_ACTIONS, CaseState, UnitActed, UnitActionKind
 from fengqiao.clock import utcnow
 from fengqiao.messaging import publish
 from fengqiao.service import Runtime, asyncapi_app, http_app
-from services.tracker import domain, handlers, stats
+from services.tracker import handlers, stats
 from services.tracker.adapters.cases import CaseRepository, MongoCaseRepository
 from services.tracker.adapters.indexes import MongoIndexes
 from services.tracker.adapters.timers import MongoTimers
-from services.tracker.api import unit_router
+from services.tracker.api import refuse_unless_valid, unit_router
 from services.tracker.settings import TrackerSettings
 
 NAME = "tracker"
@@ -115,12 +115,7 @@ def ops_router(repo: CaseRepository, broker: KafkaBroker) -> APIRouter:
             ),
         ]
         for target, action in zip((case, into), actions, strict=True):
-            try:
-                domain.validate_action(target, action)
-            except domain.InvalidTransition as exc:
-                raise HTTPException(409, str(exc)) from exc
-            except domain.NotAllowed as exc:
-                raise HTTPException(403, str(exc)) from exc
+            refuse_unless_valid(target, action)
         for action in actions:
             await publish(broker, UNIT_ACTIONS.name, action)
         return {"status": "accepted", "action_event_id": actions[0].event_id}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import select
 import ssl
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any, cast
 
 import httpcore
@@ -206,6 +206,24 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return None
 
 
+async def _connected(
+    opening: Coroutine[Any, Any, tuple[asyncio.BaseTransport, _Protocol]],
+    timeout: float | None,
+    socket_options: Iterable[Any] | None,
+) -> AsyncioStream:
+    try:
+        async with asyncio.timeout(timeout):
+            transport, protocol = await opening
+    except TimeoutError as exc:  # before OSError: TimeoutError is one
+        raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from exc
+    except OSError as exc:
+        raise httpcore.ConnectError(f"{type(exc).__name__}: {exc}") from exc
+    sock = transport.get_extra_info("socket")
+    for option in socket_options or ():
+        sock.setsockopt(*option)
+    return AsyncioStream(cast("asyncio.Transport", transport), protocol)
+
+
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(
         self,
@@ -217,35 +235,14 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         local = (local_address, 0) if local_address else None
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_connection(
-                    _Protocol, host, port, local_addr=local
-                )
-        except TimeoutError as exc:  # before OSError: TimeoutError is one
-            raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(f"{type(exc).__name__}: {exc}") from exc
-        sock = transport.get_extra_info("socket")
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        return AsyncioStream(transport, protocol)
+        opening = loop.create_connection(_Protocol, host, port, local_addr=local)
+        return await _connected(opening, timeout, socket_options)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_unix_connection(_Protocol, path)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(f"{type(exc).__name__}: {exc}") from exc
-        sock = transport.get_extra_info("socket")
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        return AsyncioStream(transport, protocol)
+        opening = asyncio.get_running_loop().create_unix_connection(_Protocol, path)
+        return await _connected(opening, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
