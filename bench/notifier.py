@@ -56,7 +56,7 @@ from fengqiao import processes
 from fengqiao.messaging import ensure_topics
 from fengqiao.settings import StackSettings
 from fengqiao.testing.groups import start_group_at_end
-from fengqiao.watch import _partitions
+from fengqiao.watch import topic_partitions
 
 
 def cpu_model() -> str:
@@ -97,7 +97,7 @@ async def results_reader(bootstrap: str) -> AIOKafkaConsumer:
     """A consumer of replies.sent from its current end."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    found = await _partitions(consumer, REPLIES_SENT.name)
+    found = await topic_partitions(consumer, REPLIES_SENT.name)
     partitions = [TopicPartition(REPLIES_SENT.name, p) for p in sorted(found)]
     consumer.assign(partitions)
     for tp, end in (await consumer.end_offsets(partitions)).items():

@@ -48,9 +48,7 @@ class TopicWatcher:
         partitions = [
             TopicPartition(topic, p)
             for topic in self._topics
-            for p in sorted(
-                consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
-            )
+            for p in sorted(await topic_partitions(consumer, topic))
         ]
         consumer.assign(partitions)
         offsets = await consumer.offsets_for_times(dict.fromkeys(partitions, since))
@@ -94,7 +92,10 @@ class TopicWatcher:
             await asyncio.sleep(0.1)
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The partitions of `topic` (LookupError when it does not exist)."""
+    if found := consumer.partitions_for_topic(topic):
+        return set(found)
     # Metadata of a topic the consumer has not seen yet arrives after one refresh.
     for _ in range(50):
         await consumer._client.force_metadata_update()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from fengqiao.watch import _partitions
+from fengqiao.watch import topic_partitions
 
 
 async def start_group_at_end(bootstrap: str, group_id: str, topic: str) -> None:
@@ -16,7 +16,7 @@ async def start_group_at_end(bootstrap: str, group_id: str, topic: str) -> None:
     )
     await consumer.start()
     try:
-        found = consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+        found = await topic_partitions(consumer, topic)
         partitions = [TopicPartition(topic, p) for p in sorted(found)]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
