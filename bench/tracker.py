@@ -53,10 +53,8 @@ from pymongo import AsyncMongoClient
 
 from contracts import (
     APPEALS,
-    CASE_EVENTS,
     COORDINATION_REQUESTS,
     DISPATCH_ORDERS,
-    REPLIES_REQUESTED,
     REPLIES_SENT,
     SUPERVISION_ORDERS,
     UNIT_ACTIONS,
@@ -81,7 +79,7 @@ from services.tracker import domain
 from services.tracker.adapters.cases import InMemoryCaseRepository, MongoCaseRepository
 from services.tracker.adapters.indexes import InMemoryIndexes, MongoIndexes
 from services.tracker.adapters.timers import VERSIONS, InMemoryTimers, MongoTimers
-from services.tracker.handlers import CaseStore
+from services.tracker.handlers import PUBLISHES, CaseStore
 from services.tracker.settings import TrackerSettings
 
 EVENTS_PER_CASE = 7
@@ -171,10 +169,23 @@ class CountingPublisher:
         return result
 
 
+async def wrong_cases(repo: Any, lives: Sequence[Sequence[CaseMessage]]) -> int:
+    """Cases not as their messages leave them: every change stored, every outbox and effect done."""
+    wrong = 0
+    for messages in lives:
+        case = await repo.get(messages[0].case_id)
+        wrong += (
+            case is None
+            or case.state is not domain.S.RESOLVED
+            or bool(case.outbox or case.effects)
+            or not {m.event_id for m in messages} <= case.processed
+        )
+    return wrong
+
+
 async def create_collections(db: Any) -> None:
     """Create the tracker's collections (the timers' versions, the unit index's shards)."""
-    names = {VERSIONS}
-    names |= {ShardedCollection(db, "unit_cases").name(f"{i}") for i in range(5_000)}
+    names = {VERSIONS} | {c.name for c in ShardedCollection(db, "unit_cases").all()}
     existing = set(await db.list_collection_names())
     for name in sorted(names - existing):
         await db.create_collection(name)
@@ -189,10 +200,7 @@ async def run_store(
     database = f"bench_tracker_{uuid.uuid4().hex[:8]}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
     broker = make_broker(settings.kafka_bootstrap, service="bench-tracker")
-    publishers = {
-        t.name: CountingPublisher(topic_publisher(broker, t))
-        for t in (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)
-    }
+    publishers = {t.name: CountingPublisher(topic_publisher(broker, t)) for t in PUBLISHES}
     try:
         await ensure_topics(settings.kafka_bootstrap)
         await broker.start()
@@ -248,18 +256,7 @@ async def run_store(
         elapsed = time.perf_counter() - started
         published = sum(p.count for p in publishers.values()) - published_before
 
-        # Every change is in the store, every outbox done.
-        wrong = 0
-        for messages in lives:
-            case = await repo.get(messages[0].case_id)
-            if (
-                case is None
-                or case.state is not domain.S.RESOLVED
-                or case.outbox
-                or case.effects
-                or not {m.event_id for m in messages} <= case.processed
-            ):
-                wrong += 1
+        wrong = await wrong_cases(repo, lives)
         latencies.sort()
         events = cases * EVENTS_PER_CASE
         return {
@@ -391,17 +388,7 @@ async def run_service(settings: StackSettings, cases: int) -> dict[str, Any]:
             finished = time.perf_counter()
         dead = counted(runtime.registry, "fengqiao_dead_letters")
         events = cases * EVENTS_PER_CASE
-        repo = MongoCaseRepository(client, tracker_settings.database)
-        wrong = 0
-        for messages in lives:
-            case = await repo.get(messages[0].case_id)
-            if (
-                case is None
-                or case.state is not domain.S.RESOLVED
-                or case.outbox
-                or not {m.event_id for m in messages} <= case.processed
-            ):
-                wrong += 1
+        wrong = await wrong_cases(MongoCaseRepository(client, tracker_settings.database), lives)
         seconds = first_phase + second_phase
         return {
             "mode": "service",

@@ -16,6 +16,7 @@ from contracts.messages import __all__ as _messages_all
 from contracts.topics import (
     APPEALS,
     CASE_EVENTS,
+    CASE_TOPICS,
     COORDINATION_REQUESTS,
     DISPATCH_ORDERS,
     POSTS_RAW,
@@ -40,6 +41,7 @@ __all__ = [
     "REPLIES_REQUESTED",
     "REPLIES_SENT",
     "SUPERVISION_ORDERS",
+    "CASE_TOPICS",
     "TOPICS",
     "UNIT_ACTIONS",
     "AwareDatetime",

@@ -79,6 +79,8 @@ TOPICS: tuple[Topic, ...] = (
     REPLIES_REQUESTED,
     REPLIES_SENT,
 )
+# The topics of a case's life, keyed by its id (one case's messages on one partition each).
+CASE_TOPICS: tuple[Topic, ...] = tuple(t for t in TOPICS if t.key == "case_id")
 
 DLQ_MESSAGE = DeadLetter
 DLQ_PARTITIONS = 1

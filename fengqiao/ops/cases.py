@@ -8,14 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from contracts import (
-    APPEALS,
-    CASE_EVENTS,
-    COORDINATION_REQUESTS,
-    DISPATCH_ORDERS,
-    REPLIES_REQUESTED,
-    REPLIES_SENT,
-    SUPERVISION_ORDERS,
-    UNIT_ACTIONS,
+    CASE_TOPICS,
     AppealNormalized,
     CaseEventRecorded,
     CaseMessage,
@@ -28,19 +21,7 @@ from contracts import (
 )
 from fengqiao.pii import mask_pii
 
-CASE_TOPICS = [
-    t.name
-    for t in (
-        APPEALS,
-        DISPATCH_ORDERS,
-        COORDINATION_REQUESTS,
-        SUPERVISION_ORDERS,
-        UNIT_ACTIONS,
-        CASE_EVENTS,
-        REPLIES_REQUESTED,
-        REPLIES_SENT,
-    )
-]
+CASE_TOPIC_NAMES = [t.name for t in CASE_TOPICS]
 
 By = Literal["any", "id", "author", "account", "text"]
 
@@ -94,7 +75,7 @@ def timelines(
             isinstance(m, AppealNormalized) and matches(m, query, by) for _, m in entries
         ):
             found.append(case_id)
-    order = {name: i for i, name in enumerate(CASE_TOPICS)}
+    order = {name: i for i, name in enumerate(CASE_TOPIC_NAMES)}
     return [
         Timeline(
             case_id,

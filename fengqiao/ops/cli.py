@@ -349,7 +349,7 @@ async def _cases(args: argparse.Namespace, settings: StackSettings, console: Con
     since = int((time.time() - args.days * 86400) * 1000)
     async with connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster:
         messages = []
-        async for record in cluster.read(case_search.CASE_TOPICS, since_ms=since):
+        async for record in cluster.read(case_search.CASE_TOPIC_NAMES, since_ms=since):
             message = decode(record)
             if message is not None:
                 messages.append((record.topic, message))

@@ -60,6 +60,7 @@ from services.tracker.adapters.timers import Timer, Timers, fire_due, timer_key
 log = logging.getLogger("fengqiao.tracker")
 
 MAX_ATTEMPTS = 50
+PUBLISHES = (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)  # what a case's outbox holds
 # Cases whose last written version is reused as the next change's base (a guess, see above);
 # shorter than the repository's trust in a version it wrote (cases.TRUST_SECONDS).
 REMEMBERED_CASES = 10_000
@@ -332,8 +333,7 @@ def register(
         "fengqiao_tracker_messages_total", "Messages applied to cases", ["topic"], registry=registry
     )
     publishers: dict[str, object] = {
-        topic.name: topic_publisher(broker, topic)
-        for topic in (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)
+        topic.name: topic_publisher(broker, topic) for topic in PUBLISHES
     }
     store = CaseStore(repo, publishers, indexes, timers, settle_after=settle_after)
     tracker = Tracker(store, timers, rules, registry)
