@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import httpx
@@ -120,11 +121,7 @@ class WeiboClient:
         self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
     ) -> str:
         path, form = _request(channel, target, text)
-        try:
-            response = await self._http.post(self._url(path), data={**form, "access_token": token})
-        except httpx.TransportError as exc:
-            raise transport_error(exc) from exc
-        return _message_id(response)
+        return await _posted(self._http.post(self._url(path), data={**form, "access_token": token}))
 
     async def find_posted(
         self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
@@ -204,6 +201,15 @@ def _body(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+async def _posted(sending: Awaitable[httpx.Response]) -> str:
+    """The platform's id of what `sending` posted, or the error its failure means."""
+    try:
+        response = await sending
+    except httpx.TransportError as exc:
+        raise transport_error(exc) from exc
+    return _message_id(response)
+
+
 def _message_id(response: httpx.Response) -> str:
     body = _body(response)
     message_id = body.get("idstr") or body.get("id")
@@ -238,11 +244,7 @@ class WebhookClient:
         headers = signed_headers(self._secret, body)
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        try:
-            response = await self._http.post(self._url, content=body, headers=headers)
-        except httpx.TransportError as exc:
-            raise transport_error(exc) from exc
-        return _message_id(response)
+        return await _posted(self._http.post(self._url, content=body, headers=headers))
 
     async def find_posted(
         self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
