@@ -4,11 +4,11 @@ Each change is applied with `CaseStore.apply`: load the case, let the domain com
 case, write it conditionally (retrying on a concurrent write), then publish its outbox and carry
 out its effects (timers, indexes), then record that they are done.
 
-The store remembers the version of each case it last wrote (or read) for a few seconds and uses
-it as the base of the next change instead of reading the case again: the messages of one case
-come in bursts (an appeal, its dispatch hops, the acknowledgment). The memory is only a guess:
-if another replica wrote the case meanwhile, the insert of the next version fails and the case
-is read again (see adapters/cases.py for why a trusted base needs no read after the write).
+The store remembers the version of each case it last wrote (or read) and uses it as the base of
+the next change instead of reading the case again: the messages of one case come in bursts (an
+appeal, its dispatch hops, the acknowledgment). The memory is only a guess: if another replica
+wrote the case meanwhile, the insert of the next version fails and the case is read again (no
+version is ever deleted, so an insert is a true compare-and-set from any base: adapters/cases.py).
 
 Recording that an outbox is done is a version of its own. With `settle_after` it waits that long
 (`settle`): the next change of the case, which comes soon in a burst, leaves the done outbox out
@@ -61,10 +61,8 @@ log = logging.getLogger("fengqiao.tracker")
 
 MAX_ATTEMPTS = 50
 PUBLISHES = (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)  # what a case's outbox holds
-# Cases whose last written version is reused as the next change's base (a guess, see above);
-# shorter than the repository's trust in a version it wrote (cases.TRUST_SECONDS).
+# Cases whose last written version is reused as the next change's base (a guess, see above).
 REMEMBERED_CASES = 10_000
-REMEMBER_SECONDS = 20.0
 
 Handler = Callable[[Any], Awaitable[None]]
 Change = Callable[[domain.Case], domain.Case]
@@ -99,7 +97,7 @@ class CaseStore:
         self._clock = clock
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, holders and waiters
         # Exactly as stored: only versions that `get` returned or `save` wrote.
-        self._recent: Recent[str, domain.Case] = Recent(REMEMBERED_CASES, ttl=REMEMBER_SECONDS)
+        self._recent: Recent[str, domain.Case] = Recent(REMEMBERED_CASES)
         # None: record a done outbox at once. Else: case → (version whose outbox and effects are
         # done, monotonic time to record it), see the module docstring.
         self._settle_after = settle_after

@@ -1,5 +1,6 @@
-"""Case versions on the real store: old ones are pruned by age, and a writer whose base is too old
-to trust checks its write (adapters/cases.py explains why)."""
+"""Case versions on the real store: every version stays, so the latest is found by `_id` and an
+insert from any base is a compare-and-set; ended cases are compacted to stubs; stores of the
+sharded layout are moved (adapters/cases.py explains why)."""
 
 from __future__ import annotations
 
@@ -10,29 +11,15 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from contracts import CaseState
 from fengqiao.settings import StackSettings
-from fengqiao.store import ShardedCollection
 from services.tracker.adapters.cases import (
-    KEEP_VERSIONS,
-    PRUNE_AFTER_MS,
-    TRUST_SECONDS,
+    VERSIONS,
     MongoCaseRepository,
+    to_document,
     version_id,
 )
 from services.tracker.domain import Case, new_case
-
-
-class Clocks:
-    """The wall clock (ms) and monotonic clock (s) a repository reads, moved by the test."""
-
-    def __init__(self) -> None:
-        self.wall_ms = 1_800_000_000_000
-        self.mono = 1_000.0
-
-    def repository(self, client: AsyncMongoClient[dict[str, Any]], db: str) -> MongoCaseRepository:
-        return MongoCaseRepository(
-            client, db, wall_ms=lambda: self.wall_ms, monotonic=lambda: self.mono
-        )
 
 
 @pytest.fixture
@@ -43,61 +30,117 @@ async def client(stack: StackSettings, run_id: str) -> AsyncIterator[AsyncMongoC
     await client.close()
 
 
-async def stored_versions(client: AsyncMongoClient[Any], db: str, case_id: str) -> list[int]:
-    shard = ShardedCollection(client[db], "case_versions").for_key(case_id)
-    return [
-        v
-        for v in range(1, 40)
-        if await shard.find_one({"_id": version_id(case_id, v)}, {"_id": 1}) is not None
-    ]
+@pytest.fixture
+def db(run_id: str) -> str:
+    return f"itest_versions_{run_id}"
 
 
-async def write(repo: MongoCaseRepository, case: Case, times: int) -> Case:
+async def stored(client: AsyncMongoClient[Any], db: str, case_id: str) -> dict[int, bool]:
+    """Version → whether it is a stub, for every stored version of the case."""
+    found = {}
+    for v in range(1, 40):
+        doc = await client[db][VERSIONS].find_one({"_id": version_id(case_id, v)})
+        if doc is not None:
+            found[v] = "stub" in doc
+    return found
+
+
+async def write(repo: MongoCaseRepository, case: Case, times: int, **changes: Any) -> Case:
     for _ in range(times):
-        case = replace(case, version=case.version + 1, returns=case.returns + 1)
+        case = replace(case, version=case.version + 1, returns=case.returns + 1, **changes)
         assert await repo.save(case, expected_version=case.version - 1)
     return case
 
 
-async def test_versions_are_pruned_once_old_enough_and_version_1_never(
-    client: AsyncMongoClient[Any], run_id: str
+@pytest.mark.parametrize("versions", [1, 2, 3, 7, 8, 9, 17])
+async def test_the_latest_version_is_found_from_scratch_and_from_a_known_one(
+    client: AsyncMongoClient[Any], db: str, run_id: str, versions: int
 ) -> None:
-    db, clocks = f"itest_versions_{run_id}", Clocks()
-    repo = clocks.repository(client, db)
-    case = await write(repo, new_case(f"c-prune-{run_id}"), 12)
-    # A burst within minutes keeps every version (a writer may still trust any of them).
-    assert await stored_versions(client, db, case.case_id) == list(range(1, 13))
-    clocks.wall_ms += PRUNE_AFTER_MS + 1
-    clocks.mono += 1
-    case = await write(repo, case, 1)
-    kept = [1, *range(13 - KEEP_VERSIONS, 14)]
-    assert await stored_versions(client, db, case.case_id) == kept
-    stored = await repo.get(case.case_id)
-    assert stored == case
+    writer = MongoCaseRepository(client, db)
+    case = await write(writer, new_case(f"c-find-{versions}-{run_id}"), versions)
+    assert await stored(client, db, case.case_id) == dict.fromkeys(range(1, versions + 1), False)
+    assert await MongoCaseRepository(client, db).get(case.case_id) == case  # never saw it
+    assert await writer.get(case.case_id) == case  # knows its latest version
+    reader = MongoCaseRepository(client, db)
+    assert await reader.get(case.case_id) == case
+    later = await write(writer, case, 5)  # the reader's known version is now 5 behind
+    assert await reader.get(case.case_id) == later
+    assert await reader.get(f"c-none-{run_id}") is None
+    assert await reader.find(f"c-none-{run_id}") is None
 
 
-async def test_a_writer_with_an_untrusted_base_does_not_recreate_a_pruned_version(
-    client: AsyncMongoClient[Any], run_id: str
+async def test_an_insert_from_any_stale_base_is_refused(
+    client: AsyncMongoClient[Any], db: str, run_id: str
 ) -> None:
-    db, clocks = f"itest_versions_{run_id}", Clocks()
-    stale, other = clocks.repository(client, db), clocks.repository(client, db)
+    stale, other = MongoCaseRepository(client, db), MongoCaseRepository(client, db)
     case = await write(stale, new_case(f"c-stale-{run_id}"), 2)  # `stale` saw version 2
     latest = await other.get(case.case_id)
     assert latest is not None
     latest = await write(other, latest, 8)  # versions 3..10
-    clocks.wall_ms += PRUNE_AFTER_MS + 1
-    clocks.mono += TRUST_SECONDS + 1  # `stale` no longer trusts its version 2
-    latest = await write(other, latest, 1)  # version 11 prunes 2..6
-    assert 3 not in await stored_versions(client, db, case.case_id)
-    # Its insert of the pruned version 3 succeeds, but it is not the latest: undone, refused.
     assert not await stale.save(replace(case, version=3, returns=99), expected_version=2)
-    assert 3 not in await stored_versions(client, db, case.case_id)
-    # The same from version 1 (kept forever) in a replica that never saw the case.
-    fresh = clocks.repository(client, db)
-    first = replace(new_case(case.case_id), version=2, returns=1)
-    assert not await fresh.save(first, expected_version=1)
-    assert 2 not in await stored_versions(client, db, case.case_id)
-    # A base that is gone: the same.
-    assert not await fresh.save(replace(case, version=5, returns=7), expected_version=4)
-    assert 5 not in await stored_versions(client, db, case.case_id)
-    assert await other.get(case.case_id) == latest
+    # A replica that never saw the case, from "nothing": version 1 exists.
+    fresh = MongoCaseRepository(client, db)
+    assert not await fresh.save(replace(new_case(case.case_id), version=1), expected_version=0)
+    # After losing, the stale writer finds the latest from the version it lost on.
+    assert await stale.get(case.case_id) == latest
+    assert await stored(client, db, case.case_id) == dict.fromkeys(range(1, 11), False)
+
+
+async def test_an_ended_case_is_compacted_to_stubs_below_its_latest_version(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    repo = MongoCaseRepository(client, db)
+    case = await write(repo, new_case(f"c-ended-{run_id}"), 5)
+    resolved = await write(repo, case, 1, state=CaseState.RESOLVED)
+    assert not any((await stored(client, db, case.case_id)).values())  # not ended: all kept
+    closed = await write(repo, resolved, 1, state=CaseState.CLOSED)
+    assert await stored(client, db, case.case_id) == {**dict.fromkeys(range(1, 7), True), 7: False}
+    for reader in (repo, MongoCaseRepository(client, db)):
+        assert await reader.get(case.case_id) == closed
+        found = await reader.find(case.case_id)
+        assert found is not None and found["state"] == "closed" and found["version"] == 7
+    assert [c.case_id for c in await repo.all() if c.case_id == case.case_id] == [case.case_id]
+    # Reopened: the case goes on from its latest version; a stale writer is still refused.
+    assert not await repo.save(replace(case, version=6), expected_version=5)
+    reopened = await write(repo, closed, 1, state=CaseState.REOPENED)
+    assert await MongoCaseRepository(client, db).get(case.case_id) == reopened
+
+
+async def test_a_known_version_whose_store_was_dropped_reads_as_no_case(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    repo = MongoCaseRepository(client, db)
+    case = await write(repo, new_case(f"c-dropped-{run_id}"), 3)
+    await client[db].drop_collection(VERSIONS)
+    assert await repo.get(case.case_id) is None
+    assert await repo.save(replace(new_case(case.case_id), version=1), expected_version=0)
+
+
+async def test_the_sharded_layout_is_moved_and_its_deleted_versions_come_back_as_stubs(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    """Before: `case_versions_NN` shards, old versions deleted (1 kept), `older`/`written_ms`."""
+    pruned = new_case(f"c-pruned-{run_id}")
+    kept = [1, 6, 7, 8, 9]
+    old = client[db]["case_versions_2a"]
+    for v in kept:
+        doc = to_document(replace(pruned, version=v, returns=v))
+        await old.insert_one(doc | {"written_ms": 1, "older": [{"version": 1, "written_ms": 1}]})
+    young = replace(new_case(f"c-young-{run_id}"), version=1)
+    await client[db]["case_versions_07"].insert_one(to_document(young))
+    # An interrupted move had copied one version already.
+    await client[db][VERSIONS].insert_one(to_document(replace(pruned, version=6, returns=6)))
+
+    repo = MongoCaseRepository(client, db)
+    await repo.ensure_indexes()
+
+    names = set(await client[db].list_collection_names())
+    assert not {"case_versions_2a", "case_versions_07"} & names
+    assert await stored(client, db, pruned.case_id) == {v: v not in kept for v in range(1, 10)}
+    latest = await repo.get(pruned.case_id)
+    assert latest == replace(pruned, version=9, returns=9)
+    found = await repo.find(pruned.case_id)
+    assert found is not None and "older" not in found and "written_ms" not in found
+    assert await MongoCaseRepository(client, db).get(young.case_id) == young
+    assert await repo.save(replace(latest, version=10), expected_version=9)
+    await repo.ensure_indexes()  # nothing left to move

@@ -1,52 +1,50 @@
-"""Where cases are kept: each version of a case is one MongoDB document.
+"""Where cases are kept: each version of a case is one MongoDB document, in one collection.
 
 Writing version v+1 of a case is inserting the document `_id = "<case>:<v+1>"`; the unique `_id`
 lets exactly one writer succeed, so two tracker replicas (or two subscribers of one) can never
 apply a change twice or lose one. This is compare-and-set by unique index rather than by a
 conditional update, because FerretDB 1.24 on SQLite does not apply conditional updates
 atomically: of 20 concurrent `update_one({_id, version: 1}, ...)`, up to 4 matched (measured).
-Unique inserts hold on FerretDB and MongoDB alike.
+Unique inserts hold on FerretDB and MongoDB alike. Version documents are never updated in place
+while they may be the latest: FerretDB's update of a document is not atomic against a concurrent
+insert of the same `_id` (measured: with 4 writers on one case, 5 of 400 changes were lost while
+outboxes were cleared by `$unset`). Clearing the outbox after publishing is a new version too.
 
-Version documents are never updated in place: FerretDB's update of a document is not atomic
-against a concurrent insert of the same `_id` (measured: with 4 writers on one case, 5 of 400
-changes were lost while outboxes were cleared by `$unset`). Clearing the outbox after publishing
-is therefore a new version too.
+## Every version exists, so the latest is found by `_id`
 
-## Pruning, and why a write needs no read after it
+No version is ever deleted: versions 1 … latest of a case all exist. So an insert of v+1 fails
+exactly when someone wrote v+1 — a true compare-and-set from any base, however old: a writer
+needs no read after its write, and a guessed base (the version this process last saw) is always
+safe to try. The latest version is found by point lookups on `_id` (a galloping search from a
+version known to exist, as the timers do): FerretDB answers any other filter by reading the whole
+collection, so nothing here queries by `case_id`. The versions' inserts go to the store together
+(`GroupInsert`: one `insert_many` for all the cases being changed at that moment).
 
-Old versions are deleted, which opens a hole: a writer that read version v long ago could insert
-v+1 after v+1 was pruned, and its insert would succeed although v+1+k is the latest. Two rules
-close it without a read after each write:
+A case that has ended (closed or merged) with nothing left to do is compacted: its older versions
+are replaced by stubs (`_id`, `case_id`, `version`, `stub`) — an in-place update of documents
+that are no longer the latest, which keeps every version's `_id` while the storage of a finished
+case shrinks to its last version. An open case keeps its versions (a case lives through tens of
+versions, about 3 KB each).
 
-- Version 1 is never deleted, so inserting version 1 is a true compare-and-set: a new case needs
-  no read at all.
-- A version is deleted only when it is older than `PRUNE_AFTER` (10 minutes; its `written_ms`),
-  and a writer trusts the version it last read or wrote as its base for `TRUST_SECONDS` (30 s)
-  only. A trusted base v was the latest at some instant t0 (taken before the read or the insert
-  that showed it), so any v+1 was written after t0 and cannot have been pruned before
-  t0 + PRUNE_AFTER, long after the writer's insert (before t0 + TRUST_SECONDS). Assumed, as for
-  the timers: replicas' clocks agree, and no writer stalls between its check and its insert,
-  within the 9.5 minutes between the two bounds.
-
-A write from a base this repository did not see recently (another replica's version, or one
-read long ago) reads the latest version after its insert, as before, and undoes the insert if
-it is not the latest. Each version document lists the versions below it that still exist, with
-their age (`older`), so that the writer of a later version deletes the ones that have become old
-enough by `_id`, without searching the collection (FerretDB scans it for any other filter).
+Stores written before this layout kept versions in 64 collections `case_versions_00`…`_3f` and
+deleted old ones; `ensure_indexes` moves them into the one collection and fills the deleted ones
+with stubs.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+import contextlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import fields, replace
 from typing import Any, Protocol
 
-from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError
+from pymongo import AsyncMongoClient, ReplaceOne
+from pymongo.errors import BulkWriteError
 
 from contracts import CaseState, by_name
-from fengqiao.store import ShardedCollection
+from fengqiao.store import GroupInsert
 from services.tracker.adapters.recent import Recent
 from services.tracker.domain import OPEN_STATES, Case, Outgoing, TimelineEntry
 
@@ -122,10 +120,12 @@ def from_document(doc: dict[str, Any]) -> Case:
     )
 
 
-KEEP_VERSIONS = 4  # versions kept below the latest for whoever is reading them
-PRUNE_AFTER_MS = 10 * 60 * 1000  # a version is deleted only once it is this old (see above)
-TRUST_SECONDS = 30.0  # a version read or written here is trusted as the latest for this long
-SEEN_CASES = 50_000  # how many cases' latest versions this process remembers
+log = logging.getLogger("fengqiao.tracker.cases")
+
+VERSIONS = "case_versions"  # every case's versions, found by `_id`
+OLD_VERSION_SHARDS = re.compile(rf"^{VERSIONS}_[0-9a-f]{{2}}$")  # the layout before, see above
+ENDED = frozenset({CaseState.CLOSED, CaseState.MERGED})  # compacted once nothing is left to do
+KNOWN_CASES = 50_000  # cases whose latest version this process remembers (a lower bound)
 
 
 def without_outbox(case: Case, event_ids: Sequence[str], effects: Sequence[str] = ()) -> Case:
@@ -146,118 +146,95 @@ def _check_next(case: Case, expected_version: int) -> None:
         )
 
 
-# Left out of what operators and statistics read.
-_BOOKKEEPING = {"processed": 0, "outbox": 0, "effects": 0, "older": 0}
+# Left out of what operators and statistics read (`older`, `written_ms`: layouts before).
+_BOOKKEEPING = {"processed": 0, "outbox": 0, "effects": 0, "older": 0, "written_ms": 0}
 
 
-@dataclass(frozen=True)
-class _Seen:
-    """A version of a case that was the latest when this process read or wrote it."""
-
-    version: int
-    written_ms: int
-    older: tuple[tuple[int, int], ...]  # (version, written_ms) of the versions below, from 2 on
-    confirmed: float  # monotonic instant before the read or insert that showed it
+def _stub(case_id: str, version: int) -> dict[str, Any]:
+    return {"_id": version_id(case_id, version), "case_id": case_id, "version": version, "stub": 1}
 
 
 class MongoCaseRepository:
-    def __init__(
-        self,
-        client: AsyncMongoClient[dict[str, Any]],
-        database: str,
-        *,
-        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._versions = ShardedCollection(client[database], "case_versions")
-        self._seen: Recent[str, _Seen] = Recent(SEEN_CASES)
-        self._wall_ms, self._monotonic = wall_ms, monotonic
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        self._db = client[database]
+        self._versions = self._db[VERSIONS]
+        self._inserts = GroupInsert(self._db)
+        # The latest version this process wrote or read of each case: versions are never
+        # deleted, so it is a version that exists, where the search for the latest starts.
+        self._known: Recent[str, int] = Recent(KNOWN_CASES)
 
     async def ensure_indexes(self) -> None:
-        await self._versions.create_index([("case_id", 1), ("version", -1)])
-        await self._versions.create_index([("assigned_unit", 1), ("state", 1)])
+        """No index to create (every lookup is by `_id`); moves the versions of a store written
+        before into the one collection (run before the tracker starts, with no older tracker
+        running: one that still wrote to the old collections would lose those writes)."""
+        for name in sorted(await self._db.list_collection_names()):
+            if OLD_VERSION_SHARDS.match(name):
+                moved = await self._move(name)
+                log.info("cases: moved %d versions from %s into %s", moved, name, VERSIONS)
+
+    async def _move(self, name: str) -> int:
+        docs = await self._db[name].find({}).to_list()
+        latest: dict[str, int] = {}
+        for doc in docs:
+            latest[doc["case_id"]] = max(latest.get(doc["case_id"], 0), doc["version"])
+        present = {doc["_id"] for doc in docs}
+        # Versions the old layout deleted come back as stubs: every version exists again.
+        stubs = [
+            _stub(case_id, v)
+            for case_id, last in latest.items()
+            for v in range(1, last)
+            if version_id(case_id, v) not in present
+        ]
+        if docs or stubs:
+            with contextlib.suppress(BulkWriteError):  # moved already (an interrupted move)
+                await self._versions.insert_many(
+                    [{k: v for k, v in d.items() if k not in ("older", "written_ms")} for d in docs]
+                    + stubs,
+                    ordered=False,
+                )
+        await self._db.drop_collection(name)
+        return len(docs)
 
     async def get(self, case_id: str) -> Case | None:
-        started = self._monotonic()
         doc = await self._latest(case_id)
-        if doc is None:
-            return None
-        self._seen.put(case_id, _seen_in(doc, started))
-        return from_document(doc)
+        return from_document(doc) if doc is not None else None
 
     async def save(self, case: Case, *, expected_version: int) -> bool:
         _check_next(case, expected_version)
-        collection = self._versions.for_key(case.case_id)
-        trusted, older = await self._base(case.case_id, expected_version)
-        now = self._wall_ms()
-        # Delete what has become old enough (before the insert: a crash leaves them listed in
-        # the base for the next writer). Never version 1, never the latest KEEP_VERSIONS.
-        due = [
-            (v, ms)
-            for v, ms in older
-            if v < case.version - KEEP_VERSIONS and ms < now - PRUNE_AFTER_MS
-        ]
-        for v, _ in due:
-            await collection.delete_one({"_id": version_id(case.case_id, v)})
-        older = tuple(entry for entry in older if entry not in due)
-        # Objects, not pairs: FerretDB refuses nested arrays.
-        listed = [{"version": v, "written_ms": ms} for v, ms in older]
-        doc = to_document(case) | {"written_ms": now, "older": listed}
-        started = self._monotonic()
-        try:
-            await collection.insert_one(doc)
-        except DuplicateKeyError:
-            self._seen.forget(case.case_id)
+        if not await self._inserts.insert(VERSIONS, to_document(case)):
+            # Someone wrote that version: it exists, the search for the latest starts there.
+            self._known.put(case.case_id, case.version)
             return False
-        if not trusted:
-            latest = await self._latest(case.case_id, {"version": 1})
-            if latest is not None and latest["version"] != case.version:
-                # A writer that read a version long ago can re-create a version id that was
-                # pruned: its insert succeeds but it is not the latest. Undo it; the caller retries.
-                await collection.delete_one({"_id": doc["_id"]})
-                self._seen.forget(case.case_id)
-                return False
-        self._seen.put(case.case_id, _Seen(case.version, now, older, started))
+        self._known.put(case.case_id, case.version)
+        if case.state in ENDED and not case.outbox and not case.effects:
+            await self._compact(case)
         return True
 
-    async def _base(self, case_id: str, version: int) -> tuple[bool, tuple[tuple[int, int], ...]]:
-        """Whether the base `version` can be trusted as the latest, and the versions below the
-        one to write (as far as known)."""
-        if version == 0:
-            return True, ()  # version 1 is never deleted: its insert is a true compare-and-set
-        seen = self._seen.get(case_id)
-        if seen is not None and seen.version == version:
-            trusted = self._monotonic() - seen.confirmed < TRUST_SECONDS
-            return trusted, _below_next(seen.older, version, seen.written_ms)
-        doc = await self._versions.for_key(case_id).find_one(
-            {"_id": version_id(case_id, version)}, {"version": 1, "written_ms": 1, "older": 1}
-        )
-        if doc is None:  # pruned (the caller is stale: the check after the insert says so)
-            return False, ()  # or never written (a case seeded at a later version)
-        seen = _seen_in(doc, 0.0)
-        return False, _below_next(seen.older, version, seen.written_ms)
+    async def _compact(self, case: Case) -> None:
+        """Replace the versions below `case` (the latest) by stubs: the case has ended."""
+        stubs = [_stub(case.case_id, v) for v in range(1, case.version)]
+        if stubs:
+            await self._versions.bulk_write([ReplaceOne({"_id": s["_id"]}, s) for s in stubs])
 
     async def clear_outbox(self, case: Case, event_ids: list[str], effects: list[str]) -> None:
         if event_ids or effects:
             await self.save(without_outbox(case, event_ids, effects), expected_version=case.version)
 
     async def all(self) -> list[Case]:
-        """The latest version of every case (statistics: reads every shard once)."""
+        """The latest version of every case (statistics: reads the whole collection once)."""
         latest: dict[str, dict[str, Any]] = {}
-        for shard in self._versions.all():
-            async for doc in shard.find({}, _BOOKKEEPING):
-                seen = latest.get(doc["case_id"])
-                if seen is None or seen["version"] < doc["version"]:
-                    latest[doc["case_id"]] = doc
+        async for doc in self._versions.find({"stub": {"$exists": False}}, _BOOKKEEPING):
+            seen = latest.get(doc["case_id"])
+            if seen is None or seen["version"] < doc["version"]:
+                latest[doc["case_id"]] = doc
         return [from_document(d) for d in latest.values()]
 
     async def overdue(self) -> int:
-        """Open cases past their deadline (a gauge): candidates by a scan of each shard, each
-        confirmed on its latest version (older versions are kept for a while)."""
-        candidates: set[str] = set()
-        for shard in self._versions.all():
-            async for doc in shard.find({"overdue": True}, {"case_id": 1}):
-                candidates.add(doc["case_id"])
+        """Open cases past their deadline (a gauge): candidates by a scan, each confirmed on its
+        latest version (the older versions of a case stay)."""
+        candidates = {
+            doc["case_id"] async for doc in self._versions.find({"overdue": True}, {"case_id": 1})
+        }
         count = 0
         for case_id in candidates:
             case = await self.get(case_id)
@@ -266,38 +243,42 @@ class MongoCaseRepository:
 
     async def find(self, case_id: str) -> dict[str, Any] | None:
         """The latest version without the bookkeeping, for operators."""
-        doc = await self._latest(case_id, _BOOKKEEPING)
-        if doc is not None:
-            doc.pop("_id")
-        return doc
-
-    async def _latest(
-        self, case_id: str, projection: dict[str, int] | None = None
-    ) -> dict[str, Any] | None:
-        collection = self._versions.for_key(case_id)
-        # Version 1 is never deleted: without it there is no case, and a lookup by `_id` says so
-        # without the search by `case_id` (which FerretDB answers by reading the whole shard).
-        # Most cases a tracker has not seen yet are new ones.
-        if await collection.find_one({"_id": version_id(case_id, 1)}, {"_id": 1}) is None:
+        doc = await self._latest(case_id)
+        if doc is None:
             return None
-        return await collection.find_one({"case_id": case_id}, projection, sort=[("version", -1)])
+        return {k: v for k, v in doc.items() if k != "_id" and k not in _BOOKKEEPING}
 
+    async def _latest(self, case_id: str) -> dict[str, Any] | None:
+        """The latest version's document: gallop up from a version known to exist (from 0 when
+        none is: version 1 is probed first, and without it there is no case), then bisect. Each
+        step is a lookup by `_id`."""
+        low, low_doc, step = self._known.get(case_id) or 0, None, 1
+        while (found := await self._version(case_id, low + step)) is not None:
+            low, low_doc, step = low + step, found, step * 2
+        high = low + step  # missing
+        while high - low > 1:
+            middle = (low + high) // 2
+            if (found := await self._version(case_id, middle)) is None:
+                high = middle
+            else:
+                low, low_doc = middle, found
+        if low == 0:
+            return None
+        if low_doc is None or "stub" in low_doc:
+            # Known but not read here, or compacted since it was read (so a later one exists).
+            low_doc = await self._version(case_id, low)
+            if low_doc is None or "stub" in low_doc:
+                # Gone (a dropped store) or compacted: search again, from scratch or from it.
+                if low_doc is None:
+                    self._known.forget(case_id)
+                else:
+                    self._known.put(case_id, low)
+                return await self._latest(case_id)
+        self._known.put(case_id, low)
+        return low_doc
 
-def _seen_in(doc: dict[str, Any], confirmed: float) -> _Seen:
-    # Documents written before versions carried their age count as old.
-    return _Seen(
-        version=doc["version"],
-        written_ms=int(doc.get("written_ms", 0)),
-        older=tuple((int(o["version"]), int(o["written_ms"])) for o in doc.get("older", ())),
-        confirmed=confirmed,
-    )
-
-
-def _below_next(
-    older: tuple[tuple[int, int], ...], version: int, written_ms: int
-) -> tuple[tuple[int, int], ...]:
-    """The versions below the one after `version`: those below `version`, and it (never 1)."""
-    return (*older, (version, written_ms)) if version >= 2 else older
+    async def _version(self, case_id: str, version: int) -> dict[str, Any] | None:
+        return await self._versions.find_one({"_id": version_id(case_id, version)})
 
 
 class InMemoryCaseRepository:
