@@ -251,31 +251,56 @@ class DeadLetterMiddleware(BaseMiddleware):
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
         record = msg.raw_message
-        if isinstance(record, (list, tuple)):  # batch subscribers are not used
-            return await call_next(msg)
+        if isinstance(record, (list, tuple)):
+            return await self._consume_batch(call_next, msg)
         started = time.perf_counter()
         try:
             result = await call_next(msg)
         except Exception as exc:
             if self.metrics is not None:
                 self.metrics.observe(record, time.perf_counter() - started, exc)
-            letter = dead_letter_for(record, exc, consumer=self.service)
-            broker = self.context.get("broker")
-            await publish(broker, f"{record.topic}.dlq", letter)
-            if self.metrics is not None:
-                self.metrics.dead_letters.labels(self.service, record.topic).inc()
-            log.error(
-                "dead letter: %s[%s]@%s failed in %s: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                self.service,
-                letter.error,
-            )
+            await self._dead_letter(record, exc)
             return None
         if self.metrics is not None:
             self.metrics.observe(record, time.perf_counter() - started, None)
         return result
+
+    async def _consume_batch(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
+        """A `batch_subscriber`'s poll: the messages its decoder refused and those its handler
+        failed (`BatchFailures`) go to dead letters, one by one; the others count as handled.
+        A handler that raises fails the whole batch, which is not committed and comes again."""
+        started = time.perf_counter()
+        result = await call_next(msg)
+        seconds = (time.perf_counter() - started) / max(len(msg.raw_message), 1)
+        batch: _DecodedBatch | None = getattr(msg, _DECODED, None)
+        if batch is None:
+            return result
+        failures = result if isinstance(result, BatchFailures) else BatchFailures()
+        failed = [*batch.refused, *((batch.records[i], exc) for i, exc in failures.items())]
+        for record, exc in failed:
+            await self._dead_letter(record, exc)
+        if self.metrics is not None:
+            for record, exc in failed:
+                self.metrics.observe(record, seconds, exc)
+            for index, record in enumerate(batch.records):
+                if index not in failures:
+                    self.metrics.observe(record, seconds, None)
+        return None
+
+    async def _dead_letter(self, record: Any, exc: BaseException) -> None:
+        letter = dead_letter_for(record, exc, consumer=self.service)
+        broker = self.context.get("broker")
+        await publish(broker, f"{record.topic}.dlq", letter)
+        if self.metrics is not None:
+            self.metrics.dead_letters.labels(self.service, record.topic).inc()
+        log.error(
+            "dead letter: %s[%s]@%s failed in %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            self.service,
+            letter.error,
+        )
 
 
 def dead_letter_for(record: Any, exc: BaseException, *, consumer: str) -> DeadLetter:
@@ -302,12 +327,15 @@ def _describe(exc: BaseException) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
         try:
-            return "; ".join(
-                f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors()
-            )
+            return "; ".join(_field_error(e) for e in errors())
         except Exception:
             pass
     return str(exc) or type(exc).__name__
+
+
+def _field_error(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
 
 
 async def publish_to(publisher: Any, message: Envelope) -> None:
@@ -374,6 +402,67 @@ def topic_subscriber(
         **options,
     )
     return subscriber
+
+
+class BatchFailures(dict[int, Exception]):
+    """What a `batch_subscriber`'s handler returns: the position (in the list it was given) of
+    each message it could not handle, and why; those go to dead letters."""
+
+
+_DECODED = "fengqiao_decoded_batch"  # the attribute of a batch's StreamMessage, see below
+
+
+class _DecodedBatch:
+    """The records of a batch whose messages were handed to the handler (in the same order),
+    and those refused by the contract."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+        self.refused: list[tuple[Any, Exception]] = []
+
+
+def batch_subscriber(
+    broker: KafkaBroker,
+    topic: Topic,
+    *,
+    group_id: str,
+    action: str,
+    description: str,
+    max_records: int = 500,
+) -> Callable[[Handler], Handler]:
+    """Like `topic_subscriber`, but the handler gets what one poll returned, up to `max_records`
+    messages of the topic as a list (in partition order; one consumer for all partitions), and
+    the poll is committed once the handler returns. Each message is checked against the topic's
+    contract on its own: one that is off contract goes to dead letters and the others are
+    handed over. The handler returns the `BatchFailures` of the messages it could not handle.
+
+    For handlers that gain from seeing many messages at once (the tracker writes the changes of
+    a case in one batch as one version, and applies different cases side by side)."""
+    model = topic.message
+
+    async def decode(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+        batch = _DecodedBatch()
+        messages = []
+        for record in msg.raw_message:
+            try:
+                messages.append(model.model_validate_json(record.value or b""))
+            except ValueError as exc:  # pydantic's ValidationError is one
+                batch.refused.append((record, exc))
+            else:
+                batch.records.append(record)
+        setattr(msg, _DECODED, batch)
+        return messages
+
+    return topic_subscriber(
+        broker,
+        topic,
+        group_id=group_id,
+        action=action,
+        description=description,
+        batch=True,
+        max_records=max_records,
+        decoder=decode,
+    )
 
 
 _DLQ_PUBLISHERS: weakref.WeakKeyDictionary[KafkaBroker, dict[str, Any]] = (

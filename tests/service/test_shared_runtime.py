@@ -11,7 +11,7 @@ from aiokafka import TopicPartition
 from faststream.kafka import TestKafkaBroker
 
 from contracts import APPEALS, AppealNormalized, DeadLetter
-from fengqiao.messaging import topic_subscriber
+from fengqiao.messaging import BatchFailures, batch_subscriber, topic_subscriber
 from fengqiao.service import Runtime, _consumers_ready, http_app
 from fengqiao.settings import StackSettings
 from fengqiao.testing.factories import appeal_message
@@ -47,6 +47,49 @@ async def test_every_subscriber_is_measured_and_its_failures_dead_lettered() -> 
     assert sample(runtime, "fengqiao_handler_seconds_count", **topic) == 3
     [letter] = letters
     assert letter.error == "cannot take this one" and letter.consumer == "svc"
+
+
+async def test_a_batch_subscriber_dead_letters_only_the_messages_it_could_not_take() -> None:
+    """One poll: a message off contract and one the handler fails go to dead letters, each on its
+    own; the others are handed over together, in order, and counted as processed."""
+    runtime = Runtime.create("svc", StackSettings(), with_mongo=False)
+    letters: list[DeadLetter] = []
+    batches: list[list[str]] = []
+
+    @batch_subscriber(runtime.broker, APPEALS, group_id="svc", action="t", description="t")
+    async def handle(appeals: list[AppealNormalized]) -> BatchFailures:
+        batches.append([a.case_id for a in appeals])
+        return BatchFailures(
+            {
+                i: ValueError("cannot take this one")
+                for i, a in enumerate(appeals)
+                if a.case_id == "c-bad"
+            }
+        )
+
+    @runtime.broker.subscriber(APPEALS.dlq)
+    async def dead(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    off_contract = appeal_message(case_id="c-off").model_dump(mode="json") | {"is_appeal": "maybe"}
+    bodies = [
+        appeal_message(case_id=c, event_id=f"e-{c}").model_dump(mode="json")
+        for c in ("c-1", "c-bad", "c-2")
+    ]
+    async with TestKafkaBroker(runtime.broker) as broker:
+        await broker.publish_batch(bodies[0], off_contract, *bodies[1:], topic=APPEALS.name)
+        await broker.publish_batch(b"{not json", topic=APPEALS.name)
+
+    assert batches == [["c-1", "c-bad", "c-2"], []]
+    assert sorted(letter.error for letter in letters) == [
+        "Invalid JSON: key must be a string at line 1 column 2",
+        "cannot take this one",
+        "is_appeal: Input should be a valid boolean, unable to interpret input",
+    ]
+    topic = {"topic": APPEALS.name}
+    assert sample(runtime, "fengqiao_messages_processed_total", **topic) == 2
+    assert sample(runtime, "fengqiao_dead_letters_total", **topic) == 3
+    assert sample(runtime, "fengqiao_handler_seconds_count", **topic) == 5
 
 
 class Consumer:
