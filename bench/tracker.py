@@ -195,7 +195,12 @@ async def create_collections(db: Any) -> None:
 
 
 async def run_store(
-    settings: StackSettings, cases: int, concurrency: int, *, in_memory: bool = False
+    settings: StackSettings,
+    cases: int,
+    concurrency: int,
+    *,
+    batch: int = 1,
+    in_memory: bool = False,
 ) -> dict[str, Any]:
     database = f"bench_tracker_{uuid.uuid4().hex[:8]}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
@@ -236,6 +241,27 @@ async def run_store(
                     await store.apply(message.case_id, change_for(message, rules))
                     latencies.append(time.perf_counter() - started)
 
+        async def in_batches(lives: Sequence[Sequence[CaseMessage]]) -> None:
+            """Step by step (every case's appeal, then every first hop, ...), `batch` cases'
+            messages per `apply_many`, as a batch subscriber hands over what one poll of a
+            topic returned; `concurrency` cases in flight."""
+            batches = [lives[i : i + batch] for i in range(0, len(lives), batch)]
+            in_flight = asyncio.Semaphore(max(1, concurrency // batch))
+
+            async def apply(step: int, messages: Sequence[CaseMessage]) -> None:
+                async with in_flight:
+                    started = time.perf_counter()
+                    results = await store.apply_many(
+                        [(m.case_id, change_for(m, rules)) for m in messages]
+                    )
+                    latencies.append(time.perf_counter() - started)
+                failed = [r for r in results if isinstance(r, Exception)]
+                if failed:
+                    raise failed[0]
+
+            for step in range(EVENTS_PER_CASE):
+                await asyncio.gather(*[apply(step, [m[step] for m in b]) for b in batches])
+
         if not in_memory:
             # The tables a running tracker has: creating one is a one-time cost, not an event's.
             await create_collections(client[database])
@@ -248,7 +274,10 @@ async def run_store(
         published_before = sum(p.count for p in publishers.values())
         started = time.perf_counter()
         settling = asyncio.create_task(store.run_settling())
-        await asyncio.gather(*[live(m) for m in lives])
+        if batch > 1:
+            await in_batches(lives)
+        else:
+            await asyncio.gather(*[live(m) for m in lives])
         settling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await settling
@@ -268,7 +297,8 @@ async def run_store(
             "wrong_cases": wrong,
             "p50_ms": latencies[len(latencies) // 2] * 1000,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-            "detail": f"{cases} cases, {concurrency} in flight",
+            "detail": f"{cases} cases, {concurrency} in flight"
+            + (f", {batch} per batch" if batch > 1 else ""),
             "store": "none (in-memory fakes)" if in_memory else await store_name(client[database]),
         }
     finally:
@@ -430,11 +460,13 @@ async def main_async(args: argparse.Namespace) -> int:
     settings = StackSettings()
     failed = 0
     if args.mode in ("store", "both", "all"):
-        result = await run_store(settings, args.cases, args.concurrency)
+        result = await run_store(settings, args.cases, args.concurrency, batch=args.batch)
         print(summary(result), flush=True)
         failed += result["wrong_cases"]
     if args.mode in ("memory", "all"):
-        result = await run_store(settings, args.cases, args.concurrency, in_memory=True)
+        result = await run_store(
+            settings, args.cases, args.concurrency, batch=args.batch, in_memory=True
+        )
         print(summary(result), flush=True)
         failed += result["wrong_cases"]
     if args.mode in ("service", "both", "all"):
@@ -448,6 +480,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--cases", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=64, help="store mode: cases in flight")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="store mode: messages per CaseStore.apply_many (1: CaseStore.apply per message)",
+    )
     parser.add_argument(
         "--mode",
         choices=("store", "service", "both", "memory", "all"),

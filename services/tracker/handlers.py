@@ -26,7 +26,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -50,7 +50,7 @@ from contracts import (
     Topic,
     UnitActed,
 )
-from fengqiao.messaging import publish_all, topic_publisher, topic_subscriber
+from fengqiao.messaging import BatchFailures, batch_subscriber, publish_all, topic_publisher
 from services.tracker import domain
 from services.tracker.adapters.cases import CaseRepository, without_outbox
 from services.tracker.adapters.indexes import Indexes
@@ -60,11 +60,12 @@ from services.tracker.adapters.timers import Timer, Timers, fire_due, timer_key
 log = logging.getLogger("fengqiao.tracker")
 
 MAX_ATTEMPTS = 50
+BATCH_RECORDS = 500  # messages of a topic handed over at once (what one poll returned)
 PUBLISHES = (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)  # what a case's outbox holds
 # Cases whose last written version is reused as the next change's base (a guess, see above).
 REMEMBERED_CASES = 10_000
 
-Handler = Callable[[Any], Awaitable[None]]
+BatchHandler = Callable[[Any], Awaitable[BatchFailures]]
 Change = Callable[[domain.Case], domain.Case]
 
 
@@ -102,6 +103,10 @@ class CaseStore:
         # done, monotonic time to record it), see the module docstring.
         self._settle_after = settle_after
         self._unsettled: dict[str, tuple[int, float]] = {}
+        # Case → version whose outbox this process is publishing. Only a change re-entered from
+        # that publishing (an in-memory test broker delivers at once, e.g. a supervision order
+        # to our own subscriber) sees it: any other waits for the case's lock.
+        self._flushing: dict[str, int] = {}
 
     @property
     def repo(self) -> CaseRepository:
@@ -113,7 +118,37 @@ class CaseStore:
 
     async def apply(self, case_id: str, change: Change) -> domain.Case:
         async with self._hold(case_id):
-            return await self._apply(case_id, change)
+            case, failures = await self._apply(case_id, [change])
+        if failures:
+            raise failures[0]
+        return case
+
+    async def apply_many(
+        self, changes: Sequence[tuple[str, Change]]
+    ) -> list[domain.Case | Exception]:
+        """Apply a batch of changes (e.g. the messages of one poll of a topic): the changes of
+        one case one after the other, in order, written as one version; different cases side by
+        side. Returns, for each change, the case after it was applied or why it failed: a change
+        that raises is left out (the others of its case still apply), and a case whose write
+        fails fails all its changes."""
+        by_case: dict[str, list[int]] = {}
+        for index, (case_id, _) in enumerate(changes):
+            by_case.setdefault(case_id, []).append(index)
+        results: list[domain.Case | Exception] = [RuntimeError("not applied")] * len(changes)
+
+        async def apply_case(case_id: str, indexes: list[int]) -> None:
+            try:
+                async with self._hold(case_id):
+                    case, failures = await self._apply(case_id, [changes[i][1] for i in indexes])
+            except Exception as exc:
+                for i in indexes:
+                    results[i] = exc
+                return
+            for position, i in enumerate(indexes):
+                results[i] = failures.get(position, case)
+
+        await asyncio.gather(*(apply_case(c, indexes) for c, indexes in by_case.items()))
+        return results
 
     @contextlib.asynccontextmanager
     async def _hold(self, case_id: str) -> AsyncIterator[None]:
@@ -141,7 +176,11 @@ class CaseStore:
             else:
                 self._locks[case_id] = (lock, users - 1)
 
-    async def _apply(self, case_id: str, change: Change) -> domain.Case:
+    async def _apply(
+        self, case_id: str, chain: Sequence[Change]
+    ) -> tuple[domain.Case, dict[int, Exception]]:
+        """Apply `chain` to the case and write the result as its next version; the case, and the
+        changes that raised (by position; left out)."""
         for attempt in range(MAX_ATTEMPTS):
             if attempt:  # another writer (replica) won: back off a little, with jitter
                 await asyncio.sleep(random.uniform(0, 0.005 * attempt))
@@ -150,19 +189,27 @@ class CaseStore:
                 case = await self._repo.get(case_id) or domain.new_case(case_id)
                 if case.version:
                     self._recent.put(case_id, case)
-            if self._unsettled.get(case_id, (0,))[0] == case.version:
-                # Its outbox is published and its effects done, only not yet recorded: the next
-                # version leaves them out.
+            if case.version in (self._unsettled.get(case_id, (0,))[0], self._flushing.get(case_id)):
+                # Its outbox is published and its effects done, only not yet recorded (or being
+                # published by the change this one re-entered from): the next version leaves them
+                # out.
                 case = replace(case, outbox=(), effects={})
-            updated = change(case)
+            updated, failures = case, {}
+            for position, change in enumerate(chain):
+                try:
+                    updated = change(updated)
+                except Exception as exc:
+                    failures[position] = exc
             if updated is case:
                 if case.outbox or case.effects:  # a crash left them: finish them now
                     await self._flush(case)
-                return case
+                return case, failures
+            if updated.version != case.version + 1:  # several changes: one version
+                updated = replace(updated, version=case.version + 1)
             if await self._repo.save(updated, expected_version=case.version):
                 self._recent.put(case_id, updated)
                 await self._flush(updated)
-                return updated
+                return updated, failures
             self._recent.forget(case_id)
         raise ConcurrentWriteError(f"case {case_id}: {MAX_ATTEMPTS} conflicting writes in a row")
 
@@ -173,8 +220,16 @@ class CaseStore:
         # exists before the question is published. The effects (each on its own timer or index
         # entry) run side by side; all messages are handed to the producer before waiting for
         # their acknowledgements.
-        await _all(self._effect(case, key, value) for key, value in case.effects.items())
-        await publish_all((self._publishers[o.topic], o.message) for o in case.outbox)
+        outer = self._flushing.get(case.case_id)
+        self._flushing[case.case_id] = case.version
+        try:
+            await _all(self._effect(case, key, value) for key, value in case.effects.items())
+            await publish_all((self._publishers[o.topic], o.message) for o in case.outbox)
+        finally:
+            if outer is None:
+                del self._flushing[case.case_id]
+            else:
+                self._flushing[case.case_id] = outer
         if not case.outbox and not case.effects:
             return
         if self._settle_after is None:
@@ -336,67 +391,108 @@ def register(
     store = CaseStore(repo, publishers, indexes, timers, settle_after=settle_after)
     tracker = Tracker(store, timers, rules, registry)
 
-    def subscriber(topic: Topic, description: str) -> Callable[[Handler], Handler]:
-        # One consumer per partition: the messages of different cases are applied side by side
-        # (those of one case, on one partition, one after the other).
-        return topic_subscriber(
+    def subscriber(topic: Topic, description: str) -> Callable[[BatchHandler], BatchHandler]:
+        # What one poll returned, at once: the messages of one case one after the other and
+        # written as one version, different cases side by side (CaseStore.apply_many).
+        return batch_subscriber(
             broker,
             topic,
             group_id=group_id,
             action="track",
             description=description,
-            max_workers=topic.partitions,
+            max_records=BATCH_RECORDS,
         )
+
+    async def apply_all(
+        topic: Topic, changes: list[tuple[str, Change]], positions: list[int] | None = None
+    ) -> BatchFailures:
+        """Apply the changes; the failures by position in the batch (`positions[i]` for the
+        i-th change, default i)."""
+        failures = BatchFailures()
+        for i, result in enumerate(await store.apply_many(changes)):
+            if isinstance(result, Exception):
+                failures[positions[i] if positions is not None else i] = result
+        applied.labels(topic.name).inc(len(changes) - len(failures))
+        return failures
 
     @subscriber(
         APPEALS,
         "Open a case for a new appeal (and ask for its acknowledgment); a citizen's answer to a "
         "callback question closes or reopens the case it answers.",
     )
-    async def on_appeal(appeal: AppealNormalized) -> None:
-        waiting = await indexes.awaiting(domain.awaiting_key(appeal.platform, appeal.author.id))
-        if waiting is not None:
-            answered = await store.apply(
-                waiting,
-                lambda c: domain.record_citizen_reply(c, appeal, rules=rules) or c,
+    async def on_appeals(appeals: list[AppealNormalized]) -> BatchFailures:
+        waiting = await asyncio.gather(
+            *(indexes.awaiting(domain.awaiting_key(a.platform, a.author.id)) for a in appeals)
+        )
+        answers = [i for i, case_id in enumerate(waiting) if case_id is not None]
+        failures, answered = BatchFailures(), set()
+        if answers:
+            results = await store.apply_many(
+                [(str(waiting[i]), answer(appeals[i])) for i in answers]
             )
-            if answered.has_processed(appeal.event_id):
-                applied.labels(APPEALS.name).inc()
-                return
-        if not appeal.is_appeal:
-            return
-        await store.apply(appeal.case_id, lambda c: domain.open_case(c, appeal, rules=rules))
-        applied.labels(APPEALS.name).inc()
+            for i, result in zip(answers, results, strict=True):
+                if isinstance(result, Exception):
+                    failures[i] = result
+                elif result.has_processed(appeals[i].event_id):
+                    answered.add(i)
+            applied.labels(APPEALS.name).inc(len(answered))
+        opening = [
+            i
+            for i, appeal in enumerate(appeals)
+            if appeal.is_appeal and i not in answered and i not in failures
+        ]
+        failures.update(
+            await apply_all(
+                APPEALS, [(appeals[i].case_id, opens(appeals[i])) for i in opening], opening
+            )
+        )
+        return failures
+
+    def answer(appeal: AppealNormalized) -> Change:
+        return lambda c: domain.record_citizen_reply(c, appeal, rules=rules) or c
+
+    def opens(appeal: AppealNormalized) -> Change:
+        return lambda c: domain.open_case(c, appeal, rules=rules)
 
     @subscriber(DISPATCH_ORDERS, "Record one hop of a dispatch and start its clocks.")
-    async def on_dispatch(order: DispatchOrdered) -> None:
-        await store.apply(order.case_id, lambda c: domain.record_dispatch(c, order, rules=rules))
-        applied.labels(DISPATCH_ORDERS.name).inc()
+    async def on_dispatch(orders: list[DispatchOrdered]) -> BatchFailures:
+        return await apply_all(
+            DISPATCH_ORDERS, [(o.case_id, _bound(domain.record_dispatch, o, rules)) for o in orders]
+        )
 
     @subscriber(REPLIES_SENT, "Record what the platform answered to a reply.")
-    async def on_reply(sent: ReplySent) -> None:
-        await store.apply(sent.case_id, lambda c: domain.record_reply(c, sent, rules=rules))
-        applied.labels(REPLIES_SENT.name).inc()
+    async def on_reply(sent: list[ReplySent]) -> BatchFailures:
+        return await apply_all(
+            REPLIES_SENT, [(r.case_id, _bound(domain.record_reply, r, rules)) for r in sent]
+        )
 
     @subscriber(COORDINATION_REQUESTS, "Record a request to an outside agency (横协调).")
-    async def on_coordination(request: CoordinationRequested) -> None:
-        await store.apply(
-            request.case_id, lambda c: domain.record_coordination(c, request, rules=rules)
+    async def on_coordination(requests: list[CoordinationRequested]) -> BatchFailures:
+        return await apply_all(
+            COORDINATION_REQUESTS,
+            [(r.case_id, _bound(domain.record_coordination, r, rules)) for r in requests],
         )
-        applied.labels(COORDINATION_REQUESTS.name).inc()
 
     @subscriber(SUPERVISION_ORDERS, "Record an upper tier's supervision order (纵督促).")
-    async def on_supervision(order: SupervisionOrdered) -> None:
-        await store.apply(order.case_id, lambda c: domain.record_supervision(c, order, rules=rules))
-        applied.labels(SUPERVISION_ORDERS.name).inc()
+    async def on_supervision(orders: list[SupervisionOrdered]) -> BatchFailures:
+        return await apply_all(
+            SUPERVISION_ORDERS,
+            [(o.case_id, _bound(domain.record_supervision, o, rules)) for o in orders],
+        )
 
     @subscriber(
         UNIT_ACTIONS,
         "Apply what an office did (签收, progress, 办结, 退单, extensions, notes); an action the "
         "case no longer allows is recorded as refused.",
     )
-    async def on_action(action: UnitActed) -> None:
-        await store.apply(action.case_id, lambda c: domain.act(c, action, rules=rules))
-        applied.labels(UNIT_ACTIONS.name).inc()
+    async def on_action(actions: list[UnitActed]) -> BatchFailures:
+        return await apply_all(
+            UNIT_ACTIONS, [(a.case_id, _bound(domain.act, a, rules)) for a in actions]
+        )
 
     return tracker
+
+
+def _bound(apply: Callable[..., domain.Case], message: Any, rules: domain.Rules) -> Change:
+    """The change a message makes: `apply(case, message, rules=rules)`."""
+    return lambda case: apply(case, message, rules=rules)

@@ -278,5 +278,5 @@ async def test_a_message_off_contract_goes_to_dead_letters(tracker: Tracker) -> 
         CASE,
         "tracker",
     )
-    assert letter.error == "order.hop: Input should be greater than or equal to 1"
+    assert letter.error == "hop: Input should be greater than or equal to 1"
     assert tracker.repo.docs == {}
