@@ -20,7 +20,9 @@ The clocks (one live timer per clock and case, see `adapters/timers.py`):
 - `callback`  after resolution: ask the citizen (回访), then wait for the answer.
 
 A timer's firing carries its clock, step and deadline; a firing that no longer matches the case
-(the case moved on, the deadline was extended) changes nothing.
+(the case moved on, the deadline was extended) changes nothing. The case keeps the clocks it asked
+to run (`clocks`) and asks to cancel only those (a cancel costs the store a lookup); a case stored
+before it kept them asks to cancel any, as before.
 """
 
 from __future__ import annotations
@@ -245,6 +247,10 @@ class Case:
     outbox: tuple[Outgoing, ...] = ()
     effects: dict[str, dict[str, Any]] = field(default_factory=dict)
     version: int = 0
+    # The clocks whose timer this case last asked to schedule and has not cancelled since, with
+    # their due instant (a timer that fired is not taken off: it may have raced with a new
+    # schedule). None for a case stored before it was kept: any clock may be running.
+    clocks: dict[str, str] | None = None
 
     def has_processed(self, event_id: str) -> bool:
         return event_id in self.processed
@@ -260,7 +266,7 @@ class Case:
 
 
 def new_case(case_id: str) -> Case:
-    return Case(case_id=case_id)
+    return Case(case_id=case_id, clocks={})
 
 
 _CASE_FIELDS = frozenset(f.name for f in fields(Case))
@@ -351,17 +357,31 @@ def _effect(case: Case, key: str, value: dict[str, Any]) -> Case:
 
 
 def _schedule(case: Case, clock: str, due_at: dt.datetime, step: str, **extra: Any) -> Case:
-    payload = {"case_id": case.case_id, "clock": clock, "step": step, "due_at": _iso(due_at)}
-    return _effect(case, f"timer:{clock}", {"due_at": _iso(due_at), "payload": payload | extra})
+    due = _iso(due_at)
+    payload = {"case_id": case.case_id, "clock": clock, "step": step, "due_at": due}
+    return _evolve(
+        case,
+        effects={**case.effects, f"timer:{clock}": {"due_at": due, "payload": payload | extra}},
+        clocks=None if case.clocks is None else {**case.clocks, clock: due},
+    )
 
 
 CLOCKS = ("ack", "sign", "progress", "feedback", "callback")  # a case's timers (see on_timer)
 
 
-def _cancel(case: Case, *clocks: str) -> Case:
-    for clock in clocks:
-        case = _effect(case, f"timer:{clock}", {"due_at": None})
-    return case
+def _cancel(case: Case, *clocks: str, always: bool = False) -> Case:
+    """Stop those clocks: the ones the case has asked to run (each cancel costs the store a
+    lookup), or any of them when it does not know which run (`clocks` is None) or `always`."""
+    running = case.clocks
+    if running is not None and not always:
+        clocks = tuple(c for c in clocks if c in running)
+        if not clocks:
+            return case
+    return _evolve(
+        case,
+        effects={**case.effects, **{f"timer:{c}": {"due_at": None} for c in clocks}},
+        clocks=None if running is None else {k: v for k, v in running.items() if k not in clocks},
+    )
 
 
 def _done(case: Case, cause: Cause) -> Case:
@@ -1015,7 +1035,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
             unit_id=action.unit_id,
             detail=f"into {action.into_case_id}: {note}".strip(": "),
         )
-        case = _cancel(case, *CLOCKS)
+        case = _cancel(case, *CLOCKS, always=True)  # whatever it knows: it ends here
         if awaiting:  # the citizen's next message no longer answers this case
             case = _effect(case, _await_key(case), {"case_id": None})
     else:  # NOTE, REASSIGN (the router re-dispatches; the tracker keeps the note)
