@@ -704,8 +704,8 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, rules: Rules) -> Case
         detail=f"hop {order.hop}: {order.from_unit} → {order.to_unit}"
         + (f" ({order.reason})" if order.reason else ""),
     )
-    for unit in {*order.chain, *order.co_units}:
-        case = _effect(case, f"unit:{unit}", {"unit": unit})
+    units = {f"unit:{unit}": {"unit": unit} for unit in {*order.chain, *order.co_units}}
+    case = _evolve(case, effects={**case.effects, **units})
     if order.final and newest:
         cal, cls, cat = rules.calendar, case.urgency_class, case.category
         sign_due = rules.limits.deadline(Kind.SIGNING, cls, cat, order.occurred_at, cal)
