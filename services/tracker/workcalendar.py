@@ -94,9 +94,9 @@ class WorkCalendar:
     workdays: frozenset[dt.date] = frozenset()
     years: frozenset[int] = frozenset()
     source: Path = DEFAULT_CALENDAR_FILE
-    # Each day's office periods, computed once (every deadline walks the same few weeks); not
-    # part of the calendar's value.
-    _days: dict[dt.date, tuple[Period, ...]] = field(
+    # Each day's office periods and their working time, computed once (every deadline walks the
+    # same few weeks); not part of the calendar's value.
+    _days: dict[dt.date, tuple[tuple[Period, ...], dt.timedelta]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
 
@@ -132,11 +132,15 @@ class WorkCalendar:
         return list(self._periods_of(day))
 
     def _periods_of(self, day: dt.date) -> tuple[Period, ...]:
-        periods = self._days.get(day)
-        if periods is None:
+        return self._day(day)[0]
+
+    def _day(self, day: dt.date) -> tuple[tuple[Period, ...], dt.timedelta]:
+        """The office periods of `day` and the working time in them."""
+        known = self._days.get(day)
+        if known is None:
             if len(self._days) >= MAX_CACHED_DAYS:
                 self._days.clear()
-            periods = self._days[day] = (
+            periods = (
                 tuple(
                     (_at(day, a, self.timezone), _at(day, b, self.timezone))
                     for a, b in self.office_hours
@@ -144,7 +148,9 @@ class WorkCalendar:
                 if self.is_working_day(day)
                 else ()
             )
-        return periods
+            total = sum((b - a for a, b in periods), dt.timedelta(0))
+            known = self._days[day] = (periods, total)
+        return known
 
     # -- instants ---------------------------------------------------------------------------
 
@@ -185,10 +191,30 @@ class WorkCalendar:
         remaining = _non_negative(duration)
         if not remaining:
             return start
-        for a, b in _subtract(self._periods_from(start), _merge(pauses), start):
+        paused = _merge(pauses)
+        if not paused:
+            return self._add_unpaused(start, remaining)
+        for a, b in _subtract(self._periods_from(start), paused, start):
             if remaining <= b - a:
                 return a + remaining
             remaining -= b - a
+        raise self._no_working_days(start)
+
+    def _add_unpaused(self, start: dt.datetime, remaining: dt.timedelta) -> dt.datetime:
+        """`add_working` without pauses, a whole day at a time where the clock runs past it."""
+        day = start.date()
+        for i in range(MAX_SPAN_DAYS):
+            periods, total = self._day(day)
+            if i and remaining > total:  # a later day, all of it counted (none on a day off)
+                remaining -= total
+            else:
+                for a, b in periods:
+                    if b > start:
+                        a = max(a, start)
+                        if remaining <= b - a:
+                            return a + remaining
+                        remaining -= b - a
+            day += dt.timedelta(days=1)
         raise self._no_working_days(start)
 
     def add_calendar(

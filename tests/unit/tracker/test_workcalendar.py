@@ -200,3 +200,40 @@ def test_remembered_office_periods_give_the_same_answers(
     for _ in range(2):
         with pytest.raises(UnknownYear):
             remembering.office_periods(date(2031, 3, 3))
+
+
+def walked(cal: WorkCalendar, start: datetime, duration: timedelta) -> datetime:
+    """Working time added the plain way: office period after office period."""
+    start, day = cal.local(start), cal.local(start).date()
+    while True:
+        for a, b in cal.office_periods(day):
+            if b > start:
+                a = max(a, start)
+                if duration <= b - a:
+                    return a + duration
+                duration -= b - a
+        day += timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    "duration",
+    [
+        timedelta(minutes=30),
+        timedelta(hours=3, minutes=30),  # the morning period exactly
+        timedelta(hours=7, minutes=30),  # one working day exactly: ends at closing time
+        timedelta(hours=7, minutes=31),
+        timedelta(hours=22, minutes=30),  # three working days
+        timedelta(hours=112, minutes=30),  # fifteen
+    ],
+)
+def test_whole_days_skipped_at_once_land_where_walking_the_periods_does(
+    cal: WorkCalendar, duration: timedelta
+) -> None:
+    # Every 37 minutes through the 2025 Spring Festival, its make-up Saturdays and weekends.
+    start = at(2025, 1, 20, 0, 3)
+    while start < at(2025, 2, 20):
+        expected = walked(cal, start, duration)
+        assert cal.add_working(start, duration) == expected, start
+        # The same through the general path (a pause of no length changes nothing).
+        assert cal.add_working(start, duration, [(start, start)]) == expected, start
+        start += timedelta(minutes=37)
