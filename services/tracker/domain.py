@@ -20,17 +20,19 @@ The clocks (one live timer per clock and case, see `adapters/timers.py`):
 - `callback`  after resolution: ask the citizen (回访), then wait for the answer.
 
 A timer's firing carries its clock, step and deadline; a firing that no longer matches the case
-(the case moved on, the deadline was extended) changes nothing.
+(the case moved on, the deadline was extended) changes nothing. The case keeps the clocks it asked
+to run (`clocks`) and asks to cancel only those (a cancel costs the store a lookup); a case stored
+before it kept them asks to cancel any, as before.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from contracts import (
     AppealNormalized,
@@ -245,6 +247,10 @@ class Case:
     outbox: tuple[Outgoing, ...] = ()
     effects: dict[str, dict[str, Any]] = field(default_factory=dict)
     version: int = 0
+    # The clocks whose timer this case last asked to schedule and has not cancelled since, with
+    # their due instant (a timer that fired is not taken off: it may have raced with a new
+    # schedule). None for a case stored before it was kept: any clock may be running.
+    clocks: dict[str, str] | None = None
 
     def has_processed(self, event_id: str) -> bool:
         return event_id in self.processed
@@ -260,7 +266,28 @@ class Case:
 
 
 def new_case(case_id: str) -> Case:
-    return Case(case_id=case_id)
+    return Case(case_id=case_id, clocks={})
+
+
+_CASE_FIELDS = frozenset(f.name for f in fields(Case))
+
+if TYPE_CHECKING:  # type-checked as `replace`: the changes' names and types
+    from dataclasses import replace as _evolve
+else:
+
+    def _evolve(case: Case, /, **changes: Any) -> Case:
+        """`dataclasses.replace(case, **changes)` without running `Case.__init__` over its forty
+        fields (replace was half of the domain's time: several per case event). The new case
+        shares the old one's values but for the changes; Case is frozen and has no
+        `__post_init__`, so nothing else happens in between."""
+        if not changes.keys() <= _CASE_FIELDS:
+            unknown = sorted(changes.keys() - _CASE_FIELDS)
+            raise TypeError(f"Case has no field {unknown[0]!r}")
+        new = object.__new__(Case)
+        values = new.__dict__
+        values.update(case.__dict__)
+        values.update(changes)
+        return new
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -313,7 +340,7 @@ def _record(
         detail=msg.detail,
         event_id=msg.event_id,
     )
-    return replace(
+    return _evolve(
         case,
         state=state,
         timeline=(*case.timeline, entry),
@@ -322,29 +349,43 @@ def _record(
 
 
 def _send(case: Case, message: Envelope, topic: str) -> Case:
-    return replace(case, outbox=(*case.outbox, Outgoing(topic, message)))
+    return _evolve(case, outbox=(*case.outbox, Outgoing(topic, message)))
 
 
 def _effect(case: Case, key: str, value: dict[str, Any]) -> Case:
-    return replace(case, effects={**case.effects, key: value})
+    return _evolve(case, effects={**case.effects, key: value})
 
 
 def _schedule(case: Case, clock: str, due_at: dt.datetime, step: str, **extra: Any) -> Case:
-    payload = {"case_id": case.case_id, "clock": clock, "step": step, "due_at": _iso(due_at)}
-    return _effect(case, f"timer:{clock}", {"due_at": _iso(due_at), "payload": payload | extra})
+    due = _iso(due_at)
+    payload = {"case_id": case.case_id, "clock": clock, "step": step, "due_at": due}
+    return _evolve(
+        case,
+        effects={**case.effects, f"timer:{clock}": {"due_at": due, "payload": payload | extra}},
+        clocks=None if case.clocks is None else {**case.clocks, clock: due},
+    )
 
 
 CLOCKS = ("ack", "sign", "progress", "feedback", "callback")  # a case's timers (see on_timer)
 
 
-def _cancel(case: Case, *clocks: str) -> Case:
-    for clock in clocks:
-        case = _effect(case, f"timer:{clock}", {"due_at": None})
-    return case
+def _cancel(case: Case, *clocks: str, always: bool = False) -> Case:
+    """Stop those clocks: the ones the case has asked to run (each cancel costs the store a
+    lookup), or any of them when it does not know which run (`clocks` is None) or `always`."""
+    running = case.clocks
+    if running is not None and not always:
+        clocks = tuple(c for c in clocks if c in running)
+        if not clocks:
+            return case
+    return _evolve(
+        case,
+        effects={**case.effects, **{f"timer:{c}": {"due_at": None} for c in clocks}},
+        clocks=None if running is None else {k: v for k, v in running.items() if k not in clocks},
+    )
 
 
 def _done(case: Case, cause: Cause) -> Case:
-    return replace(case, processed=case.processed | {cause.event_id}, version=case.version + 1)
+    return _evolve(case, processed=case.processed | {cause.event_id}, version=case.version + 1)
 
 
 def _reply(
@@ -401,7 +442,7 @@ def _supervise(case: Case, cause: Cause, rules: Rules, level: int, reason: str) 
         reason=reason,
         level=level,
     )
-    case = replace(case, escalation_level=max(case.escalation_level, level))
+    case = _evolve(case, escalation_level=max(case.escalation_level, level))
     case = _record(
         case,
         cause,
@@ -420,7 +461,7 @@ def _supervise(case: Case, cause: Cause, rules: Rules, level: int, reason: str) 
 def _start_feedback(case: Case, rules: Rules, start: dt.datetime, deadline: dt.datetime) -> Case:
     """(Re)start the feedback clock: its first reminder still ahead, or the deadline itself."""
     reminders = _reminders(case, rules, start, deadline, after=start)
-    case = replace(case, deadline=_iso(deadline), overdue=False)
+    case = _evolve(case, deadline=_iso(deadline), overdue=False)
     if reminders:
         return _schedule(
             case, "feedback", reminders[0], "remind", deadline=_iso(deadline), start=_iso(start)
@@ -470,7 +511,7 @@ def _feedback_fired(case: Case, fired: TimerFired, rules: Rules) -> Case:
             )
         return _schedule(case, "feedback", deadline, "due", deadline=case.deadline)
     if p["step"] == "due":
-        case = replace(case, overdue=True)
+        case = _evolve(case, overdue=True)
         case = _record(
             case,
             fired,
@@ -575,7 +616,7 @@ def open_case(case: Case, appeal: AppealNormalized, *, rules: Rules) -> Case:
             )
         return _done(case, appeal)  # else: the same post again (a platform re-send)
     received = appeal.occurred_at
-    case = replace(
+    case = _evolve(
         case,
         opened=True,
         account=appeal.account,
@@ -642,7 +683,7 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, rules: Rules) -> Case
     )
     newest = max(h["hop"] for h in hops) == order.hop
     if newest:
-        case = replace(
+        case = _evolve(
             case,
             chain=tuple(order.chain),
             category=order.category,
@@ -650,9 +691,9 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, rules: Rules) -> Case
             assigned_unit=order.lead_unit,
             co_units=tuple(order.co_units),
         )
-    case = replace(case, hops=hops)
+    case = _evolve(case, hops=hops)
     if order.final and newest:
-        case = replace(case, assigned_handle=order.to_handle, signed_at=None, signed_in_time=None)
+        case = _evolve(case, assigned_handle=order.to_handle, signed_at=None, signed_in_time=None)
     case = _record(
         case,
         order,
@@ -663,12 +704,12 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, rules: Rules) -> Case
         detail=f"hop {order.hop}: {order.from_unit} → {order.to_unit}"
         + (f" ({order.reason})" if order.reason else ""),
     )
-    for unit in {*order.chain, *order.co_units}:
-        case = _effect(case, f"unit:{unit}", {"unit": unit})
+    units = {f"unit:{unit}": {"unit": unit} for unit in {*order.chain, *order.co_units}}
+    case = _evolve(case, effects={**case.effects, **units})
     if order.final and newest:
         cal, cls, cat = rules.calendar, case.urgency_class, case.category
         sign_due = rules.limits.deadline(Kind.SIGNING, cls, cat, order.occurred_at, cal)
-        case = replace(case, sign_due=_iso(sign_due))
+        case = _evolve(case, sign_due=_iso(sign_due))
         case = _schedule(case, "sign", sign_due, "due", hop=order.hop, level=1)
         if case.received_at is not None and case.deadline is None:
             case = _start_clocks_after_dispatch(case, rules)
@@ -698,14 +739,14 @@ def record_reply(case: Case, sent: ReplySent, *, rules: Rules) -> Case:
             "error": sent.error,
         },
     }
-    case = replace(case, replies=replies)
+    case = _evolve(case, replies=replies)
     acknowledged_now = (
         sent.purpose is ReplyPurpose.ACKNOWLEDGMENT
         and sent.status == "sent"
         and not case.acknowledged
     )
     if acknowledged_now:
-        case = replace(case, acknowledged=True)
+        case = _evolve(case, acknowledged=True)
         state = check(case, "acknowledge") if case.state is S.RECEIVED else case.state
         case = _record(
             case,
@@ -863,14 +904,14 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
     kind = action.action
     if kind is A.ACCEPT:
         in_time = case.sign_due is None or at <= _at(case.sign_due)
-        case = replace(case, signed_at=_iso(at), signed_in_time=in_time)
+        case = _evolve(case, signed_at=_iso(at), signed_in_time=in_time)
         case = _record(case, action, "case.accepted", state, rules, unit_id=action.unit_id)
         case = _cancel(case, "sign")
         due = limits.deadline(Kind.FIRST_PROGRESS, cls, cat, at, cal)
         case = _schedule(case, "progress", due, "due")
     elif kind is A.PROGRESS:
         first = case.first_progress_at is None
-        case = replace(case, first_progress_at=case.first_progress_at or _iso(at))
+        case = _evolve(case, first_progress_at=case.first_progress_at or _iso(at))
         case = _record(
             case, action, "case.progress", state, rules, unit_id=action.unit_id, detail=note
         )
@@ -880,7 +921,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
             case = _reply(case, action, ReplyPurpose.PROGRESS, rules, note=note[:100])
     elif kind is A.RESOLVE:
         in_time = case.deadline is None or at <= _at(case.deadline)
-        case = replace(
+        case = _evolve(
             case,
             resolved_at=_iso(at),
             resolved_in_time=in_time,
@@ -904,7 +945,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
         ask = limits.deadline(Kind.CALLBACK_ASK, cls, cat, at, cal)
         case = _schedule(case, "callback", ask, "ask")
     elif kind is A.RETURN:
-        case = replace(case, returns=case.returns + 1, signed_at=None)
+        case = _evolve(case, returns=case.returns + 1, signed_at=None)
         reason = action.reason_code or ""
         case = _record(
             case,
@@ -918,7 +959,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
         case = _cancel(case, "sign", "progress")
     elif kind is A.REQUEST_EXTENSION:
         assert action.requested_deadline is not None
-        case = replace(
+        case = _evolve(
             case,
             extension={
                 "unit": action.unit_id,
@@ -939,7 +980,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
     elif kind is A.APPROVE_EXTENSION:
         assert case.extension is not None
         granted = action.requested_deadline or _at(case.extension["requested_deadline"])
-        case = replace(case, extension=None, extensions=case.extensions + 1, escalation_level=0)
+        case = _evolve(case, extension=None, extensions=case.extensions + 1, escalation_level=0)
         case = _record(
             case,
             action,
@@ -958,7 +999,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
             new_deadline=f"{cal.local(granted):%Y-%m-%d %H:%M}",
         )
     elif kind is A.AWAIT_CITIZEN:
-        case = replace(case, paused_since=_iso(at))
+        case = _evolve(case, paused_since=_iso(at))
         case = _record(
             case,
             action,
@@ -972,7 +1013,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
         case = _effect(case, _await_key(case), {"case_id": case.case_id})
         case = _reply(case, action, ReplyPurpose.PROGRESS, rules, note=note[:100])
     elif kind is A.REFUSE_EXTENSION:
-        case = replace(case, extension=None)
+        case = _evolve(case, extension=None)
         case = _record(
             case,
             action,
@@ -984,7 +1025,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
         )
     elif kind is A.MERGE:
         awaiting = case.state is S.CALLBACK_PENDING or case.paused_since is not None
-        case = replace(case, overdue=False, extension=None, paused_since=None)
+        case = _evolve(case, overdue=False, extension=None, paused_since=None)
         case = _record(
             case,
             action,
@@ -994,7 +1035,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
             unit_id=action.unit_id,
             detail=f"into {action.into_case_id}: {note}".strip(": "),
         )
-        case = _cancel(case, *CLOCKS)
+        case = _cancel(case, *CLOCKS, always=True)  # whatever it knows: it ends here
         if awaiting:  # the citizen's next message no longer answers this case
             case = _effect(case, _await_key(case), {"case_id": None})
     else:  # NOTE, REASSIGN (the router re-dispatches; the tracker keeps the note)
@@ -1025,7 +1066,7 @@ def _callback_fired(case: Case, fired: TimerFired, rules: Rules) -> Case:
         due = limits.deadline(Kind.CALLBACK_ANSWER, cls, cat, fired.occurred_at, cal)
         return _schedule(case, "callback", due, "answer")
     if step == "answer" and case.state is S.CALLBACK_PENDING:
-        case = replace(
+        case = _evolve(
             case, satisfaction=Satisfaction.NO_ANSWER.value, closed_at=_iso(fired.occurred_at)
         )
         case = _record(
@@ -1054,7 +1095,7 @@ def _resume(case: Case, message: AppealNormalized, rules: Rules) -> Case:
     the time it stood still (working time for working-time limits)."""
     assert case.paused_since is not None
     since, now = _at(case.paused_since), message.occurred_at
-    case = replace(case, paused_since=None)
+    case = _evolve(case, paused_since=None)
     case = _record(
         case,
         message,
@@ -1089,11 +1130,11 @@ def record_citizen_reply(case: Case, message: AppealNormalized, *, rules: Rules)
     answer = parse_satisfaction(message.text)
     if answer is None:
         return None
-    case = replace(case, satisfaction=answer.value)
+    case = _evolve(case, satisfaction=answer.value)
     case = _effect(case, _await_key(case), {"case_id": None})
     case = _cancel(case, "callback")
     if answer is Satisfaction.DISSATISFIED:
-        case = replace(case, reopened=case.reopened + 1, resolved_at=None, closed_at=None)
+        case = _evolve(case, reopened=case.reopened + 1, resolved_at=None, closed_at=None)
         case = _record(
             case,
             message,
@@ -1109,7 +1150,7 @@ def record_citizen_reply(case: Case, message: AppealNormalized, *, rules: Rules)
         case = _start_feedback(case, rules, message.occurred_at, deadline)
         case = _supervise(case, message, rules, 1, "回访不满意，重新办理")
     else:
-        case = replace(case, closed_at=_iso(message.occurred_at))
+        case = _evolve(case, closed_at=_iso(message.occurred_at))
         case = _record(
             case,
             message,

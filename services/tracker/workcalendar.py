@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ DEFAULT_CALENDAR_FILE = Path(__file__).parent / "data" / "calendar_overrides.yam
 
 # No clock runs longer than this; a loop past it means a calendar without working days.
 MAX_SPAN_DAYS = 3 * 366
+MAX_CACHED_DAYS = 4 * 366  # the days whose office periods a calendar remembers
 
 Pause = tuple[dt.datetime, dt.datetime]
 Period = tuple[dt.datetime, dt.datetime]
@@ -93,6 +94,11 @@ class WorkCalendar:
     workdays: frozenset[dt.date] = frozenset()
     years: frozenset[int] = frozenset()
     source: Path = DEFAULT_CALENDAR_FILE
+    # Each day's office periods and their working time, computed once (every deadline walks the
+    # same few weeks); not part of the calendar's value.
+    _days: dict[dt.date, tuple[tuple[Period, ...], dt.timedelta]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     # -- days -------------------------------------------------------------------------------
 
@@ -109,7 +115,7 @@ class WorkCalendar:
             return day.weekday() < 5
         raise UnknownYear(day.year, self.source)
 
-    @property
+    @functools.cached_property
     def working_day(self) -> dt.timedelta:
         """The working time in one working day (what "1 working day" adds)."""
         today = dt.date(2000, 1, 3)
@@ -123,11 +129,28 @@ class WorkCalendar:
 
     def office_periods(self, day: dt.date) -> list[Period]:
         """The office periods of `day` as aware instants; empty on a day off."""
-        if not self.is_working_day(day):
-            return []
-        return [
-            (_at(day, a, self.timezone), _at(day, b, self.timezone)) for a, b in self.office_hours
-        ]
+        return list(self._periods_of(day))
+
+    def _periods_of(self, day: dt.date) -> tuple[Period, ...]:
+        return self._day(day)[0]
+
+    def _day(self, day: dt.date) -> tuple[tuple[Period, ...], dt.timedelta]:
+        """The office periods of `day` and the working time in them."""
+        known = self._days.get(day)
+        if known is None:
+            if len(self._days) >= MAX_CACHED_DAYS:
+                self._days.clear()
+            periods = (
+                tuple(
+                    (_at(day, a, self.timezone), _at(day, b, self.timezone))
+                    for a, b in self.office_hours
+                )
+                if self.is_working_day(day)
+                else ()
+            )
+            total = sum((b - a for a, b in periods), dt.timedelta(0))
+            known = self._days[day] = (periods, total)
+        return known
 
     # -- instants ---------------------------------------------------------------------------
 
@@ -168,10 +191,30 @@ class WorkCalendar:
         remaining = _non_negative(duration)
         if not remaining:
             return start
-        for a, b in _subtract(self._periods_from(start), _merge(pauses), start):
+        paused = _merge(pauses)
+        if not paused:
+            return self._add_unpaused(start, remaining)
+        for a, b in _subtract(self._periods_from(start), paused, start):
             if remaining <= b - a:
                 return a + remaining
             remaining -= b - a
+        raise self._no_working_days(start)
+
+    def _add_unpaused(self, start: dt.datetime, remaining: dt.timedelta) -> dt.datetime:
+        """`add_working` without pauses, a whole day at a time where the clock runs past it."""
+        day = start.date()
+        for i in range(MAX_SPAN_DAYS):
+            periods, total = self._day(day)
+            if i and remaining > total:  # a later day, all of it counted (none on a day off)
+                remaining -= total
+            else:
+                for a, b in periods:
+                    if b > start:
+                        a = max(a, start)
+                        if remaining <= b - a:
+                            return a + remaining
+                        remaining -= b - a
+            day += dt.timedelta(days=1)
         raise self._no_working_days(start)
 
     def add_calendar(
@@ -221,7 +264,7 @@ class WorkCalendar:
         """Office periods that end after `at`, clipped to start no earlier than it."""
         day = at.date()
         for _ in range(MAX_SPAN_DAYS):
-            for a, b in self.office_periods(day):
+            for a, b in self._periods_of(day):
                 if b > at:
                     yield max(a, at), b
             day += dt.timedelta(days=1)

@@ -541,3 +541,83 @@ def test_an_operators_reassignment_is_kept_as_a_note_not_refused() -> None:
     )
     assert events(case)[-1] == "case.reassign"
     assert case.state is S.DISPATCHED
+
+
+# ------------------------------------------------- cancelling only the clocks that may be running
+
+
+def timers_asked(case: Case) -> dict[str, Any]:
+    return {k.removeprefix("timer:"): v for k, v in case.effects.items() if k.startswith("timer:")}
+
+
+def test_the_case_knows_which_clocks_it_asked_to_run() -> None:
+    case = dispatched()
+    assert case.clocks == {
+        clock: timer(case, clock)["due_at"] for clock in ("ack", "sign", "feedback")
+    }
+    case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
+    assert set(case.clocks or ()) == {"ack", "feedback", "progress"}  # sign stopped
+
+
+def test_a_clock_already_stopped_is_not_cancelled_again() -> None:
+    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)  # stops sign
+    case = domain.act(case, action(A.PROGRESS, minutes=60, note="已联系"), rules=PLAIN)
+    assert timer(case, "progress") == {"due_at": None}  # the first report stops its clock
+    case = replace(case, outbox=(), effects={})  # published and done, as the store does
+    resolve = action(A.RESOLVE, minutes=120, outcome="工资已发放")
+    case = domain.act(case, resolve, rules=PLAIN)
+    # Only feedback still ran: sign and progress are not asked to stop a second time.
+    assert set(timers_asked(case)) == {"feedback", "callback"}
+    assert timer(case, "feedback") == {"due_at": None}
+    assert set(case.clocks or ()) == {"ack", "callback"}
+
+
+def test_a_clock_never_started_is_not_cancelled() -> None:
+    # The dispatch came first: no receipt, so no feedback clock yet.
+    order = dispatch_message(
+        event_id="order-2",
+        case_id=CASE,
+        occurred_at=T0,
+        hop=2,
+        from_unit="652700",
+        to_unit="652701",
+        to_tier="county",
+        final=True,
+    )
+    case = domain.record_dispatch(domain.new_case(CASE), order, rules=PLAIN)
+    case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
+    assert "feedback" not in (case.clocks or {})
+    case = replace(case, outbox=(), effects={})
+    case = domain.act(case, action(A.AWAIT_CITIZEN, minutes=60, note="请提供合同"), rules=PLAIN)
+    assert case.paused_since is not None and events(case)[-1] == "case.paused"
+    assert timers_asked(case) == {}
+
+
+@pytest.mark.parametrize("stored", ["before clocks were kept", "clocks unknown"])
+def test_a_case_that_does_not_know_its_clocks_cancels_them_all_as_before(stored: str) -> None:
+    from services.tracker.adapters.cases import from_document, to_document
+
+    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
+    case = domain.act(case, action(A.PROGRESS, minutes=60, note="已联系"), rules=PLAIN)
+    case = replace(case, outbox=(), effects={})
+    if stored == "before clocks were kept":  # its document has no `clocks`
+        document = to_document(case)
+        del document["clocks"]
+        case = from_document(document)
+    else:
+        case = replace(case, clocks=None)
+    assert case.clocks is None
+    case = domain.act(case, action(A.RESOLVE, minutes=120, outcome="工资已发放"), rules=PLAIN)
+    assert {clock for clock, t in timers_asked(case).items() if t["due_at"] is None} == {
+        "feedback",
+        "progress",
+        "sign",
+    }
+    assert case.clocks is None  # still unknown: other clocks may run
+
+
+def test_the_clocks_a_case_knows_are_stored_with_it() -> None:
+    from services.tracker.adapters.cases import from_document, to_document
+
+    case = dispatched()
+    assert case.clocks and from_document(to_document(case)).clocks == case.clocks

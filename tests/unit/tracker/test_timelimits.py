@@ -146,3 +146,21 @@ def test_a_bad_entry_is_refused_naming_it(override: dict[str, object], error: st
 def test_an_unknown_urgency_class_is_refused(limits: TimeLimits) -> None:
     with pytest.raises(TimeLimitsError, match="unknown urgency class 'soon'"):
         limits.limits("soon")
+
+
+def test_the_limits_of_a_class_and_category_are_merged_once_and_read_only(
+    limits: TimeLimits,
+) -> None:
+    legal = limits.limits("general", "legal_consultation")
+    assert limits.limits("general", "legal_consultation") is legal
+    assert legal.durations[Kind.FEEDBACK].text == "5 working days"  # the category's own
+    # A category the file does not name has the class's limits, whatever its name.
+    assert limits.limits("general", "no_such_category") is limits.limits("general", None)
+    assert limits.limits("general", "another_one") is limits.limits("general")
+    assert limits.limits("general").durations[Kind.FEEDBACK].text == "7 working days"
+    with pytest.raises(TypeError):
+        legal.durations[Kind.FEEDBACK] = legal.durations[Kind.SIGNING]  # type: ignore[index]
+    # A refused class is refused every time, not remembered as something else.
+    for _ in range(2):
+        with pytest.raises(TimeLimitsError, match="unknown urgency class 'soon'"):
+            limits.limits("soon", "legal_consultation")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from contracts import (
     derived_event_id,
 )
 from fengqiao.testing.factories import appeal_message
+from services.tracker import domain
 from services.tracker.domain import (
     Case,
     InvalidTransition,
@@ -348,3 +349,15 @@ def test_the_outbox_accumulates_until_cleared() -> None:
         "case.events",
     ]
     assert len({o.message.event_id for o in case.outbox}) == 4
+
+
+def test_a_changed_case_is_a_new_case_with_only_those_values_changed() -> None:
+    case = opened()
+    changed = domain._evolve(case, state=CaseState.ACKNOWLEDGED, version=case.version + 5)
+    assert changed == replace(case, state=CaseState.ACKNOWLEDGED, version=case.version + 5)
+    assert changed is not case and case.state is CaseState.RECEIVED  # the old one as it was
+    assert changed.timeline is case.timeline
+    with pytest.raises(FrozenInstanceError):
+        changed.state = CaseState.CLOSED  # type: ignore[misc]
+    with pytest.raises(TypeError, match="Case has no field 'stat'"):
+        domain._evolve(case, stat=CaseState.CLOSED)  # type: ignore[call-arg]

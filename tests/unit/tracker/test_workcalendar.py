@@ -175,3 +175,65 @@ def test_2027_is_known_provisionally_so_december_clocks_can_run_into_it() -> Non
     assert not calendar.is_working_day(date(2027, 2, 8))  # 春节, 初三
     assert calendar.is_working_day(date(2027, 2, 9))
     assert not calendar.is_working_day(date(2027, 1, 2))  # a Saturday
+
+
+def test_remembered_office_periods_give_the_same_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fresh, remembering = load_calendar(), load_calendar()
+    assert fresh == remembering and hash(fresh) == hash(remembering)
+    # A few days remembered at most: the answers stay the same as the cache fills and empties.
+    monkeypatch.setattr("services.tracker.workcalendar.MAX_CACHED_DAYS", 3)
+    start = at(2025, 1, 27, 17)
+    for hours in (1, 2, 30, 1, 2, 30):
+        assert remembering.add_working(start, timedelta(hours=hours)) == fresh.add_working(
+            start, timedelta(hours=hours)
+        )
+    assert remembering.add_working(start, timedelta(hours=2)) == at(2025, 2, 5, 10)
+    assert len(remembering._days) <= 3
+    # The caller's list is its own: changing it changes nothing remembered.
+    periods = remembering.office_periods(date(2025, 3, 10))
+    periods.clear()
+    assert remembering.office_periods(date(2025, 3, 10)) == fresh.office_periods(date(2025, 3, 10))
+    assert remembering.office_periods(date(2025, 3, 10)) != []
+    # An unknown year is refused every time, not remembered as a day off.
+    for _ in range(2):
+        with pytest.raises(UnknownYear):
+            remembering.office_periods(date(2031, 3, 3))
+
+
+def walked(cal: WorkCalendar, start: datetime, duration: timedelta) -> datetime:
+    """Working time added the plain way: office period after office period."""
+    start, day = cal.local(start), cal.local(start).date()
+    while True:
+        for a, b in cal.office_periods(day):
+            if b > start:
+                a = max(a, start)
+                if duration <= b - a:
+                    return a + duration
+                duration -= b - a
+        day += timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    "duration",
+    [
+        timedelta(minutes=30),
+        timedelta(hours=3, minutes=30),  # the morning period exactly
+        timedelta(hours=7, minutes=30),  # one working day exactly: ends at closing time
+        timedelta(hours=7, minutes=31),
+        timedelta(hours=22, minutes=30),  # three working days
+        timedelta(hours=112, minutes=30),  # fifteen
+    ],
+)
+def test_whole_days_skipped_at_once_land_where_walking_the_periods_does(
+    cal: WorkCalendar, duration: timedelta
+) -> None:
+    # Every 37 minutes through the 2025 Spring Festival, its make-up Saturdays and weekends.
+    start = at(2025, 1, 20, 0, 3)
+    while start < at(2025, 2, 20):
+        expected = walked(cal, start, duration)
+        assert cal.add_working(start, duration) == expected, start
+        # The same through the general path (a pause of no length changes nothing).
+        assert cal.add_working(start, duration, [(start, start)]) == expected, start
+        start += timedelta(minutes=37)
