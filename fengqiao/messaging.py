@@ -267,15 +267,22 @@ class DeadLetterMiddleware(BaseMiddleware):
 
     async def _consume_batch(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
         """A `batch_subscriber`'s poll: the messages its decoder refused and those its handler
-        failed (`BatchFailures`) go to dead letters, one by one; the others count as handled.
-        A handler that raises fails the whole batch, which is not committed and comes again."""
+        failed (`BatchFailures`) go to dead letters, one by one; the others count as handled. A
+        handler that raises fails every message it was given, as it would have failed each."""
         started = time.perf_counter()
-        result = await call_next(msg)
+        try:
+            result = await call_next(msg)
+        except Exception as raised:
+            result = raised
         seconds = (time.perf_counter() - started) / max(len(msg.raw_message), 1)
         batch: _DecodedBatch | None = getattr(msg, _DECODED, None)
-        if batch is None:
-            return result
-        failures = result if isinstance(result, BatchFailures) else BatchFailures()
+        if batch is None:  # not decoded at all
+            batch = _DecodedBatch()
+            batch.records = list(msg.raw_message)
+        if isinstance(result, Exception):
+            failures = BatchFailures(dict.fromkeys(range(len(batch.records)), result))
+        else:
+            failures = result if isinstance(result, BatchFailures) else BatchFailures()
         failed = [*batch.refused, *((batch.records[i], exc) for i, exc in failures.items())]
         for record, exc in failed:
             await self._dead_letter(record, exc)

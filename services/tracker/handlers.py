@@ -422,10 +422,14 @@ def register(
     )
     async def on_appeals(appeals: list[AppealNormalized]) -> BatchFailures:
         waiting = await asyncio.gather(
-            *(indexes.awaiting(domain.awaiting_key(a.platform, a.author.id)) for a in appeals)
+            *(indexes.awaiting(domain.awaiting_key(a.platform, a.author.id)) for a in appeals),
+            return_exceptions=True,
         )
-        answers = [i for i, case_id in enumerate(waiting) if case_id is not None]
-        failures, answered = BatchFailures(), set()
+        failures = BatchFailures(
+            {i: found for i, found in enumerate(waiting) if isinstance(found, Exception)}
+        )
+        answers = [i for i, found in enumerate(waiting) if isinstance(found, str)]
+        answered = set()
         if answers:
             results = await store.apply_many(
                 [(str(waiting[i]), answer(appeals[i])) for i in answers]

@@ -59,6 +59,8 @@ async def test_a_batch_subscriber_dead_letters_only_the_messages_it_could_not_ta
     @batch_subscriber(runtime.broker, APPEALS, group_id="svc", action="t", description="t")
     async def handle(appeals: list[AppealNormalized]) -> BatchFailures:
         batches.append([a.case_id for a in appeals])
+        if any(a.case_id == "c-boom" for a in appeals):
+            raise RuntimeError("store gone")
         return BatchFailures(
             {
                 i: ValueError("cannot take this one")
@@ -79,17 +81,22 @@ async def test_a_batch_subscriber_dead_letters_only_the_messages_it_could_not_ta
     async with TestKafkaBroker(runtime.broker) as broker:
         await broker.publish_batch(bodies[0], off_contract, *bodies[1:], topic=APPEALS.name)
         await broker.publish_batch(b"{not json", topic=APPEALS.name)
+        # A handler that raises fails each message it was given.
+        boom = [appeal_message(case_id=c).model_dump(mode="json") for c in ("c-3", "c-boom")]
+        await broker.publish_batch(*boom, topic=APPEALS.name)
 
-    assert batches == [["c-1", "c-bad", "c-2"], []]
+    assert batches == [["c-1", "c-bad", "c-2"], [], ["c-3", "c-boom"]]
     assert sorted(letter.error for letter in letters) == [
         "Invalid JSON: key must be a string at line 1 column 2",
         "cannot take this one",
         "is_appeal: Input should be a valid boolean, unable to interpret input",
+        "store gone",
+        "store gone",
     ]
     topic = {"topic": APPEALS.name}
     assert sample(runtime, "fengqiao_messages_processed_total", **topic) == 2
-    assert sample(runtime, "fengqiao_dead_letters_total", **topic) == 3
-    assert sample(runtime, "fengqiao_handler_seconds_count", **topic) == 5
+    assert sample(runtime, "fengqiao_dead_letters_total", **topic) == 5
+    assert sample(runtime, "fengqiao_handler_seconds_count", **topic) == 7
 
 
 class Consumer:
