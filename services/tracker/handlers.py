@@ -1,8 +1,10 @@
 """Tracker's subscribers and its timer sweep: every message and every clock changes cases.
 
-Each change is applied with `CaseStore.apply`: load the case, let the domain compute the new
-case, write it conditionally (retrying on a concurrent write), then publish its outbox and carry
-out its effects (timers, indexes), then record that they are done.
+Each change is applied with `CaseStore.apply` (a clock) or `CaseStore.apply_many` (what one poll
+of a topic returned): load the case, let the domain compute the new case (all of the poll's
+changes of that case, in order), write it conditionally as one version (retrying on a concurrent
+write), then publish its outbox and carry out its effects (timers, indexes), then record that
+they are done.
 
 The store remembers the version of each case it last wrote (or read) and uses it as the base of
 the next change instead of reading the case again: the messages of one case come in bursts (an

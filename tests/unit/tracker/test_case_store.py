@@ -229,6 +229,49 @@ async def test_a_write_that_keeps_conflicting_gives_up_naming_the_case(
     assert topics(publishers) == {"case.events": [], "replies.requested": []}
 
 
+class CountingRepository(InMemoryCaseRepository):
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: list[tuple[str, int]] = []
+
+    async def save(self, case: domain.Case, *, expected_version: int) -> bool:
+        self.saved.append((case.case_id, case.version))
+        return await super().save(case, expected_version=expected_version)
+
+
+async def test_a_batch_writes_each_case_once_in_order_and_leaves_out_a_change_that_raises(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    repo = CountingRepository()
+    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers(), settle_after=60)
+
+    def boom(case: domain.Case) -> domain.Case:
+        raise ValueError("cannot take this one")
+
+    other = "c-2"
+    opened_other = lambda c: domain.open_case(  # noqa: E731
+        c, appeal("appeal-2").model_copy(update={"case_id": other}), rules=RULES
+    )
+    results = await store.apply_many(
+        [
+            (CASE, lambda c: domain.open_case(c, appeal(), rules=RULES)),
+            (other, opened_other),
+            (CASE, boom),
+            (CASE, lambda c: domain.record_dispatch(c, order(), rules=RULES)),
+        ]
+    )
+    case, second, failed, dispatched = results
+    assert isinstance(failed, ValueError) and str(failed) == "cannot take this one"
+    assert isinstance(case, domain.Case) and case is dispatched  # one version for both changes
+    assert case.version == 1 and case.processed == {"appeal-1", "order-1"}
+    assert [e.event for e in case.timeline] == ["case.opened", "case.dispatched"]
+    assert isinstance(second, domain.Case) and second.case_id == other
+    assert sorted(repo.saved) == [(CASE, 1), (other, 1)]
+    # The outbox of both changes of the case, in their order, published once.
+    events = [m for m, _ in publishers["case.events"].published if m.case_id == CASE]
+    assert [e.event for e in events] == ["case.opened", "case.dispatched"]
+
+
 async def test_the_in_memory_repository_refuses_a_stale_version() -> None:
     repo = InMemoryCaseRepository()
     case = domain.open_case(domain.new_case(CASE), appeal(), rules=RULES)
