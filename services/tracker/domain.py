@@ -879,11 +879,36 @@ def validate_action(case: Case, action: UnitActed) -> None:
         raise NotAllowed("return needs a reason_code or a note")
 
 
+def _redispatched_on(case: Case, action: UnitActed) -> bool:
+    """Whether a hop the router dispatched on `action` (a return it ruled on: event ids derived
+    from the action's, see services/router/returns.py) is recorded on the case."""
+    return any(
+        derived_event_id("redispatch", action.event_id, str(h["hop"])) in case.processed
+        for h in case.hops
+    )
+
+
 def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
     """A unit acted on the case. An action the case no longer allows (it moved on since the
     unit API accepted it) is recorded as refused, not applied."""
     if case.has_processed(action.event_id):
         return case
+    if action.action is A.RETURN and _redispatched_on(case, action):
+        # The router re-dispatched on this return and its order, on another topic, was recorded
+        # first: the return counts and goes on the timeline; the case stays where the
+        # re-dispatch put it (its clocks are the new unit's).
+        case = _evolve(case, returns=case.returns + 1)
+        reason = f"{action.reason_code or ''} {action.note or ''}".strip()
+        case = _record(
+            case,
+            action,
+            "case.returned",
+            case.state,
+            rules,
+            unit_id=action.unit_id,
+            detail=f"{reason} (re-dispatched already)".strip(),
+        )
+        return _done(case, action)
     try:
         validate_action(case, action)
     except (NotAllowed, InvalidTransition) as exc:

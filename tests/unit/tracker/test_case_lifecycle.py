@@ -19,6 +19,7 @@ from contracts import (
     UnitActed,
     UnitActionKind,
     Urgency,
+    derived_event_id,
 )
 from fengqiao.testing.factories import appeal_message, dispatch_message
 from services.tracker import domain
@@ -321,6 +322,37 @@ def test_a_returned_order_is_dispatched_again() -> None:
     case = domain.record_dispatch(case, again, rules=PLAIN)
     assert case.state is S.DISPATCHED and case.assigned_unit == "652702"
     assert timer(case, "sign")["payload"]["hop"] == 3
+
+
+def test_a_return_whose_re_dispatch_arrived_first_counts_and_keeps_the_new_unit() -> None:
+    """The router re-dispatches on the return (dispatch.orders) and that order can reach the
+    tracker before the return itself (unit.actions): the return is not refused."""
+    returned = action(A.RETURN, reason_code="not_ours")
+    again = dispatch_message(
+        event_id=derived_event_id("redispatch", returned.event_id, "3"),
+        case_id=CASE,
+        hop=3,
+        round=2,
+        from_unit="652700",
+        to_unit="652702",
+        to_tier="county",
+        final=True,
+        chain=["xj", "652700", "652702"],
+        lead_unit="652702",
+        reason="终审: 改派",
+        occurred_at=T0 + timedelta(hours=1),
+    )
+    case = domain.record_dispatch(dispatched(), again, rules=PLAIN)
+    case = domain.act(case, returned, rules=PLAIN)
+    assert case.state is S.DISPATCHED and case.assigned_unit == "652702" and case.returns == 1
+    assert [e.event for e in case.timeline[-2:]] == ["case.dispatched", "case.returned"]
+    assert case.timeline[-1].detail == "not_ours (re-dispatched already)"
+    assert timer(case, "sign")["payload"]["hop"] == 3  # the new unit's clock runs on
+    assert domain.act(case, returned, rules=PLAIN) is case  # delivered again: nothing
+    # A return from a unit no re-dispatch followed is still refused once the case moved on.
+    other = action(A.RETURN, unit="652701", minutes=90, reason_code="not_ours")
+    refused = domain.act(case, other, rules=PLAIN)
+    assert refused.timeline[-1].event == "unit.action_refused" and refused.returns == 1
 
 
 def resolved() -> Case:
