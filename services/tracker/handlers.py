@@ -207,7 +207,7 @@ class CaseStore:
                     await self._flush(case)
                 return case, failures
             if updated.version != case.version + 1:  # several changes: one version
-                updated = replace(updated, version=case.version + 1)
+                updated = replace(_without_idle_cancels(case, updated), version=case.version + 1)
             if await self._repo.save(updated, expected_version=case.version):
                 self._recent.put(case_id, updated)
                 await self._flush(updated)
@@ -291,6 +291,26 @@ class CaseStore:
             await self._indexes.set_awaiting(key, value.get("case_id"))
         else:
             raise ValueError(f"case {case.case_id}: unknown effect {key!r}")
+
+
+def _without_idle_cancels(base: domain.Case, updated: domain.Case) -> domain.Case:
+    """`updated` (several changes on `base`) without the cancels of clocks that were not running
+    before them: started and stopped within the changes (accepted, then progress reported, in
+    one poll), their timer was never written, and a cancel would cost the store a lookup. Kept
+    when `base` does not know its clocks (a case stored before `clocks`)."""
+    if base.clocks is None:
+        return updated
+    idle = {
+        key
+        for key, value in updated.effects.items()
+        if key.startswith("timer:")
+        and value.get("due_at") is None
+        and key not in base.effects
+        and key.removeprefix("timer:") not in base.clocks
+    }
+    if not idle:
+        return updated
+    return replace(updated, effects={k: v for k, v in updated.effects.items() if k not in idle})
 
 
 async def _all(steps: Iterable[Awaitable[None]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,8 @@ from contracts import (
     ReplyRequested,
     ReplySent,
     ReplyTarget,
+    UnitActed,
+    UnitActionKind,
 )
 from fengqiao.testing.factories import dispatch_message
 from services.tracker import domain
@@ -66,6 +69,30 @@ def failed_reply() -> ReplySent:
         purpose=ReplyPurpose.ACKNOWLEDGMENT,
         status="failed",
         error="403",
+    )
+
+
+def final_order() -> DispatchOrdered:
+    return dispatch_message(
+        event_id="order-2",
+        occurred_at=AT,
+        case_id=CASE,
+        hop=2,
+        from_unit="652700",
+        to_unit="652701",
+        to_tier="county",
+        final=True,
+    )
+
+
+def accept() -> UnitActed:
+    return UnitActed(
+        event_id="accept-1",
+        occurred_at=AT,
+        producer="tracker-api",
+        case_id=CASE,
+        unit_id="652701",
+        action=UnitActionKind.ACCEPT,
     )
 
 
@@ -270,6 +297,48 @@ async def test_a_batch_writes_each_case_once_in_order_and_leaves_out_a_change_th
     # The outbox of both changes of the case, in their order, published once.
     events = [m for m, _ in publishers["case.events"].published if m.case_id == CASE]
     assert [e.event for e in events] == ["case.opened", "case.dispatched"]
+
+
+async def test_a_clock_started_and_stopped_in_one_batch_never_reaches_the_timers(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    timers = InMemoryTimers()
+    store = CaseStore(InMemoryCaseRepository(), publishers, InMemoryIndexes(), timers)
+    await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
+    ack = [k for k in timers.store.collections.get("timer_versions", {}) if ":ack#" in k]
+    assert ack, "the appeal started its acknowledgment clock"
+    sent = failed_reply().model_copy(update={"status": "sent", "error": None})
+    # The acknowledgment (stops "ack", which ran before) and a second appeal copy in one poll.
+    results = await store.apply_many(
+        [
+            (CASE, lambda c: domain.record_reply(c, sent, rules=RULES)),
+            (CASE, lambda c: domain.open_case(c, appeal(), rules=RULES)),
+        ]
+    )
+    assert all(isinstance(r, domain.Case) for r in results)
+    versions = timers.store.collections["timer_versions"]
+    assert any(
+        k.startswith(f"{CASE}:ack#") and v["state"] == "cancelled" for k, v in versions.items()
+    )
+
+    # A dispatch starts "sign"; its acceptance in the same poll stops it again: nothing written.
+    before, looked_up, get = set(versions), [], timers.store.get
+
+    async def counted_get(collection: str, doc_id: str) -> dict[str, Any] | None:
+        looked_up.append(doc_id)
+        return await get(collection, doc_id)
+
+    timers.store.get = counted_get  # type: ignore[method-assign]
+    [_, accepted] = await store.apply_many(
+        [
+            (CASE, lambda c: domain.record_dispatch(c, final_order(), rules=RULES)),
+            (CASE, lambda c: domain.act(c, accept(), rules=RULES)),
+        ]
+    )
+    assert isinstance(accepted, domain.Case) and accepted.state is domain.S.ACCEPTED
+    written = {k.split("#")[0] for k in set(versions) - before}
+    assert f"{CASE}:sign" not in written and f"{CASE}:progress" in written
+    assert not [k for k in looked_up if k.startswith(f"{CASE}:sign#")]  # not even asked about
 
 
 async def test_the_in_memory_repository_refuses_a_stale_version() -> None:
