@@ -75,7 +75,7 @@ from fengqiao.messaging import ensure_topics, make_broker, publish, topic_publis
 from fengqiao.settings import StackSettings
 from fengqiao.store import ShardedCollection
 from fengqiao.testing import serving
-from fengqiao.testing.factories import appeal_message, dispatch_message
+from fengqiao.testing.factories import appeal_message, dispatch_message, final_hop_message
 from services.tracker import domain
 from services.tracker.adapters.cases import InMemoryCaseRepository, MongoCaseRepository
 from services.tracker.adapters.indexes import InMemoryIndexes, MongoIndexes
@@ -119,15 +119,8 @@ def case_messages(case_id: str, i: int, at: datetime) -> list[CaseMessage]:
             ),
         ),
         dispatch_message(case_id=case_id, occurred_at=at, hop=1),
-        dispatch_message(
-            case_id=case_id,
-            occurred_at=at,
-            hop=2,
-            from_unit="652700",
-            to_unit=lead,
-            to_tier="county",
-            final=True,
-            to_handle="@博乐市人民检察院",
+        final_hop_message(
+            case_id=case_id, occurred_at=at, to_unit=lead, to_handle="@博乐市人民检察院"
         ),
         ReplySent(
             occurred_at=at,

@@ -2,6 +2,7 @@
 
 appeal_message(text="伽师县拖欠工资", case_id="c-1")
 dispatch_message(hop=2, from_unit="652700", to_unit="652701", final=True)
+final_hop_message(event_id="order-2")  # the same final hop
 """
 
 from __future__ import annotations
@@ -63,3 +64,9 @@ def dispatch_message(**overrides: Any) -> DispatchOrdered:
         "confidence": 1.0,
     }
     return DispatchOrdered(**{**fields, **overrides})
+
+
+def final_hop_message(**overrides: Any) -> DispatchOrdered:
+    """Hop 2, the final one, of the same case: 652700 (博州) → 652701 (博乐市)."""
+    final = {"hop": 2, "from_unit": "652700", "to_unit": "652701", "to_tier": "county"}
+    return dispatch_message(**{**final, "final": True, **overrides})

@@ -12,6 +12,7 @@ import pytest
 from contracts import (
     CaseState,
     DispatchMode,
+    DispatchOrdered,
     ReplyChannel,
     ReplyPurpose,
     ReplyRequested,
@@ -21,7 +22,7 @@ from contracts import (
     Urgency,
     derived_event_id,
 )
-from fengqiao.testing.factories import appeal_message, dispatch_message
+from fengqiao.testing.factories import appeal_message, dispatch_message, final_hop_message
 from services.tracker import domain
 from services.tracker.domain import (
     Case,
@@ -302,11 +303,10 @@ def test_an_invalid_transition_names_the_case_the_state_and_the_action() -> None
 # ------------------------------------------------------------------- return, resolve, callback
 
 
-def test_a_returned_order_is_dispatched_again() -> None:
-    case = domain.act(dispatched(), action(A.RETURN, reason_code="not_ours"), rules=PLAIN)
-    assert case.state is S.RETURNED and case.returns == 1
-    again = dispatch_message(
-        event_id="order-3",
+def redispatch(event_id: str) -> DispatchOrdered:
+    """Hop 3, round 2: the prefecture re-dispatches a returned case to 652702."""
+    return dispatch_message(
+        event_id=event_id,
         case_id=CASE,
         hop=3,
         round=2,
@@ -319,6 +319,12 @@ def test_a_returned_order_is_dispatched_again() -> None:
         reason="终审: 改派",
         occurred_at=T0 + timedelta(hours=1),
     )
+
+
+def test_a_returned_order_is_dispatched_again() -> None:
+    case = domain.act(dispatched(), action(A.RETURN, reason_code="not_ours"), rules=PLAIN)
+    assert case.state is S.RETURNED and case.returns == 1
+    again = redispatch("order-3")
     case = domain.record_dispatch(case, again, rules=PLAIN)
     assert case.state is S.DISPATCHED and case.assigned_unit == "652702"
     assert timer(case, "sign")["payload"]["hop"] == 3
@@ -328,20 +334,7 @@ def test_a_return_whose_re_dispatch_arrived_first_counts_and_keeps_the_new_unit(
     """The router re-dispatches on the return (dispatch.orders) and that order can reach the
     tracker before the return itself (unit.actions): the return is not refused."""
     returned = action(A.RETURN, reason_code="not_ours")
-    again = dispatch_message(
-        event_id=derived_event_id("redispatch", returned.event_id, "3"),
-        case_id=CASE,
-        hop=3,
-        round=2,
-        from_unit="652700",
-        to_unit="652702",
-        to_tier="county",
-        final=True,
-        chain=["xj", "652700", "652702"],
-        lead_unit="652702",
-        reason="终审: 改派",
-        occurred_at=T0 + timedelta(hours=1),
-    )
+    again = redispatch(derived_event_id("redispatch", returned.event_id, "3"))
     case = domain.record_dispatch(dispatched(), again, rules=PLAIN)
     case = domain.act(case, returned, rules=PLAIN)
     assert case.state is S.DISPATCHED and case.assigned_unit == "652702" and case.returns == 1
@@ -606,16 +599,7 @@ def test_a_clock_already_stopped_is_not_cancelled_again() -> None:
 
 def test_a_clock_never_started_is_not_cancelled() -> None:
     # The dispatch came first: no receipt, so no feedback clock yet.
-    order = dispatch_message(
-        event_id="order-2",
-        case_id=CASE,
-        occurred_at=T0,
-        hop=2,
-        from_unit="652700",
-        to_unit="652701",
-        to_tier="county",
-        final=True,
-    )
+    order = final_hop_message(event_id="order-2", case_id=CASE, occurred_at=T0)
     case = domain.record_dispatch(domain.new_case(CASE), order, rules=PLAIN)
     case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
     assert "feedback" not in (case.clocks or {})

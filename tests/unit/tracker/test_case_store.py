@@ -21,7 +21,7 @@ from contracts import (
     UnitActed,
     UnitActionKind,
 )
-from fengqiao.testing.factories import dispatch_message
+from fengqiao.testing.factories import dispatch_message, final_hop_message
 from services.tracker import domain
 from services.tracker.adapters.cases import InMemoryCaseRepository, from_document, to_document
 from services.tracker.adapters.indexes import InMemoryIndexes
@@ -73,16 +73,7 @@ def failed_reply() -> ReplySent:
 
 
 def final_order() -> DispatchOrdered:
-    return dispatch_message(
-        event_id="order-2",
-        occurred_at=AT,
-        case_id=CASE,
-        hop=2,
-        from_unit="652700",
-        to_unit="652701",
-        to_tier="county",
-        final=True,
-    )
+    return final_hop_message(event_id="order-2", occurred_at=AT, case_id=CASE)
 
 
 def accept() -> UnitActed:
@@ -348,15 +339,6 @@ async def test_the_in_memory_repository_refuses_a_stale_version() -> None:
     assert not await repo.save(case, expected_version=0)
     assert await repo.get(CASE) == case
     assert await repo.get("c-unknown") is None
-
-
-async def test_clearing_nothing_does_not_touch_the_document() -> None:
-    repo = InMemoryCaseRepository()
-    case = domain.open_case(domain.new_case(CASE), appeal(), rules=RULES)
-    await repo.save(case, expected_version=0)
-    await repo.clear_outbox(case, [], [])
-    assert repo.docs[CASE]["version"] == 1
-    assert len(repo.docs[CASE]["outbox"]) == 2
 
 
 # --------------------------------------------------------------------------- settling later
