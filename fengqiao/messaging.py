@@ -275,10 +275,8 @@ class DeadLetterMiddleware(BaseMiddleware):
         except Exception as raised:
             result = raised
         seconds = (time.perf_counter() - started) / max(len(msg.raw_message), 1)
-        batch: _DecodedBatch | None = getattr(msg, _DECODED, None)
-        if batch is None:  # not decoded at all
-            batch = _DecodedBatch()
-            batch.records = list(msg.raw_message)
+        # Not decoded at all (the handler was not reached): every record is the handler's.
+        batch: _DecodedBatch = getattr(msg, _DECODED, None) or _DecodedBatch(msg.raw_message)
         if isinstance(result, Exception):
             failures = BatchFailures(dict.fromkeys(range(len(batch.records)), result))
         else:
@@ -423,8 +421,8 @@ class _DecodedBatch:
     """The records of a batch whose messages were handed to the handler (in the same order),
     and those refused by the contract."""
 
-    def __init__(self) -> None:
-        self.records: list[Any] = []
+    def __init__(self, records: Iterable[Any] = ()) -> None:
+        self.records: list[Any] = list(records)
         self.refused: list[tuple[Any, Exception]] = []
 
 

@@ -10,8 +10,11 @@ The number of shards of a collection must never change on a live store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import re
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -46,6 +49,30 @@ class ShardedCollection:
     async def create_index(self, keys: list[tuple[str, int]]) -> None:
         for collection in self.all():
             await collection.create_index(keys)
+
+
+async def move_collections(
+    database: AsyncDatabase[dict[str, Any]],
+    pattern: re.Pattern[str],
+    target: str,
+    prepare: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = list,
+) -> dict[str, int]:
+    """Move the documents of every collection whose name matches `pattern` into `target` (as
+    `prepare` makes them from one collection's documents), then drop that collection; the
+    number of documents moved from each. For a store written in a sharded layout before: run at
+    start, before anything writes. Safe to run again after an interruption: a document already
+    in `target` is skipped."""
+    moved = {}
+    for name in sorted(await database.list_collection_names()):
+        if not pattern.match(name):
+            continue
+        docs = await database[name].find({}).to_list()
+        if documents := prepare(docs):
+            with contextlib.suppress(BulkWriteError):  # moved already (an interrupted move)
+                await database[target].insert_many(documents, ordered=False)
+        await database.drop_collection(name)
+        moved[name] = len(docs)
+    return moved
 
 
 class GroupInsert:

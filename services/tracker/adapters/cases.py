@@ -33,7 +33,6 @@ with stubs.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from collections.abc import Sequence
@@ -41,10 +40,9 @@ from dataclasses import fields, replace
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient, ReplaceOne
-from pymongo.errors import BulkWriteError
 
 from contracts import CaseState, by_name
-from fengqiao.store import GroupInsert
+from fengqiao.store import GroupInsert, move_collections
 from services.tracker.adapters.recent import Recent
 from services.tracker.domain import OPEN_STATES, Case, Outgoing, TimelineEntry
 
@@ -65,11 +63,6 @@ class CaseRepository(Protocol):
 
     async def find(self, case_id: str) -> dict[str, Any] | None:
         """The latest version as a document without the bookkeeping, for operators."""
-
-    async def clear_outbox(self, case: Case, event_ids: list[str], effects: list[str]) -> None:
-        """Forget outbox entries and effects of this version of `case` once they are published
-        and done (as a new version; if another writer got there first, it carries them and does
-        them again: publishing with the same event ids, effects that are idempotent)."""
 
 
 def version_id(case_id: str, version: int) -> str:
@@ -154,6 +147,23 @@ def _stub(case_id: str, version: int) -> dict[str, Any]:
     return {"_id": version_id(case_id, version), "case_id": case_id, "version": version, "stub": 1}
 
 
+def _with_stubs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The documents of a shard of the layout before, without its bookkeeping, and stubs for the
+    versions it deleted: every version exists again."""
+    latest: dict[str, int] = {}
+    for doc in docs:
+        latest[doc["case_id"]] = max(latest.get(doc["case_id"], 0), doc["version"])
+    present = {doc["_id"] for doc in docs}
+    stubs = [
+        _stub(case_id, v)
+        for case_id, last in latest.items()
+        for v in range(1, last)
+        if version_id(case_id, v) not in present
+    ]
+    old = ("older", "written_ms")
+    return [{k: v for k, v in d.items() if k not in old} for d in docs] + stubs
+
+
 class MongoCaseRepository:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._db = client[database]
@@ -167,33 +177,9 @@ class MongoCaseRepository:
         """No index to create (every lookup is by `_id`); moves the versions of a store written
         before into the one collection (run before the tracker starts, with no older tracker
         running: one that still wrote to the old collections would lose those writes)."""
-        for name in sorted(await self._db.list_collection_names()):
-            if OLD_VERSION_SHARDS.match(name):
-                moved = await self._move(name)
-                log.info("cases: moved %d versions from %s into %s", moved, name, VERSIONS)
-
-    async def _move(self, name: str) -> int:
-        docs = await self._db[name].find({}).to_list()
-        latest: dict[str, int] = {}
-        for doc in docs:
-            latest[doc["case_id"]] = max(latest.get(doc["case_id"], 0), doc["version"])
-        present = {doc["_id"] for doc in docs}
-        # Versions the old layout deleted come back as stubs: every version exists again.
-        stubs = [
-            _stub(case_id, v)
-            for case_id, last in latest.items()
-            for v in range(1, last)
-            if version_id(case_id, v) not in present
-        ]
-        if docs or stubs:
-            with contextlib.suppress(BulkWriteError):  # moved already (an interrupted move)
-                await self._versions.insert_many(
-                    [{k: v for k, v in d.items() if k not in ("older", "written_ms")} for d in docs]
-                    + stubs,
-                    ordered=False,
-                )
-        await self._db.drop_collection(name)
-        return len(docs)
+        moved = await move_collections(self._db, OLD_VERSION_SHARDS, VERSIONS, _with_stubs)
+        for name, count in moved.items():
+            log.info("cases: moved %d versions from %s into %s", count, name, VERSIONS)
 
     async def get(self, case_id: str) -> Case | None:
         doc = await self._latest(case_id)
@@ -215,10 +201,6 @@ class MongoCaseRepository:
         stubs = [_stub(case.case_id, v) for v in range(1, case.version)]
         if stubs:
             await self._versions.bulk_write([ReplaceOne({"_id": s["_id"]}, s) for s in stubs])
-
-    async def clear_outbox(self, case: Case, event_ids: list[str], effects: list[str]) -> None:
-        if event_ids or effects:
-            await self.save(without_outbox(case, event_ids, effects), expected_version=case.version)
 
     async def all(self) -> list[Case]:
         """The latest version of every case (statistics: reads the whole collection once)."""
@@ -300,10 +282,6 @@ class InMemoryCaseRepository:
             return False
         self.docs[case.case_id] = to_document(case)
         return True
-
-    async def clear_outbox(self, case: Case, event_ids: list[str], effects: list[str]) -> None:
-        if event_ids or effects:
-            await self.save(without_outbox(case, event_ids, effects), expected_version=case.version)
 
     async def all(self) -> list[Case]:
         return [from_document(d) for d in self.docs.values()]

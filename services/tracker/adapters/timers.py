@@ -54,7 +54,6 @@ that are dropped).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import datetime as dt
 import logging
@@ -65,9 +64,8 @@ from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
-from fengqiao.store import GroupInsert
+from fengqiao.store import GroupInsert, move_collections
 from services.tracker.adapters.recent import Recent
 
 log = logging.getLogger("fengqiao.tracker.timers")
@@ -524,16 +522,9 @@ class MongoTimers(StoredTimers):
         of a store written before into the one collection (run before the tracker starts, with
         no older tracker running: one that still wrote to the old collections would lose them).
         """
-        db = self._mongo.database
-        for name in sorted(await db.list_collection_names()):
-            if not OLD_VERSION_SHARDS.match(name):
-                continue
-            docs = await db[name].find({}).to_list()
-            if docs:
-                with contextlib.suppress(BulkWriteError):  # moved already (an interrupted move)
-                    await db[VERSIONS].insert_many(docs, ordered=False)
-            await db.drop_collection(name)
-            log.info("timers: moved %d versions from %s into %s", len(docs), name, VERSIONS)
+        moved = await move_collections(self._mongo.database, OLD_VERSION_SHARDS, VERSIONS)
+        for name, count in moved.items():
+            log.info("timers: moved %d versions from %s into %s", count, name, VERSIONS)
 
 
 class InMemoryTimers(StoredTimers):
