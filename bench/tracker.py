@@ -16,17 +16,20 @@ measured time). Every case lives through seven of them, the common path of an ap
 Two ways to measure, both against the real FerretDB and Kafka of the local stack:
 
 - `store`: `CaseStore.apply` with the real repositories (MongoCaseRepository, MongoTimers,
-  MongoIndexes) and Kafka publishers; `--concurrency` cases in flight at once, each case's
-  messages one after the other (as the partitions of a Kafka topic would hand them over).
+  MongoIndexes) and the app's Kafka producer (`DirectProducer`); `--concurrency` cases in
+  flight at once, each case's messages one after the other (as the partitions of a Kafka topic
+  would hand them over).
 - `service`: the whole tracker app (`services.tracker.app.build`) in this process with its Kafka
   consumers (one per partition): the appeals, dispatch orders and acknowledgments of all cases
   are put on their topics first, then the app starts and the time runs from the first message
   applied until all are (as counted by `fengqiao_tracker_messages_total`); then the units'
-  actions are published and the time runs until they are applied too. (The first three kinds
-  may be applied in any order, as they travel on different topics; a unit acts on a case that
-  reached it.) The figure is all messages over the two times.
+  actions are published (by a process of their own, as the unit API or another replica would)
+  and the time runs until they are applied too. (The first three kinds may be applied in any
+  order, as they travel on different topics; a unit acts on a case that reached it.) The figure
+  is all messages over the two times.
 
-Prints one summary line per mode (`RESULT ...`) with the machine and its load average.
+Prints one summary line per mode (`RESULT ...`) with the machine and its load average; the
+service mode adds the CPU time per event of this process and of the stack's servers.
 
 Run it on a stack of its own (`FENGQIAO_KAFKA_BOOTSTRAP`, `FENGQIAO_MONGO_URI`), not beside a demo:
 its databases are dropped at the end, but its messages stay on the topics (case events and reply
@@ -40,16 +43,18 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import uvloop
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from machine import machine, store_name
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from machine import CpuMeter, machine, store_name
+from pydantic_core import to_json
 from pymongo import AsyncMongoClient
 
 from contracts import (
@@ -63,6 +68,7 @@ from contracts import (
     Author,
     CaseMessage,
     DispatchOrdered,
+    Envelope,
     ReplyPurpose,
     ReplySent,
     ReplyTarget,
@@ -71,7 +77,7 @@ from contracts import (
     UnitActionKind,
 )
 from fengqiao import stack
-from fengqiao.messaging import ensure_topics, make_broker, publish, topic_publisher
+from fengqiao.messaging import DirectProducer, ensure_topics
 from fengqiao.settings import StackSettings
 from fengqiao.store import ShardedCollection
 from fengqiao.testing import serving
@@ -151,16 +157,16 @@ def change_for(message: CaseMessage, rules: domain.Rules) -> Change:
     raise TypeError(f"no tracker change for {type(message).__name__}")
 
 
-class CountingPublisher:
-    """A declared Kafka publisher that counts what went through it."""
+class CountingOutbox:
+    """The tracker's outbox (a `DirectProducer` of its topics, as the app has), counted."""
 
-    def __init__(self, publisher: Any) -> None:
-        self._publisher, self.count = publisher, 0
+    def __init__(self, producer: DirectProducer) -> None:
+        self.producer, self.count = producer, 0
 
-    async def publish(self, message: Any, **kwargs: Any) -> Any:
-        result = await self._publisher.publish(message, **kwargs)
-        self.count += 1
-        return result
+    async def send_all(self, messages: Iterable[tuple[str, Envelope]]) -> None:
+        messages = list(messages)
+        await self.producer.send_all(messages)
+        self.count += len(messages)
 
 
 async def wrong_cases(repo: Any, lives: Sequence[Sequence[CaseMessage]]) -> int:
@@ -198,25 +204,24 @@ async def run_store(
 ) -> dict[str, Any]:
     database = f"bench_tracker_{uuid.uuid4().hex[:8]}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
-    broker = make_broker(settings.kafka_bootstrap, service="bench-tracker")
-    publishers = {t.name: CountingPublisher(topic_publisher(broker, t)) for t in PUBLISHES}
+    outbox = CountingOutbox(DirectProducer(settings.kafka_bootstrap, PUBLISHES, service="bench"))
     try:
         await ensure_topics(settings.kafka_bootstrap)
-        await broker.start()
+        await outbox.producer.start()
         repo: Any
         # As the service records done outboxes: a while after a burst (TrackerSettings).
         settle = TrackerSettings.model_fields["settle_seconds"].default or None
         if in_memory:  # the process's own ceiling: the domain, documents, Kafka; no store
             repo = InMemoryCaseRepository()
             store = CaseStore(
-                repo, publishers, InMemoryIndexes(), InMemoryTimers(), settle_after=settle
+                repo, outbox, InMemoryIndexes(), InMemoryTimers(), settle_after=settle
             )
         else:
             repo = MongoCaseRepository(client, database)
             await repo.ensure_indexes()
             store = CaseStore(
                 repo,
-                publishers,
+                outbox,
                 MongoIndexes(client, database),
                 MongoTimers(client, database),
                 settle_after=settle,
@@ -265,7 +270,7 @@ async def run_store(
         )
         await store.settle(everything=True)
         latencies.clear()
-        published_before = sum(p.count for p in publishers.values())
+        published_before = outbox.count
         started = time.perf_counter()
         settling = asyncio.create_task(store.run_settling())
         if batch > 1:
@@ -277,7 +282,7 @@ async def run_store(
             await settling
         await store.settle(everything=True)  # the last versions' records are part of the work
         elapsed = time.perf_counter() - started
-        published = sum(p.count for p in publishers.values()) - published_before
+        published = outbox.count - published_before
 
         wrong = await wrong_cases(repo, lives)
         latencies.sort()
@@ -296,7 +301,7 @@ async def run_store(
             "store": "none (in-memory fakes)" if in_memory else await store_name(client[database]),
         }
     finally:
-        await broker.stop()
+        await outbox.producer.stop()
         await client.drop_database(database)
         await client.close()
 
@@ -332,7 +337,63 @@ def counted(registry: Any, name: str) -> float:
     return total
 
 
-async def run_service(settings: StackSettings, cases: int) -> dict[str, Any]:
+Record = tuple[str, bytes, bytes]  # topic, key, value as FastStream writes a message
+JSON = b"application/json"
+
+
+def as_record(message: CaseMessage) -> Record:
+    return TOPIC_OF[type(message)], message.kafka_key().encode(), to_json(message)
+
+
+async def send_records(bootstrap: str, records: Sequence[Record]) -> None:
+    """Publish `records` in order (acks=all) and wait for all acknowledgements."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(topic, value, key=key, headers=[("content-type", JSON)])
+            for topic, key, value in records
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+class ChildPublisher:
+    """Publishes records from a process of its own once told to `go` (spawned at once, so its
+    start-up is over before the measured time)."""
+
+    def __init__(self, bootstrap: str, records: Sequence[Record]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._ready, self._go = context.Event(), context.Event()
+        self._process = context.Process(
+            target=_publish_when_told, args=(bootstrap, list(records), self._ready, self._go)
+        )
+        self._process.start()
+
+    def ready(self) -> None:
+        if not self._ready.wait(60):
+            raise TimeoutError("the publishing process did not start in 60 s")
+
+    def go(self) -> None:
+        self._go.set()
+
+    def join(self) -> None:
+        self._process.join(60)
+        if self._process.exitcode != 0:
+            raise RuntimeError(f"the publishing process ended with {self._process.exitcode}")
+
+
+def _publish_when_told(bootstrap: str, records: list[Record], ready: Any, go: Any) -> None:
+    async def run() -> None:
+        ready.set()
+        await asyncio.to_thread(go.wait)
+        await send_records(bootstrap, records)
+
+    asyncio.run(run())
+
+
+async def run_service(settings: StackSettings, cases: int, cpu: CpuMeter) -> dict[str, Any]:
     from services.tracker.app import build
     from services.tracker.settings import TrackerSettings
 
@@ -361,18 +422,11 @@ async def run_service(settings: StackSettings, cases: int) -> dict[str, Any]:
     )
     now = datetime.now(UTC)
     lives = [case_messages(f"bench-{run}-{i:06d}", i, now) for i in range(cases)]
-    producer = make_broker(settings.kafka_bootstrap, service="bench-producer")
-    await producer.start()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
 
-    async def put(steps: range) -> None:
-        """Publish those steps of every case (in order within a case, cases side by side)."""
-        for start in range(0, cases, 50):
-            chunk = lives[start : start + 50]
-            for step in steps:
-                await asyncio.gather(
-                    *[publish(producer, TOPIC_OF[type(m[step])], m[step]) for m in chunk]
-                )
+    def records(steps: range) -> list[Record]:
+        """Those steps of every case, in order within a case."""
+        return [as_record(life[step]) for step in steps for life in lives]
 
     async def applied(count: int) -> float:
         """Wait until `count` messages are applied; the instant of the first one."""
@@ -396,20 +450,29 @@ async def run_service(settings: StackSettings, cases: int) -> dict[str, Any]:
         # applied in any order; the units act once the case reached them (as the unit API
         # refuses actions on cases a unit cannot see yet).
         loading = time.perf_counter()
-        await put(range(4))
+        await send_records(settings.kafka_bootstrap, records(range(4)))
         loaded = time.perf_counter() - loading
+        # The units' actions come from another process, as they would (the unit API, a replica):
+        # publishing them here would take this process's CPU from the tracker it measures.
+        acting_process = ChildPublisher(
+            settings.kafka_bootstrap, records(range(4, EVENTS_PER_CASE))
+        )
         started = time.perf_counter()
         applied_before = 0.0
         async with serving(app):
             up = time.perf_counter() - started
+            cpu.start()
             first = await applied(cases * 4)
             first_phase = time.perf_counter() - first
             applied_before = cases * 4
+            await asyncio.to_thread(acting_process.ready)
             acting = time.perf_counter()
-            await put(range(4, EVENTS_PER_CASE))
+            acting_process.go()
             await applied(cases * EVENTS_PER_CASE)
             second_phase = time.perf_counter() - acting
             finished = time.perf_counter()
+            cpu.stop()
+            await asyncio.to_thread(acting_process.join)
         dead = counted(runtime.registry, "fengqiao_dead_letters")
         events = cases * EVENTS_PER_CASE
         wrong = await wrong_cases(MongoCaseRepository(client, tracker_settings.database), lives)
@@ -425,12 +488,12 @@ async def run_service(settings: StackSettings, cases: int) -> dict[str, Any]:
                 f"{cases} cases; appeals, dispatches and acknowledgments pre-loaded "
                 f"({loaded:.1f} s) and applied in {first_phase:.1f} s from the first, then the "
                 f"units' actions published and applied in {second_phase:.1f} s; app up in "
-                f"{up:.1f} s, {finished - started:.1f} s in all; {dead:.0f} dead letters"
+                f"{up:.1f} s, {finished - started:.1f} s in all; {dead:.0f} dead letters; "
+                f"{cpu.per_event(events)}"
             ),
             "store": await store_name(client[tracker_settings.database]),
         }
     finally:
-        await producer.stop()
         await client.drop_database(tracker_settings.database)
         await client.close()
 
@@ -450,7 +513,7 @@ def summary(result: dict[str, Any]) -> str:
     )
 
 
-async def main_async(args: argparse.Namespace) -> int:
+async def main_async(args: argparse.Namespace, cpu: CpuMeter) -> int:
     settings = StackSettings()
     failed = 0
     if args.mode in ("store", "both", "all"):
@@ -464,7 +527,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(summary(result), flush=True)
         failed += result["wrong_cases"]
     if args.mode in ("service", "both", "all"):
-        result = await run_service(settings, args.cases)
+        result = await run_service(settings, args.cases, cpu)
         print(summary(result), flush=True)
         failed += result["wrong_cases"]
     return 1 if failed else 0
@@ -489,10 +552,12 @@ def main() -> int:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    stack.up(StackSettings())
+    settings = StackSettings()
+    stack.up(settings)
+    cpu = CpuMeter.for_stack(settings, this="tracker")
     # On uvloop, as the services run (uvicorn picks it when it is installed).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(asyncio.wait_for(main_async(args), timeout=1800))
+        return runner.run(asyncio.wait_for(main_async(args, cpu), timeout=1800))
 
 
 if __name__ == "__main__":

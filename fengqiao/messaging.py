@@ -7,8 +7,9 @@
   dead-letter write fails (Kafka gone), the message is not committed and comes again.
 - Every subscriber of every service is measured the same way, here and not per service:
   messages processed and failed per topic, handler latency, and consumer lag (`SubscriberMetrics`).
-- `DirectPublisher` publishes one topic through a plain aiokafka producer with the same
-  guarantees and wire format, for request paths that publish a message per HTTP request.
+- `DirectProducer` (and `DirectPublisher`, for one topic) publishes through a plain aiokafka
+  producer with the same guarantees and wire format, for hot paths: intake's webhooks (a message
+  per HTTP request) and the tracker's outboxes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -491,33 +492,59 @@ def dead_letter_publisher(broker: KafkaBroker, topic: str) -> Any:
     return publishers[topic]
 
 
-class DirectPublisher:
-    """Publishes the messages of one topic through a plain aiokafka producer of its own.
+class Outbox(Protocol):
+    """Where a service hands several messages at once (e.g. what one change of a case asks to
+    publish)."""
+
+    async def send_all(self, messages: Iterable[tuple[str, Envelope]]) -> None:
+        """Publish each (topic, message) in order, keyed by contract; return once all are
+        acknowledged, or raise the first failure once all have been answered."""
+
+
+class DeclaredPublishers:
+    """An `Outbox` through FastStream publishers by topic: those `declare` declares on a broker
+    (what AsyncAPI documents and what an in-memory test broker delivers)."""
+
+    def __init__(self, publishers: dict[str, Any]) -> None:
+        self.publishers = publishers
+
+    @classmethod
+    def declare(cls, broker: KafkaBroker, topics: Iterable[Topic]) -> DeclaredPublishers:
+        return cls({topic.name: topic_publisher(broker, topic) for topic in topics})
+
+    async def send_all(self, messages: Iterable[tuple[str, Envelope]]) -> None:
+        await publish_all((self.publishers[topic], message) for topic, message in messages)
+
+
+class DirectProducer:
+    """Publishes the messages of some topics through a plain aiokafka producer of its own.
 
     The guarantees are the broker's (acks=all, idempotent, keyed by the contract's key) and so
     is the wire format (the message as JSON with a `content-type: application/json` header, as
     FastStream writes it, so FastStream subscribers read it unchanged). What it leaves out is
     FastStream's per-message publish machinery (command objects, middleware chain, its
     Prometheus middleware), which cost more than a third of each publish on a path that
-    publishes once per HTTP request (intake's webhooks); it keeps two cheap metrics of its own.
+    publishes once per HTTP request (intake's webhooks) and about 60 % of the tracker's
+    publishing; it keeps two cheap metrics of its own.
 
-    Declare the topic's publisher with `topic_publisher` as well, so AsyncAPI documents it.
+    Declare the topics' publishers on the broker as well (`topic_publisher`, or
+    `DeclaredPublishers` as the path for in-memory test brokers), so AsyncAPI documents them.
     `start()`/`stop()` belong in the service's lifespan (`Runtime.on_start`/`on_stop`).
     """
 
     def __init__(
         self,
         bootstrap: str,
-        topic: Topic,
+        topics: Iterable[Topic],
         *,
         service: str,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self.topic = topic.name
+        names = [topic.name for topic in topics]
         self._producer: AIOKafkaProducer | None = None
         self._options: dict[str, Any] = {
             "bootstrap_servers": bootstrap,
-            "client_id": f"fengqiao-{service}-{topic.name}",
+            "client_id": f"fengqiao-{service}-{'+'.join(names)}",
             "acks": "all",
             "enable_idempotence": True,
             # linger_ms stays 0: requests arriving while one is in flight are batched anyway,
@@ -525,21 +552,28 @@ class DirectPublisher:
             # 1,265-1,615 req/s against 2,150-2,173 without).
         }
         registry = registry or CollectorRegistry()
-        self._published = Counter(
+        published = Counter(
             "fengqiao_direct_published_total",
             "Messages published by a direct publisher, by topic and result (ok or error)",
             ["topic", "result"],
             registry=registry,
         )
-        self._ok = self._published.labels(topic.name, "ok")
-        self._error = self._published.labels(topic.name, "error")
-        self._ack_seconds = Histogram(
+        ack_seconds = Histogram(
             "fengqiao_direct_publish_seconds",
             "Time from a direct publish to Kafka's acknowledgement (acks=all)",
             ["topic"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=registry,
-        ).labels(topic.name)
+        )
+        # topic → (ok counter, error counter, acknowledgement histogram)
+        self._metrics = {
+            name: (
+                published.labels(name, "ok"),
+                published.labels(name, "error"),
+                ack_seconds.labels(name),
+            )
+            for name in names
+        }
 
     async def start(self) -> None:
         # Built here, not in __init__: aiokafka binds the running event loop.
@@ -552,20 +586,64 @@ class DirectPublisher:
             producer, self._producer = self._producer, None
             await producer.stop()
 
+    async def send(self, topic: str, message: Envelope) -> None:
+        """Publish `message` on `topic`, keyed by its contract's key; return once Kafka
+        acknowledged it."""
+        await self.send_all([(topic, message)])
+
+    async def send_all(self, messages: Iterable[tuple[str, Envelope]]) -> None:
+        """Publish each (topic, message) in order without waiting for each acknowledgement;
+        return once all are acknowledged, or raise the first failure once all have been
+        answered. Messages of one key keep their order in their partition."""
+        producer = self._producer
+        started = time.perf_counter()
+        sent: list[tuple[str, Any]] = []
+        failure: BaseException | None = None
+        for topic, message in messages:
+            if topic not in self._metrics:
+                raise ValueError(f"{topic!r} is not one of this producer's topics")
+            if producer is None:
+                raise RuntimeError(f"the {topic} publisher is not started")
+            try:
+                delivery = await producer.send(
+                    topic, to_json(message), key=message.kafka_key().encode(), headers=_JSON
+                )
+            except Exception as exc:  # not even queued: what was sent before is still awaited
+                self._metrics[topic][1].inc()
+                failure = exc
+                break
+            sent.append((topic, delivery))
+        results = await asyncio.gather(*(d for _, d in sent), return_exceptions=True)
+        acknowledged = time.perf_counter() - started
+        for (topic, _), result in zip(sent, results, strict=True):
+            ok, error, ack_seconds = self._metrics[topic]
+            if isinstance(result, BaseException):
+                error.inc()
+                failure = failure or result
+            else:
+                ok.inc()
+                ack_seconds.observe(acknowledged)
+        if failure is not None:
+            raise failure
+
+
+_JSON = [("content-type", b"application/json")]
+
+
+class DirectPublisher(DirectProducer):
+    """A `DirectProducer` of one topic, for request paths that publish one message at a time."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: Topic,
+        *,
+        service: str,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        super().__init__(bootstrap, [topic], service=service, registry=registry)
+        self.topic = topic.name
+
     async def publish(self, message: Envelope) -> None:
         """Publish `message` keyed by its contract's key; return once Kafka acknowledged it."""
-        if self._producer is None:
-            raise RuntimeError(f"the {self.topic} publisher is not started")
-        started = time.perf_counter()
-        try:
-            await self._producer.send_and_wait(
-                self.topic,
-                value=to_json(message),
-                key=message.kafka_key().encode(),
-                headers=[("content-type", b"application/json")],
-            )
-        except BaseException:
-            self._error.inc()
-            raise
-        self._ok.inc()
-        self._ack_seconds.observe(time.perf_counter() - started)
+        await self.send(self.topic, message)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import UNIT_ACTIONS, CaseState, UnitActed, UnitActionKind
 from fengqiao.clock import utcnow
-from fengqiao.messaging import publish
+from fengqiao.messaging import DirectProducer, publish
 from fengqiao.service import Runtime, asyncapi_app, http_app
 from services.tracker import handlers, stats
 from services.tracker.adapters.cases import CaseRepository, MongoCaseRepository
@@ -37,6 +37,12 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
     timers = MongoTimers(runtime.mongo, settings.database)
     runtime.on_start.append(repo.ensure_indexes)
     runtime.on_start.append(timers.ensure_indexes)  # moves a store written before
+    # Cases' outboxes skip FastStream's per-message publish path (the declared publishers stay,
+    # for AsyncAPI); stopped last, after the sweeps that may still publish.
+    outbox = DirectProducer(
+        settings.stack.kafka_bootstrap, handlers.PUBLISHES, service=NAME, registry=runtime.registry
+    )
+    runtime.on_start.append(outbox.start)
     tracker = handlers.register(
         runtime.broker,
         repo,
@@ -46,6 +52,7 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
         group_id=settings.group_id,
         registry=runtime.registry,
         settle_after=settings.settle_seconds or None,
+        outbox=outbox,
     )
     sweeping: list[asyncio.Task[None]] = []
 
@@ -62,6 +69,7 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
 
     runtime.on_started.append(start_sweeps)
     runtime.on_stop.insert(0, stop_sweeps)
+    runtime.on_stop.append(outbox.stop)
     routers = [
         ops_router(repo, runtime.broker),
         unit_router(runtime.broker, repo, indexes, settings.unit_tokens, producer=NAME),

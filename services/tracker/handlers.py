@@ -52,7 +52,7 @@ from contracts import (
     Topic,
     UnitActed,
 )
-from fengqiao.messaging import BatchFailures, batch_subscriber, publish_all, topic_publisher
+from fengqiao.messaging import BatchFailures, DeclaredPublishers, Outbox, batch_subscriber
 from services.tracker import domain
 from services.tracker.adapters.cases import CaseRepository, without_outbox
 from services.tracker.adapters.indexes import Indexes
@@ -87,14 +87,14 @@ class CaseStore:
     def __init__(
         self,
         repo: CaseRepository,
-        publishers: dict[str, object],
+        outbox: Outbox,
         indexes: Indexes,
         timers: Timers,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         settle_after: float | None = None,
     ) -> None:
         self._repo = repo
-        self._publishers = publishers
+        self._outbox = outbox
         self._indexes = indexes
         self._timers = timers
         self._clock = clock
@@ -226,7 +226,7 @@ class CaseStore:
         self._flushing[case.case_id] = case.version
         try:
             await _all(self._effect(case, key, value) for key, value in case.effects.items())
-            await publish_all((self._publishers[o.topic], o.message) for o in case.outbox)
+            await self._outbox.send_all((o.topic, o.message) for o in case.outbox)
         finally:
             if outer is None:
                 del self._flushing[case.case_id]
@@ -403,14 +403,16 @@ def register(
     group_id: str,
     registry: CollectorRegistry,
     settle_after: float | None = None,
+    outbox: Outbox | None = None,
 ) -> Tracker:
+    """Register the tracker's subscribers on `broker` and declare its publishers (PUBLISHES).
+    Cases' outboxes go through `outbox` when given (the app's `DirectProducer` of PUBLISHES),
+    else through the declared publishers (as an in-memory test broker needs)."""
     applied = Counter(
         "fengqiao_tracker_messages_total", "Messages applied to cases", ["topic"], registry=registry
     )
-    publishers: dict[str, object] = {
-        topic.name: topic_publisher(broker, topic) for topic in PUBLISHES
-    }
-    store = CaseStore(repo, publishers, indexes, timers, settle_after=settle_after)
+    declared = DeclaredPublishers.declare(broker, PUBLISHES)
+    store = CaseStore(repo, outbox or declared, indexes, timers, settle_after=settle_after)
     tracker = Tracker(store, timers, rules, registry)
 
     def subscriber(topic: Topic, description: str) -> Callable[[BatchHandler], BatchHandler]:

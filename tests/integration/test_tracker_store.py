@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from pymongo import AsyncMongoClient
 
-from contracts import APPEALS, REPLIES_REQUESTED, AppealNormalized, Author, ReplyTarget
+from contracts import (
+    APPEALS,
+    REPLIES_REQUESTED,
+    AppealNormalized,
+    Author,
+    Envelope,
+    ReplyTarget,
+)
 from fengqiao.settings import StackSettings
 from fengqiao.testing import serving
 from fengqiao.watch import TopicWatcher
@@ -102,8 +110,8 @@ async def test_four_replicas_writing_one_case_at_once_lose_nothing(
     from services.tracker.handlers import CaseStore
 
     class Discard:
-        async def publish(self, *_: object, **__: object) -> None:
-            return None
+        async def send_all(self, messages: Iterable[tuple[str, Envelope]]) -> None:
+            list(messages)
 
     database = f"itest_race_{run_id}"
     clients: list[AsyncMongoClient] = [
@@ -112,9 +120,8 @@ async def test_four_replicas_writing_one_case_at_once_lose_nothing(
     try:
         repos = [MongoCaseRepository(client, database) for client in clients]
         await repos[0].ensure_indexes()
-        publishers = {"case.events": Discard(), "replies.requested": Discard()}
         replicas = [
-            CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers()) for repo in repos
+            CaseStore(repo, Discard(), InMemoryIndexes(), InMemoryTimers()) for repo in repos
         ]
         case_id = f"c-race-{run_id}"
         results = [

@@ -21,6 +21,7 @@ from contracts import (
     UnitActed,
     UnitActionKind,
 )
+from fengqiao.messaging import DeclaredPublishers
 from fengqiao.testing.factories import dispatch_message, final_hop_message
 from services.tracker import domain
 from services.tracker.adapters.cases import InMemoryCaseRepository, from_document, to_document
@@ -178,7 +179,7 @@ async def test_applying_a_change_saves_the_case_and_flushes_its_outbox(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+    store = CaseStore(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
     case = await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(publishers) == {
         "case.events": ["CaseEventRecorded"],
@@ -197,7 +198,7 @@ async def test_redelivering_a_message_writes_and_publishes_nothing(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+    store = CaseStore(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
     change = lambda c: domain.open_case(c, appeal(), rules=RULES)  # noqa: E731
     await store.apply(CASE, change)
     before = copy.deepcopy(repo.docs[CASE])
@@ -216,7 +217,7 @@ async def test_a_left_over_outbox_is_published_again_on_the_next_delivery(
     repo = InMemoryCaseRepository()
     case = domain.open_case(domain.new_case(CASE), appeal(), rules=RULES)
     assert await repo.save(case, expected_version=0)
-    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+    store = CaseStore(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
     await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(publishers) == {
         "case.events": ["CaseEventRecorded"],
@@ -229,7 +230,7 @@ async def test_a_conflicting_concurrent_write_is_retried(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = ConflictOnceRepository()
-    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers())
+    store = CaseStore(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
     await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert repo.save_attempts == 3  # the conflict, the retry, and the cleared outbox
     assert repo.docs[CASE]["opened"] is True
@@ -241,7 +242,12 @@ async def test_a_conflicting_concurrent_write_is_retried(
 async def test_a_write_that_keeps_conflicting_gives_up_naming_the_case(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
-    store = CaseStore(AlwaysConflictRepository(), publishers, InMemoryIndexes(), InMemoryTimers())
+    store = CaseStore(
+        AlwaysConflictRepository(),
+        DeclaredPublishers(publishers),
+        InMemoryIndexes(),
+        InMemoryTimers(),
+    )
     with pytest.raises(ConcurrentWriteError, match=f"case {CASE}: {MAX_ATTEMPTS} conflicting"):
         await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(publishers) == {"case.events": [], "replies.requested": []}
@@ -261,7 +267,9 @@ async def test_a_batch_writes_each_case_once_in_order_and_leaves_out_a_change_th
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = CountingRepository()
-    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers(), settle_after=60)
+    store = CaseStore(
+        repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers(), settle_after=60
+    )
 
     def boom(case: domain.Case) -> domain.Case:
         raise ValueError("cannot take this one")
@@ -294,7 +302,9 @@ async def test_a_clock_started_and_stopped_in_one_batch_never_reaches_the_timers
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     timers = InMemoryTimers()
-    store = CaseStore(InMemoryCaseRepository(), publishers, InMemoryIndexes(), timers)
+    store = CaseStore(
+        InMemoryCaseRepository(), DeclaredPublishers(publishers), InMemoryIndexes(), timers
+    )
     await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     ack = [k for k in timers.store.collections.get("timer_versions", {}) if ":ack#" in k]
     assert ack, "the appeal started its acknowledgment clock"
@@ -348,7 +358,9 @@ async def test_with_settle_after_a_burst_records_its_done_outbox_once(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers(), settle_after=60)
+    store = CaseStore(
+        repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers(), settle_after=60
+    )
     await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     # Published, but the stored version still lists it until it settles.
     first_outbox = set(repo.docs[CASE]["outbox"])
@@ -376,7 +388,9 @@ async def test_a_settled_case_redelivered_publishes_nothing_again(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    store = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers(), settle_after=60)
+    store = CaseStore(
+        repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers(), settle_after=60
+    )
     change = lambda c: domain.open_case(c, appeal(), rules=RULES)  # noqa: E731
     await store.apply(CASE, change)
     before = topics(publishers)
@@ -389,12 +403,14 @@ async def test_a_store_that_did_not_settle_publishes_the_outbox_again_after_a_re
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    first = CaseStore(repo, publishers, InMemoryIndexes(), InMemoryTimers(), settle_after=60)
+    first = CaseStore(
+        repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers(), settle_after=60
+    )
     await first.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     # `first` stops without settling (a crash): the next process finishes the outbox (same
     # event ids, so consumers drop the repeat) and records it.
     later: dict[str, RecordingPublisher] = {t: RecordingPublisher() for t in publishers}
-    second = CaseStore(repo, later, InMemoryIndexes(), InMemoryTimers())
+    second = CaseStore(repo, DeclaredPublishers(later), InMemoryIndexes(), InMemoryTimers())
     await second.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(later) == topics(publishers)
     assert repo.docs[CASE]["outbox"] == {}

@@ -3,12 +3,13 @@ remembers an old version must still see (and keep) what another replica wrote me
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from contracts import ReplyPurpose, ReplySent
+from contracts import Envelope, ReplyPurpose, ReplySent
 from services.tracker import domain
 from services.tracker.adapters.cases import InMemoryCaseRepository
 from services.tracker.adapters.indexes import InMemoryIndexes
@@ -65,8 +66,8 @@ def test_recent_needs_room() -> None:
 
 
 class Discard:
-    async def publish(self, *_: object, **__: object) -> None:
-        return None
+    async def send_all(self, messages: Iterable[tuple[str, Envelope]]) -> None:
+        list(messages)
 
 
 def failed_reply(i: int) -> ReplySent:
@@ -98,8 +99,7 @@ class CountingRepository(InMemoryCaseRepository):
 
 
 def replica(repo: InMemoryCaseRepository) -> CaseStore:
-    publishers: dict[str, object] = {"case.events": Discard(), "replies.requested": Discard()}
-    return CaseStore(repo, publishers, InMemoryIndexes(), StoredTimers(MemoryStore()))
+    return CaseStore(repo, Discard(), InMemoryIndexes(), StoredTimers(MemoryStore()))
 
 
 async def test_a_case_written_here_is_not_read_again_for_the_next_change() -> None:
