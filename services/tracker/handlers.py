@@ -69,6 +69,7 @@ REMEMBERED_CASES = 10_000
 
 BatchHandler = Callable[[Any], Awaitable[BatchFailures]]
 Change = Callable[[domain.Case], domain.Case]
+_UNREAD = object()  # a case not read yet
 
 
 _holding: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
@@ -120,7 +121,7 @@ class CaseStore:
 
     async def apply(self, case_id: str, change: Change) -> domain.Case:
         async with self._hold(case_id):
-            case, failures = await self._apply(case_id, [change])
+            case, failures = await self._apply(case_id, [change], _UNREAD)
         if failures:
             raise failures[0]
         return case
@@ -137,11 +138,20 @@ class CaseStore:
         for index, (case_id, _) in enumerate(changes):
             by_case.setdefault(case_id, []).append(index)
         results: list[domain.Case | Exception] = [RuntimeError("not applied")] * len(changes)
+        # The cases this process has not seen are read together (most are new: one lookup for
+        # all). A base read here is only a guess, as a remembered one is (see _apply).
+        unseen = [case_id for case_id in by_case if self._recent.get(case_id) is None]
+        try:
+            bases = await self._repo.get_many(unseen) if len(unseen) > 1 else {}
+        except Exception:
+            log.exception("reading %d cases together failed; reading them one by one", len(unseen))
+            bases = {}
 
         async def apply_case(case_id: str, indexes: list[int]) -> None:
             try:
                 async with self._hold(case_id):
-                    case, failures = await self._apply(case_id, [changes[i][1] for i in indexes])
+                    chain = [changes[i][1] for i in indexes]
+                    case, failures = await self._apply(case_id, chain, bases.get(case_id, _UNREAD))
             except Exception as exc:
                 for i in indexes:
                     results[i] = exc
@@ -179,16 +189,20 @@ class CaseStore:
                 self._locks[case_id] = (lock, users - 1)
 
     async def _apply(
-        self, case_id: str, chain: Sequence[Change]
+        self, case_id: str, chain: Sequence[Change], read: object
     ) -> tuple[domain.Case, dict[int, Exception]]:
         """Apply `chain` to the case and write the result as its next version; the case, and the
-        changes that raised (by position; left out)."""
+        changes that raised (by position; left out). `read`: the case as just read (None: there
+        was none), or `_UNREAD`."""
         for attempt in range(MAX_ATTEMPTS):
             if attempt:  # another writer (replica) won: back off a little, with jitter
                 await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+                read = _UNREAD
             case = self._recent.get(case_id)
             if case is None:
-                case = await self._repo.get(case_id) or domain.new_case(case_id)
+                if read is _UNREAD:
+                    read = await self._repo.get(case_id)
+                case = read if isinstance(read, domain.Case) else domain.new_case(case_id)
                 if case.version:
                     self._recent.put(case_id, case)
             if case.version in (self._unsettled.get(case_id, (0,))[0], self._flushing.get(case_id)):
@@ -445,18 +459,14 @@ def register(
         "callback question closes or reopens the case it answers.",
     )
     async def on_appeals(appeals: list[AppealNormalized]) -> BatchFailures:
-        waiting = await asyncio.gather(
-            *(indexes.awaiting(domain.awaiting_key(a.platform, a.author.id)) for a in appeals),
-            return_exceptions=True,
-        )
-        failures = BatchFailures(
-            {i: found for i, found in enumerate(waiting) if isinstance(found, Exception)}
-        )
-        answers = [i for i, found in enumerate(waiting) if isinstance(found, str)]
+        keys = [domain.awaiting_key(a.platform, a.author.id) for a in appeals]
+        waiting = await indexes.awaiting(keys)
+        failures = BatchFailures()
+        answers = [i for i, key in enumerate(keys) if key in waiting]
         answered = set()
         if answers:
             results = await store.apply_many(
-                [(str(waiting[i]), answer(appeals[i])) for i in answers]
+                [(waiting[keys[i]], answer(appeals[i])) for i in answers]
             )
             for i, result in zip(answers, results, strict=True):
                 if isinstance(result, Exception):

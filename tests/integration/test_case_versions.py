@@ -69,6 +69,25 @@ async def test_the_latest_version_is_found_from_scratch_and_from_a_known_one(
     assert await reader.find(f"c-none-{run_id}") is None
 
 
+async def test_cases_read_together_are_each_their_latest_version(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    writer = MongoCaseRepository(client, db)
+    cases = [await write(writer, new_case(f"c-many-{n}-{run_id}"), n) for n in (1, 2, 5)]
+    ended = await write(writer, new_case(f"c-many-ended-{run_id}"), 3, state=CaseState.CLOSED)
+    cases.append(ended)  # compacted: its versions below the latest are stubs
+    none = f"c-many-none-{run_id}"
+    ids = [none, *(c.case_id for c in cases), cases[0].case_id]  # a repeat is read once
+    expected = {none: None} | {c.case_id: c for c in cases}
+    assert await MongoCaseRepository(client, db).get_many(ids) == expected  # never saw them
+    assert await writer.get_many(ids) == expected  # knows their latest versions
+    reader = MongoCaseRepository(client, db)
+    await reader.get_many(ids)
+    later = await write(writer, cases[1], 4)  # the reader's known version is now 4 behind
+    assert (await reader.get_many([later.case_id, none])) == {later.case_id: later, none: None}
+    assert await reader.get_many([]) == {}
+
+
 async def test_an_insert_from_any_stale_base_is_refused(
     client: AsyncMongoClient[Any], db: str, run_id: str
 ) -> None:

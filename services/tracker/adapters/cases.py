@@ -51,6 +51,10 @@ class CaseRepository(Protocol):
     async def get(self, case_id: str) -> Case | None:
         """The latest version of the case, or None."""
 
+    async def get_many(self, case_ids: Sequence[str]) -> dict[str, Case | None]:
+        """The latest version of each case, or None (e.g. the cases of a poll's appeals, most
+        of them new)."""
+
     async def save(self, case: Case, *, expected_version: int) -> bool:
         """Write `case` as the version after `expected_version`; False when another writer
         wrote that version first."""
@@ -185,6 +189,26 @@ class MongoCaseRepository:
         doc = await self._latest(case_id)
         return from_document(doc) if doc is not None else None
 
+    async def get_many(self, case_ids: Sequence[str]) -> dict[str, Case | None]:
+        """The first step of each case's search for its latest version together: one `$in` of
+        the version after the one known (version 1 for a case never seen). A case without it is
+        None when nothing was known of it (the common case: new); the others go on one by one.
+        """
+        ids = list(dict.fromkeys(case_ids))
+        if not ids:
+            return {}
+        after = {c: self._known.get(c) or 0 for c in ids}
+        wanted = [version_id(c, v + 1) for c, v in after.items()]
+        found = {doc["case_id"]: doc async for doc in self._versions.find({"_id": {"$in": wanted}})}
+        cases: dict[str, Case | None] = {}
+        for case_id in ids:
+            if case_id not in found and not after[case_id]:
+                cases[case_id] = None
+                continue
+            doc = await self._latest(case_id, found.get(case_id))  # goes on from what exists
+            cases[case_id] = from_document(doc) if doc is not None else None
+        return cases
+
     async def save(self, case: Case, *, expected_version: int) -> bool:
         _check_next(case, expected_version)
         if not await self._inserts.insert(VERSIONS, to_document(case)):
@@ -230,11 +254,16 @@ class MongoCaseRepository:
             return None
         return {k: v for k, v in doc.items() if k != "_id" and k not in _BOOKKEEPING}
 
-    async def _latest(self, case_id: str) -> dict[str, Any] | None:
-        """The latest version's document: gallop up from a version known to exist (from 0 when
-        none is: version 1 is probed first, and without it there is no case), then bisect. Each
-        step is a lookup by `_id`."""
+    async def _latest(
+        self, case_id: str, start: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The latest version's document: gallop up from a version known to exist (`start`, a
+        version document just read, or the one this process knows; from 0 when none is: version
+        1 is probed first, and without it there is no case), then bisect. Each step is a lookup
+        by `_id`."""
         low, low_doc, step = self._known.get(case_id) or 0, None, 1
+        if start is not None and start["version"] >= low:
+            low, low_doc = start["version"], start
         while (found := await self._version(case_id, low + step)) is not None:
             low, low_doc, step = low + step, found, step * 2
         high = low + step  # missing
@@ -274,6 +303,9 @@ class InMemoryCaseRepository:
     async def get(self, case_id: str) -> Case | None:
         doc = self.docs.get(case_id)
         return from_document(doc) if doc else None
+
+    async def get_many(self, case_ids: Sequence[str]) -> dict[str, Case | None]:
+        return {case_id: await self.get(case_id) for case_id in case_ids}
 
     async def save(self, case: Case, *, expected_version: int) -> bool:
         _check_next(case, expected_version)

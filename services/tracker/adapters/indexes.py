@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
@@ -24,7 +25,8 @@ class Indexes(Protocol):
     async def set_awaiting(self, key: str, case_id: str | None) -> None:
         """The case whose callback waits for the citizen of `key`, or None: none any more."""
 
-    async def awaiting(self, key: str) -> str | None: ...
+    async def awaiting(self, keys: Sequence[str]) -> dict[str, str]:
+        """The cases whose callbacks wait for the citizens of `keys` (those that have one)."""
 
 
 INDEXED_REMEMBERED = 50_000  # (unit, case) entries this process knows to exist
@@ -62,9 +64,12 @@ class MongoIndexes:
         else:
             await self._awaiting.replace_one({"_id": key}, {"case_id": case_id}, upsert=True)
 
-    async def awaiting(self, key: str) -> str | None:
-        doc = await self._awaiting.find_one({"_id": key})
-        return str(doc["case_id"]) if doc else None
+    async def awaiting(self, keys: Sequence[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        # One lookup by `_id` per key (deploy/ferretdb/patches.json pushes $in down), all at once.
+        found = self._awaiting.find({"_id": {"$in": list(dict.fromkeys(keys))}})
+        return {doc["_id"]: str(doc["case_id"]) async for doc in found}
 
 
 class InMemoryIndexes:
@@ -86,5 +91,5 @@ class InMemoryIndexes:
         else:
             self.waiting[key] = case_id
 
-    async def awaiting(self, key: str) -> str | None:
-        return self.waiting.get(key)
+    async def awaiting(self, keys: Sequence[str]) -> dict[str, str]:
+        return {key: self.waiting[key] for key in keys if key in self.waiting}

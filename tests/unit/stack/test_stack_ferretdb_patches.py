@@ -15,27 +15,40 @@ from fengqiao.stack.ferretdb import FERRETDB_DEPLOY, MODULE, patched_module
 METADATA = "internal/backends/sqlite/metadata/metadata.go"
 
 
-def module_cache(tmp_path: Path, text: str) -> Path:
-    """A read-only module directory, as `go mod download` leaves it."""
+def module_cache(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A read-only module directory holding `files` (path → text), as `go mod download` leaves
+    it."""
     source = tmp_path / "cache" / "FerretDB@v1.24.2"
-    target = source / METADATA
-    target.parent.mkdir(parents=True)
-    target.write_text(text)
-    for path in (target, *target.parents):
-        if path == tmp_path:
-            break
+    for name, text in files.items():
+        target = source / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    for path in [*sorted(source.rglob("*"), reverse=True), source, source.parent]:
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     return source
 
 
-def test_the_projects_patch_applies_to_a_copy(tmp_path: Path) -> None:
-    original = "const (\n\tIDColumn = DefaultColumn + \"->'$._id'\"\n)\n"
-    source = module_cache(tmp_path, original)
+def project_patches() -> list[dict[str, str]]:
+    return list(json.loads((FERRETDB_DEPLOY / "patches.json").read_text(encoding="utf-8")))
+
+
+def test_the_projects_patches_apply_to_a_copy(tmp_path: Path) -> None:
+    # Each file as it holds the text each of its patches replaces (the real source holds them
+    # among the rest; a FerretDB upgrade is checked by the build itself).
+    originals: dict[str, str] = {}
+    for patch in project_patches():
+        originals[patch["file"]] = originals.get(patch["file"], "") + patch["old"] + "\n\n"
+    source = module_cache(tmp_path, originals)
     try:
         modfile = patched_module(source, tmp_path / "src")
-        patched = (tmp_path / "src" / "FerretDB" / METADATA).read_text()
-        assert "IDColumn = DefaultColumn + \"->'_id'\"" in patched
-        assert (source / METADATA).read_text() == original  # the cache is untouched
+        for patch in project_patches():
+            assert patch["new"] in (tmp_path / "src" / "FerretDB" / patch["file"]).read_text()
+        assert (
+            "IDColumn = DefaultColumn + \"->'_id'\""
+            in (tmp_path / "src" / "FerretDB" / METADATA).read_text()
+        )
+        for name, original in originals.items():
+            assert (source / name).read_text() == original  # the cache is untouched
         go_mod = modfile.read_text()
         assert go_mod.startswith((FERRETDB_DEPLOY / "go.mod").read_text().rstrip())
         assert go_mod.endswith(f"replace {MODULE} => {tmp_path / 'src' / 'FerretDB'}\n")
@@ -50,7 +63,7 @@ def test_the_projects_patch_applies_to_a_copy(tmp_path: Path) -> None:
 
 
 def test_a_patch_that_does_not_apply_names_the_file(tmp_path: Path) -> None:
-    source = module_cache(tmp_path, "package metadata\n")
+    source = module_cache(tmp_path, {METADATA: "package metadata\n"})
     patches = tmp_path / "patches.json"
     patches.write_text(json.dumps([{"file": METADATA, "old": "x = 1", "new": "x = 2", "why": "t"}]))
     try:

@@ -3,7 +3,7 @@ remembers an old version must still see (and keep) what another replica wrote me
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,22 +70,22 @@ class Discard:
         list(messages)
 
 
-def failed_reply(i: int) -> ReplySent:
+def failed_reply(i: int, case_id: str = CASE) -> ReplySent:
     return ReplySent(
-        event_id=f"sent-{i}",
+        event_id=f"sent-{case_id}-{i}",
         occurred_at=AT,
         producer="notifier",
-        case_id=CASE,
+        case_id=case_id,
         request_event_id=f"req-{i}",
-        idempotency_key=f"{CASE}:progress:{i}",
+        idempotency_key=f"{case_id}:progress:{i}",
         purpose=ReplyPurpose.PROGRESS,
         status="failed",
         error="403",
     )
 
 
-def record(i: int) -> domain.Change:
-    return lambda c: domain.record_reply(c, failed_reply(i), rules=RULES)
+def record(i: int, case_id: str = CASE) -> domain.Change:
+    return lambda c: domain.record_reply(c, failed_reply(i, case_id), rules=RULES)
 
 
 class CountingRepository(InMemoryCaseRepository):
@@ -96,6 +96,19 @@ class CountingRepository(InMemoryCaseRepository):
     async def get(self, case_id: str) -> domain.Case | None:
         self.reads += 1
         return await super().get(case_id)
+
+
+class BatchCountingRepository(CountingRepository):
+    def __init__(self, *, fail: bool = False) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+        self.fail = fail
+
+    async def get_many(self, case_ids: Sequence[str]) -> dict[str, domain.Case | None]:
+        self.batches.append(list(case_ids))
+        if self.fail:
+            raise ConnectionError("the store went away")
+        return {c: await InMemoryCaseRepository.get(self, c) for c in case_ids}
 
 
 def replica(repo: InMemoryCaseRepository) -> CaseStore:
@@ -112,6 +125,25 @@ async def test_a_case_written_here_is_not_read_again_for_the_next_change() -> No
     assert case is not None and len(case.replies) == 3
 
 
+@pytest.mark.parametrize("fail", [False, True])
+async def test_the_cases_of_a_batch_not_seen_here_are_read_together(fail: bool) -> None:
+    repo = BatchCountingRepository(fail=fail)
+    store = replica(repo)
+    await store.apply(CASE, record(0))  # seen here: remembered
+    await replica(repo).apply("c-3", record(0, "c-3"))  # written by another replica
+    reads = repo.reads
+    changes = [(CASE, record(1)), ("c-2", record(1, "c-2")), ("c-3", record(1, "c-3"))]
+    changes.append(("c-2", record(2, "c-2")))
+    results = await store.apply_many(changes)
+    assert repo.batches == [["c-2", "c-3"]]  # one read of both (none for the one remembered)
+    # When reading them together fails, each is read on its own.
+    assert repo.reads == reads + (2 if fail else 0)
+    assert [r.case_id for r in results if isinstance(r, domain.Case)] == [c for c, _ in changes]
+    for case_id, replies in ((CASE, 2), ("c-2", 2), ("c-3", 2)):
+        case = await repo.get(case_id)
+        assert case is not None and len(case.replies) == replies
+
+
 async def test_a_replica_remembering_an_old_version_keeps_what_another_one_wrote() -> None:
     repo = CountingRepository()
     first, second = replica(repo), replica(repo)
@@ -121,7 +153,7 @@ async def test_a_replica_remembering_an_old_version_keeps_what_another_one_wrote
     case = await repo.get(CASE)
     assert case is not None
     assert sorted(case.replies) == [f"{CASE}:progress:{i}" for i in (1, 2, 3)]
-    assert {"sent-1", "sent-2", "sent-3"} <= case.processed
+    assert {f"sent-{CASE}-{i}" for i in (1, 2, 3)} <= case.processed
     assert case.outbox == () and case.effects == {}
 
 
