@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -22,7 +23,16 @@ func main() {
 	listen := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on")
 	dir := flag.String("data-dir", "data", "directory for the SQLite files")
 	level := flag.String("log-level", "warn", "debug, info, warn or error")
+	gc := flag.Int("gc-percent", 400, "the Go GC's target heap growth (GOGC), unless GOGC is set")
 	flag.Parse()
+
+	// FerretDB allocates a few times each document it stores (BSON decoding, its JSON form), so
+	// its small heap filled and was collected again and again: at Go's default of 100 the
+	// collector took about 15 % of its CPU under the tracker's bench (pprof), and 400 used 15-30 %
+	// less CPU per run (peak RSS 80 → 120 MB).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gc)
+	}
 
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
