@@ -7,6 +7,7 @@ A service's `app.py` builds a `Runtime`, registers its handlers on `runtime.brok
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -28,6 +29,13 @@ from fengqiao.messaging import SubscriberMetrics, consumers_assigned, ensure_top
 from fengqiao.settings import StackSettings
 
 log = logging.getLogger("fengqiao.service")
+
+# Python's cyclic garbage collector, tuned for a service that handles a stream of messages and
+# keeps caches of recent cases: at the default (700, 10, 10) the tracker spent 4.1-4.5 s of its
+# 24-25 s of CPU in collections on its bench, 3.1-3.3 s of them full ones that walk every cached
+# case; at (10_000, 20, 20) it spent 0.9-1.0 s and tracker CPU per event fell from 840-900 to
+# 615-650 µs. A full collection still comes every 400 young ones, so cyclic garbage is freed.
+GC_THRESHOLDS = (10_000, 20, 20)
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -89,6 +97,7 @@ def http_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        gc.set_threshold(*GC_THRESHOLDS)
         created = await ensure_topics(
             runtime.stack.kafka_bootstrap, replication=runtime.stack.topic_replication
         )

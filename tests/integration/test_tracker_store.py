@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from contracts import (
     Envelope,
     ReplyTarget,
 )
+from fengqiao.service import GC_THRESHOLDS
 from fengqiao.settings import StackSettings
 from fengqiao.testing import serving
 from fengqiao.watch import TopicWatcher
@@ -72,6 +74,7 @@ async def test_an_appeal_delivered_twice_opens_one_case_and_one_acknowledgment(
         TopicWatcher(stack.kafka_bootstrap, [REPLIES_REQUESTED.name]) as watcher,
         serving(app),
     ):
+        assert gc.get_threshold() == GC_THRESHOLDS  # a running service collects less often
         await runtime.broker.publish(message, APPEALS.name, key=case_id.encode())
         await runtime.broker.publish(message, APPEALS.name, key=case_id.encode())
         await watcher.wait_for(
