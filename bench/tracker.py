@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import sys
@@ -78,6 +79,7 @@ from contracts import (
 )
 from fengqiao import stack
 from fengqiao.messaging import DirectProducer, ensure_topics
+from fengqiao.service import GC_THRESHOLDS
 from fengqiao.settings import StackSettings
 from fengqiao.store import ShardedCollection
 from fengqiao.testing import serving
@@ -555,6 +557,7 @@ def main() -> int:
     settings = StackSettings()
     stack.up(settings)
     cpu = CpuMeter.for_stack(settings, this="tracker")
+    gc.set_threshold(*GC_THRESHOLDS)  # as the services run (the service mode's app sets it too)
     # On uvloop, as the services run (uvicorn picks it when it is installed).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(asyncio.wait_for(main_async(args, cpu), timeout=1800))
