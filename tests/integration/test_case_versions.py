@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 from contracts import CaseState
 from fengqiao.settings import StackSettings
 from services.tracker.adapters.cases import (
+    PACKED,
     VERSIONS,
     MongoCaseRepository,
     to_document,
@@ -86,6 +87,35 @@ async def test_cases_read_together_are_each_their_latest_version(
     later = await write(writer, cases[1], 4)  # the reader's known version is now 4 behind
     assert (await reader.get_many([later.case_id, none])) == {later.case_id: later, none: None}
     assert await reader.get_many([]) == {}
+
+
+async def test_a_version_keeps_its_lists_and_mappings_packed_and_its_scalars_as_fields(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    repo = MongoCaseRepository(client, db)
+    case = replace(
+        new_case(f"c-packed-{run_id}"),
+        version=1,
+        state=CaseState.DISPATCHED,
+        chain=("xj", "652700"),
+        processed=frozenset({"e-1"}),
+        overdue=True,
+        replies={"k": {"status": "sent", "text": '已受理 "引号" ✓'}},
+    )
+    assert await repo.save(case, expected_version=0)
+    raw = await client[db][VERSIONS].find_one({"_id": version_id(case.case_id, 1)})
+    assert raw is not None and isinstance(raw["packed"], str)
+    assert not set(PACKED) & set(raw)
+    assert raw["state"] == "dispatched" and raw["overdue"] is True  # queried as fields
+    assert await MongoCaseRepository(client, db).get(case.case_id) == case
+    assert await repo.overdue() == 1
+    found = await repo.find(case.case_id)
+    assert found is not None and found["chain"] == ["xj", "652700"] and "packed" not in found
+    # A version written before (every field as a field) reads the same.
+    older = replace(case, version=2, chain=("xj", "652700", "652701"))
+    await client[db][VERSIONS].insert_one(to_document(older))
+    assert await MongoCaseRepository(client, db).get(case.case_id) == older
+    assert [c.chain for c in await repo.all() if c.case_id == case.case_id] == [older.chain]
 
 
 async def test_an_insert_from_any_stale_base_is_refused(
