@@ -124,8 +124,8 @@ def unpacked(doc: dict[str, Any]) -> dict[str, Any]:
     """`to_document`'s form of a stored document (one written before `packed` is that already)."""
     if "packed" not in doc:
         return doc
-    nested: dict[str, Any] = from_json(doc.pop("packed"))
-    return doc | nested
+    nested: dict[str, Any] = from_json(doc["packed"])
+    return {k: v for k, v in doc.items() if k != "packed"} | nested
 
 
 def from_document(doc: dict[str, Any]) -> Case:

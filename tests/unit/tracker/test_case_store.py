@@ -24,7 +24,14 @@ from contracts import (
 from fengqiao.messaging import DeclaredPublishers
 from fengqiao.testing.factories import dispatch_message, final_hop_message
 from services.tracker import domain
-from services.tracker.adapters.cases import InMemoryCaseRepository, from_document, to_document
+from services.tracker.adapters.cases import (
+    PACKED,
+    InMemoryCaseRepository,
+    from_document,
+    packed,
+    to_document,
+    unpacked,
+)
 from services.tracker.adapters.indexes import InMemoryIndexes
 from services.tracker.adapters.timers import InMemoryTimers
 from services.tracker.handlers import MAX_ATTEMPTS, CaseStore, ConcurrentWriteError
@@ -170,6 +177,15 @@ def test_the_document_is_plain_data_keyed_by_case_and_version() -> None:
 def test_a_new_case_round_trips() -> None:
     case = domain.new_case(CASE)
     assert from_document(to_document(case)) == case
+
+
+@pytest.mark.parametrize("case", [busy_case(), domain.new_case(CASE)], ids=["busy", "new"])
+def test_a_case_round_trips_through_its_stored_form(case: domain.Case) -> None:
+    stored = packed(to_document(case))
+    assert not set(PACKED) & set(stored) and isinstance(stored["packed"], str)
+    assert stored["state"] == case.state.value and stored["version"] == case.version
+    assert unpacked(stored) == to_document(case)
+    assert from_document(unpacked(stored)) == case
 
 
 # --------------------------------------------------------------------------- the store
