@@ -53,9 +53,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from machine import CpuMeter, machine, store_name
-from pydantic_core import to_json
 from pymongo import AsyncMongoClient
 
 from contracts import (
@@ -342,37 +341,30 @@ def counted(registry: Any, name: str) -> float:
     return total
 
 
-Record = tuple[str, bytes, bytes]  # topic, key, value as FastStream writes a message
-JSON = b"application/json"
+Sent = tuple[str, CaseMessage]  # topic, message
+INPUTS = [APPEALS, DISPATCH_ORDERS, REPLIES_SENT, UNIT_ACTIONS]  # the topics of TOPIC_OF
 
 
-def as_record(message: CaseMessage) -> Record:
-    return TOPIC_OF[type(message)], message.kafka_key().encode(), to_json(message)
-
-
-async def send_records(bootstrap: str, records: Sequence[Record]) -> None:
-    """Publish `records` in order (acks=all) and wait for all acknowledgements."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+async def send_messages(bootstrap: str, messages: Sequence[Sent]) -> None:
+    """Publish `messages` in order as the services do (`DirectProducer`) and wait for all
+    acknowledgements."""
+    producer = DirectProducer(bootstrap, INPUTS, service="bench-producer")
     await producer.start()
     try:
-        sent = [
-            await producer.send(topic, value, key=key, headers=[("content-type", JSON)])
-            for topic, key, value in records
-        ]
-        await asyncio.gather(*sent)
+        await producer.send_all(messages)
     finally:
         await producer.stop()
 
 
 class ChildPublisher:
-    """Publishes records from a process of its own once told to `go` (spawned at once, so its
+    """Publishes messages from a process of its own once told to `go` (spawned at once, so its
     start-up is over before the measured time)."""
 
-    def __init__(self, bootstrap: str, records: Sequence[Record]) -> None:
+    def __init__(self, bootstrap: str, messages: Sequence[Sent]) -> None:
         context = multiprocessing.get_context("spawn")
         self._ready, self._go = context.Event(), context.Event()
         self._process = context.Process(
-            target=_publish_when_told, args=(bootstrap, list(records), self._ready, self._go)
+            target=_publish_when_told, args=(bootstrap, list(messages), self._ready, self._go)
         )
         self._process.start()
 
@@ -389,11 +381,11 @@ class ChildPublisher:
             raise RuntimeError(f"the publishing process ended with {self._process.exitcode}")
 
 
-def _publish_when_told(bootstrap: str, records: list[Record], ready: Any, go: Any) -> None:
+def _publish_when_told(bootstrap: str, messages: list[Sent], ready: Any, go: Any) -> None:
     async def run() -> None:
         ready.set()
         await asyncio.to_thread(go.wait)
-        await send_records(bootstrap, records)
+        await send_messages(bootstrap, messages)
 
     asyncio.run(run())
 
@@ -429,9 +421,9 @@ async def run_service(settings: StackSettings, cases: int, cpu: CpuMeter) -> dic
     lives = [case_messages(f"bench-{run}-{i:06d}", i, now) for i in range(cases)]
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
 
-    def records(steps: range) -> list[Record]:
+    def messages(steps: range) -> list[Sent]:
         """Those steps of every case, in order within a case."""
-        return [as_record(life[step]) for step in steps for life in lives]
+        return [(TOPIC_OF[type(life[step])], life[step]) for step in steps for life in lives]
 
     async def applied(count: int) -> float:
         """Wait until `count` messages are applied; the instant of the first one."""
@@ -455,12 +447,12 @@ async def run_service(settings: StackSettings, cases: int, cpu: CpuMeter) -> dic
         # applied in any order; the units act once the case reached them (as the unit API
         # refuses actions on cases a unit cannot see yet).
         loading = time.perf_counter()
-        await send_records(settings.kafka_bootstrap, records(range(4)))
+        await send_messages(settings.kafka_bootstrap, messages(range(4)))
         loaded = time.perf_counter() - loading
         # The units' actions come from another process, as they would (the unit API, a replica):
         # publishing them here would take this process's CPU from the tracker it measures.
         acting_process = ChildPublisher(
-            settings.kafka_bootstrap, records(range(4, EVENTS_PER_CASE))
+            settings.kafka_bootstrap, messages(range(4, EVENTS_PER_CASE))
         )
         started = time.perf_counter()
         applied_before = 0.0

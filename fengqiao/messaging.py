@@ -613,7 +613,12 @@ class DirectProducer:
                 failure = exc
                 break
             sent.append((topic, delivery))
-        results = await asyncio.gather(*(d for _, d in sent), return_exceptions=True)
+        try:
+            results = await asyncio.gather(*(d for _, d in sent), return_exceptions=True)
+        except BaseException:  # cancelled before every answer came (a caller's timeout)
+            for topic, _ in sent:
+                self._metrics[topic][1].inc()
+            raise
         acknowledged = time.perf_counter() - started
         for (topic, _), result in zip(sent, results, strict=True):
             ok, error, ack_seconds = self._metrics[topic]

@@ -33,6 +33,7 @@ with stubs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -176,6 +177,11 @@ def _check_next(case: Case, expected_version: int) -> None:
 _BOOKKEEPING = {"processed": 0, "outbox": 0, "effects": 0, "older": 0, "written_ms": 0}
 
 
+def _without_bookkeeping(doc: dict[str, Any]) -> dict[str, Any]:
+    # The projection leaves them out of documents stored before `packed` only.
+    return {k: v for k, v in doc.items() if k not in _BOOKKEEPING}
+
+
 def _stub(case_id: str, version: int) -> dict[str, Any]:
     return {"_id": version_id(case_id, version), "case_id": case_id, "version": version, "stub": 1}
 
@@ -220,24 +226,33 @@ class MongoCaseRepository:
 
     async def get_many(self, case_ids: Sequence[str]) -> dict[str, Case | None]:
         """The first step of each case's search for its latest version together: one `$in` of
-        the version after the one known (version 1 for a case never seen). A case without it is
-        None when nothing was known of it (the common case: new); the others go on one by one.
-        """
+        the version after the one known (version 1 for a case never seen) and of the known one.
+        Without the next version, the known one is the latest (versions have no gaps) and a case
+        never seen is None (the common case: new); the others go on side by side."""
         ids = list(dict.fromkeys(case_ids))
         if not ids:
             return {}
-        after = {c: self._known.get(c) or 0 for c in ids}
-        wanted = [version_id(c, v + 1) for c, v in after.items()]
+        known = {c: self._known.get(c) or 0 for c in ids}
+        wanted = [version_id(c, v + 1) for c, v in known.items()]
+        wanted += [version_id(c, v) for c, v in known.items() if v]
         versions = self._versions.find({"_id": {"$in": wanted}})
-        found = {doc["case_id"]: unpacked(doc) async for doc in versions}
-        cases: dict[str, Case | None] = {}
-        for case_id in ids:
-            if case_id not in found and not after[case_id]:
-                cases[case_id] = None
-                continue
-            doc = await self._latest(case_id, found.get(case_id))  # goes on from what exists
-            cases[case_id] = from_document(doc) if doc is not None else None
-        return cases
+        found = {doc["_id"]: unpacked(doc) async for doc in versions}
+
+        async def latest(case_id: str) -> dict[str, Any] | None:
+            after = found.get(version_id(case_id, known[case_id] + 1))
+            if after is not None:
+                return await self._latest(case_id, after)  # goes on from there
+            if not known[case_id]:
+                return None
+            doc = found.get(version_id(case_id, known[case_id]))
+            if doc is None or "stub" in doc:  # gone, or compacted since: search again
+                return await self._latest(case_id)
+            return doc
+
+        docs = await asyncio.gather(*(latest(c) for c in ids))
+        return {
+            c: from_document(d) if d is not None else None for c, d in zip(ids, docs, strict=True)
+        }
 
     async def save(self, case: Case, *, expected_version: int) -> bool:
         _check_next(case, expected_version)
@@ -263,7 +278,7 @@ class MongoCaseRepository:
             seen = latest.get(doc["case_id"])
             if seen is None or seen["version"] < doc["version"]:
                 latest[doc["case_id"]] = doc
-        return [from_document(unpacked(d)) for d in latest.values()]
+        return [from_document(_without_bookkeeping(unpacked(d))) for d in latest.values()]
 
     async def overdue(self) -> int:
         """Open cases past their deadline (a gauge): candidates by a scan, each confirmed on its
@@ -280,9 +295,7 @@ class MongoCaseRepository:
     async def find(self, case_id: str) -> dict[str, Any] | None:
         """The latest version without the bookkeeping, for operators."""
         doc = await self._latest(case_id)
-        if doc is None:
-            return None
-        return {k: v for k, v in doc.items() if k != "_id" and k not in _BOOKKEEPING}
+        return {k: v for k, v in _without_bookkeeping(doc).items() if k != "_id"} if doc else None
 
     async def _latest(
         self, case_id: str, start: dict[str, Any] | None = None
