@@ -45,6 +45,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import re
 import sys
 import time
 import uuid
@@ -473,6 +474,7 @@ async def run_service(settings: StackSettings, cases: int, cpu: CpuMeter) -> dic
         dead = counted(runtime.registry, "fengqiao_dead_letters")
         events = cases * EVENTS_PER_CASE
         wrong = await wrong_cases(MongoCaseRepository(client, tracker_settings.database), lives)
+        stored = await stored_documents(client[tracker_settings.database])
         seconds = first_phase + second_phase
         return {
             "mode": "service",
@@ -486,13 +488,23 @@ async def run_service(settings: StackSettings, cases: int, cpu: CpuMeter) -> dic
                 f"({loaded:.1f} s) and applied in {first_phase:.1f} s from the first, then the "
                 f"units' actions published and applied in {second_phase:.1f} s; app up in "
                 f"{up:.1f} s, {finished - started:.1f} s in all; {dead:.0f} dead letters; "
-                f"{cpu.per_event(events)}"
+                f"{cpu.per_event(events)}; stored per event: "
+                + ", ".join(f"{name} {count / events:.2f}" for name, count in stored.items())
             ),
             "store": await store_name(client[tracker_settings.database]),
         }
     finally:
         await client.drop_database(tracker_settings.database)
         await client.close()
+
+
+async def stored_documents(db: Any) -> dict[str, int]:
+    """The documents in the tracker's database, by collection (shards and buckets together)."""
+    counts: dict[str, int] = {}
+    for name in sorted(await db.list_collection_names()):
+        kind = re.sub(r"_[0-9a-f]+$", "", name)
+        counts[kind] = counts.get(kind, 0) + await db[name].count_documents({})
+    return counts
 
 
 def summary(result: dict[str, Any]) -> str:
