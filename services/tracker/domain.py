@@ -31,8 +31,10 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic_core import to_json
 
 from contracts import (
     AppealNormalized,
@@ -191,6 +193,12 @@ class Outgoing:
     topic: str
     message: Envelope
 
+    @cached_property
+    def body(self) -> bytes:
+        """The message as JSON, made once: it is stored with every version of the case until
+        it is published."""
+        return to_json(self.message)
+
 
 @dataclass(frozen=True)
 class TimelineEntry:
@@ -200,6 +208,11 @@ class TimelineEntry:
     unit_id: str | None
     detail: str | None
     event_id: str
+
+    @cached_property
+    def json(self) -> bytes:
+        """The entry as JSON, made once: it is stored with every later version of the case."""
+        return to_json(self)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from services.tracker.adapters.cases import (
     PACKED,
     InMemoryCaseRepository,
     from_document,
-    packed,
+    stored,
     to_document,
     unpacked,
 )
@@ -179,13 +180,32 @@ def test_a_new_case_round_trips() -> None:
     assert from_document(to_document(case)) == case
 
 
-@pytest.mark.parametrize("case", [busy_case(), domain.new_case(CASE)], ids=["busy", "new"])
+def hostile_case() -> domain.Case:
+    """A busy case whose texts need escaping in JSON, with an extra version after it."""
+    case = busy_case()
+    entry = replace(case.timeline[-1], detail='引号 " 反斜杠 \\ 换行\n\u0000 </script>')
+    return replace(case, timeline=(*case.timeline, entry), version=case.version + 1)
+
+
+@pytest.mark.parametrize(
+    "case", [busy_case(), hostile_case(), domain.new_case(CASE)], ids=["busy", "hostile", "new"]
+)
 def test_a_case_round_trips_through_its_stored_form(case: domain.Case) -> None:
-    stored = packed(to_document(case))
-    assert not set(PACKED) & set(stored) and isinstance(stored["packed"], str)
-    assert stored["state"] == case.state.value and stored["version"] == case.version
-    assert unpacked(stored) == to_document(case)
-    assert from_document(unpacked(stored)) == case
+    document = stored(case)
+    assert not set(PACKED) & set(document) and isinstance(document["packed"], str)
+    assert document["state"] == case.state.value and document["version"] == case.version
+    assert unpacked(document) == to_document(case)
+    assert from_document(unpacked(document)) == case
+
+
+def test_entries_and_messages_are_made_json_once_for_every_version() -> None:
+    case = busy_case()
+    stored(case)
+    made = [e.json for e in case.timeline], [o.body for o in case.outbox]
+    later = replace(case, version=case.version + 1)
+    assert unpacked(stored(later)) == to_document(later)
+    assert all(e.json is j for e, j in zip(later.timeline, made[0], strict=True))
+    assert all(o.body is b for o, b in zip(later.outbox, made[1], strict=True))
 
 
 # --------------------------------------------------------------------------- the store
