@@ -69,7 +69,7 @@ from contracts import (
     Author,
     CaseMessage,
     DispatchOrdered,
-    Envelope,
+    Outgoing,
     ReplyPurpose,
     ReplySent,
     ReplyTarget,
@@ -165,7 +165,7 @@ class CountingOutbox:
     def __init__(self, producer: DirectProducer) -> None:
         self.producer, self.count = producer, 0
 
-    async def send_all(self, messages: Iterable[tuple[str, Envelope]]) -> None:
+    async def send_all(self, messages: Iterable[Outgoing]) -> None:
         messages = list(messages)
         await self.producer.send_all(messages)
         self.count += len(messages)
@@ -352,7 +352,7 @@ async def send_messages(bootstrap: str, messages: Sequence[Sent]) -> None:
     producer = DirectProducer(bootstrap, INPUTS, service="bench-producer")
     await producer.start()
     try:
-        await producer.send_all(messages)
+        await producer.send_all(Outgoing(topic, message) for topic, message in messages)
     finally:
         await producer.stop()
 

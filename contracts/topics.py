@@ -6,6 +6,9 @@ Services create these at start (idempotently); the broker never auto-creates top
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+
+from pydantic_core import to_json
 
 from contracts.envelope import Envelope
 from contracts.messages import (
@@ -36,6 +39,20 @@ class Topic:
     def dlq(self) -> str:
         """Name of the dead-letter topic for this topic's consumers."""
         return f"{self.name}.dlq"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to publish on a topic (by name)."""
+
+    topic: str
+    message: Envelope
+
+    @cached_property
+    def body(self) -> bytes:
+        """The message as JSON, made once: as it is published, and as a case stores it with each
+        of its versions until then."""
+        return to_json(self.message)
 
 
 POSTS_RAW = Topic(

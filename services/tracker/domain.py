@@ -44,6 +44,7 @@ from contracts import (
     DispatchMode,
     DispatchOrdered,
     Envelope,
+    Outgoing,
     ReplyChannel,
     ReplyPurpose,
     ReplyRequested,
@@ -184,20 +185,6 @@ class TimerFired:
             str(p.get("due_at")),
             str(p.get("level", "")),
         )
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A message waiting to be published, with its topic."""
-
-    topic: str
-    message: Envelope
-
-    @cached_property
-    def body(self) -> bytes:
-        """The message as JSON, made once: it is stored with every version of the case until
-        it is published."""
-        return to_json(self.message)
 
 
 @dataclass(frozen=True)

@@ -240,7 +240,7 @@ class CaseStore:
         self._flushing[case.case_id] = case.version
         try:
             await _all(self._effect(case, key, value) for key, value in case.effects.items())
-            await self._outbox.send_all((o.topic, o.message) for o in case.outbox)
+            await self._outbox.send_all(case.outbox)
         finally:
             if outer is None:
                 del self._flushing[case.case_id]

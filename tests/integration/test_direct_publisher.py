@@ -16,6 +16,7 @@ from contracts import (
     POSTS_RAW,
     CaseEventRecorded,
     CaseState,
+    Outgoing,
     RawPostReceived,
     by_name,
 )
@@ -110,10 +111,11 @@ async def test_messages_sent_together_are_stored_in_order_and_counted(
     await producer.start()
     try:
         await producer.send_all(
-            [(CASE_EVENTS.name, e) for e in events] + [(POSTS_RAW.name, raw_post(run_id))]
+            [Outgoing(CASE_EVENTS.name, e) for e in events]
+            + [Outgoing(POSTS_RAW.name, raw_post(run_id))]
         )
         with pytest.raises(ValueError, match=r"'replies\.requested' is not one of"):
-            await producer.send_all([("replies.requested", events[0])])
+            await producer.send_all([Outgoing("replies.requested", events[0])])
     finally:
         await producer.stop()
     found = await last_records(stack, CASE_EVENTS.name, events[0].kafka_key().encode())

@@ -15,7 +15,7 @@ from contracts import (
     REPLIES_REQUESTED,
     AppealNormalized,
     Author,
-    Envelope,
+    Outgoing,
     ReplyTarget,
 )
 from fengqiao.service import GC_THRESHOLDS
@@ -113,7 +113,7 @@ async def test_four_replicas_writing_one_case_at_once_lose_nothing(
     from services.tracker.handlers import CaseStore
 
     class Discard:
-        async def send_all(self, messages: Iterable[tuple[str, Envelope]]) -> None:
+        async def send_all(self, messages: Iterable[Outgoing]) -> None:
             list(messages)
 
     database = f"itest_race_{run_id}"

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 import contracts
 from contracts import (
+    APPEALS,
     TOPICS,
     AppealNormalized,
     Author,
@@ -19,6 +20,7 @@ from contracts import (
     DeadLetter,
     DispatchOrdered,
     Envelope,
+    Outgoing,
     RawPostReceived,
     ReplyChannel,
     ReplyPurpose,
@@ -309,3 +311,10 @@ def test_by_name_names_an_unknown_topic() -> None:
 def test_the_package_exports_what_it_declares() -> None:
     assert all(hasattr(contracts, name) for name in contracts.__all__)
     assert len(contracts.__all__) == len(set(contracts.__all__))
+
+
+def test_an_outgoing_message_is_made_json_once() -> None:
+    message = appeal()
+    outgoing = Outgoing(APPEALS.name, message)
+    assert outgoing.body is outgoing.body
+    assert type(message).model_validate_json(outgoing.body) == message

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from contracts import Envelope, ReplyPurpose, ReplySent
+from contracts import Outgoing, ReplyPurpose, ReplySent
 from services.tracker import domain
 from services.tracker.adapters.cases import InMemoryCaseRepository
 from services.tracker.adapters.indexes import InMemoryIndexes
@@ -66,7 +66,7 @@ def test_recent_needs_room() -> None:
 
 
 class Discard:
-    async def send_all(self, messages: Iterable[tuple[str, Envelope]]) -> None:
+    async def send_all(self, messages: Iterable[Outgoing]) -> None:
         list(messages)
 
 
