@@ -272,12 +272,15 @@ def new_case(case_id: str) -> Case:
 _CASE_FIELDS = frozenset(f.name for f in fields(Case))
 
 if TYPE_CHECKING:  # type-checked as `replace`: the changes' names and types
-    from dataclasses import replace as _evolve
+    from dataclasses import replace
+
+    evolve = replace
 else:
 
-    def _evolve(case: Case, /, **changes: Any) -> Case:
+    def evolve(case: Case, /, **changes: Any) -> Case:
         """`dataclasses.replace(case, **changes)` without running `Case.__init__` over its forty
-        fields (replace was half of the domain's time: several per case event). The new case
+        fields (replace was half of the domain's time: several per case event; use this one for
+        cases everywhere). The new case
         shares the old one's values but for the changes; Case is frozen and has no
         `__post_init__`, so nothing else happens in between."""
         if not changes.keys() <= _CASE_FIELDS:
@@ -340,7 +343,7 @@ def _record(
         detail=msg.detail,
         event_id=msg.event_id,
     )
-    return _evolve(
+    return evolve(
         case,
         state=state,
         timeline=(*case.timeline, entry),
@@ -349,17 +352,17 @@ def _record(
 
 
 def _send(case: Case, message: Envelope, topic: str) -> Case:
-    return _evolve(case, outbox=(*case.outbox, Outgoing(topic, message)))
+    return evolve(case, outbox=(*case.outbox, Outgoing(topic, message)))
 
 
 def _effect(case: Case, key: str, value: dict[str, Any]) -> Case:
-    return _evolve(case, effects={**case.effects, key: value})
+    return evolve(case, effects={**case.effects, key: value})
 
 
 def _schedule(case: Case, clock: str, due_at: dt.datetime, step: str, **extra: Any) -> Case:
     due = _iso(due_at)
     payload = {"case_id": case.case_id, "clock": clock, "step": step, "due_at": due}
-    return _evolve(
+    return evolve(
         case,
         effects={**case.effects, f"timer:{clock}": {"due_at": due, "payload": payload | extra}},
         clocks=None if case.clocks is None else {**case.clocks, clock: due},
@@ -377,7 +380,7 @@ def _cancel(case: Case, *clocks: str, always: bool = False) -> Case:
         clocks = tuple(c for c in clocks if c in running)
         if not clocks:
             return case
-    return _evolve(
+    return evolve(
         case,
         effects={**case.effects, **{f"timer:{c}": {"due_at": None} for c in clocks}},
         clocks=None if running is None else {k: v for k, v in running.items() if k not in clocks},
@@ -385,7 +388,7 @@ def _cancel(case: Case, *clocks: str, always: bool = False) -> Case:
 
 
 def _done(case: Case, cause: Cause) -> Case:
-    return _evolve(case, processed=case.processed | {cause.event_id}, version=case.version + 1)
+    return evolve(case, processed=case.processed | {cause.event_id}, version=case.version + 1)
 
 
 def _reply(
@@ -442,7 +445,7 @@ def _supervise(case: Case, cause: Cause, rules: Rules, level: int, reason: str) 
         reason=reason,
         level=level,
     )
-    case = _evolve(case, escalation_level=max(case.escalation_level, level))
+    case = evolve(case, escalation_level=max(case.escalation_level, level))
     case = _record(
         case,
         cause,
@@ -461,7 +464,7 @@ def _supervise(case: Case, cause: Cause, rules: Rules, level: int, reason: str) 
 def _start_feedback(case: Case, rules: Rules, start: dt.datetime, deadline: dt.datetime) -> Case:
     """(Re)start the feedback clock: its first reminder still ahead, or the deadline itself."""
     reminders = _reminders(case, rules, start, deadline, after=start)
-    case = _evolve(case, deadline=_iso(deadline), overdue=False)
+    case = evolve(case, deadline=_iso(deadline), overdue=False)
     if reminders:
         return _schedule(
             case, "feedback", reminders[0], "remind", deadline=_iso(deadline), start=_iso(start)
@@ -511,7 +514,7 @@ def _feedback_fired(case: Case, fired: TimerFired, rules: Rules) -> Case:
             )
         return _schedule(case, "feedback", deadline, "due", deadline=case.deadline)
     if p["step"] == "due":
-        case = _evolve(case, overdue=True)
+        case = evolve(case, overdue=True)
         case = _record(
             case,
             fired,
@@ -616,7 +619,7 @@ def open_case(case: Case, appeal: AppealNormalized, *, rules: Rules) -> Case:
             )
         return _done(case, appeal)  # else: the same post again (a platform re-send)
     received = appeal.occurred_at
-    case = _evolve(
+    case = evolve(
         case,
         opened=True,
         account=appeal.account,
@@ -683,7 +686,7 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, rules: Rules) -> Case
     )
     newest = max(h["hop"] for h in hops) == order.hop
     if newest:
-        case = _evolve(
+        case = evolve(
             case,
             chain=tuple(order.chain),
             category=order.category,
@@ -691,9 +694,9 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, rules: Rules) -> Case
             assigned_unit=order.lead_unit,
             co_units=tuple(order.co_units),
         )
-    case = _evolve(case, hops=hops)
+    case = evolve(case, hops=hops)
     if order.final and newest:
-        case = _evolve(case, assigned_handle=order.to_handle, signed_at=None, signed_in_time=None)
+        case = evolve(case, assigned_handle=order.to_handle, signed_at=None, signed_in_time=None)
     case = _record(
         case,
         order,
@@ -705,11 +708,11 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, rules: Rules) -> Case
         + (f" ({order.reason})" if order.reason else ""),
     )
     units = {f"unit:{unit}": {"unit": unit} for unit in {*order.chain, *order.co_units}}
-    case = _evolve(case, effects={**case.effects, **units})
+    case = evolve(case, effects={**case.effects, **units})
     if order.final and newest:
         cal, cls, cat = rules.calendar, case.urgency_class, case.category
         sign_due = rules.limits.deadline(Kind.SIGNING, cls, cat, order.occurred_at, cal)
-        case = _evolve(case, sign_due=_iso(sign_due))
+        case = evolve(case, sign_due=_iso(sign_due))
         case = _schedule(case, "sign", sign_due, "due", hop=order.hop, level=1)
         if case.received_at is not None and case.deadline is None:
             case = _start_clocks_after_dispatch(case, rules)
@@ -739,14 +742,14 @@ def record_reply(case: Case, sent: ReplySent, *, rules: Rules) -> Case:
             "error": sent.error,
         },
     }
-    case = _evolve(case, replies=replies)
+    case = evolve(case, replies=replies)
     acknowledged_now = (
         sent.purpose is ReplyPurpose.ACKNOWLEDGMENT
         and sent.status == "sent"
         and not case.acknowledged
     )
     if acknowledged_now:
-        case = _evolve(case, acknowledged=True)
+        case = evolve(case, acknowledged=True)
         state = check(case, "acknowledge") if case.state is S.RECEIVED else case.state
         case = _record(
             case,
@@ -897,7 +900,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
         # The router re-dispatched on this return and its order, on another topic, was recorded
         # first: the return counts and goes on the timeline; the case stays where the
         # re-dispatch put it (its clocks are the new unit's).
-        case = _evolve(case, returns=case.returns + 1)
+        case = evolve(case, returns=case.returns + 1)
         reason = f"{action.reason_code or ''} {action.note or ''}".strip()
         case = _record(
             case,
@@ -929,14 +932,14 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
     kind = action.action
     if kind is A.ACCEPT:
         in_time = case.sign_due is None or at <= _at(case.sign_due)
-        case = _evolve(case, signed_at=_iso(at), signed_in_time=in_time)
+        case = evolve(case, signed_at=_iso(at), signed_in_time=in_time)
         case = _record(case, action, "case.accepted", state, rules, unit_id=action.unit_id)
         case = _cancel(case, "sign")
         due = limits.deadline(Kind.FIRST_PROGRESS, cls, cat, at, cal)
         case = _schedule(case, "progress", due, "due")
     elif kind is A.PROGRESS:
         first = case.first_progress_at is None
-        case = _evolve(case, first_progress_at=case.first_progress_at or _iso(at))
+        case = evolve(case, first_progress_at=case.first_progress_at or _iso(at))
         case = _record(
             case, action, "case.progress", state, rules, unit_id=action.unit_id, detail=note
         )
@@ -946,7 +949,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
             case = _reply(case, action, ReplyPurpose.PROGRESS, rules, note=note[:100])
     elif kind is A.RESOLVE:
         in_time = case.deadline is None or at <= _at(case.deadline)
-        case = _evolve(
+        case = evolve(
             case,
             resolved_at=_iso(at),
             resolved_in_time=in_time,
@@ -970,7 +973,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
         ask = limits.deadline(Kind.CALLBACK_ASK, cls, cat, at, cal)
         case = _schedule(case, "callback", ask, "ask")
     elif kind is A.RETURN:
-        case = _evolve(case, returns=case.returns + 1, signed_at=None)
+        case = evolve(case, returns=case.returns + 1, signed_at=None)
         reason = action.reason_code or ""
         case = _record(
             case,
@@ -984,7 +987,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
         case = _cancel(case, "sign", "progress")
     elif kind is A.REQUEST_EXTENSION:
         assert action.requested_deadline is not None
-        case = _evolve(
+        case = evolve(
             case,
             extension={
                 "unit": action.unit_id,
@@ -1005,7 +1008,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
     elif kind is A.APPROVE_EXTENSION:
         assert case.extension is not None
         granted = action.requested_deadline or _at(case.extension["requested_deadline"])
-        case = _evolve(case, extension=None, extensions=case.extensions + 1, escalation_level=0)
+        case = evolve(case, extension=None, extensions=case.extensions + 1, escalation_level=0)
         case = _record(
             case,
             action,
@@ -1024,7 +1027,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
             new_deadline=f"{cal.local(granted):%Y-%m-%d %H:%M}",
         )
     elif kind is A.AWAIT_CITIZEN:
-        case = _evolve(case, paused_since=_iso(at))
+        case = evolve(case, paused_since=_iso(at))
         case = _record(
             case,
             action,
@@ -1038,7 +1041,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
         case = _effect(case, _await_key(case), {"case_id": case.case_id})
         case = _reply(case, action, ReplyPurpose.PROGRESS, rules, note=note[:100])
     elif kind is A.REFUSE_EXTENSION:
-        case = _evolve(case, extension=None)
+        case = evolve(case, extension=None)
         case = _record(
             case,
             action,
@@ -1050,7 +1053,7 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
         )
     elif kind is A.MERGE:
         awaiting = case.state is S.CALLBACK_PENDING or case.paused_since is not None
-        case = _evolve(case, overdue=False, extension=None, paused_since=None)
+        case = evolve(case, overdue=False, extension=None, paused_since=None)
         case = _record(
             case,
             action,
@@ -1091,7 +1094,7 @@ def _callback_fired(case: Case, fired: TimerFired, rules: Rules) -> Case:
         due = limits.deadline(Kind.CALLBACK_ANSWER, cls, cat, fired.occurred_at, cal)
         return _schedule(case, "callback", due, "answer")
     if step == "answer" and case.state is S.CALLBACK_PENDING:
-        case = _evolve(
+        case = evolve(
             case, satisfaction=Satisfaction.NO_ANSWER.value, closed_at=_iso(fired.occurred_at)
         )
         case = _record(
@@ -1120,7 +1123,7 @@ def _resume(case: Case, message: AppealNormalized, rules: Rules) -> Case:
     the time it stood still (working time for working-time limits)."""
     assert case.paused_since is not None
     since, now = _at(case.paused_since), message.occurred_at
-    case = _evolve(case, paused_since=None)
+    case = evolve(case, paused_since=None)
     case = _record(
         case,
         message,
@@ -1155,11 +1158,11 @@ def record_citizen_reply(case: Case, message: AppealNormalized, *, rules: Rules)
     answer = parse_satisfaction(message.text)
     if answer is None:
         return None
-    case = _evolve(case, satisfaction=answer.value)
+    case = evolve(case, satisfaction=answer.value)
     case = _effect(case, _await_key(case), {"case_id": None})
     case = _cancel(case, "callback")
     if answer is Satisfaction.DISSATISFIED:
-        case = _evolve(case, reopened=case.reopened + 1, resolved_at=None, closed_at=None)
+        case = evolve(case, reopened=case.reopened + 1, resolved_at=None, closed_at=None)
         case = _record(
             case,
             message,
@@ -1175,7 +1178,7 @@ def record_citizen_reply(case: Case, message: AppealNormalized, *, rules: Rules)
         case = _start_feedback(case, rules, message.occurred_at, deadline)
         case = _supervise(case, message, rules, 1, "回访不满意，重新办理")
     else:
-        case = _evolve(case, closed_at=_iso(message.occurred_at))
+        case = evolve(case, closed_at=_iso(message.occurred_at))
         case = _record(
             case,
             message,

@@ -29,7 +29,6 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -172,7 +171,7 @@ class CaseStore:
             # e.g. a supervision order to our own subscriber): the lock is ours already.
             yield
             return
-        lock, users = self._locks.get(case_id, (asyncio.Lock(), 0))
+        lock, users = self._locks.get(case_id) or (asyncio.Lock(), 0)
         self._locks[case_id] = (lock, users + 1)
         try:
             async with lock:
@@ -209,7 +208,7 @@ class CaseStore:
                 # Its outbox is published and its effects done, only not yet recorded (or being
                 # published by the change this one re-entered from): the next version leaves them
                 # out.
-                case = replace(case, outbox=(), effects={})
+                case = domain.evolve(case, outbox=(), effects={})
             updated, failures = case, {}
             for position, change in enumerate(chain):
                 try:
@@ -221,7 +220,9 @@ class CaseStore:
                     await self._flush(case)
                 return case, failures
             if updated.version != case.version + 1:  # several changes: one version
-                updated = replace(_without_idle_cancels(case, updated), version=case.version + 1)
+                updated = domain.evolve(
+                    _without_idle_cancels(case, updated), version=case.version + 1
+                )
             if await self._repo.save(updated, expected_version=case.version):
                 self._recent.put(case_id, updated)
                 await self._flush(updated)
@@ -324,11 +325,18 @@ def _without_idle_cancels(base: domain.Case, updated: domain.Case) -> domain.Cas
     }
     if not idle:
         return updated
-    return replace(updated, effects={k: v for k, v in updated.effects.items() if k not in idle})
+    return domain.evolve(
+        updated, effects={k: v for k, v in updated.effects.items() if k not in idle}
+    )
 
 
 async def _all(steps: Iterable[Awaitable[None]]) -> None:
     """Run `steps` side by side; raise the first failure once all have ended."""
+    steps = list(steps)
+    if len(steps) <= 1:  # no task to make
+        for step in steps:
+            await step
+        return
     for result in await asyncio.gather(*steps, return_exceptions=True):
         if isinstance(result, BaseException):
             raise result

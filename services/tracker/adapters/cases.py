@@ -37,7 +37,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any, Protocol
 
 from pydantic_core import from_json, to_json
@@ -46,7 +46,7 @@ from pymongo import AsyncMongoClient, ReplaceOne
 from contracts import CaseState, Outgoing, by_name
 from fengqiao.store import GroupInsert, move_collections
 from services.tracker.adapters.recent import Recent
-from services.tracker.domain import OPEN_STATES, Case, TimelineEntry
+from services.tracker.domain import OPEN_STATES, Case, TimelineEntry, evolve
 
 
 class CaseRepository(Protocol):
@@ -182,7 +182,7 @@ KNOWN_CASES = 50_000  # cases whose latest version this process remembers (a low
 def without_outbox(case: Case, event_ids: Sequence[str], effects: Sequence[str] = ()) -> Case:
     """The next version of `case`, with those outbox entries published and effects done."""
     gone = set(event_ids)
-    return replace(
+    return evolve(
         case,
         outbox=tuple(o for o in case.outbox if o.message.event_id not in gone),
         effects={k: v for k, v in case.effects.items() if k not in effects},

@@ -43,7 +43,9 @@ class Recent(Generic[K, V]):
     def put(self, key: K, value: V, *, at: float | None = None) -> None:
         """Remember `value` as of `at` (default: now; pass an earlier instant to age it)."""
         self._entries.pop(key, None)
-        self._entries[key] = (self._clock() if at is None else at, value)
+        if at is None:
+            at = 0.0 if self._ttl is None else self._clock()  # without a ttl, nobody asks
+        self._entries[key] = (at, value)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 

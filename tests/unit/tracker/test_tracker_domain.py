@@ -353,11 +353,11 @@ def test_the_outbox_accumulates_until_cleared() -> None:
 
 def test_a_changed_case_is_a_new_case_with_only_those_values_changed() -> None:
     case = opened()
-    changed = domain._evolve(case, state=CaseState.ACKNOWLEDGED, version=case.version + 5)
+    changed = domain.evolve(case, state=CaseState.ACKNOWLEDGED, version=case.version + 5)
     assert changed == replace(case, state=CaseState.ACKNOWLEDGED, version=case.version + 5)
     assert changed is not case and case.state is CaseState.RECEIVED  # the old one as it was
     assert changed.timeline is case.timeline
     with pytest.raises(FrozenInstanceError):
         changed.state = CaseState.CLOSED  # type: ignore[misc]
     with pytest.raises(TypeError, match="Case has no field 'stat'"):
-        domain._evolve(case, stat=CaseState.CLOSED)  # type: ignore[call-arg]
+        domain.evolve(case, stat=CaseState.CLOSED)  # type: ignore[call-arg]
