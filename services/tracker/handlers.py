@@ -269,16 +269,30 @@ class CaseStore:
         version left them out."""
         now = time.monotonic()
         due = [(c, v) for c, (v, at) in list(self._unsettled.items()) if everything or at <= now]
-        written = 0
-        for case_id, version in due:
+
+        async def record(case_id: str, version: int) -> bool:
             async with self._hold(case_id):
                 if self._unsettled.get(case_id, (0,))[0] != version:
-                    continue  # done again since, with a later due time
+                    return False  # done again since, with a later due time
                 del self._unsettled[case_id]
                 case = self._recent.get(case_id) or await self._repo.get(case_id)
-                if case is not None and case.version == version:
-                    await self._record_done(case)
-                    written += 1
+                if case is None or case.version != version:
+                    return False
+                await self._record_done(case)
+                return True
+
+        # Side by side: the versions go to the store together (one insert for all, not one
+        # round trip each). A failure is raised once all have ended; those not written are
+        # recorded by their case's next version, or done again after a crash.
+        written = 0
+        failure: BaseException | None = None
+        for result in await asyncio.gather(*(record(c, v) for c, v in due), return_exceptions=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+            else:
+                written += result
+        if failure is not None:
+            raise failure
         return written
 
     async def run_settling(self, interval: float = 0.5) -> None:

@@ -416,6 +416,34 @@ async def test_with_settle_after_a_burst_records_its_done_outbox_once(
     assert await store.settle(everything=True) == 0  # nothing left
 
 
+async def test_settling_records_every_case_though_one_write_fails(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    class FailingFor(InMemoryCaseRepository):
+        """Refuses to write the settled version of one case, as a store error would."""
+
+        async def save(self, case: domain.Case, *, expected_version: int) -> bool:
+            if case.case_id == "c-2" and case.version == 2:
+                raise ConnectionError("the store went away")
+            return await super().save(case, expected_version=expected_version)
+
+    repo = FailingFor()
+    store = CaseStore(
+        repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers(), settle_after=60
+    )
+    for case_id in ("c-1", "c-2", "c-3"):
+        await store.apply(case_id, lambda c: domain.open_case(c, appeal(), rules=RULES))
+    with pytest.raises(ConnectionError, match="went away"):
+        await store.settle(everything=True)
+    assert {c: repo.docs[c]["version"] for c in ("c-1", "c-2", "c-3")} == {
+        "c-1": 2,
+        "c-2": 1,  # still lists its outbox: the next change leaves it out, or a restart redoes it
+        "c-3": 2,
+    }
+    assert repo.docs["c-1"]["outbox"] == {} and repo.docs["c-2"]["outbox"]
+    assert await store.settle(everything=True) == 0  # not retried: no longer remembered
+
+
 def published_ids(publishers: dict[str, RecordingPublisher]) -> set[str]:
     return {m.event_id for p in publishers.values() for m, _ in p.published}
 
