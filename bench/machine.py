@@ -57,7 +57,7 @@ class CpuMeter:
     `stop` (from /proc: only servers running on this machine are counted), per event."""
 
     def __init__(self, servers: dict[str, int], *, this: str = "this process") -> None:
-        self._this = this
+        self.this = this
         self._servers = servers  # name → pid
         self._start: dict[str, float] = {}
         self.used: dict[str, float] = {}
@@ -72,7 +72,7 @@ class CpuMeter:
         return cls(found, this=this)
 
     def _now(self) -> dict[str, float]:
-        seconds = {self._this: time.process_time()}
+        seconds = {self.this: time.process_time()}
         tick = os.sysconf("SC_CLK_TCK")
         for name, pid in self._servers.items():
             try:
@@ -84,6 +84,10 @@ class CpuMeter:
 
     def start(self) -> None:
         self._start = self._now()
+
+    def seconds(self) -> float:
+        """CPU seconds of this process since `start`."""
+        return time.process_time() - self._start[self.this]
 
     def stop(self) -> None:
         now = self._now()
