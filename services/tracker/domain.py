@@ -280,17 +280,16 @@ else:
     def evolve(case: Case, /, **changes: Any) -> Case:
         """`dataclasses.replace(case, **changes)` without running `Case.__init__` over its forty
         fields (replace was half of the domain's time: several per case event; use this one for
-        cases everywhere). The new case
-        shares the old one's values but for the changes; Case is frozen and has no
-        `__post_init__`, so nothing else happens in between."""
+        cases everywhere). The new case shares the old one's values but for the changes; Case
+        is frozen and has no `__post_init__`, so nothing else happens in between."""
         if not changes.keys() <= _CASE_FIELDS:
             unknown = sorted(changes.keys() - _CASE_FIELDS)
             raise TypeError(f"Case has no field {unknown[0]!r}")
         new = object.__new__(Case)
-        values = new.__dict__
-        values.update(case.__dict__)
-        values.update(changes)
+        _set(new, "__dict__", case.__dict__ | changes)  # one new mapping, filled in C
         return new
+
+    _set = object.__setattr__  # past the frozen dataclass's guard, once
 
 
 # -- helpers --------------------------------------------------------------------------------------
