@@ -411,7 +411,9 @@ def _timer(doc: dict[str, Any]) -> Timer:
 
 
 def _bucket(at: dt.datetime) -> str:
-    return f"{BUCKET_PREFIX}{at.astimezone(dt.UTC):%Y%m%d%H}"
+    if at.tzinfo is not dt.UTC:
+        at = at.astimezone(dt.UTC)
+    return f"{BUCKET_PREFIX}{at.year:04d}{at.month:02d}{at.day:02d}{at.hour:02d}"
 
 
 def _bucket_of(entry: dict[str, Any]) -> str:
@@ -424,10 +426,13 @@ def _ms(at: dt.datetime) -> int:
 
 def _instant(at: dt.datetime) -> dt.datetime:
     """UTC, to the millisecond (what BSON keeps), so the fake and Mongo agree."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"naive datetime {at.isoformat()}: give it a time zone")
-    at = at.astimezone(dt.UTC)
-    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+    if at.tzinfo is not dt.UTC:  # else UTC already (most are: made by this function)
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"naive datetime {at.isoformat()}: give it a time zone")
+        at = at.astimezone(dt.UTC)
+    if at.microsecond % 1000:
+        at = at.replace(microsecond=at.microsecond // 1000 * 1000)
+    return at
 
 
 def _read_instant(value: Any) -> Any:
