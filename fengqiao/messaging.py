@@ -155,12 +155,20 @@ class SubscriberMetrics:
         # Offset after the last message handled per (topic, partition): the prefetch buffer
         # runs ahead of the consumer's fetch position, so lag counts from what was handled.
         self.handled: dict[tuple[str, int], int] = {}
+        self._by_topic: dict[str, tuple[Any, Any]] = {}  # topic → (latency, processed) children
 
     def observe(self, record: Any, seconds: float, error: BaseException | None) -> None:
         topic = record.topic
-        self.latency.labels(self.service, topic).observe(seconds)
+        children = self._by_topic.get(topic)
+        if children is None:  # labels() looks its child up each time: once per topic
+            children = self._by_topic[topic] = (
+                self.latency.labels(self.service, topic),
+                self.processed.labels(self.service, topic),
+            )
+        latency, processed = children
+        latency.observe(seconds)
         if error is None:
-            self.processed.labels(self.service, topic).inc()
+            processed.inc()
         else:
             self.failed.labels(self.service, topic, type(error).__name__).inc()
         if isinstance(record.partition, int) and isinstance(record.offset, int):
