@@ -22,13 +22,12 @@ publishes it again (same event ids, idempotent effects), as a crash before the r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import datetime as dt
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -74,6 +73,50 @@ _UNREAD = object()  # a case not read yet
 _holding: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "fengqiao_tracker_cases_held", default=frozenset()
 )
+
+
+class _Held:
+    """`CaseStore._hold`: the case's lock (made when the case has none, dropped with its last
+    user). A class, not a generator-based context manager: every change and every settled case
+    enters one."""
+
+    __slots__ = ("_case_id", "_lock", "_locks", "_token")
+
+    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], case_id: str) -> None:
+        self._locks, self._case_id = locks, case_id
+        self._lock: asyncio.Lock | None = None
+        self._token: contextvars.Token[frozenset[str]] | None = None
+
+    async def __aenter__(self) -> None:
+        held, case_id = _holding.get(), self._case_id
+        if case_id in held:
+            # Re-entered from our own publish (an in-memory test broker delivers synchronously,
+            # e.g. a supervision order to our own subscriber): the lock is ours already.
+            return
+        lock, users = self._locks.get(case_id) or (asyncio.Lock(), 0)
+        self._locks[case_id] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:  # cancelled while waiting
+            self._leave()
+            raise
+        self._lock = lock
+        self._token = _holding.set(held | {case_id})
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._lock is None:
+            return
+        if self._token is not None:
+            _holding.reset(self._token)
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        lock, users = self._locks[self._case_id]
+        if users == 1:
+            del self._locks[self._case_id]
+        else:
+            self._locks[self._case_id] = (lock, users - 1)
 
 
 class ConcurrentWriteError(Exception):
@@ -161,31 +204,11 @@ class CaseStore:
         await asyncio.gather(*(apply_case(c, indexes) for c, indexes in by_case.items()))
         return results
 
-    @contextlib.asynccontextmanager
-    async def _hold(self, case_id: str) -> AsyncIterator[None]:
-        # One change per case at a time in this process (the subscribers of different topics
-        # run concurrently); across replicas the store's compare-and-set decides.
-        held = _holding.get()
-        if case_id in held:
-            # Re-entered from our own publish (an in-memory test broker delivers synchronously,
-            # e.g. a supervision order to our own subscriber): the lock is ours already.
-            yield
-            return
-        lock, users = self._locks.get(case_id) or (asyncio.Lock(), 0)
-        self._locks[case_id] = (lock, users + 1)
-        try:
-            async with lock:
-                token = _holding.set(held | {case_id})
-                try:
-                    yield
-                finally:
-                    _holding.reset(token)
-        finally:
-            lock, users = self._locks[case_id]
-            if users == 1:
-                del self._locks[case_id]
-            else:
-                self._locks[case_id] = (lock, users - 1)
+    def _hold(self, case_id: str) -> _Held:
+        """`async with` it: one change per case at a time in this process (the subscribers of
+        different topics run concurrently); across replicas the store's compare-and-set
+        decides."""
+        return _Held(self._locks, case_id)
 
     async def _apply(
         self, case_id: str, chain: Sequence[Change], read: object

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -478,3 +479,43 @@ async def test_a_store_that_did_not_settle_publishes_the_outbox_again_after_a_re
     await second.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(later) == topics(publishers)
     assert repo.docs[CASE]["outbox"] == {}
+
+
+# --------------------------------------------------------------------------- a case's lock
+
+
+async def test_a_case_is_held_by_one_change_at_a_time_and_its_lock_goes_with_its_last_user(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    store = CaseStore(
+        InMemoryCaseRepository(),
+        DeclaredPublishers(publishers),
+        InMemoryIndexes(),
+        InMemoryTimers(),
+    )
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with store._hold(CASE):
+            order.append("first in")
+            async with store._hold(CASE):  # re-entered (our own publish): no deadlock
+                order.append("first again")
+            await release.wait()
+            order.append("first out")
+
+    async def second() -> None:
+        async with store._hold(CASE):
+            order.append("second in")
+
+    holding = asyncio.ensure_future(first())
+    await asyncio.sleep(0)
+    waiting, cancelled = asyncio.ensure_future(second()), asyncio.ensure_future(second())
+    await asyncio.sleep(0)
+    cancelled.cancel()  # while it waits for the lock
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(holding, waiting)
+    assert cancelled.cancelled()
+    assert order == ["first in", "first again", "first out", "second in"]
+    assert store._locks == {}
