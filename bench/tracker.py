@@ -20,16 +20,17 @@ Two ways to measure, both against the real FerretDB and Kafka of the local stack
   flight at once, each case's messages one after the other (as the partitions of a Kafka topic
   would hand them over).
 - `service`: the whole tracker app (`services.tracker.app.build`) in this process with its Kafka
-  consumers (one per partition): the appeals, dispatch orders and acknowledgments of all cases
-  are put on their topics first, then the app starts and the time runs from the first message
-  applied until all are (as counted by `fengqiao_tracker_messages_total`); then the units'
-  actions are published (by a process of their own, as the unit API or another replica would)
-  and the time runs until they are applied too. (The first three kinds may be applied in any
+  consumers (one per topic): the appeals, dispatch orders and acknowledgments of all cases are
+  put on their topics first, then the app starts and the time runs from the first message
+  applied until the tracker's consumer groups have committed all of them (a poll is committed
+  once it is applied); then the units' actions are published (by a process of their own, as the
+  unit API or another replica would) and the time runs until they are committed too. (The first three kinds may be applied in any
   order, as they travel on different topics; a unit acts on a case that reached it.) The figure
   is all messages over the two times.
 
 Prints one summary line per mode (`RESULT ...`) with the machine and its load average; the
-service mode adds the CPU time per event of this process and of the stack's servers.
+service mode adds the CPU time per event of this process (also per phase) and of the stack's
+servers, and the documents stored per event by collection.
 
 Run it on a stack of its own (`FENGQIAO_KAFKA_BOOTSTRAP`, `FENGQIAO_MONGO_URI`), not beside a demo:
 its databases are dropped at the end, but its messages stay on the topics (case events and reply
