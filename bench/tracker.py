@@ -24,9 +24,9 @@ Two ways to measure, both against the real FerretDB and Kafka of the local stack
   put on their topics first, then the app starts and the time runs from the first message
   applied until the tracker's consumer groups have committed all of them (a poll is committed
   once it is applied); then the units' actions are published (by a process of their own, as the
-  unit API or another replica would) and the time runs until they are committed too. (The first three kinds may be applied in any
-  order, as they travel on different topics; a unit acts on a case that reached it.) The figure
-  is all messages over the two times.
+  unit API or another replica would) and the time runs until they are committed too. (The first
+  three kinds may be applied in any order, as they travel on different topics; a unit acts on a
+  case that reached it.) The figure is all messages over the two times.
 
 Prints one summary line per mode (`RESULT ...`) with the machine and its load average; the
 service mode adds the CPU time per event of this process (also per phase) and of the stack's

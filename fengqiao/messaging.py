@@ -662,16 +662,17 @@ class RememberedPartitioner:
     def __init__(self, size: int = 100_000) -> None:
         self._size = size
         self._known: dict[tuple[bytes, int], int] = {}
+        self._default = DefaultPartitioner()
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
         if key is None:  # spread at random, as aiokafka does
-            return int(DefaultPartitioner()(key, all_partitions, available))
+            return int(self._default(key, all_partitions, available))
         known = (key, len(all_partitions))
         partition = self._known.get(known)
         if partition is None:
             if len(self._known) >= self._size:
                 self._known.clear()  # forget them all: the next ones are hashed again
-            partition = int(DefaultPartitioner()(key, all_partitions, available))
+            partition = int(self._default(key, all_partitions, available))
             self._known[known] = partition
         return partition
 

@@ -80,12 +80,12 @@ class _Held:
     user). A class, not a generator-based context manager: every change and every settled case
     enters one."""
 
-    __slots__ = ("_case_id", "_lock", "_locks", "_token")
+    __slots__ = ("_case_id", "_locks", "_taken")
 
     def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], case_id: str) -> None:
         self._locks, self._case_id = locks, case_id
-        self._lock: asyncio.Lock | None = None
-        self._token: contextvars.Token[frozenset[str]] | None = None
+        # The lock and the token of the held cases' context; None when re-entered.
+        self._taken: tuple[asyncio.Lock, contextvars.Token[frozenset[str]]] | None = None
 
     async def __aenter__(self) -> None:
         held, case_id = _holding.get(), self._case_id
@@ -100,15 +100,14 @@ class _Held:
         except BaseException:  # cancelled while waiting
             self._leave()
             raise
-        self._lock = lock
-        self._token = _holding.set(held | {case_id})
+        self._taken = (lock, _holding.set(held | {case_id}))
 
     async def __aexit__(self, *_: object) -> None:
-        if self._lock is None:
+        if self._taken is None:
             return
-        if self._token is not None:
-            _holding.reset(self._token)
-        self._lock.release()
+        lock, token = self._taken
+        _holding.reset(token)
+        lock.release()
         self._leave()
 
     def _leave(self) -> None:
