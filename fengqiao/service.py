@@ -34,11 +34,13 @@ log = logging.getLogger("fengqiao.service")
 # keeps caches of recent cases: at the default (700, 10, 10) the tracker spent 4.1-4.5 s of its
 # 24-25 s of CPU in collections on its bench, 3.1-3.3 s of them full ones that walk every cached
 # case; at (10_000, 20, 20) it spent 0.9-1.0 s and tracker CPU per event fell from 840-900 to
-# 615-650 µs. At (50_000, 20, 20) its collections took 0.36-0.47 s of a run of 14,000 events
-# instead of 0.69-0.73 s (nine young collections instead of a hundred; most objects are freed by
-# their count before one comes), each pausing it some 40 ms. A full collection still comes every
-# 400 young ones, so cyclic garbage is freed.
-GC_THRESHOLDS = (50_000, 20, 20)
+# 615-650 µs. A young collection comes when the objects allocated and not freed since the last
+# one reach the first threshold: at 10_000 the tracker's collections took 0.69-0.73 s of a run of
+# 14,000 events (a hundred of them), at 50_000 0.36-0.47 s, and at 200_000 0.11-0.13 s (one; 0.12
+# against 1.76 s with 35,000 events): most of what a change allocates is freed by its count before
+# a collection comes. Garbage in cycles waits for up to that many objects (some tens of MB), and a
+# collection pauses the service about 0.1 s. A full collection still comes every 400 young ones.
+GC_THRESHOLDS = (200_000, 20, 20)
 
 Hook = Callable[[], Awaitable[None]]
 
