@@ -157,6 +157,11 @@ def spread(start: datetime, i: int) -> datetime:
     return start + timedelta(milliseconds=10 * i)
 
 
+def bench_lives(run: str, cases: int, start: datetime) -> list[list[CaseMessage]]:
+    """The messages of `cases` cases of this run, each case at its own instant."""
+    return [case_messages(f"bench-{run}-{i:06d}", i, spread(start, i)) for i in range(cases)]
+
+
 def change_for(message: CaseMessage, rules: domain.Rules) -> Change:
     """What the tracker's subscriber of the message's topic applies to the case."""
     if isinstance(message, AppealNormalized):
@@ -242,7 +247,7 @@ async def run_store(
         rules = domain.Rules.default("tracker")
         run = uuid.uuid4().hex[:6]
         now = datetime.now(UTC)
-        lives = [case_messages(f"bench-{run}-{i:06d}", i, spread(now, i)) for i in range(cases)]
+        lives = bench_lives(run, cases, now)
         gate = asyncio.Semaphore(concurrency)
         latencies: list[float] = []
 
@@ -459,7 +464,7 @@ async def run_service(settings: StackSettings, cases: int, cpu: CpuMeter) -> dic
         ],
     )
     now = datetime.now(UTC)
-    lives = [case_messages(f"bench-{run}-{i:06d}", i, spread(now, i)) for i in range(cases)]
+    lives = bench_lives(run, cases, now)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
 
     def messages(steps: range) -> list[Sent]:

@@ -95,10 +95,14 @@ def to_document(case: Case) -> dict[str, Any]:
             o.message.event_id: {"topic": o.topic, "body": o.message.model_dump(mode="json")}
             for o in case.outbox
         },
-        # A list, not a mapping: effect keys hold author ids, which may contain dots.
-        "effects": [{"key": k, "value": v} for k, v in case.effects.items()],
+        "effects": _effects(case),
         "version": case.version,
     }
+
+
+def _effects(case: Case) -> list[dict[str, Any]]:
+    # A list, not a mapping: effect keys hold author ids, which may contain dots.
+    return [{"key": k, "value": v} for k, v in case.effects.items()]
 
 
 # A version as stored: these fields (lists and mappings, never queried) as one JSON text,
@@ -112,6 +116,8 @@ PACKED = (
     *("processed", "outbox", "effects"),
 )
 _SCALARS = tuple(name for name in _SIMPLE if name not in PACKED)
+_JOINED = ("timeline", "outbox")  # joined from JSON made once (`stored`)
+_AS_THEY_ARE = tuple(n for n in PACKED if n not in (*_JOINED, "processed", "effects"))
 
 
 def stored(case: Case) -> dict[str, Any]:
@@ -123,18 +129,8 @@ def stored(case: Case) -> dict[str, Any]:
         doc[name] = getattr(case, name)
     doc["state"] = case.state.value
     doc["version"] = case.version
-    small = to_json(
-        {
-            "reply_to": case.reply_to,
-            "chain": case.chain,
-            "hops": case.hops,
-            "co_units": case.co_units,
-            "replies": case.replies,
-            "clocks": case.clocks,
-            "processed": sorted(case.processed),
-            "effects": [{"key": k, "value": v} for k, v in case.effects.items()],
-        }
-    )
+    rest = {name: getattr(case, name) for name in _AS_THEY_ARE}
+    small = to_json(rest | {"processed": sorted(case.processed), "effects": _effects(case)})
     timeline = b",".join(entry.json for entry in case.timeline)
     outbox = b",".join(
         b'%b:{"topic":%b,"body":%b}' % (to_json(o.message.event_id), to_json(o.topic), o.body)
