@@ -19,10 +19,11 @@ import inspect
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
@@ -277,15 +278,34 @@ class DeadLetterMiddleware(BaseMiddleware):
     async def _consume_batch(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
         """A `batch_subscriber`'s poll: the messages its decoder refused and those its handler
         failed (`BatchFailures`) go to dead letters, one by one; the others count as handled. A
-        handler that raises fails every message it was given, as it would have failed each."""
+        handler that raises fails every message it was given, as it would have failed each.
+
+        The poll is then committed by its consumer's `_Pipeline`, in poll order. A handler that
+        returns a task of its failures (it carries on with the poll in the background) is handed
+        the next poll meanwhile."""
         started = time.perf_counter()
+        pipeline = _Pipeline.of(getattr(msg, "consumer", None))
+        generation = pipeline.generation if pipeline is not None else 0
         try:
             result = await call_next(msg)
         except Exception as raised:
             result = raised
-        seconds = (time.perf_counter() - started) / max(len(msg.raw_message), 1)
         # Not decoded at all (the handler was not reached): every record is the handler's.
         batch: _DecodedBatch = getattr(msg, _DECODED, None) or _DecodedBatch(msg.raw_message)
+        finishing = self._finish_batch(batch, result, started)
+        if pipeline is None:  # an in-memory test broker: done before its publish returns
+            await finishing
+        else:
+            await pipeline.add(finishing, msg.raw_message, generation)
+        return None
+
+    async def _finish_batch(self, batch: _DecodedBatch, result: Any, started: float) -> None:
+        if isinstance(result, asyncio.Future):
+            try:
+                result = await result
+            except Exception as raised:
+                result = raised
+        seconds = (time.perf_counter() - started) / max(len(batch.records) + len(batch.refused), 1)
         if isinstance(result, Exception):
             failures = BatchFailures(dict.fromkeys(range(len(batch.records)), result))
         else:
@@ -299,7 +319,6 @@ class DeadLetterMiddleware(BaseMiddleware):
             for index, record in enumerate(batch.records):
                 if index not in failures:
                     self.metrics.observe(record, seconds, None)
-        return None
 
     async def _dead_letter(self, record: Any, exc: BaseException) -> None:
         letter = dead_letter_for(record, exc, consumer=self.service)
@@ -451,7 +470,13 @@ def batch_subscriber(
     handed over. The handler returns the `BatchFailures` of the messages it could not handle.
 
     For handlers that gain from seeing many messages at once (the tracker writes the changes of
-    a case in one batch as one version, and applies different cases side by side)."""
+    a case in one batch as one version, and applies different cases side by side).
+
+    The handler may also return a task of its `BatchFailures`, once it has done what must come
+    before the next poll's handling (the tracker: taken its place in the queue of each case).
+    It is then handed the next poll while the task carries on: up to `BATCHES_IN_FLIGHT` polls
+    at once, so one poll's writes overlap the next poll's computing. Polls are committed in
+    order, each once it and all before it are finished (`_Pipeline`)."""
     model = topic.message
 
     async def decode(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> list[Any]:
@@ -476,7 +501,139 @@ def batch_subscriber(
         batch=True,
         max_records=max_records,
         decoder=decode,
+        # Committed by the poll's `_Pipeline` (explicit offsets, in poll order), not FastStream.
+        ack_policy=AckPolicy.MANUAL,
     )
+
+
+# Polls of one batch subscriber being finished at once (see below). The tracker's bench, A/B
+# against committing each poll before taking the next: 1,452-1,674 → 1,722-1,909 events/s at 2,
+# 1,442-1,674 → 1,884-1,994 at 3 (alternating runs).
+BATCHES_IN_FLIGHT = 3
+
+
+class _Pipeline:
+    """The polls of one batch subscriber's consumer that are being finished (handled, their
+    failures dead-lettered), oldest first, and their commits.
+
+    A poll's offsets (of each partition, the one after its last record) are committed once it
+    and every poll before it are finished: a crash re-delivers whatever was not finished, as
+    FastStream's commit after each handler did. A poll that could not be finished (its dead
+    letters could not be written, or it was cancelled) is not committed, and neither is any
+    poll taken after it: the consumer is sought back to its first records and they come again
+    (the tracker's changes are idempotent: a case keeps the ids of the messages it applied).
+    A commit that fails (a rebalance moved the partition away, Kafka is gone a moment) is
+    logged: the next poll's commit covers it, or the partition's new owner handles it again.
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+        self.finishing: deque[asyncio.Task[None]] = deque()
+        # Raised when the consumer is sought back: the polls taken before are not committed.
+        self.generation = 0
+
+    @classmethod
+    def of(cls, consumer: Any) -> _Pipeline | None:
+        """The pipeline of a real consumer (None for an in-memory test broker's)."""
+        if not isinstance(consumer, AIOKafkaConsumer):
+            return None
+        pipeline = _PIPELINES.get(consumer)
+        if pipeline is None:
+            pipeline = _PIPELINES[consumer] = cls(consumer)
+        return pipeline
+
+    async def add(
+        self, finishing: Awaitable[None], records: Sequence[Any], generation: int
+    ) -> None:
+        """Finish and commit a poll taken in `generation` in the background; return once fewer
+        than `BATCHES_IN_FLIGHT` polls are being finished (so the next poll can be taken)."""
+        previous = self.finishing[-1] if self.finishing else None
+        self.finishing.append(
+            asyncio.ensure_future(self._finish(finishing, previous, records, generation))
+        )
+        while True:
+            while self.finishing and self.finishing[0].done():
+                self.finishing.popleft()  # they end in order: each waits for the one before
+            if len(self.finishing) < BATCHES_IN_FLIGHT:
+                return
+            await asyncio.wait([self.finishing[0]])
+
+    async def _finish(
+        self,
+        finishing: Awaitable[None],
+        previous: asyncio.Task[None] | None,
+        records: Sequence[Any],
+        generation: int,
+    ) -> None:
+        failure: BaseException | None = None
+        try:
+            await finishing
+        except BaseException as exc:  # cancelled too: not finished, so not committed
+            failure = exc
+        if previous is not None:
+            await asyncio.wait([previous])
+        if generation == self.generation:
+            if failure is None:
+                await self._commit(records)
+            else:
+                self.generation += 1
+                self._seek_back(records, failure)
+        if isinstance(failure, asyncio.CancelledError):
+            raise failure
+
+    async def _commit(self, records: Sequence[Any]) -> None:
+        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
+        try:
+            await self.consumer.commit(offsets)
+        except Exception as exc:
+            log.warning(
+                "committing %s failed (%s: %s); the next commit covers it, or the messages "
+                "come again",
+                _describe_offsets(offsets),
+                type(exc).__name__,
+                exc,
+            )
+
+    def _seek_back(self, records: Sequence[Any], failure: BaseException) -> None:
+        first: dict[TopicPartition, int] = {}
+        for record in records:
+            first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+        assigned = self.consumer.assignment()
+        for tp, offset in first.items():
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
+        log.error(
+            "a poll could not be finished (%s: %s); it comes again from %s",
+            type(failure).__name__,
+            failure,
+            _describe_offsets(first),
+        )
+
+    async def drain(self) -> None:
+        """Wait until the polls being finished are finished and committed."""
+        while self.finishing:
+            await asyncio.wait([self.finishing[-1]])
+            while self.finishing and self.finishing[0].done():
+                self.finishing.popleft()
+
+
+_PIPELINES: weakref.WeakKeyDictionary[AIOKafkaConsumer, _Pipeline] = weakref.WeakKeyDictionary()
+
+
+def _describe_offsets(offsets: dict[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in offsets.items())
+
+
+async def drain(broker: KafkaBroker) -> None:
+    """Before `broker.stop()`: stop taking polls for the batch subscribers and wait until the
+    polls they are finishing are committed (else they would only come again after a restart)."""
+    pipelines = []
+    for consumer in (c for s in broker.subscribers for c in subscriber_consumers(s)):
+        pipeline = _PIPELINES.get(consumer)
+        if pipeline is not None:
+            consumer.pause(*consumer.assignment())
+            pipelines.append(pipeline)
+    await asyncio.gather(*(p.drain() for p in pipelines))
 
 
 _DLQ_PUBLISHERS: weakref.WeakKeyDictionary[KafkaBroker, dict[str, Any]] = (

@@ -25,7 +25,13 @@ from pymongo import AsyncMongoClient
 
 from fengqiao import __version__
 from fengqiao.http import ops_router
-from fengqiao.messaging import SubscriberMetrics, consumers_assigned, ensure_topics, make_broker
+from fengqiao.messaging import (
+    SubscriberMetrics,
+    consumers_assigned,
+    drain,
+    ensure_topics,
+    make_broker,
+)
 from fengqiao.settings import StackSettings
 
 log = logging.getLogger("fengqiao.service")
@@ -119,6 +125,7 @@ def http_app(
         try:
             yield
         finally:
+            await drain(runtime.broker)  # what the batch subscribers are finishing is committed
             await runtime.broker.stop()
             for hook in runtime.on_stop:
                 await hook()

@@ -1,10 +1,12 @@
 """Tracker's subscribers and its timer sweep: every message and every clock changes cases.
 
-Each change is applied with `CaseStore.apply` (a clock) or `CaseStore.apply_many` (what one poll
+Each change is applied with `CaseStore.apply` (a clock) or `CaseStore.begin_many` (what one poll
 of a topic returned): load the case, let the domain compute the new case (all of the poll's
 changes of that case, in order), write it conditionally as one version (retrying on a concurrent
 write), then publish its outbox and carry out its effects (timers, indexes), then record that
-they are done.
+they are done. A subscriber hands back the task of its poll once the poll has taken its turns at
+its cases, and is handed its next poll while the task goes on (`batch_subscriber`): one poll's
+writes overlap the next one's computing, and each case still takes its changes in order.
 
 The store remembers the version of each case it last wrote (or read) and uses it as the base of
 the next change instead of reading the case again: the messages of one case come in bursts (an
@@ -65,7 +67,7 @@ PUBLISHES = (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)  # what a case'
 # Cases whose last written version is reused as the next change's base (a guess, see above).
 REMEMBERED_CASES = 10_000
 
-BatchHandler = Callable[[Any], Awaitable[BatchFailures]]
+BatchHandler = Callable[[Any], Awaitable[asyncio.Task[BatchFailures]]]
 Change = Callable[[domain.Case], domain.Case]
 _UNREAD = object()  # a case not read yet
 
@@ -75,47 +77,59 @@ _holding: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
 )
 
 
-class _Held:
-    """`CaseStore._hold`: the case's lock (made when the case has none, dropped with its last
-    user). A class, not a generator-based context manager: every change and every settled case
-    enters one."""
+class _Turn:
+    """A change's turn at a case (`CaseStore._turn`): one change per case at a time in this
+    process, in the order the turns were made. The place in the case's queue is taken when the
+    turn is made, and `async with` waits for the turns made before it: a batch takes its turns
+    at all its cases before anything is awaited, so the changes of a batch begun later (the
+    next poll, while this one is still written) come after its own."""
 
-    __slots__ = ("_case_id", "_locks", "_taken")
+    __slots__ = ("_before", "_case_id", "_done", "_queue", "_token")
 
-    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], case_id: str) -> None:
-        self._locks, self._case_id = locks, case_id
-        # The lock and the token of the held cases' context; None when re-entered.
-        self._taken: tuple[asyncio.Lock, contextvars.Token[frozenset[str]]] | None = None
+    def __init__(self, queue: dict[str, asyncio.Future[None]], case_id: str) -> None:
+        self._queue, self._case_id = queue, case_id
+        self._token: contextvars.Token[frozenset[str]] | None = None
+        self._before: asyncio.Future[None] | None = None
+        self._done: asyncio.Future[None] | None = None  # None: re-entered, the turn is ours
+        if case_id in _holding.get():
+            # Re-entered from our own publish (an in-memory test broker delivers synchronously,
+            # e.g. a supervision order to our own subscriber): the case is ours already.
+            return
+        self._before = queue.get(case_id)  # the turn made before (None: nobody's)
+        self._done = queue[case_id] = asyncio.get_running_loop().create_future()
 
     async def __aenter__(self) -> None:
-        held, case_id = _holding.get(), self._case_id
-        if case_id in held:
-            # Re-entered from our own publish (an in-memory test broker delivers synchronously,
-            # e.g. a supervision order to our own subscriber): the lock is ours already.
+        if self._done is None:
             return
-        lock, users = self._locks.get(case_id) or (asyncio.Lock(), 0)
-        self._locks[case_id] = (lock, users + 1)
-        try:
-            await lock.acquire()
-        except BaseException:  # cancelled while waiting
-            self._leave()
-            raise
-        self._taken = (lock, _holding.set(held | {case_id}))
+        before = self._before
+        if before is not None and not before.done():
+            try:
+                await asyncio.shield(before)
+            except BaseException:  # cancelled while waiting: the next turn still waits for it
+                self.release()
+                raise
+        self._token = _holding.set(_holding.get() | {self._case_id})
 
     async def __aexit__(self, *_: object) -> None:
-        if self._taken is None:
-            return
-        lock, token = self._taken
-        _holding.reset(token)
-        lock.release()
-        self._leave()
+        if self._token is not None:
+            _holding.reset(self._token)
+            self._token = None
+        self.release()
 
-    def _leave(self) -> None:
-        lock, users = self._locks[self._case_id]
-        if users == 1:
-            del self._locks[self._case_id]
-        else:
-            self._locks[self._case_id] = (lock, users - 1)
+    def release(self) -> None:
+        """Hand the case to the next turn: now, or when the turns before end (a turn that was
+        never taken, e.g. its batch was cancelled). Does nothing the second time."""
+        done = self._done
+        if done is None or done.done():
+            return
+        before = self._before
+        if before is not None and not before.done():
+            before.add_done_callback(lambda _: self.release())
+            return
+        self._before = None
+        done.set_result(None)
+        if self._queue.get(self._case_id) is done:
+            del self._queue[self._case_id]
 
 
 class ConcurrentWriteError(Exception):
@@ -140,7 +154,7 @@ class CaseStore:
         self._indexes = indexes
         self._timers = timers
         self._clock = clock
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, holders and waiters
+        self._turns: dict[str, asyncio.Future[None]] = {}  # case → its last turn's end
         # Exactly as stored: only versions that `get` returned or `save` wrote.
         self._recent: Recent[str, domain.Case] = Recent(REMEMBERED_CASES)
         # None: record a done outbox at once. Else: case → (version whose outbox and effects are
@@ -161,7 +175,7 @@ class CaseStore:
         return self._indexes
 
     async def apply(self, case_id: str, change: Change) -> domain.Case:
-        async with self._hold(case_id):
+        async with self._turn(case_id):
             case, failures = await self._apply(case_id, [change], _UNREAD)
         if failures:
             raise failures[0]
@@ -175,9 +189,33 @@ class CaseStore:
         side. Returns, for each change, the case after it was applied or why it failed: a change
         that raises is left out (the others of its case still apply), and a case whose write
         fails fails all its changes."""
+        return await self.begin_many(changes)
+
+    def begin_many(
+        self, changes: Sequence[tuple[str, Change]]
+    ) -> asyncio.Task[list[domain.Case | Exception]]:
+        """`apply_many`, begun: the batch's turns at its cases are taken before this returns, so
+        the changes of a batch begun after it come after its own; the task applies them."""
         by_case: dict[str, list[int]] = {}
         for index, (case_id, _) in enumerate(changes):
             by_case.setdefault(case_id, []).append(index)
+        turns = {case_id: self._turn(case_id) for case_id in by_case}
+        task = asyncio.ensure_future(self._apply_batch(changes, by_case, turns))
+
+        # A turn not taken (the task was cancelled before it came) is handed on all the same.
+        def hand_on(_: object) -> None:
+            for turn in turns.values():
+                turn.release()
+
+        task.add_done_callback(hand_on)
+        return task
+
+    async def _apply_batch(
+        self,
+        changes: Sequence[tuple[str, Change]],
+        by_case: dict[str, list[int]],
+        turns: dict[str, _Turn],
+    ) -> list[domain.Case | Exception]:
         results: list[domain.Case | Exception] = [RuntimeError("not applied")] * len(changes)
         # The cases this process has not seen are read together (most are new: one lookup for
         # all). A base read here is only a guess, as a remembered one is (see _apply).
@@ -190,7 +228,7 @@ class CaseStore:
 
         async def apply_case(case_id: str, indexes: list[int]) -> None:
             try:
-                async with self._hold(case_id):
+                async with turns[case_id]:
                     chain = [changes[i][1] for i in indexes]
                     case, failures = await self._apply(case_id, chain, bases.get(case_id, _UNREAD))
             except Exception as exc:
@@ -203,11 +241,11 @@ class CaseStore:
         await asyncio.gather(*(apply_case(c, indexes) for c, indexes in by_case.items()))
         return results
 
-    def _hold(self, case_id: str) -> _Held:
+    def _turn(self, case_id: str) -> _Turn:
         """`async with` it: one change per case at a time in this process (the subscribers of
-        different topics run concurrently); across replicas the store's compare-and-set
-        decides."""
-        return _Held(self._locks, case_id)
+        different topics run concurrently), in the order the turns were made; across replicas
+        the store's compare-and-set decides."""
+        return _Turn(self._turns, case_id)
 
     async def _apply(
         self, case_id: str, chain: Sequence[Change], read: object
@@ -293,7 +331,7 @@ class CaseStore:
         due = [(c, v) for c, (v, at) in list(self._unsettled.items()) if everything or at <= now]
 
         async def record(case_id: str, version: int) -> bool:
-            async with self._hold(case_id):
+            async with self._turn(case_id):
                 if self._unsettled.get(case_id, (0,))[0] != version:
                     return False  # done again since, with a later due time
                 del self._unsettled[case_id]
@@ -485,30 +523,41 @@ def register(
             max_records=BATCH_RECORDS,
         )
 
-    async def apply_all(
-        topic: Topic, changes: list[tuple[str, Change]], positions: list[int] | None = None
-    ) -> BatchFailures:
-        """Apply the changes; the failures by position in the batch (`positions[i]` for the
-        i-th change, default i)."""
-        failures = BatchFailures()
-        for i, result in enumerate(await store.apply_many(changes)):
-            if isinstance(result, Exception):
-                failures[positions[i] if positions is not None else i] = result
-        applied.labels(topic.name).inc(len(changes) - len(failures))
-        return failures
+    def apply_all(
+        topic: Topic,
+        changes: list[tuple[str, Change]],
+        positions: list[int] | None = None,
+        failed: BatchFailures | None = None,
+    ) -> asyncio.Task[BatchFailures]:
+        """Begin applying the changes (their turns at their cases are taken at once, so the
+        subscriber can be handed its next poll meanwhile); the task of the failures by position
+        in the batch (`positions[i]` for the i-th change, default i), with those `failed`
+        before."""
+        applying = store.begin_many(changes)
+
+        async def failures() -> BatchFailures:
+            found = BatchFailures(failed or {})
+            results = await applying
+            for i, result in enumerate(results):
+                if isinstance(result, Exception):
+                    found[positions[i] if positions is not None else i] = result
+            applied.labels(topic.name).inc(sum(not isinstance(r, Exception) for r in results))
+            return found
+
+        return asyncio.ensure_future(failures())
 
     @subscriber(
         APPEALS,
         "Open a case for a new appeal (and ask for its acknowledgment); a citizen's answer to a "
         "callback question closes or reopens the case it answers.",
     )
-    async def on_appeals(appeals: list[AppealNormalized]) -> BatchFailures:
+    async def on_appeals(appeals: list[AppealNormalized]) -> asyncio.Task[BatchFailures]:
         keys = [domain.awaiting_key(a.platform, a.author.id) for a in appeals]
         waiting = await indexes.awaiting(keys)
         failures = BatchFailures()
         answers = [i for i, key in enumerate(keys) if key in waiting]
         answered = set()
-        if answers:
+        if answers:  # few: applied before the poll's new cases are begun
             results = await store.apply_many(
                 [(waiting[keys[i]], answer(appeals[i])) for i in answers]
             )
@@ -523,12 +572,9 @@ def register(
             for i, appeal in enumerate(appeals)
             if appeal.is_appeal and i not in answered and i not in failures
         ]
-        failures.update(
-            await apply_all(
-                APPEALS, [(appeals[i].case_id, opens(appeals[i])) for i in opening], opening
-            )
+        return apply_all(
+            APPEALS, [(appeals[i].case_id, opens(appeals[i])) for i in opening], opening, failures
         )
-        return failures
 
     def answer(appeal: AppealNormalized) -> Change:
         return lambda c: domain.record_citizen_reply(c, appeal, rules=rules) or c
@@ -537,27 +583,27 @@ def register(
         return lambda c: domain.open_case(c, appeal, rules=rules)
 
     @subscriber(DISPATCH_ORDERS, "Record one hop of a dispatch and start its clocks.")
-    async def on_dispatch(orders: list[DispatchOrdered]) -> BatchFailures:
-        return await apply_all(
+    async def on_dispatch(orders: list[DispatchOrdered]) -> asyncio.Task[BatchFailures]:
+        return apply_all(
             DISPATCH_ORDERS, [(o.case_id, _bound(domain.record_dispatch, o, rules)) for o in orders]
         )
 
     @subscriber(REPLIES_SENT, "Record what the platform answered to a reply.")
-    async def on_reply(sent: list[ReplySent]) -> BatchFailures:
-        return await apply_all(
+    async def on_reply(sent: list[ReplySent]) -> asyncio.Task[BatchFailures]:
+        return apply_all(
             REPLIES_SENT, [(r.case_id, _bound(domain.record_reply, r, rules)) for r in sent]
         )
 
     @subscriber(COORDINATION_REQUESTS, "Record a request to an outside agency (横协调).")
-    async def on_coordination(requests: list[CoordinationRequested]) -> BatchFailures:
-        return await apply_all(
+    async def on_coordination(requests: list[CoordinationRequested]) -> asyncio.Task[BatchFailures]:
+        return apply_all(
             COORDINATION_REQUESTS,
             [(r.case_id, _bound(domain.record_coordination, r, rules)) for r in requests],
         )
 
     @subscriber(SUPERVISION_ORDERS, "Record an upper tier's supervision order (纵督促).")
-    async def on_supervision(orders: list[SupervisionOrdered]) -> BatchFailures:
-        return await apply_all(
+    async def on_supervision(orders: list[SupervisionOrdered]) -> asyncio.Task[BatchFailures]:
+        return apply_all(
             SUPERVISION_ORDERS,
             [(o.case_id, _bound(domain.record_supervision, o, rules)) for o in orders],
         )
@@ -567,10 +613,8 @@ def register(
         "Apply what an office did (签收, progress, 办结, 退单, extensions, notes); an action the "
         "case no longer allows is recorded as refused.",
     )
-    async def on_action(actions: list[UnitActed]) -> BatchFailures:
-        return await apply_all(
-            UNIT_ACTIONS, [(a.case_id, _bound(domain.act, a, rules)) for a in actions]
-        )
+    async def on_action(actions: list[UnitActed]) -> asyncio.Task[BatchFailures]:
+        return apply_all(UNIT_ACTIONS, [(a.case_id, _bound(domain.act, a, rules)) for a in actions])
 
     return tracker
 

@@ -497,15 +497,15 @@ async def test_a_case_is_held_by_one_change_at_a_time_and_its_lock_goes_with_its
     release = asyncio.Event()
 
     async def first() -> None:
-        async with store._hold(CASE):
+        async with store._turn(CASE):
             order.append("first in")
-            async with store._hold(CASE):  # re-entered (our own publish): no deadlock
+            async with store._turn(CASE):  # re-entered (our own publish): no deadlock
                 order.append("first again")
             await release.wait()
             order.append("first out")
 
     async def second() -> None:
-        async with store._hold(CASE):
+        async with store._turn(CASE):
             order.append("second in")
 
     holding = asyncio.ensure_future(first())
@@ -518,4 +518,67 @@ async def test_a_case_is_held_by_one_change_at_a_time_and_its_lock_goes_with_its
     await asyncio.gather(holding, waiting)
     assert cancelled.cancelled()
     assert order == ["first in", "first again", "first out", "second in"]
-    assert store._locks == {}
+    assert store._turns == {}
+
+
+class SlowFirstReadRepository(InMemoryCaseRepository):
+    """The first read of several cases together answers last (as one of two concurrent queries
+    to a store may)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def get_many(self, case_ids: Any) -> dict[str, domain.Case | None]:
+        self.reads += 1
+        if self.reads == 1:
+            await asyncio.sleep(0.05)
+        return await super().get_many(case_ids)
+
+
+async def test_a_batch_begun_later_applies_its_changes_of_a_case_after_the_earlier_batch(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    """A pipelined subscriber begins the next poll while the last is still being read and
+    written: the case's turns were taken when each batch began, so the order is the polls'."""
+    store = CaseStore(
+        SlowFirstReadRepository(),
+        DeclaredPublishers(publishers),
+        InMemoryIndexes(),
+        InMemoryTimers(),
+    )
+    other = "c-2"
+    opened_other = lambda c: domain.open_case(  # noqa: E731
+        c, appeal("appeal-2").model_copy(update={"case_id": other}), rules=RULES
+    )
+    first = store.begin_many(
+        [(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES)), (other, opened_other)]
+    )
+    second = store.begin_many(
+        [
+            (other, lambda c: c),
+            (CASE, lambda c: domain.record_dispatch(c, order(), rules=RULES)),
+        ]
+    )
+    [opened, _], [_, dispatched] = await asyncio.gather(first, second)
+    assert isinstance(opened, domain.Case) and isinstance(dispatched, domain.Case)
+    assert opened.version == 1 and dispatched.version > opened.version
+    assert [e.event for e in dispatched.timeline] == ["case.opened", "case.dispatched"]
+    assert store._turns == {}
+
+
+async def test_a_batch_cancelled_before_it_began_hands_its_cases_on(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    store = CaseStore(
+        InMemoryCaseRepository(),
+        DeclaredPublishers(publishers),
+        InMemoryIndexes(),
+        InMemoryTimers(),
+    )
+    cancelled = store.begin_many([(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))])
+    later = store.begin_many([(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))])
+    cancelled.cancel()
+    [case] = await asyncio.wait_for(later, 1)
+    assert isinstance(case, domain.Case) and case.version == 1
+    assert cancelled.cancelled() and store._turns == {}
