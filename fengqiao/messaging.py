@@ -520,10 +520,11 @@ class _Pipeline:
     and every poll before it are finished: a crash re-delivers whatever was not finished, as
     FastStream's commit after each handler did. A poll that could not be finished (its dead
     letters could not be written, or it was cancelled) is not committed, and neither is any
-    poll taken after it: the consumer is sought back to its first records and they come again
-    (the tracker's changes are idempotent: a case keeps the ids of the messages it applied).
-    A commit that fails (a rebalance moved the partition away, Kafka is gone a moment) is
-    logged: the next poll's commit covers it, or the partition's new owner handles it again.
+    poll taken after it: every partition is sought back to its first message not finished, and
+    they come again (the tracker's changes are idempotent: a case keeps the ids of the messages
+    it applied). A commit that fails (a rebalance moved the partition away, Kafka is gone a
+    moment) is logged: the next poll's commit covers it, or the partition's new owner handles
+    the messages again.
     """
 
     def __init__(self, consumer: AIOKafkaConsumer) -> None:
@@ -531,6 +532,8 @@ class _Pipeline:
         self.finishing: deque[asyncio.Task[None]] = deque()
         # Raised when the consumer is sought back: the polls taken before are not committed.
         self.generation = 0
+        # Each partition's first message not finished (in poll order): where a failure rewinds.
+        self.unfinished: dict[TopicPartition, int] = {}
 
     @classmethod
     def of(cls, consumer: Any) -> _Pipeline | None:
@@ -547,6 +550,10 @@ class _Pipeline:
     ) -> None:
         """Finish and commit a poll taken in `generation` in the background; return once fewer
         than `BATCHES_IN_FLIGHT` polls are being finished (so the next poll can be taken)."""
+        for record in records:  # a partition seen for the first time
+            self.unfinished.setdefault(
+                TopicPartition(record.topic, record.partition), record.offset
+            )
         previous = self.finishing[-1] if self.finishing else None
         self.finishing.append(
             asyncio.ensure_future(self._finish(finishing, previous, records, generation))
@@ -572,17 +579,19 @@ class _Pipeline:
             failure = exc
         if previous is not None:
             await asyncio.wait([previous])
+        # A poll of an earlier generation comes again: the rewind went back before it.
         if generation == self.generation:
             if failure is None:
                 await self._commit(records)
             else:
                 self.generation += 1
-                self._seek_back(records, failure)
+                self._rewind(failure)
         if isinstance(failure, asyncio.CancelledError):
             raise failure
 
     async def _commit(self, records: Sequence[Any]) -> None:
         offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
+        self.unfinished.update(offsets)
         try:
             await self.consumer.commit(offsets)
         except Exception as exc:
@@ -594,19 +603,16 @@ class _Pipeline:
                 exc,
             )
 
-    def _seek_back(self, records: Sequence[Any], failure: BaseException) -> None:
-        first: dict[TopicPartition, int] = {}
-        for record in records:
-            first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+    def _rewind(self, failure: BaseException) -> None:
         assigned = self.consumer.assignment()
-        for tp, offset in first.items():
-            if tp in assigned:
-                self.consumer.seek(tp, offset)
+        rewound = {tp: o for tp, o in self.unfinished.items() if tp in assigned}
+        for tp, offset in rewound.items():
+            self.consumer.seek(tp, offset)
         log.error(
-            "a poll could not be finished (%s: %s); it comes again from %s",
+            "a poll could not be finished (%s: %s); the messages come again from %s",
             type(failure).__name__,
             failure,
-            _describe_offsets(first),
+            _describe_offsets(rewound),
         )
 
     async def drain(self) -> None:
@@ -624,16 +630,23 @@ def _describe_offsets(offsets: dict[TopicPartition, int]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in offsets.items())
 
 
-async def drain(broker: KafkaBroker) -> None:
-    """Before `broker.stop()`: stop taking polls for the batch subscribers and wait until the
-    polls they are finishing are committed (else they would only come again after a restart)."""
+async def drain(broker: KafkaBroker, timeout: float = 30.0) -> None:
+    """Before `broker.stop()`: stop taking polls for the batch subscribers and wait (up to
+    `timeout` seconds) until the polls they are finishing are committed; what is not finished
+    by then comes again after the restart."""
     pipelines = []
     for consumer in (c for s in broker.subscribers for c in subscriber_consumers(s)):
         pipeline = _PIPELINES.get(consumer)
         if pipeline is not None:
             consumer.pause(*consumer.assignment())
             pipelines.append(pipeline)
-    await asyncio.gather(*(p.drain() for p in pipelines))
+    try:
+        await asyncio.wait_for(asyncio.gather(*(p.drain() for p in pipelines)), timeout)
+    except TimeoutError:
+        left = sum(len(p.finishing) for p in pipelines)
+        log.warning(
+            "stopping with %d polls not finished after %.0f s: they come again", left, timeout
+        )
 
 
 _DLQ_PUBLISHERS: weakref.WeakKeyDictionary[KafkaBroker, dict[str, Any]] = (
