@@ -4,7 +4,9 @@
   returned has been stored once.
 - Consumers commit only after the handler finished (at-least-once); a message that fails is
   written to `<topic>.dlq` with its error and origin, and the consumer moves on. If even the
-  dead-letter write fails (Kafka gone), the message is not committed and comes again.
+  dead-letter write fails (Kafka gone), the message is not committed and comes again. A batch
+  subscriber may finish a poll in the background while it takes the next; its polls are still
+  committed in order, each once it and those before it are finished (`_Pipeline`).
 - Every subscriber of every service is measured the same way, here and not per service:
   messages processed and failed per topic, handler latency, and consumer lag (`SubscriberMetrics`).
 - `DirectProducer` (and `DirectPublisher`, for one topic) publishes through a plain aiokafka
