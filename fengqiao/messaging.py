@@ -510,7 +510,8 @@ def batch_subscriber(
 
 # Polls of one batch subscriber being finished at once (see below). The tracker's bench, A/B
 # against committing each poll before taking the next: 1,452-1,674 → 1,722-1,909 events/s at 2,
-# 1,442-1,674 → 1,884-1,994 at 3 (alternating runs).
+# 1,442-1,674 → 1,884-1,994 at 3 (alternating runs); 6 was no faster than 3 (2,105-2,186
+# against 2,148-2,568 at one moment), its three topics' 18 polls crowding the store.
 BATCHES_IN_FLIGHT = 3
 
 
@@ -535,6 +536,8 @@ class _Pipeline:
         # Raised when the consumer is sought back: the polls taken before are not committed.
         self.generation = 0
         # Each partition's first message not finished (in poll order): where a failure rewinds.
+        # After a rebalance took a partition away and gave it back it may lie further back: the
+        # messages between come again, which is safe, only slower.
         self.unfinished: dict[TopicPartition, int] = {}
 
     @classmethod

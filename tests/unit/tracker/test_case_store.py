@@ -481,18 +481,24 @@ async def test_a_store_that_did_not_settle_publishes_the_outbox_again_after_a_re
     assert repo.docs[CASE]["outbox"] == {}
 
 
-# --------------------------------------------------------------------------- a case's lock
+# --------------------------------------------------------------------------- a case's turns
 
 
-async def test_a_case_is_held_by_one_change_at_a_time_and_its_lock_goes_with_its_last_user(
-    publishers: dict[str, RecordingPublisher],
-) -> None:
-    store = CaseStore(
-        InMemoryCaseRepository(),
+def memory_store(
+    publishers: dict[str, RecordingPublisher], repo: InMemoryCaseRepository | None = None
+) -> CaseStore:
+    return CaseStore(
+        repo or InMemoryCaseRepository(),
         DeclaredPublishers(publishers),
         InMemoryIndexes(),
         InMemoryTimers(),
     )
+
+
+async def test_a_case_is_held_by_one_change_at_a_time_and_its_queue_goes_with_its_last_turn(
+    publishers: dict[str, RecordingPublisher],
+) -> None:
+    store = memory_store(publishers)
     order: list[str] = []
     release = asyncio.Event()
 
@@ -541,12 +547,7 @@ async def test_a_batch_begun_later_applies_its_changes_of_a_case_after_the_earli
 ) -> None:
     """A pipelined subscriber begins the next poll while the last is still being read and
     written: the case's turns were taken when each batch began, so the order is the polls'."""
-    store = CaseStore(
-        SlowFirstReadRepository(),
-        DeclaredPublishers(publishers),
-        InMemoryIndexes(),
-        InMemoryTimers(),
-    )
+    store = memory_store(publishers, SlowFirstReadRepository())
     other = "c-2"
     opened_other = lambda c: domain.open_case(  # noqa: E731
         c, appeal("appeal-2").model_copy(update={"case_id": other}), rules=RULES
@@ -570,12 +571,7 @@ async def test_a_batch_begun_later_applies_its_changes_of_a_case_after_the_earli
 async def test_a_batch_cancelled_before_it_began_hands_its_cases_on(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
-    store = CaseStore(
-        InMemoryCaseRepository(),
-        DeclaredPublishers(publishers),
-        InMemoryIndexes(),
-        InMemoryTimers(),
-    )
+    store = memory_store(publishers)
     cancelled = store.begin_many([(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))])
     later = store.begin_many([(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))])
     cancelled.cancel()
