@@ -56,7 +56,6 @@ from typing import Any
 
 import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from machine import CpuMeter, machine, store_name
 from pymongo import AsyncMongoClient
 
@@ -81,6 +80,7 @@ from contracts import (
 )
 from fengqiao import stack
 from fengqiao.messaging import DirectProducer, ensure_topics
+from fengqiao.ops.kafka import Cluster, connect
 from fengqiao.service import GC_THRESHOLDS
 from fengqiao.settings import StackSettings
 from fengqiao.store import ShardedCollection
@@ -349,29 +349,15 @@ async def start_groups_at_end(bootstrap: str, group_id: str, topics: Sequence[To
 PRELOADED = [APPEALS, DISPATCH_ORDERS, REPLIES_SENT]  # the topics of the first four messages
 
 
-async def end_offsets(bootstrap: str, topics: Sequence[Topic]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        return ends
-    finally:
-        await consumer.stop()
-
-
-async def uncommitted(
-    admin: AIOKafkaAdminClient, group_id: str, ends: dict[TopicPartition, int]
-) -> int:
+async def uncommitted(cluster: Cluster, group_id: str, ends: dict[TopicPartition, int]) -> int:
     """The messages before `ends` that the tracker's groups (`<group_id>.<topic>`) have not
     committed yet."""
     behind = 0
     for topic in sorted({tp.topic for tp in ends}):
-        committed = await admin.list_consumer_group_offsets(f"{group_id}.{topic}")
-        for tp, end in ends.items():
-            if tp.topic == topic:
-                done = committed.get(tp)
-                behind += max(end - (done.offset if done is not None else 0), 0)
+        committed = await cluster.committed(f"{group_id}.{topic}")
+        behind += sum(
+            max(end - committed.get(tp, 0), 0) for tp, end in ends.items() if tp.topic == topic
+        )
     return behind
 
 
@@ -485,12 +471,10 @@ async def run_service(settings: StackSettings, cases: int, cpu: CpuMeter) -> dic
         """Wait until the tracker's groups have committed everything on `topics`: each poll is
         committed once it was applied. (Not the count of messages applied: a poll handed over
         again after its partition moved to another consumer is applied again, as a no-op.)"""
-        ends = await end_offsets(settings.kafka_bootstrap, topics)
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
+        async with connect(settings.kafka_bootstrap) as cluster:
+            ends = await cluster.end_offsets(await cluster.partitions(t.name for t in topics))
             progress, last = None, time.perf_counter()
-            while behind := await uncommitted(admin, tracker_settings.group_id, ends):
+            while behind := await uncommitted(cluster, tracker_settings.group_id, ends):
                 if behind != progress:
                     progress, last = behind, time.perf_counter()
                 elif time.perf_counter() - last > 60:
@@ -500,8 +484,6 @@ async def run_service(settings: StackSettings, cases: int, cpu: CpuMeter) -> dic
                         "and no progress for 60 s"
                     )
                 await asyncio.sleep(0.05)
-        finally:
-            await admin.close()
 
     watching: asyncio.Task[float] | None = None
     try:

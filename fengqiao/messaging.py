@@ -587,16 +587,16 @@ class _Pipeline:
         # A poll of an earlier generation comes again: the rewind went back before it.
         if generation == self.generation:
             if failure is None:
-                await self._commit(records)
+                offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
+                self.unfinished.update(offsets)
+                await self._commit(offsets)
             else:
                 self.generation += 1
                 self._rewind(failure)
         if isinstance(failure, asyncio.CancelledError):
             raise failure
 
-    async def _commit(self, records: Sequence[Any]) -> None:
-        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
-        self.unfinished.update(offsets)
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
             await self.consumer.commit(offsets)
         except Exception as exc:

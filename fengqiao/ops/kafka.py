@@ -173,16 +173,20 @@ class Cluster:
         begins = await self.beginning_offsets(tps)
         lags = []
         for group, service, topic in sorted(groups, key=lambda g: (g[1], g[2])):
-            committed = await self.admin.list_consumer_group_offsets(group)
+            committed = await self.committed(group)
             parts = []
             for tp in (tp for tp in tps if tp.topic == topic):
-                meta = committed.get(tp)
-                offset = meta.offset if meta is not None and meta.offset >= 0 else None
+                offset = committed.get(tp)
                 # Nothing committed: a new group reads from the beginning (auto_offset_reset).
                 start = offset if offset is not None else begins[tp]
                 parts.append(PartitionLag(tp.partition, offset, ends[tp], max(ends[tp] - start, 0)))
             lags.append(GroupLag(group, service, topic, await self._state(group), parts))
         return lags
+
+    async def committed(self, group: str) -> dict[TopicPartition, int]:
+        """The offsets `group` has committed, by partition (none where it committed nothing)."""
+        found = await self.admin.list_consumer_group_offsets(group)
+        return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
 
     async def _state(self, group: str) -> str:
         try:

@@ -106,13 +106,12 @@ async def test_polls_finished_in_the_background_are_committed_in_order(
 
     commit = messaging._Pipeline._commit
 
-    async def checked(self: messaging._Pipeline, records: Any) -> None:
-        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
+    async def checked(self: messaging._Pipeline, offsets: dict[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():  # nothing before the committed offset is unfinished
             if not all((tp.partition, o) in finished for o in range(offset)):
                 early.append((tp.partition, offset))
         commits.append(offsets)
-        await commit(self, records)
+        await commit(self, offsets)
 
     monkeypatch.setattr(messaging._Pipeline, "_commit", checked)
 
