@@ -77,6 +77,55 @@ class ReplyTarget(Contract):
     comment_id: str | None = Field(default=None, max_length=128, description="Comment to reply to.")
 
 
+# The category codes (domain.md), appeals first; `not_appeal` is for everything else.
+CATEGORIES = (
+    "wage_arrears",
+    "judicial_aid",
+    "personal_injury",
+    "urgent_assistance",
+    "complaint_appeal",
+    "crime_report",
+    "public_interest",
+    "legal_consultation",
+    "minors",
+    "other_agency",
+    "not_appeal",
+)
+
+
+class Triage(Contract):
+    """What intake's triage decided about a post, how sure it is, and why."""
+
+    category: str = Field(max_length=32, description="Category code (domain.md); not_appeal.")
+    urgent: bool = Field(description="Risk to life or safety: certain, or possible.")
+    possibly_urgent: bool = Field(
+        default=False,
+        description="Urgent but not certain: treated as urgent, and a person confirms it.",
+    )
+    appeal_confidence: float = Field(ge=0, le=1, description="P(appeal), calibrated.")
+    urgent_confidence: float = Field(ge=0, le=1, description="P(urgent), calibrated.")
+    category_confidence: float = Field(ge=0, le=1, description="P(category), calibrated.")
+    review: list[str] = Field(
+        default_factory=list,
+        description="Why a person should look: possibly_urgent, uncertain_appeal, "
+        "uncertain_category. Empty when nobody needs to.",
+    )
+    reasons: list[str] = Field(
+        default_factory=list, max_length=20, description="The evidence, a few words each."
+    )
+    model: str = Field(max_length=64, description="Version of the triage model that decided.")
+    link_reason: str | None = Field(
+        default=None, max_length=200, description="Why it joined the case it did, if it joined one."
+    )
+    suggested_case: CaseId | None = Field(
+        default=None,
+        description="A case it may belong to, not joined: a dispatcher confirms or rejects it.",
+    )
+    suggested_reason: str | None = Field(
+        default=None, max_length=200, description="Why that case was suggested."
+    )
+
+
 class AppealNormalized(CaseMessage):
     """A post turned into clean, private-data-safe text, with the case it belongs to."""
 
@@ -117,6 +166,10 @@ class AppealNormalized(CaseMessage):
         default_factory=list, description="Emoji and platform emoticons ([赞]) in the post."
     )
     reply_to: ReplyTarget = Field(description="Where replies to this appeal are posted.")
+    triage: Triage | None = Field(
+        default=None,
+        description="Urgency, category and confidences (intake decides them, with `is_appeal`).",
+    )
 
 
 # --------------------------------------------------------------------------- dispatch.orders
@@ -255,6 +308,15 @@ class UnitActed(CaseMessage):
     into_case_id: CaseId | None = Field(
         default=None, description="merge: the case this one duplicates (an operator's choice)."
     )
+    category: str | None = Field(
+        default=None,
+        max_length=32,
+        description="reassign: the category a dispatcher corrected it to (else unchanged).",
+    )
+    urgency: Urgency | None = Field(
+        default=None,
+        description="reassign: the time-limit class a dispatcher corrected it to.",
+    )
 
 
 # --------------------------------------------------------------------------- case.events
@@ -377,6 +439,7 @@ class DeadLetter(Envelope):
 
 
 __all__ = [
+    "CATEGORIES",
     "AppealNormalized",
     "Author",
     "CaseEventRecorded",
@@ -395,6 +458,7 @@ __all__ = [
     "ReplySent",
     "ReplyTarget",
     "SupervisionOrdered",
+    "Triage",
     "UnitActed",
     "UnitActionKind",
     "Urgency",

@@ -72,3 +72,10 @@ def mask_pii(text: str) -> tuple[str, list[str]]:
 def pii_kinds(text: str) -> list[str]:
     """The kinds of private data in `text` (empty when there is none)."""
     return mask_pii(text)[1]
+
+
+def phone_numbers(text: str) -> list[str]:
+    """The mobile numbers in `text`, as 11 digits each (to compare posts, never to show)."""
+    if not _CANDIDATE.search(text):
+        return []
+    return list(dict.fromkeys(m.group(2) + m.group(3) + m.group(4) for m in _PHONE.finditer(text)))

@@ -17,10 +17,12 @@ from services.intake.adapters.recent import MongoRecentAppeals, Pruner, RecentAp
 from services.intake.adapters.requests import MongoRequestsStore, RequestsStore
 from services.intake.adapters.sink import KafkaPostSink, PostSink
 from services.intake.http import generic_webhook_route, serve_first
+from services.intake.linking import Policy
 from services.intake.open311 import open311_router
 from services.intake.pollers import build_poller
 from services.intake.settings import IntakeSettings
-from services.intake.similarity import Policy
+from services.intake.triage import load_triager
+from services.intake.triage.model import MODEL_DIR
 from services.intake.weibo import weibo_webhooks
 
 NAME = "intake"
@@ -48,6 +50,7 @@ def build(
         group_id=settings.group_id,
         recent=recent or _mongo_recent(runtime, settings, clock),
         policy=_policy(settings),
+        triager=load_triager(settings.triage_model_dir or MODEL_DIR),
         registry=runtime.registry,
         consume=settings.consumers,
         on_open311=store.map_case,

@@ -3,9 +3,11 @@
 stdin, one JSON object a line: `id, channel, account, author, text, geo?` (`channel` is the
 platform, e.g. weibo; `author` a user id or `{id, name?}`; optional `created_at`, ISO 8601 with a
 timezone). stdout, one JSON object per good line: `id, text, mentions, hashtags, urls, emoji, pii,
-masked_text, lang, is_appeal, duplicate_of, follow_up_of` (`duplicate_of` and `follow_up_of` name
-the `id` of an earlier line of the same input). A bad line gives a JSON error line on stderr
-(`line`, `field`, `error`; never the input's text) and the exit code is 1 at the end.
+masked_text, lang, is_appeal, duplicate_of, follow_up_of`, and beside them triage's `urgent,
+category, review, reasons` and the link's `link_reason` (`duplicate_of` and `follow_up_of` name the
+`id` of the earlier line that opened the case this one joins; `fengqiao route` prints the same).
+A bad line gives a JSON error line on stderr (`line`, `field`, `error`; never the input's text)
+and the exit code is 1 at the end.
 
 The path is the service's: each line becomes the `RawPostReceived` the generic webhook would
 publish and goes through `services.intake.handlers.normalize_raw` with an in-memory store of
@@ -26,10 +28,11 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from contracts import AppealNormalized, RawPostReceived
 from services.intake.adapters.recent import InMemoryRecentAppeals
 from services.intake.handlers import normalize_raw
+from services.intake.linking import Policy
 from services.intake.readers import UnreadablePost
-from services.intake.similarity import Policy
+from services.intake.triage import Triager
 
-__all__ = ["MAX_LINE_BYTES", "run"]
+__all__ = ["MAX_LINE_BYTES", "InputPost", "Session", "run"]
 
 MAX_LINE_BYTES = 64 * 1024
 PRODUCER = "fengqiao-normalize"
@@ -90,26 +93,39 @@ class InputPost(_Input):
 
 
 @dataclass
-class _Session:
-    """One run: the store and the ids of the lines that opened cases."""
+class Session:
+    """One run: the store of recent posts and the ids of the lines that opened cases. Shared by
+    `fengqiao normalize` and `fengqiao route`, so both link posts alike."""
 
     now: datetime
-    policy: Policy
+    policy: Policy = field(default_factory=Policy)
+    triager: Triager | None = None
     store: InMemoryRecentAppeals = field(default_factory=InMemoryRecentAppeals)
-    ids_by_event: dict[str, str] = field(default_factory=dict)
     ids_by_case: dict[str, str] = field(default_factory=dict)
 
-    async def process(self, line: int, post: InputPost) -> dict[str, Any]:
+    async def link(self, line: int, post: InputPost) -> tuple[AppealNormalized, dict[str, Any]]:
+        """The appeal of one line, and the earlier lines it joins ({duplicate_of, follow_up_of}:
+        the line that opened its case, or None)."""
         appeal, _ = await normalize_raw(
-            post.raw(line, self.now), self.store, producer=PRODUCER, policy=self.policy
+            post.raw(line, self.now),
+            self.store,
+            producer=PRODUCER,
+            policy=self.policy,
+            triager=self.triager,
         )
-        self.ids_by_event.setdefault(appeal.event_id, post.id)
-        if appeal.is_appeal:
+        opener = self.ids_by_case.get(appeal.case_id) if appeal.follow_up_of else None
+        if appeal.is_appeal and not appeal.follow_up_of:
             self.ids_by_case.setdefault(appeal.case_id, post.id)
-        return self.output(post.id, appeal)
+        links = {"duplicate_of": opener if appeal.duplicate_of else None, "follow_up_of": opener}
+        return appeal, links
 
-    def output(self, post_id: str, appeal: AppealNormalized) -> dict[str, Any]:
-        follow_up = appeal.follow_up_of
+    async def process(self, line: int, post: InputPost) -> dict[str, Any]:
+        appeal, links = await self.link(line, post)
+        return self.output(post.id, appeal) | links
+
+    @staticmethod
+    def output(post_id: str, appeal: AppealNormalized) -> dict[str, Any]:
+        triage = appeal.triage
         return {
             "id": post_id,
             "text": appeal.text,
@@ -121,8 +137,13 @@ class _Session:
             "masked_text": appeal.masked_text,
             "lang": appeal.lang,
             "is_appeal": appeal.is_appeal,
-            "duplicate_of": self.ids_by_event.get(appeal.duplicate_of or ""),
-            "follow_up_of": self.ids_by_case.get(follow_up) if follow_up else None,
+            "duplicate_of": None,
+            "follow_up_of": None,
+            "urgent": triage.urgent if triage else False,
+            "category": triage.category if triage else None,
+            "review": triage.review if triage else [],
+            "reasons": triage.reasons if triage else [],
+            "link_reason": triage.link_reason if triage else None,
         }
 
 
@@ -147,7 +168,7 @@ async def _run(
     max_line_bytes: int,
     policy: Policy,
 ) -> int:
-    session = _Session(now=now, policy=policy)
+    session = Session(now=now, policy=policy)
     failed = False
     for number, line in _lines(stdin, max_line_bytes):
         if line is None:

@@ -1,21 +1,26 @@
 """From a raw platform payload to an appeal: read the post, normalize it, give it a case id.
 
 `read_text` does everything the text alone decides (normalization, entities, masking, language,
-appeal or not, follow-up wording, fingerprint); `remembered` is what near-duplicate matching keeps
-of an appeal; `appeal_for` assembles the published message once the case is decided
+triage: appeal or not, urgency, category; the cues linking reads); `remembered` is what linking
+keeps of a post; `appeal_for` assembles the published message once the case is decided
 (`services.intake.adapters.recent.assign_case`). `normalize` is the three for a post with no
 history. All pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
-from contracts import AppealNormalized, RawPostReceived, derived_event_id
-from fengqiao.pii import mask_pii
+from contracts import AppealNormalized, RawPostReceived, Triage, derived_event_id
+from fengqiao.pii import mask_pii, phone_numbers
+from services.intake import linking
 from services.intake import text as textlib
+from services.intake.linking import RecentAppeal
 from services.intake.readers import IncomingPost, UnreadablePost, read_post
-from services.intake.similarity import RecentAppeal, fingerprint
+from services.intake.similarity import fingerprint
+from services.intake.triage import Triage as Triaged
+from services.intake.triage import Triager, load_triager
 
 __all__ = [
     "IncomingPost",
@@ -30,7 +35,13 @@ __all__ = [
     "read_post",
     "read_text",
     "remembered",
+    "triage_of",
+    "triage_text",
+    "with_case",
 ]
+
+
+_LONG_NUMBER = re.compile(r"\d[\d\- ]{5,}\d")  # phone, ID and card numbers, account numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +53,15 @@ class Reading:
     masked_text: str
     pii_kinds: list[str]
     lang: str
-    verdict: textlib.Verdict
-    refers_back: bool
+    triage: Triaged
+    cues: linking.Cues
     fingerprint: tuple[int, ...]
+    phones: frozenset[str]  # digests
+    reposted: tuple[tuple[str, str], ...]  # (name, own words) of each segment it reposts
+
+    @property
+    def is_appeal(self) -> bool:
+        return self.triage.is_appeal
 
     @property
     def text(self) -> str:
@@ -58,20 +75,30 @@ def matched_words(parsed: textlib.Parsed) -> str:
     return parsed.own_words or parsed.repost_chain or "".join(parsed.emoji)
 
 
-def read_text(original: str) -> Reading:
-    """Normalize `original` and read it: entities, private data, language, appeal or not."""
+def triage_text(original: str) -> str:
+    """What triage reads of a post: the normalized text, masked (the models never learn or
+    see private data). Training reads the corpus through it too."""
+    return mask_pii(textlib.normalize_text(original))[0]
+
+
+def read_text(original: str, triager: Triager | None = None) -> Reading:
+    """Normalize `original` and read it: entities, private data, language, triage, cues."""
     parsed = textlib.parse(textlib.normalize_text(original))
     masked, pii = mask_pii(parsed.text)
+    words = matched_words(parsed)
+    phones = phone_numbers(parsed.text)
     return Reading(
         original=original,
         parsed=parsed,
         masked_text=masked,
         pii_kinds=pii,
         lang=textlib.language(parsed.own_words or parsed.repost_chain or parsed.text),
-        verdict=textlib.classify(parsed),
-        refers_back=textlib.is_follow_up(parsed.own_words),
-        # Unmasked: the same phone number in two posts is evidence that they are one appeal.
-        fingerprint=fingerprint(matched_words(parsed)),
+        triage=(triager or load_triager()).triage(masked),
+        cues=linking.cues(parsed.own_words),
+        # Private numbers left out: a repeat with a phone number added is still a near copy.
+        fingerprint=fingerprint(_LONG_NUMBER.sub("", words)),
+        phones=frozenset(linking.text_digest(p) for p in phones),
+        reposted=tuple(textlib.repost_segments(parsed.repost_chain)),
     )
 
 
@@ -92,7 +119,8 @@ def appeal_event_id(raw: RawPostReceived) -> str:
 
 
 def remembered(raw: RawPostReceived, post: IncomingPost, reading: Reading) -> RecentAppeal:
-    """What matching keeps of this appeal, with its own (new) case id."""
+    """What linking keeps of this post, with its own (new) case id."""
+    words = mask_pii(matched_words(reading.parsed))[0]
     return RecentAppeal(
         key=post_key(raw),
         platform=post.platform,
@@ -102,6 +130,41 @@ def remembered(raw: RawPostReceived, post: IncomingPost, reading: Reading) -> Re
         case_id=case_id_for(raw),
         posted_at=post.posted_at,
         fingerprint=reading.fingerprint,
+        words=words[: linking.WORDS_KEPT],
+        category=reading.triage.scores.category,  # the matter's, for thanks and bare posts too
+        amounts=linking.amounts(words),
+        phones=reading.phones,
+        is_appeal=reading.is_appeal,
+        urgent=reading.triage.urgent,
+    )
+
+
+def with_case(reading: Reading, decided: RecentAppeal) -> Reading:
+    """The reading of a post once its case is known: a post that joins an urgent case, still
+    asking ("还是没找到", "还没人来吗") and not thanking, is possibly urgent too."""
+    triage = reading.triage
+    over = reading.cues.thanks or any(h.state == "resolved" for h in triage.danger)
+    if not decided.urgent_case or triage.urgent or over:
+        return reading
+    return replace(reading, triage=triage.escalated("urgent case"))
+
+
+def triage_of(reading: Reading, decided: RecentAppeal | None) -> Triage:
+    """The triage message fields: the labels, their confidences, why, and the link's reason."""
+    t = reading.triage
+    return Triage(
+        category=t.category,
+        urgent=t.urgent,
+        possibly_urgent=t.possibly_urgent,
+        appeal_confidence=round(t.scores.appeal, 4),
+        urgent_confidence=round(t.scores.urgent, 4),
+        category_confidence=round(t.scores.category_confidence, 4),
+        review=list(t.review),
+        reasons=t.reasons[:20],
+        model=t.model_version,
+        link_reason=decided.link_reason if decided else None,
+        suggested_case=decided.suggested if decided else None,
+        suggested_reason=decided.suggested_reason if decided else None,
     )
 
 
@@ -135,7 +198,8 @@ def appeal_for(
         emoji=list(parsed.emoji),
         pii_kinds=reading.pii_kinds,
         lang=reading.lang,
-        is_appeal=reading.verdict.is_appeal,
+        is_appeal=reading.is_appeal,
+        triage=triage_of(reading, decided),
         geo=post.geo,
         follow_up_of=decided.follow_up_of if decided else None,
         duplicate_of=decided.duplicate_of if decided else None,
@@ -143,7 +207,9 @@ def appeal_for(
     )
 
 
-def normalize(raw: RawPostReceived, *, producer: str) -> AppealNormalized:
+def normalize(
+    raw: RawPostReceived, *, producer: str, triager: Triager | None = None
+) -> AppealNormalized:
     """The appeal `raw` carries, normalized and masked, as if its author had no history."""
     post = read_post(raw)
-    return appeal_for(raw, post, read_text(post.text), producer=producer)
+    return appeal_for(raw, post, read_text(post.text, triager), producer=producer)

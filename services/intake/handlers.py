@@ -11,29 +11,42 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from contracts import APPEALS, POSTS_RAW, AppealNormalized, RawPostReceived
 from fengqiao.messaging import publish_to, topic_publisher, topic_subscriber
 from services.intake import domain
-from services.intake.adapters.recent import RecentAppeals, assign_case, claim_key
-from services.intake.similarity import Policy
+from services.intake.adapters.recent import Post, RecentAppeals, assign_case, claim_key
+from services.intake.linking import Policy
+from services.intake.triage import Triager, load_triager
 
 
 async def normalize_raw(
-    raw: RawPostReceived, recent: RecentAppeals, *, producer: str, policy: Policy
+    raw: RawPostReceived,
+    recent: RecentAppeals,
+    *,
+    producer: str,
+    policy: Policy,
+    triager: Triager | None = None,
 ) -> tuple[AppealNormalized, bool]:
-    """The appeal `raw` carries, its case decided against the author's recent appeals:
+    """The appeal `raw` carries, triaged, its case decided against the author's recent posts:
     (the appeal, True when its case was decided by this call rather than read back).
-    The normalizer and `fengqiao normalize` both run exactly this."""
+    The normalizer, `fengqiao normalize` and `fengqiao route` all run exactly this."""
+    triager = triager or load_triager()
     post = domain.read_post(raw)
-    reading = domain.read_text(post.text)
-    if not reading.verdict.is_appeal:  # recorded, but opens no case and joins none
-        return domain.appeal_for(raw, post, reading, producer=producer), True
+    reading = domain.read_text(post.text, triager)
+    parsed = reading.parsed
     decided, fresh = await assign_case(
         recent,
         domain.remembered(raw, post, reading),
-        refers_back=reading.refers_back,
+        Post(
+            cues=reading.cues,
+            name=post.author.name,
+            own_words=parsed.own_words,
+            reposted=reading.reposted,
+        ),
         claim=claim_key(
-            post.platform, post.author.id, domain.matched_words(reading.parsed), post.posted_at
+            post.platform, post.author.id, domain.matched_words(parsed), post.posted_at
         ),
         policy=policy,
+        similarity=triager.similarity(),
     )
+    reading = domain.with_case(reading, decided)
     return domain.appeal_for(raw, post, reading, producer=producer, decided=decided), fresh
 
 
@@ -44,6 +57,7 @@ def register(
     group_id: str,
     recent: RecentAppeals | None = None,
     policy: Policy | None = None,
+    triager: Triager | None = None,
     registry: CollectorRegistry | None = None,
     consume: bool = True,
     on_open311: Callable[[str, str], Awaitable[None]] | None = None,
@@ -51,11 +65,12 @@ def register(
     """Register the normalizer, and declare the `posts.raw` publisher for AsyncAPI (the webhooks
     write through a `DirectPublisher` of that topic, see `app.py`).
 
-    Without `recent` every appeal is its own case (no near-duplicate or follow-up matching).
+    Without `recent` every appeal is its own case (no repeats, follow-ups or reposts linked).
     With `consume=False` only the publisher is declared (a webhook-only process).
     `on_open311(request_id, case_id)` hears which case each Open311 request went to."""
     policy = policy or Policy()
     registry = registry or CollectorRegistry()
+    triager = triager or load_triager()
     merged = Counter(
         "fengqiao_intake_appeals_merged_total",
         "Appeals joined to an earlier case, by why: duplicate or follow_up",
@@ -66,6 +81,12 @@ def register(
         "fengqiao_intake_posts_normalized_total",
         "Posts normalized, by whether they are appeals",
         ["is_appeal"],
+        registry=registry,
+    )
+    review = Counter(
+        "fengqiao_intake_triage_review_total",
+        "Posts triage sends to a person, by why (possibly_urgent, uncertain_category...)",
+        ["reason"],
         registry=registry,
     )
     latency = Histogram(
@@ -90,12 +111,17 @@ def register(
     async def normalize_post(raw: RawPostReceived) -> None:
         started = time.perf_counter()
         if recent is None:
-            appeal, fresh = domain.normalize(raw, producer=producer), True
+            appeal, fresh = domain.normalize(raw, producer=producer, triager=triager), True
         else:
-            appeal, fresh = await normalize_raw(raw, recent, producer=producer, policy=policy)
+            appeal, fresh = await normalize_raw(
+                raw, recent, producer=producer, policy=policy, triager=triager
+            )
         latency.observe(time.perf_counter() - started)
         if fresh:
             classified.labels(str(appeal.is_appeal).lower()).inc()
+            if appeal.triage is not None:
+                for why in appeal.triage.review:
+                    review.labels(why).inc()
             if appeal.duplicate_of:
                 merged.labels("duplicate").inc()
             elif appeal.follow_up_of:

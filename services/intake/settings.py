@@ -99,7 +99,12 @@ class IntakeSettings(BaseSettings):
         default=7, gt=0, description="How far apart a repeat may be posted to join a case."
     )
     follow_up_window_days: float = Field(
-        default=30, gt=0, description="How long after an appeal a follow-up still attaches to it."
+        default=60, gt=0, description="How long after an appeal a follow-up still attaches to it."
+    )
+    triage_model_dir: Path | None = Field(
+        default=None,
+        description="The triage model artifact in use (model.json + model.npz); default the one "
+        "shipped in services/intake/data/triage, made by `fengqiao triage train`.",
     )
     recent_prune_interval_seconds: float = Field(
         default=3600,

@@ -2,8 +2,8 @@
 
 `normalize_text` folds a post (NFKC, invisible and control characters removed, Traditional →
 Simplified, whitespace folded); `parse` separates @mentions, #话题#, links, emoji and the repost
-chain (`//@someone:`) from the author's own words; `language` tags the script; `classify` tells an
-appeal from praise, news, jokes, ads and spam with the words in `data/lexicon.yaml`.
+chain (`//@someone:`) from the author's own words; `language` tags the script. Whether a post is
+an appeal is triage's (`services.intake.triage`).
 """
 
 from __future__ import annotations
@@ -16,23 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "Lexicon",
     "LexiconFile",
     "Parsed",
-    "Verdict",
-    "classify",
     "entities",
     "fold",
-    "is_follow_up",
     "language",
     "lexicon",
-    "looks_like_appeal",
     "normalize_text",
     "own_words",
     "parse",
+    "repost_segments",
     "simplify",
 ]
 
@@ -230,7 +227,7 @@ def _arabic_language(text: str) -> str:
     return "kk" if kazakh > uyghur else "ug"
 
 
-# --------------------------------------------------------------------------- appeal or not
+# --------------------------------------------------------------------------- words lists
 
 
 class LexiconFile(BaseModel):
@@ -238,80 +235,18 @@ class LexiconFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    urgent: tuple[str, ...] = Field(min_length=1)
-    urgent_emoji: tuple[str, ...] = ()
-    appeal: tuple[str, ...] = Field(min_length=1)
-    not_appeal: dict[str, tuple[str, ...]]
-    praise_emoji: tuple[str, ...] = ()
     weibo_emoticons: tuple[str, ...] = ()
-    follow_up: tuple[str, ...] = Field(min_length=1)
 
 
 @dataclass(frozen=True)
 class Lexicon:
-    """The words of `data/lexicon.yaml`, compiled for matching (substring, case-insensitive)."""
+    """The words of `data/lexicon.yaml`, compiled for matching."""
 
-    urgent: tuple[str, ...]
-    appeal: tuple[str, ...]
-    not_appeal: dict[str, tuple[str, ...]]
-    follow_up: tuple[str, ...]
     weibo_emoticons: frozenset[str]
-    praise_emoji: frozenset[str]
-    _urgent: re.Pattern[str]
-    _appeal: re.Pattern[str]
-    _not_appeal: re.Pattern[str]
-    _not_appeal_kinds: dict[str, str]
-    _follow_up: re.Pattern[str]
 
     @classmethod
     def of(cls, data: LexiconFile) -> Lexicon:
-        """Compile the validated file."""
-        kinds = {w.lower(): kind for kind, words in data.not_appeal.items() for w in words}
-        return cls(
-            urgent=data.urgent,
-            appeal=data.appeal,
-            not_appeal=dict(data.not_appeal),
-            follow_up=data.follow_up,
-            weibo_emoticons=frozenset(str(e).lower() for e in data.weibo_emoticons),
-            praise_emoji=frozenset(data.praise_emoji),
-            _urgent=_any_of(data.urgent + data.urgent_emoji),
-            _appeal=_any_of(data.appeal),
-            _not_appeal=_any_of(tuple(kinds)),
-            _not_appeal_kinds=kinds,
-            _follow_up=_any_of(data.follow_up),
-        )
-
-    def urgent_word(self, text: str) -> str | None:
-        """The first urgent word in `text` (lower-cased), if any."""
-        return _first(self._urgent, text)
-
-    def appeal_word(self, text: str) -> str | None:
-        """The first word asking for help in `text`, if any."""
-        return _first(self._appeal, text)
-
-    def not_appeal_word(self, text: str) -> tuple[str, str] | None:
-        """The first praise/news/joke/ad/spam word in `text` and its kind, if any."""
-        word = _first(self._not_appeal, text)
-        return None if word is None else (word, self._not_appeal_kinds[word])
-
-    def follow_up_word(self, text: str) -> str | None:
-        """The first phrase of `text` that refers back to an earlier report, if any."""
-        return _first(self._follow_up, text)
-
-    def is_praise_emoji(self, emoji: str) -> bool:
-        """True for emoji that, alone, say "well done"."""
-        return emoji in self.praise_emoji
-
-
-def _first(pattern: re.Pattern[str], text: str) -> str | None:
-    match = pattern.search(text)
-    return None if match is None else match.group(0)
-
-
-def _any_of(words: tuple[str, ...]) -> re.Pattern[str]:
-    # Longest first, so the reported match is the most specific word.
-    ordered = sorted({w.lower() for w in words if w}, key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, ordered)) or r"(?!)")
+        return cls(weibo_emoticons=frozenset(str(e).lower() for e in data.weibo_emoticons))
 
 
 @cache
@@ -321,43 +256,17 @@ def lexicon(path: Path = LEXICON_FILE) -> Lexicon:
     return Lexicon.of(LexiconFile.model_validate(data))
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Appeal or not, and why: `urgent`, `appeal`, `default`, or the not-appeal kind."""
-
-    is_appeal: bool
-    reason: str
-    word: str | None = None
-
-
-def classify(parsed: Parsed, words: Lexicon | None = None) -> Verdict:
-    """Appeal or not. Urgent words anywhere in the post (even in a repost) make it an appeal;
-    otherwise the author's own words and topics decide (a post that is only a repost is judged
-    on what it reposts); doubtful posts are appeals (a missed appeal is worse than an extra case).
-    """
-    lex = words or lexicon()
-    whole = f"{parsed.text} {' '.join(parsed.emoji)}".lower()
-    if word := lex.urgent_word(whole):
-        return Verdict(True, "urgent", word)
-    own = parsed.own_words or _SPACE.sub(" ", _MENTION.sub(" ", parsed.repost_chain))
-    judged = f"{own} {' '.join(parsed.hashtags)}".lower()
-    if word := lex.appeal_word(judged):
-        return Verdict(True, "appeal", word)
-    if found := lex.not_appeal_word(judged):
-        return Verdict(False, found[1], found[0])
-    if not own.strip() and parsed.emoji and any(lex.is_praise_emoji(e) for e in parsed.emoji):
-        return Verdict(False, "praise", parsed.emoji[0])
-    return Verdict(True, "default")
-
-
-def looks_like_appeal(text: str) -> bool:
-    """`classify` for a bare (already normalized) text."""
-    return classify(parse(text)).is_appeal
-
-
-def is_follow_up(own: str, words: Lexicon | None = None) -> bool:
-    """True when the author's own words refer to a matter already reported ("还没人联系我")."""
-    return (words or lexicon()).follow_up_word(own.lower()) is not None
+def repost_segments(chain: str) -> list[tuple[str, str]]:
+    """(name, own words) of each `//@name: text` segment of a repost chain, nearest first."""
+    marks = list(_REPOST.finditer(chain))
+    segments = []
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(chain)
+        name = _MENTION.search(mark.group(0))
+        words = own_words(chain[mark.end() : end])
+        if name and words:
+            segments.append((name.group(1), words))
+    return segments
 
 
 def _unique(items: Any) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
 """The recent-appeals store on the real MongoDB/FerretDB: insert-only decisions hold under
-concurrency and re-delivery."""
+concurrency and re-delivery; reposts find their appeal by its words or by the name they quote."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pymongo import AsyncMongoClient
 
 from fengqiao.settings import StackSettings
 from fengqiao.store import ShardedCollection
-from services.intake.adapters.recent import MongoRecentAppeals, assign_case, claim_key
-from services.intake.similarity import Policy, RecentAppeal, fingerprint
+from services.intake.adapters.recent import MongoRecentAppeals, Post, assign_case, claim_key
+from services.intake.linking import Policy, RecentAppeal, amounts, cues
+from services.intake.similarity import fingerprint
 
 T0 = datetime(2026, 8, 1, 10, tzinfo=UTC)
 WAGES = "我在博乐市工地干活老板拖欠工资三个月了求助"
@@ -40,16 +41,27 @@ def appeal(key: str, author: str, text: str = WAGES, at: datetime = T0) -> Recen
         case_id=f"c-{key}",
         posted_at=at,
         fingerprint=fingerprint(text),
+        words=text,
+        category="wage_arrears",
+        amounts=amounts(text),
+        urgent=True,
     )
 
 
-async def assign(store: MongoRecentAppeals, a: RecentAppeal, text: str = WAGES) -> RecentAppeal:
+def same(a: str, b: str) -> float:
+    return 1.0 if a == b else 0.0
+
+
+async def assign(
+    store: MongoRecentAppeals, a: RecentAppeal, text: str = WAGES, **post: object
+) -> RecentAppeal:
     decided, _ = await assign_case(
         store,
         a,
-        refers_back=False,
+        Post(cues=cues(text), own_words=text, **post),  # type: ignore[arg-type]
         claim=claim_key(a.platform, a.author, text, a.posted_at),
         policy=Policy(),
+        similarity=same,
     )
     return decided
 
@@ -109,3 +121,62 @@ async def test_an_authors_appeals_live_in_the_shard_of_that_author(
         assert "recent_appeals" not in await database.list_collection_names()
     finally:
         await client.close()
+
+
+async def test_what_linking_reads_survives_the_store(
+    store: MongoRecentAppeals, run_id: str
+) -> None:
+    a = appeal(f"{run_id}-a", f"u-{run_id}", "工地欠我们三万四")
+    await store.add(a)
+    stored = await store.get(a.key, platform="weibo", author=a.author)
+    assert stored == a
+    assert stored.amounts == {34000} and stored.urgent
+
+
+async def test_a_repost_joins_the_appeal_it_quotes_by_its_words(
+    store: MongoRecentAppeals, run_id: str
+) -> None:
+    original = await assign(store, appeal(f"{run_id}-o", f"u-{run_id}"), name=f"n-{run_id}")
+    repost = appeal(f"{run_id}-r", f"friend-{run_id}", "帮转", at=T0 + timedelta(hours=2))
+    joined = await assign(store, repost, "帮转", reposted=((f"n-{run_id}", WAGES),))
+    assert joined.case_id == original.case_id
+    assert joined.link_reason == f"repost of @n-{run_id}'s appeal"
+    assert joined.urgent_case  # the original is urgent: so is the case the repost joins
+
+
+async def test_a_repost_with_other_words_joins_by_the_name_it_quotes(
+    store: MongoRecentAppeals, run_id: str
+) -> None:
+    name = f"n-{run_id}"
+    original = await assign(store, appeal(f"{run_id}-o", f"u-{run_id}"), name=name)
+    assert await store.author_named("weibo", name) == f"u-{run_id}"
+    repost = appeal(f"{run_id}-r", f"friend-{run_id}", "扩散", at=T0 + timedelta(hours=2))
+    quoted = "老板拖欠工资三个月了，我在博乐市工地干活"  # cut and reordered: another digest
+    joined, _ = await assign_case(
+        store,
+        repost,
+        Post(cues=cues("扩散"), own_words="扩散", reposted=((name, quoted),)),
+        claim=claim_key("weibo", repost.author, "扩散", repost.posted_at),
+        policy=Policy(),
+        similarity=lambda a, b: 0.5 if {a, b} == {quoted, WAGES} else 0.0,
+    )
+    assert joined.case_id == original.case_id
+    assert joined.link_reason == f"repost of @{name}'s appeal (0.50)"
+
+
+async def test_a_name_and_a_text_keep_their_first_holder(
+    store: MongoRecentAppeals, run_id: str
+) -> None:
+    await store.remember_name("weibo", f"n-{run_id}", "first", T0)
+    await store.remember_name("weibo", f"n-{run_id}", "second", T0)
+    assert await store.author_named("weibo", f"n-{run_id}") == "first"
+    first, second = appeal(f"{run_id}-1", "u1"), appeal(f"{run_id}-2", "u2")
+    await asyncio.gather(
+        store.remember_text("weibo", f"d-{run_id}", first),
+        store.remember_text("weibo", f"d-{run_id}", second),
+    )
+    holder = await store.by_text("weibo", f"d-{run_id}")
+    assert holder is not None and holder.key in {first.key, second.key}
+    assert await store.prune(T0 + timedelta(days=1)) >= 0
+    assert await store.by_text("weibo", f"d-{run_id}") is None
+    assert await store.author_named("weibo", f"n-{run_id}") is None

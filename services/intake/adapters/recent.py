@@ -1,4 +1,4 @@
-"""Recent appeals per (platform, author): what near-duplicate and follow-up matching reads.
+"""Recent appeals per (platform, author): what linking reads (repeats, follow-ups, reposts).
 
 Every write is an insert with a unique `_id`, the only compare-and-set FerretDB 1.24 applies
 atomically (see services/tracker/adapters/cases.py):
@@ -16,8 +16,13 @@ matching asks for one author's appeals, so it reads only the shard holding that 
 the split they lived in unsharded `recent_appeals`/`appeal_claims`; those windows are at most
 30 days, and an old collection left behind is only ignored.)
 
+- `appeal_texts`, `_id` = platform, digest of an appeal's own words: a repost quoting those words
+  finds the appeal's case (the first appeal with those words keeps them);
+- `author_names`, `_id` = platform, screen name: the author a repost's `//@name:` names (Weibo's
+  screen names are unique; the first author seen with a name keeps it).
+
 `assign_case` is the one routine that uses the port; the matching itself is
-`services.intake.similarity.decide`. FerretDB has no TTL indexes: `Pruner` forgets old appeals
+`services.intake.linking.decide`. FerretDB has no TTL indexes: `Pruner` forgets old appeals
 and claims at start and then every interval.
 """
 
@@ -29,6 +34,7 @@ import hashlib
 import logging
 import struct
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -38,11 +44,20 @@ from pymongo.errors import DuplicateKeyError
 
 from fengqiao.clock import Clock
 from fengqiao.store import ShardedCollection
-from services.intake.similarity import Decision, Policy, RecentAppeal, decide
+from services.intake.linking import (
+    Cues,
+    Decision,
+    Policy,
+    RecentAppeal,
+    Similarity,
+    decide,
+    text_digest,
+)
 
 __all__ = [
     "InMemoryRecentAppeals",
     "MongoRecentAppeals",
+    "Post",
     "Pruner",
     "RecentAppeals",
     "assign_case",
@@ -72,34 +87,112 @@ class RecentAppeals(Protocol):
     async def prune(self, before: datetime) -> int:
         """Forget appeals and claims older than `before`; return how many appeals went."""
 
+    async def by_text(self, platform: str, digest: str) -> RecentAppeal | None:
+        """The appeal whose own words have this digest (`linking.text_digest`), if any."""
+
+    async def remember_text(self, platform: str, digest: str, appeal: RecentAppeal) -> None:
+        """Remember `appeal` under the digest of its words, unless one holds it already."""
+
+    async def author_named(self, platform: str, name: str) -> str | None:
+        """The id of the author with this screen name, if one was seen."""
+
+    async def remember_name(
+        self, platform: str, name: str, author: str, posted_at: datetime
+    ) -> None:
+        """Remember who has this screen name, unless someone holds it already."""
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """What linking needs of a post besides what it remembers (`RecentAppeal`)."""
+
+    cues: Cues
+    name: str | None = None  # the author's screen name
+    own_words: str = ""  # what a repost of it would quote
+    reposted: tuple[tuple[str, str], ...] = ()  # (name, words) of each segment it reposts
+
 
 async def assign_case(
     store: RecentAppeals,
     appeal: RecentAppeal,
+    post: Post,
     *,
-    refers_back: bool,
     claim: str,
     policy: Policy,
+    similarity: Similarity,
 ) -> tuple[RecentAppeal, bool]:
     """The case `appeal` belongs to, remembered: (the appeal as decided, True when decided now).
 
-    A post already decided keeps that decision (re-deliveries yield the same case)."""
+    A post already decided keeps that decision (re-deliveries yield the same case). A post that
+    is no appeal and joins no case is not remembered."""
     known = await store.get(appeal.key, platform=appeal.platform, author=appeal.author)
     if known is not None:
         return known, False
-    earlier = await store.between(
-        appeal.platform,
-        appeal.author,
-        appeal.posted_at - policy.lookback(),
-        appeal.posted_at + policy.duplicate_window,
-        limit=policy.max_candidates,
-    )
-    decision = decide(appeal, earlier, refers_back=refers_back, policy=policy)
+    decision = await _repost_of(store, appeal, post, policy, similarity)
+    if decision is None:
+        earlier = await store.between(
+            appeal.platform,
+            appeal.author,
+            appeal.posted_at - policy.lookback(),
+            appeal.posted_at + policy.duplicate_window,
+            limit=policy.max_candidates,
+        )
+        decision = decide(appeal, earlier, cue=post.cues, similarity=similarity, policy=policy)
+    if post.name:
+        await store.remember_name(appeal.platform, post.name, appeal.author, appeal.posted_at)
     if decision.kind == "new":
+        if not appeal.is_appeal:
+            return decision.apply(appeal), True
         holder = await store.claim(claim, appeal)
         if holder.key != appeal.key:
-            decision = Decision("duplicate", holder.case_id, holder, holder.case_id, 1.0)
+            decision = Decision(
+                "duplicate", holder.case_id, holder, holder.case_id, "the same words at once"
+            )
+        elif post.own_words:
+            await store.remember_text(appeal.platform, text_digest(post.own_words), appeal)
     return await store.add(decision.apply(appeal))
+
+
+async def _repost_of(
+    store: RecentAppeals,
+    appeal: RecentAppeal,
+    post: Post,
+    policy: Policy,
+    similarity: Similarity,
+) -> Decision | None:
+    """The case of the appeal a repost quotes: by its words, else by the author it names."""
+    for name, words in post.reposted:
+        original = await store.by_text(appeal.platform, text_digest(words))
+        if original is not None and original.key != appeal.key:
+            return _joined(original, f"repost of @{name}'s appeal")
+    for name, words in post.reposted:
+        author = await store.author_named(appeal.platform, name)
+        if author is None or author == appeal.author:
+            continue
+        earlier = await store.between(
+            appeal.platform,
+            author,
+            appeal.posted_at - policy.lookback(),
+            appeal.posted_at,
+            limit=policy.max_candidates,
+        )
+        scored = [(similarity(words, e.words), e) for e in earlier if e.is_appeal]
+        scored = [(s, e) for s, e in scored if s >= policy.matter_threshold]
+        if scored:
+            score, original = min(scored, key=lambda se: (-se[0], -se[1].posted_at.timestamp()))
+            return _joined(original, f"repost of @{name}'s appeal ({score:.2f})")
+    return None
+
+
+def _joined(original: RecentAppeal, reason: str) -> Decision:
+    return Decision(
+        "follow_up",
+        original.case_id,
+        None,
+        original.case_id,
+        reason,
+        urgent_case=original.urgent or original.urgent_case,
+    )
 
 
 def claim_key(platform: str, author: str, own_words: str, posted_at: datetime) -> str:
@@ -166,6 +259,8 @@ class InMemoryRecentAppeals:
     def __init__(self) -> None:
         self.appeals: dict[str, RecentAppeal] = {}
         self.claims: dict[str, RecentAppeal] = {}
+        self.texts: dict[tuple[str, str], RecentAppeal] = {}
+        self.names: dict[tuple[str, str], tuple[str, datetime]] = {}
         self._by_author: dict[tuple[str, str], list[RecentAppeal]] = {}
 
     async def get(self, key: str, *, platform: str, author: str) -> RecentAppeal | None:
@@ -190,11 +285,28 @@ class InMemoryRecentAppeals:
     async def claim(self, key: str, appeal: RecentAppeal) -> RecentAppeal:
         return self.claims.setdefault(key, appeal)
 
+    async def by_text(self, platform: str, digest: str) -> RecentAppeal | None:
+        return self.texts.get((platform, digest))
+
+    async def remember_text(self, platform: str, digest: str, appeal: RecentAppeal) -> None:
+        self.texts.setdefault((platform, digest), appeal)
+
+    async def author_named(self, platform: str, name: str) -> str | None:
+        found = self.names.get((platform, name))
+        return found[0] if found else None
+
+    async def remember_name(
+        self, platform: str, name: str, author: str, posted_at: datetime
+    ) -> None:
+        self.names.setdefault((platform, name), (author, posted_at))
+
     async def prune(self, before: datetime) -> int:
         old = [k for k, a in self.appeals.items() if a.posted_at < before]
         for key in old:
             del self.appeals[key]
         self.claims = {k: a for k, a in self.claims.items() if a.posted_at >= before}
+        self.texts = {k: a for k, a in self.texts.items() if a.posted_at >= before}
+        self.names = {k: v for k, v in self.names.items() if v[1] >= before}
         self._by_author = {}
         for appeal in self.appeals.values():
             self._by_author.setdefault((appeal.platform, appeal.author), []).append(appeal)
@@ -207,6 +319,8 @@ class MongoRecentAppeals:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._appeals = ShardedCollection(client[database], "recent_appeals")
         self._claims = ShardedCollection(client[database], "appeal_claims")
+        self._texts = client[database]["appeal_texts"]
+        self._names = client[database]["author_names"]
 
     @staticmethod
     def _author(platform: str, author: str) -> str:
@@ -219,6 +333,8 @@ class MongoRecentAppeals:
         )
         await self._appeals.create_index([("posted_at", ASCENDING)])
         await self._claims.create_index([("posted_at", ASCENDING)])
+        await self._texts.create_index([("posted_at", ASCENDING)])
+        await self._names.create_index([("posted_at", ASCENDING)])
 
     async def get(self, key: str, *, platform: str, author: str) -> RecentAppeal | None:
         shard = self._appeals.for_key(self._author(platform, author))
@@ -246,7 +362,27 @@ class MongoRecentAppeals:
         shard = self._claims.for_key(self._author(appeal.platform, appeal.author))
         return (await self._insert_or_read(shard, key, appeal))[0]
 
+    async def by_text(self, platform: str, digest: str) -> RecentAppeal | None:
+        doc = await self._texts.find_one({"_id": f"{platform}\x1f{digest}"})
+        return from_document(doc) if doc else None
+
+    async def remember_text(self, platform: str, digest: str, appeal: RecentAppeal) -> None:
+        await self._insert_or_read(self._texts, f"{platform}\x1f{digest}", appeal)
+
+    async def author_named(self, platform: str, name: str) -> str | None:
+        doc = await self._names.find_one({"_id": f"{platform}\x1f{name}"})
+        return str(doc["author"]) if doc else None
+
+    async def remember_name(
+        self, platform: str, name: str, author: str, posted_at: datetime
+    ) -> None:
+        doc = {"_id": f"{platform}\x1f{name}", "author": author, "posted_at": posted_at}
+        with contextlib.suppress(DuplicateKeyError):
+            await self._names.insert_one(doc)
+
     async def prune(self, before: datetime) -> int:
+        await self._texts.delete_many({"posted_at": {"$lt": before}})
+        await self._names.delete_many({"posted_at": {"$lt": before}})
         deleted = 0
         for claims, appeals in zip(self._claims.all(), self._appeals.all(), strict=True):
             await claims.delete_many({"posted_at": {"$lt": before}})
@@ -282,6 +418,16 @@ def to_document(appeal: RecentAppeal) -> dict[str, Any]:
         "fingerprint": struct.pack(f">{len(appeal.fingerprint)}Q", *appeal.fingerprint),
         "follow_up_of": appeal.follow_up_of,
         "duplicate_of": appeal.duplicate_of,
+        "words": appeal.words,
+        "category": appeal.category,
+        "amounts": sorted(appeal.amounts),
+        "phones": sorted(appeal.phones),
+        "is_appeal": appeal.is_appeal,
+        "urgent": appeal.urgent,
+        "urgent_case": appeal.urgent_case,
+        "link_reason": appeal.link_reason,
+        "suggested": appeal.suggested,
+        "suggested_reason": appeal.suggested_reason,
     }
 
 
@@ -299,4 +445,14 @@ def from_document(doc: dict[str, Any]) -> RecentAppeal:
         fingerprint=struct.unpack(f">{len(packed) // 8}Q", packed),
         follow_up_of=doc.get("follow_up_of"),
         duplicate_of=doc.get("duplicate_of"),
+        words=doc.get("words", ""),
+        category=doc.get("category"),
+        amounts=frozenset(doc.get("amounts", ())),
+        phones=frozenset(doc.get("phones", ())),
+        is_appeal=doc.get("is_appeal", True),
+        urgent=doc.get("urgent", False),
+        urgent_case=doc.get("urgent_case", False),
+        link_reason=doc.get("link_reason"),
+        suggested=doc.get("suggested"),
+        suggested_reason=doc.get("suggested_reason"),
     )

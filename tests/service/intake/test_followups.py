@@ -89,12 +89,19 @@ async def test_the_same_appeal_to_three_accounts_is_one_case(runtime) -> None:
     assert merged == 2
 
 
-async def test_a_repeat_after_the_window_is_a_new_case(runtime) -> None:
-    first, later = await normalize(
-        runtime, raw_post("p1"), raw_post("p2", at=T0 + timedelta(days=8))
+async def test_a_repeat_after_the_copy_window_is_a_follow_up_and_after_60_days_new(
+    runtime,
+) -> None:
+    first, later, much_later = await normalize(
+        runtime,
+        raw_post("p1"),
+        raw_post("p2", at=T0 + timedelta(days=8)),
+        raw_post("p3", at=T0 + timedelta(days=69)),
     )
-    assert later.case_id != first.case_id
-    assert later.duplicate_of is None
+    assert later.case_id == first.case_id
+    assert later.duplicate_of is None and later.follow_up_of == first.case_id
+    assert later.triage is not None and later.triage.link_reason == "same matter (1.00)"
+    assert much_later.case_id not in {first.case_id}
 
 
 async def test_another_author_with_the_same_words_is_another_case(runtime) -> None:

@@ -100,7 +100,8 @@ def test_text_is_folded_and_private_data_masked() -> None:
 
 
 def test_entities_language_and_appeal_flag() -> None:
-    appeal = normalize(raw_post("@新疆检察 #讨薪# 工资被拖欠 https://t.cn/x"), producer="t")
+    text = "@新疆检察 #讨薪# 博乐市工地老板拖欠我们工资三个月了，求助 https://t.cn/x"
+    appeal = normalize(raw_post(text), producer="t")
     assert appeal.mentions == ["新疆检察"]
     assert appeal.hashtags == ["讨薪"]
     assert appeal.urls == ["https://t.cn/x"]
@@ -170,8 +171,8 @@ def test_reading_masks_every_kind_of_private_data() -> None:
 
 
 def test_a_follow_up_is_recognised_in_the_own_words_only() -> None:
-    assert read_text("上次反映的工资问题，怎么还没处理").refers_back
-    assert not read_text("工资被拖欠//@某人:还没人联系我").refers_back
+    assert read_text("上次反映的工资问题，怎么还没处理").cues.refers_back
+    assert not read_text("工资被拖欠//@某人:还没人联系我").cues.refers_back
 
 
 def test_an_appeal_with_no_history_is_its_own_case() -> None:

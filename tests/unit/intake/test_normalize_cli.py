@@ -40,6 +40,7 @@ def test_a_post_is_normalized() -> None:
         line(text="@新疆检察 #讨薪# 工資被拖欠 电话１３８１２３４５６７８ https://t.cn/x 😭")
     )
     assert (code, errors) == (0, [])
+    triage = {k: post.pop(k) for k in ("urgent", "category", "review", "reasons", "link_reason")}
     assert post == {
         "id": "1",
         "text": "@新疆检察 #讨薪# 工资被拖欠 电话13812345678 https://t.cn/x 😭",
@@ -54,6 +55,14 @@ def test_a_post_is_normalized() -> None:
         "duplicate_of": None,
         "follow_up_of": None,
     }
+    # Triage's labels beside them, and why (the model's figures first).
+    assert (triage["urgent"], triage["category"], triage["link_reason"]) == (
+        False,
+        "wage_arrears",
+        None,
+    )
+    assert triage["reasons"][0].startswith("appeal ")
+    assert set(triage["review"]) <= {"uncertain_appeal", "uncertain_category"}
 
 
 def test_duplicates_name_the_earlier_line() -> None:
@@ -71,8 +80,10 @@ def test_duplicates_name_the_earlier_line() -> None:
         ("b", None, None),  # another author
         ("c", "a", "a"),
         ("d", None, "a"),
-        ("e", None, None),
+        ("e", None, "a"),  # the author's thanks join their case, as no appeal
     ]
+    assert posts[3]["link_reason"] == "refers back (还没人), the latest case"
+    assert posts[4]["link_reason"] == "thanks after (点赞)"
     assert posts[-1]["is_appeal"] is False
 
 

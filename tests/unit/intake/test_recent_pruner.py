@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from fengqiao.clock import FakeClock
 from services.intake.adapters.recent import InMemoryRecentAppeals, Pruner
-from services.intake.similarity import RecentAppeal
+from services.intake.linking import RecentAppeal
 
 KEEP = timedelta(days=60)
 

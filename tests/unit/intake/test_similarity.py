@@ -1,24 +1,14 @@
-"""Near-duplicates and follow-ups: fingerprints, resemblance, and the decision (thresholds tuned
-on the pairs below)."""
+"""Near copies: fingerprints and resemblance (the duplicate threshold tuned on the pairs below).
+The linking decision is tested in test_linking.py."""
 
 from __future__ import annotations
-
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.intake.domain import matched_words, read_text
-from services.intake.similarity import (
-    SKETCH_SIZE,
-    Policy,
-    RecentAppeal,
-    decide,
-    fingerprint,
-    resemblance,
-)
+from services.intake.linking import Policy
+from services.intake.similarity import SKETCH_SIZE, fingerprint, resemblance
 
-T0 = datetime(2026, 8, 1, 10, tzinfo=UTC)
 WAGES = "我在博乐市工地干活，老板拖欠工资三个月了，求助"
 
 
@@ -102,127 +92,3 @@ def test_the_same_problem_reaches_the_threshold(a: str, b: str) -> None:
 @pytest.mark.parametrize(("a", "b"), OTHER_PROBLEM)
 def test_another_problem_stays_below_it(a: str, b: str) -> None:
     assert score(a, b) < Policy().duplicate_threshold
-
-
-# --------------------------------------------------------------------------- decide
-
-
-def appeal(
-    key: str,
-    text: str = WAGES,
-    *,
-    at: datetime = T0,
-    author: str = "u1",
-    platform: str = "weibo",
-    case_id: str | None = None,
-) -> RecentAppeal:
-    return RecentAppeal(
-        key=key,
-        platform=platform,
-        author=author,
-        post_id=key,
-        event_id=f"e-{key}",
-        case_id=case_id or f"c-{key}",
-        posted_at=at,
-        fingerprint=sketch(text),
-    )
-
-
-def test_a_new_appeal_keeps_its_own_case() -> None:
-    decision = decide(appeal("p2"), [], refers_back=False)
-    assert (decision.kind, decision.case_id, decision.follow_up_of) == ("new", "c-p2", None)
-
-
-def test_a_copy_to_another_account_joins_the_first_case() -> None:
-    first = appeal("p1", f"@新疆检察 {WAGES}")
-    decision = decide(appeal("p2", f"@博乐检察 {WAGES}"), [first], refers_back=False)
-    assert decision.kind == "duplicate"
-    assert decision.case_id == decision.follow_up_of == "c-p1"
-    assert decision.duplicate_of == first
-    assert decision.apply(appeal("p2")).duplicate_of == "e-p1"
-
-
-def test_a_repeat_within_seven_days_joins_after_that_it_is_new() -> None:
-    first = appeal("p1")
-    within = appeal("p2", at=T0 + timedelta(days=6, hours=23))
-    after = appeal("p3", at=T0 + timedelta(days=7, minutes=1))
-    assert decide(within, [first], refers_back=False).case_id == "c-p1"
-    assert decide(after, [first], refers_back=False).kind == "new"
-
-
-def test_a_post_processed_before_an_earlier_one_still_joins_it() -> None:
-    later = appeal("p2", at=T0 + timedelta(hours=2))
-    assert decide(appeal("p1"), [later], refers_back=False).case_id == "c-p2"
-
-
-def test_another_author_or_platform_never_joins() -> None:
-    first = appeal("p1")
-    assert decide(appeal("p2", author="u2"), [first], refers_back=False).kind == "new"
-    assert decide(appeal("p2", platform="wechat"), [first], refers_back=False).kind == "new"
-
-
-def test_an_appeal_is_never_a_duplicate_of_itself() -> None:
-    # A re-delivery after the first delivery stored the fingerprint.
-    assert decide(appeal("p1"), [appeal("p1")], refers_back=False).kind == "new"
-
-
-def test_the_most_similar_earliest_appeal_wins_whatever_the_order() -> None:
-    a = appeal("p1", at=T0)
-    b = appeal("p0", at=T0 + timedelta(hours=1))
-    c = appeal("p3", "我在伊宁县的饭店干活，老板拖欠工资两个月了，求助")
-    new = appeal("p9", at=T0 + timedelta(hours=3))
-    assert decide(new, [a, b, c], refers_back=False).case_id == "c-p1"
-    assert decide(new, [c, b, a], refers_back=False).case_id == "c-p1"
-
-
-def test_a_duplicate_of_a_merged_appeal_joins_the_original_case() -> None:
-    merged = replace(appeal("p2"), case_id="c-p1", follow_up_of="c-p1", duplicate_of="e-p1")
-    decision = decide(appeal("p3"), [merged], refers_back=False)
-    assert decision.case_id == "c-p1"
-    assert decision.duplicate_of == merged
-
-
-def test_a_follow_up_attaches_to_the_most_recent_case() -> None:
-    older = appeal("p1", "孩子急需一种特殊的药，喀什买不到，求助", at=T0 - timedelta(days=20))
-    recent = appeal("p2", at=T0 - timedelta(days=10))
-    follow = appeal("p3", "还没人联系我，怎么还没处理")
-    decision = decide(follow, [older, recent], refers_back=True)
-    assert (decision.kind, decision.case_id, decision.follow_up_of) == (
-        "follow_up",
-        "c-p2",
-        "c-p2",
-    )
-    assert decision.duplicate_of is None
-
-
-def test_a_follow_up_naming_its_problem_attaches_to_that_case() -> None:
-    older = appeal("p1", "孩子急需一种特殊的药，喀什买不到，求助", at=T0 - timedelta(days=20))
-    recent = appeal("p2", at=T0 - timedelta(days=10))
-    follow = appeal("p3", "上次反映的孩子急需特殊的药的问题，怎么还没处理")
-    assert decide(follow, [older, recent], refers_back=True).case_id == "c-p1"
-
-
-def test_a_follow_up_without_an_earlier_case_is_new() -> None:
-    follow = appeal("p3", "还没人联系我")
-    assert decide(follow, [], refers_back=True).kind == "new"
-    too_old = appeal("p1", at=T0 - timedelta(days=31))
-    assert decide(follow, [too_old], refers_back=True).kind == "new"
-
-
-def test_a_follow_up_does_not_attach_to_a_later_appeal() -> None:
-    later = appeal("p2", at=T0 + timedelta(hours=1))
-    assert decide(appeal("p3", "还没人联系我"), [later], refers_back=True).kind == "new"
-
-
-def test_without_follow_up_words_an_unrelated_appeal_is_new() -> None:
-    earlier = appeal("p1", at=T0 - timedelta(days=2))
-    decision = decide(appeal("p3", "我家附近的河被工厂污染了"), [earlier], refers_back=False)
-    assert decision.kind == "new"
-
-
-def test_the_policy_is_the_tuning_knob() -> None:
-    a, b = appeal("p1", "工资被拖欠"), appeal("p2", "房租被拖欠")
-    assert decide(b, [a], refers_back=False).kind == "new"
-    assert decide(b, [a], refers_back=False, policy=Policy(duplicate_threshold=0.3)).kind == (
-        "duplicate"
-    )

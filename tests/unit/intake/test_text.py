@@ -1,24 +1,20 @@
-"""Intake's text functions: folding, entities, own words, language, appeal or not."""
+"""Intake's text functions: folding, entities, own words, language, repost segments."""
 
 from __future__ import annotations
 
-import re
 import sys
 import unicodedata
 
 import pytest
 
 from services.intake.text import (
-    classify,
     entities,
     fold,
-    is_follow_up,
     language,
-    lexicon,
-    looks_like_appeal,
     normalize_text,
     own_words,
     parse,
+    repost_segments,
     simplify,
 )
 
@@ -179,98 +175,15 @@ def test_language(text: str, lang: str) -> None:
     assert language(text) == lang
 
 
-# --------------------------------------------------------------------------- appeal or not
+# --------------------------------------------------------------------------- reposts
 
 
-@pytest.mark.parametrize(
-    "text", ["求助：工资被拖欠", "孩子急需特种药怎么办", "我要举报", "有人打人"]
-)
-def test_requests_for_help_are_appeals(text: str) -> None:
-    assert looks_like_appeal(text)
+def test_each_segment_of_a_repost_chain_with_its_name() -> None:
+    post = "帮转！//@张三:扩散 //@李四: 工资被拖欠，求助 #讨薪#"
+    chain = parse(normalize_text(post)).repost_chain
+    # Folded (NFKC makes "，" a ","), without the topic: each segment's own words.
+    assert repost_segments(chain) == [("张三", "扩散"), ("李四", "工资被拖欠,求助")]
 
 
-@pytest.mark.parametrize("text", ["为你们点赞", "致敬检察官，辛苦了", "加微信领优惠", "转发微博"])
-def test_praise_reposts_and_ads_are_not_appeals(text: str) -> None:
-    assert not looks_like_appeal(text)
-
-
-def test_a_request_for_help_beats_praise() -> None:
-    assert looks_like_appeal("辛苦了，求助：工资被拖欠")
-
-
-def test_doubtful_posts_count_as_appeals() -> None:
-    assert looks_like_appeal("今天去了博乐市")
-
-
-def test_praise_reposting_an_appeal_is_judged_on_its_own_words() -> None:
-    post = "为你们点赞//@某人:工资被拖欠，求助"
-    assert own_words(post) == "为你们点赞"
-    assert not looks_like_appeal(post)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "不想活了",
-        "我要轻生",
-        "救命",
-        "急!!!",
-        "为你们点赞,但我不想活了",
-        "转发微博 //@某人:救命",
-        "加微信 急",
-        "👍👍 🆘",
-        "哈哈哈 救救我",
-        "#某地有人跳楼#",
-    ],
-)
-def test_urgent_words_are_never_not_appeals(text: str) -> None:
-    verdict = classify(parse(normalize_text(text)))
-    assert verdict.is_appeal
-    assert verdict.reason == "urgent"
-
-
-@pytest.mark.parametrize(
-    ("text", "kind"),
-    [
-        ("致敬,检察官们辛苦了", "praise"),
-        ("@新疆检察 👍👍[赞]", "praise"),
-        ("转发微博", "news"),
-        ("【新闻】某地发布会通报 https://t.cn/x", "news"),
-        ("哈哈哈笑死我了", "joke"),
-        ("兼职日结,加v详聊", "ad"),
-        ("互粉互关,回关必回", "spam"),
-    ],
-)
-def test_praise_news_jokes_ads_and_spam_are_not_appeals(text: str, kind: str) -> None:
-    verdict = classify(parse(normalize_text(text)))
-    assert (verdict.is_appeal, verdict.reason) == (False, kind)
-
-
-def test_the_appeal_hashtag_makes_an_appeal() -> None:
-    assert classify(parse("#新疆检察政在做# 点赞")).is_appeal
-
-
-def test_a_pure_repost_is_judged_on_what_it_reposts() -> None:
-    assert looks_like_appeal("//@某人:工资被拖欠")
-    assert not looks_like_appeal("//@某人:为检察官点赞")
-
-
-@pytest.mark.parametrize(
-    "text", ["还没人联系我", "怎么还没处理?", "上次反映的问题", "之前反映的工资的事有进展吗"]
-)
-def test_follow_up_wording(text: str) -> None:
-    assert is_follow_up(normalize_text(text))
-    assert looks_like_appeal(normalize_text(text))
-
-
-def test_a_first_report_is_not_a_follow_up() -> None:
-    assert not is_follow_up("博乐市工地拖欠工资,求助")
-
-
-def test_the_lexicon_file_is_valid_and_has_no_overlap_of_urgent_and_not_appeal() -> None:
-    lex = lexicon()
-    not_appeal = {w for words in lex.not_appeal.values() for w in words}
-    assert not not_appeal & set(lex.urgent)
-    for word in not_appeal:  # a not-appeal word alone must not contain an urgent one
-        assert lex.urgent_word(word.lower()) is None, word
-    assert all(re.fullmatch(r"\S+", w) for w in lex.follow_up)
+def test_a_post_without_a_chain_has_no_segments() -> None:
+    assert repost_segments(parse("工资被拖欠").repost_chain) == []
