@@ -1,6 +1,7 @@
 """Contract messages for tests, with plausible defaults: pass only what a test is about.
 
 appeal_message(text="伽师县拖欠工资", case_id="c-1")
+triage_message("urgent_assistance", urgent=True, review=("possibly_urgent",))
 dispatch_message(hop=2, from_unit="652700", to_unit="652701", final=True)
 final_hop_message(event_id="order-2")  # the same final hop
 """
@@ -16,6 +17,7 @@ from contracts import (
     DispatchMode,
     DispatchOrdered,
     ReplyTarget,
+    Triage,
     Urgency,
 )
 
@@ -41,8 +43,31 @@ def appeal_message(text: str = "博乐市的工地拖欠工资，求助", **over
         "lang": "zh",
         "is_appeal": True,
         "reply_to": ReplyTarget(platform="weibo", account="@新疆检察"),
+        "triage": triage_message(),
     }
     return AppealNormalized(**{**fields, **overrides})
+
+
+def triage_message(
+    category: str = "wage_arrears",
+    *,
+    urgent: bool = False,
+    review: tuple[str, ...] = (),
+    **overrides: Any,
+) -> Triage:
+    """Intake's triage of an appeal: sure of it unless `review` says what a person checks."""
+    fields: dict[str, Any] = {
+        "category": category,
+        "urgent": urgent,
+        "possibly_urgent": "possibly_urgent" in review,
+        "appeal_confidence": 0.99,
+        "urgent_confidence": 0.9 if urgent else 0.01,
+        "category_confidence": 0.6 if "uncertain_category" in review else 0.95,
+        "review": list(review),
+        "reasons": [f"category {category}"],
+        "model": "triage-test",
+    }
+    return Triage(**{**fields, **overrides})
 
 
 def dispatch_message(**overrides: Any) -> DispatchOrdered:

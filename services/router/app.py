@@ -8,13 +8,15 @@ from faststream import FastStream
 from fengqiao.service import Runtime, asyncapi_app, http_app
 from services.router import handlers
 from services.router.adapters.records import MongoRecordStore
-from services.router.classify import RULES_FILE, load_rules
+from services.router.adapters.triage_queue import MongoTriageQueue
 from services.router.directory import load_directory
 from services.router.domain import Router
 from services.router.geo import load_seats
 from services.router.http import ops_router
 from services.router.places import PlaceIndex
+from services.router.placewords import PLACES_FILE, load_place_rules
 from services.router.settings import RouterSettings
+from services.router.triage_api import triage_router
 
 NAME = "router"
 DESCRIPTION = "Finds the office that must act on an appeal and dispatches it down the tiers."
@@ -23,12 +25,11 @@ DESCRIPTION = "Finds the office that must act on an appeal and dispatches it dow
 def build_router(settings: RouterSettings) -> Router:
     """The routing domain, with its data loaded and validated."""
     directory = load_directory(settings.directory_file)
-    rules = load_rules(settings.rules_file or RULES_FILE)
     return Router(
         directory=directory,
-        places=PlaceIndex(directory, rules.places),
-        rules=rules,
+        places=PlaceIndex(directory, load_place_rules(settings.places_file or PLACES_FILE)),
         policy=settings.policy,
+        review_below=settings.review_below,
         mode=settings.mode,
         seats=load_seats(),
     )
@@ -39,18 +40,24 @@ def build(settings: RouterSettings | None = None) -> tuple[Runtime, FastAPI]:
     runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
     assert runtime.mongo is not None
     store = MongoRecordStore(runtime.mongo, settings.database)
+    queue = MongoTriageQueue(runtime.mongo, settings.database)
     runtime.on_start.append(store.ensure_indexes)
+    runtime.on_start.append(queue.ensure_indexes)
     router = build_router(settings)
-    handlers.register(
+    dispatch = handlers.register(
         runtime.broker,
         router,
         producer=NAME,
         group_id=settings.group_id,
         registry=runtime.registry,
         store=store,
+        queue=queue,
     )
     ops = ops_router(runtime.broker, store, router.directory, producer=NAME)
-    return runtime, http_app(runtime, description=DESCRIPTION, routers=[ops])
+    triage = triage_router(
+        runtime.broker, queue, router, settings.dispatchers, dispatch, producer=NAME
+    )
+    return runtime, http_app(runtime, description=DESCRIPTION, routers=[ops, triage])
 
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:

@@ -1,29 +1,31 @@
 """`fengqiao route`: posts as JSON lines in, routing decisions as JSON lines out.
 
-The same code path as the service (`Router.decide`). This module takes already-normalized
-appeals: the caller hands in a `Normalizer` (fengqiao/cli.py uses intake's pure functions, since
-services do not import each other).
+The same code path as the services: the caller hands in a `Normalizer` that runs intake's
+normalizer on each post, with its triage and its linking to earlier lines (fengqiao/cli.py
+composes it, since services do not import each other), then `Router.decide` here.
 
 In:  {"id", "channel", "account", "author": "<id>" | {"id", "name"?, "residence"?}, "text",
-      "geo"?: {"lat", "lon"}}
+      "geo"?: {"lat", "lon"}, "created_at"?: ISO 8601 with a time zone}
 Out: {"id", "is_appeal", "urgent", "category", "prefecture", "county", "chain", "duplicate_of",
-      "evidence", "confidence"}; a malformed line → one error line on stderr naming its number.
+      "follow_up_of", "triage", "reasons", "evidence", "confidence"}. `duplicate_of` and
+      `follow_up_of` name the earlier line that opened the case this one joins (a near copy;
+      any repeat, follow-up, repost or thanks); a post that joins a case has that case's place.
+      `triage` is true when the post goes to the triage queue for a person, `reasons` says why
+      and what decided. A malformed line → one error line on stderr naming its number.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from contracts import AppealNormalized
 from services.router.domain import Decision, Router
 
-__all__ = ["Duplicates", "Normalizer", "PostIn", "decision_record", "parse_post", "route_lines"]
+__all__ = ["Linked", "Normalizer", "PostIn", "decision_record", "parse_post", "route_lines"]
 
 
 class _In(BaseModel):
@@ -51,9 +53,12 @@ class PostIn(BaseModel):
     author: AuthorIn
     text: str = Field(min_length=1, max_length=5000)
     geo: GeoIn | None = None
+    created_at: AwareDatetime | None = None
 
 
-Normalizer = Callable[[PostIn], AppealNormalized]
+# The normalized appeal, and the earlier lines it is linked to: {"duplicate_of", "follow_up_of"}.
+Linked = tuple[AppealNormalized, dict[str, str | None]]
+Normalizer = Callable[[PostIn, int], Awaitable[Linked]]
 
 
 class BadLine(ValueError):
@@ -75,37 +80,6 @@ def parse_post(line: str) -> PostIn:
         raise BadLine(f"{where}: {first['msg']}") from None
 
 
-_NOISE = re.compile(r"@[\w\u4e00-\u9fff-]{1,30}|[\s\W_]+")
-
-
-class Duplicates:
-    """Near-duplicate posts (并单): the same author saying nearly the same thing again, or
-    anyone posting nearly the same long text. Compares character bigrams with recent posts."""
-
-    def __init__(self, window: int = 2000, same_author: float = 0.6, anyone: float = 0.9) -> None:
-        self._recent: deque[tuple[str, str, frozenset[str]]] = deque(maxlen=window)
-        self._same_author, self._anyone = same_author, anyone
-
-    def check(self, post_id: str, author: str, text: str) -> str | None:
-        """The id of an earlier post this one repeats, or None; then remembers this one."""
-        grams = _bigrams(_NOISE.sub("", text))
-        found = None
-        for other_id, other_author, other in self._recent:
-            if not grams or not other:
-                continue
-            similarity = len(grams & other) / len(grams | other)
-            limit = self._same_author if other_author == author else self._anyone
-            if similarity >= limit and (len(grams) >= 6 or other_author == author):
-                found = other_id
-                break
-        self._recent.append((found or post_id, author, grams))
-        return found
-
-
-def _bigrams(text: str) -> frozenset[str]:
-    return frozenset(text[i : i + 2] for i in range(len(text) - 1))
-
-
 def _code(router: Router, unit_id: str | None) -> str | None:
     if unit_id is None:
         return None
@@ -118,7 +92,7 @@ def decision_record(router: Router, post_id: str, decision: Decision) -> dict[st
     target = router.directory[decision.chain[-1]]
     prefecture = router.directory.prefecture_of(target.id)
     evidence = [e.model_dump(exclude_none=True) for e in decision.where.evidence]
-    evidence += [{"kind": "rule", "value": r, "weight": 1.0} for r in decision.what.rules_fired]
+    evidence += [{"kind": "triage", "value": r, "weight": 1.0} for r in decision.what.reasons]
     return {
         "id": post_id,
         "is_appeal": decision.is_appeal,
@@ -128,28 +102,43 @@ def decision_record(router: Router, post_id: str, decision: Decision) -> dict[st
         "county": _code(router, target.id) if target.tier == "county" else None,
         "chain": list(decision.chain),
         "duplicate_of": None,
+        "follow_up_of": None,
+        "triage": bool(decision.review),
+        "reasons": [*decision.review, *decision.what.reasons],
         "evidence": evidence,
         "confidence": decision.where.confidence,
     }
 
 
-def route_lines(
+_CASE_FIELDS = ("prefecture", "county", "chain", "evidence", "confidence")
+
+
+async def route_lines(
     lines: Iterable[str], router: Router, normalize: Normalizer, out: TextIO, err: TextIO
 ) -> int:
     """Route every line; 0 when every line was a post, 1 when some were not (all reported)."""
-    duplicates = Duplicates()
+    opened: dict[str, dict[str, Any]] = {}  # case id → the record of the line that opened it
     status = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             post = parse_post(line)
-            appeal = normalize(post)
+            appeal, links = await normalize(post, number)
         except (BadLine, ValueError) as exc:
             err.write(f"line {number}: {exc}\n")
             status = 1
             continue
         record = decision_record(router, post.id, router.decide(appeal))
-        record["duplicate_of"] = duplicates.check(post.id, post.author.id, appeal.text)
+        record.update(links)
+        if appeal.triage is not None and appeal.triage.link_reason:
+            record["reasons"].append(f"linked: {appeal.triage.link_reason}")
+        if appeal.triage is not None and appeal.triage.suggested_reason:
+            record["reasons"].append(f"suggested link: {appeal.triage.suggested_reason}")
+        if appeal.follow_up_of and (case := opened.get(appeal.case_id)) is not None:
+            # It joins a case that is dispatched already: the case's place, not its own.
+            record.update({k: case[k] for k in _CASE_FIELDS})
+        elif record["is_appeal"]:
+            opened.setdefault(appeal.case_id, record)
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return status

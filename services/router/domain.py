@@ -15,6 +15,11 @@ The most specific text place wins, supported by the other text places above it (
 伽师县); among equals the last named. A text place above county level is refined by a weaker
 clue inside it (text 喀什 + account @伽师检察 → 伽师县). Without a text place, each clue scores its
 own weight plus the weight of clues naming a unit above it, and the best score wins.
+
+What the appeal is (appeal or not, urgency, category) is intake's triage, carried on the appeal:
+the router only reads it. When the place is uncertain (confidence below `Router.review_below`)
+the case opens at once at the prefecture of the best guess, the most specific unit that is
+certain, and a dispatcher confirms the place in the triage queue (`Decision.review`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ from contracts import (
     Urgency,
     derived_event_id,
 )
-from services.router.classify import Classification, Rules
 from services.router.directory import Directory
 from services.router.geo import SeatIndex
 from services.router.places import PlaceIndex, PlaceMention
@@ -42,6 +46,7 @@ ACCOUNT_WEIGHT = 0.6
 RESIDENCE_WEIGHT = 0.4
 FALLBACK_WEIGHT = 0.1
 NOT_APPEAL = "not_appeal"
+DEFAULT_CATEGORY = "legal_consultation"  # for appeals from a producer that does not triage
 # @-mentions name accounts, not places ("@新疆检察" is not a place where something happened).
 _MENTION = re.compile(r"@[\w\u4e00-\u9fff-]{1,30}")
 
@@ -54,13 +59,31 @@ class Jurisdiction:
 
 
 @dataclass(frozen=True)
+class Classification:
+    """What the appeal is, as intake's triage decided it."""
+
+    category: str
+    urgent: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Decision:
     """Everything the router decides about one appeal."""
 
     where: Jurisdiction
     what: Classification
-    chain: tuple[str, ...]
+    chain: tuple[str, ...]  # down to the unit the evidence points to
     is_appeal: bool
+    opens_at: str = ""  # where the case goes now: that unit, or its prefecture when unsure
+    review: tuple[str, ...] = ()  # why a dispatcher should look: triage's, and the place's
+
+    @property
+    def dispatch_chain(self) -> tuple[str, ...]:
+        """The chain down to `opens_at`."""
+        if not self.opens_at or self.opens_at == self.chain[-1]:
+            return self.chain
+        return self.chain[: self.chain.index(self.opens_at) + 1]
 
 
 @dataclass(frozen=True)
@@ -69,10 +92,10 @@ class Router:
 
     directory: Directory
     places: PlaceIndex
-    rules: Rules
     policy: Policy = "chain"
     mode: DispatchMode = DispatchMode.PUBLIC_MENTION
     seats: SeatIndex | None = None
+    review_below: float = 0.5
     _chains: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -158,6 +181,10 @@ class Router:
 
         return max(reversed(where), key=key)
 
+    def chain_of(self, unit_id: str) -> tuple[str, ...]:
+        """The units from the root down to `unit_id` (KeyError for an unknown unit)."""
+        return self._chains[unit_id]
+
     def _is_below(self, unit_id: str, ancestor_id: str, *, or_same: bool = False) -> bool:
         if unit_id == ancestor_id:
             return or_same
@@ -166,20 +193,32 @@ class Router:
     # ------------------------------------------------------------------ what
 
     def classify(self, appeal: AppealNormalized) -> Classification:
-        what = self.rules.classify(appeal.text)
-        if what.urgent and what.category == NOT_APPEAL:
-            # Thanks and a cry for help in one post: the cry wins.
-            return Classification("urgent_assistance", True, what.rules_fired)
-        return what
+        """Intake's triage of the appeal (the default category if it carries none)."""
+        triage = appeal.triage
+        if triage is None:
+            return Classification(DEFAULT_CATEGORY, False, ())
+        return Classification(triage.category, triage.urgent, tuple(triage.reasons))
 
     def decide(self, appeal: AppealNormalized) -> Decision:
-        """Where, what, the chain of units, and whether it is an appeal at all."""
+        """Where, what, the chain of units, where the case opens, and what a person checks."""
         where = self.locate(appeal)
         what = self.classify(appeal)
         chain = self._chains[where.unit_id]
-        fired = any(r.startswith("category.") for r in what.rules_fired)
-        is_appeal = what.urgent or (what.category != NOT_APPEAL and (appeal.is_appeal or fired))
-        return Decision(where, what, chain, is_appeal)
+        review = list(appeal.triage.review) if appeal.triage else ["no_triage"]
+        opens_at = where.unit_id
+        fallback = where.evidence[-1].kind == "fallback" if where.evidence else True
+        if appeal.is_appeal and not fallback and where.confidence < self.review_below:
+            review.append("uncertain_place")
+            prefecture = self.directory.prefecture_of(where.unit_id)
+            if prefecture is not None:
+                opens_at = prefecture.id
+        if appeal.is_appeal and fallback and what.urgent:
+            review.append("no_place")
+        if appeal.triage is not None and appeal.triage.suggested_case:
+            review.append("suggested_link")
+        return Decision(
+            where, what, chain, appeal.is_appeal, opens_at, tuple(dict.fromkeys(review))
+        )
 
     # ------------------------------------------------------------------ orders
 
@@ -189,10 +228,10 @@ class Router:
         """One order per hop, top to bottom; ids derived from the appeal so replays repeat them.
         Pass the `decision` if you already made it."""
         decision = decision or self.decide(appeal)
-        where, what, chain = decision.where, decision.what, list(decision.chain)
+        where, what, chain = decision.where, decision.what, list(decision.dispatch_chain)
         target = chain[-1]
         evidence = list(where.evidence) + [
-            Evidence(kind="rule", value=rule, weight=1.0) for rule in what.rules_fired
+            Evidence(kind="triage", value=reason[:200], weight=1.0) for reason in what.reasons
         ]
         urgency = Urgency.URGENT if what.urgent else Urgency.GENERAL
         hops: list[tuple[str, str, list[str]]]

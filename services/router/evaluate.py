@@ -2,10 +2,16 @@
 
 Each line is a `fengqiao route` input line plus `expect`: {county, prefecture, urgent, category,
 is_appeal, duplicate_of?}. A location key left out of `expect` is not scored (non-appeals).
+
+The set was written for the router's place rules, which it still holds to targets. Urgency,
+category and appeal-or-not are intake's triage now, judged on the corpus's frozen test split
+(`fengqiao triage eval`); here they are a second check, with targets only where a miss is
+unsafe (every urgent post found) or an appeal would go unanswered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Iterable
@@ -23,7 +29,6 @@ TARGETS = {
     "county": 0.95,
     "prefecture": 0.98,
     "urgent_recall": 1.0,
-    "urgent_precision": 0.90,
     "is_appeal": 0.95,
 }
 _FIELDS = ("county", "prefecture", "is_appeal", "category", "duplicate_of")
@@ -46,7 +51,8 @@ def evaluate(lines: Iterable[str], router: Router, normalize: Normalizer) -> Rep
     """Route every labelled post and compare with what it expects."""
     posts = [json.loads(line) for line in lines if line.strip()]
     out, err = io.StringIO(), io.StringIO()
-    route_lines((json.dumps(p, ensure_ascii=False) for p in posts), router, normalize, out, err)
+    lines = [json.dumps(p, ensure_ascii=False) for p in posts]
+    asyncio.run(route_lines(lines, router, normalize, out, err))
     if err.getvalue():
         raise ValueError(f"the evaluation set has bad lines:\n{err.getvalue()}")
     got = {r["id"]: r for r in map(json.loads, out.getvalue().splitlines())}

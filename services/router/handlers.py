@@ -1,9 +1,11 @@
-"""Router's subscribers: `appeals` → `dispatch.orders` (+ `coordination.requests`), and
-`unit.actions` (returns, reassignments) → re-dispatch."""
+"""Router's subscribers: `appeals` → `dispatch.orders` (+ `coordination.requests`, and the
+triage queue for what a person should check), and `unit.actions` (returns, reassignments) →
+re-dispatch."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
@@ -19,8 +21,9 @@ from contracts import (
 )
 from fengqiao.messaging import publish_to, topic_publisher, topic_subscriber
 from services.router.adapters.records import InMemoryRecordStore, RecordStore
+from services.router.adapters.triage_queue import InMemoryTriageQueue, TriageQueue
 from services.router.coordination import CoordinationRules, load_coordination
-from services.router.domain import Router
+from services.router.domain import Decision, Router
 from services.router.returns import (
     ReturnRules,
     RoutingError,
@@ -28,6 +31,9 @@ from services.router.returns import (
     record_dispatch,
     rule_on,
 )
+from services.router.triage import item_for
+
+Dispatch = Callable[[AppealNormalized, Decision], Awaitable[list[str]]]
 
 log = logging.getLogger("fengqiao.router")
 
@@ -40,10 +46,14 @@ def register(
     group_id: str,
     registry: CollectorRegistry,
     store: RecordStore | None = None,
+    queue: TriageQueue | None = None,
     coordination: CoordinationRules | None = None,
     return_rules: ReturnRules | None = None,
-) -> None:
+) -> Dispatch:
+    """Register the subscribers; return the dispatch routine (the triage API dispatches a post
+    a dispatcher ruled an appeal with it)."""
     store = store or InMemoryRecordStore()
+    queue = queue or InMemoryTriageQueue()
     coordination = coordination or load_coordination()
     return_rules = return_rules or load_return_rules()
     decisions = Counter(
@@ -55,8 +65,33 @@ def register(
         ["unit"],
         registry=registry,
     )
+    queued = Counter(
+        "fengqiao_router_triage_queued_total",
+        "Posts sent to the triage queue for a person, by the first reason",
+        ["reason"],
+        registry=registry,
+    )
     orders = topic_publisher(broker, DISPATCH_ORDERS)
     requests = topic_publisher(broker, COORDINATION_REQUESTS)
+
+    async def dispatch(appeal: AppealNormalized, decision: Decision) -> list[str]:
+        """Publish the appeal's orders and coordination requests, then record the dispatch."""
+        hops = router.dispatch(appeal, producer=producer, decision=decision)
+        asks = coordination.requests(hops[-1], appeal.text, router.directory, producer=producer)
+        # Published before the record is saved: a crash in between publishes the same
+        # (derived) event ids again, which consumers ignore.
+        for order in hops:
+            await publish_to(orders, order)
+        for ask in asks:
+            await publish_to(requests, ask)
+        await store.save(record_dispatch(hops, appeal.event_id), hops)
+        log.info("case %s → %s", appeal.case_id, " → ".join(hops[-1].chain))
+        return [order.event_id for order in hops]
+
+    async def enqueue(appeal: AppealNormalized, decision: Decision, *, dispatched: bool) -> None:
+        # Queued after the dispatch: the case opens at once, a person checks it meanwhile.
+        if decision.review and await queue.add(item_for(appeal, decision, dispatched=dispatched)):
+            queued.labels(decision.review[0]).inc()
 
     @topic_subscriber(
         broker,
@@ -68,22 +103,17 @@ def register(
     async def route_appeal(appeal: AppealNormalized) -> None:
         if appeal.follow_up_of:
             decisions.labels("follow_up").inc()  # the case is dispatched already
+            if appeal.triage is not None and "possibly_urgent" in appeal.triage.review:
+                await enqueue(appeal, router.decide(appeal), dispatched=True)
             return
         decision = router.decide(appeal)
         if not decision.is_appeal:
             decisions.labels("not_appeal").inc()
+            await enqueue(appeal, decision, dispatched=False)
             return
-        hops = router.dispatch(appeal, producer=producer, decision=decision)
-        asks = coordination.requests(hops[-1], appeal.text, router.directory, producer=producer)
-        # Published before the record is saved: a crash in between publishes the same
-        # (derived) event ids again, which consumers ignore.
-        for order in hops:
-            await publish_to(orders, order)
-        for ask in asks:
-            await publish_to(requests, ask)
-        await store.save(record_dispatch(hops, appeal.event_id), hops)
+        await dispatch(appeal, decision)
         decisions.labels("dispatched").inc()
-        log.info("case %s → %s", appeal.case_id, " → ".join(hops[-1].chain))
+        await enqueue(appeal, decision, dispatched=True)
 
     @topic_subscriber(
         broker,
@@ -121,3 +151,5 @@ def register(
         log.info(
             "case %s %s by %s → %s", action.case_id, action.action.value, action.unit_id, new.holder
         )
+
+    return dispatch

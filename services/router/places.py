@@ -21,8 +21,8 @@ from typing import Any
 
 import ahocorasick  # type: ignore[import-not-found,unused-ignore]
 
-from services.router.classify import PlaceRules, load_rules
 from services.router.directory import Directory, Unit
+from services.router.placewords import PlaceRules, load_place_rules
 
 __all__ = ["WEIGHTS", "PlaceIndex", "PlaceMention"]
 
@@ -53,7 +53,7 @@ _NEVER_A_BRAND = frozenset({"full", "former"})  # 博乐市, 库车县: administ
 
 @lru_cache(maxsize=1)
 def _packaged_place_rules() -> PlaceRules:
-    return load_rules().places
+    return load_place_rules()
 
 
 class PlaceIndex:

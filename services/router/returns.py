@@ -172,6 +172,9 @@ def _redispatch(
                     "chain": chain,
                     "lead_unit": target,
                     "cc_units": [],
+                    # A dispatcher's correction in the triage queue relabels the case too.
+                    "category": action.category or record.template.category,
+                    "urgency": action.urgency or record.template.urgency,
                 }
             )
         )

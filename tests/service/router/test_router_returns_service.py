@@ -23,6 +23,7 @@ from contracts import (
 )
 from fengqiao.service import Runtime
 from fengqiao.settings import StackSettings
+from fengqiao.testing.factories import triage_message
 from services.router import handlers
 from services.router.adapters.records import InMemoryRecordStore
 from services.router.app import build_router
@@ -50,6 +51,7 @@ def appeal(text: str) -> AppealNormalized:
         lang="zh",
         is_appeal=True,
         reply_to=ReplyTarget(platform="weibo", account="@新疆检察"),
+        triage=triage_message("wage_arrears"),  # intake's triage decides the category
     )
 
 

@@ -1,4 +1,5 @@
-"""Routing on the real directory and rules: where a matter is, and the hops down the tiers."""
+"""Routing on the real directory and place lexicon: where a matter is, the hops down the tiers,
+and what the router reads of intake's triage (it never decides category or urgency itself)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from contracts import (
     Author,
     DispatchMode,
     ReplyTarget,
+    Triage,
     Urgency,
     derived_event_id,
 )
-from services.router.classify import load_rules
 from services.router.directory import Directory, load_directory
 from services.router.domain import Policy, Router
 from services.router.places import PlaceIndex
@@ -30,7 +31,7 @@ def directory() -> Directory:
 
 @pytest.fixture(scope="module")
 def parts(directory: Directory) -> dict[str, Any]:
-    return {"directory": directory, "places": PlaceIndex(directory), "rules": load_rules()}
+    return {"directory": directory, "places": PlaceIndex(directory)}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,8 @@ def appeal(
     residence: str | None = None,
     pii: tuple[str, ...] = (),
     event_id: str = "appeal-1",
+    triage: Triage | None = None,
+    is_appeal: bool = True,
 ) -> AppealNormalized:
     return AppealNormalized(
         event_id=event_id,
@@ -66,8 +69,23 @@ def appeal(
         masked_text=text,
         pii_kinds=list(pii),
         lang="zh",
-        is_appeal=True,
+        is_appeal=is_appeal,
         reply_to=ReplyTarget(platform="weibo", account=account, user_id="u1", post_id="p1"),
+        triage=triage,
+    )
+
+
+def triaged(category: str, *, urgent: bool = False, review: tuple[str, ...] = ()) -> Triage:
+    return Triage(
+        category=category,
+        urgent=urgent,
+        possibly_urgent="possibly_urgent" in review,
+        appeal_confidence=0.99,
+        urgent_confidence=0.9 if urgent else 0.01,
+        category_confidence=0.8,
+        review=list(review),
+        reasons=[f"category {category} 0.80"],
+        model="triage-test",
     )
 
 
@@ -158,7 +176,8 @@ def test_no_evidence_leaves_the_case_with_the_region(router: Router) -> None:
 
 
 def test_the_chain_policy_gives_one_order_per_hop(router: Router) -> None:
-    orders = router.dispatch(appeal("博乐市的工地拖欠工资"), producer="router")
+    post = appeal("博乐市的工地拖欠工资", triage=triaged("wage_arrears"))
+    orders = router.dispatch(post, producer="router")
     assert [(o.hop, o.from_unit, o.to_unit, o.to_tier, o.final) for o in orders] == [
         (1, "xj", "652700", "prefecture", False),
         (2, "652700", "652701", "county", True),
@@ -177,7 +196,7 @@ def test_the_chain_policy_gives_one_order_per_hop(router: Router) -> None:
         assert order.confidence == 1.0
         assert [(e.kind, e.value) for e in order.evidence] == [
             ("text_place", "博乐市"),
-            ("rule", "category.wage_arrears"),
+            ("triage", "category wage_arrears 0.80"),
         ]
 
 
@@ -264,11 +283,42 @@ def test_the_default_mode_is_a_setting(parts: dict[str, Any]) -> None:
     assert {o.mode for o in orders} == {DispatchMode.PRIVATE_MESSAGE}
 
 
-def test_urgent_words_make_every_order_urgent(router: Router) -> None:
-    orders = router.dispatch(appeal("孩子急需特种药，伽师县还有"), producer="router")
+def test_triage_decides_category_and_urgency_of_every_order(router: Router) -> None:
+    urgent = appeal("孩子急需特种药，伽师县还有", triage=triaged("urgent_assistance", urgent=True))
+    orders = router.dispatch(urgent, producer="router")
     assert {o.urgency for o in orders} == {Urgency.URGENT}
-    assert orders[0].category == "urgent_assistance"
-    assert ("rule", "urgent.medicine") in {(e.kind, e.value) for e in orders[0].evidence}
+    assert {o.category for o in orders} == {"urgent_assistance"}
+    assert ("triage", "category urgent_assistance 0.80") in {
+        (e.kind, e.value) for e in orders[0].evidence
+    }
+
+
+def test_an_appeal_without_triage_gets_the_default_category_and_a_person(router: Router) -> None:
+    decision = router.decide(appeal("伽师县拖欠工资"))
+    assert (decision.what.category, decision.what.urgent) == ("legal_consultation", False)
+    assert decision.review == ("no_triage",)
+
+
+def test_triage_review_reasons_go_to_the_queue(router: Router) -> None:
+    decision = router.decide(
+        appeal("伽师县拖欠工资", triage=triaged("wage_arrears", review=("uncertain_category",)))
+    )
+    assert decision.review == ("uncertain_category",)
+    assert decision.opens_at == decision.chain[-1] == "653129"
+
+
+def test_an_unsure_place_opens_the_case_at_its_prefecture(router: Router) -> None:
+    post = appeal("拖欠工资", residence="伽师县", triage=triaged("wage_arrears"))
+    decision = router.decide(post)
+    assert decision.where.confidence < 0.5 and decision.chain[-1] == "653129"
+    assert decision.opens_at == "653100" and "uncertain_place" in decision.review
+    orders = router.dispatch(post, producer="router", decision=decision)
+    assert orders[-1].to_unit == "653100" and orders[-1].final
+
+
+def test_an_urgent_post_with_no_place_goes_to_a_person(router: Router) -> None:
+    decision = router.decide(appeal("快来人", triage=triaged("urgent_assistance", urgent=True)))
+    assert decision.opens_at == "xj" and "no_place" in decision.review
 
 
 # --------------------------------------------------------------------------- geo and refinement
@@ -316,6 +366,6 @@ def test_the_region_named_in_the_text_decides_nothing(router: Router) -> None:
     assert router.locate(appeal("在新疆打工被欠薪", account="@博乐检察")).unit_id == "652701"
 
 
-def test_thanks_are_not_an_appeal_but_a_cry_for_help_is(router: Router) -> None:
-    assert not router.decide(appeal("为检察官点赞，辛苦了")).is_appeal
+def test_intake_decides_appeal_or_not(router: Router) -> None:
+    assert not router.decide(appeal("为检察官点赞，辛苦了", is_appeal=False)).is_appeal
     assert router.decide(appeal("谢谢你们，快来人，救救我")).is_appeal

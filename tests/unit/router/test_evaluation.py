@@ -1,22 +1,26 @@
 """The router on its labelled evaluation set (tests/router_eval/posts.jsonl), through the same
-path as `fengqiao route`: intake's normalization, then Router.decide."""
+path as `fengqiao route`: intake's normalization, triage and linking, then Router.decide.
+
+The set was written for the router's place rules; the triage models never learned from it, so
+its urgency and appeal figures are a second held-out check of them."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from typing import Any
 
 import pytest
 
-from fengqiao.cli import _router_and_normalizer
+from fengqiao.pipeline import route_pipeline
 from services.router.cli import route_lines
 from services.router.evaluate import DEFAULT_SET, TARGETS, Report, evaluate, format_report
 
 
 @pytest.fixture(scope="module")
 def parts() -> tuple[Any, Any]:
-    return _router_and_normalizer()
+    return route_pipeline()
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +73,7 @@ def test_the_article_cases_route_as_in_the_article(parts: tuple[Any, Any]) -> No
         for i, t in posts
     ]
     out, err = io.StringIO(), io.StringIO()
-    assert route_lines(lines, router, normalize, out, err) == 0
+    assert asyncio.run(route_lines(lines, router, normalize, out, err)) == 0
     got = {r["id"]: r for r in map(json.loads, out.getvalue().splitlines())}
     assert got["a1"]["chain"] == ["xj", "652700", "652701"]
     assert got["a2"]["chain"] == ["xj", "650100", "650109"]
@@ -86,7 +90,7 @@ def test_bad_lines_are_reported_by_number_and_the_rest_routed(parts: tuple[Any, 
         "",
     ]
     out, err = io.StringIO(), io.StringIO()
-    assert route_lines(lines, router, normalize, out, err) == 1
+    assert asyncio.run(route_lines(lines, router, normalize, out, err)) == 1
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["ok"]
     errors = err.getvalue().splitlines()
     assert errors[0].startswith("line 2: not JSON")
@@ -94,14 +98,17 @@ def test_bad_lines_are_reported_by_number_and_the_rest_routed(parts: tuple[Any, 
     assert "Traceback" not in err.getvalue()
 
 
-def test_a_repeat_by_the_same_author_is_a_duplicate(parts: tuple[Any, Any]) -> None:
-    router, normalize = parts
+def test_a_repeat_by_the_same_author_is_a_duplicate() -> None:
+    router, normalize = route_pipeline()  # its own run: no other test's posts to link to
     text = "玛纳斯县一个工地拖欠我们二十几个人的工资三个月了，求帮忙"
     lines = [
         json.dumps({"id": i, "account": "@新疆检察", "author": "u", "text": t}, ensure_ascii=False)
         for i, t in [("p1", text), ("p2", text + "！！"), ("p3", "博乐市一个饭店欠我工资")]
     ]
     out = io.StringIO()
-    route_lines(lines, router, normalize, out, io.StringIO())
-    dups = [json.loads(line)["duplicate_of"] for line in out.getvalue().splitlines()]
-    assert dups == [None, "p1", None]
+    asyncio.run(route_lines(lines, router, normalize, out, io.StringIO()))
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["duplicate_of"] for r in records] == [None, "p1", None]
+    assert [r["follow_up_of"] for r in records] == [None, "p1", None]
+    assert any(r.startswith("linked: near copy") for r in records[1]["reasons"])
+    assert records[1]["chain"] == records[0]["chain"]  # it joins that case, with its place

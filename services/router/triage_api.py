@@ -1,0 +1,172 @@
+"""The triage queue over HTTP, for dispatchers (and the workbench to come).
+
+Every call carries the dispatcher's own token (`Authorization: Bearer <token>`, from settings);
+who ruled is that person, never a field of the body. A dispatcher sees the items whose suggested
+or opening unit lies in their unit's subtree; any other item is answered 404, as if it did not
+exist. The first ruling on an item wins: a second one is answered 409 with the first.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the local `Person` dependency alias
+# as an object, not as a string it cannot resolve.
+
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, replace
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts import CATEGORIES, UNIT_ACTIONS, AppealNormalized
+from fengqiao.clock import utcnow
+from fengqiao.messaging import publish
+from fengqiao.pii import mask_pii
+from services.router.adapters.triage_queue import TriageQueue
+from services.router.domain import Decision, Router
+from services.router.settings import Dispatcher
+from services.router.triage import Correction, Item, Ruling, effects
+
+__all__ = ["triage_router"]
+
+Dispatch = Callable[[AppealNormalized, Decision], Awaitable[list[str]]]
+
+
+class ConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=500, description="Why, if anything.")
+
+
+class CorrectIn(ConfirmIn):
+    is_appeal: bool | None = Field(default=None, description="Appeal or not.")
+    urgent: bool | None = Field(default=None, description="Risk to life or safety.")
+    category: Literal[CATEGORIES] | None = Field(  # type: ignore[valid-type]
+        default=None, description="The right category code."
+    )
+    unit: str | None = Field(
+        default=None, max_length=64, description="The unit that must act (a unit id)."
+    )
+    link: Literal["confirm", "reject"] | None = Field(
+        default=None, description="The suggested earlier case: the same matter, or not."
+    )
+
+
+def triage_router(
+    broker: KafkaBroker,
+    queue: TriageQueue,
+    router: Router,
+    dispatchers: Mapping[str, Dispatcher],
+    dispatch: Dispatch,
+    *,
+    producer: str,
+) -> APIRouter:
+    api = APIRouter(prefix="/triage", tags=["triage"])
+    bearer = HTTPBearer(auto_error=False, description="The dispatcher's own token.")
+    known = [(p, d.unit, d.token.get_secret_value().encode()) for p, d in dispatchers.items()]
+
+    def person_of(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> tuple[str, str]:
+        if credentials is None:
+            raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        given = credentials.credentials.encode()
+        # Compared with every token, in constant time each: no early exit that times a guess.
+        matches = [(p, u) for p, u, token in known if hmac.compare_digest(given, token)]
+        if len(matches) != 1:
+            raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
+        return matches[0]
+
+    Person = Annotated[tuple[str, str], Depends(person_of)]  # noqa: N806 (a type alias)
+
+    def sees(unit: str, item: Item) -> bool:
+        units = [item.suggested_unit, *([item.opened_at_unit] if item.opened_at_unit else [])]
+        return any(u in router.directory and unit in router.chain_of(u) for u in units)
+
+    async def visible(item_id: str, unit: str) -> Item:
+        item = await queue.get(item_id)
+        if item is None or not sees(unit, item):
+            raise HTTPException(404, f"no triage item {item_id!r} for unit {unit}")
+        return item
+
+    @api.get("/me", summary="Who the token belongs to")
+    async def me(person: Person) -> dict[str, str]:
+        return {"person": person[0], "unit_id": person[1]}
+
+    @api.get("/queue", summary="Items waiting for a person: urgent first, then the oldest")
+    async def pending(
+        person: Person,
+        review: Annotated[str | None, Query(max_length=32, description="Only this reason")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    ) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+        skipped = 0
+        # Items outside the person's subtree are skipped, so pages are read until one is full.
+        while len(found) < limit:
+            page = await queue.pending(limit=limit, offset=offset + skipped, review=review)
+            if not page:
+                break
+            skipped += len(page)
+            found += [i.public() for i in page if sees(person[1], i)]
+        return {"items": found[:limit], "next_offset": offset + skipped}
+
+    @api.get("/queue/{item_id}", summary="One item, with its ruling if it has one")
+    async def one(item_id: str, person: Person) -> dict[str, Any]:
+        item = await visible(item_id, person[1])
+        ruling = await queue.ruling(item_id)
+        return {**item.public(), "ruling": asdict(ruling) if ruling else None}
+
+    async def rule(item: Item, correction: Correction, person: tuple[str, str]) -> dict[str, Any]:
+        if correction.unit is not None:
+            if correction.unit not in router.directory:
+                raise HTTPException(422, f"unknown unit {correction.unit!r}")
+            if person[1] not in router.chain_of(correction.unit):
+                raise HTTPException(403, f"{correction.unit} is outside {person[1]}'s subtree")
+        if correction.link is not None and item.suggested_case is None:
+            raise HTTPException(422, "this item suggests no earlier case to link")
+        if correction.note:
+            correction = replace(correction, note=mask_pii(correction.note)[0])
+        ruling = Ruling.of(item, correction, person=person[0], unit=person[1], at=utcnow())
+        if not await queue.rule(ruling):
+            first = await queue.ruling(item.id)
+            earlier = jsonable_encoder(asdict(first)) if first else None
+            raise HTTPException(409, {"error": "ruled already", "ruling": earlier})
+        published = []
+        for action in effects(item, ruling, producer=producer):
+            await publish(broker, UNIT_ACTIONS.name, action)
+            published.append(action.event_id)
+        dispatched: list[str] = []
+        if ruling.is_appeal and not item.dispatched:
+            dispatched = await dispatch(*_as_decided(item, ruling, router))
+        return {"status": "ruled", "ruling": asdict(ruling), "published": published,
+                "dispatched": dispatched}  # fmt: skip
+
+    @api.post("/queue/{item_id}/confirm", summary="Triage was right (a confirmed example)")
+    async def confirm(item_id: str, body: ConfirmIn, person: Person) -> dict[str, Any]:
+        item = await visible(item_id, person[1])
+        return await rule(item, Correction(note=body.note), person)
+
+    @api.post("/queue/{item_id}/correct", summary="What is right instead (a corrected example)")
+    async def correct(item_id: str, body: CorrectIn, person: Person) -> dict[str, Any]:
+        item = await visible(item_id, person[1])
+        fields = body.model_dump(exclude={"note"})
+        return await rule(item, Correction(**fields, note=body.note), person)
+
+    return api
+
+
+def _as_decided(item: Item, ruling: Ruling, router: Router) -> tuple[AppealNormalized, Decision]:
+    """The appeal of an item that opened no case, with the labels a dispatcher ruled, and the
+    router's decision for it dispatched to the ruled unit."""
+    appeal = AppealNormalized.model_validate(item.appeal)
+    triage = appeal.triage
+    if triage is not None:
+        triage = triage.model_copy(
+            update={"category": ruling.category, "urgent": ruling.urgent, "review": []}
+        )
+    appeal = appeal.model_copy(update={"is_appeal": True, "triage": triage})
+    decision = router.decide(appeal)
+    chain = tuple(router.chain_of(ruling.to_unit))
+    return appeal, replace(decision, chain=chain, opens_at=ruling.to_unit, is_appeal=True)
