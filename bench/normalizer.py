@@ -1,5 +1,5 @@
 """How many posts a second one process normalizes: the path of the intake normalizer and of
-`fengqiao normalize` (read the raw post, normalize, mask, classify, fingerprint, match against the
+`fengqiao normalize` (read the raw post, normalize, mask, triage, fingerprint, match against the
 author's recent appeals in the in-memory store, build the AppealNormalized), on generated posts.
 
     .venv/bin/python bench/normalizer.py [--posts 20000] [--seed 7] [--profile]
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from contracts import RawPostReceived
 from services.intake.adapters.recent import InMemoryRecentAppeals
 from services.intake.handlers import normalize_raw
-from services.intake.similarity import Policy
+from services.intake.linking import Policy
 
 T0 = datetime(2026, 8, 1, tzinfo=UTC)
 ACCOUNTS = [

@@ -1,5 +1,6 @@
-"""Routing decisions per second per process (locate + classify + dispatch) on the evaluation
-texts. Run: .venv/bin/python bench/router.py [seconds]"""
+"""Routing decisions per second per process (locate + read intake's triage + dispatch) on the
+evaluation texts, normalized and triaged by intake first (not timed). Run:
+.venv/bin/python bench/router.py [seconds]"""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fengqiao.cli import _router_and_normalizer  # noqa: E402
+import asyncio  # noqa: E402
+
+from fengqiao.pipeline import route_pipeline  # noqa: E402
 from services.router.cli import parse_post  # noqa: E402
 from services.router.evaluate import DEFAULT_SET  # noqa: E402
 
@@ -29,9 +32,13 @@ def cpu_model() -> str:
 
 
 def main(seconds: float = 3.0) -> int:
-    router, normalize = _router_and_normalizer()
-    lines = DEFAULT_SET.read_text(encoding="utf-8").splitlines()
-    appeals = [normalize(parse_post(line)) for line in lines if line.strip()]
+    router, normalize = route_pipeline()
+    lines = [line for line in DEFAULT_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    async def normalized() -> list[object]:
+        return [(await normalize(parse_post(line), n))[0] for n, line in enumerate(lines, 1)]
+
+    appeals = asyncio.run(normalized())
     for appeal in appeals:  # warm up
         router.dispatch(appeal, producer="bench")
     done, start = 0, time.perf_counter()
@@ -39,7 +46,7 @@ def main(seconds: float = 3.0) -> int:
         for appeal in appeals:
             router.dispatch(appeal, producer="bench")
         done += len(appeals)
-    # The decision alone (locate + classify), without building the DispatchOrdered messages.
+    # The decision alone (locate, read the triage), without building the DispatchOrdered messages.
     decided, start = 0, time.perf_counter()
     while (decide_elapsed := time.perf_counter() - start) < seconds:
         for appeal in appeals:

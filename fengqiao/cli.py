@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -43,55 +42,23 @@ def _normalize(args: argparse.Namespace) -> int:
     )
 
 
-def _router_and_normalizer() -> tuple[Any, Any]:
-    """The router as the service builds it, and intake's normalization as a plain function."""
-    from datetime import UTC, datetime
-
-    from contracts import RawPostReceived, derived_event_id
-    from services.intake.domain import normalize
-    from services.router.app import build_router
-    from services.router.cli import PostIn
-    from services.router.settings import RouterSettings
-
-    def normalizer(post: PostIn) -> Any:
-        payload = {
-            "id": post.id,
-            "platform": post.channel if post.channel.isascii() else "generic",
-            "account": post.account,
-            "author": post.author.model_dump(exclude_none=True),
-            "text": post.text,
-            **({"geo": post.geo.model_dump()} if post.geo else {}),
-        }
-        raw = RawPostReceived(
-            event_id=derived_event_id("cli", post.id),
-            occurred_at=datetime.now(UTC),
-            producer="cli",
-            platform=payload["platform"],
-            channel="webhook",
-            account=post.account,
-            source_id=post.id,
-            delivery_id=derived_event_id("cli", post.id)[:64],
-            payload=payload,
-        )
-        return normalize(raw, producer="cli")
-
-    return build_router(RouterSettings()), normalizer
-
-
 def _route(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from fengqiao.pipeline import route_pipeline
     from services.router.cli import route_lines
 
-    router, normalizer = _router_and_normalizer()
-    return route_lines(sys.stdin, router, normalizer, sys.stdout, sys.stderr)
+    router, normalizer = route_pipeline()
+    return asyncio.run(route_lines(sys.stdin, router, normalizer, sys.stdout, sys.stderr))
 
 
 def _route_eval(args: argparse.Namespace) -> int:
+    from fengqiao.pipeline import route_pipeline
     from services.router.evaluate import DEFAULT_SET, evaluate, format_report
 
-    router, normalizer = _router_and_normalizer()
     path = args.path or DEFAULT_SET
     with open(path, encoding="utf-8") as lines:
-        report = evaluate(lines, router, normalizer)
+        report = evaluate(lines, *route_pipeline())
     print(format_report(report))
     return 1 if report.below_target() else 0
 
@@ -160,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=_stats)
 
     from fengqiao.ops.parser import add_parser as add_ops  # its commands import lazily
+    from fengqiao.triage.cli import add_parser as add_triage
 
     add_ops(sub)
+    add_triage(sub)
     return parser
 
 

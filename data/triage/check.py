@@ -20,11 +20,12 @@ CATEGORIES = {
     "crime_report", "public_interest", "legal_consultation", "minors", "other_agency",
     "not_appeal",
 }  # fmt: skip
-TAGS = set(
-    "figurative joke ad spam praise thanks news law_popularization about_procuratorate venting "
-    "repeat follow_up repost other_matter traditional pinyin typo uyghur kazakh dialect emoji "
-    "short long no_stock_words third_person past_danger negated".split()
-)
+TAGS = {
+    "figurative", "joke", "ad", "spam", "praise", "thanks", "news", "law_popularization",
+    "about_procuratorate", "venting", "repeat", "follow_up", "repost", "other_matter",
+    "traditional", "pinyin", "typo", "uyghur", "kazakh", "dialect", "emoji", "short", "long",
+    "no_stock_words", "third_person", "past_danger", "negated",
+}  # fmt: skip
 
 
 def places() -> tuple[set[tuple[str | None, str | None]], set[str]]:
@@ -138,9 +139,12 @@ def main(paths: list[str]) -> int:
     categories = Counter(e.get("category") for e in expects)
     tags = Counter(t for p in posts for t in p.get("tags", []))
     print(f"{len(posts)} posts, {len(problems)} problems")
-    print(f"non-appeals {categories['not_appeal']} ({categories['not_appeal'] / max(1, len(posts)):.0%}),"
-          f" urgent {sum(bool(e.get('urgent')) for e in expects)},"
-          f" linked {sum(bool(e.get('follow_up_of')) for e in expects)}")
+    share = categories["not_appeal"] / max(1, len(posts))
+    print(
+        f"non-appeals {categories['not_appeal']} ({share:.0%}),"
+        f" urgent {sum(bool(e.get('urgent')) for e in expects)},"
+        f" linked {sum(bool(e.get('follow_up_of')) for e in expects)}"
+    )
     print("categories: " + ", ".join(f"{c} {n}" for c, n in categories.most_common()))
     print("tags: " + ", ".join(f"{t} {n}" for t, n in tags.most_common()))
     return 1 if problems else 0
