@@ -4,6 +4,7 @@ re-dispatch."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -88,6 +89,16 @@ def register(
         log.info("case %s → %s", appeal.case_id, " → ".join(hops[-1].chain))
         return [order.event_id for order in hops]
 
+    async def held_where(appeal: AppealNormalized) -> Decision:
+        """The decision for a post that joins a case: where the case is now, not where the
+        post's own words point (a follow-up often names no place)."""
+        decision = router.decide(appeal)
+        record = await store.get(appeal.case_id)
+        if record is None:
+            return decision
+        chain = router.chain_of(record.holder)
+        return dataclasses.replace(decision, chain=chain, opens_at=record.holder)
+
     async def enqueue(appeal: AppealNormalized, decision: Decision, *, dispatched: bool) -> None:
         # Queued after the dispatch: the case opens at once, a person checks it meanwhile.
         if decision.review and await queue.add(item_for(appeal, decision, dispatched=dispatched)):
@@ -104,7 +115,7 @@ def register(
         if appeal.follow_up_of:
             decisions.labels("follow_up").inc()  # the case is dispatched already
             if appeal.triage is not None and "possibly_urgent" in appeal.triage.review:
-                await enqueue(appeal, router.decide(appeal), dispatched=True)
+                await enqueue(appeal, await held_where(appeal), dispatched=True)
             return
         decision = router.decide(appeal)
         if not decision.is_appeal:

@@ -138,11 +138,11 @@ async def assign_case(
             limit=policy.max_candidates,
         )
         decision = decide(appeal, earlier, cue=post.cues, similarity=similarity, policy=policy)
-    if post.name:
+    if decision.kind == "new" and not appeal.is_appeal:
+        return decision.apply(appeal), True  # joins nothing, opens nothing: not remembered
+    if post.name:  # who a repost's //@name: means, for the posts that are remembered
         await store.remember_name(appeal.platform, post.name, appeal.author, appeal.posted_at)
     if decision.kind == "new":
-        if not appeal.is_appeal:
-            return decision.apply(appeal), True
         holder = await store.claim(claim, appeal)
         if holder.key != appeal.key:
             decision = Decision(

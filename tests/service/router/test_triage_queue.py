@@ -121,12 +121,16 @@ async def test_an_uncertain_non_appeal_is_queued_without_a_case(desk: Desk) -> N
     assert not item.dispatched and item.category == "not_appeal"
 
 
-async def test_a_possibly_urgent_follow_up_is_queued_but_not_dispatched_again(desk: Desk) -> None:
-    follow = possibly_urgent().model_copy(update={"follow_up_of": "c-0", "event_id": "f-1"})
+async def test_a_possibly_urgent_follow_up_is_queued_where_its_case_is(desk: Desk) -> None:
+    await desk.post(appeal_message("博乐市的工地拖欠工资", case_id="c-1", event_id="first"))
+    dispatched = len(desk.orders)
+    follow = possibly_urgent(text="还是没人来，他又在门口了").model_copy(
+        update={"follow_up_of": "c-1", "event_id": "f-1"}
+    )
     await desk.post(follow)
-    assert desk.orders == []
+    assert len(desk.orders) == dispatched  # the case is not dispatched again
     [item] = await desk.queue.pending(limit=10, offset=0, review=None)
-    assert item.id == "f-1"
+    assert (item.id, item.opened_at_unit, item.suggested_unit) == ("f-1", "652701", "652701")
 
 
 async def test_a_re_delivered_appeal_is_queued_once(desk: Desk) -> None:
