@@ -121,14 +121,18 @@ async def test_polls_finished_in_the_background_are_committed_in_order(
     async with serving(http_app(runtime, description="t")):
         await publish(stack, topic.name, appeals)
         for _ in range(600):
-            if set(cases) <= set(handled) and not refusals and len(finished) == MESSAGES:
+            again = sum(map(handled.count, refused)) >= 2 * len(refused)  # the rewound polls
+            if set(cases) <= set(handled) and not refusals and len(finished) == MESSAGES and again:
                 break
             await asyncio.sleep(0.05)
         # The stop comes while polls may still be finishing: what they finish is committed.
     assert set(cases) <= set(handled)
     assert commits and early == []
-    # The polls whose dead letters failed came again (so did the polls taken after them).
-    assert all(handled.count(case) >= 2 for case in refused)
+    # The polls whose dead letters failed came again (so did the polls taken after them): each
+    # refusal brings its message back once more. Which refused message a refusal hits depends
+    # on timing (a rewind may bring the first one back before the second is ever read), so
+    # the refused messages count two handlings each in all, not each two.
+    assert sum(map(handled.count, refused)) >= 2 * len(refused)
     assert await committed(stack, topic.name, f"t-{run_id}.{topic.name}") == {
         p: sum(1 for r in finished if r[0] == p) for p in (0, 1)
     }
