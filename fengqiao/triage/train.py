@@ -3,7 +3,8 @@
 1. **Compare approaches on dev.** Each candidate (`APPROACHES`: logistic regression, a linear
    SVM, complement naive Bayes, over character n-grams of two ranges) learns from `train/` and
    is scored on `dev/` with figures that need no threshold: appeal accuracy, category accuracy,
-   urgency's average precision and its precision at full recall. The best mean wins.
+   urgency's average precision and its precision at full recall. The best mean wins, unless
+   one listed before it comes within `TIE` (see `compare`).
 2. **Thresholds and calibration out of fold.** The winner is fitted on five grouped folds of
    train+dev (a case's posts stay in one fold); Platt scaling, the category temperature and the
    thresholds of `services.intake.triage.decide` are chosen on those out-of-fold scores:
@@ -113,6 +114,8 @@ class Fitted:
     bias: npt.NDArray[np.float64]
 
     def logits(self, docs: list[list[str]]) -> npt.NDArray[np.float64]:
+        # The service's arithmetic (features.Featurizer), on tokens: the out-of-fold scores the
+        # thresholds are chosen on are the ones the service will compute.
         index = {t: i for i, t in enumerate(self.vocabulary)}
         out = np.empty((len(docs), self.weights.shape[1]))
         weights = self.weights.astype(np.float64)
