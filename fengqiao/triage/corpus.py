@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ class Example:
     category: str
     group: str  # the case it belongs to: examples of one case stay in one fold
     tags: tuple[str, ...] = ()
-    post: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_post(cls, post: dict[str, Any]) -> Example:
@@ -50,7 +49,6 @@ class Example:
             category=expect["category"],
             group=expect.get("follow_up_of") or post["id"],
             tags=tuple(post.get("tags", ())),
-            post=post,
         )
 
     @classmethod
