@@ -30,6 +30,10 @@ async def normalize_raw(
     triager = triager or load_triager()
     post = domain.read_post(raw)
     reading = domain.read_text(post.text, triager)
+    if not reading.is_appeal and not (reading.cues.thanks or reading.cues.refers_back):
+        # No appeal, and nothing that could tie it to one: it opens no case and joins none,
+        # so the author's history is not read.
+        return domain.appeal_for(raw, post, reading, producer=producer), True
     parsed = reading.parsed
     decided, fresh = await assign_case(
         recent,
