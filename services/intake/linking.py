@@ -13,14 +13,17 @@ account or channel it reached. What counts, strongest first (each link carries i
 - **thanks** after an earlier appeal (not an appeal itself) → that case;
 - **the same matter in other words**: the same category and a content similarity (`cosine` of
   TF-IDF vectors, so shared names of places, firms and people count most) of at least
-  `Policy.matter_threshold`.
+  `Policy.matter_threshold`;
+- **the details of a terse first post** ("孩子在学校被打了", then who, where and how), in the
+  same category within `Policy.detail_window`, when the author has no other case.
 
 A repost (`//@name: …`) of someone else's appeal is linked by the reposted text (`reposted`: the
 digests of the chain's segments) or by the author named, in `services.intake.adapters.recent`.
 
 Links below certainty are not made: the post opens its own case with `Decision.suggested` set,
 and a dispatcher confirms or rejects the suggestion in the triage queue. The thresholds were set
-on the corpus's dev split (`fengqiao triage eval --split dev`), never on its test split.
+on the corpus's train and dev splits (`fengqiao triage eval --split dev`), never on its test
+split; a newcomer's link is explained by `Decision.reason`.
 Ties are broken by time and then by key, so the same inputs always give the same answer.
 """
 
@@ -90,10 +93,11 @@ class Policy:
     """Windows and thresholds of `decide` (set on the dev split, see the module docstring)."""
 
     duplicate_threshold: float = 0.5
-    matter_threshold: float = 0.35
+    matter_threshold: float = 0.25
     related_threshold: float = 0.12
     weak_threshold: float = 0.05  # with a weak reference back (又, 那个…) and one clear case
     bare_length: int = 20  # a reference back this short names no matter of its own
+    detail_window: timedelta = timedelta(days=2)  # details soon after a terse first post
     stands_out: float = 0.08  # the most similar case must lead the next by this much
     duplicate_window: timedelta = timedelta(days=7)
     follow_up_window: timedelta = timedelta(days=60)
@@ -139,7 +143,7 @@ _BACKREF = re.compile(
     "|[二三四五六七八九十两几\\d]+次了|还是没|还没(人|有人|回|消息|解决|处理|结果|动静|到|来|给|下文|音信)"
     "|依然|仍然|至今|到现在(还|都|也)|到今天(还|都|也)|一直没|怎么样了|咋样了|如何了|有(进展|消息|结果|回音)(吗|了吗|没)"
     "|进展(如何|怎么样|呢)|结果呢|跟进|催一下|催催|还在等|等了[好很]?[几多两三四五六七八九十\\d]+[天周月]"
-    "|没下文|石沉大海|没人理|没人回|没回复|没有回复|没人管|没有人管|没人联系|没有人联系|补充一下|补充说明"
+    "|没下文|石沉大海|没人理|没人回|没回复|没有回复|没人管|没有人管|没人联系|没有人联系|补充|还没找到|还是没找到"
     "|更新一下|后续|最新情况|上面说的|我之前|我上次|同一个事|同一件事|还是那|还是这|发过|反映过|问过"
     "|我就是.{0,12}那个|就是.{0,8}那个事"
     # progress on a case already open: what the procuratorate or the police did since
@@ -330,6 +334,9 @@ def decide(
         return _link(best, f"same matter, {cue.weak_backref} ({best.matter:.2f})")
     if best.same_category and best.matter >= policy.matter_threshold and clear:
         return _link(best, f"same matter ({best.matter:.2f})")
+    terse = single and len(best.first.words) <= policy.bare_length
+    if terse and best.same_category and appeal.posted_at - best.latest <= policy.detail_window:
+        return _link(best, "the details of a terse first post")
     if best.same_category and best.matter >= policy.matter_threshold - 0.1:
         return _suggest(appeal, best, f"similar matter ({best.matter:.2f})")
     return Decision("new", appeal.case_id)

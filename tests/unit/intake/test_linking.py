@@ -192,3 +192,14 @@ def test_the_policy_is_the_tuning_knob() -> None:
     a, b = appeal("p1", "工资被拖欠"), appeal("p2", "房租被拖欠", category="legal_consultation")
     assert link(b, [a]) == "c-p2"
     assert link(b, [a], Policy(duplicate_threshold=0.3)) == "c-p1"
+
+
+def test_the_details_soon_after_a_terse_first_post_join_it() -> None:
+    terse = appeal("p1", "孩子在学校被打了", at=T0 - timedelta(hours=3), category="minors")
+    details = appeal(
+        "p2", "疏勒县 初二 被几个高年级的要钱 不给就打 老师说小孩打闹", category="minors"
+    )
+    decision = decide(details, [terse], cue=cues(details.words), similarity=jaccard)
+    assert (decision.case_id, decision.reason) == ("c-p1", "the details of a terse first post")
+    later = replace(details, posted_at=T0 + timedelta(days=3))
+    assert link(later, [terse]) == "c-p2"  # days later it is another matter
