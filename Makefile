@@ -47,7 +47,7 @@ stack-status: install
 docs: install
 	@for s in intake router tracker notifier; do \
 	  env -u FENGQIAO_KAFKA_BOOTSTRAP -u FENGQIAO_MONGO_URI \
-	    $(BIN)/faststream docs gen --factory services.$$s.app:create_asyncapi -o docs/asyncapi/$$s.json; \
+	    $(BIN)/faststream docs gen --factory fengqiao.services.$$s.app:create_asyncapi -o docs/asyncapi/$$s.json; \
 	done
 
 lint: install

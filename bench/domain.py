@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from machine import machine
 from tracker import EVENTS_PER_CASE, case_messages, change_for
 
-from contracts import CaseMessage
-from services.tracker import domain
+from fengqiao.contracts import CaseMessage
+from fengqiao.services.tracker import domain
 
 # Each case at its own instant, 5 min 17 s after the one before (2,000 cases span a week of
 # office hours, nights and a weekend): cases do not share instants, so caches keyed on one do

@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from contracts import RawPostReceived
-from services.intake.adapters.recent import InMemoryRecentAppeals
-from services.intake.handlers import normalize_raw
-from services.intake.linking import Policy
+from fengqiao.contracts import RawPostReceived
+from fengqiao.services.intake.adapters.recent import InMemoryRecentAppeals
+from fengqiao.services.intake.handlers import normalize_raw
+from fengqiao.services.intake.linking import Policy
 
 T0 = datetime(2026, 8, 1, tzinfo=UTC)
 ACCOUNTS = [

@@ -43,7 +43,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from contracts import (
+from fengqiao import processes
+from fengqiao.contracts import (
     REPLIES_REQUESTED,
     REPLIES_SENT,
     ReplyChannel,
@@ -52,9 +53,8 @@ from contracts import (
     ReplySent,
     ReplyTarget,
 )
-from fengqiao import processes
-from fengqiao.messaging import ensure_topics
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.messaging import ensure_topics
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.testing.groups import start_group_at_end
 from fengqiao.watch import topic_partitions
 

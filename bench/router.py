@@ -17,8 +17,8 @@ sys.path.insert(0, str(ROOT))
 import asyncio  # noqa: E402
 
 from fengqiao.pipeline import route_pipeline  # noqa: E402
-from services.router.cli import parse_post  # noqa: E402
-from services.router.evaluate import DEFAULT_SET  # noqa: E402
+from fengqiao.services.router.cli import parse_post  # noqa: E402
+from fengqiao.services.router.evaluate import DEFAULT_SET  # noqa: E402
 
 
 def cpu_model() -> str:

@@ -22,8 +22,8 @@ from machine import machine, store_name
 from pymongo import AsyncMongoClient
 
 from fengqiao import stack
-from fengqiao.settings import StackSettings
-from services.tracker.adapters import timers as t
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker.adapters import timers as t
 
 NOW = datetime(2026, 11, 27, 4, tzinfo=UTC)
 DATABASE = "bench_timers"

@@ -19,7 +19,7 @@ Two ways to measure, both against the real FerretDB and Kafka of the local stack
   MongoIndexes) and the app's Kafka producer (`DirectProducer`); `--concurrency` cases in
   flight at once, each case's messages one after the other (as the partitions of a Kafka topic
   would hand them over).
-- `service`: the whole tracker app (`services.tracker.app.build`) in this process with its Kafka
+- `service`: the whole tracker app (`fengqiao.services.tracker.app.build`) in this process with its Kafka
   consumers (one per topic): the appeals, dispatch orders and acknowledgments of all cases are
   put on their topics first, then the app starts and the time runs from the first message
   applied until the tracker's consumer groups have committed all of them (a poll is committed
@@ -59,7 +59,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from machine import CpuMeter, machine, store_name
 from pymongo import AsyncMongoClient
 
-from contracts import (
+from fengqiao import stack
+from fengqiao.contracts import (
     APPEALS,
     COORDINATION_REQUESTS,
     DISPATCH_ORDERS,
@@ -78,20 +79,19 @@ from contracts import (
     UnitActed,
     UnitActionKind,
 )
-from fengqiao import stack
-from fengqiao.messaging import DirectProducer, ensure_topics
 from fengqiao.ops.kafka import Cluster, connect
-from fengqiao.service import GC_THRESHOLDS
-from fengqiao.settings import StackSettings
-from fengqiao.store import ShardedCollection
+from fengqiao.runtime.messaging import DirectProducer, ensure_topics
+from fengqiao.runtime.service import GC_THRESHOLDS
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.runtime.store import ShardedCollection
+from fengqiao.services.tracker import domain
+from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository, MongoCaseRepository
+from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes, MongoIndexes
+from fengqiao.services.tracker.adapters.timers import VERSIONS, InMemoryTimers, MongoTimers
+from fengqiao.services.tracker.handlers import PUBLISHES, CaseStore, Change
+from fengqiao.services.tracker.settings import TrackerSettings
 from fengqiao.testing import serving
 from fengqiao.testing.factories import appeal_message, dispatch_message, final_hop_message
-from services.tracker import domain
-from services.tracker.adapters.cases import InMemoryCaseRepository, MongoCaseRepository
-from services.tracker.adapters.indexes import InMemoryIndexes, MongoIndexes
-from services.tracker.adapters.timers import VERSIONS, InMemoryTimers, MongoTimers
-from services.tracker.handlers import PUBLISHES, CaseStore, Change
-from services.tracker.settings import TrackerSettings
 
 EVENTS_PER_CASE = 7
 TOPIC_OF = {
@@ -423,8 +423,8 @@ def _publish_when_told(bootstrap: str, messages: list[Sent], ready: Any, go: Any
 
 
 async def run_service(settings: StackSettings, cases: int, cpu: CpuMeter) -> dict[str, Any]:
-    from services.tracker.app import build
-    from services.tracker.settings import TrackerSettings
+    from fengqiao.services.tracker.app import build
+    from fengqiao.services.tracker.settings import TrackerSettings
 
     run = uuid.uuid4().hex[:6]
     tracker_settings = TrackerSettings(

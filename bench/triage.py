@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fengqiao.services.intake.domain import read_text, triage_text
+from fengqiao.services.intake.triage import load_triager
+from fengqiao.services.intake.triage.model import MODEL_DIR
 from fengqiao.triage.corpus import SPLITS, read_posts, split_files
-from services.intake.domain import read_text, triage_text
-from services.intake.triage import load_triager
-from services.intake.triage.model import MODEL_DIR
 
 TARGET = 5000
 

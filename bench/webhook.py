@@ -44,7 +44,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fengqiao.signing import sign
+from fengqiao.runtime.signing import sign
 
 HERE = Path(__file__).resolve().parent
 SECRET = "bench-secret"
@@ -108,7 +108,7 @@ def start_intake(port: int, workers: int) -> subprocess.Popen[bytes]:
     }
     if workers > 1:
         cmd = [
-            sys.executable, "-m", "uvicorn", "--factory", "services.intake.app:create_app",
+            sys.executable, "-m", "uvicorn", "--factory", "fengqiao.services.intake.app:create_app",
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
             "--log-level", "warning",
         ]  # fmt: skip

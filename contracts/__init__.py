@@ -3,7 +3,7 @@
 Services talk only through these. Import from here, not from the private modules.
 """
 
-from contracts.envelope import (
+from fengqiao.contracts.envelope import (
     AwareDatetime,
     CaseMessage,
     Contract,
@@ -11,9 +11,9 @@ from contracts.envelope import (
     derived_event_id,
     new_event_id,
 )
-from contracts.messages import *  # noqa: F403
-from contracts.messages import __all__ as _messages_all
-from contracts.topics import (
+from fengqiao.contracts.messages import *  # noqa: F403
+from fengqiao.contracts.messages import __all__ as _messages_all
+from fengqiao.contracts.topics import (
     APPEALS,
     CASE_EVENTS,
     CASE_TOPICS,

@@ -12,7 +12,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from contracts.envelope import AwareDatetime, CaseId, CaseMessage, Contract, Envelope, UnitId
+from fengqiao.contracts.envelope import (
+    AwareDatetime,
+    CaseId,
+    CaseMessage,
+    Contract,
+    Envelope,
+    UnitId,
+)
 
 # --------------------------------------------------------------------------- posts.raw
 

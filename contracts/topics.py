@@ -10,8 +10,8 @@ from functools import cached_property
 
 from pydantic_core import to_json
 
-from contracts.envelope import Envelope
-from contracts.messages import (
+from fengqiao.contracts.envelope import Envelope
+from fengqiao.contracts.messages import (
     AppealNormalized,
     CaseEventRecorded,
     CoordinationRequested,

@@ -34,8 +34,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from fengqiao.clock import utcnow
-    from services.intake.cli import run as normalize
+    from fengqiao.runtime.clock import utcnow
+    from fengqiao.services.intake.cli import run as normalize
 
     return normalize(
         sys.stdin.buffer, sys.stdout, sys.stderr, now=utcnow(), max_line_bytes=args.max_line_bytes
@@ -46,7 +46,7 @@ def _route(args: argparse.Namespace) -> int:
     import asyncio
 
     from fengqiao.pipeline import route_pipeline
-    from services.router.cli import route_lines
+    from fengqiao.services.router.cli import route_lines
 
     router, normalizer = route_pipeline()
     return asyncio.run(route_lines(sys.stdin, router, normalizer, sys.stdout, sys.stderr))
@@ -54,7 +54,7 @@ def _route(args: argparse.Namespace) -> int:
 
 def _route_eval(args: argparse.Namespace) -> int:
     from fengqiao.pipeline import route_pipeline
-    from services.router.evaluate import DEFAULT_SET, evaluate, format_report
+    from fengqiao.services.router.evaluate import DEFAULT_SET, evaluate, format_report
 
     path = args.path or DEFAULT_SET
     with open(path, encoding="utf-8") as lines:
@@ -64,7 +64,7 @@ def _route_eval(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from services.tracker.cli import run
+    from fengqiao.services.tracker.cli import run
 
     return run(args.since, args.until, args.unit, args.json, sys.stdout, sys.stderr)
 

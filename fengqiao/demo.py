@@ -23,10 +23,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import yaml
 
-from contracts import APPEALS, DISPATCH_ORDERS, REPLIES_SENT
 from fengqiao import processes, stack
-from fengqiao.settings import StackSettings
-from fengqiao.signing import signed_headers
+from fengqiao.contracts import APPEALS, DISPATCH_ORDERS, REPLIES_SENT
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.runtime.signing import signed_headers
 from fengqiao.watch import TopicWatcher
 
 SCENARIO = Path(__file__).parent / "scenarios" / "article.yaml"

@@ -7,14 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fengqiao.clock import utcnow
-from services.intake.cli import InputPost, Session
-from services.intake.triage import load_triager
-from services.intake.triage.model import MODEL_DIR
-from services.router.app import build_router
-from services.router.cli import Linked, Normalizer, PostIn
-from services.router.domain import Router
-from services.router.settings import RouterSettings
+from fengqiao.runtime.clock import utcnow
+from fengqiao.services.intake.cli import InputPost, Session
+from fengqiao.services.intake.triage import load_triager
+from fengqiao.services.intake.triage.model import MODEL_DIR
+from fengqiao.services.router.app import build_router
+from fengqiao.services.router.cli import Linked, Normalizer, PostIn
+from fengqiao.services.router.domain import Router
+from fengqiao.services.router.settings import RouterSettings
 
 __all__ = ["route_pipeline"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from contracts import Envelope, message_for
+from fengqiao.contracts import Envelope, message_for
 
 
 class TopicWatcher:

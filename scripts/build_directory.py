@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a plain script from a checkout
 
-from services.router.directory import (  # noqa: E402
+from fengqiao.services.router.directory import (  # noqa: E402
     DirectoryError,
     directory_json_schema,
     parse_directory,

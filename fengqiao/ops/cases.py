@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from contracts import (
+from fengqiao.contracts import (
     CASE_TOPICS,
     AppealNormalized,
     CaseEventRecorded,
@@ -19,7 +19,7 @@ from contracts import (
     SupervisionOrdered,
     UnitActed,
 )
-from fengqiao.pii import mask_pii
+from fengqiao.runtime.pii import mask_pii
 
 CASE_TOPIC_NAMES = [t.name for t in CASE_TOPICS]
 

@@ -25,7 +25,7 @@ from rich.table import Table
 from fengqiao.ops import Refused, Unreachable, dlq, scrape
 from fengqiao.ops import cases as case_search
 from fengqiao.ops.kafka import Cluster, GroupLag, connect, decode, fengqiao_topics
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
 
 EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 2

@@ -25,9 +25,9 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
 
-from contracts import DeadLetter
+from fengqiao.contracts import DeadLetter
 from fengqiao.ops import Refused
-from fengqiao.pii import mask_pii
+from fengqiao.runtime.pii import mask_pii
 
 REPLAY_HEADER = "fengqiao-replay-of"
 

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from contracts import TOPICS, all_topic_names
+from fengqiao.contracts import TOPICS, all_topic_names
 from fengqiao.ops import Unreachable
 
 
@@ -242,7 +242,7 @@ async def connect(bootstrap: str, *, timeout: float = 10.0) -> AsyncIterator[Clu
 
 def decode(record: ConsumerRecord[bytes, bytes]) -> Any:
     """The record's contract message, or None when it does not parse."""
-    from contracts import message_for
+    from fengqiao.contracts import message_for
 
     try:
         return message_for(record.topic).model_validate_json(record.value or b"")

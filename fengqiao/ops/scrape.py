@@ -25,7 +25,7 @@ def default_targets() -> dict[str, str]:
     """Each service's URL from its settings (`FENGQIAO_<SERVICE>_HTTP_HOST`/`_HTTP_PORT`)."""
     targets = {}
     for name in SERVICES:
-        module = importlib.import_module(f"services.{name}.settings")
+        module = importlib.import_module(f"fengqiao.services.{name}.settings")
         settings = getattr(module, f"{name.capitalize()}Settings")()
         host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "") else settings.http_host
         targets[name] = f"http://{host}:{settings.http_port}"

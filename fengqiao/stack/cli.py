@@ -12,7 +12,7 @@ from textwrap import indent
 
 from pydantic import ValidationError
 
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.stack.addresses import KAFKA_ENV, MONGO_ENV, redact_uri
 from fengqiao.stack.errors import StackError
 from fengqiao.stack.lifecycle import ComponentStatus, down, status, up

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from fengqiao import stack
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
 
 log = logging.getLogger("fengqiao.testing")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts import (
+from fengqiao.contracts import (
     AppealNormalized,
     Author,
     DispatchMode,

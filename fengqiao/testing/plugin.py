@@ -177,7 +177,7 @@ class FengqiaoServices:
         """POST a platform-shaped post to intake's signed generic webhook (202 expected)."""
         import httpx
 
-        from fengqiao.signing import signed_headers
+        from fengqiao.runtime.signing import signed_headers
 
         run = uuid.uuid4().hex[:10]
         posted = PostedAppeal(
@@ -211,7 +211,7 @@ class FengqiaoServices:
 
     def case_id(self, appeal: PostedAppeal, *, timeout: float | None = None) -> str:
         """The case intake gave `appeal` (read from the `appeals` topic)."""
-        from contracts import APPEALS
+        from fengqiao.contracts import APPEALS
 
         limit = timeout if timeout is not None else self.case_timeout
         deadline = time.monotonic() + limit
@@ -301,8 +301,14 @@ def fengqiao_services(
     pytestconfig: pytest.Config,
 ) -> Iterator[FengqiaoServices]:
     """The simulator and the four services as processes on free ports, ready."""
-    from contracts import APPEALS, CASE_EVENTS, DISPATCH_ORDERS, REPLIES_REQUESTED, REPLIES_SENT
     from fengqiao import processes
+    from fengqiao.contracts import (
+        APPEALS,
+        CASE_EVENTS,
+        DISPATCH_ORDERS,
+        REPLIES_REQUESTED,
+        REPLIES_SENT,
+    )
 
     secret = "harness-" + uuid.uuid4().hex
     ports = processes.free_ports()

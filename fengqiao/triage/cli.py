@@ -52,8 +52,8 @@ def add_parser(sub: Any) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from fengqiao.services.intake.triage.model import MODEL_DIR
     from fengqiao.triage.evaluate import format_report, run_split, score
-    from services.intake.triage.model import MODEL_DIR
 
     files = split_files(args.split)
     if not files:
@@ -84,9 +84,9 @@ def worse(candidate: dict[str, float], in_use: dict[str, float]) -> list[str]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from fengqiao.services.intake.triage.model import MODEL_DIR, ModelError, load_model
     from fengqiao.triage import train
     from fengqiao.triage.evaluate import run_split, score
-    from services.intake.triage.model import MODEL_DIR, ModelError, load_model
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -155,8 +155,8 @@ def _corrections() -> list[Example]:
 
     from pymongo import AsyncMongoClient
 
-    from services.router.adapters.triage_queue import MongoTriageQueue
-    from services.router.settings import RouterSettings
+    from fengqiao.services.router.adapters.triage_queue import MongoTriageQueue
+    from fengqiao.services.router.settings import RouterSettings
 
     settings = RouterSettings()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.intake.domain import triage_text
+from fengqiao.services.intake.domain import triage_text
 
 __all__ = ["CORPUS_DIR", "SPLITS", "Example", "digest", "load_split", "read_posts", "split_files"]
 

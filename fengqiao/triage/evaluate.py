@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contracts import CATEGORIES
+from fengqiao.contracts import CATEGORIES
 from fengqiao.pipeline import route_pipeline
+from fengqiao.services.intake.triage.model import MODEL_DIR
+from fengqiao.services.router.cli import Linked, PostIn, route_lines
 from fengqiao.triage.corpus import read_posts
-from services.intake.triage.model import MODEL_DIR
-from services.router.cli import Linked, PostIn, route_lines
 
 __all__ = ["TARGETS", "Report", "format_report", "run_split", "score"]
 

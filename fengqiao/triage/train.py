@@ -27,11 +27,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from contracts import CATEGORIES as ALL_CATEGORIES
+from fengqiao.contracts import CATEGORIES as ALL_CATEGORIES
+from fengqiao.services.intake.triage.danger import Danger, load_danger
+from fengqiao.services.intake.triage.features import analyze, prepare
+from fengqiao.services.intake.triage.model import FORMAT, Model, build_model
 from fengqiao.triage.corpus import Example, digest
-from services.intake.triage.danger import Danger, load_danger
-from services.intake.triage.features import analyze, prepare
-from services.intake.triage.model import FORMAT, Model, build_model
 
 __all__ = [
     "APPROACHES",

@@ -7,23 +7,23 @@ from datetime import timedelta
 from fastapi import FastAPI
 from faststream import FastStream
 
-from contracts import POSTS_RAW
-from fengqiao.clock import Clock, SystemClock
-from fengqiao.messaging import DirectPublisher
-from fengqiao.service import Runtime, asyncapi_app, http_app
-from services.intake import handlers, read_model
-from services.intake.adapters.cursors import CursorStore, MongoCursorStore
-from services.intake.adapters.recent import MongoRecentAppeals, Pruner, RecentAppeals
-from services.intake.adapters.requests import MongoRequestsStore, RequestsStore
-from services.intake.adapters.sink import KafkaPostSink, PostSink
-from services.intake.http import generic_webhook_route, serve_first
-from services.intake.linking import Policy
-from services.intake.open311 import open311_router
-from services.intake.pollers import build_poller
-from services.intake.settings import IntakeSettings
-from services.intake.triage import load_triager
-from services.intake.triage.model import MODEL_DIR
-from services.intake.weibo import weibo_webhooks
+from fengqiao.contracts import POSTS_RAW
+from fengqiao.runtime.clock import Clock, SystemClock
+from fengqiao.runtime.messaging import DirectPublisher
+from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
+from fengqiao.services.intake import handlers, read_model
+from fengqiao.services.intake.adapters.cursors import CursorStore, MongoCursorStore
+from fengqiao.services.intake.adapters.recent import MongoRecentAppeals, Pruner, RecentAppeals
+from fengqiao.services.intake.adapters.requests import MongoRequestsStore, RequestsStore
+from fengqiao.services.intake.adapters.sink import KafkaPostSink, PostSink
+from fengqiao.services.intake.http import generic_webhook_route, serve_first
+from fengqiao.services.intake.linking import Policy
+from fengqiao.services.intake.open311 import open311_router
+from fengqiao.services.intake.pollers import build_poller
+from fengqiao.services.intake.settings import IntakeSettings
+from fengqiao.services.intake.triage import load_triager
+from fengqiao.services.intake.triage.model import MODEL_DIR
+from fengqiao.services.intake.weibo import weibo_webhooks
 
 NAME = "intake"
 DESCRIPTION = "Takes the public's posts from platform webhooks and normalizes them into appeals."
@@ -134,5 +134,5 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
 
 def create_asyncapi() -> FastStream:
-    """For `faststream docs gen --factory services.intake.app:create_asyncapi`."""
+    """For `faststream docs gen --factory fengqiao.services.intake.app:create_asyncapi`."""
     return asyncapi_app(build()[0], DESCRIPTION)

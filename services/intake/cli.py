@@ -25,12 +25,12 @@ from typing import Annotated, Any, BinaryIO, TextIO
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from contracts import AppealNormalized, RawPostReceived
-from services.intake.adapters.recent import InMemoryRecentAppeals
-from services.intake.handlers import normalize_raw
-from services.intake.linking import Policy
-from services.intake.readers import UnreadablePost
-from services.intake.triage import Triager
+from fengqiao.contracts import AppealNormalized, RawPostReceived
+from fengqiao.services.intake.adapters.recent import InMemoryRecentAppeals
+from fengqiao.services.intake.handlers import normalize_raw
+from fengqiao.services.intake.linking import Policy
+from fengqiao.services.intake.readers import UnreadablePost
+from fengqiao.services.intake.triage import Triager
 
 __all__ = ["MAX_LINE_BYTES", "InputPost", "Session", "run"]
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from contracts import AppealNormalized, RawPostReceived, Triage, derived_event_id
-from fengqiao.pii import mask_pii, phone_numbers
-from services.intake import linking
-from services.intake import text as textlib
-from services.intake.linking import RecentAppeal
-from services.intake.readers import IncomingPost, UnreadablePost, read_post
-from services.intake.similarity import fingerprint
-from services.intake.triage import Triage as Triaged
-from services.intake.triage import Triager, load_triager
+from fengqiao.contracts import AppealNormalized, RawPostReceived, Triage, derived_event_id
+from fengqiao.runtime.pii import mask_pii, phone_numbers
+from fengqiao.services.intake import linking
+from fengqiao.services.intake import text as textlib
+from fengqiao.services.intake.linking import RecentAppeal
+from fengqiao.services.intake.readers import IncomingPost, UnreadablePost, read_post
+from fengqiao.services.intake.similarity import fingerprint
+from fengqiao.services.intake.triage import Triage as Triaged
+from fengqiao.services.intake.triage import Triager, load_triager
 
 __all__ = [
     "IncomingPost",

@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from contracts import APPEALS, POSTS_RAW, AppealNormalized, RawPostReceived
-from fengqiao.messaging import publish_to, topic_publisher, topic_subscriber
-from services.intake import domain
-from services.intake.adapters.recent import Post, RecentAppeals, assign_case, claim_key
-from services.intake.linking import Policy
-from services.intake.triage import Triager, load_triager
+from fengqiao.contracts import APPEALS, POSTS_RAW, AppealNormalized, RawPostReceived
+from fengqiao.runtime.messaging import publish_to, topic_publisher, topic_subscriber
+from fengqiao.services.intake import domain
+from fengqiao.services.intake.adapters.recent import Post, RecentAppeals, assign_case, claim_key
+from fengqiao.services.intake.linking import Policy
+from fengqiao.services.intake.triage import Triager, load_triager
 
 
 async def normalize_raw(

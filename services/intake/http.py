@@ -28,12 +28,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contracts import RawPostReceived, new_event_id
-from fengqiao.clock import Clock
-from services.intake import signing
-from services.intake.adapters.sink import PostSink, SinkUnavailable
-from services.intake.schemas import GenericPost
-from services.intake.settings import IntakeSettings
+from fengqiao.contracts import RawPostReceived, new_event_id
+from fengqiao.runtime.clock import Clock
+from fengqiao.services.intake import signing
+from fengqiao.services.intake.adapters.sink import PostSink, SinkUnavailable
+from fengqiao.services.intake.schemas import GenericPost
+from fengqiao.services.intake.settings import IntakeSettings
 
 log = logging.getLogger("fengqiao.intake.http")
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from services.intake.similarity import resemblance
+from fengqiao.services.intake.similarity import resemblance
 
 __all__ = [
     "Cues",

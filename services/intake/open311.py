@@ -34,13 +34,13 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pymongo.errors import PyMongoError
 
-from contracts import RawPostReceived, new_event_id
-from fengqiao.clock import Clock
-from services.intake.adapters.requests import RequestRecord, RequestsStore
-from services.intake.adapters.sink import PostSink, SinkUnavailable
-from services.intake.domain import case_id_for
-from services.intake.read_model import RequestView, masked, view
-from services.intake.settings import IntakeSettings
+from fengqiao.contracts import RawPostReceived, new_event_id
+from fengqiao.runtime.clock import Clock
+from fengqiao.services.intake.adapters.requests import RequestRecord, RequestsStore
+from fengqiao.services.intake.adapters.sink import PostSink, SinkUnavailable
+from fengqiao.services.intake.domain import case_id_for
+from fengqiao.services.intake.read_model import RequestView, masked, view
+from fengqiao.services.intake.settings import IntakeSettings
 
 log = logging.getLogger("fengqiao.intake.open311")
 
@@ -66,7 +66,11 @@ class Service(BaseModel):
 
 def load_services() -> list[Service]:
     """The services of `data/open311_services.yaml`, validated."""
-    text = resources.files("services.intake").joinpath("data/open311_services.yaml").read_text()
+    text = (
+        resources.files("fengqiao.services.intake")
+        .joinpath("data/open311_services.yaml")
+        .read_text()
+    )
     services = [Service.model_validate(s) for s in yaml.safe_load(text)["services"]]
     codes = [s.service_code for s in services]
     if len(set(codes)) != len(codes):

@@ -26,11 +26,11 @@ from typing import Any, Protocol
 import httpx
 from prometheus_client import CollectorRegistry, Counter
 
-from contracts import RawPostReceived, new_event_id
-from fengqiao.clock import Clock
-from services.intake.adapters.cursors import Cursor, CursorStore
-from services.intake.adapters.sink import PostSink, SinkUnavailable
-from services.intake.settings import IntakeSettings
+from fengqiao.contracts import RawPostReceived, new_event_id
+from fengqiao.runtime.clock import Clock
+from fengqiao.services.intake.adapters.cursors import Cursor, CursorStore
+from fengqiao.services.intake.adapters.sink import PostSink, SinkUnavailable
+from fengqiao.services.intake.settings import IntakeSettings
 
 __all__ = [
     "ENDPOINTS",

@@ -24,10 +24,10 @@ from datetime import datetime
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from contracts import CASE_EVENTS, CaseEventRecorded, CaseState
-from fengqiao.messaging import topic_subscriber
-from fengqiao.pii import mask_pii
-from services.intake.adapters.requests import CaseEventRow, RequestRecord, RequestsStore
+from fengqiao.contracts import CASE_EVENTS, CaseEventRecorded, CaseState
+from fengqiao.runtime.messaging import topic_subscriber
+from fengqiao.runtime.pii import mask_pii
+from fengqiao.services.intake.adapters.requests import CaseEventRow, RequestRecord, RequestsStore
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HOP = re.compile(r"^hop (\d+)\b")

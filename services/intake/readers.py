@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from contracts import Author, GeoPoint, RawPostReceived, ReplyTarget
-from services.intake.schemas import GenericPost
+from fengqiao.contracts import Author, GeoPoint, RawPostReceived, ReplyTarget
+from fengqiao.services.intake.schemas import GenericPost
 
 
 class UnreadablePost(ValueError):

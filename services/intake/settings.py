@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fengqiao.settings import StackSettings, read_settings_file
+from fengqiao.runtime.settings import StackSettings, read_settings_file
 
 
 class WeiboAccount(BaseModel):

@@ -1,4 +1,4 @@
-"""Verifying the generic webhook's signature (the scheme is described in `fengqiao.signing`).
+"""Verifying the generic webhook's signature (the scheme: `fengqiao.runtime.signing`).
 
 Binding the timestamp into the signed bytes means it cannot be changed without the secret, so a
 captured request cannot be replayed outside the window.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from datetime import datetime
 
-from fengqiao.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from fengqiao.runtime.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "SignatureError", "verify"]
 

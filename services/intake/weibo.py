@@ -34,10 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from contracts import RawPostReceived, new_event_id
-from fengqiao.clock import Clock
-from services.intake.adapters.sink import PostSink, SinkUnavailable
-from services.intake.http import (
+from fengqiao.contracts import RawPostReceived, new_event_id
+from fengqiao.runtime.clock import Clock
+from fengqiao.services.intake.adapters.sink import PostSink, SinkUnavailable
+from fengqiao.services.intake.http import (
     NAME_PATTERN,
     DocumentedRoute,
     Refused,
@@ -49,9 +49,9 @@ from services.intake.http import (
     read_body,
     refusals,
 )
-from services.intake.readers import PRIVATE_MESSAGE_TYPES, parse_weibo_time, push_data
-from services.intake.settings import IntakeSettings, WeiboAccount
-from services.intake.signing import SignatureError
+from fengqiao.services.intake.readers import PRIVATE_MESSAGE_TYPES, parse_weibo_time, push_data
+from fengqiao.services.intake.settings import IntakeSettings, WeiboAccount
+from fengqiao.services.intake.signing import SignatureError
 
 __all__ = ["POST_TYPES", "WeiboPush", "push_signature", "push_source_id", "weibo_webhooks"]
 

@@ -5,22 +5,22 @@ from __future__ import annotations
 from fastapi import FastAPI
 from faststream import FastStream
 
-from contracts import ReplyRequested
-from fengqiao.clock import Clock, SystemClock
-from fengqiao.service import Runtime, asyncapi_app, http_app
-from services.notifier import handlers
-from services.notifier.adapters.outbox import MongoOutbox, Outbox
-from services.notifier.adapters.platform import (
+from fengqiao.contracts import ReplyRequested
+from fengqiao.runtime.clock import Clock, SystemClock
+from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
+from fengqiao.services.notifier import handlers
+from fengqiao.services.notifier.adapters.outbox import MongoOutbox, Outbox
+from fengqiao.services.notifier.adapters.platform import (
     PlatformClient,
     Platforms,
     WebhookClient,
     WeiboClient,
 )
-from services.notifier.domain import Renderer
-from services.notifier.http import ops_router
-from services.notifier.metrics import NotifierMetrics
-from services.notifier.sender import Sender
-from services.notifier.settings import NotifierSettings
+from fengqiao.services.notifier.domain import Renderer
+from fengqiao.services.notifier.http import ops_router
+from fengqiao.services.notifier.metrics import NotifierMetrics
+from fengqiao.services.notifier.sender import Sender
+from fengqiao.services.notifier.settings import NotifierSettings
 
 NAME = "notifier"
 DESCRIPTION = "Posts public replies and private messages, once, within the platform's rules."

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from contracts import ReplyChannel, ReplyRequested
-from fengqiao.pii import pii_kinds
+from fengqiao.contracts import ReplyChannel, ReplyRequested
+from fengqiao.runtime.pii import pii_kinds
 
 TEMPLATES = Path(__file__).parent / "templates"
 LIMITS = {ReplyChannel.COMMENT: 140, ReplyChannel.PRIVATE_MESSAGE: 300, ReplyChannel.STATUS: 140}

@@ -12,9 +12,15 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import Field, ValidationError
 
-from contracts import REPLIES_REQUESTED, REPLIES_SENT, DeadLetter, ReplyRequested, ReplySent
-from fengqiao.clock import Clock
-from fengqiao.messaging import (
+from fengqiao.contracts import (
+    REPLIES_REQUESTED,
+    REPLIES_SENT,
+    DeadLetter,
+    ReplyRequested,
+    ReplySent,
+)
+from fengqiao.runtime.clock import Clock
+from fengqiao.runtime.messaging import (
     dead_letter_for,
     dead_letter_publisher,
     publish_all,
@@ -22,7 +28,7 @@ from fengqiao.messaging import (
     topic_publisher,
     topic_subscriber,
 )
-from services.notifier.sender import Origin, Sender
+from fengqiao.services.notifier.sender import Origin, Sender
 
 NAME = "notifier"
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.notifier.sender import Sender, Undecidable
+from fengqiao.services.notifier.sender import Sender, Undecidable
 
 
 class Decision(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from contracts import ReplyChannel
+from fengqiao.contracts import ReplyChannel
 
 KINDS = {
     ReplyChannel.COMMENT: "comments",

@@ -27,17 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from contracts import ReplyRequested, ReplySent, derived_event_id
-from fengqiao.clock import Clock
-from services.notifier.adapters.outbox import FINAL, Outbox, State
-from services.notifier.adapters.platform import (
+from fengqiao.contracts import ReplyRequested, ReplySent, derived_event_id
+from fengqiao.runtime.clock import Clock
+from fengqiao.services.notifier.adapters.outbox import FINAL, Outbox, State
+from fengqiao.services.notifier.adapters.platform import (
     CannotReconcile,
     PermanentError,
     PlatformClient,
     PlatformError,
     RetryableError,
 )
-from services.notifier.domain import (
+from fengqiao.services.notifier.domain import (
     ContentPolicy,
     ContentRefused,
     Renderer,
@@ -45,8 +45,8 @@ from services.notifier.domain import (
     mentions_of,
     prepare,
 )
-from services.notifier.limits import RateLimiter
-from services.notifier.metrics import NotifierMetrics
+from fengqiao.services.notifier.limits import RateLimiter
+from fengqiao.services.notifier.metrics import NotifierMetrics
 
 log = logging.getLogger("fengqiao.notifier")
 

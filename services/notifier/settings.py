@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fengqiao.settings import StackSettings
-from services.notifier.domain import ContentPolicy
-from services.notifier.limits import Budget, RateLimiter
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.notifier.domain import ContentPolicy
+from fengqiao.services.notifier.limits import Budget, RateLimiter
 
 
 class Webhook(BaseModel):

@@ -5,18 +5,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 from faststream import FastStream
 
-from fengqiao.service import Runtime, asyncapi_app, http_app
-from services.router import handlers
-from services.router.adapters.records import MongoRecordStore
-from services.router.adapters.triage_queue import MongoTriageQueue
-from services.router.directory import load_directory
-from services.router.domain import Router
-from services.router.geo import load_seats
-from services.router.http import ops_router
-from services.router.places import PlaceIndex
-from services.router.placewords import PLACES_FILE, load_place_rules
-from services.router.settings import RouterSettings
-from services.router.triage_api import triage_router
+from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
+from fengqiao.services.router import handlers
+from fengqiao.services.router.adapters.records import MongoRecordStore
+from fengqiao.services.router.adapters.triage_queue import MongoTriageQueue
+from fengqiao.services.router.directory import load_directory
+from fengqiao.services.router.domain import Router
+from fengqiao.services.router.geo import load_seats
+from fengqiao.services.router.http import ops_router
+from fengqiao.services.router.places import PlaceIndex
+from fengqiao.services.router.placewords import PLACES_FILE, load_place_rules
+from fengqiao.services.router.settings import RouterSettings
+from fengqiao.services.router.triage_api import triage_router
 
 NAME = "router"
 DESCRIPTION = "Finds the office that must act on an appeal and dispatches it down the tiers."

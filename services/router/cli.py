@@ -22,8 +22,8 @@ from typing import Any, TextIO
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from contracts import AppealNormalized
-from services.router.domain import Decision, Router
+from fengqiao.contracts import AppealNormalized
+from fengqiao.services.router.domain import Decision, Router
 
 __all__ = ["Linked", "Normalizer", "PostIn", "decision_record", "parse_post", "route_lines"]
 

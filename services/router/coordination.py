@@ -9,8 +9,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contracts import CoordinationRequested, DispatchOrdered, derived_event_id
-from services.router.directory import Directory
+from fengqiao.contracts import CoordinationRequested, DispatchOrdered, derived_event_id
+from fengqiao.services.router.directory import Directory
 
 COORDINATION_FILE = Path(__file__).parent / "data" / "coordination.yaml"
 

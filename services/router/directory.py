@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contracts.envelope import UnitId
+from fengqiao.contracts.envelope import UnitId
 
 __all__ = [
     "DEFAULT_PATH",

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from contracts import (
+from fengqiao.contracts import (
     AppealNormalized,
     DispatchMode,
     DispatchOrdered,
@@ -36,9 +36,9 @@ from contracts import (
     Urgency,
     derived_event_id,
 )
-from services.router.directory import Directory
-from services.router.geo import SeatIndex
-from services.router.places import PlaceIndex, PlaceMention
+from fengqiao.services.router.directory import Directory
+from fengqiao.services.router.geo import SeatIndex
+from fengqiao.services.router.places import PlaceIndex, PlaceMention
 
 Policy = Literal["chain", "direct"]
 

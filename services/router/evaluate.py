@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.router.cli import Normalizer, route_lines
-from services.router.domain import Router
+from fengqiao.services.router.cli import Normalizer, route_lines
+from fengqiao.services.router.domain import Router
 
 __all__ = ["DEFAULT_SET", "TARGETS", "Report", "evaluate", "format_report"]
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
 
-from contracts import (
+from fengqiao.contracts import (
     APPEALS,
     COORDINATION_REQUESTS,
     DISPATCH_ORDERS,
@@ -20,19 +20,19 @@ from contracts import (
     UnitActed,
     UnitActionKind,
 )
-from fengqiao.messaging import publish_to, topic_publisher, topic_subscriber
-from services.router.adapters.records import InMemoryRecordStore, RecordStore
-from services.router.adapters.triage_queue import InMemoryTriageQueue, TriageQueue
-from services.router.coordination import CoordinationRules, load_coordination
-from services.router.domain import Decision, Router
-from services.router.returns import (
+from fengqiao.runtime.messaging import publish_to, topic_publisher, topic_subscriber
+from fengqiao.services.router.adapters.records import InMemoryRecordStore, RecordStore
+from fengqiao.services.router.adapters.triage_queue import InMemoryTriageQueue, TriageQueue
+from fengqiao.services.router.coordination import CoordinationRules, load_coordination
+from fengqiao.services.router.domain import Decision, Router
+from fengqiao.services.router.returns import (
     ReturnRules,
     RoutingError,
     load_return_rules,
     record_dispatch,
     rule_on,
 )
-from services.router.triage import item_for
+from fengqiao.services.router.triage import item_for
 
 Dispatch = Callable[[AppealNormalized, Decision], Awaitable[list[str]]]
 

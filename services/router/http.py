@@ -12,11 +12,11 @@ from fastapi import APIRouter, HTTPException
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts import UNIT_ACTIONS, UnitActed, UnitActionKind
-from fengqiao.clock import utcnow
-from fengqiao.messaging import publish
-from services.router.adapters.records import RecordStore
-from services.router.directory import Directory
+from fengqiao.contracts import UNIT_ACTIONS, UnitActed, UnitActionKind
+from fengqiao.runtime.clock import utcnow
+from fengqiao.runtime.messaging import publish
+from fengqiao.services.router.adapters.records import RecordStore
+from fengqiao.services.router.directory import Directory
 
 
 class Reassignment(BaseModel):

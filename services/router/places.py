@@ -21,8 +21,8 @@ from typing import Any
 
 import ahocorasick  # type: ignore[import-not-found,unused-ignore]
 
-from services.router.directory import Directory, Unit
-from services.router.placewords import PlaceRules, load_place_rules
+from fengqiao.services.router.directory import Directory, Unit
+from fengqiao.services.router.placewords import PlaceRules, load_place_rules
 
 __all__ = ["WEIGHTS", "PlaceIndex", "PlaceMention"]
 

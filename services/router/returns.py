@@ -16,8 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contracts import DispatchOrdered, UnitActed, UnitActionKind, derived_event_id
-from services.router.directory import Directory
+from fengqiao.contracts import DispatchOrdered, UnitActed, UnitActionKind, derived_event_id
+from fengqiao.services.router.directory import Directory
 
 RETURNS_FILE = Path(__file__).parent / "data" / "returns.yaml"
 

@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts import DispatchMode
-from fengqiao.settings import StackSettings, read_settings_file
+from fengqiao.contracts import DispatchMode
+from fengqiao.runtime.settings import StackSettings, read_settings_file
 
 MIN_TOKEN_LENGTH = 16
 

@@ -22,8 +22,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from contracts import AppealNormalized, UnitActed, UnitActionKind, Urgency, derived_event_id
-from services.router.domain import NOT_APPEAL, Decision
+from fengqiao.contracts import (
+    AppealNormalized,
+    UnitActed,
+    UnitActionKind,
+    Urgency,
+    derived_event_id,
+)
+from fengqiao.services.router.domain import NOT_APPEAL, Decision
 
 __all__ = ["Correction", "Item", "Ruling", "effects", "item_for"]
 

@@ -20,14 +20,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts import CATEGORIES, UNIT_ACTIONS, AppealNormalized
-from fengqiao.clock import utcnow
-from fengqiao.messaging import publish
-from fengqiao.pii import mask_pii
-from services.router.adapters.triage_queue import TriageQueue
-from services.router.domain import Decision, Router
-from services.router.settings import Dispatcher
-from services.router.triage import Correction, Item, Ruling, effects
+from fengqiao.contracts import CATEGORIES, UNIT_ACTIONS, AppealNormalized
+from fengqiao.runtime.clock import utcnow
+from fengqiao.runtime.messaging import publish
+from fengqiao.runtime.pii import mask_pii
+from fengqiao.services.router.adapters.triage_queue import TriageQueue
+from fengqiao.services.router.domain import Decision, Router
+from fengqiao.services.router.settings import Dispatcher
+from fengqiao.services.router.triage import Correction, Item, Ruling, effects
 
 __all__ = ["triage_router"]
 

@@ -25,13 +25,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.kafka import KafkaBroker
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
-from contracts import UNIT_ACTIONS, UnitActed, UnitActionKind
-from fengqiao.clock import utcnow
-from fengqiao.messaging import publish
-from fengqiao.pii import mask_pii
-from services.tracker import domain
-from services.tracker.adapters.cases import CaseRepository, to_document
-from services.tracker.adapters.indexes import Indexes
+from fengqiao.contracts import UNIT_ACTIONS, UnitActed, UnitActionKind
+from fengqiao.runtime.clock import utcnow
+from fengqiao.runtime.messaging import publish
+from fengqiao.runtime.pii import mask_pii
+from fengqiao.services.tracker import domain
+from fengqiao.services.tracker.adapters.cases import CaseRepository, to_document
+from fengqiao.services.tracker.adapters.indexes import Indexes
 
 A = UnitActionKind
 

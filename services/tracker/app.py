@@ -12,16 +12,16 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts import UNIT_ACTIONS, CaseState, UnitActed, UnitActionKind
-from fengqiao.clock import utcnow
-from fengqiao.messaging import DirectProducer, publish
-from fengqiao.service import Runtime, asyncapi_app, http_app
-from services.tracker import handlers, stats
-from services.tracker.adapters.cases import CaseRepository, MongoCaseRepository
-from services.tracker.adapters.indexes import MongoIndexes
-from services.tracker.adapters.timers import MongoTimers
-from services.tracker.api import refuse_unless_valid, unit_router
-from services.tracker.settings import TrackerSettings
+from fengqiao.contracts import UNIT_ACTIONS, CaseState, UnitActed, UnitActionKind
+from fengqiao.runtime.clock import utcnow
+from fengqiao.runtime.messaging import DirectProducer, publish
+from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
+from fengqiao.services.tracker import handlers, stats
+from fengqiao.services.tracker.adapters.cases import CaseRepository, MongoCaseRepository
+from fengqiao.services.tracker.adapters.indexes import MongoIndexes
+from fengqiao.services.tracker.adapters.timers import MongoTimers
+from fengqiao.services.tracker.api import refuse_unless_valid, unit_router
+from fengqiao.services.tracker.settings import TrackerSettings
 
 NAME = "tracker"
 DESCRIPTION = "Owns each case: its state, timeline and clocks."

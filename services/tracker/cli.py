@@ -17,9 +17,9 @@ from typing import IO, Any
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
-from services.tracker import stats
-from services.tracker.adapters.cases import MongoCaseRepository
-from services.tracker.settings import TrackerSettings
+from fengqiao.services.tracker import stats
+from fengqiao.services.tracker.adapters.cases import MongoCaseRepository
+from fengqiao.services.tracker.settings import TrackerSettings
 
 COLUMNS = (
     ("volume", "volume"),

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic_core import to_json
 
-from contracts import (
+from fengqiao.contracts import (
     AppealNormalized,
     CaseEventRecorded,
     CaseState,
@@ -55,9 +55,9 @@ from contracts import (
     UnitActionKind,
     derived_event_id,
 )
-from contracts.topics import CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS
-from services.tracker.timelimits import Kind, TimeLimits, load_time_limits
-from services.tracker.workcalendar import WorkCalendar, load_calendar
+from fengqiao.contracts.topics import CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS
+from fengqiao.services.tracker.timelimits import Kind, TimeLimits, load_time_limits
+from fengqiao.services.tracker.workcalendar import WorkCalendar, load_calendar
 
 S = CaseState
 A = UnitActionKind

@@ -35,7 +35,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from contracts import (
+from fengqiao.contracts import (
     APPEALS,
     CASE_EVENTS,
     COORDINATION_REQUESTS,
@@ -52,12 +52,12 @@ from contracts import (
     Topic,
     UnitActed,
 )
-from fengqiao.messaging import BatchFailures, DeclaredPublishers, Outbox, batch_subscriber
-from services.tracker import domain
-from services.tracker.adapters.cases import CaseRepository, without_outbox
-from services.tracker.adapters.indexes import Indexes
-from services.tracker.adapters.recent import Recent
-from services.tracker.adapters.timers import Timer, Timers, fire_due, timer_key
+from fengqiao.runtime.messaging import BatchFailures, DeclaredPublishers, Outbox, batch_subscriber
+from fengqiao.services.tracker import domain
+from fengqiao.services.tracker.adapters.cases import CaseRepository, without_outbox
+from fengqiao.services.tracker.adapters.indexes import Indexes
+from fengqiao.services.tracker.adapters.recent import Recent
+from fengqiao.services.tracker.adapters.timers import Timer, Timers, fire_due, timer_key
 
 log = logging.getLogger("fengqiao.tracker")
 

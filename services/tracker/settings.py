@@ -13,10 +13,10 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fengqiao.settings import StackSettings, read_settings_file
-from services.tracker.domain import Rules
-from services.tracker.timelimits import DEFAULT_TIME_LIMITS_FILE, load_time_limits
-from services.tracker.workcalendar import DEFAULT_CALENDAR_FILE, load_calendar
+from fengqiao.runtime.settings import StackSettings, read_settings_file
+from fengqiao.services.tracker.domain import Rules
+from fengqiao.services.tracker.timelimits import DEFAULT_TIME_LIMITS_FILE, load_time_limits
+from fengqiao.services.tracker.workcalendar import DEFAULT_CALENDAR_FILE, load_calendar
 
 
 class TrackerSettings(BaseSettings):

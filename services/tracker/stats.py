@@ -24,8 +24,8 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from contracts import CaseState
-from services.tracker.domain import OPEN_STATES, Case, Satisfaction
+from fengqiao.contracts import CaseState
+from fengqiao.services.tracker.domain import OPEN_STATES, Case, Satisfaction
 
 TIERS = ("region", "prefecture", "county")
 RESOLVED_STATES = frozenset({CaseState.RESOLVED, CaseState.CALLBACK_PENDING, CaseState.CLOSED})

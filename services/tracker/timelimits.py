@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.tracker.workcalendar import Pause, WorkCalendar
+from fengqiao.services.tracker.workcalendar import Pause, WorkCalendar
 
 __all__ = [
     "DEFAULT_TIME_LIMITS_FILE",

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from contracts import DISPATCH_ORDERS, REPLIES_SENT, ReplyPurpose
+from fengqiao.contracts import DISPATCH_ORDERS, REPLIES_SENT, ReplyPurpose
 from fengqiao.demo import load_posts
 from fengqiao.testing.plugin import FengqiaoServices, Platform, PostedAppeal
 

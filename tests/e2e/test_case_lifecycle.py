@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from contracts import APPEALS, CASE_EVENTS, SUPERVISION_ORDERS
 from fengqiao import processes
+from fengqiao.contracts import APPEALS, CASE_EVENTS, SUPERVISION_ORDERS
 from fengqiao.demo import (
     asked_back,
     demo_env,

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from fengqiao.messaging import ensure_topics
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.messaging import ensure_topics
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.testing import StackEndpoints
 
 

@@ -14,11 +14,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka.annotations import KafkaMessage
 
-from contracts import AppealNormalized, Topic
-from fengqiao import messaging
-from fengqiao.messaging import BatchFailures, DeadLetterMiddleware, batch_subscriber
-from fengqiao.service import Runtime, http_app
-from fengqiao.settings import StackSettings
+from fengqiao.contracts import AppealNormalized, Topic
+from fengqiao.runtime import messaging
+from fengqiao.runtime.messaging import BatchFailures, DeadLetterMiddleware, batch_subscriber
+from fengqiao.runtime.service import Runtime, http_app
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.testing import serving
 from fengqiao.testing.factories import appeal_message
 

@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from contracts import CaseState
-from fengqiao.settings import StackSettings
-from services.tracker.adapters.cases import (
+from fengqiao.contracts import CaseState
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker.adapters.cases import (
     PACKED,
     VERSIONS,
     MongoCaseRepository,
     to_document,
     version_id,
 )
-from services.tracker.domain import Case, new_case
+from fengqiao.services.tracker.domain import Case, new_case
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
-from contracts import APPEALS, DISPATCH_ORDERS, AppealNormalized, Author, new_event_id
-from fengqiao.settings import StackSettings
+from fengqiao.contracts import APPEALS, DISPATCH_ORDERS, AppealNormalized, Author, new_event_id
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.router.app import build
+from fengqiao.services.router.settings import RouterSettings
 from fengqiao.testing import serving
 from fengqiao.testing.factories import appeal_message
 from fengqiao.watch import TopicWatcher
-from services.router.app import build
-from services.router.settings import RouterSettings
 
 
 def appeal(case_id: str, text: str) -> AppealNormalized:

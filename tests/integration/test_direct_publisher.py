@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from contracts import (
+from fengqiao.contracts import (
     CASE_EVENTS,
     POSTS_RAW,
     CaseEventRecorded,
@@ -20,8 +20,8 @@ from contracts import (
     RawPostReceived,
     by_name,
 )
-from fengqiao.messaging import DirectProducer, DirectPublisher
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.messaging import DirectProducer, DirectPublisher
+from fengqiao.runtime.settings import StackSettings
 
 
 def raw_post(run_id: str) -> RawPostReceived:

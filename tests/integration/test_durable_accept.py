@@ -26,15 +26,15 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from contracts import POSTS_RAW
-from fengqiao.messaging import ensure_topics
-from fengqiao.settings import StackSettings
-from fengqiao.signing import signed_headers
+from fengqiao.contracts import POSTS_RAW
+from fengqiao.runtime.messaging import ensure_topics
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.runtime.signing import signed_headers
+from fengqiao.services.intake.app import build
+from fengqiao.services.intake.settings import IntakeSettings
 from fengqiao.stack import down, up
 from fengqiao.stack.lifecycle import components
 from fengqiao.testing import serving
-from services.intake.app import build
-from services.intake.settings import IntakeSettings
 from tests.integration.stack_cache import share_main_cache
 
 KAFKA_PORT = 19592

@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
 
 
 async def test_a_find_by_id_searches_the_index(stack: StackSettings) -> None:

@@ -11,11 +11,16 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from fengqiao.settings import StackSettings
-from fengqiao.store import ShardedCollection
-from services.intake.adapters.recent import MongoRecentAppeals, Post, assign_case, claim_key
-from services.intake.linking import Policy, RecentAppeal, amounts, cues
-from services.intake.similarity import fingerprint
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.runtime.store import ShardedCollection
+from fengqiao.services.intake.adapters.recent import (
+    MongoRecentAppeals,
+    Post,
+    assign_case,
+    claim_key,
+)
+from fengqiao.services.intake.linking import Policy, RecentAppeal, amounts, cues
+from fengqiao.services.intake.similarity import fingerprint
 
 T0 = datetime(2026, 8, 1, 10, tzinfo=UTC)
 WAGES = "我在博乐市工地干活老板拖欠工资三个月了求助"

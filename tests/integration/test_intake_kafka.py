@@ -6,13 +6,13 @@ import json
 
 import httpx
 
-from contracts import APPEALS, POSTS_RAW
-from fengqiao.settings import StackSettings
-from fengqiao.signing import signed_headers
+from fengqiao.contracts import APPEALS, POSTS_RAW
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.runtime.signing import signed_headers
+from fengqiao.services.intake.app import build
+from fengqiao.services.intake.settings import IntakeSettings
 from fengqiao.testing import serving
 from fengqiao.watch import TopicWatcher
-from services.intake.app import build
-from services.intake.settings import IntakeSettings
 
 SECRET = "integration-secret"
 

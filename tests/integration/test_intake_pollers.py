@@ -10,15 +10,15 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from fengqiao.clock import SystemClock
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.clock import SystemClock
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.intake.adapters.cursors import COLLECTION, MongoCursorStore
+from fengqiao.services.intake.adapters.sink import InMemoryPostSink
+from fengqiao.services.intake.domain import normalize
+from fengqiao.services.intake.pollers import HttpWeiboReadApi, Poller, build_poller
+from fengqiao.services.intake.settings import IntakeSettings, WeiboAccount
 from fengqiao.simulator import create_app
 from fengqiao.simulator.server import Platform
-from services.intake.adapters.cursors import COLLECTION, MongoCursorStore
-from services.intake.adapters.sink import InMemoryPostSink
-from services.intake.domain import normalize
-from services.intake.pollers import HttpWeiboReadApi, Poller, build_poller
-from services.intake.settings import IntakeSettings, WeiboAccount
 
 TOKEN = "sim-token-xinjiang"
 

@@ -21,7 +21,8 @@ import httpx
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
-from contracts import (
+from fengqiao import processes
+from fengqiao.contracts import (
     REPLIES_REQUESTED,
     REPLIES_SENT,
     ReplyChannel,
@@ -29,7 +30,6 @@ from contracts import (
     ReplyRequested,
     ReplyTarget,
 )
-from fengqiao import processes
 from fengqiao.testing import StackEndpoints
 from fengqiao.testing.groups import start_group_at_end
 from fengqiao.watch import TopicWatcher

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from fengqiao.settings import StackSettings
-from services.notifier.adapters.outbox import MongoOutbox
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.notifier.adapters.outbox import MongoOutbox
 
 KEY = "c1:acknowledgment:0"
 

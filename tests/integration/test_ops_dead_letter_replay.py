@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from contracts import APPEALS, COORDINATION_REQUESTS, DISPATCH_ORDERS
 from fengqiao import processes
 from fengqiao.cli import main
+from fengqiao.contracts import APPEALS, COORDINATION_REQUESTS, DISPATCH_ORDERS
 from fengqiao.testing import StackEndpoints
 from fengqiao.testing.plugin import SOURCE, BackgroundWatcher, FengqiaoServices
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
-from contracts import (
+from fengqiao.contracts import (
     APPEALS,
     DISPATCH_ORDERS,
     UNIT_ACTIONS,
@@ -17,12 +17,12 @@ from contracts import (
     UnitActionKind,
     new_event_id,
 )
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.router.app import build
+from fengqiao.services.router.settings import RouterSettings
 from fengqiao.testing import serving
 from fengqiao.testing.factories import appeal_message
 from fengqiao.watch import TopicWatcher
-from services.router.app import build
-from services.router.settings import RouterSettings
 
 
 async def send(bootstrap: str, topic: str, message: AppealNormalized | UnitActed) -> None:
@@ -84,7 +84,7 @@ async def test_a_returned_order_is_redispatched_and_counted(
         ]
         transport_client = runtime.mongo
         assert transport_client is not None
-        from services.router.adapters.records import MongoRecordStore
+        from fengqiao.services.router.adapters.records import MongoRecordStore
 
         store = MongoRecordStore(transport_client, f"itest_router_{run_id}")
         record = await store.get(case_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.stack import StackError, down, status, up
 from fengqiao.stack.lifecycle import components
 from tests.integration.stack_cache import share_main_cache

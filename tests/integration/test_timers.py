@@ -8,8 +8,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from fengqiao.settings import StackSettings
-from services.tracker.adapters.timers import MongoTimers, Timer
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker.adapters.timers import MongoTimers, Timer
 
 T0 = datetime(2026, 11, 27, 2, tzinfo=UTC)
 LEASE = timedelta(minutes=5)

@@ -6,9 +6,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from contracts import TOPICS, all_topic_names
-from fengqiao.messaging import ensure_topics
-from fengqiao.settings import StackSettings
+from fengqiao.contracts import TOPICS, all_topic_names
+from fengqiao.runtime.messaging import ensure_topics
+from fengqiao.runtime.settings import StackSettings
 
 
 async def test_every_topic_exists_with_its_partitions(stack: StackSettings) -> None:

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
-from contracts import (
+from fengqiao.contracts import (
     APPEALS,
     CASE_EVENTS,
     COORDINATION_REQUESTS,
@@ -26,14 +26,14 @@ from contracts import (
     UnitActed,
     UnitActionKind,
 )
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker.adapters.cases import MongoCaseRepository
+from fengqiao.services.tracker.app import build
+from fengqiao.services.tracker.settings import TrackerSettings
 from fengqiao.testing import serving
 from fengqiao.testing.factories import appeal_message, dispatch_message
 from fengqiao.testing.groups import start_group_at_end
 from fengqiao.watch import TopicWatcher
-from services.tracker.adapters.cases import MongoCaseRepository
-from services.tracker.app import build
-from services.tracker.settings import TrackerSettings
 
 # Every topic the tracker subscribes to.
 TOPIC_NAMES = [

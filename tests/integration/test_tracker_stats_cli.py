@@ -10,8 +10,8 @@ from dataclasses import replace
 
 from pymongo import AsyncMongoClient
 
-from fengqiao.settings import StackSettings
-from services.tracker.adapters.cases import MongoCaseRepository
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker.adapters.cases import MongoCaseRepository
 from tests.unit.tracker.test_case_lifecycle import T0, answer, asked
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from pymongo import AsyncMongoClient
 
-from contracts import (
+from fengqiao.contracts import (
     APPEALS,
     REPLIES_REQUESTED,
     AppealNormalized,
@@ -18,16 +18,16 @@ from contracts import (
     Outgoing,
     ReplyTarget,
 )
-from fengqiao.service import GC_THRESHOLDS
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.service import GC_THRESHOLDS
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker.adapters.cases import MongoCaseRepository
+from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
+from fengqiao.services.tracker.adapters.timers import InMemoryTimers
+from fengqiao.services.tracker.app import build
+from fengqiao.services.tracker.domain import new_case
+from fengqiao.services.tracker.settings import TrackerSettings
 from fengqiao.testing import serving
 from fengqiao.watch import TopicWatcher
-from services.tracker.adapters.cases import MongoCaseRepository
-from services.tracker.adapters.indexes import InMemoryIndexes
-from services.tracker.adapters.timers import InMemoryTimers
-from services.tracker.app import build
-from services.tracker.domain import new_case
-from services.tracker.settings import TrackerSettings
 
 
 async def test_conditional_write_refuses_a_stale_version(stack: StackSettings, run_id: str) -> None:
@@ -108,9 +108,9 @@ async def test_four_replicas_writing_one_case_at_once_lose_nothing(
 
     This caught two ways FerretDB loses updates: an in-place `$unset` racing an insert of the
     same `_id`, and a stale writer re-creating a pruned version id."""
-    from contracts import ReplyPurpose, ReplySent
-    from services.tracker import domain
-    from services.tracker.handlers import CaseStore
+    from fengqiao.contracts import ReplyPurpose, ReplySent
+    from fengqiao.services.tracker import domain
+    from fengqiao.services.tracker.handlers import CaseStore
 
     class Discard:
         async def send_all(self, messages: Iterable[Outgoing]) -> None:

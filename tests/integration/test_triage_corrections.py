@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.router.adapters.triage_queue import MongoTriageQueue
+from fengqiao.services.router.app import build_router
+from fengqiao.services.router.settings import RouterSettings
+from fengqiao.services.router.triage import Correction, Ruling, item_for
 from fengqiao.testing.factories import appeal_message, triage_message
 from fengqiao.triage.cli import _corrections
-from services.router.adapters.triage_queue import MongoTriageQueue
-from services.router.app import build_router
-from services.router.settings import RouterSettings
-from services.router.triage import Correction, Ruling, item_for
 
 
 def test_rulings_become_examples(

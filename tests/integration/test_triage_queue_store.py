@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.router.adapters.triage_queue import MongoTriageQueue
+from fengqiao.services.router.app import build_router
+from fengqiao.services.router.settings import RouterSettings
+from fengqiao.services.router.triage import Correction, Item, Ruling, item_for
 from fengqiao.testing.factories import appeal_message, triage_message
-from services.router.adapters.triage_queue import MongoTriageQueue
-from services.router.app import build_router
-from services.router.settings import RouterSettings
-from services.router.triage import Correction, Item, Ruling, item_for
 
 T0 = datetime(2026, 8, 1, 10, tzinfo=UTC)
 ROUTER = build_router(RouterSettings())

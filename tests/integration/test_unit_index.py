@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from fengqiao.settings import StackSettings
-from services.tracker.adapters.indexes import MongoIndexes
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker.adapters.indexes import MongoIndexes
 
 
 @pytest.fixture

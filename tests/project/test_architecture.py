@@ -39,7 +39,7 @@ def test_there_are_four_services() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_service_imports_no_other_service(service: str) -> None:
-    others = {f"services.{s}" for s in SERVICES if s != service}
+    others = {f"fengqiao.services.{s}" for s in SERVICES if s != service}
     for path in (ROOT / "services" / service).rglob("*.py"):
         bad = {
             m
@@ -56,10 +56,61 @@ def test_domain_modules_do_no_io(service: str) -> None:
         assert not bad, f"{path.relative_to(ROOT)} imports I/O modules {sorted(bad)}"
 
 
-def test_contracts_import_no_service() -> None:
+def test_contracts_import_nothing_of_fengqiao_but_themselves() -> None:
     for path in (ROOT / "contracts").rglob("*.py"):
-        bad = {m for m in imported_modules(path) if m.startswith(("services", "fengqiao"))}
+        bad = {
+            m
+            for m in imported_modules(path)
+            if m.startswith("fengqiao") and not m.startswith("fengqiao.contracts")
+        }
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_the_runtime_imports_no_service_and_no_tool() -> None:
+    # The runtime sits below the services; the tools (cli, stack, simulator, demo, ops,
+    # testing, triage) sit above them. Nothing runs from the runtime up.
+    for path in (ROOT / "fengqiao" / "runtime").rglob("*.py"):
+        bad = {
+            m
+            for m in imported_modules(path)
+            if m.startswith("fengqiao")
+            and not m.startswith(("fengqiao.runtime", "fengqiao.contracts"))
+            and m != "fengqiao"
+        }
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_services_import_only_the_runtime_and_the_contracts(service: str) -> None:
+    allowed = ("fengqiao.runtime", "fengqiao.contracts", f"fengqiao.services.{service}")
+    for path in (ROOT / "services" / service).rglob("*.py"):
+        bad = {
+            m
+            for m in imported_modules(path)
+            if m.startswith("fengqiao") and not m.startswith(allowed) and m != "fengqiao"
+        }
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+LINKED = ("contracts", "services")
+
+
+def test_nothing_imports_bare_services_or_contracts() -> None:
+    # They install as `fengqiao.services` and `fengqiao.contracts` only (pyproject.toml).
+    for top in ("contracts", "services", "fengqiao", "tests", "bench", "scripts"):
+        for path in (ROOT / top).rglob("*.py"):
+            if top == "fengqiao" and path.relative_to(ROOT / top).parts[0] in LINKED:
+                continue  # the links to `contracts/` and `services/`, read above
+            bad = {
+                m for m in imported_modules(path) if m.split(".")[0] in ("services", "contracts")
+            }
+            assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_the_package_links_the_top_level_folders() -> None:
+    for name in LINKED:
+        link = ROOT / "fengqiao" / name
+        assert link.is_symlink() and link.resolve() == ROOT / name
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -69,7 +120,7 @@ def test_app_import_does_no_io(service: str) -> None:
 
     # Importing the composition root must not connect anywhere; point it at closed ports and see
     # that import and app construction still succeed instantly.
-    code = f"import services.{service}.app as m; m.create_app()"
+    code = f"import fengqiao.services.{service}.app as m; m.create_app()"
     env = {
         "FENGQIAO_KAFKA_BOOTSTRAP": "127.0.0.1:1",
         "FENGQIAO_MONGO_URI": "mongodb://127.0.0.1:1/",

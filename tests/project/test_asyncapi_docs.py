@@ -15,14 +15,14 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "asyncapi"
 def test_checked_in_asyncapi_is_current(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FENGQIAO_KAFKA_BOOTSTRAP", "FENGQIAO_MONGO_URI"):
         monkeypatch.delenv(name, raising=False)  # the documents name the default servers
-    app = importlib.import_module(f"services.{service}.app").create_asyncapi()
+    app = importlib.import_module(f"fengqiao.services.{service}.app").create_asyncapi()
     generated = app.schema.to_specification().to_jsonable()
     checked_in = json.loads((DOCS / f"{service}.json").read_text(encoding="utf-8"))
     assert generated == checked_in, f"docs/asyncapi/{service}.json is out of date: run `make docs`"
 
 
 def test_every_topic_is_documented() -> None:
-    from contracts import TOPICS
+    from fengqiao.contracts import TOPICS
 
     addresses = set()
     for path in DOCS.glob("*.json"):

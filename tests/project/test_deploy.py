@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from fengqiao.cli import build_parser
-from fengqiao.settings import StackSettings
-from services.intake.settings import IntakeSettings
-from services.notifier.settings import NotifierSettings
-from services.router.settings import RouterSettings
-from services.tracker.settings import TrackerSettings
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.intake.settings import IntakeSettings
+from fengqiao.services.notifier.settings import NotifierSettings
+from fengqiao.services.router.settings import RouterSettings
+from fengqiao.services.tracker.settings import TrackerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {
@@ -111,7 +111,7 @@ def exposed_metric_names() -> set[str]:
     names: set[str] = set()
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count")}
     for service in PORTS:
-        runtime = importlib.import_module(f"services.{service}.app").build()[0]
+        runtime = importlib.import_module(f"fengqiao.services.{service}.app").build()[0]
         for family in runtime.registry.collect():
             names.add(family.name)
             names.update(family.name + s for s in suffixes.get(family.type, ()))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from contracts import CATEGORIES
+from fengqiao.contracts import CATEGORIES
+from fengqiao.services.intake.triage.model import load_model
 from fengqiao.triage.corpus import CORPUS_DIR, read_posts, split_files
-from services.intake.triage.model import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,10 @@ import httpx
 from aiokafka import TopicPartition
 from faststream.kafka import TestKafkaBroker
 
-from contracts import APPEALS, AppealNormalized, DeadLetter
-from fengqiao.messaging import BatchFailures, batch_subscriber, topic_subscriber
-from fengqiao.service import Runtime, _consumers_ready, http_app
-from fengqiao.settings import StackSettings
+from fengqiao.contracts import APPEALS, AppealNormalized, DeadLetter
+from fengqiao.runtime.messaging import BatchFailures, batch_subscriber, topic_subscriber
+from fengqiao.runtime.service import Runtime, _consumers_ready, http_app
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.testing.factories import appeal_message
 
 

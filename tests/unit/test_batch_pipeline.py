@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from fengqiao.messaging import _Pipeline
+from fengqiao.runtime.messaging import _Pipeline
 
 TOPIC = "t"
 

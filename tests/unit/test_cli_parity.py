@@ -9,10 +9,10 @@ import json
 from datetime import UTC, datetime
 
 from fengqiao.pipeline import route_pipeline
+from fengqiao.services.intake.cli import run as normalize
+from fengqiao.services.router.cli import route_lines
 from fengqiao.triage.corpus import read_posts, split_files
 from fengqiao.triage.evaluate import in_order
-from services.intake.cli import run as normalize
-from services.router.cli import route_lines
 
 
 def test_both_commands_agree_on_a_dev_file() -> None:

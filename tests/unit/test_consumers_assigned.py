@@ -7,7 +7,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from fengqiao.messaging import consumers_assigned, subscriber_consumers
+from fengqiao.runtime.messaging import consumers_assigned, subscriber_consumers
 
 
 def consumer(group: str, partitions: list[int], generation: int = 1) -> Any:

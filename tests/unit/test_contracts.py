@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-import contracts
-from contracts import (
+from fengqiao import contracts
+from fengqiao.contracts import (
     APPEALS,
     TOPICS,
     AppealNormalized,

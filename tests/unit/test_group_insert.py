@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pymongo.errors import AutoReconnect, BulkWriteError, WriteError
 
-from fengqiao.store import GroupInsert
+from fengqiao.runtime.store import GroupInsert
 
 
 class FakeCollection:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from fengqiao.messaging import RememberedPartitioner
+from fengqiao.runtime.messaging import RememberedPartitioner
 
 PARTITIONS = [0, 1, 2, 3, 4, 5]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fengqiao.pii import luhn, mask_pii, pii_kinds, valid_id_number
+from fengqiao.runtime.pii import luhn, mask_pii, pii_kinds, valid_id_number
 
 ID_BODY = "65010219900101123"  # 650102 (乌鲁木齐天山区), born 1990-01-01, sequence 123
 

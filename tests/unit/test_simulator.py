@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from contracts import ReplyChannel, ReplyTarget
+from fengqiao.contracts import ReplyChannel, ReplyTarget
+from fengqiao.services.notifier.adapters.platform import PermanentError, RetryableError, WeiboClient
 from fengqiao.simulator.server import (
     COMMENT_LIMIT,
     MESSAGE_LIMIT,
@@ -19,7 +20,6 @@ from fengqiao.simulator.server import (
     Rules,
     create_app,
 )
-from services.notifier.adapters.platform import PermanentError, RetryableError, WeiboClient
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ atomically (see services/tracker/adapters/cases.py):
   sent to several accounts at the same moment (so neither sees the other yet) race for one
   claim; the loser joins the winner's case.
 
-Both are split by a hash of (platform, author) (`fengqiao.store.ShardedCollection`,
+Both are split by a hash of (platform, author) (`fengqiao.runtime.store.ShardedCollection`,
 `recent_appeals_00`…`_3f`): FerretDB scans a whole collection for any filter but `_id`, and the
 matching asks for one author's appeals, so it reads only the shard holding that author's. (Before
 the split they lived in unsharded `recent_appeals`/`appeal_claims`; those windows are at most
@@ -42,9 +42,9 @@ from prometheus_client import CollectorRegistry, Counter
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from fengqiao.clock import Clock
-from fengqiao.store import ShardedCollection
-from services.intake.linking import (
+from fengqiao.runtime.clock import Clock
+from fengqiao.runtime.store import ShardedCollection
+from fengqiao.services.intake.linking import (
     Cues,
     Decision,
     Policy,

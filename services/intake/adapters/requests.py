@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from fengqiao.store import ShardedCollection
+from fengqiao.runtime.store import ShardedCollection
 
 REQUESTS = "open311_requests"
 CASE_EVENTS = "open311_case_events"

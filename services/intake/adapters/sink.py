@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from contracts import RawPostReceived
+from fengqiao.contracts import RawPostReceived
 
 
 class SinkUnavailable(Exception):
@@ -19,7 +19,7 @@ class PostSink(Protocol):
 
 class Publisher(Protocol):
     async def publish(self, message: RawPostReceived) -> None:
-        """Return once Kafka acknowledged `message` (`fengqiao.messaging.DirectPublisher`)."""
+        """Return once Kafka acknowledged `message` (`messaging.DirectPublisher`)."""
 
 
 class KafkaPostSink:

@@ -5,6 +5,6 @@ danger lexicon (`danger`). The models are trained by `fengqiao triage train` fro
 `data/triage/`; the artifact in use is `services/intake/data/triage/`.
 """
 
-from services.intake.triage.decide import NOT_APPEAL, Triage, Triager, load_triager
+from fengqiao.services.intake.triage.decide import NOT_APPEAL, Triage, Triager, load_triager
 
 __all__ = ["NOT_APPEAL", "Triage", "Triager", "load_triager"]

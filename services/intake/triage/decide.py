@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from services.intake.triage.danger import DANGER_FILE, Danger, Hit, load_danger
-from services.intake.triage.features import cosine, prepare
-from services.intake.triage.model import MODEL_DIR, Model, Scores, load_model
+from fengqiao.services.intake.triage.danger import DANGER_FILE, Danger, Hit, load_danger
+from fengqiao.services.intake.triage.features import cosine, prepare
+from fengqiao.services.intake.triage.model import MODEL_DIR, Model, Scores, load_model
 
 __all__ = ["NOT_APPEAL", "Triage", "Triager", "load_triager"]
 

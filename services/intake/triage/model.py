@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.intake.triage.features import Featurizer
+from fengqiao.services.intake.triage.features import Featurizer
 
 __all__ = ["FORMAT", "MODEL_DIR", "Model", "ModelError", "Scores", "load_model"]
 

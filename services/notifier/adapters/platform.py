@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from contracts import ReplyChannel, ReplyTarget
-from fengqiao.signing import signed_headers
-from services.notifier.adapters.transport import ApiClient, AsyncioTransport
+from fengqiao.contracts import ReplyChannel, ReplyTarget
+from fengqiao.runtime.signing import signed_headers
+from fengqiao.services.notifier.adapters.transport import ApiClient, AsyncioTransport
 
 # Errors raised before the request could reach the platform: it cannot have taken the reply.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from contracts import DispatchOrdered
-from fengqiao.store import ShardedCollection
-from services.router.returns import RoutingRecord
+from fengqiao.contracts import DispatchOrdered
+from fengqiao.runtime.store import ShardedCollection
+from fengqiao.services.router.returns import RoutingRecord
 
 
 class RecordStore(Protocol):

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from services.router.triage import Item, Ruling
+from fengqiao.services.router.triage import Item, Ruling
 
 __all__ = ["InMemoryTriageQueue", "MongoTriageQueue", "TriageQueue"]
 

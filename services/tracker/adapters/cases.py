@@ -43,10 +43,10 @@ from typing import Any, Protocol
 from pydantic_core import from_json, to_json
 from pymongo import AsyncMongoClient, ReplaceOne
 
-from contracts import CaseState, Outgoing, by_name
-from fengqiao.store import GroupInsert, move_collections
-from services.tracker.adapters.recent import Recent
-from services.tracker.domain import OPEN_STATES, Case, TimelineEntry, evolve
+from fengqiao.contracts import CaseState, Outgoing, by_name
+from fengqiao.runtime.store import GroupInsert, move_collections
+from fengqiao.services.tracker.adapters.recent import Recent
+from fengqiao.services.tracker.domain import OPEN_STATES, Case, TimelineEntry, evolve
 
 
 class CaseRepository(Protocol):

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
 
-from fengqiao.store import GroupInsert, ShardedCollection
-from services.tracker.adapters.recent import Recent
+from fengqiao.runtime.store import GroupInsert, ShardedCollection
+from fengqiao.services.tracker.adapters.recent import Recent
 
 
 class Indexes(Protocol):

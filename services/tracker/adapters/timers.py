@@ -65,8 +65,8 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from fengqiao.store import GroupInsert, move_collections
-from services.tracker.adapters.recent import Recent
+from fengqiao.runtime.store import GroupInsert, move_collections
+from fengqiao.services.tracker.adapters.recent import Recent
 
 log = logging.getLogger("fengqiao.tracker.timers")
 

@@ -8,10 +8,10 @@ import pytest
 from faststream.kafka import TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
-from contracts import APPEALS, POSTS_RAW, AppealNormalized, RawPostReceived
-from services.intake.adapters.recent import InMemoryRecentAppeals
-from services.intake.app import build
-from services.intake.settings import IntakeSettings
+from fengqiao.contracts import APPEALS, POSTS_RAW, AppealNormalized, RawPostReceived
+from fengqiao.services.intake.adapters.recent import InMemoryRecentAppeals
+from fengqiao.services.intake.app import build
+from fengqiao.services.intake.settings import IntakeSettings
 
 T0 = datetime(2026, 8, 1, 10, tzinfo=UTC)
 WAGES = "我在博乐市工地干活，老板拖欠工资三个月了，求助"

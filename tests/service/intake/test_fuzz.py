@@ -24,12 +24,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fengqiao.clock import FakeClock
-from fengqiao.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from services.intake.adapters.requests import InMemoryRequestsStore
-from services.intake.adapters.sink import InMemoryPostSink
-from services.intake.app import build
-from services.intake.settings import IntakeSettings
+from fengqiao.runtime.clock import FakeClock
+from fengqiao.runtime.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from fengqiao.services.intake.adapters.requests import InMemoryRequestsStore
+from fengqiao.services.intake.adapters.sink import InMemoryPostSink
+from fengqiao.services.intake.app import build
+from fengqiao.services.intake.settings import IntakeSettings
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 SECRET = "fuzz-secret"

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from faststream.kafka import TestKafkaBroker
 
-from contracts import APPEALS, POSTS_RAW, AppealNormalized, DeadLetter, RawPostReceived
-from services.intake.adapters.recent import InMemoryRecentAppeals
-from services.intake.app import build
-from services.intake.settings import IntakeSettings
+from fengqiao.contracts import APPEALS, POSTS_RAW, AppealNormalized, DeadLetter, RawPostReceived
+from fengqiao.services.intake.adapters.recent import InMemoryRecentAppeals
+from fengqiao.services.intake.app import build
+from fengqiao.services.intake.settings import IntakeSettings
 
 
 def raw_post(text: str = "博乐市的工地拖欠工资，求助", **payload: object) -> RawPostReceived:

@@ -16,16 +16,16 @@ import httpx
 import pytest
 from faststream.kafka import TestKafkaBroker
 
-from contracts import CASE_EVENTS, CaseEventRecorded, CaseState
-from fengqiao.clock import FakeClock
-from fengqiao.service import Runtime
-from services.intake.adapters.recent import InMemoryRecentAppeals
-from services.intake.adapters.requests import InMemoryRequestsStore
-from services.intake.adapters.sink import InMemoryPostSink
-from services.intake.app import build
-from services.intake.domain import case_id_for, normalize
-from services.intake.open311 import load_services
-from services.intake.settings import IntakeSettings
+from fengqiao.contracts import CASE_EVENTS, CaseEventRecorded, CaseState
+from fengqiao.runtime.clock import FakeClock
+from fengqiao.runtime.service import Runtime
+from fengqiao.services.intake.adapters.recent import InMemoryRecentAppeals
+from fengqiao.services.intake.adapters.requests import InMemoryRequestsStore
+from fengqiao.services.intake.adapters.sink import InMemoryPostSink
+from fengqiao.services.intake.app import build
+from fengqiao.services.intake.domain import case_id_for, normalize
+from fengqiao.services.intake.open311 import load_services
+from fengqiao.services.intake.settings import IntakeSettings
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 URL = "/open311/v2/requests.json"
@@ -336,7 +336,7 @@ async def test_a_request_merged_into_an_earlier_case_follows_that_case(
     sink: InMemoryPostSink,
     store: InMemoryRequestsStore,
 ) -> None:
-    from contracts import POSTS_RAW
+    from fengqiao.contracts import POSTS_RAW
 
     request_id = (await file(client)).json()[0]["service_request_id"]
     [raw] = sink.posts

@@ -15,11 +15,11 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import allow_header_conformance, content_type_conformance
 
-from fengqiao.clock import FakeClock
-from services.intake.adapters.requests import InMemoryRequestsStore
-from services.intake.adapters.sink import InMemoryPostSink
-from services.intake.app import build
-from services.intake.settings import IntakeSettings
+from fengqiao.runtime.clock import FakeClock
+from fengqiao.services.intake.adapters.requests import InMemoryRequestsStore
+from fengqiao.services.intake.adapters.sink import InMemoryPostSink
+from fengqiao.services.intake.app import build
+from fengqiao.services.intake.settings import IntakeSettings
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 

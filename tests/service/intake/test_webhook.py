@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from fengqiao.clock import FakeClock
-from fengqiao.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
-from services.intake.adapters.sink import InMemoryPostSink
-from services.intake.app import build
-from services.intake.settings import IntakeSettings
+from fengqiao.runtime.clock import FakeClock
+from fengqiao.runtime.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
+from fengqiao.services.intake.adapters.sink import InMemoryPostSink
+from fengqiao.services.intake.app import build
+from fengqiao.services.intake.settings import IntakeSettings
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 URL = "/webhooks/generic/src"

@@ -14,13 +14,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from fengqiao.clock import FakeClock
-from fengqiao.service import Runtime
-from services.intake.adapters.cursors import InMemoryCursorStore
-from services.intake.adapters.sink import InMemoryPostSink
-from services.intake.app import build
-from services.intake.settings import IntakeSettings, WeiboAccount
-from services.intake.weibo import push_signature
+from fengqiao.runtime.clock import FakeClock
+from fengqiao.runtime.service import Runtime
+from fengqiao.services.intake.adapters.cursors import InMemoryCursorStore
+from fengqiao.services.intake.adapters.sink import InMemoryPostSink
+from fengqiao.services.intake.app import build
+from fengqiao.services.intake.settings import IntakeSettings, WeiboAccount
+from fengqiao.services.intake.weibo import push_signature
 
 NOW = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
 SECRET = "xyz123xyz"

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from faststream.kafka import TestKafkaBroker
 
-from contracts import (
+from fengqiao.contracts import (
     REPLIES_REQUESTED,
     REPLIES_SENT,
     DeadLetter,
@@ -20,12 +20,12 @@ from contracts import (
     ReplySent,
     ReplyTarget,
 )
-from fengqiao.clock import FakeClock
-from fengqiao.service import Runtime
-from services.notifier.adapters.outbox import InMemoryOutbox
-from services.notifier.adapters.platform import PermanentError, RetryableError
-from services.notifier.app import build
-from services.notifier.settings import NotifierSettings
+from fengqiao.runtime.clock import FakeClock
+from fengqiao.runtime.service import Runtime
+from fengqiao.services.notifier.adapters.outbox import InMemoryOutbox
+from fengqiao.services.notifier.adapters.platform import PermanentError, RetryableError
+from fengqiao.services.notifier.app import build
+from fengqiao.services.notifier.settings import NotifierSettings
 
 NOW = datetime(2026, 8, 1, 10, 5, tzinfo=UTC)
 TARGET = ReplyTarget(platform="weibo", account="@新疆检察", user_id="u1", post_id="p1")

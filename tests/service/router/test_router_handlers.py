@@ -1,7 +1,7 @@
 """Router's subscriber through FastStream's in-memory broker: appeals in, dispatch orders out.
 
 The routing domain (directory, places, rules) is loaded once per module and registered on a
-fresh runtime per test, as `services.router.app.build` does; one test goes through `build`.
+fresh runtime per test, as `fengqiao.services.router.app.build` does; one test goes through `build`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
-from contracts import (
+from fengqiao.contracts import (
     APPEALS,
     DISPATCH_ORDERS,
     AppealNormalized,
@@ -21,13 +21,13 @@ from contracts import (
     DispatchOrdered,
     ReplyTarget,
 )
-from fengqiao.service import Runtime
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.service import Runtime
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.router import handlers
+from fengqiao.services.router.app import build, build_router
+from fengqiao.services.router.domain import Router
+from fengqiao.services.router.settings import RouterSettings
 from fengqiao.testing.factories import appeal_message
-from services.router import handlers
-from services.router.app import build, build_router
-from services.router.domain import Router
-from services.router.settings import RouterSettings
 
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
 

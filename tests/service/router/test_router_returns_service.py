@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from faststream.kafka import TestKafkaBroker
 
-from contracts import (
+from fengqiao.contracts import (
     APPEALS,
     COORDINATION_REQUESTS,
     DISPATCH_ORDERS,
@@ -21,13 +21,13 @@ from contracts import (
     UnitActed,
     UnitActionKind,
 )
-from fengqiao.service import Runtime
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.service import Runtime
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.router import handlers
+from fengqiao.services.router.adapters.records import InMemoryRecordStore
+from fengqiao.services.router.app import build_router
+from fengqiao.services.router.settings import RouterSettings
 from fengqiao.testing.factories import triage_message
-from services.router import handlers
-from services.router.adapters.records import InMemoryRecordStore
-from services.router.app import build_router
-from services.router.settings import RouterSettings
 
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
 ROUTER = build_router(RouterSettings())

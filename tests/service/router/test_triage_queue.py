@@ -14,17 +14,24 @@ from fastapi import FastAPI
 from faststream.kafka import TestKafkaBroker
 from pydantic import SecretStr
 
-from contracts import APPEALS, DISPATCH_ORDERS, UNIT_ACTIONS, DispatchOrdered, UnitActed, Urgency
-from fengqiao.service import Runtime
-from fengqiao.settings import StackSettings
+from fengqiao.contracts import (
+    APPEALS,
+    DISPATCH_ORDERS,
+    UNIT_ACTIONS,
+    DispatchOrdered,
+    UnitActed,
+    Urgency,
+)
+from fengqiao.runtime.service import Runtime
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.router import handlers
+from fengqiao.services.router.adapters.records import InMemoryRecordStore
+from fengqiao.services.router.adapters.triage_queue import InMemoryTriageQueue
+from fengqiao.services.router.app import build_router
+from fengqiao.services.router.domain import Router
+from fengqiao.services.router.settings import Dispatcher, RouterSettings
+from fengqiao.services.router.triage_api import triage_router
 from fengqiao.testing.factories import appeal_message, triage_message
-from services.router import handlers
-from services.router.adapters.records import InMemoryRecordStore
-from services.router.adapters.triage_queue import InMemoryTriageQueue
-from services.router.app import build_router
-from services.router.domain import Router
-from services.router.settings import Dispatcher, RouterSettings
-from services.router.triage_api import triage_router
 
 DISPATCHERS = {
     "li.wei": ("xj", "token-region-li-wei-0001"),

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from faststream.kafka import TestKafkaBroker
 
-from contracts import (
+from fengqiao.contracts import (
     APPEALS,
     CASE_EVENTS,
     DISPATCH_ORDERS,
@@ -28,13 +28,13 @@ from contracts import (
     ReplyTarget,
     Urgency,
 )
-from fengqiao.service import Runtime
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.service import Runtime
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker import domain, handlers
+from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository
+from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
+from fengqiao.services.tracker.adapters.timers import InMemoryTimers
 from fengqiao.testing.factories import appeal_message
-from services.tracker import domain, handlers
-from services.tracker.adapters.cases import InMemoryCaseRepository
-from services.tracker.adapters.indexes import InMemoryIndexes
-from services.tracker.adapters.timers import InMemoryTimers
 
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
 CASE = "c-0123456789abcdef"

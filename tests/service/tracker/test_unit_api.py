@@ -14,17 +14,17 @@ from fastapi import FastAPI
 from faststream.kafka import TestKafkaBroker
 from pydantic import SecretStr
 
-from contracts import APPEALS, DISPATCH_ORDERS, UNIT_ACTIONS, Envelope, UnitActed
-from fengqiao.clock import utcnow
-from fengqiao.service import Runtime
-from fengqiao.settings import StackSettings
+from fengqiao.contracts import APPEALS, DISPATCH_ORDERS, UNIT_ACTIONS, Envelope, UnitActed
+from fengqiao.runtime.clock import utcnow
+from fengqiao.runtime.service import Runtime
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker import domain, handlers
+from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository
+from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
+from fengqiao.services.tracker.adapters.timers import InMemoryTimers
+from fengqiao.services.tracker.api import unit_router
+from fengqiao.services.tracker.app import ops_router
 from fengqiao.testing.factories import appeal_message, dispatch_message
-from services.tracker import domain, handlers
-from services.tracker.adapters.cases import InMemoryCaseRepository
-from services.tracker.adapters.indexes import InMemoryIndexes
-from services.tracker.adapters.timers import InMemoryTimers
-from services.tracker.api import unit_router
-from services.tracker.app import ops_router
 
 CASE = "c-api-1"
 TOKENS = {

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.intake.triage.danger import DANGER_FILE, load_danger
+from fengqiao.services.intake.triage.danger import DANGER_FILE, load_danger
 
 
 def states(text: str) -> dict[str, str]:

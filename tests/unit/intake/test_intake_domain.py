@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from contracts import RawPostReceived, ReplyTarget, derived_event_id
-from services.intake.domain import (
+from fengqiao.contracts import RawPostReceived, ReplyTarget, derived_event_id
+from fengqiao.services.intake.domain import (
     UnreadablePost,
     appeal_for,
     case_id_for,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts import RawPostReceived
-from services.intake.adapters.sink import KafkaPostSink, SinkUnavailable
+from fengqiao.contracts import RawPostReceived
+from fengqiao.services.intake.adapters.sink import KafkaPostSink, SinkUnavailable
 
 
 def raw_post() -> RawPostReceived:

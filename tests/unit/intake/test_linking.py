@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.intake.domain import matched_words, read_text
-from services.intake.linking import Policy, RecentAppeal, amounts, cues, decide
-from services.intake.similarity import fingerprint
+from fengqiao.services.intake.domain import matched_words, read_text
+from fengqiao.services.intake.linking import Policy, RecentAppeal, amounts, cues, decide
+from fengqiao.services.intake.similarity import fingerprint
 
 T0 = datetime(2026, 8, 1, 10, tzinfo=UTC)
 WAGES = "我在博乐市工地干活，老板拖欠工资三个月了，求助"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.intake.cli import run
+from fengqiao.services.intake.cli import run
 
 NOW = datetime(2026, 8, 1, 10, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[3]

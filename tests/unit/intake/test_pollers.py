@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from contracts import RawPostReceived, ReplyTarget
-from fengqiao.clock import FakeClock
-from services.intake.adapters.cursors import Cursor, InMemoryCursorStore
-from services.intake.adapters.sink import InMemoryPostSink, PostSink
-from services.intake.domain import UnreadablePost, read_post
-from services.intake.pollers import (
+from fengqiao.contracts import RawPostReceived, ReplyTarget
+from fengqiao.runtime.clock import FakeClock
+from fengqiao.services.intake.adapters.cursors import Cursor, InMemoryCursorStore
+from fengqiao.services.intake.adapters.sink import InMemoryPostSink, PostSink
+from fengqiao.services.intake.domain import UnreadablePost, read_post
+from fengqiao.services.intake.pollers import (
     ENDPOINTS,
     CallBudget,
     Endpoint,
@@ -25,7 +25,7 @@ from services.intake.pollers import (
     PollError,
     build_poller,
 )
-from services.intake.settings import IntakeSettings, WeiboAccount
+from fengqiao.services.intake.settings import IntakeSettings, WeiboAccount
 
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 ACCOUNT = PolledAccount("xinjiang", "@新疆检察", "token-1")

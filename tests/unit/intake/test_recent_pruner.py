@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 
-from fengqiao.clock import FakeClock
-from services.intake.adapters.recent import InMemoryRecentAppeals, Pruner
-from services.intake.linking import RecentAppeal
+from fengqiao.runtime.clock import FakeClock
+from fengqiao.services.intake.adapters.recent import InMemoryRecentAppeals, Pruner
+from fengqiao.services.intake.linking import RecentAppeal
 
 KEEP = timedelta(days=60)
 

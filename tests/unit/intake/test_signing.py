@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fengqiao.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
-from services.intake.signing import SignatureError, verify
+from fengqiao.runtime.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
+from fengqiao.services.intake.signing import SignatureError, verify
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 TS = str(int(NOW.timestamp()))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.intake.domain import matched_words, read_text
-from services.intake.linking import Policy
-from services.intake.similarity import SKETCH_SIZE, fingerprint, resemblance
+from fengqiao.services.intake.domain import matched_words, read_text
+from fengqiao.services.intake.linking import Policy
+from fengqiao.services.intake.similarity import SKETCH_SIZE, fingerprint, resemblance
 
 WAGES = "我在博乐市工地干活，老板拖欠工资三个月了，求助"
 

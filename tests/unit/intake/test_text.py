@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from services.intake.text import (
+from fengqiao.services.intake.text import (
     entities,
     fold,
     language,

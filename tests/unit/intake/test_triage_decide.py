@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from services.intake.triage import load_triager
-from services.intake.triage.danger import load_danger
-from services.intake.triage.decide import Triager
-from services.intake.triage.model import Scores
+from fengqiao.services.intake.triage import load_triager
+from fengqiao.services.intake.triage.danger import load_danger
+from fengqiao.services.intake.triage.decide import Triager
+from fengqiao.services.intake.triage.model import Scores
 
 THRESHOLDS = {
     "urgent_low": 0.1,

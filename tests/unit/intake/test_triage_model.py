@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from services.intake.triage.features import Featurizer, analyze, cosine, prepare
-from services.intake.triage.model import FORMAT, Model, ModelError, build_model, load_model
+from fengqiao.services.intake.triage.features import Featurizer, analyze, cosine, prepare
+from fengqiao.services.intake.triage.model import FORMAT, Model, ModelError, build_model, load_model
 
 TEXTS = [
     "我在博乐市工地干活，老板拖欠工资三个月了",

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from contracts import RawPostReceived, ReplyTarget
-from services.intake.domain import UnreadablePost, normalize, read_post
-from services.intake.readers import parse_weibo_time
-from services.intake.settings import IntakeSettings, WeiboAccount
-from services.intake.signing import SignatureError
-from services.intake.weibo import (
+from fengqiao.contracts import RawPostReceived, ReplyTarget
+from fengqiao.services.intake.domain import UnreadablePost, normalize, read_post
+from fengqiao.services.intake.readers import parse_weibo_time
+from fengqiao.services.intake.settings import IntakeSettings, WeiboAccount
+from fengqiao.services.intake.signing import SignatureError
+from fengqiao.services.intake.weibo import (
     WeiboPush,
     check_signature,
     push_signature,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import ReplyChannel
-from services.notifier.limits import Budget, RateLimiter, TokenBucket
+from fengqiao.contracts import ReplyChannel
+from fengqiao.services.notifier.limits import Budget, RateLimiter, TokenBucket
 
 COMMENT, PM = ReplyChannel.COMMENT, ReplyChannel.PRIVATE_MESSAGE
 
@@ -60,7 +60,7 @@ def test_no_hour_carries_more_than_the_budget(per_hour: float, burst: int) -> No
 
 
 def test_the_default_budget_is_the_platforms_normal_tier() -> None:
-    from services.notifier.settings import NotifierSettings
+    from fengqiao.services.notifier.settings import NotifierSettings
 
     limiter = NotifierSettings().limiter()
     assert 59 <= sends_over(limiter, "@新疆检察", 3600) <= 60

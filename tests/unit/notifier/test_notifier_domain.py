@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from contracts import ReplyChannel, ReplyPurpose, ReplyRequested, ReplyTarget
-from services.notifier.domain import (
+from fengqiao.contracts import ReplyChannel, ReplyPurpose, ReplyRequested, ReplyTarget
+from fengqiao.services.notifier.domain import (
     LIMITS,
     MENTION,
     TEMPLATES,

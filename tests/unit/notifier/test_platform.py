@@ -9,9 +9,9 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from contracts import ReplyChannel, ReplyTarget
-from fengqiao.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from services.notifier.adapters.platform import (
+from fengqiao.contracts import ReplyChannel, ReplyTarget
+from fengqiao.runtime.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from fengqiao.services.notifier.adapters.platform import (
     CannotReconcile,
     PermanentError,
     PlatformError,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from contracts import (
+from fengqiao.contracts import (
     ReplyChannel,
     ReplyPurpose,
     ReplyRequested,
@@ -19,12 +19,16 @@ from contracts import (
     ReplyTarget,
     derived_event_id,
 )
-from fengqiao.clock import FakeClock
-from services.notifier.adapters.outbox import InMemoryOutbox
-from services.notifier.adapters.platform import CannotReconcile, PermanentError, RetryableError
-from services.notifier.domain import ContentPolicy, Renderer
-from services.notifier.limits import Budget, RateLimiter
-from services.notifier.sender import UNKNOWN, Origin, Sender, Undecidable
+from fengqiao.runtime.clock import FakeClock
+from fengqiao.services.notifier.adapters.outbox import InMemoryOutbox
+from fengqiao.services.notifier.adapters.platform import (
+    CannotReconcile,
+    PermanentError,
+    RetryableError,
+)
+from fengqiao.services.notifier.domain import ContentPolicy, Renderer
+from fengqiao.services.notifier.limits import Budget, RateLimiter
+from fengqiao.services.notifier.sender import UNKNOWN, Origin, Sender, Undecidable
 
 START = datetime(2026, 8, 1, 10, tzinfo=UTC)
 TARGET = ReplyTarget(platform="weibo", account="@新疆检察", user_id="u1", post_id="p1")

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from contracts import ReplyChannel, ReplyTarget
-from services.notifier.adapters.platform import RetryableError, WeiboClient
-from services.notifier.adapters.transport import ApiClient, AsyncioTransport
+from fengqiao.contracts import ReplyChannel, ReplyTarget
+from fengqiao.services.notifier.adapters.platform import RetryableError, WeiboClient
+from fengqiao.services.notifier.adapters.transport import ApiClient, AsyncioTransport
 
 TARGET = ReplyTarget(platform="weibo", account="@a", post_id="1")
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

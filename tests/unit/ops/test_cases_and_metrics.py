@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from contracts import CaseEventRecorded, CaseState
-from fengqiao.messaging import SubscriberMetrics
+from fengqiao.contracts import CaseEventRecorded, CaseState
 from fengqiao.ops import cases, scrape
+from fengqiao.runtime.messaging import SubscriberMetrics
 from fengqiao.testing.factories import AT, appeal_message, dispatch_message
 
 

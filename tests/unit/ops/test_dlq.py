@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts import DeadLetter
+from fengqiao.contracts import DeadLetter
 from fengqiao.ops import dlq
 
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.router.directory import (
+from fengqiao.services.router.directory import (
     DEFAULT_PATH,
     Directory,
     DirectoryError,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from contracts import (
+from fengqiao.contracts import (
     AppealNormalized,
     Author,
     DispatchMode,
@@ -17,9 +17,9 @@ from contracts import (
     Urgency,
     derived_event_id,
 )
-from services.router.directory import Directory, load_directory
-from services.router.domain import Policy, Router
-from services.router.places import PlaceIndex
+from fengqiao.services.router.directory import Directory, load_directory
+from fengqiao.services.router.domain import Policy, Router
+from fengqiao.services.router.places import PlaceIndex
 
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
 
@@ -326,13 +326,13 @@ def test_an_urgent_post_with_no_place_goes_to_a_person(router: Router) -> None:
 
 @pytest.fixture(scope="module")
 def geo_router(parts: dict[str, Any]) -> Router:
-    from services.router.geo import load_seats
+    from fengqiao.services.router.geo import load_seats
 
     return Router(**parts, seats=load_seats())
 
 
 def with_geo(text: str, lat: float, lon: float, **kw: Any) -> AppealNormalized:
-    from contracts import GeoPoint
+    from fengqiao.contracts import GeoPoint
 
     return appeal(text, **kw).model_copy(update={"geo": GeoPoint(lat=lat, lon=lon)})
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from fengqiao.pipeline import route_pipeline
-from services.router.cli import route_lines
-from services.router.evaluate import DEFAULT_SET, TARGETS, Report, evaluate, format_report
+from fengqiao.services.router.cli import route_lines
+from fengqiao.services.router.evaluate import DEFAULT_SET, TARGETS, Report, evaluate, format_report
 
 
 @pytest.fixture(scope="module")

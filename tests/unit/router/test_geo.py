@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.router.directory import load_directory
-from services.router.geo import SeatIndex, SeatsError, load_seats
+from fengqiao.services.router.directory import load_directory
+from fengqiao.services.router.geo import SeatIndex, SeatsError, load_seats
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_every_seat_is_a_unit_and_every_county_has_a_seat(seats: SeatIndex) -> N
 
 
 def test_the_file_says_it_is_approximate() -> None:
-    from services.router.geo import SEATS_FILE
+    from fengqiao.services.router.geo import SEATS_FILE
 
     assert "approximate: true" in SEATS_FILE.read_text(encoding="utf-8")
 

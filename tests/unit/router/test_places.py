@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.router.directory import Directory, load_directory
-from services.router.places import PlaceIndex, PlaceMention
+from fengqiao.services.router.directory import Directory, load_directory
+from fengqiao.services.router.places import PlaceIndex, PlaceMention
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.router.placewords import PLACES_FILE, PlaceRulesError, load_place_rules
+from fengqiao.services.router.placewords import PLACES_FILE, PlaceRulesError, load_place_rules
 
 
 def packaged() -> dict[str, Any]:

@@ -6,21 +6,21 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts import (
+from fengqiao.contracts import (
     DispatchOrdered,
     Evidence,
     UnitActed,
     UnitActionKind,
 )
-from fengqiao.testing.factories import dispatch_message
-from services.router.coordination import load_coordination
-from services.router.directory import load_directory
-from services.router.returns import (
+from fengqiao.services.router.coordination import load_coordination
+from fengqiao.services.router.directory import load_directory
+from fengqiao.services.router.returns import (
     RoutingError,
     load_return_rules,
     record_dispatch,
     rule_on,
 )
+from fengqiao.testing.factories import dispatch_message
 
 NOW = datetime(2026, 9, 1, 10, tzinfo=UTC)
 DIRECTORY = load_directory()

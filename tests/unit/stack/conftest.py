@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.stack.process import port_in_use
 
 

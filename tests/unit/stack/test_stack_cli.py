@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.stack import ComponentStatus
 from fengqiao.stack.cli import format_table, run
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.stack import StackError, down, status, up
 from fengqiao.stack.addresses import HostPort, parse_kafka_bootstrap, parse_mongo_uri
 from fengqiao.stack.component import Component, Launched, Progress

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from contracts import (
+from fengqiao.contracts import (
     CaseState,
     DispatchMode,
     DispatchOrdered,
@@ -22,9 +22,8 @@ from contracts import (
     Urgency,
     derived_event_id,
 )
-from fengqiao.testing.factories import appeal_message, dispatch_message, final_hop_message
-from services.tracker import domain
-from services.tracker.domain import (
+from fengqiao.services.tracker import domain
+from fengqiao.services.tracker.domain import (
     Case,
     InvalidTransition,
     NotAllowed,
@@ -33,8 +32,9 @@ from services.tracker.domain import (
     TimerFired,
     parse_satisfaction,
 )
-from services.tracker.timelimits import load_time_limits
-from services.tracker.workcalendar import load_calendar
+from fengqiao.services.tracker.timelimits import load_time_limits
+from fengqiao.services.tracker.workcalendar import load_calendar
+from fengqiao.testing.factories import appeal_message, dispatch_message, final_hop_message
 
 A = UnitActionKind
 S = CaseState
@@ -611,7 +611,7 @@ def test_a_clock_never_started_is_not_cancelled() -> None:
 
 @pytest.mark.parametrize("stored", ["before clocks were kept", "clocks unknown"])
 def test_a_case_that_does_not_know_its_clocks_cancels_them_all_as_before(stored: str) -> None:
-    from services.tracker.adapters.cases import from_document, to_document
+    from fengqiao.services.tracker.adapters.cases import from_document, to_document
 
     case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
     case = domain.act(case, action(A.PROGRESS, minutes=60, note="已联系"), rules=PLAIN)
@@ -633,7 +633,7 @@ def test_a_case_that_does_not_know_its_clocks_cancels_them_all_as_before(stored:
 
 
 def test_the_clocks_a_case_knows_are_stored_with_it() -> None:
-    from services.tracker.adapters.cases import from_document, to_document
+    from fengqiao.services.tracker.adapters.cases import from_document, to_document
 
     case = dispatched()
     assert case.clocks and from_document(to_document(case)).clocks == case.clocks

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from contracts import (
+from fengqiao.contracts import (
     AppealNormalized,
     Author,
     CaseEventRecorded,
@@ -23,10 +23,9 @@ from contracts import (
     UnitActed,
     UnitActionKind,
 )
-from fengqiao.messaging import DeclaredPublishers
-from fengqiao.testing.factories import dispatch_message, final_hop_message
-from services.tracker import domain
-from services.tracker.adapters.cases import (
+from fengqiao.runtime.messaging import DeclaredPublishers
+from fengqiao.services.tracker import domain
+from fengqiao.services.tracker.adapters.cases import (
     PACKED,
     InMemoryCaseRepository,
     from_document,
@@ -34,9 +33,10 @@ from services.tracker.adapters.cases import (
     to_document,
     unpacked,
 )
-from services.tracker.adapters.indexes import InMemoryIndexes
-from services.tracker.adapters.timers import InMemoryTimers
-from services.tracker.handlers import MAX_ATTEMPTS, CaseStore, ConcurrentWriteError
+from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
+from fengqiao.services.tracker.adapters.timers import InMemoryTimers
+from fengqiao.services.tracker.handlers import MAX_ATTEMPTS, CaseStore, ConcurrentWriteError
+from fengqiao.testing.factories import dispatch_message, final_hop_message
 
 RULES = domain.Rules.default()
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from contracts import (
+from fengqiao.contracts import (
     CaseState,
     CoordinationRequested,
     DispatchOrdered,
     SupervisionOrdered,
 )
+from fengqiao.services.tracker import domain
 from fengqiao.testing.factories import dispatch_message
-from services.tracker import domain
 
 RULES = domain.Rules.default("t")
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from contracts import Outgoing, ReplyPurpose, ReplySent
-from services.tracker import domain
-from services.tracker.adapters.cases import InMemoryCaseRepository
-from services.tracker.adapters.indexes import InMemoryIndexes
-from services.tracker.adapters.recent import Recent
-from services.tracker.adapters.timers import PENDING, MemoryStore, StoredTimers
-from services.tracker.handlers import CaseStore
+from fengqiao.contracts import Outgoing, ReplyPurpose, ReplySent
+from fengqiao.services.tracker import domain
+from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository
+from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
+from fengqiao.services.tracker.adapters.recent import Recent
+from fengqiao.services.tracker.adapters.timers import PENDING, MemoryStore, StoredTimers
+from fengqiao.services.tracker.handlers import CaseStore
 
 RULES = domain.Rules.default()
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)

@@ -6,8 +6,8 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 
-from services.tracker import domain, stats
-from services.tracker.cli import format_table
+from fengqiao.services.tracker import domain, stats
+from fengqiao.services.tracker.cli import format_table
 from tests.unit.tracker.test_case_lifecycle import (
     PLAIN,
     T0,

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.tracker.timelimits import Kind, TimeLimits, TimeLimitsError, load_time_limits
-from services.tracker.workcalendar import WorkCalendar, load_calendar
+from fengqiao.services.tracker.timelimits import Kind, TimeLimits, TimeLimitsError, load_time_limits
+from fengqiao.services.tracker.workcalendar import WorkCalendar, load_calendar
 
 SH = ZoneInfo("Asia/Shanghai")
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.tracker.adapters.timers import (
+from fengqiao.services.tracker.adapters.timers import (
     VERSIONS,
     InMemoryTimers,
     StoredTimers,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from contracts import (
+from fengqiao.contracts import (
     AppealNormalized,
     CaseEventRecorded,
     CaseState,
@@ -22,9 +22,8 @@ from contracts import (
     Urgency,
     derived_event_id,
 )
-from fengqiao.testing.factories import appeal_message
-from services.tracker import domain
-from services.tracker.domain import (
+from fengqiao.services.tracker import domain
+from fengqiao.services.tracker.domain import (
     Case,
     InvalidTransition,
     Rules,
@@ -34,6 +33,7 @@ from services.tracker.domain import (
     record_dispatch,
     record_reply,
 )
+from fengqiao.testing.factories import appeal_message
 
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
 P = "tracker"

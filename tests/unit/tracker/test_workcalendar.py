@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.tracker.workcalendar import (
+from fengqiao.services.tracker.workcalendar import (
     CalendarError,
     NaiveDatetimeError,
     UnknownYear,
@@ -183,7 +183,7 @@ def test_remembered_office_periods_give_the_same_answers(
     fresh, remembering = load_calendar(), load_calendar()
     assert fresh == remembering and hash(fresh) == hash(remembering)
     # A few days remembered at most: the answers stay the same as the cache fills and empties.
-    monkeypatch.setattr("services.tracker.workcalendar.MAX_CACHED_DAYS", 3)
+    monkeypatch.setattr("fengqiao.services.tracker.workcalendar.MAX_CACHED_DAYS", 3)
     start = at(2025, 1, 27, 17)
     for hours in (1, 2, 30, 1, 2, 30):
         assert remembering.add_working(start, timedelta(hours=hours)) == fresh.add_working(

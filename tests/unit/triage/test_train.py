@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fengqiao.services.intake.triage.model import load_model
 from fengqiao.triage import train
 from fengqiao.triage.cli import worse
 from fengqiao.triage.corpus import Example, load_split
-from services.intake.triage.model import load_model
 
 CORPUS = Path(__file__).resolve().parents[3] / "data" / "triage"
 

@@ -24,17 +24,17 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from fengqiao import __version__
-from fengqiao.http import ops_router
-from fengqiao.messaging import (
+from fengqiao.runtime.http import ops_router
+from fengqiao.runtime.messaging import (
     SubscriberMetrics,
     consumers_assigned,
     drain,
     ensure_topics,
     make_broker,
 )
-from fengqiao.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings
 
-log = logging.getLogger("fengqiao.service")
+log = logging.getLogger("fengqiao.runtime.service")
 
 # Python's cyclic garbage collector, tuned for a service that handles a stream of messages and
 # keeps caches of recent cases: at the default (700, 10, 10) the tracker spent 4.1-4.5 s of its

@@ -34,11 +34,11 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy, BaseMiddleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from contracts import TOPICS, DeadLetter, Envelope, Outgoing, Topic
-from contracts.topics import DLQ_PARTITIONS
-from fengqiao.clock import utcnow
+from fengqiao.contracts import TOPICS, DeadLetter, Envelope, Outgoing, Topic
+from fengqiao.contracts.topics import DLQ_PARTITIONS
+from fengqiao.runtime.clock import utcnow
 
-log = logging.getLogger("fengqiao.messaging")
+log = logging.getLogger("fengqiao.runtime.messaging")
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
