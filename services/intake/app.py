@@ -13,7 +13,8 @@ from fengqiao.runtime.messaging import DirectPublisher
 from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
 from fengqiao.services.intake import handlers, read_model
 from fengqiao.services.intake.adapters.cursors import CursorStore, MongoCursorStore
-from fengqiao.services.intake.adapters.recent import MongoRecentAppeals, Pruner, RecentAppeals
+from fengqiao.services.intake.adapters.recent import Pruner, RecentAppeals
+from fengqiao.services.intake.adapters.recent_mongo import MongoRecentAppeals
 from fengqiao.services.intake.adapters.requests import MongoRequestsStore, RequestsStore
 from fengqiao.services.intake.adapters.sink import KafkaPostSink, PostSink
 from fengqiao.services.intake.http import generic_webhook_route, serve_first

@@ -73,32 +73,8 @@ def register(
     With `consume=False` only the publisher is declared (a webhook-only process).
     `on_open311(request_id, case_id)` hears which case each Open311 request went to."""
     policy = policy or Policy()
-    registry = registry or CollectorRegistry()
     triager = triager or load_triager()
-    merged = Counter(
-        "fengqiao_intake_appeals_merged_total",
-        "Appeals joined to an earlier case, by why: duplicate or follow_up",
-        ["kind"],
-        registry=registry,
-    )
-    classified = Counter(
-        "fengqiao_intake_posts_normalized_total",
-        "Posts normalized, by whether they are appeals",
-        ["is_appeal"],
-        registry=registry,
-    )
-    review = Counter(
-        "fengqiao_intake_triage_review_total",
-        "Posts triage sends to a person, by why (possibly_urgent, uncertain_category...)",
-        ["reason"],
-        registry=registry,
-    )
-    latency = Histogram(
-        "fengqiao_intake_normalize_seconds",
-        "Time to normalize one post, case matching included",
-        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-        registry=registry,
-    )
+    metrics = _Metrics(registry or CollectorRegistry())
     topic_publisher(broker, POSTS_RAW)
     appeals = topic_publisher(broker, APPEALS)
 
@@ -120,17 +96,51 @@ def register(
             appeal, fresh = await normalize_raw(
                 raw, recent, producer=producer, policy=policy, triager=triager
             )
-        latency.observe(time.perf_counter() - started)
+        metrics.latency.observe(time.perf_counter() - started)
         if fresh:
-            classified.labels(str(appeal.is_appeal).lower()).inc()
-            if appeal.triage is not None:
-                for why in appeal.triage.review:
-                    review.labels(why).inc()
-            if appeal.duplicate_of:
-                merged.labels("duplicate").inc()
-            elif appeal.follow_up_of:
-                merged.labels("follow_up").inc()
+            metrics.count(appeal)
         if on_open311 is not None and appeal.platform == "open311" and appeal.reply_to.post_id:
             # Recorded before publishing: the request's case events can only follow.
             await on_open311(appeal.reply_to.post_id, appeal.case_id)
         await publish_to(appeals, appeal)
+
+
+class _Metrics:
+    """What the normalizer counts: posts, appeals merged, triage reviews, and its latency."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.merged = Counter(
+            "fengqiao_intake_appeals_merged_total",
+            "Appeals joined to an earlier case, by why: duplicate or follow_up",
+            ["kind"],
+            registry=registry,
+        )
+        self.classified = Counter(
+            "fengqiao_intake_posts_normalized_total",
+            "Posts normalized, by whether they are appeals",
+            ["is_appeal"],
+            registry=registry,
+        )
+        self.review = Counter(
+            "fengqiao_intake_triage_review_total",
+            "Posts triage sends to a person, by why (possibly_urgent, uncertain_category...)",
+            ["reason"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "fengqiao_intake_normalize_seconds",
+            "Time to normalize one post, case matching included",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=registry,
+        )
+
+    def count(self, appeal: AppealNormalized) -> None:
+        """Count an appeal decided now (a re-delivery read back is not counted again)."""
+        self.classified.labels(str(appeal.is_appeal).lower()).inc()
+        if appeal.triage is not None:
+            for why in appeal.triage.review:
+                self.review.labels(why).inc()
+        if appeal.duplicate_of:
+            self.merged.labels("duplicate").inc()
+        elif appeal.follow_up_of:
+            self.merged.labels("follow_up").inc()

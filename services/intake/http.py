@@ -8,9 +8,9 @@ field), 503 when Kafka does not acknowledge (with Retry-After, so the platform t
 The webhooks that take posts (this generic one and Weibo's push) are plain Starlette routes
 (`DocumentedRoute`), served before FastAPI's own routes: they read and check their raw bodies
 themselves, so FastAPI's parameter solving, validation and included-router matching were only
-overhead on the path that takes thousands of requests a second (measured in-process, with
-pydantic's JSON parser below: ~610 Python calls and ~230 µs per request before, ~210 and ~90 µs
-after). Each carries its OpenAPI operation, which `serve_first` adds to the app's document.
+overhead on the path that takes thousands of requests a second (measurements in
+docs/performance.md). Each carries its OpenAPI operation, which `serve_first` adds to the app's
+document.
 """
 
 from __future__ import annotations
@@ -186,74 +186,7 @@ def generic_webhook_route(
     producer: str,
 ) -> DocumentedRoute:
     """`POST /webhooks/generic/{source}`: a post from another platform, HMAC-SHA256 signed."""
-    accepted = Counter(
-        "fengqiao_intake_posts_accepted_total",
-        "Posts stored in posts.raw",
-        ["channel"],
-        registry=registry,
-    )
-    rejected = Counter(
-        "fengqiao_intake_posts_rejected_total",
-        "Posts refused",
-        ["channel", "reason"],
-        registry=registry,
-    )
-    accepted_webhook = accepted.labels("webhook")
-
-    async def generic_webhook(request: Request) -> Response:
-        try:
-            source: str = request.path_params["source"]
-            secret = settings.generic_secrets.get(source) if is_name(source) else None
-            if secret is None:
-                raise Refused(404, "unknown_source", f"unknown source {source[:64]!r}")
-            body = await read_body(request, limit=settings.max_body_bytes)
-            try:
-                signing.verify(
-                    secret.get_secret_value(),
-                    timestamp=request.headers.get(signing.TIMESTAMP_HEADER),
-                    signature=request.headers.get(signing.SIGNATURE_HEADER),
-                    body=body,
-                    now=clock.now(),
-                    window_seconds=settings.replay_window_seconds,
-                )
-            except signing.SignatureError as exc:
-                raise Refused(401, "signature", str(exc)) from exc
-            payload = _parse_json(body)
-            try:
-                post = GenericPost.model_validate(payload)
-            except ValidationError as exc:
-                raise Refused(422, "schema", _field_errors(exc)) from exc
-            raw = RawPostReceived(
-                occurred_at=clock.now(),
-                producer=producer,
-                platform=post.platform,
-                channel="webhook",
-                account=post.account,
-                source_id=f"{source}:{post.id}",
-                delivery_id=new_event_id(),
-                payload=payload,
-            )
-            try:
-                await sink.put(raw)
-            except SinkUnavailable as exc:
-                log.warning("posts.raw unavailable, answering 503: %s", exc)
-                raise Refused(
-                    503,
-                    "kafka_unavailable",
-                    "cannot store the post now; retry",
-                    {"Retry-After": "5"},
-                ) from exc
-        except Refused as r:
-            rejected.labels("webhook", r.reason).inc()
-            return JSONResponse(
-                {"error": r.reason, "detail": r.detail}, status_code=r.status, headers=r.headers
-            )
-        accepted_webhook.inc()
-        return JSONResponse(
-            {"status": "accepted", "delivery_id": raw.delivery_id, "source_id": raw.source_id},
-            status_code=202,
-        )
-
+    webhook = _GenericWebhook(settings, sink, clock, registry, producer)
     operation = {
         "tags": ["webhooks"],
         "summary": "Receive a post from another platform (HMAC-SHA256 signed JSON)",
@@ -269,11 +202,96 @@ def generic_webhook_route(
         },
     }
     return DocumentedRoute(
-        "/webhooks/generic/{source}", generic_webhook, method="POST", operation=operation
+        "/webhooks/generic/{source}", webhook.receive, method="POST", operation=operation
     )
 
 
-def _parse_json(body: bytes) -> dict[str, Any]:
+class _GenericWebhook:
+    """The generic webhook: check a signed post, store it, answer."""
+
+    def __init__(
+        self,
+        settings: IntakeSettings,
+        sink: PostSink,
+        clock: Clock,
+        registry: CollectorRegistry,
+        producer: str,
+    ) -> None:
+        self.settings, self.sink, self.clock, self.producer = settings, sink, clock, producer
+        accepted = Counter(
+            "fengqiao_intake_posts_accepted_total",
+            "Posts stored in posts.raw",
+            ["channel"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "fengqiao_intake_posts_rejected_total",
+            "Posts refused",
+            ["channel", "reason"],
+            registry=registry,
+        )
+        self.accepted = accepted.labels("webhook")
+
+    async def receive(self, request: Request) -> Response:
+        try:
+            raw = await self._raw_post(request)
+            try:
+                await self.sink.put(raw)
+            except SinkUnavailable as exc:
+                log.warning("posts.raw unavailable, answering 503: %s", exc)
+                raise Refused(
+                    503,
+                    "kafka_unavailable",
+                    "cannot store the post now; retry",
+                    {"Retry-After": "5"},
+                ) from exc
+        except Refused as r:
+            self.rejected.labels("webhook", r.reason).inc()
+            return JSONResponse(
+                {"error": r.reason, "detail": r.detail}, status_code=r.status, headers=r.headers
+            )
+        self.accepted.inc()
+        return JSONResponse(
+            {"status": "accepted", "delivery_id": raw.delivery_id, "source_id": raw.source_id},
+            status_code=202,
+        )
+
+    async def _raw_post(self, request: Request) -> RawPostReceived:
+        """The `posts.raw` message of a request, or the refusal of the first check it fails."""
+        source: str = request.path_params["source"]
+        secret = self.settings.generic_secrets.get(source) if is_name(source) else None
+        if secret is None:
+            raise Refused(404, "unknown_source", f"unknown source {source[:64]!r}")
+        body = await read_body(request, limit=self.settings.max_body_bytes)
+        try:
+            signing.verify(
+                secret.get_secret_value(),
+                timestamp=request.headers.get(signing.TIMESTAMP_HEADER),
+                signature=request.headers.get(signing.SIGNATURE_HEADER),
+                body=body,
+                now=self.clock.now(),
+                window_seconds=self.settings.replay_window_seconds,
+            )
+        except signing.SignatureError as exc:
+            raise Refused(401, "signature", str(exc)) from exc
+        payload = parse_json(body)
+        try:
+            post = GenericPost.model_validate(payload)
+        except ValidationError as exc:
+            raise Refused(422, "schema", field_errors(exc)) from exc
+        return RawPostReceived(
+            occurred_at=self.clock.now(),
+            producer=self.producer,
+            platform=post.platform,
+            channel="webhook",
+            account=post.account,
+            source_id=f"{source}:{post.id}",
+            delivery_id=new_event_id(),
+            payload=payload,
+        )
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, or 400. pydantic's parser (five times faster than `json`)
     takes UTF-8 only, stops nesting at 200 levels, and refuses a lone surrogate escape
     ("\\ud800": valid JSON, but no Kafka message could carry it)."""
@@ -286,7 +304,7 @@ def _parse_json(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [
         {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "error": e["msg"]}
         for e in exc.errors()

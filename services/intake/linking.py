@@ -287,26 +287,39 @@ def decide(
         and e.author == appeal.author
         and -policy.duplicate_window <= appeal.posted_at - e.posted_at <= policy.follow_up_window
     ]
+    copy = _near_copy(appeal, window, policy)
+    if copy is not None:
+        return copy
+    cases = _cases(appeal, [e for e in window if e.posted_at <= appeal.posted_at], similarity)
+    if not cases:
+        return Decision("new", appeal.case_id)
+    return _among(appeal, cases, cue, policy)
+
+
+def _near_copy(appeal: RecentAppeal, window: list[RecentAppeal], policy: Policy) -> Decision | None:
+    """A duplicate of the closest near copy posted around the same time, if there is one."""
     copies = [
         (resemblance(appeal.fingerprint, e.fingerprint), e)
         for e in window
         if e.is_appeal and abs(appeal.posted_at - e.posted_at) <= policy.duplicate_window
     ]
     copies = [(s, e) for s, e in copies if s >= policy.duplicate_threshold]
-    if copies:
-        score, prior = min(copies, key=lambda se: (-se[0], se[1].posted_at, se[1].key))
-        urgent = any(e.urgent for e in window if e.case_id == prior.case_id)
-        return Decision(
-            "duplicate",
-            prior.case_id,
-            prior,
-            prior.case_id,
-            f"near copy ({score:.2f})",
-            urgent_case=urgent,
-        )
-    cases = _cases(appeal, [e for e in window if e.posted_at <= appeal.posted_at], similarity)
-    if not cases:
-        return Decision("new", appeal.case_id)
+    if not copies:
+        return None
+    score, prior = min(copies, key=lambda se: (-se[0], se[1].posted_at, se[1].key))
+    urgent = any(e.urgent for e in window if e.case_id == prior.case_id)
+    return Decision(
+        "duplicate",
+        prior.case_id,
+        prior,
+        prior.case_id,
+        f"near copy ({score:.2f})",
+        urgent_case=urgent,
+    )
+
+
+def _among(appeal: RecentAppeal, cases: list[_Case], cue: Cues, policy: Policy) -> Decision:
+    """Which of the author's earlier cases (most similar first) `appeal` joins, if any."""
     for c in cases:
         if c.phone:
             return _link(c, "same phone number")

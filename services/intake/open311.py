@@ -145,56 +145,49 @@ def open311_router(
     """The GeoReport v2 endpoints."""
     router = APIRouter(prefix=PREFIX, tags=["open311"])
     services = load_services()
-    codes = {s.service_code for s in services}
-    accepted = Counter(
-        "fengqiao_intake_open311_requests_accepted_total",
-        "Open311 requests stored in posts.raw",
-        registry=registry,
-    )
-    rejected = Counter(
-        "fengqiao_intake_open311_requests_rejected_total",
-        "Open311 requests refused",
-        ["code"],
-        registry=registry,
-    )
+    intake = _Intake(settings, sink, store, clock, producer, registry)
+    _add_list_services(router, services)
+    _add_create_request(router, intake, sorted({s.service_code for s in services}))
+    _add_get_request(router, store)
+    return router
 
-    @router.get("/services.json", summary="The services (appeal categories) one may request")
-    async def list_services() -> list[Service]:
-        return services
 
-    @router.post(
-        "/requests.json",
-        summary="File a service request (GeoReport v2; form-encoded or JSON)",
-        status_code=201,
-        responses={
-            201: {"description": "Stored; the answer names the request"},
-            **_ERRORS,
-        },
-        openapi_extra={"requestBody": _request_body(sorted(codes))},
-    )
-    async def create_request(request: Request) -> JSONResponse:
-        try:
-            fields = await _read_fields(request, settings.max_body_bytes)
-            client = _client_of(fields.pop("api_key", None), settings)
-            wanted = _validate(fields, codes)
-            request_id = await _accept(wanted, fields, client)
-        except Problem as p:
-            rejected.labels(str(p.status)).inc()
-            return p.response()
-        accepted.inc()
-        return JSONResponse(
-            [{"service_request_id": request_id, "service_notice": NOTICE}], status_code=201
+class _Intake:
+    """What filing a request needs: where it is kept and stored, and its counters."""
+
+    def __init__(
+        self,
+        settings: IntakeSettings,
+        sink: PostSink,
+        store: RequestsStore,
+        clock: Clock,
+        producer: str,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.settings, self.sink, self.store = settings, sink, store
+        self.clock, self.producer = clock, producer
+        self.accepted = Counter(
+            "fengqiao_intake_open311_requests_accepted_total",
+            "Open311 requests stored in posts.raw",
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "fengqiao_intake_open311_requests_rejected_total",
+            "Open311 requests refused",
+            ["code"],
+            registry=registry,
         )
 
-    async def _accept(wanted: ServiceRequestIn, fields: dict[str, str], client: str) -> str:
-        now = clock.now()
+    async def accept(self, wanted: ServiceRequestIn, fields: dict[str, str], client: str) -> str:
+        """Keep the request and store its post; the new request's id."""
+        now = self.clock.now()
         request_id = uuid.uuid4().hex
         raw = RawPostReceived(
             occurred_at=now,
-            producer=producer,
+            producer=self.producer,
             platform=PLATFORM,
             channel=CHANNEL,
-            account=settings.open311_account,
+            account=self.settings.open311_account,
             source_id=request_id,
             delivery_id=new_event_id(),
             payload={**fields, "client": client},
@@ -209,13 +202,49 @@ def open311_router(
         # The request is kept before its post reaches Kafka, so the read model knows the case
         # before any of its events; a request kept but not stored is never answered 2xx.
         try:
-            await store.add_request(record)
-            await sink.put(raw)
+            await self.store.add_request(record)
+            await self.sink.put(raw)
         except (SinkUnavailable, PyMongoError) as exc:
             log.warning("open311 request not stored, answering 503: %s", exc)
             raise Problem(503, "cannot store the request now; retry", {"Retry-After": "5"}) from exc
         return request_id
 
+
+def _add_list_services(router: APIRouter, services: list[Service]) -> None:
+    @router.get("/services.json", summary="The services (appeal categories) one may request")
+    async def list_services() -> list[Service]:
+        return services
+
+
+def _add_create_request(router: APIRouter, intake: _Intake, codes: list[str]) -> None:
+    known = set(codes)
+
+    @router.post(
+        "/requests.json",
+        summary="File a service request (GeoReport v2; form-encoded or JSON)",
+        status_code=201,
+        responses={
+            201: {"description": "Stored; the answer names the request"},
+            **_ERRORS,
+        },
+        openapi_extra={"requestBody": _request_body(codes)},
+    )
+    async def create_request(request: Request) -> JSONResponse:
+        try:
+            fields = await _read_fields(request, intake.settings.max_body_bytes)
+            client = _client_of(fields.pop("api_key", None), intake.settings)
+            wanted = _validate(fields, known)
+            request_id = await intake.accept(wanted, fields, client)
+        except Problem as p:
+            intake.rejected.labels(str(p.status)).inc()
+            return p.response()
+        intake.accepted.inc()
+        return JSONResponse(
+            [{"service_request_id": request_id, "service_notice": NOTICE}], status_code=201
+        )
+
+
+def _add_get_request(router: APIRouter, store: RequestsStore) -> None:
     @router.get(
         "/requests/{request_id}.json",
         summary="One service request's status",
@@ -227,8 +256,6 @@ def open311_router(
         except Problem as p:
             return p.response()
         return JSONResponse([_as_json(found)])
-
-    return router
 
 
 async def _find(store: RequestsStore, request_id: str) -> RequestView:

@@ -41,10 +41,10 @@ from fengqiao.services.intake.http import (
     NAME_PATTERN,
     DocumentedRoute,
     Refused,
-    _field_errors,
-    _parse_json,
+    field_errors,
     is_name,
     json_body,
+    parse_json,
     path_name,
     read_body,
     refusals,
@@ -218,13 +218,33 @@ def weibo_webhooks(
     binding check (GET, a FastAPI route: asked once per binding) and the pushes (POST, a plain
     route served first: every message; see `services.intake.http`)."""
     router = APIRouter(tags=["webhooks"])
-    metrics = _Metrics(registry)
-    account_path = Path(pattern=NAME_PATTERN, description="Key of weibo_accounts.")
+    pushes = _Pushes(settings, sink, clock, producer, _Metrics(registry))
+    _add_verify(router, pushes)
+    push = DocumentedRoute(
+        "/webhooks/weibo/{account}", pushes.receive, method="POST", operation=_push_operation()
+    )
+    return router, push
+
+
+class _Pushes:
+    """The accounts' push URLs: who may push, and what a push becomes."""
+
+    def __init__(
+        self,
+        settings: IntakeSettings,
+        sink: PostSink,
+        clock: Clock,
+        producer: str,
+        metrics: _Metrics,
+    ) -> None:
+        self.settings, self.sink, self.clock = settings, sink, clock
+        self.producer, self.metrics = producer, metrics
 
     def authenticate(
-        account: str, signature: str | None, timestamp: str | None, nonce: str | None
+        self, account: str, signature: str | None, timestamp: str | None, nonce: str | None
     ) -> WeiboAccount:
-        known = settings.weibo_accounts.get(account) if is_name(account) else None
+        """The account the request is signed for, or 404 / 401."""
+        known = self.settings.weibo_accounts.get(account) if is_name(account) else None
         if known is None or known.app_secret is None:
             raise Refused(404, "unknown_account", f"unknown account {account[:64]!r}")
         try:
@@ -233,18 +253,63 @@ def weibo_webhooks(
                 signature=signature,
                 timestamp=timestamp,
                 nonce=nonce,
-                now=clock.now(),
-                window_seconds=settings.replay_window_seconds,
+                now=self.clock.now(),
+                window_seconds=self.settings.replay_window_seconds,
             )
         except SignatureError as exc:
             raise Refused(401, "signature", str(exc)) from exc
         return known
 
-    def refusal(r: Refused) -> JSONResponse:
-        metrics.rejected.labels(r.reason).inc()
+    def refusal(self, r: Refused) -> JSONResponse:
+        self.metrics.rejected.labels(r.reason).inc()
         return JSONResponse(
             {"error": r.reason, "detail": r.detail}, status_code=r.status, headers=r.headers
         )
+
+    async def receive(self, request: Request) -> Response:
+        """`POST /webhooks/weibo/{account}`: store a push that carries a post, take the rest."""
+        query = request.query_params
+        try:
+            known = self.authenticate(
+                request.path_params["account"],
+                query.get("signature"),
+                query.get("timestamp"),
+                query.get("nonce"),
+            )
+            body = await read_body(
+                request,
+                limit=self.settings.max_body_bytes,
+                content_types=self.settings.weibo_push_content_types,
+            )
+            payload = parse_json(body)
+            try:
+                push = WeiboPush.model_validate(payload)
+            except ValidationError as exc:
+                raise Refused(422, "schema", field_errors(exc)) from exc
+            if push.type not in POST_TYPES:
+                return self._take_without_storing(push, known)
+            if errors := _type_errors(push):
+                raise Refused(422, "schema", errors)
+            raw = to_raw_post(push, payload, known, now=self.clock.now(), producer=self.producer)
+            await _store(self.sink, raw)
+        except Refused as r:
+            return self.refusal(r)
+        self.metrics.accepted.labels(push.type).inc()
+        headers = {SOURCE_ID_HEADER: raw.source_id, DELIVERY_ID_HEADER: raw.delivery_id}
+        return Response(status_code=200, headers=headers)
+
+    def _take_without_storing(self, push: WeiboPush, known: WeiboAccount) -> Response:
+        """An event or a type that carries no post: counted and answered 200 (no re-send)."""
+        if push.type == "event":
+            self.metrics.events.labels(_label(push.data.get("subtype"))).inc()
+        else:
+            self.metrics.ignored.labels(_label(push.type)).inc()
+            log.info("ignored a Weibo push of type %r for %s", push.type[:32], known.handle)
+        return Response(status_code=200)
+
+
+def _add_verify(router: APIRouter, pushes: _Pushes) -> None:
+    account_path = Path(pattern=NAME_PATTERN, description="Key of weibo_accounts.")
 
     @router.get(
         "/webhooks/weibo/{account}",
@@ -260,54 +325,21 @@ def weibo_webhooks(
         echostr: str | None = Query(None, max_length=256),
     ) -> Response:
         try:
-            authenticate(account, signature, timestamp, nonce)
+            pushes.authenticate(account, signature, timestamp, nonce)
             if not echostr:
                 raise Refused(400, "echostr", "echostr is required")
         except Refused as r:
-            return refusal(r)
+            return pushes.refusal(r)
         return PlainTextResponse(echostr)
 
-    async def receive(request: Request) -> Response:
-        query = request.query_params
-        try:
-            known = authenticate(
-                request.path_params["account"],
-                query.get("signature"),
-                query.get("timestamp"),
-                query.get("nonce"),
-            )
-            body = await read_body(
-                request,
-                limit=settings.max_body_bytes,
-                content_types=settings.weibo_push_content_types,
-            )
-            payload = _parse_json(body)
-            try:
-                push = WeiboPush.model_validate(payload)
-            except ValidationError as exc:
-                raise Refused(422, "schema", _field_errors(exc)) from exc
-            if push.type == "event":
-                metrics.events.labels(_label(push.data.get("subtype"))).inc()
-                return Response(status_code=200)
-            if push.type not in POST_TYPES:
-                metrics.ignored.labels(_label(push.type)).inc()
-                log.info("ignored a Weibo push of type %r for %s", push.type[:32], known.handle)
-                return Response(status_code=200)
-            if errors := _type_errors(push):
-                raise Refused(422, "schema", errors)
-            raw = to_raw_post(push, payload, known, now=clock.now(), producer=producer)
-            await _store(sink, raw)
-        except Refused as r:
-            return refusal(r)
-        metrics.accepted.labels(push.type).inc()
-        headers = {SOURCE_ID_HEADER: raw.source_id, DELIVERY_ID_HEADER: raw.delivery_id}
-        return Response(status_code=200, headers=headers)
 
+def _push_operation() -> dict[str, Any]:
+    """The OpenAPI operation of the push route (a plain route, see `DocumentedRoute`)."""
     signed_query = [
         {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
         for name in ("signature", "timestamp", "nonce")
     ]
-    operation = {
+    return {
         "tags": ["webhooks"],
         "summary": "Receive a Weibo push: answered 200 with an empty body once stored",
         "operationId": "weibo_push",
@@ -318,8 +350,6 @@ def weibo_webhooks(
             **refusals(unknown="Unknown account", content_type="Not JSON"),
         },
     }
-    push = DocumentedRoute("/webhooks/weibo/{account}", receive, method="POST", operation=operation)
-    return router, push
 
 
 async def _store(sink: PostSink, raw: RawPostReceived) -> None:

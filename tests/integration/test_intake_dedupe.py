@@ -13,12 +13,8 @@ from pymongo import AsyncMongoClient
 
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.runtime.store import ShardedCollection
-from fengqiao.services.intake.adapters.recent import (
-    MongoRecentAppeals,
-    Post,
-    assign_case,
-    claim_key,
-)
+from fengqiao.services.intake.adapters.recent import Post, assign_case, claim_key
+from fengqiao.services.intake.adapters.recent_mongo import MongoRecentAppeals
 from fengqiao.services.intake.linking import Policy, RecentAppeal, amounts, cues
 from fengqiao.services.intake.similarity import fingerprint
 
