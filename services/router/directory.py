@@ -15,7 +15,8 @@ The tree (see ``system.tree`` in the YAML)::
 
 Errors: every problem with the file raises :class:`DirectoryError` (a ``ValueError``), whose
 message starts with the file name and the unit id, e.g.
-``directory.yaml: unit '652701': parent '659999' does not exist``.
+``directory.yaml: unit '652701': parent '659999' does not exist``. The file's shape and reading
+are in ``directory_file.py``, the tree's rules in ``directory_rules.py``.
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from fengqiao.contracts.envelope import UnitId
+from fengqiao.services.router.directory_file import (
+    DirectoryError,
+    Kind,
+    NameStatus,
+    Tier,
+    UnitEntry,
+    UnitStatus,
+    directory_json_schema,
+    read_document,
+)
+from fengqiao.services.router.directory_rules import check_tree
 
 __all__ = [
     "DEFAULT_PATH",
@@ -48,138 +55,6 @@ __all__ = [
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "directory.yaml"
 """The packaged directory, shipped next to this module."""
-
-Tier = Literal["region", "prefecture", "county"]
-Kind = Literal["region", "prefecture", "branch", "county", "railway", "xpcc"]
-PartnerKind = Literal[
-    "police",
-    "court",
-    "labour_inspection",
-    "human_resources",
-    "culture_tourism",
-    "health",
-    "housing",
-    "civil_affairs",
-    "market_regulation",
-]
-NameStatus = Literal["confirmed", "inferred", "unconfirmed"]
-UnitStatus = Literal["active", "unconfirmed"]
-
-Code = Annotated[str, Field(pattern=r"^\d{6}$", description="GB/T 2260 code.")]
-SourceCode = Annotated[str, Field(pattern=r"^S\d+[a-z]?$", description="Key of system.sources.")]
-Handle = Annotated[str, Field(pattern=r"^@\S+$", max_length=64)]
-Text = Annotated[str, Field(min_length=1)]
-
-
-class DirectoryError(ValueError):
-    """The directory file is unreadable or breaks a rule; the message names the entry."""
-
-
-# --------------------------------------------------------------------------- the file's shape
-
-
-class _Entry(BaseModel):
-    # Strict: a code written without quotes becomes an int in YAML and must be refused, not
-    # silently turned back into a string with its leading zeros lost.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class WeiboEntry(_Entry):
-    """The unit's Weibo account."""
-
-    handle: Handle | None = Field(description="e.g. @博乐检察; null when no pattern applies.")
-    verified: bool = Field(description="True only for handles confirmed by a source.")
-    source: Text = Field(
-        description="An S-code, 'article' (named in S9), 'pattern' (guessed) or 'none'."
-    )
-
-
-class NamesEntry(_Entry):
-    """Place names that identify the unit's division (never the procuratorate's name)."""
-
-    full: list[Text] = Field(default_factory=list, description="Official names.")
-    short: list[Text] = Field(default_factory=list, description="Unambiguous short names.")
-    aliases: list[Text] = Field(default_factory=list, description="Informal names.")
-    former: list[Text] = Field(default_factory=list, description="Names before a renaming.")
-    ambiguous: list[Text] = Field(
-        default_factory=list,
-        description="Names that may also mean another unit: never resolved by lookup alone.",
-    )
-
-
-class DepartmentEntry(_Entry):
-    """An internal department of a procuratorate."""
-
-    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    name: Text
-
-
-class PartnerEntry(_Entry):
-    """An external agency of the same jurisdiction (横协调)."""
-
-    name: Text
-    inferred: bool = Field(description="True when the name is generated from a pattern.")
-
-
-class UnitEntry(_Entry):
-    """One procuratorate of the matrix."""
-
-    id: UnitId
-    name: Text = Field(description="The procuratorate's name, e.g. 博乐市人民检察院.")
-    name_status: NameStatus
-    division: Text | None = Field(description="The division's name; null for railway units.")
-    tier: Tier
-    kind: Kind
-    parent: UnitId | None
-    status: UnitStatus = "active"
-    jurisdiction_codes: list[Code]
-    weibo: WeiboEntry
-    names: NamesEntry
-    departments: list[DepartmentEntry] | None = Field(
-        default=None, description="Overrides default_departments when given."
-    )
-    partners: dict[PartnerKind, PartnerEntry] = Field(default_factory=dict)
-    notes: list[Text] = Field(default_factory=list)
-    source: list[SourceCode] = Field(min_length=1)
-
-
-class SourceEntry(_Entry):
-    """Where a fact comes from."""
-
-    what: Text
-    url: str | None
-
-
-class SystemEntry(_Entry):
-    """What the directory is, where it comes from and what in it is inferred."""
-
-    name: Text
-    description: Text
-    generator: Text
-    generated_from: Text
-    as_of: Text
-    matrix_accounts_reported: int
-    tree: list[Text]
-    inferred: list[Text]
-    sources: dict[SourceCode, SourceEntry]
-
-
-class DirectoryDocument(_Entry):
-    """The whole directory file."""
-
-    schema_version: Literal[1]
-    system: SystemEntry
-    default_departments: list[DepartmentEntry] = Field(min_length=1)
-    units: list[UnitEntry] = Field(min_length=1)
-
-
-def directory_json_schema() -> dict[str, Any]:
-    """The JSON Schema of the directory file (what ``data/directory.schema.json`` holds)."""
-    schema = DirectoryDocument.model_json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
-
-
-# --------------------------------------------------------------------------- the model
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +122,7 @@ class Unit:
 
 @dataclass(frozen=True)
 class Directory:
-    """The validated tree of units. Building one checks every rule (see the module docstring).
+    """The validated tree of units. Building one checks every rule (`directory_rules.py`).
 
     ``get`` returns None for an unknown id; ``d[unit_id]``, ``children``, ``chain`` and
     ``prefecture_of`` raise ``KeyError``.
@@ -261,7 +136,7 @@ class Directory:
     _children: Mapping[str, tuple[Unit, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_tree(self.units, self.origin)
+        check_tree(self.units, self.origin)
         # Frozen: the indexes are derived once, here.
         object.__setattr__(self, "_by_id", {u.id: u for u in self.units})
         object.__setattr__(
@@ -349,77 +224,9 @@ def load_directory(path: Path | None = None) -> Directory:
 
 def parse_directory(text: str, origin: str = "directory.yaml") -> Directory:
     """Validate directory YAML text; ``origin`` is the name used in error messages."""
-    raw = _read_yaml(text, origin)
-    document = _validate_document(raw, origin)
-    _check_sources(document, origin)
+    document = read_document(text, origin)
     defaults = tuple(Department(d.id, d.name) for d in document.default_departments)
     return Directory(tuple(_to_unit(e, defaults) for e in document.units), origin=origin)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
-def _read_yaml(text: str, origin: str) -> Any:
-    try:
-        # A SafeLoader subclass: no arbitrary objects, only duplicate keys refused on top.
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        raise DirectoryError(f"{origin}: not valid YAML: {exc}") from exc
-
-
-def _validate_document(raw: Any, origin: str) -> DirectoryDocument:
-    try:
-        return DirectoryDocument.model_validate(raw)
-    except ValidationError as exc:
-        raise DirectoryError(_describe(exc, raw, origin)) from None
-
-
-def _describe(exc: ValidationError, raw: Any, origin: str) -> str:
-    """One line per problem, naming the unit by id when the problem is inside one."""
-    lines = []
-    for error in exc.errors():
-        loc = error["loc"]
-        if len(loc) >= 2 and loc[0] == "units" and isinstance(loc[1], int):
-            where, rest = f"unit {_unit_label(raw, loc[1])}", loc[2:]
-        else:
-            where, rest = "document", loc
-        path = ".".join(str(part) for part in rest) or "(entry)"
-        lines.append(f"{origin}: {where}: {path}: {error['msg']}")
-    return "\n".join(lines)
-
-
-def _unit_label(raw: Any, index: int) -> str:
-    try:
-        unit_id = raw["units"][index]["id"]
-    except (KeyError, IndexError, TypeError):
-        unit_id = None
-    return repr(unit_id) if isinstance(unit_id, str) else f"#{index + 1} (no valid id)"
-
-
-def _check_sources(document: DirectoryDocument, origin: str) -> None:
-    known = document.system.sources
-    for entry in document.units:
-        for code in entry.source:
-            if code not in known:
-                _fail(origin, entry.id, f"source '{code}' is not listed in system.sources")
 
 
 def _to_unit(entry: UnitEntry, default_departments: tuple[Department, ...]) -> Unit:
@@ -454,144 +261,3 @@ def _to_unit(entry: UnitEntry, default_departments: tuple[Department, ...]) -> U
         notes=tuple(entry.notes),
         sources=tuple(entry.source),
     )
-
-
-# --------------------------------------------------------------------------- the tree's rules
-
-# Which tiers each kind may sit at.
-_KIND_TIERS: dict[str, frozenset[str]] = {
-    "region": frozenset({"region"}),
-    "prefecture": frozenset({"prefecture"}),
-    "branch": frozenset({"prefecture"}),
-    "county": frozenset({"county"}),
-    "railway": frozenset({"prefecture", "county"}),
-    "xpcc": frozenset({"region", "prefecture", "county"}),
-}
-
-# Which parent kinds each kind may hang under. A branch may hang under a prefecture-level unit
-# because 伊犁州 (副省级) runs the 塔城 and 阿勒泰 procuratorates as its branches.
-_PARENT_KINDS: dict[str, frozenset[str]] = {
-    "prefecture": frozenset({"region"}),
-    "branch": frozenset({"region", "prefecture"}),
-    "county": frozenset({"prefecture", "branch"}),
-    "railway": frozenset({"region", "railway"}),
-    "xpcc": frozenset({"xpcc"}),
-}
-
-_TIER_RANK = {"region": 0, "prefecture": 1, "county": 2}
-
-
-def _fail(origin: str, unit_id: str, problem: str) -> None:
-    raise DirectoryError(f"{origin}: unit '{unit_id}': {problem}")
-
-
-def _check_tree(units: tuple[Unit, ...], origin: str) -> None:
-    _check_unique(units, origin)
-    by_id = {u.id: u for u in units}
-    _check_parents(units, by_id, origin)
-    _check_cycles(units, by_id, origin)
-    _check_roots(units, origin)
-    _check_tiers(units, by_id, origin)
-    _check_codes(units, origin)
-    _check_names(units, origin)
-
-
-def _check_unique(units: tuple[Unit, ...], origin: str) -> None:
-    ids: set[str] = set()
-    codes: dict[str, str] = {}
-    handles: dict[str, str] = {}
-    for unit in units:
-        if unit.id in ids:
-            _fail(origin, unit.id, "duplicate id")
-        ids.add(unit.id)
-        for code in unit.jurisdiction_codes:
-            if code in codes:
-                _fail(origin, unit.id, f"jurisdiction code '{code}' also in unit '{codes[code]}'")
-            codes[code] = unit.id
-        if unit.handle is not None:
-            if unit.handle in handles:
-                _fail(
-                    origin, unit.id, f"handle '{unit.handle}' also of unit '{handles[unit.handle]}'"
-                )
-            handles[unit.handle] = unit.id
-
-
-def _check_parents(units: tuple[Unit, ...], by_id: Mapping[str, Unit], origin: str) -> None:
-    for unit in units:
-        if unit.parent is not None and unit.parent not in by_id:
-            _fail(origin, unit.id, f"parent '{unit.parent}' does not exist")
-
-
-def _check_cycles(units: tuple[Unit, ...], by_id: Mapping[str, Unit], origin: str) -> None:
-    for unit in units:
-        path = [unit.id]
-        parent = unit.parent
-        while parent is not None:
-            if parent in path:
-                loop = " → ".join([*path[path.index(parent) :], parent])
-                _fail(origin, unit.id, f"parent chain loops: {loop}")
-            path.append(parent)
-            parent = by_id[parent].parent
-
-
-def _check_roots(units: tuple[Unit, ...], origin: str) -> None:
-    regions = [u for u in units if u.kind == "region"]
-    if len(regions) != 1:
-        found = ", ".join(f"'{u.id}'" for u in regions) or "none"
-        raise DirectoryError(f"{origin}: exactly one region unit expected, found {found}")
-    for unit in units:
-        is_root_kind = unit.kind in ("region", "xpcc") and unit.tier == "region"
-        if unit.parent is None and not is_root_kind:
-            _fail(origin, unit.id, "has no parent (only the region unit and the XPCC root may)")
-        if unit.parent is not None and unit.tier == "region":
-            _fail(origin, unit.id, f"tier region but has parent '{unit.parent}'")
-
-
-def _check_tiers(units: tuple[Unit, ...], by_id: Mapping[str, Unit], origin: str) -> None:
-    for unit in units:
-        if unit.tier not in _KIND_TIERS[unit.kind]:
-            _fail(origin, unit.id, f"kind '{unit.kind}' cannot be at tier '{unit.tier}'")
-        if unit.parent is None:
-            continue
-        parent = by_id[unit.parent]
-        if parent.kind not in _PARENT_KINDS[unit.kind]:
-            _fail(
-                origin,
-                unit.id,
-                f"a {unit.kind} unit cannot hang under {parent.kind} unit '{parent.id}'",
-            )
-        # A child sits one tier below its parent; only a branch may share its parent's tier.
-        step = _TIER_RANK[unit.tier] - _TIER_RANK[parent.tier]
-        if step != 1 and not (step == 0 and unit.kind == "branch"):
-            _fail(
-                origin,
-                unit.id,
-                f"tier '{unit.tier}' does not fit under '{parent.id}' (tier '{parent.tier}')",
-            )
-
-
-def _check_codes(units: tuple[Unit, ...], origin: str) -> None:
-    for unit in units:
-        if unit.kind == "railway" and unit.jurisdiction_codes:
-            _fail(origin, unit.id, "railway units have no territorial jurisdiction codes")
-        geographic = unit.kind in ("region", "prefecture", "branch", "county")
-        # The region unit keeps its short id `xj`; every other geographic unit is its own code.
-        if geographic and unit.kind != "region" and unit.id not in unit.jurisdiction_codes:
-            _fail(origin, unit.id, "a geographic unit's id must be its own GB/T 2260 code")
-        if geographic and not unit.jurisdiction_codes:
-            _fail(origin, unit.id, "a geographic unit needs at least one jurisdiction code")
-
-
-def _check_names(units: tuple[Unit, ...], origin: str) -> None:
-    """An unambiguous name must point to one unit; names that may mean two go in ``ambiguous``."""
-    owners: dict[str, str] = {}
-    for unit in units:
-        for name in dict.fromkeys(unit.names.unambiguous()):
-            if name in owners:
-                _fail(
-                    origin,
-                    unit.id,
-                    f"name '{name}' is also an unambiguous name of unit '{owners[name]}' "
-                    "(list it under names.ambiguous)",
-                )
-            owners[name] = unit.id

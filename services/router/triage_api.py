@@ -6,8 +6,8 @@ or opening unit lies in their unit's subtree; any other item is answered 404, as
 exist. The first ruling on an item wins: a second one is answered 409 with the first.
 """
 
-# No `from __future__ import annotations`: FastAPI must see the local `Person` dependency alias
-# as an object, not as a string it cannot resolve.
+# No `from __future__ import annotations`: FastAPI must see the endpoints' `caller` dependency
+# (a local of each registering function) as an object, not as a string it cannot resolve.
 
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
@@ -63,6 +63,18 @@ def triage_router(
     producer: str,
 ) -> APIRouter:
     api = APIRouter(prefix="/triage", tags=["triage"])
+    caller = Depends(_person_of(dispatchers))
+    desk = _Desk(broker, queue, router, dispatch, producer)
+    _add_me(api, caller)
+    _add_pending(api, desk, caller)
+    _add_one(api, desk, caller)
+    _add_confirm(api, desk, caller)
+    _add_correct(api, desk, caller)
+    return api
+
+
+def _person_of(dispatchers: Mapping[str, Dispatcher]) -> Callable[..., tuple[str, str]]:
+    """The dependency that names the caller: (person, their unit), or 401."""
     bearer = HTTPBearer(auto_error=False, description="The dispatcher's own token.")
     known = [(p, d.unit, d.token.get_secret_value().encode()) for p, d in dispatchers.items()]
 
@@ -78,47 +90,37 @@ def triage_router(
             raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
         return matches[0]
 
-    Person = Annotated[tuple[str, str], Depends(person_of)]  # noqa: N806 (a type alias)
+    return person_of
 
-    def sees(unit: str, item: Item) -> bool:
+
+class _Desk:
+    """The queue as one dispatcher may see and rule it."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        queue: TriageQueue,
+        router: Router,
+        dispatch: Dispatch,
+        producer: str,
+    ) -> None:
+        self.broker, self.queue, self.router = broker, queue, router
+        self.dispatch, self.producer = dispatch, producer
+
+    def sees(self, unit: str, item: Item) -> bool:
         units = [item.suggested_unit, *([item.opened_at_unit] if item.opened_at_unit else [])]
-        return any(u in router.directory and unit in router.chain_of(u) for u in units)
+        return any(u in self.router.directory and unit in self.router.chain_of(u) for u in units)
 
-    async def visible(item_id: str, unit: str) -> Item:
-        item = await queue.get(item_id)
-        if item is None or not sees(unit, item):
+    async def visible(self, item_id: str, unit: str) -> Item:
+        item = await self.queue.get(item_id)
+        if item is None or not self.sees(unit, item):
             raise HTTPException(404, f"no triage item {item_id!r} for unit {unit}")
         return item
 
-    @api.get("/me", summary="Who the token belongs to")
-    async def me(person: Person) -> dict[str, str]:
-        return {"person": person[0], "unit_id": person[1]}
-
-    @api.get("/queue", summary="Items waiting for a person: urgent first, then the oldest")
-    async def pending(
-        person: Person,
-        review: Annotated[str | None, Query(max_length=32, description="Only this reason")] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    async def rule(
+        self, item: Item, correction: Correction, person: tuple[str, str]
     ) -> dict[str, Any]:
-        found: list[dict[str, Any]] = []
-        skipped = 0
-        # Items outside the person's subtree are skipped, so pages are read until one is full.
-        while len(found) < limit:
-            page = await queue.pending(limit=limit, offset=offset + skipped, review=review)
-            if not page:
-                break
-            skipped += len(page)
-            found += [i.public() for i in page if sees(person[1], i)]
-        return {"items": found[:limit], "next_offset": offset + skipped}
-
-    @api.get("/queue/{item_id}", summary="One item, with its ruling if it has one")
-    async def one(item_id: str, person: Person) -> dict[str, Any]:
-        item = await visible(item_id, person[1])
-        ruling = await queue.ruling(item_id)
-        return {**item.public(), "ruling": asdict(ruling) if ruling else None}
-
-    async def rule(item: Item, correction: Correction, person: tuple[str, str]) -> dict[str, Any]:
+        router = self.router
         if correction.unit is not None:
             if correction.unit not in router.directory:
                 raise HTTPException(422, f"unknown unit {correction.unit!r}")
@@ -129,32 +131,75 @@ def triage_router(
         if correction.note:
             correction = replace(correction, note=mask_pii(correction.note)[0])
         ruling = Ruling.of(item, correction, person=person[0], unit=person[1], at=utcnow())
-        if not await queue.rule(ruling):
-            first = await queue.ruling(item.id)
+        if not await self.queue.rule(ruling):
+            first = await self.queue.ruling(item.id)
             earlier = jsonable_encoder(asdict(first)) if first else None
             raise HTTPException(409, {"error": "ruled already", "ruling": earlier})
         published = []
-        for action in effects(item, ruling, producer=producer):
-            await publish(broker, UNIT_ACTIONS.name, action)
+        for action in effects(item, ruling, producer=self.producer):
+            await publish(self.broker, UNIT_ACTIONS.name, action)
             published.append(action.event_id)
         dispatched: list[str] = []
         if ruling.is_appeal and not item.dispatched:
-            dispatched = await dispatch(*_as_decided(item, ruling, router))
+            dispatched = await self.dispatch(*_as_decided(item, ruling, router))
         return {"status": "ruled", "ruling": asdict(ruling), "published": published,
                 "dispatched": dispatched}  # fmt: skip
 
+
+# Each endpoint is registered by its own function; `caller` is the `Depends` of `_person_of`.
+
+
+def _add_me(api: APIRouter, caller: Any) -> None:
+    @api.get("/me", summary="Who the token belongs to")
+    async def me(person: Annotated[tuple[str, str], caller]) -> dict[str, str]:
+        return {"person": person[0], "unit_id": person[1]}
+
+
+def _add_pending(api: APIRouter, desk: _Desk, caller: Any) -> None:
+    @api.get("/queue", summary="Items waiting for a person: urgent first, then the oldest")
+    async def pending(
+        person: Annotated[tuple[str, str], caller],
+        review: Annotated[str | None, Query(max_length=32, description="Only this reason")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    ) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+        skipped = 0
+        # Items outside the person's subtree are skipped, so pages are read until one is full.
+        while len(found) < limit:
+            page = await desk.queue.pending(limit=limit, offset=offset + skipped, review=review)
+            if not page:
+                break
+            skipped += len(page)
+            found += [i.public() for i in page if desk.sees(person[1], i)]
+        return {"items": found[:limit], "next_offset": offset + skipped}
+
+
+def _add_one(api: APIRouter, desk: _Desk, caller: Any) -> None:
+    @api.get("/queue/{item_id}", summary="One item, with its ruling if it has one")
+    async def one(item_id: str, person: Annotated[tuple[str, str], caller]) -> dict[str, Any]:
+        item = await desk.visible(item_id, person[1])
+        ruling = await desk.queue.ruling(item_id)
+        return {**item.public(), "ruling": asdict(ruling) if ruling else None}
+
+
+def _add_confirm(api: APIRouter, desk: _Desk, caller: Any) -> None:
     @api.post("/queue/{item_id}/confirm", summary="Triage was right (a confirmed example)")
-    async def confirm(item_id: str, body: ConfirmIn, person: Person) -> dict[str, Any]:
-        item = await visible(item_id, person[1])
-        return await rule(item, Correction(note=body.note), person)
+    async def confirm(
+        item_id: str, body: ConfirmIn, person: Annotated[tuple[str, str], caller]
+    ) -> dict[str, Any]:
+        item = await desk.visible(item_id, person[1])
+        return await desk.rule(item, Correction(note=body.note), person)
 
+
+def _add_correct(api: APIRouter, desk: _Desk, caller: Any) -> None:
     @api.post("/queue/{item_id}/correct", summary="What is right instead (a corrected example)")
-    async def correct(item_id: str, body: CorrectIn, person: Person) -> dict[str, Any]:
-        item = await visible(item_id, person[1])
+    async def correct(
+        item_id: str, body: CorrectIn, person: Annotated[tuple[str, str], caller]
+    ) -> dict[str, Any]:
+        item = await desk.visible(item_id, person[1])
         fields = body.model_dump(exclude={"note"})
-        return await rule(item, Correction(**fields, note=body.note), person)
-
-    return api
+        return await desk.rule(item, Correction(**fields, note=body.note), person)
 
 
 def _as_decided(item: Item, ruling: Ruling, router: Router) -> tuple[AppealNormalized, Decision]:
