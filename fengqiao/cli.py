@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -72,7 +73,19 @@ def _stats(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fengqiao", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_running(sub)
+    _add_pipeline(sub)
 
+    from fengqiao.ops.parser import add_parser as add_ops  # its commands import lazily
+    from fengqiao.triage.cli import add_parser as add_triage
+
+    add_ops(sub)
+    add_triage(sub)
+    return parser
+
+
+def _add_running(sub: Any) -> None:
+    """The commands that run things: the stack, a service, the simulator, the demo."""
     stack = sub.add_parser(
         "stack", help="fetch, build, start and stop the local Kafka and FerretDB"
     )
@@ -97,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
 
+
+def _add_pipeline(sub: Any) -> None:
+    """The commands that run the pipeline's steps on posts, and the statistics."""
     norm = sub.add_parser(
         "normalize",
         help="normalize posts: JSON lines on stdin → normalized posts as JSON lines on stdout",
@@ -125,13 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--unit", help="only this unit's cases and those below it")
     stats.add_argument("--json", action="store_true", help="JSON instead of a table")
     stats.set_defaults(func=_stats)
-
-    from fengqiao.ops.parser import add_parser as add_ops  # its commands import lazily
-    from fengqiao.triage.cli import add_parser as add_triage
-
-    add_ops(sub)
-    add_triage(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,7 +25,14 @@ def add_parser(sub: Any) -> None:
     )
     ops.set_defaults(func=_run)
     ops_sub = ops.add_subparsers(dest="ops_command", required=True, metavar="OPS_COMMAND")
+    _add_kafka(ops_sub, common)
+    _add_dlq(ops_sub, common)
+    _add_cases(ops_sub, common)
+    _add_metrics(ops_sub, common)
 
+
+def _add_kafka(ops_sub: Any, common: argparse.ArgumentParser) -> None:
+    """`ops topics` and `ops lag`."""
     topics = ops_sub.add_parser(
         "topics", parents=[common], help="partitions, end offsets, messages/s and retention"
     )
@@ -44,6 +51,9 @@ def add_parser(sub: Any) -> None:
     lag.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes")
     lag.set_defaults(ops_action="lag")
 
+
+def _add_dlq(ops_sub: Any, common: argparse.ArgumentParser) -> None:
+    """`ops dlq list|show|replay|purge`."""
     letters = ops_sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
     dlq_sub = letters.add_subparsers(dest="dlq_command", required=True, metavar="DLQ_COMMAND")
     listing = dlq_sub.add_parser("list", parents=[common], help="dead letters to deal with")
@@ -66,6 +76,8 @@ def add_parser(sub: Any) -> None:
     purge.add_argument("--reason", default=None, help="why (kept with the record)")
     purge.set_defaults(ops_action="dlq_purge")
 
+
+def _add_cases(ops_sub: Any, common: argparse.ArgumentParser) -> None:
     found = ops_sub.add_parser(
         "cases", parents=[common], help="find cases and print their timeline across topics"
     )
@@ -75,6 +87,8 @@ def add_parser(sub: Any) -> None:
     found.add_argument("--limit", type=int, default=20, help="at most this many cases")
     found.set_defaults(ops_action="cases")
 
+
+def _add_metrics(ops_sub: Any, common: argparse.ArgumentParser) -> None:
     metrics = ops_sub.add_parser(
         "metrics", parents=[common], help="one screen from the running services' /metrics"
     )
