@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import logging
-import re
 import socket
 import sys
 import time
@@ -22,8 +21,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from fengqiao.ops import Refused, Unreachable, dlq, scrape
+from fengqiao.ops import Refused, Unreachable, print_json, redacted, scrape
 from fengqiao.ops import cases as case_search
+from fengqiao.ops.dlq_commands import dlq_list, dlq_purge, dlq_replay, dlq_show
 from fengqiao.ops.kafka import Cluster, GroupLag, connect, decode, fengqiao_topics
 from fengqiao.runtime.settings import StackSettings
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if _is_unreachable(exc):
             where = f"Kafka at {settings.kafka_bootstrap}"
             if type(exc).__module__.startswith("pymongo"):
-                where = f"MongoDB at {_redacted(settings.mongo_uri)}"
+                where = f"MongoDB at {redacted(settings.mongo_uri)}"
             print(f"fengqiao ops: {where} does not answer ({exc})"[:500], file=sys.stderr)
             return EXIT_UNREACHABLE
         raise
@@ -77,14 +77,6 @@ def _is_unreachable(exc: BaseException) -> bool:
     )
 
 
-def _redacted(uri: str) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", uri)
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
 # --------------------------------------------------------------------------- topics
 
 
@@ -92,7 +84,7 @@ async def _topics(args: argparse.Namespace, settings: StackSettings, console: Co
     async with connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster:
         stats = await cluster.topic_stats(fengqiao_topics(), interval=args.interval)
     if args.json:
-        _print_json(
+        print_json(
             [
                 {
                     "topic": s.name,
@@ -140,7 +132,7 @@ async def _lag(args: argparse.Namespace, settings: StackSettings, console: Conso
         lags = await cluster.group_lags()
     over = _over(lags, args.threshold)
     if args.json:
-        _print_json({"groups": [_lag_dict(g) for g in lags], "over_threshold": over})
+        print_json({"groups": [_lag_dict(g) for g in lags], "over_threshold": over})
     else:
         console.print(_lag_table(lags, args.threshold, settings.kafka_bootstrap))
         if over:
@@ -195,153 +187,6 @@ async def _watch_lag(cluster: Cluster, args: argparse.Namespace, console: Consol
             await asyncio.sleep(args.interval)
 
 
-# --------------------------------------------------------------------------- dlq
-
-
-async def _entries(cluster: Cluster, store: dlq.ActionStore) -> list[dlq.Entry]:
-    dlq_topics = [n for n in fengqiao_topics() if n.endswith(".dlq")]
-    entries, unreadable = dlq.collect([r async for r in cluster.read(dlq_topics)])
-    for line in unreadable:
-        print(f"fengqiao ops: skipped {line}", file=sys.stderr)
-    return await dlq.with_status(entries, store)
-
-
-class _Store:
-    """The Mongo action store, opened and closed around a command."""
-
-    def __init__(self, settings: StackSettings) -> None:
-        from pymongo import AsyncMongoClient
-
-        self.uri = settings.mongo_uri
-        self.client: Any = AsyncMongoClient(
-            settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="ops"
-        )
-
-    async def __aenter__(self) -> dlq.MongoActionStore:
-        from pymongo.errors import PyMongoError
-
-        try:
-            await self.client.admin.command("ping")
-        except PyMongoError as exc:
-            await self.client.close()
-            reason = str(exc).split(" (configured", 1)[0][:200]
-            raise Unreachable(
-                f"MongoDB at {_redacted(self.uri)} does not answer ({reason})"
-            ) from exc
-        return dlq.MongoActionStore(self.client)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.client.close()
-
-
-async def _dlq_list(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    async with (
-        connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster,
-        _Store(settings) as store,
-    ):
-        entries = await _entries(cluster, store)
-    shown = [e for e in entries if args.all or e.status == "new"]
-    if args.json:
-        _print_json([e.summary() for e in shown])
-        return 0
-    table = Table(title=f"dead letters ({len(shown)} of {len(entries)})")
-    table.add_column("id", no_wrap=True)
-    for column in ("status", "failed in", "error", "first at"):
-        table.add_column(column, overflow="fold")
-    for e in shown:
-        s = e.summary()
-        error = f"{s['error_type']}: {s['error']}"
-        table.add_row(
-            e.id,
-            e.status,
-            ", ".join(e.consumers),
-            error[:160],
-            e.first_at.strftime("%m-%d %H:%M:%S"),
-        )
-    console.print(table)
-    return 0
-
-
-async def _dlq_show(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    async with (
-        connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster,
-        _Store(settings) as store,
-    ):
-        entry = dlq.find(await _entries(cluster, store), args.id)
-    detail = entry.detail()
-    if args.json:
-        _print_json(detail)
-        return 0
-    origin = detail["origin"]
-    console.print(f"[bold]{entry.id}[/] ({entry.status})")
-    console.print(
-        f"origin  {origin['topic']} partition {origin['partition']} offset {origin['offset']}"
-        f" key {origin['key']}"
-    )
-    console.print(f"failed in {', '.join(entry.consumers)}: {detail['error_type']}")
-    console.print(f"error   {detail['error']}", markup=False)
-    console.print(f"letters {', '.join(entry.letters)}")
-    if entry.action:
-        console.print(f"action  {json.dumps(entry.action, ensure_ascii=False, default=str)}")
-    console.print("payload (private data masked):")
-    console.print(_pretty(detail["payload"]), markup=False)
-    return 0
-
-
-def _pretty(payload: str) -> str:
-    try:
-        return json.dumps(json.loads(payload), ensure_ascii=False, indent=2)
-    except ValueError:
-        return payload
-
-
-async def _dlq_replay(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    from aiokafka import AIOKafkaProducer
-
-    async with (
-        connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster,
-        _Store(settings) as store,
-    ):
-        entries = await _entries(cluster, store)
-        chosen = (
-            [e for e in entries if e.status == "new"] if args.all else [dlq.find(entries, args.id)]
-        )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id="fengqiao-ops",
-            acks="all",
-            enable_idempotence=True,
-        )
-        await producer.start()
-        try:
-            outcomes = [await dlq.replay(e, store, dlq.kafka_publisher(producer)) for e in chosen]
-        finally:
-            await producer.stop()
-    if args.json:
-        _print_json(outcomes)
-    else:
-        for o in outcomes:
-            where = f" → {o['topic']}:{o['partition']}:{o['offset']}" if "offset" in o else ""
-            console.print(f"{o['id']}: {o['outcome']}{where}")
-        if not outcomes:
-            console.print("no new dead letters")
-    return 0
-
-
-async def _dlq_purge(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    async with (
-        connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster,
-        _Store(settings) as store,
-    ):
-        entry = dlq.find(await _entries(cluster, store), args.id)
-        outcome = await dlq.purge(entry, store, reason=args.reason)
-    if args.json:
-        _print_json(outcome)
-    else:
-        console.print(f"{outcome['id']}: {outcome['outcome']}")
-    return 0
-
-
 # --------------------------------------------------------------------------- cases
 
 
@@ -355,7 +200,7 @@ async def _cases(args: argparse.Namespace, settings: StackSettings, console: Con
                 messages.append((record.topic, message))
     found = case_search.timelines(messages, args.query, by=args.by, limit=args.limit)
     if args.json:
-        _print_json([t.as_dict() for t in found])
+        print_json([t.as_dict() for t in found])
         return 0 if found else EXIT_REFUSED
     if not found:
         console.print(f"no case found for {args.query!r} in the last {args.days:g} days")
@@ -383,7 +228,7 @@ async def _metrics(args: argparse.Namespace, settings: StackSettings, console: C
         targets[name] = url.rstrip("/")
     summaries = await scrape.scrape(targets, timeout=min(args.timeout, 5.0))
     if args.json:
-        _print_json([s.as_dict() for s in summaries])
+        print_json([s.as_dict() for s in summaries])
         return 0
     services = Table(title="fengqiao services")
     for column in ("service", "ready", "processed", "failed", "dead letters", "lag", "other"):
@@ -427,10 +272,10 @@ Command = Callable[[argparse.Namespace, StackSettings, Console], Coroutine[Any, 
 COMMANDS: dict[str, Command] = {
     "topics": _topics,
     "lag": _lag,
-    "dlq_list": _dlq_list,
-    "dlq_show": _dlq_show,
-    "dlq_replay": _dlq_replay,
-    "dlq_purge": _dlq_purge,
+    "dlq_list": dlq_list,
+    "dlq_show": dlq_show,
+    "dlq_replay": dlq_replay,
+    "dlq_purge": dlq_purge,
     "cases": _cases,
     "metrics": _metrics,
 }
