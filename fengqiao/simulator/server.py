@@ -41,189 +41,37 @@ Inspection and fault injection for tests and the demo:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
-import re
-from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
-COMMENT_LIMIT = 140
-MESSAGE_LIMIT = 300
-STATUS_LIMIT = 140
-REPLY_WINDOW = timedelta(hours=48)
-_TOPIC = re.compile(r"#[^#\s]{1,64}#")
-_LINK = re.compile(r"https?://[^\s\u3000-\u303f\uff01-\uff5e]+", re.IGNORECASE)
+from fengqiao.simulator.platform import (
+    COMMENT_LIMIT,
+    LINK,
+    MESSAGE_LIMIT,
+    STATUS_LIMIT,
+    TOPIC,
+    CitizenPost,
+    Faults,
+    Platform,
+    Rules,
+    SimAccount,
+)
 
+__all__ = ["create_app", "run"]
 
-class Faults(BaseModel):
-    fail_next: int = Field(default=0, ge=0)
-    status: int = Field(default=503, ge=400, le=599)
-    after_accept: bool = Field(default=False, description="Record the post, then fail.")
-    delay_next: int = Field(default=0, ge=0)
-    delay_seconds: float = Field(default=0.0, ge=0, le=600)
-
-
-class Rules(BaseModel):
-    """The platform's limits that tests and the demo switch on (all off by default)."""
-
-    posts_per_hour: int = Field(default=0, ge=0, description="Per access token; 0: no limit.")
-    window_seconds: float = Field(default=3600, gt=0, description="The rate limit's window.")
-    message_windows: bool = Field(
-        default=False, description="Enforce the 48-hour and one-reply private-message windows."
-    )
-    safe_domain: str = Field(default="fengqiao.example", min_length=1)
-
-
-class CitizenPost(BaseModel):
-    """A status or comment a citizen writes to a matrix account, injected by a test or the demo."""
-
-    kind: Literal["status", "comment", "message"] = "status"
-    text: str = Field(min_length=1, max_length=2000)
-    to: str | None = Field(default=None, description="The account's handle; none: every account.")
-    mention: bool = Field(default=True, description="A comment that @-mentions the account.")
-    to_me: bool = Field(default=False, description="A comment on the account's own post.")
-    status_id: str | None = Field(default=None, description="The post a comment is on.")
-    user_id: str = Field(default="1000000001", pattern=r"^\d{1,20}$")
-    screen_name: str = "网友"
-    location: str = ""
-    created_at: datetime | None = None
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
-
-
-class Platform:
-    """What the simulated platform has received, and what citizens wrote to the accounts."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.posts: list[tuple[CitizenPost, dict[str, Any]]] = []
-        self.accounts: dict[str, str] = {}
-        self.faults = Faults()
-        self.rules = Rules()
-        self.by_token: dict[str, list[dict[str, Any]]] = {}
-        self.written_at: dict[int, datetime] = {}
-        self.recent: dict[str, deque[datetime]] = {}
-        self._ids = itertools.count(5_000_000_000_000_000)
-
-    def reset(self) -> None:
-        self.received.clear()
-        self.posts.clear()
-        self.accounts.clear()
-        self.by_token.clear()
-        self.written_at.clear()
-        self.recent.clear()
-        self.faults = Faults()
-        self.rules = Rules()
-
-    def throttled(self, token: str, now: datetime) -> float | None:
-        """Seconds until `token` may post again, or None when it may post now (and it counts)."""
-        limit = self.rules.posts_per_hour
-        if not limit:
-            return None
-        window = timedelta(seconds=self.rules.window_seconds)
-        times = self.recent.setdefault(token, deque())
-        while times and times[0] <= now - window:
-            times.popleft()
-        if len(times) >= limit:
-            return (times[0] + window - now).total_seconds()
-        times.append(now)
-        return None
-
-    def message_refusal(self, token: str, uid: str, now: datetime) -> str | None:
-        """Why a private message to `uid` may not be sent now, or None."""
-        if not self.rules.message_windows:
-            return None
-        handle = self.accounts.get(token)
-        since = now - REPLY_WINDOW
-
-        theirs = [
-            (post, self.written_at[item["id"]])
-            for post, item in self.posts
-            if post.user_id == uid and (handle is None or post.to in (None, handle))
-        ]
-        if any(post.kind == "message" and when >= since for post, when in theirs):
-            return None
-        mentions = [w for p, w in theirs if p.kind != "message" and p.mention and w >= since]
-        if not mentions:
-            return "the user has not written to the account within 48 hours"
-        replies = [
-            r
-            for r in self.by_token.get(token, ())
-            if r["kind"] == "private_message"
-            and r["target"]["uid"] == uid
-            and datetime.fromisoformat(r["received_at"]) >= max(mentions)
-        ]
-        if replies:
-            return "only one reply within 48 hours after an @-mention"
-        return None
-
-    def write(self, post: CitizenPost) -> dict[str, Any]:
-        """Keep `post` as the open API shows it; return that."""
-        # A comment's post is older than the comment.
-        status_id = post.status_id or str(next(self._ids))
-        post_id = next(self._ids)
-        at = (post.created_at or datetime.now(UTC)).astimezone(_BEIJING)
-        user = {
-            "id": int(post.user_id),
-            "idstr": post.user_id,
-            "screen_name": post.screen_name,
-            "name": post.screen_name,
-            "location": post.location,
-        }
-        item: dict[str, Any] = {
-            "id": post_id,
-            "idstr": str(post_id),
-            "mid": str(post_id),
-            "created_at": at.strftime("%a %b %d %H:%M:%S %z %Y"),
-            "text": post.text,
-            "source": "fengqiao simulator",
-            "user": user,
-        }
-        if post.kind == "status":
-            geo = None if post.lat is None or post.lon is None else [post.lat, post.lon]
-            item["geo"] = {"type": "Point", "coordinates": geo} if geo else None
-        else:
-            item["status"] = {"id": int(status_id), "idstr": status_id, "text": ""}
-        self.posts.append((post, item))
-        self.written_at[post_id] = at  # exact: created_at is shown to the second
-        return item
-
-    def visible(
-        self, token: str, kind: str, wanted: str, since_id: int, max_id: int, count: int
-    ) -> list[dict[str, Any]]:
-        """What `token` reads on one list: newest first, since_id < id <= max_id."""
-        handle = self.accounts.get(token)
-        found = [
-            item
-            for post, item in self.posts
-            if post.kind == kind
-            and (wanted == "any" or getattr(post, wanted))
-            and (handle is None or post.to in (None, handle))
-            and since_id < item["id"] <= max_id
-        ]
-        return sorted(found, key=lambda i: i["id"], reverse=True)[:count]
-
-
-_BEIJING = timezone(timedelta(hours=8))
 # The lists the pollers read: path → (answer key, kind of post, which flag selects it).
 _LISTS = {
     "/2/statuses/mentions.json": ("statuses", "status", "any"),
     "/2/comments/mentions.json": ("comments", "comment", "mention"),
     "/2/comments/to_me.json": ("comments", "comment", "to_me"),
 }
-
-
-class SimAccount(BaseModel):
-    access_token: str = Field(min_length=1)
-    handle: str = Field(min_length=1)
 
 
 def _error(
@@ -254,8 +102,20 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     platform = platform or Platform()
     app = FastAPI(title="fengqiao platform simulator (Weibo-shaped)")
     app.state.platform = platform
+    _add_posting(app, _Posting(platform))
+    _add_reading(app, platform)
+    _add_control(app, platform)
+    return app
+
+
+class _Posting:
+    """What the platform does with an account's post: faults, limits and rules, then keep it."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
 
     async def accept(
+        self,
         request: Request,
         kind: str,
         text_field: str,
@@ -265,45 +125,15 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     ) -> JSONResponse:
         path = request.url.path
         form = await _form(request)
-        faults = platform.faults
+        faults = self.platform.faults
         if faults.fail_next > 0 and not faults.after_accept:
             faults.fail_next -= 1
             return _error(path, 10001, "system error (injected)", faults.status)
-        token = form.get("access_token", "")
-        if not token:
-            return _error(path, 21301, "auth faild!", 403)
-        missing = [f for f in (*required, text_field) if not form.get(f)]
-        if missing:
-            return _error(path, 10016, f"miss required parameter ({missing[0]})")
-        text = form[text_field]
-        if len(text) > limit:
-            return _error(
-                path, 20012, f"text too long, please input text less than {limit} characters"
-            )
         now = datetime.now(UTC)
-        refusal = check(form, token, now) if check else None
-        if refusal is not None:
-            return _error(path, *refusal)
-        wait = platform.throttled(token, now)
-        if wait is not None:
-            return _error(
-                path,
-                10023,
-                "User requests out of rate limit!",
-                429,
-                {"Retry-After": str(max(1, math.ceil(wait)))},
-            )
-        message_id = next(platform._ids)
-        record = {
-            "kind": kind,
-            "id": str(message_id),
-            "text": text,
-            "target": {f: form[f] for f in required},
-            "account": platform.accounts.get(token),
-            "received_at": now.isoformat(),
-        }
-        platform.received.append(record)
-        platform.by_token.setdefault(token, []).append(record)
+        refused = self._refused(path, form, text_field, limit, required, check, now)
+        if refused is not None:
+            return refused
+        record = self._keep(kind, form, form[text_field], required, now)
         if faults.fail_next > 0:  # after_accept: the post is stored, the answer is an error
             faults.fail_next -= 1
             return _error(path, 10001, "system error (injected)", faults.status)
@@ -312,44 +142,112 @@ def create_app(platform: Platform | None = None) -> FastAPI:
             await asyncio.sleep(faults.delay_seconds)
         return JSONResponse(
             {
-                "id": message_id,
-                "idstr": str(message_id),
-                "text": text,
+                "id": int(record["id"]),
+                "idstr": record["id"],
+                "text": record["text"],
                 "created_at": record["received_at"],
             }
         )
 
-    def message_window(form: dict[str, str], token: str, now: datetime) -> tuple[int, str] | None:
-        refusal = platform.message_refusal(token, form["uid"], now)
+    def _refused(
+        self,
+        path: str,
+        form: dict[str, str],
+        text_field: str,
+        limit: int,
+        required: tuple[str, ...],
+        check: Check | None,
+        now: datetime,
+    ) -> JSONResponse | None:
+        """The platform's error answer for a post it does not take, or None."""
+        token = form.get("access_token", "")
+        if not token:
+            return _error(path, 21301, "auth faild!", 403)
+        missing = [f for f in (*required, text_field) if not form.get(f)]
+        if missing:
+            return _error(path, 10016, f"miss required parameter ({missing[0]})")
+        if len(form[text_field]) > limit:
+            return _error(
+                path, 20012, f"text too long, please input text less than {limit} characters"
+            )
+        refusal = check(form, token, now) if check else None
+        if refusal is not None:
+            return _error(path, *refusal)
+        wait = self.platform.throttled(token, now)
+        if wait is not None:
+            return _error(
+                path,
+                10023,
+                "User requests out of rate limit!",
+                429,
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        return None
+
+    def _keep(
+        self, kind: str, form: dict[str, str], text: str, required: tuple[str, ...], now: datetime
+    ) -> dict[str, Any]:
+        """Record a post the platform took, as `/_sim/received` shows it."""
+        platform, token = self.platform, form["access_token"]
+        record = {
+            "kind": kind,
+            "id": str(next(platform.ids)),
+            "text": text,
+            "target": {f: form[f] for f in required},
+            "account": platform.accounts.get(token),
+            "received_at": now.isoformat(),
+        }
+        platform.received.append(record)
+        platform.by_token.setdefault(token, []).append(record)
+        return record
+
+    def message_window(
+        self, form: dict[str, str], token: str, now: datetime
+    ) -> tuple[int, str] | None:
+        refusal = self.platform.message_refusal(token, form["uid"], now)
         return None if refusal is None else (20110, f"reply not allowed: {refusal}")
 
-    def share_rules(form: dict[str, str], token: str, now: datetime) -> tuple[int, str] | None:
+    def share_rules(
+        self, form: dict[str, str], token: str, now: datetime
+    ) -> tuple[int, str] | None:
         text = form["status"]
-        if _TOPIC.search(text):
+        if TOPIC.search(text):
             return (20020, "a shared status may not contain #topics#")
-        domain = platform.rules.safe_domain.lower()
-        hosts = [(urlsplit(link).hostname or "").lower() for link in _LINK.findall(text)]
+        domain = self.platform.rules.safe_domain.lower()
+        hosts = [(urlsplit(link).hostname or "").lower() for link in LINK.findall(text)]
         if not any(h == domain or h.endswith("." + domain) for h in hosts):
             return (20021, f"the status needs a link on the app's safe domain {domain}")
         return None
 
+
+def _add_posting(app: FastAPI, posting: _Posting) -> None:
+    """What the notifier posts: comments, replies, private messages, shared statuses."""
+
     @app.post("/2/comments/create.json")
     async def comments_create(request: Request) -> JSONResponse:
-        return await accept(request, "comment", "comment", COMMENT_LIMIT, ("id",))
+        return await posting.accept(request, "comment", "comment", COMMENT_LIMIT, ("id",))
 
     @app.post("/2/comments/reply.json")
     async def comments_reply(request: Request) -> JSONResponse:
-        return await accept(request, "comment_reply", "comment", COMMENT_LIMIT, ("id", "cid"))
+        return await posting.accept(
+            request, "comment_reply", "comment", COMMENT_LIMIT, ("id", "cid")
+        )
 
     @app.post("/2/messages/reply.json")
     async def messages_reply(request: Request) -> JSONResponse:
-        return await accept(
-            request, "private_message", "text", MESSAGE_LIMIT, ("uid",), message_window
+        return await posting.accept(
+            request, "private_message", "text", MESSAGE_LIMIT, ("uid",), posting.message_window
         )
 
     @app.post("/2/statuses/share.json")
     async def statuses_share(request: Request) -> JSONResponse:
-        return await accept(request, "status", "status", STATUS_LIMIT, (), share_rules)
+        return await posting.accept(
+            request, "status", "status", STATUS_LIMIT, (), posting.share_rules
+        )
+
+
+def _add_reading(app: FastAPI, platform: Platform) -> None:
+    """What an account posted (reconciliation) and what citizens wrote to it (the pollers)."""
 
     async def posted_by(request: Request) -> JSONResponse:
         path = request.url.path
@@ -392,6 +290,10 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     for list_path in _LISTS:
         app.add_api_route(list_path, read_list, methods=["GET"])
 
+
+def _add_control(app: FastAPI, platform: Platform) -> None:
+    """Inspection and fault injection for tests and the demo (`/_sim/...`), and health."""
+
     @app.post("/_sim/posts")
     async def citizen_post(body: CitizenPost) -> dict[str, Any]:
         item = platform.write(body)
@@ -424,8 +326,6 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": "simulator"}
-
-    return app
 
 
 def _as_posted(record: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from fengqiao.services.intake.domain import normalize
 from fengqiao.services.intake.pollers import HttpWeiboReadApi, Poller, build_poller
 from fengqiao.services.intake.settings import IntakeSettings, WeiboAccount
 from fengqiao.simulator import create_app
-from fengqiao.simulator.server import Platform
+from fengqiao.simulator.platform import Platform
 
 TOKEN = "sim-token-xinjiang"
 

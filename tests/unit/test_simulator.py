@@ -12,14 +12,8 @@ import pytest
 
 from fengqiao.contracts import ReplyChannel, ReplyTarget
 from fengqiao.services.notifier.adapters.platform import PermanentError, RetryableError, WeiboClient
-from fengqiao.simulator.server import (
-    COMMENT_LIMIT,
-    MESSAGE_LIMIT,
-    CitizenPost,
-    Platform,
-    Rules,
-    create_app,
-)
+from fengqiao.simulator.platform import COMMENT_LIMIT, MESSAGE_LIMIT, CitizenPost, Platform, Rules
+from fengqiao.simulator.server import create_app
 
 
 @pytest.fixture
