@@ -35,8 +35,8 @@ class KafkaPostSink:
 
     async def put(self, post: RawPostReceived) -> None:
         try:
-            # wait_for, not asyncio.timeout: the latter is cheaper alone but cost more CPU per post
-            # under wrk (measured on Python 3.11: 422-529 against 380-388 µs; not explained).
+            # wait_for, not asyncio.timeout: the latter cost more CPU per post under load
+            # (docs/performance.md, "Intake, router and tools").
             await asyncio.wait_for(self._publisher.publish(post), self._timeout)
         except Exception as exc:
             raise SinkUnavailable(f"{type(exc).__name__}: {exc}") from exc
