@@ -17,9 +17,13 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fengqiao.triage.corpus import CORPUS_DIR, Example, load_split, split_files
+
+if TYPE_CHECKING:
+    from fengqiao.services.intake.triage.model import Model
+    from fengqiao.triage.train import Approach
 
 __all__ = ["GATED", "add_parser", "worse"]
 
@@ -85,26 +89,44 @@ def worse(candidate: dict[str, float], in_use: dict[str, float]) -> list[str]:
 
 def _train(args: argparse.Namespace) -> int:
     from fengqiao.services.intake.triage.model import MODEL_DIR, ModelError, load_model
-    from fengqiao.triage import train
-    from fengqiao.triage.evaluate import run_split, score
 
-    def say(line: str) -> None:
-        print(line, flush=True)
+    trained = _candidate(args)
+    if trained is None:
+        return 1
+    approach, sources, model = trained
+    try:
+        current = load_model(MODEL_DIR)
+    except ModelError:
+        current = None
+    if current is not None and current.version == model.version:
+        _say(f"{model.version} is the model in use already: nothing to record or write")
+        return 0
+    return _gate(args, approach.name, sources, model, current)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _candidate(args: argparse.Namespace) -> tuple[Approach, dict[str, Any], Model] | None:
+    """(the approach chosen on dev, what the model learned from, the model fitted on
+    train+dev); None for an unknown `--approach`."""
+    from fengqiao.triage import train
 
     train_set, dev = load_split("train"), load_split("dev")
-    say(f"corpus: {len(train_set)} train, {len(dev)} dev examples")
+    _say(f"corpus: {len(train_set)} train, {len(dev)} dev examples")
     if args.approach:
         chosen = [a for a in train.APPROACHES if a.name == args.approach]
         if not chosen:
             names = ", ".join(a.name for a in train.APPROACHES)
             print(f"unknown approach {args.approach!r}: one of {names}", file=sys.stderr)
-            return 1
-        results = train.compare(train_set, dev, chosen, progress=say)
+            return None
+        results = train.compare(train_set, dev, chosen, progress=_say)
     else:
-        say("comparing approaches (learned on train, scored on dev):")
-        results = train.compare(train_set, dev, progress=say)
+        _say("comparing approaches (learned on train, scored on dev):")
+        results = train.compare(train_set, dev, progress=_say)
     approach, dev_figures = results[0]
-    say(f"chosen: {approach.name} (mean {dev_figures['mean']:.3f} on dev)")
+    _say(f"chosen: {approach.name} (mean {dev_figures['mean']:.3f} on dev)")
     examples: list[Example] = [*train_set, *dev]
     sources: dict[str, Any] = {
         "splits": ["train", "dev"],
@@ -113,19 +135,27 @@ def _train(args: argparse.Namespace) -> int:
     }
     if args.with_corrections:
         corrections = _corrections()
-        say(f"corrections: {len(corrections)} from the triage queue")
+        _say(f"corrections: {len(corrections)} from the triage queue")
         examples += corrections
         sources["corrections"] = len(corrections)
     model = train.train_model(
-        approach, examples, sources=sources, dev_figures=dev_figures, progress=say
+        approach, examples, sources=sources, dev_figures=dev_figures, progress=_say
     )
-    try:
-        current = load_model(MODEL_DIR)
-    except ModelError:
-        current = None
-    if current is not None and current.version == model.version:
-        say(f"{model.version} is the model in use already: nothing to record or write")
-        return 0
+    return approach, sources, model
+
+
+def _gate(
+    args: argparse.Namespace,
+    approach: str,
+    sources: dict[str, Any],
+    model: Model,
+    current: Model | None,
+) -> int:
+    """Score the candidate on the frozen test split, record it, and write it unless it scores
+    worse than the model in use (exit 2) and `--force` is not given."""
+    from fengqiao.services.intake.triage.model import MODEL_DIR
+    from fengqiao.triage.evaluate import run_split, score
+
     test_files = split_files("test")
     with tempfile.TemporaryDirectory() as scratch:
         model.save(Path(scratch))
@@ -136,17 +166,17 @@ def _train(args: argparse.Namespace) -> int:
     # The model in use, scored again under this code (its decisions may have changed since).
     in_use = score(*run_split(test_files, MODEL_DIR)).figures if current else None
     why = worse(figures, in_use) if in_use else []
-    _record(model.version, approach.name, sources, figures, in_use, refused=bool(why))
-    say(_figure_lines(figures, in_use))
+    _record(model.version, approach, sources, figures, in_use, refused=bool(why))
+    _say(_figure_lines(figures, in_use))
     if current is not None:
-        say(f"(the model in use: {current.version})")
+        _say(f"(the model in use: {current.version})")
     if why and not args.force:
-        say("REFUSED: the candidate scores worse on the frozen test split than the model in use:")
+        _say("REFUSED: the candidate scores worse on the frozen test split than the model in use:")
         for reason in why:
-            say(f"  {reason}")
+            _say(f"  {reason}")
         return 2
     model.save(out)
-    say(f"wrote {model.version} to {out} (its test figures are recorded in {RESULTS})")
+    _say(f"wrote {model.version} to {out} (its test figures are recorded in {RESULTS})")
     return 0
 
 

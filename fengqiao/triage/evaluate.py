@@ -113,33 +113,100 @@ def score(
     confidences: dict[str, dict[str, float]] | None = None,
 ) -> Report:
     """The figures of `outputs` (route records by id) against the posts' `expect`."""
+    wrong: list[dict[str, Any]] = [{} for _ in posts]  # per post: label → want and got
+    pairs = _label_pairs(posts, outputs, wrong)
     report = Report()
-    appeal_pairs, category_pairs, urgent_pairs = [], [], []
-    county = [0, 0]
-    prefecture = [0, 0]
+    report.counts = {
+        **_label_counts(pairs, len(posts)),
+        **_place_counts(posts, outputs, wrong),
+        **_link_counts(posts, outputs, wrong),
+    }
+    report.figures = {k: _rate(*v) if k != "wrong_links" else (v[0] / v[1] if v[1] else 0.0)
+                      for k, v in report.counts.items()}  # fmt: skip
+    report.per_class = {
+        "is_appeal": _per_class(pairs["is_appeal"], ("True", "False")),
+        "urgent": _per_class(pairs["urgent"], ("True", "False")),
+        "category": _per_class(pairs["category"], CATEGORIES),
+    }
+    present = [c for c in CATEGORIES if report.per_class["category"][c]["support"]]
+    report.figures["category_recall_min"] = min(
+        (report.per_class["category"][c]["recall"] for c in present), default=1.0
+    )
+    report.confusion = {label: _confusion(p) for label, p in pairs.items()}
+    if confidences:
+        report.calibration = _calibration(posts, outputs, confidences)
+    for post, fields in zip(posts, wrong, strict=True):
+        if fields:
+            conf = (confidences or {}).get(post["id"], {})
+            report.misses.append(
+                {"id": post["id"], "text": post["text"], "wrong": fields, "confidence": conf}
+            )
+    report.misses.sort(key=lambda m: -max(m["confidence"].values(), default=0.0))
+    return report
+
+
+def _label_pairs(
+    posts: Sequence[dict[str, Any]], outputs: dict[str, dict[str, Any]], wrong: list[dict[str, Any]]
+) -> dict[str, list[tuple[str, str]]]:
+    """(labelled, decided) per post for is_appeal, urgent and category; the misses in `wrong`."""
+    pairs: dict[str, list[tuple[str, str]]] = {"is_appeal": [], "urgent": [], "category": []}
+    for post, fields in zip(posts, wrong, strict=True):
+        e, o = post["expect"], outputs[post["id"]]
+        pairs["is_appeal"].append((str(e["is_appeal"]), str(o["is_appeal"])))
+        pairs["category"].append((e["category"], o["category"]))
+        pairs["urgent"].append((str(e["urgent"]), str(o["urgent"])))
+        for name in ("is_appeal", "urgent", "category"):
+            if e[name] != o[name]:
+                fields[name] = {"want": e[name], "got": o[name]}
+    return pairs
+
+
+def _label_counts(pairs: dict[str, list[tuple[str, str]]], n: int) -> dict[str, tuple[int, int]]:
+    urgent = pairs["urgent"]
+    tp = sum(w == "True" and g == "True" for w, g in urgent)
+    fp = sum(w == "False" and g == "True" for w, g in urgent)
+    fn = sum(w == "True" and g == "False" for w, g in urgent)
+    return {
+        "appeal_accuracy": (sum(w == g for w, g in pairs["is_appeal"]), n),
+        "urgent_recall": (tp, tp + fn),
+        "urgent_precision": (tp, tp + fp),
+        "category_accuracy": (sum(w == g for w, g in pairs["category"]), n),
+    }
+
+
+def _place_counts(
+    posts: Sequence[dict[str, Any]], outputs: dict[str, dict[str, Any]], wrong: list[dict[str, Any]]
+) -> dict[str, tuple[int, int]]:
+    """(right, of) for the county and prefecture of the appeals labelled with one."""
+    tallies = {"county": [0, 0], "prefecture": [0, 0]}
+    for post, fields in zip(posts, wrong, strict=True):
+        e, o = post["expect"], outputs[post["id"]]
+        if not e["is_appeal"]:
+            continue
+        for name, tally in tallies.items():
+            if name in e:
+                tally[1] += 1
+                if o.get(name) == e[name]:
+                    tally[0] += 1
+                else:
+                    fields[name] = {"want": e[name], "got": o.get(name)}
+    return {name: (right, of) for name, (right, of) in tallies.items()}
+
+
+_LINK_KINDS = ("repeat", "follow_up", "repost", "thanks")
+
+
+def _link_counts(
+    posts: Sequence[dict[str, Any]], outputs: dict[str, dict[str, Any]], wrong: list[dict[str, Any]]
+) -> dict[str, tuple[int, int]]:
+    """Links made right (of those labelled), wrong (of those made), and right per kind."""
     out_links = {
         pid: (o.get("follow_up_of") or o.get("duplicate_of")) for pid, o in outputs.items()
     }
     want_links = {p["id"]: p["expect"].get("follow_up_of") for p in posts}
-    linked, should_link, wrong, made = 0, 0, 0, 0
+    linked, should_link, wrong_links, made = 0, 0, 0, 0
     by_kind: dict[str, list[int]] = {}
-    for post in posts:
-        e, o = post["expect"], outputs[post["id"]]
-        appeal_pairs.append((str(e["is_appeal"]), str(o["is_appeal"])))
-        category_pairs.append((e["category"], o["category"]))
-        urgent_pairs.append((str(e["urgent"]), str(o["urgent"])))
-        wrong_fields = {}
-        for name in ("is_appeal", "urgent", "category"):
-            if e[name] != o[name]:
-                wrong_fields[name] = {"want": e[name], "got": o[name]}
-        if e["is_appeal"]:
-            for name, tally in (("county", county), ("prefecture", prefecture)):
-                if name in e:
-                    tally[1] += 1
-                    if o.get(name) == e[name]:
-                        tally[0] += 1
-                    else:
-                        wrong_fields[name] = {"want": e[name], "got": o.get(name)}
+    for post, fields in zip(posts, wrong, strict=True):
         target = want_links.get(post["id"])
         got = out_links.get(post["id"])
         if got:
@@ -148,65 +215,18 @@ def score(
             should_link += 1
             right = bool(got) and _resolve(got, out_links) == _resolve(target, want_links)
             linked += right
-            kind = next(
-                (
-                    t
-                    for t in post.get("tags", ())
-                    if t in ("repeat", "follow_up", "repost", "thanks")
-                ),
-                "other",
-            )
-            by_kind.setdefault(kind, [0, 0])
-            by_kind[kind][0] += right
-            by_kind[kind][1] += 1
+            kind = next((t for t in post.get("tags", ()) if t in _LINK_KINDS), "other")
+            tally = by_kind.setdefault(kind, [0, 0])
+            tally[0] += right
+            tally[1] += 1
             if not right:
-                wrong_fields["follow_up_of"] = {"want": target, "got": got}
+                fields["follow_up_of"] = {"want": target, "got": got}
         elif got:
-            wrong += 1
-            wrong_fields["follow_up_of"] = {"want": None, "got": got}
-        if wrong_fields:
-            conf = (confidences or {}).get(post["id"], {})
-            report.misses.append(
-                {"id": post["id"], "text": post["text"], "wrong": wrong_fields, "confidence": conf}
-            )
-    n = len(posts)
-    tp = sum(w == "True" and g == "True" for w, g in urgent_pairs)
-    fp = sum(w == "False" and g == "True" for w, g in urgent_pairs)
-    fn = sum(w == "True" and g == "False" for w, g in urgent_pairs)
-    appeal_right = sum(w == g for w, g in appeal_pairs)
-    category_right = sum(w == g for w, g in category_pairs)
-    report.counts = {
-        "appeal_accuracy": (appeal_right, n),
-        "urgent_recall": (tp, tp + fn),
-        "urgent_precision": (tp, tp + fp),
-        "category_accuracy": (category_right, n),
-        "county": (county[0], county[1]),
-        "prefecture": (prefecture[0], prefecture[1]),
-        "linked": (linked, should_link),
-        "wrong_links": (wrong, made),
-    }
-    for kind, (r, t) in sorted(by_kind.items()):
-        report.counts[f"linked_{kind}"] = (r, t)
-    report.figures = {k: _rate(*v) if k != "wrong_links" else (v[0] / v[1] if v[1] else 0.0)
-                      for k, v in report.counts.items()}  # fmt: skip
-    report.per_class = {
-        "is_appeal": _per_class(appeal_pairs, ("True", "False")),
-        "urgent": _per_class(urgent_pairs, ("True", "False")),
-        "category": _per_class(category_pairs, CATEGORIES),
-    }
-    present = [c for c in CATEGORIES if report.per_class["category"][c]["support"]]
-    report.figures["category_recall_min"] = min(
-        (report.per_class["category"][c]["recall"] for c in present), default=1.0
-    )
-    report.confusion = {
-        "is_appeal": _confusion(appeal_pairs),
-        "urgent": _confusion(urgent_pairs),
-        "category": _confusion(category_pairs),
-    }
-    if confidences:
-        report.calibration = _calibration(posts, outputs, confidences)
-    report.misses.sort(key=lambda m: -max(m["confidence"].values(), default=0.0))
-    return report
+            wrong_links += 1
+            fields["follow_up_of"] = {"want": None, "got": got}
+    counts = {"linked": (linked, should_link), "wrong_links": (wrong_links, made)}
+    counts.update({f"linked_{kind}": (r, t) for kind, (r, t) in sorted(by_kind.items())})
+    return counts
 
 
 def _calibration(

@@ -8,7 +8,7 @@
 2. **Thresholds and calibration out of fold.** The winner is fitted on five grouped folds of
    train+dev (a case's posts stay in one fold); Platt scaling, the category temperature and the
    thresholds of `services.intake.triage.decide` are chosen on those out-of-fold scores:
-   see `thresholds`.
+   see `thresholds.py`.
 3. **Fit on train+dev** (and the dispatchers' corrections with `--with-corrections`).
 4. **Gate on the frozen test split**: the candidate and the model in use are scored once each;
    a candidate that scores worse is refused, with both sets of figures, and nothing is written.
@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,7 @@ from fengqiao.services.intake.triage.danger import Danger, load_danger
 from fengqiao.services.intake.triage.features import analyze, prepare
 from fengqiao.services.intake.triage.model import FORMAT, Model, build_model
 from fengqiao.triage.corpus import Example, digest
+from fengqiao.triage.thresholds import Scored, thresholds
 
 __all__ = [
     "APPROACHES",
@@ -45,12 +46,6 @@ __all__ = [
 
 CATEGORIES = tuple(c for c in ALL_CATEGORIES if c != "not_appeal")  # the category head's
 FOLDS = 5
-URGENT_PRECISION_FLOOR = 0.86  # urgent_low goes down until precision would fall below this
-URGENT_SURE_PRECISION = 0.95
-ALARM_MARGIN = 0.8  # alarm_floor is this share of the lowest score of an urgent example caught
-CATEGORY_RIGHT = 0.7
-MISSED_APPEAL_COST = 3
-APPEAL_REVIEW = 0.15
 
 
 @dataclass(frozen=True)
@@ -310,80 +305,6 @@ def calibration(logits: npt.NDArray[np.float64], examples: Sequence[Example]) ->
         "appeal": _platt(logits[:, 0], appeal),
         "urgent": _platt(logits[:, 1], urgent),
         "category_temperature": _temperature(logits[appeals, 2:], truth),
-    }
-
-
-class Scored(NamedTuple):
-    """One example's calibrated out-of-fold scores, and whether a live danger word fired."""
-
-    appeal: float
-    urgent: float
-    category: str
-    category_confidence: float
-    alarm: bool
-    inherits: bool = False  # a later post of a case whose first post is urgent
-
-
-def thresholds(scored: Sequence[Scored], examples: Sequence[Example]) -> dict[str, float]:
-    """The decision thresholds of `services.intake.triage.decide`, from out-of-fold scores.
-
-    - `urgent_low`: as low as precision allows: the lowest threshold above which (with the posts
-      a danger word catches, and the later posts of an urgent case, which linking makes
-      possibly urgent: `services.intake.domain.with_case`) urgent examples stay at least
-      `URGENT_PRECISION_FLOOR` of those said urgent. Recall is bought with all the precision
-      there is to spare; a few urgent examples below it (the corpus has some a reader could
-      not tell from the words alone, "在吗 急事") must not drag it to where nothing is sure.
-    - `alarm_floor`: a live danger word counts unless the urgency model is surer than for any
-      urgent example a danger word caught (with `ALARM_MARGIN`): a past or reported danger the
-      lexicon's context missed, which the model reads right.
-    - `urgent_high`: from here the urgency model is right `URGENT_SURE_PRECISION` of the time;
-      between the two, a person confirms.
-    - `appeal`: the cheapest, a missed appeal costing `MISSED_APPEAL_COST` extra cases (a
-      person in need unanswered is worse than a case an office closes as no appeal); among
-      equals the highest. `category_review`: where the category is right less than
-      `CATEGORY_RIGHT` of the time."""
-    p_urgent = np.array([s.urgent for s in scored])
-    urgent = np.array([e.urgent for e in examples])
-    alarm = np.array([s.alarm for s in scored])
-    caught = p_urgent[alarm & urgent]
-    floor = float(caught.min()) * ALARM_MARGIN if len(caught) else 0.0
-    alarm &= p_urgent >= floor
-    alarm |= np.array([s.inherits for s in scored]) & urgent
-    low = 1.0
-    for t in sorted({float(p) for p in p_urgent}, reverse=True):
-        said = (p_urgent >= t) | alarm
-        if urgent[said].mean() < URGENT_PRECISION_FLOOR:
-            break
-        low = t
-    high = 1.0
-    for t in sorted({float(p) for p in p_urgent if p >= low}, reverse=True):
-        if urgent[p_urgent >= t].mean() < URGENT_SURE_PRECISION:
-            break
-        high = t
-    said_urgent = (p_urgent >= low) | alarm
-    p_appeal = np.array([s.appeal for s in scored])
-    appeal = np.array([e.is_appeal for e in examples])
-    cost = {}
-    for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
-        said = said_urgent | (p_appeal >= t - APPEAL_REVIEW)  # an unsure post opens its case
-        cost[float(t)] = MISSED_APPEAL_COST * int((appeal & ~said).sum()) + int(
-            (~appeal & said).sum()
-        )
-    best_appeal = min(cost, key=lambda t: (cost[t], -t))
-    confidence = np.array([s.category_confidence for s in scored])
-    right = np.array([s.category == e.category for s, e in zip(scored, examples, strict=True)])
-    review = 0.0
-    for c in np.round(np.arange(0.2, 0.95, 0.05), 2):
-        below = appeal & (confidence < c)
-        if below.sum() >= 10 and right[below].mean() < CATEGORY_RIGHT:
-            review = float(c)
-    return {
-        "alarm_floor": round(floor, 6),
-        "urgent_low": round(low * 0.999, 6),
-        "urgent_high": round(max(high, low), 6),
-        "appeal": best_appeal,
-        "appeal_review": APPEAL_REVIEW,
-        "category_review": review,
     }
 
 

@@ -12,6 +12,7 @@ from fengqiao.services.intake.triage.model import load_model
 from fengqiao.triage import train
 from fengqiao.triage.cli import worse
 from fengqiao.triage.corpus import Example, load_split
+from fengqiao.triage.thresholds import Scored, thresholds
 
 CORPUS = Path(__file__).resolve().parents[3] / "data" / "triage"
 
@@ -23,15 +24,15 @@ def example(i: int, *, urgent: bool = False, appeal: bool = True) -> Example:
     )  # fmt: skip
 
 
-def scored(urgent: float, *, alarm: bool = False, appeal: float = 0.9) -> train.Scored:
-    return train.Scored(appeal, urgent, "wage_arrears", 0.9, alarm)
+def scored(urgent: float, *, alarm: bool = False, appeal: float = 0.9) -> Scored:
+    return Scored(appeal, urgent, "wage_arrears", 0.9, alarm)
 
 
 def test_urgent_low_keeps_every_urgent_example_at_least_possibly_urgent() -> None:
     rows = [scored(0.9), scored(0.3), scored(0.05, alarm=True)] + [scored(0.01)] * 30
     examples = [example(0, urgent=True), example(1, urgent=True), example(2, urgent=True)]
     examples += [example(i) for i in range(3, 33)]
-    t = train.thresholds(rows, examples)
+    t = thresholds(rows, examples)
     assert t["urgent_low"] <= 0.3  # the lowest urgent score no danger word caught
     assert t["urgent_low"] > 0.01  # lower would cost more precision than the floor allows
     assert t["urgent_high"] >= t["urgent_low"]
@@ -42,7 +43,7 @@ def test_urgent_low_goes_lower_while_precision_allows() -> None:
     examples = [example(0, urgent=True), example(1, urgent=True)] + [
         example(i) for i in range(2, 33)
     ]
-    t = train.thresholds(rows, examples)
+    t = thresholds(rows, examples)
     assert 0.2 < t["urgent_low"] <= 0.5  # 0.2 would make precision 2 of 3, below the floor
 
 
@@ -52,7 +53,7 @@ def test_the_appeal_threshold_weighs_a_missed_appeal_above_an_extra_case() -> No
     rows = [scored(0.0, appeal=p) for p in (0.9, 0.8, 0.7, 0.35, 0.1, 0.05)]
     labels = (True, True, True, True, False, False)
     examples = [example(i, appeal=a) for i, a in enumerate(labels)]
-    t = train.thresholds(rows, examples)
+    t = thresholds(rows, examples)
     cut = t["appeal"] - t["appeal_review"]
     assert 0.1 < cut <= 0.35  # every appeal kept, no extra case
 
