@@ -14,14 +14,14 @@ from fengqiao.testing import StackEndpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 
-THEIR_OWN_TEST = '''
+THEIR_OWN_TEST = """
 import contracts
 import services.intake
 
 
 def test_their_own_packages_are_theirs():
     assert services.intake.OWNER == contracts.OWNER == "them"
-'''
+"""
 
 
 def test_a_project_with_its_own_services_package_runs_the_readme_example(
