@@ -8,9 +8,8 @@ from fengqiao.contracts.envelope import (
     CaseMessage,
     Contract,
     Envelope,
-    derived_event_id,
-    new_event_id,
 )
+from fengqiao.contracts.ids import derived_event_id, new_event_id
 from fengqiao.contracts.messages import *  # noqa: F403
 from fengqiao.contracts.messages import __all__ as _messages_all
 from fengqiao.contracts.topics import (

@@ -6,12 +6,12 @@ contract is caught at the first consumer instead of silently losing data.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from fengqiao.contracts.ids import new_event_id
 
 
 def _aware(value: datetime) -> datetime:
@@ -25,11 +25,6 @@ AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 CaseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 UnitId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
-
-
-def new_event_id() -> str:
-    """A fresh event id (UUID4, hex)."""
-    return uuid.uuid4().hex
 
 
 class Contract(BaseModel):
@@ -65,18 +60,3 @@ class CaseMessage(Envelope):
 
     def kafka_key(self) -> str:
         return self.case_id
-
-
-def derived_event_id(*parts: str) -> str:
-    """An event id determined by what caused it, so a re-delivered cause yields the same id.
-
-    Handlers derive the ids of the messages they emit from the id of the message they consume
-    (plus what distinguishes the outputs, e.g. the hop); consumers downstream then ignore the
-    duplicate a re-delivery produces.
-    """
-    # SHA-1 over a fixed namespace and the parts, as a name-based UUID would be, without
-    # building UUID objects: this runs for every message a handler emits.
-    return hashlib.sha1(_NAMESPACE + "\x1f".join(parts).encode()).hexdigest()[:32]
-
-
-_NAMESPACE = uuid.UUID("6b0e5f3c-2a59-4a57-9d0c-6ad1c7e2f6a1").bytes
