@@ -9,7 +9,7 @@ from fengqiao.contracts.envelope import (
     Contract,
     Envelope,
 )
-from fengqiao.contracts.ids import derived_event_id, new_event_id
+from fengqiao.contracts.ids import derived_event_id, new_event_id, redispatch_event_id
 from fengqiao.contracts.messages import *  # noqa: F403
 from fengqiao.contracts.messages import __all__ as _messages_all
 from fengqiao.contracts.topics import (
@@ -55,4 +55,5 @@ __all__ = [
     "by_name",
     "message_for",
     "new_event_id",
+    "redispatch_event_id",
 ]

@@ -33,6 +33,7 @@ from fengqiao.contracts import (
     all_topic_names,
     by_name,
     derived_event_id,
+    redispatch_event_id,
 )
 from fengqiao.testing.factories import dispatch_message
 
@@ -258,6 +259,14 @@ def test_derived_event_ids_fit_the_envelope() -> None:
     assert len(event_id) == 32
     assert int(event_id, 16) >= 0
     assert Envelope(event_id=event_id, occurred_at=AT, producer="t").event_id == event_id
+
+
+def test_a_redispatch_event_id_is_pinned_and_differs_by_hop() -> None:
+    # The router gives its re-dispatched orders these ids and the tracker looks them up: both
+    # sides, in any release, must derive the same.
+    assert redispatch_event_id("a-1", 2) == derived_event_id("redispatch", "a-1", "2")
+    assert redispatch_event_id("a-1", 2) == "d6110e689d1ac0df956db92b26dd7ed5"
+    assert redispatch_event_id("a-1", 3) != redispatch_event_id("a-1", 2)
 
 
 def test_the_idempotency_key_is_case_purpose_and_hop() -> None:
