@@ -29,6 +29,7 @@ from fengqiao.contracts.topics import (
     all_topic_names,
     by_name,
     message_for,
+    read,
 )
 
 __all__ = [
@@ -55,5 +56,6 @@ __all__ = [
     "by_name",
     "message_for",
     "new_event_id",
+    "read",
     "redispatch_event_id",
 ]
