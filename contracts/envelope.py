@@ -127,3 +127,9 @@ class CaseMessage(Envelope):
 
     def kafka_key(self) -> str:
         return self.case_id
+
+
+def schema_version_field(version: int) -> Any:
+    """The `schema_version` field of a message whose schema was raised to `version`: declare it
+    as `schema_version: int = schema_version_field(2)` (see the package's compatibility rules)."""
+    return Field(default=version, ge=1, description="Version of this message's schema.")
