@@ -1,17 +1,20 @@
 """The envelope every fengqiao message carries, and the base classes of all contracts.
 
-Messages are immutable and strict: unknown fields are refused, so a producer that drifts from the
-contract is caught at the first consumer instead of silently losing data.
+Writers are strict, readers tolerant: constructing a message refuses unknown fields (a producer
+that drifts from the contract fails in its own tests), while reading one (`model_validate`,
+`model_validate_json`) ignores them, so a producer already deployed with a new optional field
+does not send every message of an older consumer's to the dead-letter topics.
 """
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.config import ExtraValues
+
+from fengqiao.contracts.ids import new_event_id
 
 
 def _aware(value: datetime) -> datetime:
@@ -26,16 +29,75 @@ AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 CaseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 UnitId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
 
-
-def new_event_id() -> str:
-    """A fresh event id (UUID4, hex)."""
-    return uuid.uuid4().hex
+READ_EXTRA: ExtraValues = "ignore"
+"""What reading does with fields the contract does not know (nested values included)."""
 
 
 class Contract(BaseModel):
-    """Base of every message and every value inside one: frozen, no unknown fields."""
+    """Base of every message and every value inside one: frozen; unknown fields are refused
+    when it is constructed, ignored when it is read (pass `extra="forbid"` to read strictly).
+
+    A required field that is missing or of the wrong type fails either way."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+    # pydantic's per-call `extra` overrides the config for this call and every nested value.
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = READ_EXTRA,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        return super().model_validate(
+            obj,
+            strict=strict,
+            extra=extra,
+            from_attributes=from_attributes,
+            context=context,
+            by_alias=by_alias,
+            by_name=by_name,
+        )
+
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = READ_EXTRA,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        return super().model_validate_json(
+            json_data,
+            strict=strict,
+            extra=extra,
+            context=context,
+            by_alias=by_alias,
+            by_name=by_name,
+        )
+
+    @classmethod
+    def model_validate_strings(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = READ_EXTRA,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        return super().model_validate_strings(
+            obj, strict=strict, extra=extra, context=context, by_alias=by_alias, by_name=by_name
+        )
 
 
 class Envelope(Contract):
@@ -67,16 +129,7 @@ class CaseMessage(Envelope):
         return self.case_id
 
 
-def derived_event_id(*parts: str) -> str:
-    """An event id determined by what caused it, so a re-delivered cause yields the same id.
-
-    Handlers derive the ids of the messages they emit from the id of the message they consume
-    (plus what distinguishes the outputs, e.g. the hop); consumers downstream then ignore the
-    duplicate a re-delivery produces.
-    """
-    # SHA-1 over a fixed namespace and the parts, as a name-based UUID would be, without
-    # building UUID objects: this runs for every message a handler emits.
-    return hashlib.sha1(_NAMESPACE + "\x1f".join(parts).encode()).hexdigest()[:32]
-
-
-_NAMESPACE = uuid.UUID("6b0e5f3c-2a59-4a57-9d0c-6ad1c7e2f6a1").bytes
+def schema_version_field(version: int) -> Any:
+    """The `schema_version` field of a message whose schema was raised to `version`: declare it
+    as `schema_version: int = schema_version_field(2)` (see the package's compatibility rules)."""
+    return Field(default=version, ge=1, description="Version of this message's schema.")

@@ -121,3 +121,9 @@ def message_for(name: str) -> type[Envelope]:
     if name.endswith(".dlq") and any(t.dlq == name for t in TOPICS):
         return DLQ_MESSAGE
     return by_name(name).message
+
+
+def read(name: str, body: str | bytes | bytearray) -> Envelope:
+    """The message a record of topic `name` carries (JSON), read as every reader reads: fields
+    the contract does not know are ignored; a missing or mistyped one raises ValidationError."""
+    return message_for(name).model_validate_json(body)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fengqiao.contracts import DispatchOrdered, UnitActed, UnitActionKind, derived_event_id
+from fengqiao.contracts import DispatchOrdered, UnitActed, UnitActionKind, redispatch_event_id
 from fengqiao.services.router.directory import Directory
 
 RETURNS_FILE = Path(__file__).parent / "data" / "returns.yaml"
@@ -158,7 +158,7 @@ def _redispatch(
         orders.append(
             record.template.model_copy(
                 update={
-                    "event_id": derived_event_id("redispatch", action.event_id, str(hop)),
+                    "event_id": redispatch_event_id(action.event_id, hop),
                     "occurred_at": action.occurred_at,
                     "producer": producer,
                     "hop": hop,

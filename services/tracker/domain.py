@@ -54,6 +54,7 @@ from fengqiao.contracts import (
     UnitActed,
     UnitActionKind,
     derived_event_id,
+    redispatch_event_id,
 )
 from fengqiao.contracts.topics import CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS
 from fengqiao.services.tracker.timelimits import Kind, TimeLimits, load_time_limits
@@ -882,12 +883,9 @@ def validate_action(case: Case, action: UnitActed) -> None:
 
 
 def _redispatched_on(case: Case, action: UnitActed) -> bool:
-    """Whether a hop the router dispatched on `action` (a return it ruled on: event ids derived
-    from the action's, see services/router/returns.py) is recorded on the case."""
-    return any(
-        derived_event_id("redispatch", action.event_id, str(h["hop"])) in case.processed
-        for h in case.hops
-    )
+    """Whether a hop the router re-dispatched on `action` (a return it ruled on) is recorded on
+    the case."""
+    return any(redispatch_event_id(action.event_id, h["hop"]) in case.processed for h in case.hops)
 
 
 def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:

@@ -280,3 +280,17 @@ async def test_a_message_off_contract_goes_to_dead_letters(tracker: Tracker) -> 
     )
     assert letter.error == "hop: Input should be greater than or equal to 1"
     assert tracker.repo.docs == {}
+
+
+async def test_fields_a_newer_producer_added_are_ignored_not_dead_lettered(
+    tracker: Tracker,
+) -> None:
+    # A rolling deploy: the router already writes a field this tracker does not know yet.
+    body = orders()[0].model_dump(mode="json")
+    body["priority"] = "high"
+    body["evidence"] = [{"kind": "geo", "value": "博乐", "weight": 1.0, "source": "gps"}]
+    async with TestKafkaBroker(tracker.runtime.broker) as broker:
+        await publish_all(broker, [(APPEALS.name, appeal())])
+        await broker.publish(body, DISPATCH_ORDERS.name, key=CASE.encode())
+    assert tracker.letters == []
+    assert [h["hop"] for h in tracker.repo.docs[CASE]["hops"]] == [1]
