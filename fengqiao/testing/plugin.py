@@ -29,7 +29,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,6 +115,8 @@ class BackgroundWatcher:
     can ask it what the topics carried."""
 
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        from fengqiao.runtime.messaging import ensure_topics
+        from fengqiao.runtime.settings import StackSettings
         from fengqiao.watch import TopicWatcher
 
         self._loop = asyncio.new_event_loop()
@@ -125,10 +127,16 @@ class BackgroundWatcher:
         since = int(time.time() * 1000) - 1000
         self.watcher: TopicWatcher = TopicWatcher(bootstrap, topics, since_ms=since)
         try:
-            asyncio.run_coroutine_threadsafe(self.watcher.__aenter__(), self._loop).result(60)
+            # On a fresh cluster the services have not created the topics yet; watching starts
+            # first, so create them as the services would (with the same settings).
+            self._run(ensure_topics(bootstrap, replication=StackSettings().topic_replication))
+            self._run(self.watcher.__aenter__())
         except BaseException:
             self._stop_loop()
             raise
+
+    def _run(self, step: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(step, self._loop).result(60)
 
     def close(self) -> None:
         try:
