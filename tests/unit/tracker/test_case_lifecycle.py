@@ -30,6 +30,7 @@ from fengqiao.services.tracker.domain import (
     Rules,
     Satisfaction,
     TimerFired,
+    TimerStep,
     parse_satisfaction,
 )
 from fengqiao.services.tracker.timelimits import load_time_limits
@@ -126,14 +127,14 @@ def action(
 
 
 def timer(case: Case, clock: str) -> dict[str, Any]:
-    """The clock's timer as the case last asked for it."""
-    return case.effects[f"timer:{clock}"]
+    """The clock's timer as the case last asked for it, as it is stored."""
+    return case.effects[f"timer:{clock}"].value()
 
 
 def fire(case: Case, clock: str, rules: Rules = PLAIN) -> Case:
-    t = timer(case, clock)
-    fired = TimerFired(CASE, clock, t["payload"], datetime.fromisoformat(t["due_at"]))
-    return domain.on_timer(case, fired, rules)
+    effect = case.effects[f"timer:{clock}"]
+    assert isinstance(effect, domain.ScheduleTimer)
+    return domain.on_timer(case, TimerFired(effect.step, effect.step.due), rules)
 
 
 def at(case: Case, clock: str) -> datetime:
@@ -205,7 +206,7 @@ def test_reminders_then_chasing_then_escalation_up_the_chain() -> None:
 def test_a_firing_delivered_twice_changes_the_case_once() -> None:
     case = dispatched()
     t = timer(case, "feedback")
-    fired = TimerFired(CASE, "feedback", t["payload"], datetime.fromisoformat(t["due_at"]))
+    fired = TimerFired(TimerStep.from_payload(t["payload"]), datetime.fromisoformat(t["due_at"]))
     once = domain.on_timer(case, fired, PLAIN)
     later = replace(fired, occurred_at=fired.occurred_at + timedelta(minutes=5))  # lease ran out
     assert domain.on_timer(once, later, PLAIN) is once
@@ -235,7 +236,7 @@ def test_a_stale_firing_changes_nothing() -> None:
     case = dispatched()
     stale = timer(case, "sign")
     case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
-    fired = TimerFired(CASE, "sign", stale["payload"], T0 + timedelta(hours=1, minutes=2))
+    fired = TimerFired(TimerStep.from_payload(stale["payload"]), T0 + timedelta(hours=1, minutes=2))
     assert domain.on_timer(case, fired, PLAIN) is case
 
 
@@ -257,7 +258,7 @@ def test_an_extension_asked_in_time_and_approved_by_the_tier_above_moves_the_dea
     [notice] = [r for r in sent(case, ReplyRequested) if r.purpose is ReplyPurpose.EXTENSION_NOTICE]
     assert notice.variables["new_deadline"] == "2026-12-02 16:00"  # Asia/Shanghai
     # The old clock's firing is stale now.
-    fired = TimerFired(CASE, "feedback", old_payload, T0 + timedelta(hours=5))
+    fired = TimerFired(TimerStep.from_payload(old_payload), T0 + timedelta(hours=5))
     assert domain.on_timer(case, fired, PLAIN) is case
 
 
@@ -375,7 +376,7 @@ def asked() -> Case:
         r for r in sent(case, ReplyRequested) if r.purpose is ReplyPurpose.CALLBACK_QUESTION
     ]
     assert question.channel is ReplyChannel.PRIVATE_MESSAGE
-    assert case.effects["await:weibo:u1"] == {"case_id": CASE}
+    assert case.effects["await:weibo:u1"] == domain.AwaitCitizen("weibo", "u1", CASE)
     return case
 
 
@@ -395,7 +396,7 @@ def test_a_satisfied_answer_closes_the_case(text: str) -> None:
     case = answer(asked(), text)
     assert case is not None and case.state is S.CLOSED
     assert case.satisfaction in {Satisfaction.SATISFIED.value, Satisfaction.BASICALLY.value}
-    assert case.effects["await:weibo:u1"] == {"case_id": None}
+    assert case.effects["await:weibo:u1"] == domain.AwaitCitizen("weibo", "u1", None)
 
 
 @pytest.mark.parametrize("text", ["3", "不满意", "根本没有解决"])
@@ -498,7 +499,7 @@ def test_the_clock_stands_still_while_the_office_waits_for_the_citizen() -> None
     asking = action(A.AWAIT_CITIZEN, minutes=60, note="请提供劳动合同照片")
     case = domain.act(case, asking, rules=PLAIN)
     assert case.paused_since is not None and timer(case, "feedback") == {"due_at": None}
-    assert case.effects["await:weibo:u1"] == {"case_id": CASE}
+    assert case.effects["await:weibo:u1"] == domain.AwaitCitizen("weibo", "u1", CASE)
     again = domain.validate_action
     with pytest.raises(NotAllowed, match="already waiting"):
         again(case, action(A.AWAIT_CITIZEN, minutes=61, note="?"))
@@ -510,7 +511,7 @@ def test_the_clock_stands_still_while_the_office_waits_for_the_citizen() -> None
     assert resumed is not None and resumed.paused_since is None
     assert resumed.deadline == (deadline + timedelta(hours=3)).isoformat()
     assert events(resumed)[-1] == "case.resumed"
-    assert resumed.effects["await:weibo:u1"] == {"case_id": None}
+    assert resumed.effects["await:weibo:u1"] == domain.AwaitCitizen("weibo", "u1", None)
     assert timer(resumed, "feedback")["payload"]["deadline"] == resumed.deadline
 
 
@@ -543,7 +544,7 @@ def test_merging_a_case_that_waits_for_the_citizen_stops_waiting() -> None:
         asked(), action(A.MERGE, unit="xj", minutes=300, into_case_id="c-2"), rules=PLAIN
     )
     assert case.state is S.MERGED
-    assert case.effects["await:weibo:u1"] == {"case_id": None}
+    assert case.effects["await:weibo:u1"] == domain.AwaitCitizen("weibo", "u1", None)
 
 
 @pytest.mark.parametrize("into", [None, CASE])
@@ -572,7 +573,11 @@ def test_an_operators_reassignment_is_kept_as_a_note_not_refused() -> None:
 
 
 def timers_asked(case: Case) -> dict[str, Any]:
-    return {k.removeprefix("timer:"): v for k, v in case.effects.items() if k.startswith("timer:")}
+    return {
+        k.removeprefix("timer:"): v.value()
+        for k, v in case.effects.items()
+        if k.startswith("timer:")
+    }
 
 
 def test_the_case_knows_which_clocks_it_asked_to_run() -> None:
@@ -581,7 +586,7 @@ def test_the_case_knows_which_clocks_it_asked_to_run() -> None:
         clock: timer(case, clock)["due_at"] for clock in ("ack", "sign", "feedback")
     }
     case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
-    assert set(case.clocks or ()) == {"ack", "feedback", "progress"}  # sign stopped
+    assert set(case.clocks) == {"ack", "feedback", "progress"}  # sign stopped
 
 
 def test_a_clock_already_stopped_is_not_cancelled_again() -> None:
@@ -594,7 +599,7 @@ def test_a_clock_already_stopped_is_not_cancelled_again() -> None:
     # Only feedback still ran: sign and progress are not asked to stop a second time.
     assert set(timers_asked(case)) == {"feedback", "callback"}
     assert timer(case, "feedback") == {"due_at": None}
-    assert set(case.clocks or ()) == {"ack", "callback"}
+    assert set(case.clocks) == {"ack", "callback"}
 
 
 def test_a_clock_never_started_is_not_cancelled() -> None:
@@ -602,34 +607,11 @@ def test_a_clock_never_started_is_not_cancelled() -> None:
     order = final_hop_message(event_id="order-2", case_id=CASE, occurred_at=T0)
     case = domain.record_dispatch(domain.new_case(CASE), order, rules=PLAIN)
     case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
-    assert "feedback" not in (case.clocks or {})
+    assert "feedback" not in case.clocks
     case = replace(case, outbox=(), effects={})
     case = domain.act(case, action(A.AWAIT_CITIZEN, minutes=60, note="请提供合同"), rules=PLAIN)
     assert case.paused_since is not None and events(case)[-1] == "case.paused"
     assert timers_asked(case) == {}
-
-
-@pytest.mark.parametrize("stored", ["before clocks were kept", "clocks unknown"])
-def test_a_case_that_does_not_know_its_clocks_cancels_them_all_as_before(stored: str) -> None:
-    from fengqiao.services.tracker.adapters.cases import from_document, to_document
-
-    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
-    case = domain.act(case, action(A.PROGRESS, minutes=60, note="已联系"), rules=PLAIN)
-    case = replace(case, outbox=(), effects={})
-    if stored == "before clocks were kept":  # its document has no `clocks`
-        document = to_document(case)
-        del document["clocks"]
-        case = from_document(document)
-    else:
-        case = replace(case, clocks=None)
-    assert case.clocks is None
-    case = domain.act(case, action(A.RESOLVE, minutes=120, outcome="工资已发放"), rules=PLAIN)
-    assert {clock for clock, t in timers_asked(case).items() if t["due_at"] is None} == {
-        "feedback",
-        "progress",
-        "sign",
-    }
-    assert case.clocks is None  # still unknown: other clocks may run
 
 
 def test_the_clocks_a_case_knows_are_stored_with_it() -> None:

@@ -35,7 +35,7 @@ from fengqiao.services.tracker.adapters.cases import (
 )
 from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
 from fengqiao.services.tracker.adapters.timers import InMemoryTimers
-from fengqiao.services.tracker.handlers import MAX_ATTEMPTS, CaseStore, ConcurrentWriteError
+from fengqiao.services.tracker.unit_of_work import MAX_ATTEMPTS, ConcurrentWriteError, UnitOfWork
 from fengqiao.testing.factories import dispatch_message, final_hop_message
 
 RULES = domain.Rules.default()
@@ -216,7 +216,7 @@ async def test_applying_a_change_saves_the_case_and_flushes_its_outbox(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    store = CaseStore(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
+    store = UnitOfWork(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
     case = await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(publishers) == {
         "case.events": ["CaseEventRecorded"],
@@ -235,7 +235,7 @@ async def test_redelivering_a_message_writes_and_publishes_nothing(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    store = CaseStore(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
+    store = UnitOfWork(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
     change = lambda c: domain.open_case(c, appeal(), rules=RULES)  # noqa: E731
     await store.apply(CASE, change)
     before = copy.deepcopy(repo.docs[CASE])
@@ -254,7 +254,7 @@ async def test_a_left_over_outbox_is_published_again_on_the_next_delivery(
     repo = InMemoryCaseRepository()
     case = domain.open_case(domain.new_case(CASE), appeal(), rules=RULES)
     assert await repo.save(case, expected_version=0)
-    store = CaseStore(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
+    store = UnitOfWork(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
     await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(publishers) == {
         "case.events": ["CaseEventRecorded"],
@@ -267,7 +267,7 @@ async def test_a_conflicting_concurrent_write_is_retried(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = ConflictOnceRepository()
-    store = CaseStore(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
+    store = UnitOfWork(repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers())
     await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert repo.save_attempts == 3  # the conflict, the retry, and the cleared outbox
     assert repo.docs[CASE]["opened"] is True
@@ -279,7 +279,7 @@ async def test_a_conflicting_concurrent_write_is_retried(
 async def test_a_write_that_keeps_conflicting_gives_up_naming_the_case(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
-    store = CaseStore(
+    store = UnitOfWork(
         AlwaysConflictRepository(),
         DeclaredPublishers(publishers),
         InMemoryIndexes(),
@@ -304,7 +304,7 @@ async def test_a_batch_writes_each_case_once_in_order_and_leaves_out_a_change_th
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = CountingRepository()
-    store = CaseStore(
+    store = UnitOfWork(
         repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers(), settle_after=60
     )
 
@@ -339,7 +339,7 @@ async def test_a_clock_started_and_stopped_in_one_batch_never_reaches_the_timers
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     timers = InMemoryTimers()
-    store = CaseStore(
+    store = UnitOfWork(
         InMemoryCaseRepository(), DeclaredPublishers(publishers), InMemoryIndexes(), timers
     )
     await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
@@ -395,7 +395,7 @@ async def test_with_settle_after_a_burst_records_its_done_outbox_once(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    store = CaseStore(
+    store = UnitOfWork(
         repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers(), settle_after=60
     )
     await store.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
@@ -429,7 +429,7 @@ async def test_settling_records_every_case_though_one_write_fails(
             return await super().save(case, expected_version=expected_version)
 
     repo = FailingFor()
-    store = CaseStore(
+    store = UnitOfWork(
         repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers(), settle_after=60
     )
     for case_id in ("c-1", "c-2", "c-3"):
@@ -453,7 +453,7 @@ async def test_a_settled_case_redelivered_publishes_nothing_again(
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    store = CaseStore(
+    store = UnitOfWork(
         repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers(), settle_after=60
     )
     change = lambda c: domain.open_case(c, appeal(), rules=RULES)  # noqa: E731
@@ -468,14 +468,14 @@ async def test_a_store_that_did_not_settle_publishes_the_outbox_again_after_a_re
     publishers: dict[str, RecordingPublisher],
 ) -> None:
     repo = InMemoryCaseRepository()
-    first = CaseStore(
+    first = UnitOfWork(
         repo, DeclaredPublishers(publishers), InMemoryIndexes(), InMemoryTimers(), settle_after=60
     )
     await first.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     # `first` stops without settling (a crash): the next process finishes the outbox (same
     # event ids, so consumers drop the repeat) and records it.
     later: dict[str, RecordingPublisher] = {t: RecordingPublisher() for t in publishers}
-    second = CaseStore(repo, DeclaredPublishers(later), InMemoryIndexes(), InMemoryTimers())
+    second = UnitOfWork(repo, DeclaredPublishers(later), InMemoryIndexes(), InMemoryTimers())
     await second.apply(CASE, lambda c: domain.open_case(c, appeal(), rules=RULES))
     assert topics(later) == topics(publishers)
     assert repo.docs[CASE]["outbox"] == {}
@@ -486,8 +486,8 @@ async def test_a_store_that_did_not_settle_publishes_the_outbox_again_after_a_re
 
 def memory_store(
     publishers: dict[str, RecordingPublisher], repo: InMemoryCaseRepository | None = None
-) -> CaseStore:
-    return CaseStore(
+) -> UnitOfWork:
+    return UnitOfWork(
         repo or InMemoryCaseRepository(),
         DeclaredPublishers(publishers),
         InMemoryIndexes(),
@@ -503,15 +503,15 @@ async def test_a_case_is_held_by_one_change_at_a_time_and_its_queue_goes_with_it
     release = asyncio.Event()
 
     async def first() -> None:
-        async with store._turn(CASE):
+        async with store.turns.take(CASE):
             order.append("first in")
-            async with store._turn(CASE):  # re-entered (our own publish): no deadlock
+            async with store.turns.take(CASE):  # re-entered (our own publish): no deadlock
                 order.append("first again")
             await release.wait()
             order.append("first out")
 
     async def second() -> None:
-        async with store._turn(CASE):
+        async with store.turns.take(CASE):
             order.append("second in")
 
     holding = asyncio.ensure_future(first())
@@ -524,7 +524,7 @@ async def test_a_case_is_held_by_one_change_at_a_time_and_its_queue_goes_with_it
     await asyncio.gather(holding, waiting)
     assert cancelled.cancelled()
     assert order == ["first in", "first again", "first out", "second in"]
-    assert store._turns == {}
+    assert store.turns.queue == {}
 
 
 class SlowFirstReadRepository(InMemoryCaseRepository):
@@ -565,7 +565,7 @@ async def test_a_batch_begun_later_applies_its_changes_of_a_case_after_the_earli
     assert isinstance(opened, domain.Case) and isinstance(dispatched, domain.Case)
     assert opened.version == 1 and dispatched.version > opened.version
     assert [e.event for e in dispatched.timeline] == ["case.opened", "case.dispatched"]
-    assert store._turns == {}
+    assert store.turns.queue == {}
 
 
 async def test_a_batch_cancelled_before_it_began_hands_its_cases_on(
@@ -577,4 +577,4 @@ async def test_a_batch_cancelled_before_it_began_hands_its_cases_on(
     cancelled.cancel()
     [case] = await asyncio.wait_for(later, 1)
     assert isinstance(case, domain.Case) and case.version == 1
-    assert cancelled.cancelled() and store._turns == {}
+    assert cancelled.cancelled() and store.turns.queue == {}
