@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic_core import to_json
 
 from fengqiao.contracts import CaseState, Outgoing, UnitActionKind
+from fengqiao.services.tracker.calendar_file import load_calendar
 from fengqiao.services.tracker.domain.effects import Effect
 from fengqiao.services.tracker.timelimits import TimeLimits, load_time_limits
-from fengqiao.services.tracker.workcalendar import WorkCalendar, load_calendar
+from fengqiao.services.tracker.workcalendar import WorkCalendar
 
 S = CaseState
 A = UnitActionKind

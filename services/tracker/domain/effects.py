@@ -92,6 +92,9 @@ class TimerStep:
         )
 
 
+_TIMER_KEYS = {clock: f"timer:{clock.value}" for clock in Clock}  # made once: keys of every change
+
+
 def awaiting_key(platform: str, author_id: str | None) -> str:
     """The effect key (and index id) of a citizen whose next message may answer a callback."""
     return f"await:{platform}:{author_id}"
@@ -105,7 +108,7 @@ class ScheduleTimer:
 
     @property
     def key(self) -> str:
-        return f"timer:{self.step.clock.value}"
+        return _TIMER_KEYS[self.step.clock]
 
     def value(self) -> dict[str, Any]:
         return {"due_at": self.step.due_at, "payload": self.step.payload()}
@@ -119,7 +122,7 @@ class CancelTimer:
 
     @property
     def key(self) -> str:
-        return f"timer:{self.clock.value}"
+        return _TIMER_KEYS[self.clock]
 
     def value(self) -> dict[str, Any]:
         return {"due_at": None}
