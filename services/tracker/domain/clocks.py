@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from fengqiao.contracts import derived_event_id
 from fengqiao.services.tracker.domain.case import Case, Rules, evolve, instant, iso
 from fengqiao.services.tracker.domain.effects import (
-    CancelTimer,
+    CLOCK_NAMES,
     Clock,
     ScheduleTimer,
     Step,
     TimerStep,
+    cancel_timer,
 )
 from fengqiao.services.tracker.timelimits import Kind
 
@@ -59,7 +60,7 @@ def schedule(
     return evolve(
         case,
         effects={**case.effects, effect.key: effect},
-        clocks={**case.clocks, clock.value: timer.due_at},
+        clocks={**case.clocks, CLOCK_NAMES[clock]: timer.due_at},
     )
 
 
@@ -71,10 +72,13 @@ def cancel(case: Case, *clocks: Clock, always: bool = False) -> Case:
         clocks = tuple(c for c in clocks if c in running)
         if not clocks:
             return case
-    cancels = [CancelTimer(c) for c in clocks]
+    effects = dict(case.effects)
+    for clock in clocks:
+        effect = cancel_timer(clock)
+        effects[effect.key] = effect
     return evolve(
         case,
-        effects={**case.effects, **{e.key: e for e in cancels}},
+        effects=effects,
         clocks={k: v for k, v in running.items() if k not in clocks},
     )
 
