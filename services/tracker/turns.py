@@ -23,9 +23,6 @@ class Turns:
         """A place in the case's queue, taken now; `async with` it to wait for the turns before."""
         return Turn(self.queue, case_id)
 
-    def __len__(self) -> int:
-        return len(self.queue)
-
 
 class Turn:
     """A change's turn at a case. The place in the case's queue is taken when the turn is made,
