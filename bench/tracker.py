@@ -15,7 +15,7 @@ measured time). Every case lives through seven of them, the common path of an ap
 
 Two ways to measure, both against the real FerretDB and Kafka of the local stack:
 
-- `store`: `CaseStore.apply` with the real repositories (MongoCaseRepository, MongoTimers,
+- `store`: `UnitOfWork.apply` with the real repositories (MongoCaseRepository, MongoTimers,
   MongoIndexes) and the app's Kafka producer (`DirectProducer`); `--concurrency` cases in
   flight at once, each case's messages one after the other (as the partitions of a Kafka topic
   would hand them over).
@@ -88,8 +88,9 @@ from fengqiao.services.tracker import domain
 from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository, MongoCaseRepository
 from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes, MongoIndexes
 from fengqiao.services.tracker.adapters.timers import VERSIONS, InMemoryTimers, MongoTimers
-from fengqiao.services.tracker.handlers import PUBLISHES, CaseStore, Change
+from fengqiao.services.tracker.handlers import PUBLISHES
 from fengqiao.services.tracker.settings import TrackerSettings
+from fengqiao.services.tracker.unit_of_work import Change, UnitOfWork
 from fengqiao.testing import serving
 from fengqiao.testing.factories import appeal_message, dispatch_message, final_hop_message
 
@@ -209,7 +210,7 @@ async def create_collections(db: Any) -> None:
         await db.create_collection(name)
 
 
-# -- store: CaseStore.apply directly ------------------------------------------------------------
+# -- store: UnitOfWork.apply directly -----------------------------------------------------------
 
 
 async def run_store(
@@ -231,13 +232,13 @@ async def run_store(
         settle = TrackerSettings.model_fields["settle_seconds"].default or None
         if in_memory:  # the process's own ceiling: the domain, documents, Kafka; no store
             repo = InMemoryCaseRepository()
-            store = CaseStore(
+            store = UnitOfWork(
                 repo, outbox, InMemoryIndexes(), InMemoryTimers(), settle_after=settle
             )
         else:
             repo = MongoCaseRepository(client, database)
             await repo.ensure_indexes()
-            store = CaseStore(
+            store = UnitOfWork(
                 repo,
                 outbox,
                 MongoIndexes(client, database),
@@ -598,13 +599,13 @@ def main() -> int:
         "--batch",
         type=int,
         default=1,
-        help="store mode: messages per CaseStore.apply_many (1: CaseStore.apply per message)",
+        help="store mode: messages per UnitOfWork.apply_many (1: UnitOfWork.apply per message)",
     )
     parser.add_argument(
         "--mode",
         choices=("store", "service", "both", "memory", "all"),
         default="both",
-        help="both: store and service; memory: CaseStore over the in-memory fakes (the process's "
+        help="both: store and service; memory: UnitOfWork over the in-memory fakes (the process's "
         "ceiling without a store); all: the three",
     )
     args = parser.parse_args()

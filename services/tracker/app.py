@@ -58,14 +58,14 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
 
     async def start_sweeps() -> None:
         sweeping.append(asyncio.create_task(tracker.run_sweeps(settings.sweep_interval_seconds)))
-        sweeping.append(asyncio.create_task(tracker.store.run_settling()))
+        sweeping.append(asyncio.create_task(tracker.work.run_settling()))
 
     async def stop_sweeps() -> None:
         for task in sweeping:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await tracker.store.settle(everything=True)
+        await tracker.work.settle(everything=True)
 
     runtime.on_started.append(start_sweeps)
     runtime.on_stop.insert(0, stop_sweeps)

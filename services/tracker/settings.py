@@ -14,9 +14,9 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fengqiao.runtime.settings import StackSettings, read_settings_file
+from fengqiao.services.tracker.calendar_file import DEFAULT_CALENDAR_FILE, load_calendar
 from fengqiao.services.tracker.domain import Rules
 from fengqiao.services.tracker.timelimits import DEFAULT_TIME_LIMITS_FILE, load_time_limits
-from fengqiao.services.tracker.workcalendar import DEFAULT_CALENDAR_FILE, load_calendar
 
 
 class TrackerSettings(BaseSettings):

@@ -110,7 +110,7 @@ async def test_four_replicas_writing_one_case_at_once_lose_nothing(
     same `_id`, and a stale writer re-creating a pruned version id."""
     from fengqiao.contracts import ReplyPurpose, ReplySent
     from fengqiao.services.tracker import domain
-    from fengqiao.services.tracker.handlers import CaseStore
+    from fengqiao.services.tracker.unit_of_work import UnitOfWork
 
     class Discard:
         async def send_all(self, messages: Iterable[Outgoing]) -> None:
@@ -124,7 +124,7 @@ async def test_four_replicas_writing_one_case_at_once_lose_nothing(
         repos = [MongoCaseRepository(client, database) for client in clients]
         await repos[0].ensure_indexes()
         replicas = [
-            CaseStore(repo, Discard(), InMemoryIndexes(), InMemoryTimers()) for repo in repos
+            UnitOfWork(repo, Discard(), InMemoryIndexes(), InMemoryTimers()) for repo in repos
         ]
         case_id = f"c-race-{run_id}"
         results = [

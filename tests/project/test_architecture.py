@@ -51,8 +51,20 @@ def test_service_imports_no_other_service(service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_domain_modules_do_no_io(service: str) -> None:
-    for path in (ROOT / "services" / service).glob("domain*.py"):
-        bad = {m for m in imported_modules(path) if m.split(".")[0] in IO_MODULES}
+    # A service's domain: domain*.py, or a domain/ package. Neither I/O libraries nor the
+    # service's own adapters and handlers (which do the I/O for it), nor the runtime's I/O.
+    folder = ROOT / "services" / service
+    paths = [*folder.glob("domain*.py"), *folder.glob("domain/*.py")]
+    assert paths, f"services/{service} has no domain module"
+    own_io = (
+        *(f"fengqiao.services.{service}.{name}" for name in ("adapters", "handlers", "app", "api")),
+        f"fengqiao.services.{service}.unit_of_work",
+        *("fengqiao.runtime.messaging", "fengqiao.runtime.store", "fengqiao.runtime.service"),
+    )
+    for path in paths:
+        imported = imported_modules(path)
+        bad = {m for m in imported if m.split(".")[0] in IO_MODULES}
+        bad |= {m for m in imported if any(m == o or m.startswith(o + ".") for o in own_io)}
         assert not bad, f"{path.relative_to(ROOT)} imports I/O modules {sorted(bad)}"
 
 

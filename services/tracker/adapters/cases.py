@@ -47,6 +47,7 @@ from fengqiao.contracts import CaseState, Outgoing, by_name
 from fengqiao.runtime.store import GroupInsert, move_collections
 from fengqiao.services.tracker.adapters.recent import Recent
 from fengqiao.services.tracker.domain import OPEN_STATES, Case, TimelineEntry, evolve
+from fengqiao.services.tracker.domain.effects import parsed_effects, stored_effects
 
 
 class CaseRepository(Protocol):
@@ -101,8 +102,7 @@ def to_document(case: Case) -> dict[str, Any]:
 
 
 def _effects(case: Case) -> list[dict[str, Any]]:
-    # A list, not a mapping: effect keys hold author ids, which may contain dots.
-    return [{"key": k, "value": v} for k, v in case.effects.items()]
+    return stored_effects(case.effects)
 
 
 # A version as stored: these fields (lists and mappings, never queried) as one JSON text,
@@ -162,7 +162,7 @@ def from_document(doc: dict[str, Any]) -> Case:
             Outgoing(o["topic"], by_name(o["topic"]).message.model_validate(o["body"]))
             for o in doc.get("outbox", {}).values()
         ),
-        effects={e["key"]: e["value"] for e in doc.get("effects", ())},
+        effects=parsed_effects(doc.get("effects", ())),
         version=doc["version"],
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
 from fengqiao.services.tracker.adapters.timers import InMemoryTimers
 from fengqiao.services.tracker.api import unit_router
 from fengqiao.services.tracker.app import ops_router
+from fengqiao.services.tracker.sweep import Tracker
 from fengqiao.testing.factories import appeal_message, dispatch_message
 
 CASE = "c-api-1"
@@ -42,7 +43,7 @@ class Api:
     repo: InMemoryCaseRepository
     actions: list[UnitActed]
     broker: Any
-    tracker: handlers.Tracker
+    tracker: Tracker
 
     async def call(self, method: str, path: str, unit: str | None, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {TOKENS[unit]}"} if unit else {}
@@ -180,7 +181,7 @@ async def test_extension_asked_by_the_unit_and_approved_by_the_parent(api: Api) 
     await api.call("POST", f"/units/me/cases/{CASE}/accept", "652701")
     case = await api.repo.get(CASE)
     assert case is not None and case.deadline
-    later = (domain._at(case.deadline) + timedelta(days=3)).isoformat()
+    later = (datetime.fromisoformat(case.deadline) + timedelta(days=3)).isoformat()
     asked = await api.call(
         "POST",
         f"/units/me/cases/{CASE}/extension",

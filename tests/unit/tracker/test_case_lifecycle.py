@@ -4,149 +4,46 @@ returns, resolution, the callback and its answers — and every refusal naming w
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import pytest
 
 from fengqiao.contracts import (
-    CaseState,
-    DispatchMode,
     DispatchOrdered,
-    ReplyChannel,
     ReplyPurpose,
     ReplyRequested,
     SupervisionOrdered,
-    UnitActed,
     UnitActionKind,
-    Urgency,
     derived_event_id,
 )
 from fengqiao.services.tracker import domain
 from fengqiao.services.tracker.domain import (
-    Case,
     InvalidTransition,
     NotAllowed,
-    Rules,
     Satisfaction,
     TimerFired,
+    TimerStep,
     parse_satisfaction,
 )
-from fengqiao.services.tracker.timelimits import load_time_limits
-from fengqiao.services.tracker.workcalendar import load_calendar
-from fengqiao.testing.factories import appeal_message, dispatch_message, final_hop_message
-
-A = UnitActionKind
-S = CaseState
-T0 = datetime(2026, 12, 1, 2, tzinfo=UTC)  # Tuesday 10:00 in Asia/Shanghai, a working day
-CASE = "c-1"
-
-# Calendar-time limits, notices at any hour: the arithmetic of the tests is plain.
-PLAIN = Rules(
-    load_time_limits(
-        overrides=[
-            {
-                "defaults": {
-                    "acknowledgment": "2 hours",
-                    "signing": "1 hours",
-                    "first_progress": "4 hours",
-                    "feedback": "10 hours",
-                    "callback_ask": "1 hours",
-                    "callback_answer": "3 hours",
-                    "reminders": [0.5, 0.8],
-                    "escalation_grace": "2 hours",
-                    "notify_off_hours": True,
-                },
-                "classes": {
-                    "urgent": {
-                        "signing": "1 hours",
-                        "first_progress": "4 hours",
-                        "feedback": "10 hours",
-                        "escalation_grace": "2 hours",
-                    },
-                    "complex": {
-                        "signing": "1 hours",
-                        "first_progress": "4 hours",
-                        "feedback": "10 hours",
-                        "escalation_grace": "2 hours",
-                    },
-                    "timely": {
-                        "signing": "1 hours",
-                        "first_progress": "4 hours",
-                        "feedback": "10 hours",
-                        "escalation_grace": "2 hours",
-                    },
-                },
-                "categories": {},
-            }
-        ]
-    ),
-    load_calendar(),
-    "tracker",
+from fengqiao.testing.factories import dispatch_message
+from tests.unit.tracker.cases import (
+    CASE,
+    PLAIN,
+    T0,
+    A,
+    S,
+    action,
+    answer,
+    asked,
+    at,
+    dispatched,
+    events,
+    fire,
+    opened,
+    resolved,
+    sent,
+    timer,
 )
-
-
-def opened(at: datetime = T0, rules: Rules = PLAIN) -> Case:
-    appeal = appeal_message(case_id=CASE, occurred_at=at, author=appeal_message().author)
-    return domain.open_case(domain.new_case(CASE), appeal, rules=rules)
-
-
-def dispatched(rules: Rules = PLAIN, urgency: Urgency = Urgency.GENERAL) -> Case:
-    case = opened(rules=rules)
-    for hop, src, dst in ((1, "xj", "652700"), (2, "652700", "652701")):
-        order = dispatch_message(
-            event_id=f"order-{hop}",
-            case_id=CASE,
-            occurred_at=T0 + timedelta(minutes=hop),
-            hop=hop,
-            from_unit=src,
-            to_unit=dst,
-            to_tier="prefecture" if hop == 1 else "county",
-            final=hop == 2,
-            to_handle="@博乐检察" if hop == 2 else "@博州检察",
-            mode=DispatchMode.PUBLIC_MENTION,
-            urgency=urgency,
-        )
-        case = domain.record_dispatch(case, order, rules=rules)
-    return case
-
-
-def action(
-    kind: UnitActionKind, unit: str = "652701", minutes: float = 30, **fields: Any
-) -> UnitActed:
-    return UnitActed(
-        event_id=f"act-{kind.value}-{unit}-{minutes}",
-        occurred_at=T0 + timedelta(minutes=minutes),
-        producer="tracker",
-        case_id=CASE,
-        unit_id=unit,
-        action=kind,
-        **fields,
-    )
-
-
-def timer(case: Case, clock: str) -> dict[str, Any]:
-    """The clock's timer as the case last asked for it."""
-    return case.effects[f"timer:{clock}"]
-
-
-def fire(case: Case, clock: str, rules: Rules = PLAIN) -> Case:
-    t = timer(case, clock)
-    fired = TimerFired(CASE, clock, t["payload"], datetime.fromisoformat(t["due_at"]))
-    return domain.on_timer(case, fired, rules)
-
-
-def at(case: Case, clock: str) -> datetime:
-    return datetime.fromisoformat(timer(case, clock)["due_at"])
-
-
-def events(case: Case) -> list[str]:
-    return [e.event for e in case.timeline]
-
-
-def sent(case: Case, kind: type) -> list[Any]:
-    return [o.message for o in case.outbox if isinstance(o.message, kind)]
-
 
 # --------------------------------------------------------------------------- opening and dispatch
 
@@ -205,7 +102,7 @@ def test_reminders_then_chasing_then_escalation_up_the_chain() -> None:
 def test_a_firing_delivered_twice_changes_the_case_once() -> None:
     case = dispatched()
     t = timer(case, "feedback")
-    fired = TimerFired(CASE, "feedback", t["payload"], datetime.fromisoformat(t["due_at"]))
+    fired = TimerFired(TimerStep.from_payload(t["payload"]), datetime.fromisoformat(t["due_at"]))
     once = domain.on_timer(case, fired, PLAIN)
     later = replace(fired, occurred_at=fired.occurred_at + timedelta(minutes=5))  # lease ran out
     assert domain.on_timer(once, later, PLAIN) is once
@@ -235,7 +132,7 @@ def test_a_stale_firing_changes_nothing() -> None:
     case = dispatched()
     stale = timer(case, "sign")
     case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
-    fired = TimerFired(CASE, "sign", stale["payload"], T0 + timedelta(hours=1, minutes=2))
+    fired = TimerFired(TimerStep.from_payload(stale["payload"]), T0 + timedelta(hours=1, minutes=2))
     assert domain.on_timer(case, fired, PLAIN) is case
 
 
@@ -257,7 +154,7 @@ def test_an_extension_asked_in_time_and_approved_by_the_tier_above_moves_the_dea
     [notice] = [r for r in sent(case, ReplyRequested) if r.purpose is ReplyPurpose.EXTENSION_NOTICE]
     assert notice.variables["new_deadline"] == "2026-12-02 16:00"  # Asia/Shanghai
     # The old clock's firing is stale now.
-    fired = TimerFired(CASE, "feedback", old_payload, T0 + timedelta(hours=5))
+    fired = TimerFired(TimerStep.from_payload(old_payload), T0 + timedelta(hours=5))
     assert domain.on_timer(case, fired, PLAIN) is case
 
 
@@ -348,16 +245,6 @@ def test_a_return_whose_re_dispatch_arrived_first_counts_and_keeps_the_new_unit(
     assert refused.timeline[-1].event == "unit.action_refused" and refused.returns == 1
 
 
-def resolved() -> Case:
-    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
-    case = domain.act(case, action(A.PROGRESS, minutes=60, note="已联系用人单位"), rules=PLAIN)
-    return domain.act(
-        case,
-        action(A.RESOLVE, minutes=120, outcome="工资已发放", amount_recovered=3000),
-        rules=PLAIN,
-    )
-
-
 def test_resolving_tells_the_citizen_and_schedules_the_callback() -> None:
     case = resolved()
     assert case.state is S.RESOLVED and case.resolved_in_time is True
@@ -368,34 +255,12 @@ def test_resolving_tells_the_citizen_and_schedules_the_callback() -> None:
     assert at(case, "callback") == T0 + timedelta(hours=3)
 
 
-def asked() -> Case:
-    case = fire(resolved(), "callback")
-    assert case.state is S.CALLBACK_PENDING
-    [question] = [
-        r for r in sent(case, ReplyRequested) if r.purpose is ReplyPurpose.CALLBACK_QUESTION
-    ]
-    assert question.channel is ReplyChannel.PRIVATE_MESSAGE
-    assert case.effects["await:weibo:u1"] == {"case_id": CASE}
-    return case
-
-
-def answer(case: Case, text: str) -> Case | None:
-    message = appeal_message(
-        text,
-        event_id=f"answer-{text}",
-        case_id="c-other",
-        is_appeal=False,
-        occurred_at=T0 + timedelta(hours=4),
-    )
-    return domain.record_citizen_reply(case, message, rules=PLAIN)
-
-
 @pytest.mark.parametrize("text", ["1", "满意", "非常满意，谢谢！", "２"])
 def test_a_satisfied_answer_closes_the_case(text: str) -> None:
     case = answer(asked(), text)
     assert case is not None and case.state is S.CLOSED
     assert case.satisfaction in {Satisfaction.SATISFIED.value, Satisfaction.BASICALLY.value}
-    assert case.effects["await:weibo:u1"] == {"case_id": None}
+    assert case.effects["await:weibo:u1"] == domain.AwaitCitizen("weibo", "u1", None)
 
 
 @pytest.mark.parametrize("text", ["3", "不满意", "根本没有解决"])
@@ -440,86 +305,6 @@ def test_callback_answers_are_read(text: str, expected: Satisfaction | None) -> 
     assert parse_satisfaction(text) == expected
 
 
-# --------------------------------------------------------------------------- office hours
-
-
-def test_reminders_of_a_general_case_wait_for_office_hours_but_urgent_ones_do_not() -> None:
-    rules = Rules.default()
-    # Received Friday 2026-12-04 17:30 Shanghai: the 7-working-day clock's reminders and the
-    # deadline fall in office hours.
-    friday = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
-    case = domain.open_case(
-        domain.new_case(CASE), appeal_message(case_id=CASE, occurred_at=friday), rules=rules
-    )
-    order = dispatch_message(
-        case_id=CASE,
-        hop=1,
-        final=True,
-        to_unit="652700",
-        lead_unit="652700",
-        chain=["xj", "652700"],
-        occurred_at=friday,
-    )
-    case = domain.record_dispatch(case, order, rules=rules)
-    local = rules.calendar.local(at(case, "feedback"))
-    assert rules.calendar.in_office_hours(local)
-    urgent = dispatch_message(
-        event_id="u",
-        case_id="c-2",
-        hop=1,
-        final=True,
-        to_unit="652700",
-        lead_unit="652700",
-        chain=["xj", "652700"],
-        occurred_at=friday,
-        urgency=Urgency.URGENT,
-    )
-    night = datetime(2026, 12, 4, 16, tzinfo=UTC)  # 00:00 in Shanghai
-    case2 = domain.open_case(
-        domain.new_case("c-2"),
-        appeal_message(event_id="a2", case_id="c-2", occurred_at=night),
-        rules=rules,
-    )
-    case2 = domain.record_dispatch(case2, replace_time(urgent, night), rules=rules)
-    # 2 hours, reminders at 50 % and 80 %: at night, not deferred.
-    assert at(case2, "feedback") == night + timedelta(hours=1)
-
-
-def replace_time(order: Any, when: datetime) -> Any:
-    return order.model_copy(update={"occurred_at": when})
-
-
-# ------------------------------------------------------------------- waiting for the citizen
-
-
-def test_the_clock_stands_still_while_the_office_waits_for_the_citizen() -> None:
-    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
-    deadline = datetime.fromisoformat(case.deadline or "")
-    asking = action(A.AWAIT_CITIZEN, minutes=60, note="请提供劳动合同照片")
-    case = domain.act(case, asking, rules=PLAIN)
-    assert case.paused_since is not None and timer(case, "feedback") == {"due_at": None}
-    assert case.effects["await:weibo:u1"] == {"case_id": CASE}
-    again = domain.validate_action
-    with pytest.raises(NotAllowed, match="already waiting"):
-        again(case, action(A.AWAIT_CITIZEN, minutes=61, note="?"))
-    # Three hours later the citizen answers (any words): the deadline moves by three hours.
-    reply = appeal_message(
-        "照片已发", event_id="reply-1", case_id="c-x", occurred_at=T0 + timedelta(hours=4)
-    )
-    resumed = domain.record_citizen_reply(case, reply, rules=PLAIN)
-    assert resumed is not None and resumed.paused_since is None
-    assert resumed.deadline == (deadline + timedelta(hours=3)).isoformat()
-    assert events(resumed)[-1] == "case.resumed"
-    assert resumed.effects["await:weibo:u1"] == {"case_id": None}
-    assert timer(resumed, "feedback")["payload"]["deadline"] == resumed.deadline
-
-
-def test_asking_the_citizen_needs_the_question() -> None:
-    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
-    with pytest.raises(NotAllowed, match="needs a note"):
-        domain.validate_action(case, action(A.AWAIT_CITIZEN, minutes=60))
-
-
 # --------------------------------------------------------------------------- merging duplicates
 
 
@@ -543,7 +328,7 @@ def test_merging_a_case_that_waits_for_the_citizen_stops_waiting() -> None:
         asked(), action(A.MERGE, unit="xj", minutes=300, into_case_id="c-2"), rules=PLAIN
     )
     assert case.state is S.MERGED
-    assert case.effects["await:weibo:u1"] == {"case_id": None}
+    assert case.effects["await:weibo:u1"] == domain.AwaitCitizen("weibo", "u1", None)
 
 
 @pytest.mark.parametrize("into", [None, CASE])
@@ -566,74 +351,3 @@ def test_an_operators_reassignment_is_kept_as_a_note_not_refused() -> None:
     )
     assert events(case)[-1] == "case.reassign"
     assert case.state is S.DISPATCHED
-
-
-# ------------------------------------------------- cancelling only the clocks that may be running
-
-
-def timers_asked(case: Case) -> dict[str, Any]:
-    return {k.removeprefix("timer:"): v for k, v in case.effects.items() if k.startswith("timer:")}
-
-
-def test_the_case_knows_which_clocks_it_asked_to_run() -> None:
-    case = dispatched()
-    assert case.clocks == {
-        clock: timer(case, clock)["due_at"] for clock in ("ack", "sign", "feedback")
-    }
-    case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
-    assert set(case.clocks or ()) == {"ack", "feedback", "progress"}  # sign stopped
-
-
-def test_a_clock_already_stopped_is_not_cancelled_again() -> None:
-    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)  # stops sign
-    case = domain.act(case, action(A.PROGRESS, minutes=60, note="已联系"), rules=PLAIN)
-    assert timer(case, "progress") == {"due_at": None}  # the first report stops its clock
-    case = replace(case, outbox=(), effects={})  # published and done, as the store does
-    resolve = action(A.RESOLVE, minutes=120, outcome="工资已发放")
-    case = domain.act(case, resolve, rules=PLAIN)
-    # Only feedback still ran: sign and progress are not asked to stop a second time.
-    assert set(timers_asked(case)) == {"feedback", "callback"}
-    assert timer(case, "feedback") == {"due_at": None}
-    assert set(case.clocks or ()) == {"ack", "callback"}
-
-
-def test_a_clock_never_started_is_not_cancelled() -> None:
-    # The dispatch came first: no receipt, so no feedback clock yet.
-    order = final_hop_message(event_id="order-2", case_id=CASE, occurred_at=T0)
-    case = domain.record_dispatch(domain.new_case(CASE), order, rules=PLAIN)
-    case = domain.act(case, action(A.ACCEPT), rules=PLAIN)
-    assert "feedback" not in (case.clocks or {})
-    case = replace(case, outbox=(), effects={})
-    case = domain.act(case, action(A.AWAIT_CITIZEN, minutes=60, note="请提供合同"), rules=PLAIN)
-    assert case.paused_since is not None and events(case)[-1] == "case.paused"
-    assert timers_asked(case) == {}
-
-
-@pytest.mark.parametrize("stored", ["before clocks were kept", "clocks unknown"])
-def test_a_case_that_does_not_know_its_clocks_cancels_them_all_as_before(stored: str) -> None:
-    from fengqiao.services.tracker.adapters.cases import from_document, to_document
-
-    case = domain.act(dispatched(), action(A.ACCEPT), rules=PLAIN)
-    case = domain.act(case, action(A.PROGRESS, minutes=60, note="已联系"), rules=PLAIN)
-    case = replace(case, outbox=(), effects={})
-    if stored == "before clocks were kept":  # its document has no `clocks`
-        document = to_document(case)
-        del document["clocks"]
-        case = from_document(document)
-    else:
-        case = replace(case, clocks=None)
-    assert case.clocks is None
-    case = domain.act(case, action(A.RESOLVE, minutes=120, outcome="工资已发放"), rules=PLAIN)
-    assert {clock for clock, t in timers_asked(case).items() if t["due_at"] is None} == {
-        "feedback",
-        "progress",
-        "sign",
-    }
-    assert case.clocks is None  # still unknown: other clocks may run
-
-
-def test_the_clocks_a_case_knows_are_stored_with_it() -> None:
-    from fengqiao.services.tracker.adapters.cases import from_document, to_document
-
-    case = dispatched()
-    assert case.clocks and from_document(to_document(case)).clocks == case.clocks

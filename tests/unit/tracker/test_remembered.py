@@ -15,7 +15,7 @@ from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository
 from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
 from fengqiao.services.tracker.adapters.recent import Recent
 from fengqiao.services.tracker.adapters.timers import PENDING, MemoryStore, StoredTimers
-from fengqiao.services.tracker.handlers import CaseStore
+from fengqiao.services.tracker.unit_of_work import UnitOfWork
 
 RULES = domain.Rules.default()
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
@@ -62,7 +62,7 @@ def test_recent_needs_room() -> None:
         Recent(0)
 
 
-# --------------------------------------------------------------------------- CaseStore
+# --------------------------------------------------------------------------- UnitOfWork
 
 
 class Discard:
@@ -111,8 +111,8 @@ class BatchCountingRepository(CountingRepository):
         return {c: await InMemoryCaseRepository.get(self, c) for c in case_ids}
 
 
-def replica(repo: InMemoryCaseRepository) -> CaseStore:
-    return CaseStore(repo, Discard(), InMemoryIndexes(), StoredTimers(MemoryStore()))
+def replica(repo: InMemoryCaseRepository) -> UnitOfWork:
+    return UnitOfWork(repo, Discard(), InMemoryIndexes(), StoredTimers(MemoryStore()))
 
 
 async def test_a_case_written_here_is_not_read_again_for_the_next_change() -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fengqiao.services.tracker import domain, stats
 from fengqiao.services.tracker.cli import format_table
-from tests.unit.tracker.test_case_lifecycle import (
+from tests.unit.tracker.cases import (
     PLAIN,
     T0,
     A,

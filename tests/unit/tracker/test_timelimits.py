@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from fengqiao.services.tracker.calendar_file import load_calendar
 from fengqiao.services.tracker.timelimits import Kind, TimeLimits, TimeLimitsError, load_time_limits
-from fengqiao.services.tracker.workcalendar import WorkCalendar, load_calendar
+from fengqiao.services.tracker.workcalendar import WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from fengqiao.services.tracker.calendar_file import load_calendar
 from fengqiao.services.tracker.workcalendar import (
     CalendarError,
     NaiveDatetimeError,
     UnknownYear,
     WorkCalendar,
-    load_calendar,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
