@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,17 +106,11 @@ async def results_reader(bootstrap: str) -> AIOKafkaConsumer:
     return consumer
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    stack = StackSettings()
-    await ensure_topics(stack.kafka_bootstrap)
-    run_id = args.run_id
-    group, database = f"bench-notifier-{run_id}", f"bench_notifier_{run_id}"
-    await start_group_at_end(
-        stack.kafka_bootstrap, f"{group}.{REPLIES_REQUESTED.name}", REPLIES_REQUESTED.name
-    )
-    accounts = [f"@bench{i}检察" for i in range(args.accounts)]
-    ports = processes.free_ports(("notifier", "simulator"))
-    env = {
+def notifier_env(
+    stack: StackSettings, args: argparse.Namespace, ports: dict[str, int], accounts: list[str]
+) -> dict[str, str]:
+    """The notifier's settings for this run: its own group and database, the simulator."""
+    return {
         "FENGQIAO_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
         "FENGQIAO_MONGO_URI": stack.mongo_uri,
         "FENGQIAO_EXTERNAL": "1",
@@ -123,17 +118,70 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "FENGQIAO_NOTIFIER_ACCESS_TOKENS": json.dumps(
             {a: f"token-{i}" for i, a in enumerate(accounts)}
         ),
-        "FENGQIAO_NOTIFIER_DATABASE": database,
-        "FENGQIAO_NOTIFIER_GROUP_ID": group,
+        "FENGQIAO_NOTIFIER_DATABASE": f"bench_notifier_{args.run_id}",
+        "FENGQIAO_NOTIFIER_GROUP_ID": f"bench-notifier-{args.run_id}",
         "FENGQIAO_NOTIFIER_RATE_LIMITS": "true" if args.limited else "false",
         "FENGQIAO_NOTIFIER_COMMENTS_PER_HOUR": str(args.per_second * 3600),
         "FENGQIAO_NOTIFIER_BURST": "1",
         "FENGQIAO_NOTIFIER_APP_PER_HOUR": str(10**9),
     }
-    batch = requests(run_id, args.replies, accounts)
+
+
+@dataclass
+class Timing:
+    published: float = 0.0
+    first_result: float = 0.0
+    last_result: float = 0.0
+
+
+async def publish_and_collect(
+    bootstrap: str, batch: list[ReplyRequested], timeout: float
+) -> tuple[dict[str, ReplySent], Timing]:
+    """Publish the requests as fast as the producer goes; collect their results until all came
+    (or `timeout` passed)."""
     keys = {r.idempotency_key for r in batch}
     sent: dict[str, ReplySent] = {}
-    first_result = last_result = 0.0
+    timing = Timing()
+    reader = await results_reader(bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [
+            await producer.send(
+                REPLIES_REQUESTED.name, r.model_dump_json().encode(), key=r.kafka_key().encode()
+            )
+            for r in batch
+        ]
+        await asyncio.gather(*futures)
+        timing.published = time.perf_counter() - started
+        deadline = time.monotonic() + timeout
+        while len(sent) < len(keys) and time.monotonic() < deadline:
+            polled = await reader.getmany(timeout_ms=500)
+            for record in (r for records in polled.values() for r in records):
+                result = ReplySent.model_validate_json(record.value or b"")
+                if result.idempotency_key in keys:
+                    if not sent:
+                        timing.first_result = time.perf_counter() - started
+                    sent[result.idempotency_key] = result
+                    timing.last_result = time.perf_counter() - started
+    finally:
+        await producer.stop()
+        await reader.stop()
+    return sent, timing
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    stack = StackSettings()
+    await ensure_topics(stack.kafka_bootstrap)
+    group = f"bench-notifier-{args.run_id}"
+    await start_group_at_end(
+        stack.kafka_bootstrap, f"{group}.{REPLIES_REQUESTED.name}", REPLIES_REQUESTED.name
+    )
+    accounts = [f"@bench{i}检察" for i in range(args.accounts)]
+    ports = processes.free_ports(("notifier", "simulator"))
+    env = notifier_env(stack, args, ports, accounts)
+    batch = requests(args.run_id, args.replies, accounts)
     with (
         tempfile.TemporaryDirectory() as logs,
         processes.running(env, log_dir=Path(logs), services=("notifier",), ports=ports) as fleet,
@@ -146,43 +194,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 # over any 10 s: the refill, the burst, and 4 posts of network jitter
                 rules = {"posts_per_hour": int(args.per_second * 10) + 5, "window_seconds": 10}
                 await http.post(f"{sim}/_sim/rules", json=rules)
-            reader = await results_reader(stack.kafka_bootstrap)
-            producer = AIOKafkaProducer(
-                bootstrap_servers=stack.kafka_bootstrap, acks="all", linger_ms=5
-            )
-            await producer.start()
-            try:
-                started = time.perf_counter()
-                futures = [
-                    await producer.send(
-                        REPLIES_REQUESTED.name,
-                        r.model_dump_json().encode(),
-                        key=r.kafka_key().encode(),
-                    )
-                    for r in batch
-                ]
-                await asyncio.gather(*futures)
-                published = time.perf_counter() - started
-                deadline = time.monotonic() + args.timeout
-                while len(sent) < len(keys) and time.monotonic() < deadline:
-                    polled = await reader.getmany(timeout_ms=500)
-                    for records in polled.values():
-                        for record in records:
-                            result = ReplySent.model_validate_json(record.value or b"")
-                            if result.idempotency_key in keys:
-                                if not sent:
-                                    first_result = time.perf_counter() - started
-                                sent[result.idempotency_key] = result
-                                last_result = time.perf_counter() - started
-            finally:
-                await producer.stop()
-                await reader.stop()
+            sent, timing = await publish_and_collect(stack.kafka_bootstrap, batch, args.timeout)
             cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             received = (await http.get(f"{sim}/_sim/received")).json()
             metrics = (await http.get(f"{fleet.url('notifier')}/metrics")).text
-    ours = received  # the simulator is this run's own
+    return make_report(args, batch, sent, timing, cpu, received, metrics)
+
+
+def make_report(
+    args: argparse.Namespace,
+    batch: list[ReplyRequested],
+    sent: dict[str, ReplySent],
+    timing: Timing,
+    cpu: dict[str, float],
+    received: list[dict[str, Any]],  # the simulator is this run's own
+    metrics: str,
+) -> dict[str, Any]:
     posts_per_target: dict[str, int] = {}
-    for post in ours:
+    for post in received:
         posts_per_target[post["target"]["id"]] = posts_per_target.get(post["target"]["id"], 0) + 1
     retries = sum(
         float(line.rsplit(" ", 1)[1])
@@ -192,18 +221,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     statuses: dict[str, int] = {}
     for result in sent.values():
         statuses[result.status] = statuses.get(result.status, 0) + 1
+    last = timing.last_result
     report: dict[str, Any] = {
         "mode": "limited" if args.limited else "unlimited",
         "replies": len(batch),
         "results": len(sent),
         "statuses": statuses,
-        "posted": len(ours),
+        "posted": len(received),
         "posted_twice": sum(1 for c in posts_per_target.values() if c > 1),
         "retries": retries,
-        "publish_seconds": round(published, 2),
-        "first_result_seconds": round(first_result, 2),
-        "last_result_seconds": round(last_result, 2),
-        "replies_per_second": round(len(sent) / last_result, 1) if last_result else 0,
+        "publish_seconds": round(timing.published, 2),
+        "first_result_seconds": round(timing.first_result, 2),
+        "last_result_seconds": round(last, 2),
+        "replies_per_second": round(len(sent) / last, 1) if last else 0,
         # Load-independent: how many replies one CPU second of each process carries.
         "cpu_seconds": {name: round(c, 2) for name, c in cpu.items()},
         "replies_per_cpu_second": {
@@ -217,9 +247,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     if args.limited:
-        budget = args.per_second * len(accounts)
+        budget = args.per_second * args.accounts
         # After the first token of each bucket, the rate is the refill rate.
-        steady = (len(sent) - len(accounts)) / (last_result - first_result) if sent else 0
+        steady = (len(sent) - args.accounts) / (last - timing.first_result) if sent else 0
         report["budget_per_second"] = budget
         report["steady_replies_per_second"] = round(steady, 2)
     return report

@@ -19,9 +19,9 @@ Two ways to measure, both against the real FerretDB and Kafka of the local stack
   MongoIndexes) and the app's Kafka producer (`DirectProducer`); `--concurrency` cases in
   flight at once, each case's messages one after the other (as the partitions of a Kafka topic
   would hand them over).
-- `service`: the whole tracker app (`fengqiao.services.tracker.app.build`) in this process with its Kafka
-  consumers (one per topic): the appeals, dispatch orders and acknowledgments of all cases are
-  put on their topics first, then the app starts and the time runs from the first message
+- `service`: the whole tracker app (`fengqiao.services.tracker.app.build`) in this process with
+  its Kafka consumers (one per topic): the appeals, dispatch orders and acknowledgments of all
+  cases are put on their topics first, then the app starts and the time runs from the first message
   applied until the tracker's consumer groups have committed all of them (a poll is committed
   once it is applied); then the units' actions are published (by a process of their own, as the
   unit API or another replica would) and the time runs until they are committed too. (The first
@@ -80,6 +80,7 @@ from fengqiao.contracts import (
     UnitActionKind,
 )
 from fengqiao.ops.kafka import Cluster, connect
+from fengqiao.runtime.compat import registered_collector
 from fengqiao.runtime.messaging import DirectProducer, ensure_topics
 from fengqiao.runtime.service import GC_THRESHOLDS
 from fengqiao.runtime.settings import StackSettings
@@ -364,9 +365,9 @@ async def uncommitted(cluster: Cluster, group_id: str, ends: dict[TopicPartition
 
 def counted(registry: Any, name: str) -> float:
     """The sum of a counter's samples (over its labels). Only that counter is collected (found
-    by its name in the registry's private index when it is there): collecting the whole
-    registry every 50 ms took 2-3 % of the CPU of the tracker it measures."""
-    collector = getattr(registry, "_names_to_collectors", {}).get(f"{name}_total", registry)
+    by its name in the registry): collecting the whole registry every 50 ms took 2-3 % of the
+    CPU of the tracker it measures."""
+    collector = registered_collector(registry, f"{name}_total") or registry
     total = 0.0
     for metric in collector.collect():
         if metric.name == name:

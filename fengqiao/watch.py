@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from fengqiao.contracts import Envelope, message_for
+from fengqiao.runtime.compat import refresh_metadata
 
 
 class TopicWatcher:
@@ -98,7 +99,7 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
         return set(found)
     # Metadata of a topic the consumer has not seen yet arrives after one refresh.
     for _ in range(50):
-        await consumer._client.force_metadata_update()
+        await refresh_metadata(consumer)
         found = consumer.partitions_for_topic(topic)
         if found:
             return set(found)

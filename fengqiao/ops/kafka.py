@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from fengqiao.contracts import TOPICS, all_topic_names
 from fengqiao.ops import Unreachable
+from fengqiao.runtime.compat import watch_topics
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,7 @@ class Cluster:
     async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
         names = list(topics)
         described = await self.admin.describe_topics(names)
-        # The consumer asks for offsets only of topics in its metadata; without this it finds
-        # them on its next periodic refresh, seconds later (the private call TopicWatcher uses).
-        await self.consumer._client.set_topics(names)
+        await watch_topics(self.consumer, names)  # else its offsets come seconds later
         return sorted(
             TopicPartition(t["topic"], p["partition"])
             for t in described

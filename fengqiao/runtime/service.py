@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,15 +37,10 @@ from fengqiao.runtime.settings import StackSettings
 log = logging.getLogger("fengqiao.runtime.service")
 
 # Python's cyclic garbage collector, tuned for a service that handles a stream of messages and
-# keeps caches of recent cases: at the default (700, 10, 10) the tracker spent 4.1-4.5 s of its
-# 24-25 s of CPU in collections on its bench, 3.1-3.3 s of them full ones that walk every cached
-# case; at (10_000, 20, 20) it spent 0.9-1.0 s and tracker CPU per event fell from 840-900 to
-# 615-650 µs. A young collection comes when the objects allocated and not freed since the last
-# one reach the first threshold: at 10_000 the tracker's collections took 0.69-0.73 s of a run of
-# 14,000 events (a hundred of them), at 50_000 0.36-0.47 s, and at 200_000 0.11-0.13 s (one; 0.12
-# against 1.76 s with 35,000 events): most of what a change allocates is freed by its count before
-# a collection comes. Garbage in cycles waits for up to that many objects (some tens of MB), and a
-# collection pauses the service about 0.1 s. A full collection still comes every 400 young ones.
+# keeps caches of recent cases: most of what a change allocates is freed by its count before a
+# young collection comes, and full collections (which walk every cached case) come rarely. The
+# price: garbage in cycles waits for up to that many objects (some tens of MB), and a collection
+# pauses the service about 0.1 s. Measurements: docs/performance.md.
 GC_THRESHOLDS = (200_000, 20, 20)
 
 Hook = Callable[[], Awaitable[None]]
@@ -105,7 +100,27 @@ def http_app(
     routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The service's HTTP app; its lifespan creates topics, starts the broker and hooks."""
+    app = FastAPI(
+        title=f"fengqiao {runtime.name}",
+        version=__version__,
+        description=description,
+        lifespan=_lifespan(runtime),
+    )
+    app.include_router(
+        ops_router(
+            service=runtime.name,
+            registry=runtime.registry,
+            checks=_checks(runtime),
+            before_scrape=[lambda: runtime.metrics.refresh_lag(runtime.broker)],
+        )
+    )
+    for router in routers:
+        app.include_router(router)
+    app.include_router(_asyncapi_router(runtime, description))
+    return app
 
+
+def _lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         gc.set_threshold(*GC_THRESHOLDS)
@@ -133,12 +148,11 @@ def http_app(
                 await runtime.mongo.close()
             log.info("%s stopped", runtime.name)
 
-    app = FastAPI(
-        title=f"fengqiao {runtime.name}",
-        version=__version__,
-        description=description,
-        lifespan=lifespan,
-    )
+    return lifespan
+
+
+def _checks(runtime: Runtime) -> dict[str, Callable[[], Awaitable[object]]]:
+    """What readiness checks: Kafka, the store (if the service has one), the consumers."""
     checks: dict[str, Callable[[], Awaitable[object]]] = {
         "kafka": lambda: runtime.broker.ping(timeout=2.0)
     }
@@ -146,23 +160,18 @@ def http_app(
         mongo = runtime.mongo
         checks["mongo"] = lambda: mongo.admin.command("ping")
     checks["consumers"] = lambda: _consumers_ready(runtime.broker)
-    app.include_router(
-        ops_router(
-            service=runtime.name,
-            registry=runtime.registry,
-            checks=checks,
-            before_scrape=[lambda: runtime.metrics.refresh_lag(runtime.broker)],
-        )
-    )
-    for router in routers:
-        app.include_router(router)
+    return checks
+
+
+def _asyncapi_router(runtime: Runtime, description: str) -> APIRouter:
+    router = APIRouter()
     fs = asyncapi_app(runtime, description)
 
-    @app.get("/asyncapi.json", tags=["ops"], summary="AsyncAPI description of the topics")
+    @router.get("/asyncapi.json", tags=["ops"], summary="AsyncAPI description of the topics")
     async def asyncapi_json() -> dict[str, Any]:
         return fs.schema.to_specification().to_jsonable()  # type: ignore[no-any-return]
 
-    @app.get(
+    @router.get(
         "/asyncapi",
         tags=["ops"],
         summary="The AsyncAPI description as a page",
@@ -174,7 +183,7 @@ def http_app(
         page = get_asyncapi_html(fs.schema.to_specification(), try_it_out_path=None)
         return HTMLResponse(page)
 
-    return app
+    return router
 
 
 async def _consumers_ready(broker: KafkaBroker) -> str:

@@ -89,7 +89,6 @@ def build(
     handlers.register(
         runtime.broker,
         sender,
-        results,
         group_id=settings.group_id,
         batch_size=settings.batch_size,
     )

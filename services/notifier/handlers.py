@@ -3,14 +3,11 @@ last try, `replies.requested.dlq`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Annotated, Any, cast
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.message import StreamMessage
-from pydantic import Field, ValidationError
 
 from fengqiao.contracts import (
     REPLIES_REQUESTED,
@@ -21,12 +18,13 @@ from fengqiao.contracts import (
 )
 from fengqiao.runtime.clock import Clock
 from fengqiao.runtime.messaging import (
-    dead_letter_for,
+    BatchFailures,
+    batch_records,
+    batch_subscriber,
     dead_letter_publisher,
     publish_all,
     publish_to,
     topic_publisher,
-    topic_subscriber,
 )
 from fengqiao.services.notifier.sender import Origin, Sender
 
@@ -62,63 +60,31 @@ class KafkaResults:
         )
         await publish_to(self._dead, letter)
 
-    async def dead_record(self, letter: DeadLetter) -> None:
-        """A message that is no reply request at all."""
-        await publish_to(self._dead, letter)
-
-
-# A batch's messages: each a ReplyRequested, or (when it is not one) what it decoded to.
-Item = Annotated[ReplyRequested | Any, Field(union_mode="left_to_right")]
-
-
-def decode_each(msg: StreamMessage[Any]) -> list[Any]:
-    """Each message of a batch as JSON, or as text when it is none: one bad message must not
-    fail the batch (it goes to the dead-letter topic alone)."""
-    decoded: list[Any] = []
-    for value in cast("list[bytes]", msg.body):  # a batch's body is one value per message
-        try:
-            decoded.append(json.loads(value))
-        except ValueError:
-            decoded.append(bytes(value).decode("utf-8", "replace"))
-    return decoded
-
 
 def register(
     broker: KafkaBroker,
     sender: Sender,
-    results: KafkaResults,
     *,
     group_id: str,
     batch_size: int,
 ) -> None:
-    @topic_subscriber(
+    """The subscriber of replies.requested: the tracker's batch pipeline (each poll committed
+    once handled, in poll order); a message off contract goes to dead letters alone."""
+
+    @batch_subscriber(
         broker,
         REPLIES_REQUESTED,
         group_id=group_id,
         action="send",
         description="Post replies on the platform, once; in batches (one write claims a batch, "
         "one records its outcomes).",
-        batch=True,
         max_records=batch_size,
         batch_timeout_ms=100,
-        decoder=decode_each,
     )
-    async def send_replies(batch: list[Item], msg: KafkaMessage) -> None:
-        records = msg.raw_message
-        if not isinstance(records, (list, tuple)):
-            records = (records,)
-        requests: list[tuple[ReplyRequested, Origin | None]] = []
-        for item, record in zip(batch, records, strict=True):
-            if isinstance(item, ReplyRequested):
-                requests.append((item, _origin(record)))
-                continue
-            try:
-                ReplyRequested.model_validate(item)
-                error: Exception = TypeError("not a JSON object")
-            except ValidationError as exc:
-                error = exc
-            await results.dead_record(dead_letter_for(record, error, consumer=NAME))
-        await sender.handle_many(requests)
+    async def send_replies(batch: list[ReplyRequested], msg: KafkaMessage) -> BatchFailures:
+        origins = [_origin(record) for record in batch_records(msg)]
+        await sender.handle_many(list(zip(batch, origins, strict=True)))
+        return BatchFailures()
 
 
 def _origin(record: Any) -> Origin:

@@ -104,16 +104,16 @@ async def test_polls_finished_in_the_background_are_committed_in_order(
 
     monkeypatch.setattr(DeadLetterMiddleware, "_dead_letter", refusing)
 
-    commit = messaging._Pipeline._commit
+    commit = messaging.Pipeline._commit
 
-    async def checked(self: messaging._Pipeline, offsets: dict[TopicPartition, int]) -> None:
+    async def checked(self: messaging.Pipeline, offsets: dict[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():  # nothing before the committed offset is unfinished
             if not all((tp.partition, o) in finished for o in range(offset)):
                 early.append((tp.partition, offset))
         commits.append(offsets)
         await commit(self, offsets)
 
-    monkeypatch.setattr(messaging._Pipeline, "_commit", checked)
+    monkeypatch.setattr(messaging.Pipeline, "_commit", checked)
 
     cases = [f"c-{i}" for i in range(MESSAGES)]
     cases[MESSAGES // 2], cases[MESSAGES // 2 + 1] = refused

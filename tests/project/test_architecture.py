@@ -147,3 +147,157 @@ def test_app_import_does_no_io(service: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr.decode()[-2000:]
+
+
+# Private attributes of libraries are reached only through fengqiao/runtime/compat.py, whose
+# tests fail when an upgrade moves them. Elsewhere `x._name` (or getattr(x, "_name")) is allowed
+# on self/cls, for a name the same module defines (its own privates), on a fengqiao module it
+# imported, for namedtuple's documented `_replace`/`_asdict`/`_fields`/`_make`, and here:
+PRIVATE_ACCESS_ALLOWED = {
+    # path: {attribute: why}
+    "bench/timers.py": {"_due_entries": "times one of the timers' own steps alone"},
+}
+NAMEDTUPLE_API = {"_replace", "_asdict", "_fields", "_make"}
+COMPAT = "fengqiao/runtime/compat.py"
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _own_names(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """The private names a module defines, and the names it binds to fengqiao modules."""
+    defined: set[str] = set()
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            defined.add(node.attr)
+        elif isinstance(node, ast.Import):
+            modules.update(
+                (a.asname or a.name).split(".")[0]
+                for a in node.names
+                if a.name.startswith("fengqiao")
+            )
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fengqiao"):
+            modules.update(a.asname or a.name for a in node.names)
+            defined.update(a.asname or a.name for a in node.names)
+    return {n for n in defined if _is_private(n)}, modules
+
+
+def _private_accesses(tree: ast.AST) -> list[tuple[int, ast.expr, str]]:
+    found: list[tuple[int, ast.expr, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_private(node.attr):
+            found.append((node.lineno, node.value, node.attr))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in {"getattr", "setattr", "hasattr", "delattr"}
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and _is_private(node.args[1].value)
+        ):
+            found.append((node.lineno, node.args[0], node.args[1].value))
+    return found
+
+
+def _receiver_is_own(value: ast.expr, modules: set[str]) -> bool:
+    if isinstance(value, ast.Name):
+        return value.id in {"self", "cls"} or value.id in modules
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "super"
+    )
+
+
+def test_no_private_attribute_of_a_library_outside_the_compat_module() -> None:
+    offenders = []
+    for top in ("fengqiao", "services", "bench"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative == COMPAT or relative.startswith(
+                ("fengqiao/services/", "fengqiao/contracts/")
+            ):
+                continue  # the compat module itself; the links to the top-level folders
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            own, modules = _own_names(tree)
+            allowed = PRIVATE_ACCESS_ALLOWED.get(relative, {})
+            for line, value, attr in _private_accesses(tree):
+                if attr in own or attr in NAMEDTUPLE_API or attr in allowed:
+                    continue
+                if not _receiver_is_own(value, modules):
+                    offenders.append(f"{relative}:{line}: .{attr} ({ast.unparse(value)})")
+    assert not offenders, (
+        "private attributes of libraries belong in fengqiao/runtime/compat.py (a named function "
+        "with a test in tests/unit/test_compat.py):\n" + "\n".join(offenders)
+    )
+
+
+def _private_stores(cls: ast.ClassDef) -> set[str]:
+    return {
+        node.attr
+        for node in ast.walk(cls)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+        and _is_private(node.attr)
+    }
+
+
+def _methods_source(cls: type) -> str:
+    """The source of a class's own methods (httpx's classes name `httpx` as their module, so
+    the class itself cannot be found by inspect)."""
+    import inspect
+
+    sources = []
+    for member in vars(cls).values():
+        function = getattr(member, "fget", member)  # a property's getter
+        if inspect.isfunction(function):
+            try:
+                sources.append(inspect.getsource(function))
+            except (OSError, TypeError):
+                continue
+    return "\n".join(sources)
+
+
+def test_no_class_overwrites_a_private_attribute_of_its_library_base() -> None:
+    """`self._pool = ...` in a subclass of a library class replaces the library's internals as
+    surely as `client._pool = ...` does (what the notifier's transport did to httpx)."""
+    import importlib
+    import re
+
+    offenders = []
+    for top in ("fengqiao/runtime", "services"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            relative = path.relative_to(ROOT)
+            parts = relative.with_suffix("").parts
+            name = ".".join(("fengqiao", *parts) if top == "services" else parts)
+            classes = [
+                n
+                for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(n, ast.ClassDef) and n.bases
+            ]
+            if not classes:
+                continue
+            module = importlib.import_module(name.removesuffix(".__init__"))
+            for node in classes:
+                cls, stores = getattr(module, node.name, None), _private_stores(node)
+                if not isinstance(cls, type) or not stores:
+                    continue
+                for base in cls.__mro__[1:]:
+                    if base.__module__.startswith(("fengqiao", "builtins")):
+                        continue
+                    source = _methods_source(base)
+                    offenders += [
+                        f"{relative}: {node.name}.{attr} is {base.__module__}.{base.__name__}'s"
+                        for attr in sorted(stores)
+                        if attr in vars(base) or re.search(rf"self\.{attr}\b", source)
+                    ]
+    assert not offenders, "\n".join(offenders)

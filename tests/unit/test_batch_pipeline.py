@@ -1,4 +1,4 @@
-"""The commits of a batch subscriber's polls (`_Pipeline`), on a consumer that records what it is
+"""The commits of a batch subscriber's polls (`Pipeline`), on a consumer that records what it is
 told: in poll order, never past a poll that is not finished, and a failure rewinds every
 partition to its first message not finished."""
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from fengqiao.runtime.messaging import _Pipeline
+from fengqiao.runtime.messaging import Pipeline
 
 TOPIC = "t"
 
@@ -45,7 +45,7 @@ async def finished_when(event: asyncio.Event, failure: Exception | None = None) 
 
 async def test_polls_are_committed_in_order_though_they_finish_out_of_order() -> None:
     consumer = Consumer()
-    pipeline = _Pipeline(consumer)  # type: ignore[arg-type]
+    pipeline = Pipeline(consumer)  # type: ignore[arg-type]
     first, second = asyncio.Event(), asyncio.Event()
     await pipeline.add(finished_when(first), poll(0, 0), pipeline.generation)
     adding = asyncio.ensure_future(
@@ -64,7 +64,7 @@ async def test_a_failure_rewinds_every_partition_and_nothing_after_it_is_committ
     """Poll A (partition 0) fails while poll B (partition 1, taken after it) fails too: B is of
     the generation A's failure ended, so A's rewind must bring B's messages back as well."""
     consumer = Consumer()
-    pipeline = _Pipeline(consumer)  # type: ignore[arg-type]
+    pipeline = Pipeline(consumer)  # type: ignore[arg-type]
     done = asyncio.Event()
     done.set()
     await pipeline.add(finished_when(done), poll(0, 0), pipeline.generation)  # committed
@@ -89,7 +89,7 @@ async def test_a_failure_rewinds_every_partition_and_nothing_after_it_is_committ
 
 async def test_a_cancelled_poll_is_not_committed_and_rewinds() -> None:
     consumer = Consumer()
-    pipeline = _Pipeline(consumer)  # type: ignore[arg-type]
+    pipeline = Pipeline(consumer)  # type: ignore[arg-type]
     never = asyncio.Event()
     handling = asyncio.ensure_future(never.wait())
     await pipeline.add(handling, poll(1, 10), pipeline.generation)

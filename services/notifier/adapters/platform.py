@@ -85,13 +85,12 @@ class WeiboClient:
         connections_per_lane: int = 2,
     ) -> None:
         # Several small clients rather than one large pool: httpx's pool slows down as its
-        # concurrent requests grow (measured against the simulator: one client with 64
-        # connections 52 posts/s, 8 clients of 2 connections 812 posts/s, same machine).
+        # concurrent requests grow.
         limits = httpx.Limits(
             max_connections=connections_per_lane, max_keepalive_connections=connections_per_lane
         )
-        # Each lane's connections are plain asyncio ones (AsyncioTransport: a sixth of the
-        # notifier's CPU per reply went to anyio's layer under httpx); one TLS context for all.
+        # Each lane's connections are plain asyncio ones (AsyncioTransport, cheaper than anyio's
+        # layer under httpx); one TLS context for all.
         verify = httpx.create_ssl_context() if transport is None else True
         self._lanes = [
             ApiClient(

@@ -1,11 +1,12 @@
 """An httpx transport whose connections are plain asyncio ones.
 
 httpx (through httpcore) reaches the network through anyio on asyncio: every read and write
-enters a cancel scope with its own deadline, and a request's head and body leave in two
-`send` calls. Measured under bench/notifier.py this was about a sixth of the notifier's CPU
-per reply. Here httpcore's HTTP/1.1 and pool, timeouts and errors stay exactly as they are;
-only the layer below changes: an asyncio protocol whose waits have one timer each, and whose
-writes leave together when the response is read (one segment for a small request).
+enters a cancel scope with its own deadline, and a request's head and body leave in two `send`
+calls, a noticeable share of the notifier's CPU per reply (docs/performance.md). Here httpcore's
+HTTP/1.1 and pool, timeouts and errors stay as they are; only the layer below changes: an
+asyncio protocol whose waits have one timer each, and whose writes leave together when the
+response is read (one segment for a small request). Built only from public API: httpx's
+`AsyncBaseTransport` around httpcore's `AsyncConnectionPool`, which takes a network backend.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import select
 import ssl
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable
 from typing import Any, cast
 
 import httpcore
@@ -248,25 +249,93 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-class AsyncioTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport (its pool, HTTP/1.1, error mapping) over `AsyncioBackend`.
-    Direct connections only: no proxy."""
+# httpcore's errors as httpx's, most specific first (what httpx's own transport raises).
+_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+def as_httpx_error(exc: Exception) -> Exception:
+    """The httpx error for an httpcore one (others as they are)."""
+    for raised, mapped in _ERRORS:
+        if isinstance(exc, raised):
+            error = mapped(str(exc))
+            error.__cause__ = exc
+            return error
+    return exc
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterable[bytes]) -> None:
+        self.stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for part in self.stream:
+                yield part
+        except Exception as exc:
+            raise as_httpx_error(exc) from exc
+
+    async def aclose(self) -> None:
+        close = getattr(self.stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class AsyncioTransport(httpx.AsyncBaseTransport):
+    """httpcore's pool and HTTP/1.1 over `AsyncioBackend`, as an httpx transport (requests,
+    responses and errors converted as httpx's own transport does). Direct connections only: no
+    proxy, no HTTP/2."""
 
     def __init__(
         self, *, limits: httpx.Limits | None = None, verify: ssl.SSLContext | bool = True
     ) -> None:
         limits = limits or httpx.Limits()
-        context = httpx.create_ssl_context(verify=verify)  # loads the CA bundle once
-        super().__init__(limits=limits, verify=context)
-        # httpx builds its pool with no way to name a network backend: the same pool
-        # (httpcore's public API), built again with one.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=context,
+        self.pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify),  # loads the CA bundle once
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=AsyncioBackend(),
         )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=cast("AsyncIterable[bytes]", request.stream),
+            extensions=request.extensions,
+        )
+        try:
+            response = await self.pool.handle_async_request(core)
+        except Exception as exc:
+            raise as_httpx_error(exc) from exc
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(cast("AsyncIterable[bytes]", response.stream)),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
 
 
 class _CookiesWhenSet(httpx.Cookies):
@@ -277,8 +346,8 @@ class _CookiesWhenSet(httpx.Cookies):
 
 class ApiClient(httpx.AsyncClient):
     """An httpx client that reads cookies only from answers that set some: httpx passes every
-    answer through urllib's cookie jar (a twelfth of a post's CPU here), though an answer
-    without Set-Cookie has none to give. Cookies set are kept and sent as by any client."""
+    answer through urllib's cookie jar (costly per post), though an answer without Set-Cookie
+    has none to give. Cookies set are kept and sent as by any client."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from faststream.kafka import TestKafkaBroker
+from faststream.middlewares import AckPolicy
 
 from fengqiao.contracts import (
     REPLIES_REQUESTED,
@@ -252,3 +253,15 @@ async def test_a_batch_is_claimed_and_recorded_once_per_key(notifier: Notifier) 
         [r.case_id for r in batch] + [r.case_id for r in batch[:5]]
     )
     assert len({r.event_id for r in notifier.results}) == 20
+
+
+def test_requests_are_read_through_the_batch_pipeline(notifier: Notifier) -> None:
+    """As the tracker's: a poll is committed by the pipeline once handled, in poll order (its
+    explicit offsets), not by FastStream after each handler."""
+    [subscriber] = [
+        s
+        for s in notifier.runtime.broker.subscribers
+        if getattr(s, "topic_names", None) == [REPLIES_REQUESTED.name]
+    ]
+    assert type(subscriber).__name__ == "BatchSubscriber"
+    assert subscriber.ack_policy is AckPolicy.MANUAL

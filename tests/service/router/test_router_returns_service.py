@@ -144,3 +144,13 @@ async def test_an_action_on_an_unknown_case_is_a_dead_letter(wired) -> None:
         )
     [letter] = seen["letters"]
     assert "no dispatch to rule on" in letter.error  # type: ignore[attr-defined]
+
+
+async def test_an_appeal_with_fields_a_newer_intake_added_is_routed(wired) -> None:
+    runtime, _, seen = wired
+    body = appeal("博乐市工地拖欠工资三个月").model_dump(mode="json")
+    body["colour"] = "red"
+    body["author"]["nick"] = "x"
+    async with TestKafkaBroker(runtime.broker) as br:
+        await br.publish(body, APPEALS.name)
+    assert [o.to_unit for o in seen["orders"]] == ["652700", "652701"]

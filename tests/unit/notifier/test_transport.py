@@ -12,12 +12,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpcore
 import httpx
 import pytest
 
 from fengqiao.contracts import ReplyChannel, ReplyTarget
 from fengqiao.services.notifier.adapters.platform import RetryableError, WeiboClient
-from fengqiao.services.notifier.adapters.transport import ApiClient, AsyncioTransport
+from fengqiao.services.notifier.adapters.transport import (
+    ApiClient,
+    AsyncioTransport,
+    as_httpx_error,
+)
 
 TARGET = ReplyTarget(platform="weibo", account="@a", post_id="1")
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -261,3 +266,23 @@ async def test_cookies_an_answer_sets_are_sent_back() -> None:
     assert b"cookie: session=abc" not in seen[0].lower()
     assert all(b"cookie: session=abc" in head.lower() for head in seen[1:])
     assert client.cookies["session"] == "abc"
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+        (httpcore.ReadTimeout, httpx.ReadTimeout),
+        (httpcore.PoolTimeout, httpx.PoolTimeout),
+        (httpcore.ReadError, httpx.ReadError),
+        (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    ],
+)
+def test_httpcore_errors_become_the_most_specific_httpx_error(
+    raised: type[Exception], expected: type[Exception]
+) -> None:
+    error = as_httpx_error(raised("lost"))
+    assert type(error) is expected and str(error) == "lost"
+    assert isinstance(error.__cause__, raised)
+    other = ValueError("not httpcore's")
+    assert as_httpx_error(other) is other

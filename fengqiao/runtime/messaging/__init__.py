@@ -1,0 +1,75 @@
+"""Kafka plumbing every service shares, by concern:
+
+- `broker`: the broker (acks=all, idempotent producers: a publish that returned is stored once),
+  topic creation, and whether the consumers have joined;
+- `subscribers`: one consumer group per topic; the batch subscriber;
+- `batches`: the batch pipeline (polls finished in the background, committed in poll order);
+- `dead_letters`: a message that fails goes to `<topic>.dlq` with its error and origin, and the
+  consumer moves on; if even that write fails (Kafka gone) it is not committed and comes again;
+- `metrics`: every subscriber of every service measured the same way;
+- `publishing`: publishing through FastStream's declared publishers;
+- `direct`: publishing through a plain aiokafka producer, for hot paths.
+
+Consumers commit only after the handler finished (at-least-once). The names below are the
+public ones; import them from here.
+"""
+
+from fengqiao.runtime.compat import subscriber_consumers
+from fengqiao.runtime.messaging.batches import (
+    BATCHES_IN_FLIGHT,
+    BatchFailures,
+    Pipeline,
+    batch_records,
+    drain,
+)
+from fengqiao.runtime.messaging.broker import (
+    consumers_assigned,
+    ensure_topics,
+    make_broker,
+    topic_specs,
+)
+from fengqiao.runtime.messaging.dead_letters import (
+    DeadLetterMiddleware,
+    dead_letter_for,
+    dead_letter_publisher,
+)
+from fengqiao.runtime.messaging.direct import DirectProducer, DirectPublisher, RememberedPartitioner
+from fengqiao.runtime.messaging.metrics import SubscriberMetrics
+from fengqiao.runtime.messaging.publishing import (
+    DeclaredPublishers,
+    Outbox,
+    publish,
+    publish_all,
+    publish_to,
+    topic_publisher,
+)
+from fengqiao.runtime.messaging.subscribers import Handler, batch_subscriber, topic_subscriber
+
+__all__ = [
+    "BATCHES_IN_FLIGHT",
+    "BatchFailures",
+    "DeadLetterMiddleware",
+    "DeclaredPublishers",
+    "DirectProducer",
+    "DirectPublisher",
+    "Handler",
+    "Outbox",
+    "Pipeline",
+    "RememberedPartitioner",
+    "SubscriberMetrics",
+    "batch_records",
+    "batch_subscriber",
+    "consumers_assigned",
+    "dead_letter_for",
+    "dead_letter_publisher",
+    "drain",
+    "ensure_topics",
+    "make_broker",
+    "publish",
+    "publish_all",
+    "publish_to",
+    "subscriber_consumers",
+    "topic_publisher",
+    "topic_specs",
+    "topic_subscriber",
+]

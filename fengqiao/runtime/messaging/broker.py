@@ -1,0 +1,105 @@
+"""The broker every service builds, its topics, and whether its consumers have joined."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.middlewares import AckPolicy
+from prometheus_client import CollectorRegistry
+
+from fengqiao.contracts import TOPICS
+from fengqiao.contracts.topics import DLQ_PARTITIONS
+from fengqiao.runtime.compat import consumer_generation, consumer_group, subscriber_consumers
+from fengqiao.runtime.messaging.dead_letters import DeadLetterMiddleware
+from fengqiao.runtime.messaging.metrics import SubscriberMetrics
+
+
+def make_broker(
+    bootstrap: str,
+    *,
+    service: str,
+    registry: CollectorRegistry | None = None,
+    metrics: SubscriberMetrics | None = None,
+) -> KafkaBroker:
+    """A broker with fengqiao's delivery guarantees and the dead-letter middleware; with a
+    registry, its subscribers are measured (`metrics`, or new ones on that registry)."""
+    if metrics is None and registry is not None:
+        metrics = SubscriberMetrics(service, registry)
+    middlewares: list[Any] = [DeadLetterMiddleware.for_service(service, metrics)]
+    if registry is not None:
+        middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=service))
+    return KafkaBroker(
+        bootstrap,
+        client_id=f"fengqiao-{service}",
+        acks="all",
+        enable_idempotence=True,
+        allow_auto_create_topics=False,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        middlewares=middlewares,
+        logger=logging.getLogger(f"fengqiao.{service}.kafka"),
+        log_level=logging.DEBUG,  # one line per message is for debugging, not for operations
+    )
+
+
+def topic_specs(replication: int = 1, names: Iterable[str] | None = None) -> list[NewTopic]:
+    """The NewTopic of every fengqiao topic (and its dead-letter topic)."""
+    wanted = set(names) if names is not None else None
+    specs = []
+    for topic in TOPICS:
+        for name, partitions in ((topic.name, topic.partitions), (topic.dlq, DLQ_PARTITIONS)):
+            if wanted is None or name in wanted:
+                specs.append(NewTopic(name, partitions, replication))
+    return specs
+
+
+async def ensure_topics(bootstrap: str, *, replication: int = 1) -> list[str]:
+    """Create every fengqiao topic that does not exist yet; return the names created.
+
+    Safe to call from every service at every start, concurrently: a topic another service
+    created a moment ago is simply skipped.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="fengqiao-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in topic_specs(replication) if s.name not in existing]
+        created = []
+        for spec in missing:  # one by one, so a race on one topic does not hide the others
+            try:
+                await admin.create_topics([spec])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        await admin.close()
+
+
+def consumers_assigned(broker: KafkaBroker) -> dict[str, str]:
+    """Each subscriber's consumer group and whether it has joined: "assigned N" (partitions),
+    "joined" (a member with no partition: more replicas than partitions), or what is missing.
+    """
+    states: dict[str, str] = {}
+    for subscriber in broker.subscribers:
+        consumers = subscriber_consumers(subscriber)
+        names = ",".join(getattr(subscriber, "topic_names", None) or ()) or "?"
+        if not consumers:
+            states[names] = "not started"
+            continue
+        group = consumer_group(consumers[0]) or names
+        assigned: set[TopicPartition] = set().union(*(c.assignment() for c in consumers))
+        generations = [consumer_generation(c) for c in consumers]
+        if assigned:
+            states[group] = f"assigned {len(assigned)}"
+        elif any(g > 0 for g in generations):
+            states[group] = "joined"
+        else:
+            states[group] = "not assigned"
+    return states

@@ -1,0 +1,115 @@
+"""Declaring subscribers: one consumer group per topic, its dead-letter topic, and the batch
+subscriber whose polls are committed by `batches.Pipeline`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from faststream.kafka import KafkaBroker
+from faststream.middlewares import AckPolicy
+
+from fengqiao.contracts import Topic, read
+from fengqiao.runtime.messaging.batches import DECODED, DecodedBatch
+from fengqiao.runtime.messaging.dead_letters import dead_letter_publisher
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def topic_subscriber(
+    broker: KafkaBroker,
+    topic: Topic | str,
+    *,
+    group_id: str,
+    action: str,
+    description: str,
+    **options: Any,
+) -> Callable[[Handler], Handler]:
+    """Declare a subscriber of `topic` in consumer group `<group_id>.<topic>`, reading from the
+    start of the topic when the group is new (nothing published before a service's first start
+    is lost); `action` names it in AsyncAPI (`<topic>:<action>`), with the `<topic>.dlq` its
+    failures go to.
+
+    One group per subscribed topic: FastStream gives each subscriber its own consumer, and
+    consumers of different topics in one group rebalance each other on every start (seconds
+    before the first message is consumed).
+
+    `options` go to FastStream's subscriber as they are (e.g. `max_workers=6`: one consumer per
+    partition, each committing its own offsets after its handler)."""
+    name = topic if isinstance(topic, str) else topic.name
+    dead_letter_publisher(broker, name)
+    if not isinstance(topic, str) and "decoder" not in options:
+        # Read as the contracts read (unknown fields ignored: a newer producer in a rolling
+        # deploy), not by FastStream's validation of the handler's argument, which refuses them.
+        def decode(msg: Any) -> Any:
+            return read(name, msg.body)
+
+        options["decoder"] = decode
+    # Typed as keeping the handler (FastStream returns its subscriber object) so that handlers
+    # stay typed for mypy.
+    subscriber: Callable[[Handler], Handler] = broker.subscriber(
+        name,
+        group_id=f"{group_id}.{name}",
+        auto_offset_reset="earliest",
+        title=f"{name}:{action}",
+        description=description,
+        **options,
+    )
+    return subscriber
+
+
+def batch_subscriber(
+    broker: KafkaBroker,
+    topic: Topic,
+    *,
+    group_id: str,
+    action: str,
+    description: str,
+    max_records: int = 500,
+    batch_timeout_ms: int = 200,
+) -> Callable[[Handler], Handler]:
+    """Like `topic_subscriber`, but the handler gets what one poll returned, up to `max_records`
+    messages of the topic as a list (in partition order; one consumer for all partitions), and
+    the poll is committed once the handler returns. Each message is checked against the topic's
+    contract on its own: one that is off contract goes to dead letters and the others are
+    handed over. The handler returns the `BatchFailures` of the messages it could not handle.
+
+    For handlers that gain from seeing many messages at once (the tracker writes the changes of
+    a case in one batch as one version, and applies different cases side by side).
+
+    The handler may also return a task of its `BatchFailures`, once it has done what must come
+    before the next poll's handling (the tracker: taken its place in the queue of each case).
+    It is then handed the next poll while the task carries on: up to `BATCHES_IN_FLIGHT` polls
+    at once, so one poll's writes overlap the next poll's computing. Polls are committed in
+    order, each once it and all before it are finished (`Pipeline`).
+
+    A handler that needs the records of its messages (their origin) reads them with
+    `batch_records(msg)`; a poll waits up to `batch_timeout_ms` for its first message."""
+    model = topic.message
+
+    async def decode(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+        batch = DecodedBatch()
+        messages = []
+        for record in msg.raw_message:
+            try:
+                messages.append(model.model_validate_json(record.value or b""))
+            except ValueError as exc:  # pydantic's ValidationError is one
+                batch.refused.append((record, exc))
+            else:
+                batch.records.append(record)
+        setattr(msg, DECODED, batch)
+        return messages
+
+    return topic_subscriber(
+        broker,
+        topic,
+        group_id=group_id,
+        action=action,
+        description=description,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        decoder=decode,
+        # Committed by the poll's `Pipeline` (explicit offsets, in poll order), not FastStream.
+        ack_policy=AckPolicy.MANUAL,
+    )
