@@ -19,9 +19,9 @@ Two ways to measure, both against the real FerretDB and Kafka of the local stack
   MongoIndexes) and the app's Kafka producer (`DirectProducer`); `--concurrency` cases in
   flight at once, each case's messages one after the other (as the partitions of a Kafka topic
   would hand them over).
-- `service`: the whole tracker app (`fengqiao.services.tracker.app.build`) in this process with its Kafka
-  consumers (one per topic): the appeals, dispatch orders and acknowledgments of all cases are
-  put on their topics first, then the app starts and the time runs from the first message
+- `service`: the whole tracker app (`fengqiao.services.tracker.app.build`) in this process with
+  its Kafka consumers (one per topic): the appeals, dispatch orders and acknowledgments of all
+  cases are put on their topics first, then the app starts and the time runs from the first message
   applied until the tracker's consumer groups have committed all of them (a poll is committed
   once it is applied); then the units' actions are published (by a process of their own, as the
   unit API or another replica would) and the time runs until they are committed too. (The first
