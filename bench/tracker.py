@@ -299,6 +299,7 @@ async def run_store(
         with contextlib.suppress(asyncio.CancelledError):
             await settling
         await store.settle(everything=True)  # the last versions' records are part of the work
+        await repo.flush()  # and the cases' views of them
         elapsed = time.perf_counter() - started
         published = outbox.count - published_before
 
