@@ -194,6 +194,7 @@ def unit_router(
         return await _applied(repo, action, apply_wait_seconds)
 
     _action_routes(router, by_token, act)
+    _extension_routes(router, by_token, act)
     return router
 
 
@@ -240,6 +241,12 @@ def _action_routes(
     @router.post("/cases/{case_id}/return", status_code=202, summary="Return the order (退单)")
     async def return_(case_id: str, body: Return, unit: str = by_token) -> Accepted:
         return await act(case_id, unit, A.RETURN, body, reason_code=body.reason_code)
+
+
+def _extension_routes(
+    router: APIRouter, by_token: Any, act: Callable[..., Awaitable[Accepted]]
+) -> None:
+    """Extensions (延期) asked for and ruled on; questions to the citizen; notes."""
 
     @router.post(
         "/cases/{case_id}/extension", status_code=202, summary="Ask for an extension (延期)"
