@@ -216,3 +216,30 @@ async def test_a_view_of_an_older_version_never_stays_over_a_newer_one(
     await other.flush()
     found = await views.find_one({"_id": first.case_id})
     assert found is not None and found["version"] == 4
+
+
+async def test_ops_cases_finds_a_case_in_the_store_by_id_author_or_text(
+    client: AsyncMongoClient[Any],
+    db: str,
+    run_id: str,
+    stack: StackSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fengqiao.ops import cases as case_search
+
+    monkeypatch.setenv("FENGQIAO_TRACKER_DATABASE", db)
+    repo = MongoCaseRepository(client, db)
+    case = replace(
+        new_case(f"c-ops-{run_id}"),
+        author_id=f"u-{run_id}",
+        masked_text="工资 (拖欠) 三个月",
+        received_at="2026-11-02T03:00:00+00:00",
+        timeline=(entry("2026-11-02T03:00:00+00:00", "opened"),),
+    )
+    await write(repo, case, 1)
+    for query, by in ((case.case_id, "id"), (f"u-{run_id}", "author"), ("(拖欠)", "text")):
+        found = await case_search.stored(stack, query, by=by)  # type: ignore[arg-type]
+        assert [c["case_id"] for c in found] == [case.case_id], by
+        assert found[0]["timeline"][0]["at"] == "2026-11-02T03:00:00+00:00"
+    assert await case_search.stored(stack, f"nobody-{run_id}") == []
+    assert case_search.tables(found)
