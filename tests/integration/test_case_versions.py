@@ -243,3 +243,20 @@ async def test_ops_cases_finds_a_case_in_the_store_by_id_author_or_text(
         assert found[0]["timeline"][0]["at"] == "2026-11-02T03:00:00+00:00"
     assert await case_search.stored(stack, f"nobody-{run_id}") == []
     assert case_search.tables(found)
+
+
+async def test_a_store_without_views_gets_them_at_start_from_the_latest_versions(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    from fengqiao.services.tracker.adapters.cases import stored as stored_form
+
+    case = new_case(f"c-rebuilt-{run_id}")
+    for v in (1, 2, 3):  # written before there were views
+        version = replace(case, version=v, returns=v)
+        await client[db][VERSIONS].insert_one(stored_form(version))
+    repo = MongoCaseRepository(client, db)
+    await repo.ensure_indexes()
+    found = await repo.find(case.case_id)
+    assert found is not None and found["version"] == 3 and found["returns"] == 3
+    await repo.ensure_indexes()  # views exist: nothing read again
+    assert await repo.rebuild_views() == 1

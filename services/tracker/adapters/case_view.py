@@ -22,7 +22,8 @@ each case at its newest version only), off the path of a change: the projection 
 versions by a fraction of a second, and a process that stops writes what it holds
 (`flush`). A tracker that crashed between a version and its view leaves that view one behind
 until the case's next change. A view is replaced by a delete and an insert (see `_write`): a
-reader may miss it for the instant between the two.
+reader may miss it for the instant between the two (and until the next change, after a crash
+between them). A store without views gets them at start (`MongoCaseRepository.ensure_indexes`).
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ class MongoCaseViews:
     async def ensure_indexes(self) -> None:
         # For MongoDB (FerretDB on SQLite reads the collection: one small document per case).
         await self._cases.create_index([("received_at", 1)])
+
+    async def empty(self) -> bool:
+        return await self._cases.count_documents({}, limit=1) == 0
 
     def written(self, case: Case) -> None:
         """`case` was written as its latest version: its view is to be written."""

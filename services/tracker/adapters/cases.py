@@ -109,8 +109,9 @@ def _case(doc: dict[str, Any] | None) -> Case | None:
 
 class MongoCaseRepository:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        self._records = MongoRecords(client, database)
         self._versions = Versions(
-            MongoRecords(client, database),
+            self._records,
             VERSIONS,
             id_of=version_id,
             key_field="case_id",
@@ -119,8 +120,24 @@ class MongoCaseRepository:
         self._views = MongoCaseViews(client, database, VERSIONS, self.get)
 
     async def ensure_indexes(self) -> None:
-        """The versions need none (every lookup is by `_id`); the views' period index."""
+        """The versions need none (every lookup is by `_id`); the views' period index, and the
+        views of a store written before there were views (once: while `cases` is empty)."""
         await self._views.ensure_indexes()
+        if await self._views.empty():
+            await self.rebuild_views()
+
+    async def rebuild_views(self) -> int:
+        """Write the view of every case from its latest version (reads every version once: for
+        a store without views; run before the tracker writes). The number of views written."""
+        latest: dict[str, dict[str, Any]] = {}
+        versions = self._records.database[VERSIONS]
+        async for doc in versions.find({"stub": {"$exists": False}}):
+            if doc["version"] > latest.get(doc["case_id"], {"version": 0})["version"]:
+                latest[doc["case_id"]] = doc
+        for doc in latest.values():
+            self._views.written(from_document(unpack(doc)))
+        await self._views.flush()
+        return len(latest)
 
     async def flush(self) -> None:
         """Wait until the views of every version written so far are written."""
