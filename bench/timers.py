@@ -23,6 +23,7 @@ from pymongo import AsyncMongoClient
 
 from fengqiao import stack
 from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker.adapters import timer_store as ts
 from fengqiao.services.tracker.adapters import timers as t
 
 NOW = datetime(2026, 11, 27, 4, tzinfo=UTC)
@@ -39,10 +40,10 @@ def documents(count: int, due: int) -> tuple[list[dict[str, Any]], dict[str, lis
         else:
             at = NOW + timedelta(seconds=rng.randint(60, 30 * 86400))
         # What `schedule` writes, without its per-timer round trips.
-        doc = t._version_doc(f"case-{i:06d}:feedback", 1, t.PENDING, at, at, {"i": i}, 0)
+        doc = ts.version_doc(f"case-{i:06d}:feedback", 1, ts.PENDING, at, at, {"i": i}, 0)
         versions.append(doc)
-        entry = {"_id": f"{doc['_id']}@{t._ms(at)}", "key": doc["key"], "version": 1, "wake_at": at}
-        buckets.setdefault(t._bucket(max(at, NOW - timedelta(hours=10))), []).append(entry)
+        entry = ts.wake_entry(doc, at)
+        buckets.setdefault(ts.bucket(max(at, NOW - timedelta(hours=10))), []).append(entry)
     return versions, buckets
 
 

@@ -1,11 +1,15 @@
-"""Find cases by id, author, account or text on the topics, and put each one's messages from
-every case topic on one timeline."""
+"""Find cases by id, author, account or text: on the topics (each one's messages from every case
+topic on one timeline), or in the tracker's store (`stored`: the cases' views, one document per
+case with its timeline, see docs/store.md)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from rich.table import Table
 
 from fengqiao.contracts import (
     CASE_TOPICS,
@@ -20,6 +24,7 @@ from fengqiao.contracts import (
     UnitActed,
 )
 from fengqiao.runtime.pii import mask_pii
+from fengqiao.runtime.settings import StackSettings
 
 CASE_TOPIC_NAMES = [t.name for t in CASE_TOPICS]
 
@@ -117,3 +122,60 @@ def summarize(m: CaseMessage) -> str:
         case _:
             text = type(m).__name__
     return mask_pii(text)[0]
+
+
+def store_filter(query: str, by: By) -> dict[str, Any]:
+    """The filter on the tracker's `cases` collection that finds `query` as `by` says."""
+    tests: dict[str, dict[str, Any]] = {
+        "id": {"_id": query},
+        "author": {"author_id": query},
+        "account": {"account": query},
+        "text": {"masked_text": {"$regex": re.escape(query)}},
+    }
+    return {"$or": list(tests.values())} if by == "any" else tests[by]
+
+
+async def stored(
+    settings: StackSettings, query: str, *, by: By = "any", limit: int = 20
+) -> list[dict[str, Any]]:
+    """The views of the cases `query` finds in the tracker's store (`cases`), newest first:
+    state, lead unit and the timeline (instants as ISO 8601 text)."""
+    from pymongo import AsyncMongoClient
+
+    from fengqiao.services.tracker.settings import TrackerSettings
+
+    database = TrackerSettings(stack=settings).database
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=3000
+    )
+    try:
+        found = client[database]["cases"].find(store_filter(query, by))
+        docs = await found.sort("received_at", -1).limit(limit).to_list()
+    finally:
+        await client.close()
+    return [
+        {
+            "case_id": doc["_id"],
+            "state": doc.get("state"),
+            "assigned_unit": doc.get("assigned_unit"),
+            "timeline": [
+                {**entry, "at": entry["at"].isoformat()} for entry in doc.get("timeline", ())
+            ],
+        }
+        for doc in docs
+    ]
+
+
+def tables(found: list[dict[str, Any]]) -> list[Table]:
+    """One table per case found in the store: its timeline."""
+    out = []
+    for case in found:
+        title = f"case {case['case_id']}: {case['state']} ({case['assigned_unit'] or '-'})"
+        table = Table(title=title, title_justify="left")
+        for column in ("at", "event", "state", "unit", "detail"):
+            table.add_column(column, overflow="fold" if column == "detail" else "ellipsis")
+        for e in case["timeline"]:
+            at = e["at"][:19].replace("T", " ")
+            table.add_row(at, e["event"], e["state"], e["unit_id"] or "", e["detail"] or "")
+        out.append(table)
+    return out

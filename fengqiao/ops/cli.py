@@ -191,6 +191,15 @@ async def _watch_lag(cluster: Cluster, args: argparse.Namespace, console: Consol
 
 
 async def _cases(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
+    if args.store:  # the tracker's views of the cases (docs/store.md)
+        found_in_store = await case_search.stored(
+            settings, args.query, by=args.by, limit=args.limit
+        )
+        if args.json:
+            print_json(found_in_store)
+        for table in [] if args.json else case_search.tables(found_in_store):
+            console.print(table)
+        return 0 if found_in_store else EXIT_REFUSED
     since = int((time.time() - args.days * 86400) * 1000)
     async with connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster:
         messages = []

@@ -85,6 +85,11 @@ def _add_cases(ops_sub: Any, common: argparse.ArgumentParser) -> None:
     found.add_argument("--by", choices=["any", "id", "author", "account", "text"], default="any")
     found.add_argument("--days", type=float, default=30.0, help="how far back to read")
     found.add_argument("--limit", type=int, default=20, help="at most this many cases")
+    found.add_argument(
+        "--store",
+        action="store_true",
+        help="read the tracker's store (its `cases` collection) instead of the topics",
+    )
     found.set_defaults(ops_action="cases")
 
 

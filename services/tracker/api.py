@@ -11,13 +11,13 @@ it reads them back. The call waits a little for that (202 with `status: applied`
 state; `status: accepted` if it takes longer). Free text is masked before it is published.
 """
 
-# No `from __future__ import annotations`: FastAPI must see the `Unit` dependency alias, which
-# is local to `unit_router`, as an object, not as a string it cannot resolve.
+# No `from __future__ import annotations`: FastAPI must see the annotations (`Annotated[...,
+# Query(...)]`) of the routes, local to `unit_router`, as objects, not as strings.
 
 import asyncio
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -81,20 +81,6 @@ class Accepted(BaseModel):
     state: str | None = Field(default=None, description="The case's state once applied.")
 
 
-def _summary(case: domain.Case) -> dict[str, Any]:
-    return {
-        "case_id": case.case_id,
-        "state": case.state.value,
-        "assigned_unit": case.assigned_unit,
-        "category": case.category,
-        "urgency": case.urgency,
-        "deadline": case.deadline,
-        "overdue": case.overdue,
-        "received_at": case.received_at,
-        "masked_text": case.masked_text,
-    }
-
-
 def _view(case: domain.Case) -> dict[str, Any]:
     doc = to_document(case)
     for bookkeeping in ("_id", "processed", "outbox", "effects"):
@@ -112,16 +98,8 @@ def refuse_unless_valid(case: domain.Case, action: UnitActed) -> None:
         raise HTTPException(409, str(exc)) from exc
 
 
-def unit_router(
-    broker: KafkaBroker,
-    repo: CaseRepository,
-    indexes: Indexes,
-    tokens: Mapping[str, SecretStr],
-    *,
-    producer: str,
-    apply_wait_seconds: float = 5.0,
-) -> APIRouter:
-    router = APIRouter(prefix="/units/me", tags=["units"])
+def bearer_unit(tokens: Mapping[str, SecretStr]) -> Any:
+    """The dependency that names the unit of a request's token (401 without one)."""
     bearer = HTTPBearer(auto_error=False, description="The unit's token.")
     known = [(unit, secret.get_secret_value().encode()) for unit, secret in tokens.items()]
 
@@ -137,7 +115,40 @@ def unit_router(
             raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
         return matches[0]
 
-    Unit = Annotated[str, Depends(unit_of)]  # noqa: N806 (a type alias)
+    return Depends(unit_of)
+
+
+_SUMMARY = (
+    *("case_id", "state", "assigned_unit", "category", "urgency", "deadline", "overdue"),
+    *("received_at", "masked_text"),
+)
+
+
+def listed(
+    views: list[dict[str, Any]], unit: str, state: str | None, overdue: bool | None
+) -> Iterator[dict[str, Any]]:
+    """The summaries of the views `unit` may see that match the filters."""
+    for doc in views:
+        if unit not in doc.get("chain", ()) and unit not in doc.get("co_units", ()):
+            continue  # re-dispatched elsewhere since it was indexed
+        if state is not None and doc["state"] != state:
+            continue
+        if overdue is not None and doc["overdue"] != overdue:
+            continue
+        yield {k: doc.get(k) for k in _SUMMARY}
+
+
+def unit_router(
+    broker: KafkaBroker,
+    repo: CaseRepository,
+    indexes: Indexes,
+    tokens: Mapping[str, SecretStr],
+    *,
+    producer: str,
+    apply_wait_seconds: float = 5.0,
+) -> APIRouter:
+    router = APIRouter(prefix="/units/me", tags=["units"])
+    by_token = bearer_unit(tokens)
 
     async def visible(case_id: str, unit: str) -> domain.Case:
         case = await repo.get(case_id)
@@ -146,32 +157,22 @@ def unit_router(
         return case
 
     @router.get("", summary="Who the token belongs to")
-    async def me(unit: Unit) -> dict[str, str]:
+    async def me(unit: str = by_token) -> dict[str, str]:
         return {"unit_id": unit}
 
     @router.get("/cases", summary="My cases and those of the units below me, newest first")
     async def cases(
-        unit: Unit,
         state: Annotated[str | None, Query(max_length=32)] = None,
         overdue: bool | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        unit: str = by_token,
     ) -> list[dict[str, Any]]:
-        found = []
-        for case_id in await indexes.unit_cases(unit, limit * 2):
-            case = await repo.get(case_id)
-            if case is None or not case.visible_to(unit):
-                continue  # re-dispatched elsewhere since it was indexed
-            if state is not None and case.state.value != state:
-                continue
-            if overdue is not None and case.overdue != overdue:
-                continue
-            found.append(_summary(case))
-            if len(found) >= limit:
-                break
-        return found
+        # The cases' views (one lookup by `_id` each, together), not their versions.
+        views = await repo.views(await indexes.unit_cases(unit, limit * 2))
+        return list(listed(views, unit, state, overdue))[:limit]
 
     @router.get("/cases/{case_id}", summary="One case with its timeline")
-    async def case(case_id: str, unit: Unit) -> dict[str, Any]:
+    async def case(case_id: str, unit: str = by_token) -> dict[str, Any]:
         return _view(await visible(case_id, unit))
 
     async def act(
@@ -190,46 +191,67 @@ def unit_router(
         )
         refuse_unless_valid(case, action)
         await publish(broker, UNIT_ACTIONS.name, action)
-        # Read your own writes: an office that signs and then reports progress must find the
-        # case signed. Wait (briefly) until the tracker has applied the action.
-        deadline = time.monotonic() + apply_wait_seconds
-        while True:
-            current = await repo.get(case_id)
-            if current is not None and current.has_processed(action.event_id):
-                return Accepted(
-                    status="applied",
-                    action_event_id=action.event_id,
-                    case_id=case_id,
-                    action=kind.value,
-                    state=current.state.value,
-                )
-            if time.monotonic() >= deadline:
-                return Accepted(action_event_id=action.event_id, case_id=case_id, action=kind.value)
-            await asyncio.sleep(0.05)
+        return await _applied(repo, action, apply_wait_seconds)
+
+    _action_routes(router, by_token, act)
+    _extension_routes(router, by_token, act)
+    return router
+
+
+async def _applied(repo: CaseRepository, action: UnitActed, wait_seconds: float) -> Accepted:
+    """Read your own writes: an office that signs and then reports progress must find the case
+    signed. Wait (briefly) until the tracker has applied the action (on the versions)."""
+    kind, case_id = action.action, action.case_id
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        current = await repo.get(case_id)
+        if current is not None and current.has_processed(action.event_id):
+            return Accepted(
+                status="applied",
+                action_event_id=action.event_id,
+                case_id=case_id,
+                action=kind.value,
+                state=current.state.value,
+            )
+        if time.monotonic() >= deadline:
+            return Accepted(action_event_id=action.event_id, case_id=case_id, action=kind.value)
+        await asyncio.sleep(0.05)
+
+
+def _action_routes(
+    router: APIRouter, by_token: Any, act: Callable[..., Awaitable[Accepted]]
+) -> None:
+    """The actions of a unit on one case, each published as `unit.actions`."""
 
     @router.post("/cases/{case_id}/accept", status_code=202, summary="Sign for the order (签收)")
-    async def accept(case_id: str, unit: Unit, body: _Body | None = None) -> Accepted:
+    async def accept(case_id: str, body: _Body | None = None, unit: str = by_token) -> Accepted:
         return await act(case_id, unit, A.ACCEPT, body or _Body())
 
     @router.post("/cases/{case_id}/progress", status_code=202, summary="Report progress")
-    async def progress(case_id: str, unit: Unit, body: Progress) -> Accepted:
+    async def progress(case_id: str, body: Progress, unit: str = by_token) -> Accepted:
         return await act(case_id, unit, A.PROGRESS, body)
 
     @router.post("/cases/{case_id}/resolve", status_code=202, summary="Resolve (办结)")
-    async def resolve(case_id: str, unit: Unit, body: Resolution) -> Accepted:
+    async def resolve(case_id: str, body: Resolution, unit: str = by_token) -> Accepted:
         outcome = mask_pii(body.outcome)[0]
         return await act(
             case_id, unit, A.RESOLVE, body, outcome=outcome, amount_recovered=body.amount_recovered
         )
 
     @router.post("/cases/{case_id}/return", status_code=202, summary="Return the order (退单)")
-    async def return_(case_id: str, unit: Unit, body: Return) -> Accepted:
+    async def return_(case_id: str, body: Return, unit: str = by_token) -> Accepted:
         return await act(case_id, unit, A.RETURN, body, reason_code=body.reason_code)
+
+
+def _extension_routes(
+    router: APIRouter, by_token: Any, act: Callable[..., Awaitable[Accepted]]
+) -> None:
+    """Extensions (延期) asked for and ruled on; questions to the citizen; notes."""
 
     @router.post(
         "/cases/{case_id}/extension", status_code=202, summary="Ask for an extension (延期)"
     )
-    async def extension(case_id: str, unit: Unit, body: ExtensionRequest) -> Accepted:
+    async def extension(case_id: str, body: ExtensionRequest, unit: str = by_token) -> Accepted:
         return await act(
             case_id, unit, A.REQUEST_EXTENSION, body, requested_deadline=body.requested_deadline
         )
@@ -239,7 +261,9 @@ def unit_router(
         status_code=202,
         summary="Approve the pending extension (a unit above the lead unit)",
     )
-    async def approve(case_id: str, unit: Unit, body: ExtensionRuling | None = None) -> Accepted:
+    async def approve(
+        case_id: str, body: ExtensionRuling | None = None, unit: str = by_token
+    ) -> Accepted:
         body = body or ExtensionRuling()
         return await act(
             case_id, unit, A.APPROVE_EXTENSION, body, requested_deadline=body.requested_deadline
@@ -250,7 +274,9 @@ def unit_router(
         status_code=202,
         summary="Refuse the pending extension (a unit above the lead unit)",
     )
-    async def refuse(case_id: str, unit: Unit, body: ExtensionRuling | None = None) -> Accepted:
+    async def refuse(
+        case_id: str, body: ExtensionRuling | None = None, unit: str = by_token
+    ) -> Accepted:
         return await act(case_id, unit, A.REFUSE_EXTENSION, body or ExtensionRuling())
 
     @router.post(
@@ -258,11 +284,9 @@ def unit_router(
         status_code=202,
         summary="Ask the citizen something; the clock pauses until they answer",
     )
-    async def ask_citizen(case_id: str, unit: Unit, body: Note) -> Accepted:
+    async def ask_citizen(case_id: str, body: Note, unit: str = by_token) -> Accepted:
         return await act(case_id, unit, A.AWAIT_CITIZEN, body)
 
     @router.post("/cases/{case_id}/notes", status_code=202, summary="Add a note")
-    async def note(case_id: str, unit: Unit, body: Note) -> Accepted:
+    async def note(case_id: str, body: Note, unit: str = by_token) -> Accepted:
         return await act(case_id, unit, A.NOTE, body)
-
-    return router

@@ -36,7 +36,6 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
     indexes = MongoIndexes(runtime.mongo, settings.database)
     timers = MongoTimers(runtime.mongo, settings.database)
     runtime.on_start.append(repo.ensure_indexes)
-    runtime.on_start.append(timers.ensure_indexes)  # moves a store written before
     # Cases' outboxes skip FastStream's per-message publish path (the declared publishers stay,
     # for AsyncAPI); stopped last, after the sweeps that may still publish.
     outbox = DirectProducer(
@@ -66,6 +65,7 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await tracker.work.settle(everything=True)
+        await repo.flush()  # the cases' views of the last versions
 
     runtime.on_started.append(start_sweeps)
     runtime.on_stop.insert(0, stop_sweeps)
@@ -156,7 +156,7 @@ async def _stats(
         since, until = stats.period(since, until, dt.datetime.now(dt.UTC))
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return stats.compute(await repo.all(), since, until, unit=unit).as_dict()
+    return stats.compute(await repo.received(since, until), since, until, unit=unit).as_dict()
 
 
 def create_app(settings: TrackerSettings | None = None) -> FastAPI:

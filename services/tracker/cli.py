@@ -60,7 +60,7 @@ async def report(
         settings.stack.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=3000
     )
     try:
-        cases = await MongoCaseRepository(client, settings.database).all()
+        cases = await MongoCaseRepository(client, settings.database).received(since, until)
     except ServerSelectionTimeoutError:
         raise StatsError(
             f"no MongoDB answers at {settings.stack.mongo_uri} (local stack: `fengqiao stack up`)"

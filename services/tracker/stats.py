@@ -1,8 +1,9 @@
 """Statistics per unit and per tier for a period: the assessment rates of the 12345 rules.
 
-Pure: takes cases, returns rows. A case counts in the period it was received in, for the unit
-that leads it (the last of its chain) and for that unit's tier (region, prefecture, county by the
-depth of the chain).
+Pure: takes cases, returns rows. The cases come from their views (`cases`), only those received
+in the period (`CaseRepository.received`): one small document per case, never their versions. A
+case counts in the period it was received in, for the unit that leads it (the last of its chain)
+and for that unit's tier (region, prefecture, county by the depth of the chain).
 
 - volume            cases received
 - response_rate     signed for (签收) in time / cases with a signing clock (响应率)

@@ -29,10 +29,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from fengqiao.runtime.messaging import Outbox
+from fengqiao.runtime.store import Recent
 from fengqiao.services.tracker import domain
 from fengqiao.services.tracker.adapters.cases import CaseRepository, without_outbox
 from fengqiao.services.tracker.adapters.indexes import Indexes
-from fengqiao.services.tracker.adapters.recent import Recent
 from fengqiao.services.tracker.adapters.timers import Timers, timer_key
 from fengqiao.services.tracker.domain import (
     AwaitCitizen,

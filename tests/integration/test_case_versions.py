@@ -1,9 +1,10 @@
 """Case versions on the real store: every version stays, so the latest is found by `_id` and an
-insert from any base is a compare-and-set; ended cases are compacted to stubs; stores of the
-sharded layout are moved (adapters/cases.py explains why)."""
+insert from any base is a compare-and-set; ended cases are compacted to stubs (adapters/cases.py
+explains why); each case's view in `cases` follows its latest version."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -13,14 +14,14 @@ from pymongo import AsyncMongoClient
 
 from fengqiao.contracts import CaseState
 from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker.adapters.case_view import CASES, MongoCaseViews, view
 from fengqiao.services.tracker.adapters.cases import (
     PACKED,
     VERSIONS,
     MongoCaseRepository,
-    to_document,
     version_id,
 )
-from fengqiao.services.tracker.domain import Case, new_case
+from fengqiao.services.tracker.domain import Case, TimelineEntry, new_case
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ async def write(repo: MongoCaseRepository, case: Case, times: int, **changes: An
     for _ in range(times):
         case = replace(case, version=case.version + 1, returns=case.returns + 1, **changes)
         assert await repo.save(case, expected_version=case.version - 1)
+    await repo.flush()  # its views written before the test reads (or closes the client)
     return case
 
 
@@ -108,14 +110,10 @@ async def test_a_version_keeps_its_lists_and_mappings_packed_and_its_scalars_as_
     assert not set(PACKED) & set(raw)
     assert raw["state"] == "dispatched" and raw["overdue"] is True  # queried as fields
     assert await MongoCaseRepository(client, db).get(case.case_id) == case
+    await repo.flush()
     assert await repo.overdue() == 1
     found = await repo.find(case.case_id)
     assert found is not None and found["chain"] == ["xj", "652700"] and "packed" not in found
-    # A version written before (every field as a field) reads the same.
-    older = replace(case, version=2, chain=("xj", "652700", "652701"))
-    await client[db][VERSIONS].insert_one(to_document(older))
-    assert await MongoCaseRepository(client, db).get(case.case_id) == older
-    assert [c.chain for c in await repo.all() if c.case_id == case.case_id] == [older.chain]
 
 
 async def test_an_insert_from_any_stale_base_is_refused(
@@ -144,15 +142,16 @@ async def test_an_ended_case_is_compacted_to_stubs_below_its_latest_version(
     assert not any((await stored(client, db, case.case_id)).values())  # not ended: all kept
     closed = await write(repo, resolved, 1, state=CaseState.CLOSED)
     assert await stored(client, db, case.case_id) == {**dict.fromkeys(range(1, 7), True), 7: False}
+    await repo.flush()
     for reader in (repo, MongoCaseRepository(client, db)):
         assert await reader.get(case.case_id) == closed
         found = await reader.find(case.case_id)
         assert found is not None and found["state"] == "closed" and found["version"] == 7
-    assert [c.case_id for c in await repo.all() if c.case_id == case.case_id] == [case.case_id]
     # Reopened: the case goes on from its latest version; a stale writer is still refused.
     assert not await repo.save(replace(case, version=6), expected_version=5)
     reopened = await write(repo, closed, 1, state=CaseState.REOPENED)
     assert await MongoCaseRepository(client, db).get(case.case_id) == reopened
+    await repo.flush()
 
 
 async def test_a_known_version_whose_store_was_dropped_reads_as_no_case(
@@ -165,31 +164,99 @@ async def test_a_known_version_whose_store_was_dropped_reads_as_no_case(
     assert await repo.save(replace(new_case(case.case_id), version=1), expected_version=0)
 
 
-async def test_the_sharded_layout_is_moved_and_its_deleted_versions_come_back_as_stubs(
+def entry(at: str, event: str) -> TimelineEntry:
+    return TimelineEntry(
+        at=at, event=event, state="received", unit_id=None, detail=None, event_id=event
+    )
+
+
+async def test_the_view_has_plain_fields_real_dates_and_the_timeline_in_time_order(
     client: AsyncMongoClient[Any], db: str, run_id: str
 ) -> None:
-    """Before: `case_versions_NN` shards, old versions deleted (1 kept), `older`/`written_ms`."""
-    pruned = new_case(f"c-pruned-{run_id}")
-    kept = [1, 6, 7, 8, 9]
-    old = client[db]["case_versions_2a"]
-    for v in kept:
-        doc = to_document(replace(pruned, version=v, returns=v))
-        await old.insert_one(doc | {"written_ms": 1, "older": [{"version": 1, "written_ms": 1}]})
-    young = replace(new_case(f"c-young-{run_id}"), version=1)
-    await client[db]["case_versions_07"].insert_one(to_document(young))
-    # An interrupted move had copied one version already.
-    await client[db][VERSIONS].insert_one(to_document(replace(pruned, version=6, returns=6)))
+    repo = MongoCaseRepository(client, db)
+    case = replace(
+        new_case(f"c-view-{run_id}"),
+        received_at="2026-11-02T03:04:05.678000+00:00",
+        chain=("xj", "652700"),
+        hops=({"hop": 1, "at": "2026-11-02T04:00:00+00:00", "final": True},),
+        timeline=(entry("2026-11-02T05:00:00+00:00", "b"), entry("2026-11-02T04:00:00+00:00", "a")),
+        processed=frozenset({"e-1"}),
+    )
+    await write(repo, case, 2)
+    raw = await client[db][CASES].find_one({"_id": case.case_id})
+    assert raw is not None and raw["version"] == 2 and raw["chain"] == ["xj", "652700"]
+    assert raw["received_at"] == dt.datetime(2026, 11, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
+    assert isinstance(raw["hops"][0]["at"], dt.datetime)
+    assert [e["event"] for e in raw["timeline"]] == ["a", "b"]
+    assert not {"processed", "outbox", "effects", "packed"} & set(raw)
+    since = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    received = await repo.received(since, since + dt.timedelta(days=2))
+    assert [c.case_id for c in received if c.case_id == case.case_id] == [case.case_id]
+    assert await repo.received(since - dt.timedelta(days=2), since) == []
 
+
+async def test_a_view_of_an_older_version_never_stays_over_a_newer_one(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    """Another replica's write of an older view lands last (FerretDB's replace is not atomic):
+    the check after it finds the later version and writes the latest again."""
+    repo = MongoCaseRepository(client, db)
+    first = await write(repo, new_case(f"c-order-{run_id}"), 1)
+    latest = await write(repo, first, 3)  # version 4
+    views = client[db][CASES]
+    await views.replace_one({"_id": first.case_id}, view(first))  # the stale write landed last
+    replica = MongoCaseRepository(client, db)
+    other = MongoCaseViews(client, db, VERSIONS, replica.get)
+    other.written(first)  # its writer goes on to check
+    await other.flush()
+    found = await views.find_one({"_id": first.case_id})
+    assert found is not None and found["version"] == latest.version == 4
+    # A note of an older version than the one on record writes nothing older.
+    other.written(replace(latest, version=2))
+    await other.flush()
+    found = await views.find_one({"_id": first.case_id})
+    assert found is not None and found["version"] == 4
+
+
+async def test_ops_cases_finds_a_case_in_the_store_by_id_author_or_text(
+    client: AsyncMongoClient[Any],
+    db: str,
+    run_id: str,
+    stack: StackSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fengqiao.ops import cases as case_search
+
+    monkeypatch.setenv("FENGQIAO_TRACKER_DATABASE", db)
+    repo = MongoCaseRepository(client, db)
+    case = replace(
+        new_case(f"c-ops-{run_id}"),
+        author_id=f"u-{run_id}",
+        masked_text="工资 (拖欠) 三个月",
+        received_at="2026-11-02T03:00:00+00:00",
+        timeline=(entry("2026-11-02T03:00:00+00:00", "opened"),),
+    )
+    await write(repo, case, 1)
+    for query, by in ((case.case_id, "id"), (f"u-{run_id}", "author"), ("(拖欠)", "text")):
+        found = await case_search.stored(stack, query, by=by)  # type: ignore[arg-type]
+        assert [c["case_id"] for c in found] == [case.case_id], by
+        assert found[0]["timeline"][0]["at"] == "2026-11-02T03:00:00+00:00"
+    assert await case_search.stored(stack, f"nobody-{run_id}") == []
+    assert case_search.tables(found)
+
+
+async def test_a_store_without_views_gets_them_at_start_from_the_latest_versions(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    from fengqiao.services.tracker.adapters.cases import stored as stored_form
+
+    case = new_case(f"c-rebuilt-{run_id}")
+    for v in (1, 2, 3):  # written before there were views
+        version = replace(case, version=v, returns=v)
+        await client[db][VERSIONS].insert_one(stored_form(version))
     repo = MongoCaseRepository(client, db)
     await repo.ensure_indexes()
-
-    names = set(await client[db].list_collection_names())
-    assert not {"case_versions_2a", "case_versions_07"} & names
-    assert await stored(client, db, pruned.case_id) == {v: v not in kept for v in range(1, 10)}
-    latest = await repo.get(pruned.case_id)
-    assert latest == replace(pruned, version=9, returns=9)
-    found = await repo.find(pruned.case_id)
-    assert found is not None and "older" not in found and "written_ms" not in found
-    assert await MongoCaseRepository(client, db).get(young.case_id) == young
-    assert await repo.save(replace(latest, version=10), expected_version=9)
-    await repo.ensure_indexes()  # nothing left to move
+    found = await repo.find(case.case_id)
+    assert found is not None and found["version"] == 3 and found["returns"] == 3
+    await repo.ensure_indexes()  # views exist: nothing read again
+    assert await repo.rebuild_views() == 1

@@ -33,14 +33,14 @@ async def test_two_sweepers_with_their_own_clients_fire_500_timers_exactly_once(
 
         async def sweep(n: int) -> None:
             sweeper = MongoTimers(clients[n + 1], db)
-            insert = sweeper._mongo.insert
+            insert = sweeper._store.insert
 
             async def counted(collection: str, doc: dict[str, Any]) -> bool:
                 inserted = await insert(collection, doc)
                 lost[n] += not inserted
                 return inserted
 
-            sweeper._mongo.insert = counted  # type: ignore[method-assign]
+            sweeper._store.insert = counted  # type: ignore[method-assign]
             while batch := await sweeper.claim_due(T0, 50, LEASE):
                 fired[n].extend(batch)
 
@@ -93,37 +93,3 @@ async def test_a_crashed_claim_is_fired_again_after_its_lease_by_another_replica
         await clients[0].drop_database(db)
         for client in clients:
             await client.close()
-
-
-async def test_a_store_written_with_sharded_versions_is_moved_and_its_timers_fire(
-    stack: StackSettings, run_id: str
-) -> None:
-    # Before the one `timer_versions`, versions lived in `timer_versions_000`…`_255` by a hash of
-    # the key: a pending timer written then must still fire once, at its time.
-    db = f"itest_timers_{run_id}"
-    client: AsyncMongoClient = AsyncMongoClient(stack.mongo_uri, tz_aware=True)
-    try:
-        writer = MongoTimers(client, db)
-        await writer.schedule("old:feedback", T0 + timedelta(hours=1), {"n": 1}, now=T0)
-        await writer.schedule("kept:feedback", T0 + timedelta(hours=2), {"n": 2}, now=T0)
-        [doc] = await client[db]["timer_versions"].find({"key": "old:feedback"}).to_list()
-        await client[db]["timer_versions_123"].insert_one(doc)  # as the old layout held it
-        await client[db]["timer_versions"].delete_one({"_id": doc["_id"]})
-        await client[db]["timer_versions_007"].insert_one(
-            {**doc, "_id": "gone#0000000001"}
-        )  # moved too
-        # A move that was interrupted: the document is in both places.
-        [kept] = await client[db]["timer_versions"].find({"key": "kept:feedback"}).to_list()
-        await client[db]["timer_versions_200"].insert_one(kept)
-
-        timers = MongoTimers(client, db)
-        await timers.ensure_indexes()
-        names = await client[db].list_collection_names()
-        assert not [n for n in names if n.startswith("timer_versions_")], names
-        assert await client[db]["timer_versions"].count_documents({}) == 3
-        await timers.ensure_indexes()  # nothing left to move
-        fired = await timers.claim_due(T0 + timedelta(hours=3), 10, LEASE)
-        assert sorted(t.payload["n"] for t in fired) == [1, 2]
-    finally:
-        await client.drop_database(db)
-        await client.close()

@@ -35,6 +35,7 @@ async def test_stats_reads_the_tracker_store(stack: StackSettings, run_id: str) 
         for n in range(3):
             case = replace(closed, case_id=f"c-stats-{run_id}-{n}")
             assert await repo.save(case, expected_version=case.version - 1)
+        await repo.flush()  # the statistics read the cases' views
         env = {
             "FENGQIAO_MONGO_URI": stack.mongo_uri,
             "FENGQIAO_TRACKER_DATABASE": database,

@@ -25,15 +25,6 @@ MAX_FUNCTION_LINES = 60
 # exempt from both limits. Each entry says what generates it. None today.
 GENERATED: dict[str, str] = {}
 
-# Over the limits today in the parts other helpers of issue 17 are splitting in parallel
-# (tracker, messaging, notifier, contracts). The merge of their branches empties this set; until
-# then these are the only offenders allowed, and an entry that is no longer over fails below.
-PENDING = {
-    "services/tracker/adapters/timers.py",
-    "services/tracker/api.py",
-    "bench/tracker.py",
-}
-
 
 def python_files() -> Iterator[str]:
     """Every .py under FOLDERS, as a path relative to the checkout."""
@@ -74,12 +65,12 @@ def test_the_folders_are_read_and_the_links_are_not() -> None:
 
 
 def test_no_module_or_function_is_over_the_limits() -> None:
-    exempt = GENERATED.keys() | PENDING
+    exempt = GENERATED.keys()
     over = [line for path in python_files() if path not in exempt for line in oversized(path)]
     assert not over, "split these by concern:\n" + "\n".join(over)
 
 
-@pytest.mark.parametrize("path", sorted(GENERATED.keys() | PENDING))
+@pytest.mark.parametrize("path", sorted(GENERATED))
 def test_every_exemption_is_still_needed(path: str) -> None:
     assert (ROOT / path).is_file(), f"{path} is gone: take it out of the exemptions"
     assert oversized(path), f"{path} is within the limits now: take it out of the exemptions"

@@ -24,16 +24,15 @@ insert is the guard between replicas) and `decisions` (an operator's approval or
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from fengqiao.runtime.store import insert_new, insert_or_get, pack, unpack
 
 State = Literal["queued", "sending", "sent", "failed", "held"]
 FINAL: frozenset[str] = frozenset({"sent", "failed", "held"})
-_DUPLICATE_KEY = 11000
 
 
 class Outbox(Protocol):
@@ -82,9 +81,9 @@ class MongoOutbox:
         if not records:
             return {}
         keys = list(records)
-        taken = await _insert_many(self._replies, [{**_packed(records[k]), "_id": k} for k in keys])
+        taken = await insert_new(self._replies, [{**_packed(records[k]), "_id": k} for k in keys])
         existing = {}
-        for key in taken:
+        for key in (k for k in keys if k in taken):
             existing[key] = await self.get(key) or {"_id": key}
         return existing
 
@@ -93,13 +92,13 @@ class MongoOutbox:
         if claim is None:
             return None
         result = await self._results.find_one({"_id": key})
-        return {**_unpacked(claim), **(result or {})}
+        return {**unpack(claim), **(result or {})}
 
     async def record_many(self, outcomes: dict[str, dict[str, Any]]) -> None:
         if not outcomes:
             return
         docs = [{**fields, "_id": key} for key, fields in outcomes.items()]
-        for key in await _insert_many(self._results, docs):  # recorded before: the later wins
+        for key in await insert_new(self._results, docs):  # recorded before: the later wins
             await self._results.replace_one({"_id": key}, {**outcomes[key], "_id": key})
 
     async def finish(self, key: str, state: State, fields: dict[str, Any]) -> None:
@@ -134,37 +133,11 @@ class MongoOutbox:
 
 def _packed(record: dict[str, Any]) -> dict[str, Any]:
     """`record` with its state and times as fields, the rest as one JSON text."""
-    kept = {k: v for k, v in record.items() if k == "state" or isinstance(v, datetime)}
-    rest = {k: v for k, v in record.items() if k not in kept}
-    return {**kept, "packed": json.dumps(rest, ensure_ascii=False)} if rest else kept
-
-
-def _unpacked(doc: dict[str, Any]) -> dict[str, Any]:
-    packed = doc.get("packed")
-    if not isinstance(packed, str):  # written before claims were packed
-        return doc
-    return {**json.loads(packed), **{k: v for k, v in doc.items() if k != "packed"}}
-
-
-async def _insert_many(collection: Any, docs: list[dict[str, Any]]) -> list[str]:
-    """Insert `docs` in one batch; return the _id of those that existed already."""
-    try:
-        await collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-            raise
-        return [docs[e["index"]]["_id"] for e in errors]
-    return []
+    return pack(record, lambda name, value: name == "state" or isinstance(value, datetime))
 
 
 async def _insert(collection: Any, key: str, record: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        await collection.insert_one({**record, "_id": key})
-    except DuplicateKeyError:
-        found: dict[str, Any] | None = await collection.find_one({"_id": key})
-        return found or {"_id": key}
-    return None
+    return await insert_or_get(collection, {**record, "_id": key})
 
 
 class InMemoryOutbox:

@@ -12,8 +12,7 @@ from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
 
-from fengqiao.runtime.store import GroupInsert, ShardedCollection
-from fengqiao.services.tracker.adapters.recent import Recent
+from fengqiao.runtime.store import GroupInsert, Recent, ShardedCollection
 
 
 class Indexes(Protocol):

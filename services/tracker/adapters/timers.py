@@ -19,16 +19,17 @@ the whole collection for a range filter on `due_at` (no index is used: 100,000 t
 
 ## The design: versioned timer documents, wake entries in hourly buckets
 
-- `timer_versions`: every change of a timer inserts its next version,
-  `_id = "<key>#<version>"` (version 1, 2, 3, … without gaps; old versions are kept until the key
-  is purged). The unique `_id` lets exactly
+- `timer_versions`: every change of a timer inserts its next version (a versioned record,
+  `fengqiao.runtime.store.Versions`), `_id = "<key>#<version>"` (version 1, 2, 3, … without
+  gaps; old versions are kept). The unique `_id` lets exactly
   one of several racing writers (schedule, cancel, claim, complete, from any replica) create
   version v+1: each step is one single-document insert (the inserts of many timers go to the
   store together, each still checked on its own `_id`), and the loser re-reads.
   A version's state is pending (wakes at due_at), claimed (wakes when its lease ends), done,
   cancelled or void. The latest version is found by point lookups on `_id` (galloping search).
-- `timer_wake_<YYYYMMDDHH>` (UTC hour): a wake entry `_id = "<key>#<version>@<wake ms>"` for each
-  version that must wake, written BEFORE the version itself, into the bucket of
+- `timer_wake_<YYYYMMDDHH>` (UTC hour, see `timer_store`): a wake entry
+  `_id = "<key>#<version>@<wake ms>"` for each version that must wake, written BEFORE the
+  version itself, into the bucket of
   max(wake time, writer's now). The sweep reads only the buckets up to the current hour (small
   tables, whatever the number of future timers), so it stays fast on FerretDB and MongoDB alike.
 
@@ -54,26 +55,39 @@ that are dropped).
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime as dt
-import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
-from fengqiao.runtime.store import GroupInsert, move_collections
-from fengqiao.services.tracker.adapters.recent import Recent
-
-log = logging.getLogger("fengqiao.tracker.timers")
+from fengqiao.runtime.store import Versions
+from fengqiao.services.tracker.adapters.timer_store import (
+    CANCELLED,
+    CLAIMED,
+    DONE,
+    LIVE,
+    PENDING,
+    VERSIONS,
+    VOID,
+    MemoryStore,
+    MongoStore,
+    Store,
+    bucket,
+    instant,
+    read_instant,
+    version_doc,
+    version_id,
+    wake_entry,
+)
 
 __all__ = [
     "BUCKET_RETENTION",
+    "PENDING",
     "VERSIONS",
     "InMemoryTimers",
+    "MemoryStore",
     "MongoTimers",
     "StoredTimers",
     "Timer",
@@ -83,20 +97,10 @@ __all__ = [
     "timer_key",
 ]
 
-VERSIONS = "timer_versions"  # every timer's versions, found by `_id`
-# Stores written before deploy/ferretdb/patches.json spread versions over 256 collections
-# `timer_versions_000`…`_255` (FerretDB answered even a lookup by `_id` by reading the whole
-# table); `MongoTimers.ensure_indexes` moves them into VERSIONS. One collection lets the inserts
-# of many timers go together (GroupInsert).
-OLD_VERSION_SHARDS = re.compile(rf"^{VERSIONS}_\d{{3}}$")
-BUCKET_PREFIX = "timer_wake_"
 BUCKET_RETENTION = dt.timedelta(days=1)
 MAX_ATTEMPTS = 50
 SIDE_BY_SIDE = 16  # timers claimed (and fired) at once by one sweep
 KNOWN_TIMERS = 50_000  # timers whose latest version this process remembers (a guess, see below)
-
-PENDING, CLAIMED, DONE, CANCELLED, VOID = "pending", "claimed", "done", "cancelled", "void"
-LIVE = frozenset({PENDING, CLAIMED})
 
 
 class TimerConflict(Exception):
@@ -171,67 +175,54 @@ async def fire_due(
     return len(claimed)
 
 
-class Store(Protocol):
-    """The storage the algorithm needs: unique inserts, point reads, small scans."""
-
-    async def insert(self, collection: str, doc: dict[str, Any]) -> bool:
-        """Insert; False when a document with that `_id` exists."""
-
-    async def get(self, collection: str, doc_id: str) -> dict[str, Any] | None: ...
-
-    async def delete(self, collection: str, doc_id: str) -> None: ...
-
-    async def buckets(self) -> list[str]:
-        """The names of the wake-entry collections."""
-
-    async def due(self, collection: str, now: dt.datetime) -> list[dict[str, Any]]:
-        """The entries of a bucket with `wake_at <= now`."""
-
-    async def drop_if_empty(self, collection: str) -> None: ...
-
-    async def count(self, collection: str) -> int: ...
-
-
 class StoredTimers:
     """The timer algorithm over a `Store` (see the module docstring).
 
-    It remembers the latest version of each timer it wrote or read (`_known`), as the guess to
-    build the next version on: versions are never deleted, so a stale guess only makes the insert
-    of the next version fail, and the timer is read again. A timer it has not seen is guessed to
-    be new (version 1), which saves the search for the latest version of most schedules."""
+    Its versions (`Versions`) remember the latest version of each timer written or read, as the
+    guess to build the next version on: versions are never deleted, so a stale guess only makes
+    the insert of the next version fail, and the timer is read again. A timer it has not seen is
+    guessed to be new (version 1), which saves the search for the latest version of most
+    schedules."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._known: Recent[str, dict[str, Any]] = Recent(KNOWN_TIMERS)
+        self._versions = Versions(
+            store,
+            VERSIONS,
+            id_of=version_id,
+            key_field="key",
+            remember=KNOWN_TIMERS,
+            keep_documents=True,
+        )
 
     async def schedule(
         self, key: str, due_at: dt.datetime, payload: dict[str, Any], *, now: dt.datetime
     ) -> Timer:
-        due, now = _instant(due_at), _instant(now)
+        due, now = instant(due_at), instant(now)
         return await self._next(
-            key, now, lambda _: (PENDING, due, due, dict(payload), 0), self._known.get(key)
+            key, now, lambda _: (PENDING, due, due, dict(payload), 0), await self._guess(key)
         )
 
     async def cancel(self, key: str, *, now: dt.datetime) -> bool:
-        latest = self._known.get(key)
+        latest = self._versions.known(key)[1]
         if latest is None or latest["state"] not in LIVE:
             # Only a live timer is cancelled: check that no later version made it live again.
-            latest = await self._latest(key, known=latest)
+            latest = await self._versions.latest(key)
         if latest is None or latest["state"] not in LIVE:
             return False
         await self._next(
-            key, _instant(now), lambda d: (CANCELLED, d["due_at"], None, d["payload"], 0), latest
+            key, instant(now), lambda d: (CANCELLED, d["due_at"], None, d["payload"], 0), latest
         )
         return True
 
     async def get(self, key: str) -> Timer | None:
-        latest = await self._latest(key)
+        latest = await self._versions.latest(key, trust_known=False)
         return _timer(latest) if latest is not None and latest["state"] in LIVE else None
 
     async def claim_due(self, now: dt.datetime, limit: int, lease: dt.timedelta) -> list[Timer]:
         """Claim up to `limit` due timers: different timers side by side (up to SIDE_BY_SIDE),
         the entries of one timer one after the other, in the order they fell due."""
-        now = _instant(now)
+        now = instant(now)
         by_key: dict[str, list[dict[str, Any]]] = {}
         for entry in await self._due_entries(now, limit):
             by_key.setdefault(entry["key"], []).append(entry)
@@ -246,10 +237,10 @@ class StoredTimers:
         return sorted((t for timers in claimed for t in timers), key=lambda t: (t.due_at, t.key))
 
     async def complete(self, timer: Timer, *, now: dt.datetime) -> bool:
-        doc = _version_doc(
+        doc = version_doc(
             timer.key, timer.version + 1, DONE, timer.due_at, None, timer.payload, timer.attempt
         )
-        return await self._write(doc, _instant(now))
+        return await self._write(doc, instant(now))
 
     async def pending(self) -> int:
         """Wake entries not yet swept: live timers and leases (a gauge for operators)."""
@@ -269,267 +260,98 @@ class StoredTimers:
         for _ in range(MAX_ATTEMPTS):
             version = latest["version"] + 1 if latest else 1
             state, due, wake, payload, attempt = change(latest or {})
-            doc = _version_doc(key, version, state, due, wake, payload, attempt)
+            doc = version_doc(key, version, state, due, wake, payload, attempt)
             if await self._write(doc, now):
                 return _timer(doc)
-            latest = await self._latest(key, at_least=version)
+            latest = await self._versions.latest(key)  # from the version that beat this one
         raise TimerConflict(f"timer {key}: {MAX_ATTEMPTS} concurrent writes in a row")
 
     async def _write(self, doc: dict[str, Any], now: dt.datetime) -> bool:
         """Insert a version; its wake entry first, so no version that must wake lacks one."""
         wake = doc["wake_at"]
         if wake is not None:
-            entry = {
-                "_id": f"{doc['_id']}@{_ms(wake)}",
-                "key": doc["key"],
-                "version": doc["version"],
-                "wake_at": wake,
-            }
-            await self._store.insert(_bucket(max(wake, now)), entry)
-        if await self._store.insert(VERSIONS, doc):
-            self._known.put(doc["key"], doc)
-            return True
-        self._known.forget(doc["key"])
-        return False
+            await self._store.insert(bucket(max(wake, now)), wake_entry(doc, wake))
+        return await self._versions.insert(doc["key"], doc["version"], doc)
+
+    async def _guess(self, key: str) -> dict[str, Any] | None:
+        """The version to build on: the one remembered (None for a timer never seen: most are
+        new), read when only its number is remembered."""
+        version, doc = self._versions.known(key)
+        return doc if doc is not None or not version else await self._versions.latest(key)
 
     async def _wake(
         self, entry: dict[str, Any], now: dt.datetime, lease: dt.timedelta
     ) -> Timer | None:
         key, version = entry["key"], entry["version"]
-        doc = await self._store.get(VERSIONS, _version_id(key, version))
+        doc = await self._versions.read(key, version)
         if doc is None:
             await self._void(key, version, now)
-            latest = await self._latest(key, at_least=version)
+            latest = await self._versions.latest(key)  # version exists now
         else:
-            latest = await self._latest(key, known=doc)
+            latest = await self._versions.latest(key, doc)
         assert latest is not None  # version exists now
         claimed: Timer | None = None
-        wake = _read_instant(latest.get("wake_at"))
+        wake = read_instant(latest.get("wake_at"))
         if wake is not None and wake <= now:
-            claim = _version_doc(
+            claim = version_doc(
                 key,
                 latest["version"] + 1,
                 CLAIMED,
-                _read_instant(latest["due_at"]),
+                read_instant(latest["due_at"]),
                 now + lease,
                 latest["payload"],
                 latest["attempt"] + 1,
             )
             if await self._write(claim, now):
                 claimed = _timer(claim)
-        await self._store.delete(_bucket_of(entry), entry["_id"])
+        await self._store.delete(str(entry["_bucket"]), entry["_id"])
         return claimed
 
     async def _void(self, key: str, version: int, now: dt.datetime) -> None:
         """Fill version `version` with a copy of the one before (its writer crashed or lost)."""
-        before = await self._store.get(VERSIONS, _version_id(key, version - 1))
+        before = await self._versions.read(key, version - 1)
         if before is None:
-            doc = _version_doc(key, version, VOID, now, None, {}, 0)
+            doc = version_doc(key, version, VOID, now, None, {}, 0)
         else:
-            doc = {**before, "_id": _version_id(key, version), "version": version}
+            doc = {**before, "_id": version_id(key, version), "version": version}
         await self._write(doc, now)  # losing to the real writer is as good
 
-    async def _latest(
-        self, key: str, at_least: int = 0, *, known: dict[str, Any] | None = None
-    ) -> dict[str, Any] | None:
-        """The latest version of `key` (versions have no gaps): gallop, then bisect; from a
-        `known` version document, or one that exists (`at_least`)."""
-        low, low_doc = 0, None
-        if known is not None:
-            low, low_doc = known["version"], known
-        elif at_least:
-            low_doc = await self._store.get(VERSIONS, _version_id(key, at_least))
-            low = at_least if low_doc is not None else 0
-        step = 1
-        while (found := await self._store.get(VERSIONS, _version_id(key, low + step))) is not None:
-            low, low_doc, step = low + step, found, step * 2
-        high = low + step  # missing
-        while high - low > 1:
-            middle = (low + high) // 2
-            found = await self._store.get(VERSIONS, _version_id(key, middle))
-            if found is None:
-                high = middle
-            else:
-                low, low_doc = middle, found
-        if low_doc is not None:
-            self._known.put(key, low_doc)
-        return low_doc
-
     async def _due_entries(self, now: dt.datetime, limit: int) -> list[dict[str, Any]]:
-        current = _bucket(now)
+        current = bucket(now)
         entries: list[dict[str, Any]] = []
-        for bucket in sorted(await self._store.buckets()):
-            if bucket > current or len(entries) >= limit:
+        for name in sorted(await self._store.buckets()):
+            if name > current or len(entries) >= limit:
                 break
-            due = await self._store.due(bucket, now)
-            if not due and bucket < _bucket(now - BUCKET_RETENTION):
-                await self._store.drop_if_empty(bucket)
+            due = await self._store.due(name, now)
+            if not due and name < bucket(now - BUCKET_RETENTION):
+                await self._store.drop_if_empty(name)
             for entry in due:
-                entry["_bucket"] = bucket
-            entries += sorted(due, key=lambda e: (_read_instant(e["wake_at"]), e["_id"]))
+                entry["_bucket"] = name
+            entries += sorted(due, key=lambda e: (read_instant(e["wake_at"]), e["_id"]))
         return entries[:limit]
-
-
-# -- documents ----------------------------------------------------------------------------------
-
-
-def _version_id(key: str, version: int) -> str:
-    return f"{key}#{version:010d}"
-
-
-def _version_doc(
-    key: str,
-    version: int,
-    state: str,
-    due_at: dt.datetime,
-    wake_at: dt.datetime | None,
-    payload: dict[str, Any],
-    attempt: int,
-) -> dict[str, Any]:
-    return {
-        "_id": _version_id(key, version),
-        "key": key,
-        "version": version,
-        "state": state,
-        "due_at": _instant(due_at),
-        "wake_at": _instant(wake_at) if wake_at is not None else None,
-        "payload": payload,
-        "attempt": attempt,
-    }
 
 
 def _timer(doc: dict[str, Any]) -> Timer:
     return Timer(
         key=doc["key"],
-        due_at=_read_instant(doc["due_at"]),
+        due_at=read_instant(doc["due_at"]),
         payload=doc["payload"],
         version=doc["version"],
         state=doc["state"],
         attempt=doc["attempt"],
-        lease_until=_read_instant(doc["wake_at"]) if doc["state"] == CLAIMED else None,
+        lease_until=read_instant(doc["wake_at"]) if doc["state"] == CLAIMED else None,
     )
 
 
-def _bucket(at: dt.datetime) -> str:
-    if at.tzinfo is not dt.UTC:
-        at = at.astimezone(dt.UTC)
-    return f"{BUCKET_PREFIX}{at.year:04d}{at.month:02d}{at.day:02d}{at.hour:02d}"
-
-
-def _bucket_of(entry: dict[str, Any]) -> str:
-    return str(entry["_bucket"])
-
-
-def _ms(at: dt.datetime) -> int:
-    return int(at.timestamp() * 1000)
-
-
-def _instant(at: dt.datetime) -> dt.datetime:
-    """UTC, to the millisecond (what BSON keeps), so the fake and Mongo agree."""
-    if at.tzinfo is not dt.UTC:  # else UTC already (most are: made by this function)
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise ValueError(f"naive datetime {at.isoformat()}: give it a time zone")
-        at = at.astimezone(dt.UTC)
-    if at.microsecond % 1000:
-        at = at.replace(microsecond=at.microsecond // 1000 * 1000)
-    return at
-
-
-def _read_instant(value: Any) -> Any:
-    # A client without tz_aware=True returns naive UTC datetimes.
-    if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
-# -- stores -------------------------------------------------------------------------------------
-
-
-class MongoStore:
-    """The `Store` on MongoDB (or FerretDB): one database, the tracker's own."""
-
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
-        self._db = client[database]
-        self._inserts = GroupInsert(self._db)
-
-    @property
-    def database(self) -> AsyncDatabase[dict[str, Any]]:
-        return self._db
-
-    async def insert(self, collection: str, doc: dict[str, Any]) -> bool:
-        return await self._inserts.insert(collection, doc)
-
-    async def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
-        return await self._db[collection].find_one({"_id": doc_id})
-
-    async def delete(self, collection: str, doc_id: str) -> None:
-        await self._db[collection].delete_one({"_id": doc_id})
-
-    async def buckets(self) -> list[str]:
-        names = await self._db.list_collection_names()
-        return [n for n in names if n.startswith(BUCKET_PREFIX)]
-
-    async def due(self, collection: str, now: dt.datetime) -> list[dict[str, Any]]:
-        return await self._db[collection].find({"wake_at": {"$lte": now}}).to_list()
-
-    async def drop_if_empty(self, collection: str) -> None:
-        if await self._db[collection].count_documents({}, limit=1) == 0:
-            await self._db.drop_collection(collection)
-
-    async def count(self, collection: str) -> int:
-        return await self._db[collection].count_documents({})
-
-
-class MemoryStore:
-    """The `Store` in memory, with the same semantics (tests inspect `collections`)."""
-
-    def __init__(self) -> None:
-        self.collections: dict[str, dict[str, dict[str, Any]]] = {}
-
-    async def insert(self, collection: str, doc: dict[str, Any]) -> bool:
-        docs = self.collections.setdefault(collection, {})
-        if doc["_id"] in docs:
-            return False
-        docs[doc["_id"]] = copy.deepcopy(doc)
-        return True
-
-    async def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
-        doc = self.collections.get(collection, {}).get(doc_id)
-        return copy.deepcopy(doc) if doc is not None else None
-
-    async def delete(self, collection: str, doc_id: str) -> None:
-        self.collections.get(collection, {}).pop(doc_id, None)
-
-    async def buckets(self) -> list[str]:
-        return [n for n in self.collections if n.startswith(BUCKET_PREFIX)]
-
-    async def due(self, collection: str, now: dt.datetime) -> list[dict[str, Any]]:
-        docs = self.collections.get(collection, {}).values()
-        return [copy.deepcopy(d) for d in docs if d["wake_at"] <= now]
-
-    async def drop_if_empty(self, collection: str) -> None:
-        if not self.collections.get(collection):
-            self.collections.pop(collection, None)
-
-    async def count(self, collection: str) -> int:
-        return len(self.collections.get(collection, {}))
-
-
 class MongoTimers(StoredTimers):
-    """Durable timers in the tracker's MongoDB database."""
+    """Durable timers in the tracker's MongoDB database (every lookup is by `_id`, buckets are
+    small: no index to create)."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
-        self._mongo = MongoStore(client, database)
-        super().__init__(self._mongo)
+        super().__init__(MongoStore(client, database))
 
     async def ensure_indexes(self) -> None:
-        """No index to create (every lookup is by `_id`, buckets are small); moves the versions
-        of a store written before into the one collection (run before the tracker starts, with
-        no older tracker running: one that still wrote to the old collections would lose them).
-        """
-        moved = await move_collections(self._mongo.database, OLD_VERSION_SHARDS, VERSIONS)
-        for name, count in moved.items():
-            log.info("timers: moved %d versions from %s into %s", count, name, VERSIONS)
+        return None
 
 
 class InMemoryTimers(StoredTimers):

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from fengqiao.contracts import Outgoing, ReplyPurpose, ReplySent
+from fengqiao.runtime.store import Recent
 from fengqiao.services.tracker import domain
 from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository
 from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
-from fengqiao.services.tracker.adapters.recent import Recent
 from fengqiao.services.tracker.adapters.timers import PENDING, MemoryStore, StoredTimers
 from fengqiao.services.tracker.unit_of_work import UnitOfWork
 

@@ -1,78 +1,53 @@
-"""MongoDB collections split by key.
+"""Inserts against the unique `_id` index: the one compare-and-set FerretDB applies atomically.
 
-FerretDB 1.24 on SQLite (the local store) evaluates every filter but an `_id` match by reading
-the whole collection: a `find_one({"case_id": ...})` over 623 case documents took 0.32 s here,
-and grows with the collection. Splitting a collection by a hash of the key keeps each scan to the
-documents of a few keys on FerretDB; on MongoDB the split costs nothing but more collections.
-The number of shards of a collection must never change on a live store.
+FerretDB 1.24 does not apply conditional updates atomically (of 20 concurrent `update_one({_id,
+version: 1}, ...)` on one document, up to 4 matched; on PostgreSQL too), so every "first writer
+wins" in fengqiao is an insert that fails with a duplicate key for everyone but the first. This
+module is the one place that tells a duplicate key from other write errors.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import re
-import zlib
-from collections.abc import Callable
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, WriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
-DEFAULT_SHARDS = 64
 DUPLICATE_KEY = 11000
 
 _Waiting = tuple[dict[str, Any], "asyncio.Future[bool]"]  # a document and its caller's answer
 
 
-class ShardedCollection:
-    """`<base>_<nn>` collections; a key's documents all live in the shard of its hash."""
-
-    def __init__(
-        self, database: AsyncDatabase[dict[str, Any]], base: str, shards: int = DEFAULT_SHARDS
-    ) -> None:
-        self._database, self._base, self._shards = database, base, shards
-
-    def name(self, key: str) -> str:
-        return f"{self._base}_{zlib.crc32(key.encode()) % self._shards:02x}"
-
-    def for_key(self, key: str) -> AsyncCollection[dict[str, Any]]:
-        """The collection that holds `key`'s documents."""
-        return self._database[self.name(key)]
-
-    def all(self) -> list[AsyncCollection[dict[str, Any]]]:
-        """Every shard (for indexes and for queries across keys)."""
-        return [self._database[f"{self._base}_{i:02x}"] for i in range(self._shards)]
-
-    async def create_index(self, keys: list[tuple[str, int]]) -> None:
-        for collection in self.all():
-            await collection.create_index(keys)
+async def insert_new(
+    collection: AsyncCollection[dict[str, Any]], docs: list[dict[str, Any]]
+) -> set[str]:
+    """Insert `docs` in one batch (`ordered=False`: each checked on its own `_id`); the `_id`s of
+    those that existed already. Any other write error is raised."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {docs[e["index"]]["_id"] for e in errors}
+    return set()
 
 
-async def move_collections(
-    database: AsyncDatabase[dict[str, Any]],
-    pattern: re.Pattern[str],
-    target: str,
-    prepare: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = list,
-) -> dict[str, int]:
-    """Move the documents of every collection whose name matches `pattern` into `target` (as
-    `prepare` makes them from one collection's documents), then drop that collection; the
-    number of documents moved from each. For a store written in a sharded layout before: run at
-    start, before anything writes. Safe to run again after an interruption: a document already
-    in `target` is skipped."""
-    moved = {}
-    for name in sorted(await database.list_collection_names()):
-        if not pattern.match(name):
-            continue
-        docs = await database[name].find({}).to_list()
-        if documents := prepare(docs):
-            with contextlib.suppress(BulkWriteError):  # moved already (an interrupted move)
-                await database[target].insert_many(documents, ordered=False)
-        await database.drop_collection(name)
-        moved[name] = len(docs)
-    return moved
+async def insert_or_get(
+    collection: AsyncCollection[dict[str, Any]], doc: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Insert `doc`; None when inserted, else the document that holds its `_id` already."""
+    try:
+        await collection.insert_one(doc)
+    except DuplicateKeyError:
+        found: dict[str, Any] | None = await collection.find_one({"_id": doc["_id"]})
+        return found or {"_id": doc["_id"]}
+    return None
 
 
 class GroupInsert:
