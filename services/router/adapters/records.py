@@ -1,20 +1,21 @@
-"""Where the router remembers what it dispatched for each case: one document per version.
-
-As in the tracker, a new version is an insert with `_id = "<case>:<version>"`, so only one
-writer of a version succeeds (FerretDB does not apply conditional updates atomically).
-"""
+"""Where the router remembers what it dispatched for each case: one document per version, on
+the store seam's versioned records (`fengqiao.runtime.store.Versions`: a new version is an insert
+against the unique `_id = "<case>:<version>"`, so only one writer of a version succeeds; the
+latest is found by lookups on `_id`)."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError
 
 from fengqiao.contracts import DispatchOrdered
-from fengqiao.runtime.store import ShardedCollection
+from fengqiao.runtime.store import MemoryRecords, MongoRecords, Records, Versions, insert_new
 from fengqiao.services.router.returns import RoutingRecord
+
+VERSIONS = "routing"
+RETURNS = "returns"
+REMEMBERED = 100_000  # cases whose latest version this process knows (where a search starts)
 
 
 class RecordStore(Protocol):
@@ -37,9 +38,13 @@ class RecordStore(Protocol):
         """How many returns each unit has made, over all cases."""
 
 
+def version_id(case_id: str, version: int) -> str:
+    return f"{case_id}:{version:08d}"
+
+
 def to_document(record: RoutingRecord, last_orders: list[DispatchOrdered]) -> dict[str, Any]:
     return {
-        "_id": f"{record.case_id}:{record.version:08d}",
+        "_id": version_id(record.case_id, record.version),
         "case_id": record.case_id,
         "version": record.version,
         "holder": record.holder,
@@ -69,68 +74,58 @@ def from_document(doc: dict[str, Any]) -> RoutingRecord:
     )
 
 
-class MongoRecordStore:
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
-        self._records = ShardedCollection(client[database], "routing")
-        self._returns = client[database]["returns"]
+class VersionedRecordStore:
+    """`RecordStore` over versioned records, in the store (`MongoRecordStore`) or in memory
+    (`InMemoryRecordStore`): one algorithm for both."""
 
-    async def ensure_indexes(self) -> None:
-        await self._records.create_index([("case_id", 1), ("version", -1)])
-        await self._returns.create_index([("unit_id", 1)])
+    def __init__(self, records: Records) -> None:
+        self._versions = Versions(
+            records, VERSIONS, id_of=version_id, key_field="case_id", remember=REMEMBERED
+        )
 
     async def get(self, case_id: str) -> RoutingRecord | None:
-        doc = await self._latest(case_id)
+        doc = await self._versions.latest(case_id)
         return from_document(doc) if doc else None
 
     async def save(self, record: RoutingRecord, last_orders: list[DispatchOrdered]) -> bool:
-        try:
-            await self._records.for_key(record.case_id).insert_one(to_document(record, last_orders))
-        except DuplicateKeyError:
-            return False
-        return True
+        doc = to_document(record, last_orders)
+        return await self._versions.insert(record.case_id, record.version, doc)
 
     async def last_orders(self, case_id: str) -> list[DispatchOrdered]:
-        doc = await self._latest(case_id)
+        doc = await self._versions.latest(case_id)
         return [DispatchOrdered.model_validate(o) for o in (doc or {}).get("last_orders", [])]
+
+
+class MongoRecordStore(VersionedRecordStore):
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        super().__init__(MongoRecords(client, database))
+        self._returns = client[database][RETURNS]
+
+    async def ensure_indexes(self) -> None:
+        await self._returns.create_index([("unit_id", 1)])
 
     async def count_return(
         self, action_event_id: str, case_id: str, unit_id: str, reason: str
     ) -> None:
-        with contextlib.suppress(DuplicateKeyError):
-            await self._returns.insert_one(
-                {"_id": action_event_id, "case_id": case_id, "unit_id": unit_id, "reason": reason}
-            )
+        doc = {"_id": action_event_id, "case_id": case_id, "unit_id": unit_id, "reason": reason}
+        await insert_new(self._returns, [doc])
 
     async def returns_by_unit(self) -> dict[str, int]:
         pipeline: list[dict[str, Any]] = [{"$group": {"_id": "$unit_id", "n": {"$sum": 1}}}]
         cursor = await self._returns.aggregate(pipeline)
         return {row["_id"]: row["n"] async for row in cursor}
 
-    async def _latest(self, case_id: str) -> dict[str, Any] | None:
-        return await self._records.for_key(case_id).find_one(
-            {"case_id": case_id}, sort=[("version", -1)]
-        )
 
-
-class InMemoryRecordStore:
+class InMemoryRecordStore(VersionedRecordStore):
     def __init__(self) -> None:
-        self.docs: dict[str, dict[str, Any]] = {}
+        self.records = MemoryRecords()
+        super().__init__(self.records)
         self.returns: dict[str, str] = {}  # action event id → unit id
 
-    async def get(self, case_id: str) -> RoutingRecord | None:
-        doc = self._latest(case_id)
-        return from_document(doc) if doc else None
-
-    async def save(self, record: RoutingRecord, last_orders: list[DispatchOrdered]) -> bool:
-        doc = to_document(record, last_orders)
-        if doc["_id"] in self.docs:
-            return False
-        self.docs[doc["_id"]] = doc
-        return True
-
-    async def last_orders(self, case_id: str) -> list[DispatchOrdered]:
-        doc = self._latest(case_id)
-        return [DispatchOrdered.model_validate(o) for o in (doc or {}).get("last_orders", [])]
+    @property
+    def docs(self) -> dict[str, dict[str, Any]]:
+        """Every version written, by `_id` (for tests)."""
+        return self.records.collections.get(VERSIONS, {})
 
     async def count_return(
         self, action_event_id: str, case_id: str, unit_id: str, reason: str
@@ -142,7 +137,3 @@ class InMemoryRecordStore:
         for unit in self.returns.values():
             counts[unit] = counts.get(unit, 0) + 1
         return counts
-
-    def _latest(self, case_id: str) -> dict[str, Any] | None:
-        versions = [d for d in self.docs.values() if d["case_id"] == case_id]
-        return max(versions, key=lambda d: d["version"]) if versions else None
