@@ -7,13 +7,19 @@ A service's `app.py` builds a `Runtime`, registers its handlers on `runtime.brok
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import signal
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from types import FrameType
+from typing import Any, TypeVar
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 from faststream import FastStream
@@ -22,6 +28,7 @@ from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
+from pymongo.errors import ConnectionFailure
 
 from fengqiao import __version__
 from fengqiao.runtime.http import ops_router
@@ -44,6 +51,12 @@ log = logging.getLogger("fengqiao.runtime.service")
 GC_THRESHOLDS = (200_000, 20, 20)
 
 Hook = Callable[[], Awaitable[None]]
+T = TypeVar("T")
+
+# What a service meets at start while Kafka or the store is not up yet (or not reachable): it
+# waits for them rather than exiting, since nothing would start it again without a supervisor.
+UNREACHABLE = (KafkaError, ConnectionFailure, OSError, asyncio.TimeoutError)
+FIRST_WAIT, LONGEST_WAIT = 0.5, 15.0
 
 
 @dataclass
@@ -124,16 +137,20 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncContextManag
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         gc.set_threshold(*GC_THRESHOLDS)
-        created = await ensure_topics(
-            runtime.stack.kafka_bootstrap, replication=runtime.stack.topic_replication
+        stack = runtime.stack
+        created = await when_up(
+            runtime.name,
+            "Kafka",
+            lambda: ensure_topics(stack.kafka_bootstrap, replication=stack.topic_replication),
         )
         if created:
             log.info("%s created topics: %s", runtime.name, ", ".join(created))
         if runtime.mongo is not None:
-            await runtime.mongo.admin.command("ping")
+            mongo = runtime.mongo
+            await when_up(runtime.name, "the store", lambda: mongo.admin.command("ping"))
         for hook in runtime.on_start:
             await hook()
-        await runtime.broker.start()
+        await when_up(runtime.name, "Kafka", runtime.broker.start)
         for hook in runtime.on_started:
             await hook()
         log.info("%s started", runtime.name)
@@ -149,6 +166,55 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncContextManag
             log.info("%s stopped", runtime.name)
 
     return lifespan
+
+
+class StoppedWaiting(Exception):
+    """Asked to stop (SIGTERM, SIGINT) while waiting at start for Kafka or the store."""
+
+
+async def when_up(service: str, what: str, step: Callable[[], Awaitable[T]]) -> T:
+    """`step()`, tried again while `what` is unreachable: waits doubling from FIRST_WAIT to
+    LONGEST_WAIT, each logged, for as long as the outage lasts, or until the process is asked
+    to stop."""
+    wait = FIRST_WAIT
+    with _stop_requested() as stop:
+        while True:
+            try:
+                return await step()
+            except UNREACHABLE as exc:
+                log.warning(
+                    "%s: %s is not reachable (%s: %s); trying again in %.1f s",
+                    *(service, what, type(exc).__name__, exc, wait),
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+                raise StoppedWaiting(f"{service}: asked to stop while waiting for {what}")
+            wait = min(wait * 2, LONGEST_WAIT)
+
+
+@contextlib.contextmanager
+def _stop_requested() -> Iterator[asyncio.Event]:
+    """An event set by SIGTERM or SIGINT, which still reach the handlers installed before (the
+    HTTP server's, which then shuts down): a service waiting at start stops when told to."""
+    loop, stop = asyncio.get_running_loop(), asyncio.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signals reach the main thread only
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(stop.set)
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, chained in previous.items():
+            signal.signal(sig, chained)
 
 
 def _checks(runtime: Runtime) -> dict[str, Callable[[], Awaitable[object]]]:
