@@ -13,6 +13,7 @@ from fengqiao.contracts import (
     ReplyRequested,
     ReplyTarget,
     SupervisionOrdered,
+    Urgency,
     derived_event_id,
 )
 from fengqiao.contracts.topics import CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS
@@ -76,6 +77,7 @@ def reply(
     if case.reply_to is None:  # the appeal has not reached the tracker yet: nobody to tell
         return case
     target = ReplyTarget.model_validate(case.reply_to)
+    category, urgent = _sensitivity(case, cause)
     request = ReplyRequested(
         event_id=derived_event_id("reply", cause.event_id, purpose.value),
         occurred_at=cause.occurred_at,
@@ -92,8 +94,21 @@ def reply(
             "unit_name": _unit_name(case),
             **variables,
         },
+        category=category,
+        urgent=urgent,
     )
     return send(case, request, REPLIES_REQUESTED.name)
+
+
+def _sensitivity(case: Case, cause: Cause) -> tuple[str | None, bool]:
+    """The category and urgency the notifier's approval rules hold replies by: the dispatch's
+    once the case has one, before that (the acknowledgment) intake's triage of the appeal."""
+    triage = getattr(cause, "triage", None)
+    category = case.category or (triage.category if triage is not None else None)
+    urgent = case.urgency == Urgency.URGENT.value or (
+        triage is not None and (triage.urgent or triage.possibly_urgent)
+    )
+    return category, urgent
 
 
 def _unit_name(case: Case) -> str:

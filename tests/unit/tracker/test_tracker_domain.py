@@ -19,6 +19,7 @@ from fengqiao.contracts import (
     ReplyRequested,
     ReplySent,
     ReplyTarget,
+    Triage,
     Urgency,
     derived_event_id,
 )
@@ -33,7 +34,7 @@ from fengqiao.services.tracker.domain import (
     record_dispatch,
     record_reply,
 )
-from fengqiao.testing.factories import appeal_message
+from fengqiao.testing.factories import appeal_message, triage_message
 
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
 P = "tracker"
@@ -119,6 +120,32 @@ def test_a_new_case_is_received_and_empty() -> None:
         0,
         (),
     )
+
+
+def test_the_acknowledgment_carries_what_replies_are_held_by() -> None:
+    # The notifier holds replies by category and urgency for a reviewer; before the tracker
+    # sent them, every hold rule let everything through (issue 18).
+    def acknowledgment(triage: Triage) -> ReplyRequested:
+        case = open_case(new_case("c-0123456789abcdef"), appeal(triage=triage), rules=RULES)
+        [request] = requests(case)
+        return request
+
+    minors = acknowledgment(triage_message("minors"))
+    assert (minors.category, minors.urgent) == ("minors", False)
+    urgent = acknowledgment(triage_message("personal_safety", urgent=True))
+    assert (urgent.category, urgent.urgent) == ("personal_safety", True)
+    maybe = acknowledgment(triage_message("wage_arrears", review=("possibly_urgent",)))
+    assert maybe.urgent
+
+
+def test_after_dispatch_replies_carry_the_dispatch_s_category_and_urgency() -> None:
+    urgent_order = order(2, to_unit="652701", final=True).model_copy(
+        update={"urgency": Urgency.URGENT, "category": "personal_safety", "to_handle": "@博乐检察"}
+    )
+    case = record_dispatch(opened(), urgent_order, rules=RULES)
+    notices = [r for r in requests(case) if r.purpose is not ReplyPurpose.ACKNOWLEDGMENT]
+    assert notices
+    assert all((r.category, r.urgent) == ("personal_safety", True) for r in notices)
 
 
 def test_opening_fills_in_what_the_appeal_tells() -> None:
