@@ -4,8 +4,10 @@ what was done about each recorded in MongoDB (`fengqiao.ops.dlq` holds the rules
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 from rich.console import Console
@@ -54,13 +56,21 @@ class ActionStoreSession:
         await self.client.close()
 
 
-async def dlq_list(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
+@contextlib.asynccontextmanager
+async def _dead_letters(
+    args: argparse.Namespace, settings: StackSettings
+) -> AsyncIterator[tuple[dlq.MongoActionStore, list[dlq.Entry]]]:
+    """The action store, open, and the dead letters with their status, for one command."""
     async with (
         connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster,
         ActionStoreSession(settings) as store,
     ):
-        entries = await _entries(cluster, store)
-    shown = [e for e in entries if args.all or e.status == "new"]
+        yield store, await _entries(cluster, store)
+
+
+async def dlq_list(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
+    async with _dead_letters(args, settings) as (_, entries):
+        shown = [e for e in entries if args.all or e.status == "new"]
     if args.json:
         print_json([e.summary() for e in shown])
         return 0
@@ -83,11 +93,8 @@ async def dlq_list(args: argparse.Namespace, settings: StackSettings, console: C
 
 
 async def dlq_show(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    async with (
-        connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster,
-        ActionStoreSession(settings) as store,
-    ):
-        entry = dlq.find(await _entries(cluster, store), args.id)
+    async with _dead_letters(args, settings) as (_, entries):
+        entry = dlq.find(entries, args.id)
     detail = entry.detail()
     if args.json:
         print_json(detail)
@@ -118,11 +125,7 @@ def _pretty(payload: str) -> str:
 async def dlq_replay(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
     from aiokafka import AIOKafkaProducer
 
-    async with (
-        connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster,
-        ActionStoreSession(settings) as store,
-    ):
-        entries = await _entries(cluster, store)
+    async with _dead_letters(args, settings) as (store, entries):
         chosen = (
             [e for e in entries if e.status == "new"] if args.all else [dlq.find(entries, args.id)]
         )
@@ -149,11 +152,8 @@ async def dlq_replay(args: argparse.Namespace, settings: StackSettings, console:
 
 
 async def dlq_purge(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    async with (
-        connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster,
-        ActionStoreSession(settings) as store,
-    ):
-        entry = dlq.find(await _entries(cluster, store), args.id)
+    async with _dead_letters(args, settings) as (store, entries):
+        entry = dlq.find(entries, args.id)
         outcome = await dlq.purge(entry, store, reason=args.reason)
     if args.json:
         print_json(outcome)

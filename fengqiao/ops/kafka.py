@@ -241,9 +241,9 @@ async def connect(bootstrap: str, *, timeout: float = 10.0) -> AsyncIterator[Clu
 
 def decode(record: ConsumerRecord[bytes, bytes]) -> Any:
     """The record's contract message, or None when it does not parse."""
-    from fengqiao.contracts import message_for
+    from fengqiao.contracts import read
 
     try:
-        return message_for(record.topic).model_validate_json(record.value or b"")
+        return read(record.topic, record.value or b"")
     except Exception:
         return None

@@ -140,7 +140,7 @@ class BackgroundWatcher:
 
     def close(self) -> None:
         try:
-            asyncio.run_coroutine_threadsafe(self.watcher.__aexit__(), self._loop).result(30)
+            self._run(self.watcher.__aexit__())
         finally:
             self._stop_loop()
 

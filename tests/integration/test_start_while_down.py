@@ -12,9 +12,11 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from fengqiao import processes
 from fengqiao.testing import StackEndpoints
@@ -77,50 +79,54 @@ async def says_it_waits(log: Path) -> bool:
     return "Kafka is not reachable" in await asyncio.to_thread(log.read_text, errors="replace")
 
 
+@dataclass
+class Waiting:
+    intake: subprocess.Popen[bytes]
+    kafka_port: int
+    http_port: int
+    log: Path
+
+
+@pytest.fixture
+async def waiting(stack_endpoints: StackEndpoints, tmp_path: Path) -> AsyncIterator[Waiting]:
+    """Intake started while its Kafka port leads nowhere, once it says it waits."""
+    ports = processes.free_ports(("kafka", "http"))
+    log = tmp_path / "intake.log"
+    intake = start_intake(stack_endpoints, ports["kafka"], ports["http"], log)
+    try:
+        assert await wait_for(lambda: says_it_waits(log), 30), log.read_text()[-2000:]
+        yield Waiting(intake, ports["kafka"], ports["http"], log)
+    finally:
+        if intake.poll() is None:
+            intake.kill()
+            intake.wait()
+
+
 async def test_a_service_started_while_kafka_is_down_waits_and_then_starts(
-    stack_endpoints: StackEndpoints, tmp_path: Path
+    waiting: Waiting, stack_endpoints: StackEndpoints
 ) -> None:
-    ports = processes.free_ports(("kafka", "http"))
-    log = tmp_path / "intake.log"
-    intake = start_intake(stack_endpoints, ports["kafka"], ports["http"], log)
-    try:
-        assert await wait_for(lambda: says_it_waits(log), 30), log.read_text()[-2000:]
-        await asyncio.sleep(1)
-        assert intake.poll() is None, log.read_text()[-2000:]  # still there, waiting
+    intake, log = waiting.intake, waiting.log
+    await asyncio.sleep(1)
+    assert intake.poll() is None, log.read_text()[-2000:]  # still there, waiting
 
-        async with kafka_behind(ports["kafka"], stack_endpoints.kafka_bootstrap):
+    async with kafka_behind(waiting.kafka_port, stack_endpoints.kafka_bootstrap):
 
-            async def ready() -> bool:
-                async with httpx.AsyncClient() as client:
-                    with contextlib.suppress(httpx.HTTPError):
-                        answer = await client.get(f"http://127.0.0.1:{ports['http']}/readyz")
-                        return answer.status_code == 200
-                return False
+        async def ready() -> bool:
+            async with httpx.AsyncClient() as client:
+                with contextlib.suppress(httpx.HTTPError):
+                    answer = await client.get(f"http://127.0.0.1:{waiting.http_port}/readyz")
+                    return answer.status_code == 200
+            return False
 
-            assert await wait_for(ready, 60), log.read_text()[-3000:]
-            intake.send_signal(signal.SIGTERM)
-            # uvicorn re-raises the signal once it has shut down gracefully
-            assert intake.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()[-2000:]
-            assert "intake stopped" in log.read_text()
-    finally:
-        if intake.poll() is None:
-            intake.kill()
-            intake.wait()
-
-
-async def test_a_service_waiting_for_kafka_stops_when_told(
-    stack_endpoints: StackEndpoints, tmp_path: Path
-) -> None:
-    ports = processes.free_ports(("kafka", "http"))
-    log = tmp_path / "intake.log"
-    intake = start_intake(stack_endpoints, ports["kafka"], ports["http"], log)
-    try:
-        assert await wait_for(lambda: says_it_waits(log), 30), log.read_text()[-2000:]
-        asked = time.monotonic()
+        assert await wait_for(ready, 60), log.read_text()[-3000:]
         intake.send_signal(signal.SIGTERM)
-        intake.wait(timeout=10)
-        assert time.monotonic() - asked < 10
-    finally:
-        if intake.poll() is None:
-            intake.kill()
-            intake.wait()
+        # uvicorn re-raises the signal once it has shut down gracefully
+        assert intake.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()[-2000:]
+        assert "intake stopped" in log.read_text()
+
+
+async def test_a_service_waiting_for_kafka_stops_when_told(waiting: Waiting) -> None:
+    asked = time.monotonic()
+    waiting.intake.send_signal(signal.SIGTERM)
+    waiting.intake.wait(timeout=10)
+    assert time.monotonic() - asked < 10

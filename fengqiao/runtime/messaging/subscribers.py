@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 
-from fengqiao.contracts import Topic, read
+from fengqiao.contracts import Topic
 from fengqiao.runtime.messaging.batches import DECODED, DecodedBatch
 from fengqiao.runtime.messaging.dead_letters import dead_letter_publisher
 
@@ -41,8 +41,10 @@ def topic_subscriber(
     if not isinstance(topic, str) and "decoder" not in options:
         # Read as the contracts read (unknown fields ignored: a newer producer in a rolling
         # deploy), not by FastStream's validation of the handler's argument, which refuses them.
+        model = topic.message  # looked up once, not per message
+
         def decode(msg: Any) -> Any:
-            return read(name, msg.body)
+            return model.model_validate_json(msg.body)
 
         options["decoder"] = decode
     # Typed as keeping the handler (FastStream returns its subscriber object) so that handlers

@@ -4,6 +4,7 @@ supervision orders. Each goes into the case's outbox, published once the case is
 from __future__ import annotations
 
 from fengqiao.contracts import (
+    AppealNormalized,
     CaseEventRecorded,
     CaseState,
     Envelope,
@@ -103,7 +104,7 @@ def reply(
 def _sensitivity(case: Case, cause: Cause) -> tuple[str | None, bool]:
     """The category and urgency the notifier's approval rules hold replies by: the dispatch's
     once the case has one, before that (the acknowledgment) intake's triage of the appeal."""
-    triage = getattr(cause, "triage", None)
+    triage = cause.triage if isinstance(cause, AppealNormalized) else None
     category = case.category or (triage.category if triage is not None else None)
     urgent = case.urgency == Urgency.URGENT.value or (
         triage is not None and (triage.urgent or triage.possibly_urgent)
