@@ -50,6 +50,13 @@ class ReplyRequested(CaseMessage):
         description="True for an urgent case (risk to life or safety); its public replies may be "
         "held for an operator's approval.",
     )
+    confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The router's confidence in the case's jurisdiction, once dispatched; "
+        "replies below the notifier's threshold may be held for an operator's approval.",
+    )
 
     @property
     def idempotency_key(self) -> str:

@@ -41,6 +41,7 @@ class ContentPolicy:
     sensitive_words: tuple[str, ...] = ()
     hold_categories: frozenset[str] = frozenset()
     hold_urgent: bool = False
+    hold_below_confidence: float = 0.0
     safe_domain: str = ""
     limits: dict[ReplyChannel, int] = field(default_factory=lambda: dict(LIMITS))
 
@@ -202,4 +203,7 @@ def approval_reason(request: ReplyRequested, policy: ContentPolicy) -> str | Non
         return f"category {request.category} needs an operator's approval"
     if request.urgent and policy.hold_urgent:
         return "urgent case: replies need an operator's approval"
+    confidence = request.confidence
+    if confidence is not None and confidence < policy.hold_below_confidence:
+        return f"routed with confidence {confidence:.2f}: replies need an operator's approval"
     return None

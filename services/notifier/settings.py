@@ -63,6 +63,13 @@ class NotifierSettings(BaseSettings):
         default_factory=list, description="Category codes whose replies wait for approval."
     )
     hold_urgent: bool = Field(default=False, description="Urgent cases' replies wait too.")
+    hold_below_confidence: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Replies of a case routed with less confidence than this wait too "
+        "(0: none wait for that reason).",
+    )
     safe_domain: str = Field(
         default="", description="The app's registered safe domain (links, statuses/share)."
     )
@@ -83,6 +90,7 @@ class NotifierSettings(BaseSettings):
             sensitive_words=tuple(self.sensitive_words),
             hold_categories=frozenset(self.hold_categories),
             hold_urgent=self.hold_urgent,
+            hold_below_confidence=self.hold_below_confidence,
             safe_domain=self.safe_domain.lower(),
         )
 

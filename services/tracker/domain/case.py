@@ -133,6 +133,7 @@ class Case:
     co_units: tuple[str, ...] = ()
     category: str | None = None
     urgency: str | None = None
+    routing_confidence: float | None = None  # the router's, in the newest dispatch
     acknowledged: bool = False
     sign_due: str | None = None
     signed_at: str | None = None

@@ -117,6 +117,7 @@ def record_dispatch(case: Case, order: DispatchOrdered, *, rules: Rules) -> Case
             chain=tuple(order.chain),
             category=order.category,
             urgency=order.urgency.value,
+            routing_confidence=order.confidence,
             assigned_unit=order.lead_unit,
             co_units=tuple(order.co_units),
         )

@@ -97,13 +97,15 @@ def reply(
         },
         category=category,
         urgent=urgent,
+        confidence=case.routing_confidence,
     )
     return send(case, request, REPLIES_REQUESTED.name)
 
 
 def _sensitivity(case: Case, cause: Cause) -> tuple[str | None, bool]:
     """The category and urgency the notifier's approval rules hold replies by: the dispatch's
-    once the case has one, before that (the acknowledgment) intake's triage of the appeal."""
+    once the case has one, before that (the acknowledgment) intake's triage of the appeal. (The
+    rules also hold by the routing's confidence, `Case.routing_confidence`.)"""
     triage = cause.triage if isinstance(cause, AppealNormalized) else None
     category = case.category or (triage.category if triage is not None else None)
     urgent = case.urgency == Urgency.URGENT.value or (

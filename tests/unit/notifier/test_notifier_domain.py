@@ -382,3 +382,14 @@ def test_held_categories_and_urgent_cases_need_approval() -> None:
         "urgent case: replies need an operator's approval"
     )
     assert approval_reason(request("acknowledgment", ack, urgent=True), ContentPolicy()) is None
+
+
+def test_replies_of_a_case_routed_without_confidence_need_approval() -> None:
+    policy = ContentPolicy(hold_below_confidence=0.6)
+    ack = VARIABLES["acknowledgment"]
+    assert approval_reason(request("acknowledgment", ack), policy) is None  # not routed yet
+    assert approval_reason(request("acknowledgment", ack, confidence=0.8), policy) is None
+    assert approval_reason(request("acknowledgment", ack, confidence=0.4), policy) == (
+        "routed with confidence 0.40: replies need an operator's approval"
+    )
+    assert approval_reason(request("acknowledgment", ack, confidence=0.4), ContentPolicy()) is None

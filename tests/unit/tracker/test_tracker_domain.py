@@ -140,12 +140,21 @@ def test_the_acknowledgment_carries_what_replies_are_held_by() -> None:
 
 def test_after_dispatch_replies_carry_the_dispatch_s_category_and_urgency() -> None:
     urgent_order = order(2, to_unit="652701", final=True).model_copy(
-        update={"urgency": Urgency.URGENT, "category": "personal_safety", "to_handle": "@博乐检察"}
+        update={
+            "urgency": Urgency.URGENT,
+            "category": "personal_safety",
+            "to_handle": "@博乐检察",
+            "confidence": 0.55,
+        }
     )
     case = record_dispatch(opened(), urgent_order, rules=RULES)
     notices = [r for r in requests(case) if r.purpose is not ReplyPurpose.ACKNOWLEDGMENT]
     assert notices
-    assert all((r.category, r.urgent) == ("personal_safety", True) for r in notices)
+    assert all(
+        (r.category, r.urgent, r.confidence) == ("personal_safety", True, 0.55) for r in notices
+    )
+    [ack] = [r for r in requests(case) if r.purpose is ReplyPurpose.ACKNOWLEDGMENT]
+    assert ack.confidence is None  # asked for before the case was routed
 
 
 def test_opening_fills_in_what_the_appeal_tells() -> None:
