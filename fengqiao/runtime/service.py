@@ -13,7 +13,7 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -31,6 +31,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure
 
 from fengqiao import __version__
+from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
 from fengqiao.runtime.messaging import (
     SubscriberMetrics,
@@ -111,14 +112,20 @@ def http_app(
     *,
     description: str,
     routers: Sequence[APIRouter] = (),
+    body_limits: Mapping[str, int] = {},
 ) -> FastAPI:
-    """The service's HTTP app; its lifespan creates topics, starts the broker and hooks."""
+    """The service's HTTP app; its lifespan creates topics, starts the broker and hooks.
+
+    Every request body is limited (`BodyLimit`: 64 KiB, or `body_limits`' bytes for the paths
+    under each prefix) before any route reads or authenticates it."""
     app = FastAPI(
         title=f"fengqiao {runtime.name}",
         version=__version__,
         description=description,
         lifespan=_lifespan(runtime),
     )
+    app.add_middleware(BodyLimit, limits=body_limits)
+    app.add_exception_handler(BodyTooLarge, body_too_large)
     app.include_router(
         ops_router(
             service=runtime.name,

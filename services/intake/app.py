@@ -70,7 +70,11 @@ def build(
     if publisher is not None:  # first to start, last to stop: everything else stores through it
         runtime.on_start.insert(0, publisher.start)
         runtime.on_stop.append(publisher.stop)
-    app = http_app(runtime, description=DESCRIPTION, routers=[open311, weibo_check])
+    # Posts may be long (a platform's post with its quoted post and media): their own limit.
+    posts = dict.fromkeys(("/webhooks/", "/open311/"), settings.max_body_bytes)
+    app = http_app(
+        runtime, description=DESCRIPTION, routers=[open311, weibo_check], body_limits=posts
+    )
     serve_first(app, [generic, weibo_push])  # the webhooks that take posts: plain routes
     return runtime, app
 
