@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.stack import StackError, down, status, up
 from fengqiao.stack.lifecycle import components
+from fengqiao.stack.process import process_argv
 from tests.integration.stack_cache import share_main_cache
 
 pytestmark = pytest.mark.stack
@@ -38,6 +40,14 @@ def _processes_of(cache: Path) -> list[int]:
         if str(cache).encode() in cmdline:
             found.append(int(entry.name))
     return found
+
+
+def _wait_until_dead(pid: int, within: float = 10.0) -> None:
+    """SIGKILL is delivered at once but a process takes a moment to die: wait for its end."""
+    deadline = time.monotonic() + within
+    while process_argv(pid) is not None:
+        assert time.monotonic() < deadline, f"pid {pid} still alive {within} s after SIGKILL"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -97,6 +107,7 @@ def test_a_crashed_server_is_a_stale_pid_and_up_restarts_it(isolated: StackSetti
     _, ferretdb = components(isolated)
     crashed = ferretdb.pid_file.read_text().strip()
     os.kill(int(crashed), signal.SIGKILL)
+    _wait_until_dead(int(crashed))
 
     rows = {r.name: r for r in status(isolated)}
     assert rows["ferretdb"].state == "stale"
