@@ -20,24 +20,27 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from fengqiao import __version__
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
 from fengqiao.runtime.messaging import (
+    Outages,
     SubscriberMetrics,
+    Unavailable,
     consumers_assigned,
     drain,
     ensure_topics,
+    is_transient,
     make_broker,
 )
 from fengqiao.runtime.settings import StackSettings
@@ -69,6 +72,8 @@ class Runtime:
     broker: KafkaBroker
     registry: CollectorRegistry
     metrics: SubscriberMetrics
+    # The store or Kafka outage the service's retry loops are waiting out (`/readyz` says so).
+    outages: Outages
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     on_start: list[Hook] = field(default_factory=list)  # before the broker starts
     on_started: list[Hook] = field(default_factory=list)  # after (background work that publishes)
@@ -82,14 +87,20 @@ class Runtime:
             # The client connects lazily: building it does no I/O.
             mongo = AsyncMongoClient(stack.mongo_uri, tz_aware=True, connect=False, appname=name)
         metrics = SubscriberMetrics(name, registry)
+        outages = Outages(name, registry)
         return cls(
             name=name,
             stack=stack,
             broker=make_broker(
-                stack.kafka_bootstrap, service=name, registry=registry, metrics=metrics
+                stack.kafka_bootstrap,
+                service=name,
+                registry=registry,
+                metrics=metrics,
+                outages=outages,
             ),
             registry=registry,
             metrics=metrics,
+            outages=outages,
             mongo=mongo,
         )
 
@@ -137,7 +148,25 @@ def http_app(
     for router in routers:
         app.include_router(router)
     app.include_router(_asyncapi_router(runtime, description))
+    # Not `Exception`: Starlette hands that one to its outermost middleware, which raises on.
+    for kind in (PyMongoError, KafkaError, OSError, Unavailable):
+        app.add_exception_handler(kind, _unavailable)
     return app
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """An endpoint that met a store or Kafka outage answers 503 with Retry-After (anything
+    else is raised on: a 500)."""
+    if not is_transient(exc):
+        raise exc
+    log.warning(
+        "%s %s: answering 503: %s: %s", request.method, request.url.path, type(exc).__name__, exc
+    )
+    return JSONResponse(
+        {"detail": "the store or Kafka cannot be reached now; retry"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def _lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -225,7 +254,8 @@ def _stop_requested() -> Iterator[asyncio.Event]:
 
 
 def _checks(runtime: Runtime) -> dict[str, Callable[[], Awaitable[object]]]:
-    """What readiness checks: Kafka, the store (if the service has one), the consumers."""
+    """What readiness checks: Kafka, the store (if the service has one), the consumers, and
+    that no retry loop is waiting out an outage."""
     checks: dict[str, Callable[[], Awaitable[object]]] = {
         "kafka": lambda: runtime.broker.ping(timeout=2.0)
     }
@@ -233,6 +263,12 @@ def _checks(runtime: Runtime) -> dict[str, Callable[[], Awaitable[object]]]:
         mongo = runtime.mongo
         checks["mongo"] = lambda: mongo.admin.command("ping")
     checks["consumers"] = lambda: _consumers_ready(runtime.broker)
+    outages = runtime.outages
+
+    async def waiting_out() -> str:
+        return outages.readiness()
+
+    checks["outages"] = waiting_out
     return checks
 
 

@@ -75,14 +75,16 @@ class _Wait:
     fresh: bool  # started by this call (so ours to stop if it never answers)
 
 
-def components(settings: StackSettings) -> list[Component]:
-    """The servers of the local stack for `settings` (StackError if the addresses do not fit)."""
+def components(settings: StackSettings, only: Sequence[str] | None = None) -> list[Component]:
+    """The servers of the local stack for `settings` (StackError if the addresses do not fit);
+    with `only`, those of these names ("kafka", "ferretdb")."""
     # Absolute, because our processes are recognised by the paths in their arguments.
     cache = settings.cache_dir.expanduser().resolve()
-    return [
+    comps: list[Component] = [
         Kafka(cache, parse_kafka_bootstrap(settings.kafka_bootstrap)),
         FerretDB(cache, parse_mongo_uri(settings.mongo_uri)),
     ]
+    return [c for c in comps if only is None or c.name in only]
 
 
 def _lock_path(comps: Sequence[Component]) -> Path:
@@ -243,8 +245,11 @@ def _external_note(settings: StackSettings, verb: str) -> str:
     )
 
 
-def up(settings: StackSettings, progress: Progress = print) -> None:
+def up(
+    settings: StackSettings, progress: Progress = print, *, only: Sequence[str] | None = None
+) -> None:
     """Start the local Kafka and FerretDB unless they run already; return once both answer.
+    With `only` ("kafka", "ferretdb"), only those (the fault tests stop and start the store).
 
     The first call fetches the Kafka jars (mvn) and builds FerretDB (go) into
     `settings.cache_dir`; later calls only start the processes. Calling it while the stack is
@@ -254,7 +259,7 @@ def up(settings: StackSettings, progress: Progress = print) -> None:
     if settings.external:
         progress(_external_note(settings, "start"))
         return
-    comps = components(settings)
+    comps = components(settings, only)
     say = _serialised(progress)
     waiting = "stack: waiting for another `fengqiao stack` command to finish..."
     with process.exclusive(_lock_path(comps), lambda: say(waiting)):
@@ -281,15 +286,18 @@ def up(settings: StackSettings, progress: Progress = print) -> None:
         _await_ready(waits, say)
 
 
-def down(settings: StackSettings, progress: Progress = print) -> None:
+def down(
+    settings: StackSettings, progress: Progress = print, *, only: Sequence[str] | None = None
+) -> None:
     """Stop the local Kafka and FerretDB: SIGTERM, then SIGKILL after 20 s; no process remains.
+    With `only` ("kafka", "ferretdb"), only those: the other one keeps running.
 
     Stale pid files are reported and removed. Stopping a stack that is not running is harmless.
     """
     if settings.external:
         progress(_external_note(settings, "stop"))
         return
-    comps = components(settings)
+    comps = components(settings, only)
     say = _serialised(progress)
     with process.exclusive(_lock_path(comps), lambda: say("stack: waiting for another command...")):
         stopping: list[tuple[Component, int, float]] = []

@@ -60,7 +60,9 @@ def build(
         case_ref = request.variables.get("case_ref", request.case_id[-8:])
         return settings.case_link.format(case_ref=case_ref) if settings.case_link else ""
 
-    results = handlers.KafkaResults(runtime.broker, producer=NAME, clock=clock)
+    results = handlers.KafkaResults(
+        runtime.broker, producer=NAME, clock=clock, outages=runtime.outages
+    )
     sender = Sender(
         outbox=outbox,
         platform=client,

@@ -19,6 +19,7 @@ from fengqiao.contracts import (
 from fengqiao.runtime.clock import Clock
 from fengqiao.runtime.messaging import (
     BatchFailures,
+    Outages,
     batch_records,
     batch_subscriber,
     dead_letter_publisher,
@@ -32,18 +33,26 @@ NAME = "notifier"
 
 
 class KafkaResults:
-    """Where the sender's outcomes go: replies.sent, and replies.requested.dlq."""
+    """Where the sender's outcomes go: replies.sent, and replies.requested.dlq. A publish that
+    meets a Kafka outage waits it out with the service (`outages`) and is tried again: an outcome
+    recorded is reported, and a reply that failed for good is dead-lettered, whatever Kafka did
+    meanwhile."""
 
-    def __init__(self, broker: KafkaBroker, *, producer: str, clock: Clock) -> None:
+    def __init__(
+        self, broker: KafkaBroker, *, producer: str, clock: Clock, outages: Outages | None = None
+    ) -> None:
         self._sent = topic_publisher(broker, REPLIES_SENT)
         self._dead = dead_letter_publisher(broker, REPLIES_REQUESTED.name)
         self._producer, self._clock = producer, clock
+        self._outages = outages or Outages(NAME)
 
     async def sent(self, result: ReplySent) -> None:
-        await publish_to(self._sent, result)
+        await self._outages.retry(lambda: publish_to(self._sent, result), REPLIES_SENT.name)
 
     async def sent_many(self, results: Sequence[ReplySent]) -> None:
-        await publish_all((self._sent, result) for result in results)
+        await self._outages.retry(
+            lambda: publish_all((self._sent, result) for result in results), REPLIES_SENT.name
+        )
 
     async def dead_letter(self, request: ReplyRequested, origin: Origin | None, error: str) -> None:
         letter = DeadLetter(
@@ -58,7 +67,7 @@ class KafkaResults:
             error=error[:4000],
             payload=request.model_dump_json(),
         )
-        await publish_to(self._dead, letter)
+        await self._outages.retry(lambda: publish_to(self._dead, letter), REPLIES_REQUESTED.dlq)
 
 
 def register(

@@ -26,6 +26,7 @@ from typing import Any
 
 from fengqiao.contracts import ReplyRequested, ReplySent
 from fengqiao.runtime.clock import Clock
+from fengqiao.runtime.messaging import Outages
 from fengqiao.services.notifier.adapters.outbox import FINAL, Outbox
 from fengqiao.services.notifier.adapters.platform import PlatformClient
 from fengqiao.services.notifier.decisions import Decisions, Undecidable
@@ -373,7 +374,7 @@ class Sender:
         async def wait_then_start() -> None:
             while not await ready():
                 await self._sleep(0.2)
-            await self.start()
+            await Outages("notifier").retry(self.start, "reloading parked replies")  # store away
 
         self._queue.spawn("notifier start", wait_then_start())
 

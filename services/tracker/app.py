@@ -32,7 +32,7 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
     rules = settings.rules(NAME)  # the time limits and calendar are checked at start
     runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
     assert runtime.mongo is not None
-    repo = MongoCaseRepository(runtime.mongo, settings.database)
+    repo = MongoCaseRepository(runtime.mongo, settings.database, runtime.outages)
     indexes = MongoIndexes(runtime.mongo, settings.database)
     timers = MongoTimers(runtime.mongo, settings.database)
     runtime.on_start.append(repo.ensure_indexes)
@@ -52,6 +52,7 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
         registry=runtime.registry,
         settle_after=settings.settle_seconds or None,
         outbox=outbox,
+        outages=runtime.outages,
     )
     sweeping: list[asyncio.Task[None]] = []
 

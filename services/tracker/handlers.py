@@ -29,7 +29,13 @@ from fengqiao.contracts import (
     Topic,
     UnitActed,
 )
-from fengqiao.runtime.messaging import BatchFailures, DeclaredPublishers, Outbox, batch_subscriber
+from fengqiao.runtime.messaging import (
+    BatchFailures,
+    DeclaredPublishers,
+    Outages,
+    Outbox,
+    batch_subscriber,
+)
 from fengqiao.services.tracker import domain
 from fengqiao.services.tracker.adapters.cases import CaseRepository
 from fengqiao.services.tracker.adapters.indexes import Indexes
@@ -54,12 +60,15 @@ def register(
     registry: CollectorRegistry,
     settle_after: float | None = None,
     outbox: Outbox | None = None,
+    outages: Outages | None = None,
 ) -> Tracker:
     """Register the tracker's subscribers on `broker` and declare its publishers (PUBLISHES).
     Cases' outboxes go through `outbox` when given (the app's `DirectProducer` of PUBLISHES),
     else through the declared publishers (as an in-memory test broker needs)."""
     declared = DeclaredPublishers.declare(broker, PUBLISHES)
-    work = UnitOfWork(repo, outbox or declared, indexes, timers, settle_after=settle_after)
+    work = UnitOfWork(
+        repo, outbox or declared, indexes, timers, settle_after=settle_after, outages=outages
+    )
     on = _Subscribers(broker, work, rules, group_id, registry)
 
     @on(

@@ -71,16 +71,23 @@ class Tracker:
         self.overdue_cases.set(await self.work.repo.overdue())
 
     async def run_sweeps(self, interval: float, gauges_every: float = 60.0) -> None:
-        """Sweep every `interval` seconds until cancelled; a failing sweep is logged and retried
-        (its claims run out and fire again). The gauges are counted every `gauges_every`."""
+        """Sweep every `interval` seconds until cancelled. A sweep that meets a store or Kafka
+        outage waits it out with the service (`work.outages`) and goes on where it was (the
+        clocks due meanwhile fire late, none is lost: a claim that ran out fires again); any
+        other failure is logged and retried. The gauges are counted every `gauges_every`."""
         counted = 0.0
+
+        async def sweep_all() -> None:
+            nonlocal counted
+            while await self.sweep() >= SWEEP_LIMIT:
+                pass  # a backlog (after downtime): go on at once
+            if time.monotonic() - counted >= gauges_every:
+                counted = time.monotonic()
+                await self.refresh_gauges()
+
         while True:
             try:
-                while await self.sweep() >= SWEEP_LIMIT:
-                    pass  # a backlog (after downtime): go on at once
-                if time.monotonic() - counted >= gauges_every:
-                    counted = time.monotonic()
-                    await self.refresh_gauges()
+                await self.work.outages.retry(sweep_all, "timer sweep")
             except asyncio.CancelledError:
                 raise
             except Exception:

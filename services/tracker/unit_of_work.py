@@ -28,7 +28,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from fengqiao.runtime.messaging import Outbox
+from fengqiao.runtime.messaging import Outages, Outbox, is_transient
 from fengqiao.runtime.store import Recent
 from fengqiao.services.tracker import domain
 from fengqiao.services.tracker.adapters.cases import CaseRepository, without_outbox
@@ -46,6 +46,7 @@ from fengqiao.services.tracker.turns import Turn, Turns
 log = logging.getLogger("fengqiao.tracker")
 
 MAX_ATTEMPTS = 50
+CHANGES = "case changes"  # what the outages' log and counter call the changes of cases
 # Cases whose last written version is reused as the next change's base (a guess, see above).
 REMEMBERED_CASES = 10_000
 
@@ -70,8 +71,12 @@ class UnitOfWork:
         timers: Timers,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         settle_after: float | None = None,
+        outages: Outages | None = None,
     ) -> None:
         self.repo, self.indexes = repo, indexes
+        # A change that fails because the store or Kafka is away is tried again, holding its
+        # turn at the case (the case's later changes wait for it: they stay in order).
+        self.outages = outages or Outages("tracker")
         self._outbox, self._timers, self._clock = outbox, timers, clock
         self.turns = Turns()
         # Exactly as stored: only versions that `get` returned or `save` wrote.
@@ -87,7 +92,9 @@ class UnitOfWork:
 
     async def apply(self, case_id: str, change: Change) -> domain.Case:
         async with self.turns.take(case_id):
-            case, failures = await self._apply(case_id, [change], _UNREAD)
+            case, failures = await self.outages.retry(
+                lambda: self._apply(case_id, [change], _UNREAD), CHANGES
+            )
         if failures:
             raise failures[0]
         return case
@@ -129,15 +136,22 @@ class UnitOfWork:
         unseen = [case_id for case_id in by_case if self._recent.get(case_id) is None]
         try:
             bases = await self.repo.get_many(unseen) if len(unseen) > 1 else {}
-        except Exception:
-            log.exception("reading %d cases together failed; reading them one by one", len(unseen))
+        except Exception as exc:  # each case is read (and an outage waited out) on its own
+            log.warning(
+                "reading %d cases together failed (%s: %s); reading them one by one",
+                *(len(unseen), type(exc).__name__, exc),
+                exc_info=not is_transient(exc),
+            )
             bases = {}
 
         async def apply_case(case_id: str, indexes: list[int]) -> None:
             try:
                 async with turns[case_id]:
                     chain = [changes[i][1] for i in indexes]
-                    case, failures = await self._apply(case_id, chain, bases.get(case_id, _UNREAD))
+                    read = bases.get(case_id, _UNREAD)
+                    case, failures = await self.outages.retry(
+                        lambda: self._apply(case_id, chain, read), CHANGES
+                    )
             except Exception as exc:
                 for i in indexes:
                     results[i] = exc
@@ -278,8 +292,9 @@ class UnitOfWork:
         call `settle(everything=True)`."""
         while True:
             await asyncio.sleep(interval)
-            try:
-                await self.settle()
+            try:  # an outage is waited out; those not recorded meanwhile are recorded by their
+                # case's next version
+                await self.outages.retry(self.settle, "recording done outboxes")
             except Exception:
                 log.exception("recording done outboxes failed; retrying")
 

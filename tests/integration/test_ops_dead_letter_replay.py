@@ -1,7 +1,9 @@
-"""The operator's dead-letter loop, end to end: the tracker loses its store while a case comes
-in, so its messages are dead-lettered; `fengqiao ops dlq list` finds them, the store comes back,
-`fengqiao ops dlq replay` publishes each once (a second replay is a no-op), and the case
-completes. On the way, `ops lag`, `ops cases` and `ops metrics` see what happened."""
+"""Outages and dead letters as an operator sees them, end to end. The tracker loses its store while
+a case comes in: it waits the outage out (`ops metrics` shows it not ready, and why), nothing is
+dead-lettered, and the case completes once the store is back, without any replay. A message that
+can never succeed (off contract) is a dead letter: `fengqiao ops dlq list` finds it, `show` masks
+its private data, `replay` publishes it once (a second replay is a no-op), and a purged letter
+cannot be replayed. On the way, `ops lag` and `ops cases` see what happened."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import json
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from fengqiao import processes
 from fengqiao.cli import main
@@ -136,7 +138,7 @@ def fleet(
         link.close()
 
 
-def test_dead_letters_are_found_replayed_once_and_the_case_completes(
+def test_a_store_outage_is_waited_out_and_a_poison_message_is_found_replayed_once(
     fleet: tuple[FengqiaoServices, StoreLink], capsys: pytest.CaptureFixture[str]
 ) -> None:
     services, link = fleet
@@ -154,78 +156,93 @@ def test_dead_letters_are_found_replayed_once_and_the_case_completes(
     appeal = services.post_appeal(f"@新疆检察 博乐市工地拖欠工资三个月，求助，电话{PHONE}")
     case_id = services.case_id(appeal, timeout=60)
 
-    # The router dispatched the case; every message the tracker read about it is a dead letter.
     def mine() -> list[dict[str, Any]]:
         code, listed = ops(capsys, "dlq", "list")
         assert code == 0
         return [e for e in listed if e["origin"]["key"] == case_id]
 
+    def tracker_checks() -> dict[str, Any]:
+        targets = (f"--target={n}={u}" for n, u in services.urls.items())
+        _, metrics = ops(capsys, "metrics", *targets)
+        return dict(next(s for s in metrics if s["service"] == "tracker"))
+
+    # The router dispatched the case; the tracker waits the outage out, says so in /readyz, and
+    # dead-letters nothing (it used to dead-letter every message it read about the case).
     deadline = time.monotonic() + 90
     while True:
         orders = services.watcher.of(DISPATCH_ORDERS.name, lambda o: o.case_id == case_id)
         # A wage arrears case also asks the labour bureau (横协调) once its order is final.
         asked = services.watcher.of(COORDINATION_REQUESTS.name, lambda r: r.case_id == case_id)
-        letters = mine()
-        failed = Counter(e["origin"]["topic"] for e in letters)
-        if (
-            failed[APPEALS.name]
-            and orders
-            and orders[-1].final
-            and failed[DISPATCH_ORDERS.name] == len(orders)
-            and asked
-            and failed[COORDINATION_REQUESTS.name] == len(asked)
-        ):
+        tracker = tracker_checks()
+        waiting = tracker["checks"].get("outages", "ok") != "ok"
+        if orders and orders[-1].final and asked and waiting:
             break
         assert time.monotonic() < deadline, (
-            f"orders seen: {[(o.hop, o.final) for o in orders]}; dead letters so far: "
-            f"{[(e['id'], e['error_type']) for e in letters]}; logs in {services.log_dir}"
+            f"orders seen: {[(o.hop, o.final) for o in orders]}; tracker: {tracker}; "
+            f"logs in {services.log_dir}"
         )
         time.sleep(1)
-    assert all(e["consumers"] == ["tracker"] and e["status"] == "new" for e in letters)
-    # pymongo's errors (AutoReconnect, ServerSelectionTimeoutError) name the unreachable store.
-    assert all(f"127.0.0.1:{link.port}" in e["error"] for e in letters), letters
-
-    # What an operator reads: the origin, the error, the payload with the phone number masked.
-    [appeal_letter] = [e for e in letters if e["origin"]["topic"] == APPEALS.name]
-    code, shown = ops(capsys, "dlq", "show", appeal_letter["id"])
-    assert code == 0 and shown["id"] == appeal_letter["id"]
-    assert PHONE not in shown["payload"] and "139****5678" in shown["payload"]
-    assert json.loads(shown["payload"])["case_id"] == case_id
-
+    assert tracker["ready"] == "not ready" and "error" in tracker["checks"]["mongo"]
+    assert f"127.0.0.1:{link.port}" in tracker["checks"]["outages"]  # names the store
+    time.sleep(5)  # long enough for the tracker's store client to give up (3 s) once more
+    assert mine() == []
     code, lag = ops(capsys, "lag", "--threshold", "1000000")
     assert code == 0
-    groups = {g["group"] for g in lag["groups"]}
-    assert {"tracker.appeals", "tracker.dispatch.orders", "router.appeals"} <= groups
+    groups = {g["group"]: g["total"] for g in lag["groups"]}
+    assert {"tracker.appeals", "tracker.dispatch.orders", "router.appeals"} <= groups.keys()
 
-    code, metrics = ops(capsys, "metrics", *(f"--target={n}={u}" for n, u in services.urls.items()))
-    tracker = next(s for s in metrics if s["service"] == "tracker")
-    assert tracker["topics"][APPEALS.name]["dead_letters"] >= 1
-    assert tracker["ready"] == "not ready" and "error" in tracker["checks"]["mongo"]
-
-    # The cause is fixed; each dead letter is replayed once, a second replay does nothing.
+    # The store comes back: the case completes by itself, nothing to replay.
     link.mend()
-    for letter in letters:
-        code, [outcome] = ops(capsys, "dlq", "replay", letter["id"])
-        assert code == 0 and outcome["outcome"] == "replayed", outcome
-        assert outcome["topic"] == letter["origin"]["topic"]
-    code, [again] = ops(capsys, "dlq", "replay", letters[0]["id"])
-    assert code == 0 and again["outcome"] == "already replayed"
-
     case = services.wait_for_case(
         appeal, where=lambda c: c["acknowledged"] and any(h["final"] for h in c["hops"])
     )
     assert case["state"] == "dispatched" and case["chain"] == ["xj", "652700", "652701"]
     assert [r["kind"] for r in _replies(services, appeal.post_id)] == ["comment"]
-
-    # Replayed ones leave the default list and show as replayed with --all; purge is refused
-    # for nothing, and a purged letter cannot be replayed.
+    deadline = time.monotonic() + 60
+    while tracker_checks()["ready"] != "ready":
+        assert time.monotonic() < deadline, tracker_checks()
+        time.sleep(1)
     assert mine() == []
+
+    # A message that can never succeed is a dead letter: off contract, it fails the router and
+    # the tracker alike.
+    [sent] = services.watcher.of(APPEALS.name, lambda a: a.case_id == case_id)
+    poison = sent.model_dump(mode="json") | {"is_appeal": "maybe", "text": f"电话{PHONE}"}
+    asyncio.run(_publish(services, APPEALS.name, json.dumps(poison).encode(), case_id.encode()))
+    deadline = time.monotonic() + 60
+    while not (letters := mine()) or sorted(letters[0]["consumers"]) != ["router", "tracker"]:
+        assert time.monotonic() < deadline, letters
+        time.sleep(1)
+    [letter] = letters
+    assert letter["status"] == "new" and "is_appeal" in letter["error"]
+
+    # What an operator reads: the origin, the error, the payload with the phone number masked.
+    code, shown = ops(capsys, "dlq", "show", letter["id"])
+    assert code == 0 and shown["id"] == letter["id"]
+    assert PHONE not in shown["payload"] and "139****5678" in shown["payload"]
+    assert json.loads(shown["payload"])["case_id"] == case_id
+
+    # Replayed once (it fails again, as poison does: a dead letter of its own); a second replay
+    # does nothing.
+    code, [outcome] = ops(capsys, "dlq", "replay", letter["id"])
+    assert code == 0 and outcome["outcome"] == "replayed", outcome
+    assert outcome["topic"] == APPEALS.name
+    code, [again] = ops(capsys, "dlq", "replay", letter["id"])
+    assert code == 0 and again["outcome"] == "already replayed"
+    deadline = time.monotonic() + 60
+    while not any(e["origin"]["offset"] == outcome["offset"] for e in mine()):
+        assert time.monotonic() < deadline, mine()
+        time.sleep(1)
+
+    # The replayed one leaves the default list and shows as replayed with --all; a purged
+    # letter cannot be replayed.
+    assert letter["id"] not in {e["id"] for e in mine()}
     code, everything = ops(capsys, "dlq", "list", "--all")
-    statuses = {e["id"]: e["status"] for e in everything}
-    assert all(statuses[e["id"]] == "replayed" for e in letters)
-    code, purged = ops(capsys, "dlq", "purge", letters[0]["id"])
+    assert {e["id"]: e["status"] for e in everything}[letter["id"]] == "replayed"
+    [again_letter] = mine()
+    code, purged = ops(capsys, "dlq", "purge", again_letter["id"])
     assert code == 0 and purged["outcome"] == "purged"
-    assert main(["ops", "dlq", "replay", letters[0]["id"], "--json"]) == 1
+    assert main(["ops", "dlq", "replay", again_letter["id"], "--json"]) == 1
     assert "was purged" in capsys.readouterr().err
 
     code, timelines = ops(capsys, "cases", case_id, "--by", "id", "--days", "1")
@@ -234,6 +251,15 @@ def test_dead_letters_are_found_replayed_once_and_the_case_completes(
     assert topics[0] == APPEALS.name and DISPATCH_ORDERS.name in topics
     assert "case.events" in topics and "replies.sent" in topics
     assert all(PHONE not in row["summary"] for row in timeline["timeline"])
+
+
+async def _publish(services: FengqiaoServices, topic: str, value: bytes, key: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=services.stack.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
 
 
 def _replies(services: FengqiaoServices, post_id: str) -> list[dict[str, Any]]:

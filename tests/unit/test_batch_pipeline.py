@@ -9,8 +9,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import TopicPartition
+from pymongo.errors import AutoReconnect
 
-from fengqiao.runtime.messaging import Pipeline
+from fengqiao.runtime.messaging import Outages, Pipeline
 
 TOPIC = "t"
 
@@ -96,3 +97,41 @@ async def test_a_cancelled_poll_is_not_committed_and_rewinds() -> None:
     handling.cancel()
     await pipeline.drain()
     assert consumer.commits == [] and consumer.seeks == {1: 10}
+
+
+class PausingConsumer(Consumer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused: set[TopicPartition] = set()
+        self.paused_during_wait: set[TopicPartition] = set()
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.paused.update(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self.paused.difference_update(partitions)
+
+
+async def test_a_transient_failure_pauses_waits_and_the_poll_comes_again() -> None:
+    """The store was away while a poll was finished in the background: its partitions are
+    paused for the service's wait, nothing is committed, the poll comes again, and its commit
+    ends the outage."""
+    consumer = PausingConsumer()
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        consumer.paused_during_wait = set(consumer.paused)
+
+    outages = Outages("svc", first=0.5, sleep=sleep)
+    pipeline = Pipeline(consumer, outages)  # type: ignore[arg-type]
+    done = asyncio.Event()
+    done.set()
+    await pipeline.add(finished_when(done, AutoReconnect("gone")), poll(0, 0), pipeline.generation)
+    await pipeline.drain()
+    assert consumer.commits == [] and consumer.seeks == {0: 0}
+    assert waits == [0.5] and consumer.paused_during_wait == consumer.assignment()
+    assert consumer.paused == set() and outages.readiness() != "ok"
+    await pipeline.add(finished_when(done), poll(0, 0), pipeline.generation)
+    await pipeline.drain()
+    assert consumer.commits == [{0: 4}] and outages.readiness() == "ok"

@@ -4,8 +4,11 @@
   topic creation, and whether the consumers have joined;
 - `subscribers`: one consumer group per topic; the batch subscriber;
 - `batches`: the batch pipeline (polls finished in the background, committed in poll order);
-- `dead_letters`: a message that fails goes to `<topic>.dlq` with its error and origin, and the
-  consumer moves on; if even that write fails (Kafka gone) it is not committed and comes again;
+- `faults`: transient or poison (`is_transient`, the one classification), and `Outages`, the
+  store or Kafka outage a service waits out (one backoff, one log line per wait, `/readyz`);
+- `dead_letters`: a message that fails for good goes to `<topic>.dlq` with its error and origin,
+  and the consumer moves on; one that fails transiently is retried until it passes, never
+  dead-lettered;
 - `metrics`: every subscriber of every service measured the same way;
 - `publishing`: publishing through FastStream's declared publishers;
 - `direct`: publishing through a plain aiokafka producer, for hot paths.
@@ -34,6 +37,7 @@ from fengqiao.runtime.messaging.dead_letters import (
     dead_letter_publisher,
 )
 from fengqiao.runtime.messaging.direct import DirectProducer, DirectPublisher, RememberedPartitioner
+from fengqiao.runtime.messaging.faults import Outages, Unavailable, is_transient
 from fengqiao.runtime.messaging.metrics import SubscriberMetrics
 from fengqiao.runtime.messaging.publishing import (
     DeclaredPublishers,
@@ -53,10 +57,12 @@ __all__ = [
     "DirectProducer",
     "DirectPublisher",
     "Handler",
+    "Outages",
     "Outbox",
     "Pipeline",
     "RememberedPartitioner",
     "SubscriberMetrics",
+    "Unavailable",
     "batch_records",
     "batch_subscriber",
     "consumers_assigned",
@@ -64,6 +70,7 @@ __all__ = [
     "dead_letter_publisher",
     "drain",
     "ensure_topics",
+    "is_transient",
     "make_broker",
     "publish",
     "publish_all",

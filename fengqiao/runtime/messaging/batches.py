@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 
 from fengqiao.runtime.compat import subscriber_consumers
+from fengqiao.runtime.messaging.faults import Outages, is_transient
 
 log = logging.getLogger("fengqiao.runtime.messaging")
 
@@ -57,13 +58,17 @@ class Pipeline:
     letters could not be written, or it was cancelled) is not committed, and neither is any
     poll taken after it: every partition is sought back to its first message not finished, and
     they come again (the tracker's changes are idempotent: a case keeps the ids of the messages
-    it applied). A commit that fails (a rebalance moved the partition away, Kafka is gone a
-    moment) is logged: the next poll's commit covers it, or the partition's new owner handles
-    the messages again.
+    it applied). A poll that failed transiently (the store or Kafka is away) is rewound the
+    same way, after its partitions were paused for the service's wait (`faults.Outages`): the
+    consumer keeps polling (and its group membership) but takes nothing meanwhile. A commit
+    that fails (a rebalance moved the partition away, Kafka is gone a moment) is logged: the
+    next poll's commit covers it, or the partition's new owner handles the messages again.
     """
 
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, outages: Outages | None = None) -> None:
         self.consumer = consumer
+        self.outages = outages or Outages("unknown")
+        self.draining = False  # `drain` paused the partitions for good
         self.finishing: deque[asyncio.Task[None]] = deque()
         # Raised when the consumer is sought back: the polls taken before are not committed.
         self.generation = 0
@@ -73,13 +78,13 @@ class Pipeline:
         self.unfinished: dict[TopicPartition, int] = {}
 
     @classmethod
-    def of(cls, consumer: Any) -> Pipeline | None:
+    def of(cls, consumer: Any, outages: Outages | None = None) -> Pipeline | None:
         """The pipeline of a real consumer (None for an in-memory test broker's)."""
         if not isinstance(consumer, AIOKafkaConsumer):
             return None
         pipeline = PIPELINES.get(consumer)
         if pipeline is None:
-            pipeline = PIPELINES[consumer] = cls(consumer)
+            pipeline = PIPELINES[consumer] = cls(consumer, outages)
         return pipeline
 
     async def add(
@@ -122,11 +127,25 @@ class Pipeline:
                 offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
                 self.unfinished.update(offsets)
                 await self._commit(offsets)
+                self.outages.passed(self)  # if a poll had failed transiently: it went through
             else:
+                if isinstance(failure, Exception) and is_transient(failure):  # not cancelled
+                    await self._wait_out(failure, records)
                 self.generation += 1
                 self._rewind(failure)
         if isinstance(failure, asyncio.CancelledError):
             raise failure
+
+    async def _wait_out(self, failure: BaseException, records: Sequence[Any]) -> None:
+        """Pause the partitions, wait as the service's outage says, resume: the poll comes
+        again after the wait, and nothing new is taken meanwhile."""
+        paused = self.consumer.assignment()
+        self.consumer.pause(*paused)
+        try:
+            await self.outages.wait(failure, records[0].topic if records else "?", self)
+        finally:
+            if not self.draining:
+                self.consumer.resume(*(tp for tp in paused if tp in self.consumer.assignment()))
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
@@ -145,7 +164,8 @@ class Pipeline:
         rewound = {tp: o for tp, o in self.unfinished.items() if tp in assigned}
         for tp, offset in rewound.items():
             self.consumer.seek(tp, offset)
-        log.error(
+        log.log(
+            logging.WARNING if is_transient(failure) else logging.ERROR,
             "a poll could not be finished (%s: %s); the messages come again from %s",
             type(failure).__name__,
             failure,
@@ -175,6 +195,7 @@ async def drain(broker: KafkaBroker, timeout: float = 30.0) -> None:
     for consumer in (c for s in broker.subscribers for c in subscriber_consumers(s)):
         pipeline = PIPELINES.get(consumer)
         if pipeline is not None:
+            pipeline.draining = True
             consumer.pause(*consumer.assignment())
             pipelines.append(pipeline)
     try:

@@ -18,6 +18,7 @@ from fengqiao.contracts import TOPICS
 from fengqiao.contracts.topics import DLQ_PARTITIONS
 from fengqiao.runtime.compat import consumer_generation, consumer_group, subscriber_consumers
 from fengqiao.runtime.messaging.dead_letters import DeadLetterMiddleware
+from fengqiao.runtime.messaging.faults import Outages
 from fengqiao.runtime.messaging.metrics import SubscriberMetrics
 
 
@@ -27,12 +28,14 @@ def make_broker(
     service: str,
     registry: CollectorRegistry | None = None,
     metrics: SubscriberMetrics | None = None,
+    outages: Outages | None = None,
 ) -> KafkaBroker:
     """A broker with fengqiao's delivery guarantees and the dead-letter middleware; with a
-    registry, its subscribers are measured (`metrics`, or new ones on that registry)."""
+    registry, its subscribers are measured (`metrics`, or new ones on that registry). Handlers
+    that fail transiently wait through `outages` (the service's, for its readiness)."""
     if metrics is None and registry is not None:
         metrics = SubscriberMetrics(service, registry)
-    middlewares: list[Any] = [DeadLetterMiddleware.for_service(service, metrics)]
+    middlewares: list[Any] = [DeadLetterMiddleware.for_service(service, metrics, outages)]
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=service))
     return KafkaBroker(

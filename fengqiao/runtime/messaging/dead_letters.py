@@ -1,5 +1,7 @@
-"""Dead letters: a message whose handling failed goes to `<topic>.dlq` with its error and
-origin, instead of being lost or looping; the middleware also measures each message."""
+"""Dead letters: a message whose handling failed for good goes to `<topic>.dlq` with its error
+and origin, instead of being lost or looping; one that failed because the store or Kafka cannot
+be reached is retried until it can (`faults`), never dead-lettered. The middleware also measures
+each message."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from faststream.middlewares import BaseMiddleware
 from fengqiao.contracts import DeadLetter
 from fengqiao.runtime.clock import utcnow
 from fengqiao.runtime.messaging.batches import DECODED, BatchFailures, DecodedBatch, Pipeline
+from fengqiao.runtime.messaging.faults import Outages, Unavailable, is_transient
 from fengqiao.runtime.messaging.metrics import SubscriberMetrics
 from fengqiao.runtime.messaging.publishing import publish
 
@@ -23,20 +26,23 @@ log = logging.getLogger("fengqiao.runtime.messaging")
 
 
 class DeadLetterMiddleware(BaseMiddleware):
-    """Measures each message's handling and sends a message whose handling failed to
-    `<topic>.dlq` instead of losing or looping on it."""
+    """Measures each message's handling; retries a handler that failed transiently (the store or
+    Kafka is away: `faults.is_transient`) for as long as that lasts, the consumer taking nothing
+    new meanwhile; sends a message whose handling failed otherwise to `<topic>.dlq` instead of
+    losing or looping on it."""
 
     service: str = "unknown"
     metrics: SubscriberMetrics | None = None
+    outages: Outages = Outages("unknown")
 
     @classmethod
     def for_service(
-        cls, service: str, metrics: SubscriberMetrics | None
+        cls, service: str, metrics: SubscriberMetrics | None, outages: Outages | None = None
     ) -> type[DeadLetterMiddleware]:
         return type(
             f"DeadLetterMiddleware_{service}",
             (cls,),
-            {"service": service, "metrics": metrics},
+            {"service": service, "metrics": metrics, "outages": outages or Outages(service)},
         )
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
@@ -45,7 +51,8 @@ class DeadLetterMiddleware(BaseMiddleware):
             return await self._consume_batch(call_next, msg)
         started = time.perf_counter()
         try:
-            result = await call_next(msg)
+            # Retried in place: the subscriber takes no other message meanwhile.
+            result = await self.outages.retry(lambda: call_next(msg), record.topic)
         except Exception as exc:
             if self.metrics is not None:
                 self.metrics.observe(record, time.perf_counter() - started, exc)
@@ -60,14 +67,32 @@ class DeadLetterMiddleware(BaseMiddleware):
         failed (`BatchFailures`) go to dead letters, one by one; the others count as handled. A
         handler that raises fails every message it was given, as it would have failed each.
 
+        A handler that fails transiently (raises so, or returns such failures) is handed the same
+        poll again once the wait is over, until it does not: its consumer takes no new poll
+        meanwhile (handlers are idempotent, as at-least-once delivery needs).
+
         The poll is then committed by its consumer's `Pipeline`, in poll order. A handler that
         returns a task of its failures (it carries on with the poll in the background) is handed
-        the next poll meanwhile."""
+        the next poll meanwhile; if the task fails transiently, the pipeline waits and the poll
+        comes again (`Pipeline`)."""
         started = time.perf_counter()
-        pipeline = Pipeline.of(getattr(msg, "consumer", None))
+        pipeline = Pipeline.of(getattr(msg, "consumer", None), self.outages)
         generation = pipeline.generation if pipeline is not None else 0
+        topic = msg.raw_message[0].topic if msg.raw_message else "?"
+
+        async def handle() -> Any:
+            try:
+                result = await call_next(msg)
+            except Exception as raised:
+                if is_transient(raised):
+                    raise
+                return raised
+            if isinstance(result, BatchFailures) and (transient := _transient(result)):
+                raise transient
+            return result
+
         try:
-            result = await call_next(msg)
+            result = await self.outages.retry(handle, topic)
         except Exception as raised:
             result = raised
         # Not decoded at all (the handler was not reached): every record is the handler's.
@@ -85,11 +110,14 @@ class DeadLetterMiddleware(BaseMiddleware):
                 result = await result
             except Exception as raised:
                 result = raised
-        seconds = (time.perf_counter() - started) / max(len(batch.records) + len(batch.refused), 1)
         if isinstance(result, Exception):
             failures = BatchFailures(dict.fromkeys(range(len(batch.records)), result))
         else:
             failures = result if isinstance(result, BatchFailures) else BatchFailures()
+        if (transient := _transient(failures)) is not None:
+            # Not finished: the pipeline waits the outage out, and the poll comes again.
+            raise Unavailable(f"{len(failures)} messages failed transiently") from transient
+        seconds = (time.perf_counter() - started) / max(len(batch.records) + len(batch.refused), 1)
         failed = [*batch.refused, *((batch.records[i], exc) for i, exc in failures.items())]
         for record, exc in failed:
             await self._dead_letter(record, exc)
@@ -103,7 +131,8 @@ class DeadLetterMiddleware(BaseMiddleware):
     async def _dead_letter(self, record: Any, exc: BaseException) -> None:
         letter = dead_letter_for(record, exc, consumer=self.service)
         broker = self.context.get("broker")
-        await publish(broker, f"{record.topic}.dlq", letter)
+        dlq = f"{record.topic}.dlq"
+        await self.outages.retry(lambda: publish(broker, dlq, letter), dlq)
         if self.metrics is not None:
             self.metrics.dead_letters.labels(self.service, record.topic).inc()
         log.error(
@@ -114,6 +143,11 @@ class DeadLetterMiddleware(BaseMiddleware):
             self.service,
             letter.error,
         )
+
+
+def _transient(failures: BatchFailures) -> Exception | None:
+    """The first of `failures` that can pass, if any."""
+    return next((exc for exc in failures.values() if is_transient(exc)), None)
 
 
 def dead_letter_for(record: Any, exc: BaseException, *, consumer: str) -> DeadLetter:

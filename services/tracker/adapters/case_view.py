@@ -37,9 +37,9 @@ from dataclasses import fields
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
 
 from fengqiao.contracts import CaseState
+from fengqiao.runtime.messaging import Outages, is_transient
 from fengqiao.runtime.store import insert_new
 from fengqiao.services.tracker.adapters.case_codec import version_id
 from fengqiao.services.tracker.domain import OPEN_STATES, Case, TimelineEntry
@@ -122,8 +122,11 @@ class MongoCaseViews:
         database: str,
         versions: str,
         latest: Callable[[str], Awaitable[Case | None]],
+        outages: Outages | None = None,
     ) -> None:
         db = client[database]
+        # A store outage is waited out with the service; the views catch up after.
+        self.outages = outages or Outages("tracker")
         self._cases, self._versions, self._latest = db[CASES], db[versions], latest
         self._pending: dict[str, Case] = {}
         self._writer: asyncio.Task[None] | None = None
@@ -159,11 +162,16 @@ class MongoCaseViews:
                 batch, self._pending = self._pending, {}
                 try:
                     await self._write(batch)
-                except PyMongoError:
-                    log.exception("cases: writing %d views failed; trying again", len(batch))
+                except Exception as exc:
                     for case in batch.values():
                         self.written(case)
+                    if is_transient(exc):  # the store is away: wait with the service
+                        await self.outages.wait(exc, "cases view", self)
+                        continue
+                    log.exception("cases: writing %d views failed; trying again", len(batch))
                     await asyncio.sleep(RETRY_AFTER)
+                else:
+                    self.outages.passed(self)
         finally:
             self._writer = None
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 
 from fengqiao.contracts import CaseState
+from fengqiao.runtime.messaging import Outages
 from fengqiao.runtime.store import MongoRecords, Versions, unpack
 from fengqiao.services.tracker.adapters.case_codec import (
     PACKED,
@@ -108,7 +109,12 @@ def _case(doc: dict[str, Any] | None) -> Case | None:
 
 
 class MongoCaseRepository:
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+    def __init__(
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        database: str,
+        outages: Outages | None = None,
+    ) -> None:
         self._records = MongoRecords(client, database)
         self._versions = Versions(
             self._records,
@@ -117,7 +123,7 @@ class MongoCaseRepository:
             key_field="case_id",
             remember=KNOWN_CASES,
         )
-        self._views = MongoCaseViews(client, database, VERSIONS, self.get)
+        self._views = MongoCaseViews(client, database, VERSIONS, self.get, outages)
 
     async def ensure_indexes(self) -> None:
         """The versions need none (every lookup is by `_id`); the views' period index, and the

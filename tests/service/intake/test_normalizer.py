@@ -109,21 +109,38 @@ async def test_unreadable_post_goes_to_dead_letters(runtime) -> None:
     assert "text" in letters[1].error
 
 
-async def test_a_store_failure_goes_to_dead_letters(runtime, recent, monkeypatch) -> None:
-    async def broken(*_: object, **__: object) -> None:
-        raise ConnectionError("store down")
+async def test_a_store_failure_is_retried_until_it_passes_never_dead_lettered(
+    runtime, recent, monkeypatch
+) -> None:
+    """The store is away for two tries: the post waits, then becomes its appeal (it used to be
+    dead-lettered, and its case never opened)."""
+    real, calls = recent.get, 0
 
-    monkeypatch.setattr(recent, "get", broken)
+    async def away_twice(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise ConnectionError("store down")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(recent, "get", away_twice)
+    runtime.outages.first = runtime.outages.longest = 0.01
     letters: list[DeadLetter] = []
+    seen: list[AppealNormalized] = []
 
     @runtime.broker.subscriber(POSTS_RAW.dlq, group_id="probe")
     async def probe(letter: DeadLetter) -> None:
         letters.append(letter)
 
+    @runtime.broker.subscriber(APPEALS.name, group_id="probe")
+    async def appeals(appeal: AppealNormalized) -> None:
+        seen.append(appeal)
+
     async with TestKafkaBroker(runtime.broker) as br:
         await br.publish(raw_post(), POSTS_RAW.name)
-    [letter] = letters
-    assert (letter.error_type, letter.error) == ("ConnectionError", "store down")
+    assert calls == 3 and letters == []
+    [appeal] = seen
+    assert appeal.is_appeal
 
 
 def test_metrics_are_registered(runtime) -> None:

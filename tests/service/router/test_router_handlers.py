@@ -24,6 +24,7 @@ from fengqiao.contracts import (
 from fengqiao.runtime.service import Runtime
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.services.router import handlers
+from fengqiao.services.router.adapters.records import MongoRecordStore
 from fengqiao.services.router.app import build, build_router
 from fengqiao.services.router.domain import Router
 from fengqiao.services.router.settings import RouterSettings
@@ -94,7 +95,14 @@ async def test_a_redelivered_appeal_repeats_the_same_order_ids(
     assert first == again
 
 
-async def test_the_composition_root_takes_the_policy_from_the_settings() -> None:
+async def test_the_composition_root_takes_the_policy_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No store here, and an unreachable store is waited for: the dispatch's record is not kept.
+    async def kept(*_: object) -> bool:
+        return True
+
+    monkeypatch.setattr(MongoRecordStore, "save", kept)
     runtime, _ = build(RouterSettings(policy="direct"))
     probe = Probe(runtime.broker)
     async with TestKafkaBroker(runtime.broker) as broker:
