@@ -52,7 +52,7 @@ INSTANTS = frozenset(
     {"received_at", "sign_due", "signed_at", "first_progress_at", "deadline", "paused_since"}
     | {"resolved_at", "closed_at"}
 )
-_HIDDEN = {"processed", "outbox", "effects", "clocks"}  # the tracker's bookkeeping
+_HIDDEN = {"processed", "repeat_ids", "outbox", "effects", "clocks"}  # the tracker's bookkeeping
 _PLAIN = tuple(f.name for f in fields(Case) if f.name not in _HIDDEN | {"state", "timeline"})
 _TUPLES = {"chain", "hops", "co_units"}
 _ENTRY = tuple(f.name for f in fields(TimelineEntry))
