@@ -15,6 +15,7 @@ from fengqiao.contracts import AppealNormalized, Author, UnitActionKind
 from fengqiao.services.tracker import domain
 from fengqiao.services.tracker.adapters.case_codec import from_document, stored, unpacked
 from fengqiao.services.tracker.adapters.case_view import view
+from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository
 from fengqiao.services.tracker.domain import Bounds, Case, Rules, open_case
 from fengqiao.testing.factories import appeal_message
 from tests.unit.tracker.cases import CASE, PLAIN, T0, action, dispatched
@@ -129,3 +130,17 @@ def test_repeats_of_a_case_with_other_times_keep_first_and_last_seen() -> None:
     case = open_case(open_case(case, late, rules=PLAIN), early, rules=PLAIN)
     assert case.repeats["first_at"] == early.occurred_at.isoformat()
     assert case.repeats["last_at"] == late.occurred_at.isoformat()
+
+
+async def test_the_statistics_read_a_summary_of_each_case_not_its_timeline() -> None:
+    repo = InMemoryCaseRepository()
+    case = repeated(dispatched(), 30)
+    repo.views_.written(case)  # its view, as a save writes it
+    (read,) = await repo.received(T0 - timedelta(days=1), T0 + timedelta(days=1))
+    assert read.timeline == () and read.repeats == {} and read.masked_text is None
+    assert (read.state, read.chain, read.hops, read.sign_due) == (
+        case.state,
+        case.chain,
+        case.hops,
+        case.sign_due,
+    )
