@@ -83,7 +83,7 @@ class Accepted(BaseModel):
 
 def _view(case: domain.Case) -> dict[str, Any]:
     doc = to_document(case)
-    for bookkeeping in ("_id", "processed", "outbox", "effects"):
+    for bookkeeping in ("_id", "processed", "repeat_ids", "outbox", "effects"):
         doc.pop(bookkeeping, None)
     return doc
 

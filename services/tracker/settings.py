@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fengqiao.runtime.settings import StackSettings, read_settings_file
 from fengqiao.services.tracker.calendar_file import DEFAULT_CALENDAR_FILE, load_calendar
-from fengqiao.services.tracker.domain import Rules
+from fengqiao.services.tracker.domain import Bounds, Rules
 from fengqiao.services.tracker.timelimits import DEFAULT_TIME_LIMITS_FILE, load_time_limits
 
 
@@ -50,6 +50,20 @@ class TrackerSettings(BaseSettings):
         description="How long after its outbox is published a case's version records it as done "
         "(a change of the case meanwhile records it anyway); 0: at once.",
     )
+    case_timeline_kb: int = Field(
+        default=64,
+        ge=4,
+        le=4096,
+        description="The most a case's timeline takes (KB of JSON): beyond it the oldest entries "
+        "after the first are left out of the case (counted; each stays on case.events). With the "
+        "repeats counted apart, a case's version stays under about this plus 40 KB.",
+    )
+    repeats_on_timeline: int = Field(
+        default=10,
+        ge=0,
+        description="Repeats of an appeal (duplicates, reposts, follow-ups) that go on the "
+        "case's timeline; all are counted on the case.",
+    )
     unit_tokens: dict[str, SecretStr] = Field(
         default_factory=dict, description="Unit id → its API token."
     )
@@ -76,4 +90,8 @@ class TrackerSettings(BaseSettings):
         limits = load_time_limits(
             self.time_limits_file, [*self.time_limits_overrides, self.time_limits]
         )
-        return Rules(limits, load_calendar(self.calendar_file), producer)
+        bounds = Bounds(
+            repeats_on_timeline=self.repeats_on_timeline,
+            timeline_bytes=self.case_timeline_kb * 1024,
+        )
+        return Rules(limits, load_calendar(self.calendar_file), producer, bounds)

@@ -152,15 +152,21 @@ async def test_replaying_every_message_twice_changes_no_case(
     repo = MongoCaseRepository(client, settings.database)
 
     async def settled(upto: list[tuple[str, Envelope]]) -> dict[str, dict[str, Any]]:
-        """Each case once every one of those messages is applied and its outbox is empty."""
+        """Each case's view once every one of those messages is applied, its outbox is empty
+        and its view shows that version (views trail their versions by up to a second)."""
         wanted = {c: {m.event_id for _, m in upto if m.case_id == c} for c in cases}
         for _ in range(300):
             docs = {c: await repo.get(c) for c in cases}
+            views = {c: await repo.find(c) or {} for c in cases}
             if all(
-                d is not None and wanted[c] <= d.processed and not d.outbox and not d.effects
+                d is not None
+                and wanted[c] <= d.processed
+                and not d.outbox
+                and not d.effects
+                and views[c].get("version") == d.version
                 for c, d in docs.items()
             ):
-                return {c: await repo.find(c) or {} for c in cases}
+                return views
             await asyncio.sleep(0.2)
         raise AssertionError("the tracker never applied every message")
 

@@ -15,9 +15,16 @@ version is found by point lookups on `_id` (gallop up from a version known to ex
 FerretDB answers any other filter by reading the whole collection. The inserts of many keys go to
 the store together (`GroupInsert`).
 
-Compaction replaces the versions below the latest by stubs (`_id`, the key, `version`, `stub`):
-an update of documents that are no longer the latest, which keeps every version's `_id` (so the
-compare-and-set and the search stay true) while a finished record shrinks to its last version.
+Compaction replaces versions below the latest by stubs (`_id`, the key, `version`, `stub`): an
+update of documents that are no longer the latest, which keeps every version's `_id` (so the
+compare-and-set and the search stay true) while a finished record shrinks to its last version,
+and a long-lived one to its newest versions and a stub (about 100 bytes) per older version.
+
+Why stubs and not deletion: a writer may build on a base of any age (the version this process
+last wrote, `Recent`); were version x deleted, its insert from base x-1 would succeed, and that
+writer would go on writing versions nobody reads (below the latest), its changes lost. Deleting
+would need a floor every writer checks after each insert (one more lookup per write) and a
+search that starts from that floor instead of version 1.
 """
 
 from __future__ import annotations
@@ -208,10 +215,12 @@ class Versions:
                 result[key] = doc
         return result
 
-    async def compact(self, key: str, latest: int) -> None:
-        """Replace the versions below `latest` by stubs: the record has ended."""
+    async def compact(self, key: str, below: int, *, since: int = 1) -> None:
+        """Replace the versions from `since` up to `below` (not included) by stubs; with `below`
+        the latest version and `since` 1, the record has ended. Only ever versions below one that
+        exists: never the latest (see the module docstring)."""
         stubs = [
             {"_id": self._id_of(key, v), self._key_field: key, "version": v, "stub": 1}
-            for v in range(1, latest)
+            for v in range(max(1, since), below)
         ]
         await self.records.replace_many(self.collection, stubs)

@@ -21,7 +21,7 @@ def version_id(case_id: str, version: int) -> str:
 
 
 _SPECIAL = {"state", "timeline", "processed", "outbox", "effects", "version"}
-_TUPLES = {"chain", "hops", "co_units"}
+_TUPLES = {"chain", "hops", "co_units", "repeat_ids"}
 _SIMPLE = tuple(f.name for f in fields(Case) if f.name not in _SPECIAL)
 _ENTRY = tuple(f.name for f in fields(TimelineEntry))
 
@@ -53,7 +53,7 @@ def _effects(case: Case) -> list[dict[str, Any]]:
 # `packed` (`fengqiao.runtime.store.packed` says why); the scalars stay fields.
 PACKED = (
     *("reply_to", "chain", "hops", "co_units", "replies", "clocks", "timeline"),
-    *("processed", "outbox", "effects"),
+    *("processed", "outbox", "effects", "repeats", "repeat_ids"),
 )
 _SCALARS = tuple(name for name in _SIMPLE if name not in PACKED)
 _JOINED = ("timeline", "outbox")  # joined from JSON made once (`stored`)
@@ -88,6 +88,9 @@ def unpacked(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_document(doc: dict[str, Any]) -> Case:
+    """The case of a version as `to_document` makes it; a version written before a field existed
+    reads with its default (e.g. `repeats`, `repeat_ids`, `timeline_dropped`: a case written
+    before repeats were counted has every repeat on its timeline and in `processed`)."""
     simple: dict[str, Any] = {
         name: tuple(doc[name]) if name in _TUPLES else doc[name] for name in _SIMPLE if name in doc
     }

@@ -8,7 +8,9 @@ Clearing the outbox after publishing is a new version too (a version that may be
 never updated in place). The versions' inserts go to the store together (`GroupInsert`).
 
 A case that has ended (closed or merged) with nothing left to do is compacted: its older versions
-become stubs. An open case keeps its versions (tens of versions, about 3 KB each).
+become stubs. An open case keeps its newest versions (most cases have tens of versions, about 3 KB
+each); every `COMPACT_EVERY` versions, those below its newest `KEEP_FULL` become stubs too, so a
+case posted about thousands of times keeps about 40 full versions and a stub per older version.
 
 Reads by the tracker's changes (`get`, `get_many`) use the versions, the truth; reads for people
 (`find`, `views`, `received`, `overdue`) use the views.
@@ -83,6 +85,11 @@ class CaseRepository(Protocol):
 
 VERSIONS = "case_versions"  # every case's versions, found by `_id`
 ENDED = frozenset({CaseState.CLOSED, CaseState.MERGED})  # compacted once nothing is left to do
+# An open case is compacted too, every COMPACT_EVERY versions: its versions below the newest
+# KEEP_FULL become stubs, so a case keeps at most KEEP_FULL + COMPACT_EVERY full versions (each
+# of bounded size: `domain.Bounds`) and a stub per older one, whatever its age.
+COMPACT_EVERY = 32
+KEEP_FULL = 8
 KNOWN_CASES = 50_000  # cases whose latest version this process remembers (a lower bound)
 
 
@@ -163,6 +170,10 @@ class MongoCaseRepository:
         self._views.written(case)
         if case.state in ENDED and not case.outbox and not case.effects:
             await self._versions.compact(case.case_id, case.version)
+        elif case.version % COMPACT_EVERY == 0 and case.version > KEEP_FULL:
+            # The step's versions, and the step's before it (in case its writer stopped first).
+            below = case.version - KEEP_FULL
+            await self._versions.compact(case.case_id, below, since=below - 2 * COMPACT_EVERY)
         return True
 
     async def find(self, case_id: str) -> dict[str, Any] | None:

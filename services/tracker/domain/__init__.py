@@ -8,7 +8,7 @@ others to do. Pure: every function takes the case, a message (or a timer's firin
 - `clocks`     starting and stopping clocks; `fired`: what each clock's firing does;
 - `actions`    one handler per kind of unit action;
 - `callbacks`  waiting for the citizen (回访, an office's question);
-- `messages`   what the other services' messages do;
+- `messages`   what the other services' messages do; `repeats`: repeats of an appeal counted;
 - `outgoing`   timeline entries, case.events, replies, supervision orders.
 """
 
@@ -22,6 +22,7 @@ from fengqiao.services.tracker.domain.case import (
     OPEN_STATES,
     TRANSITIONS,
     WORKING,
+    Bounds,
     Case,
     Cause,
     InvalidTransition,
@@ -61,6 +62,7 @@ __all__ = [
     "TRANSITIONS",
     "WORKING",
     "AwaitCitizen",
+    "Bounds",
     "CancelTimer",
     "Case",
     "Cause",

@@ -75,12 +75,32 @@ class NotAllowed(Exception):
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """How big a case may grow (see `repeats`): a case that is posted about again and again, or
+    written on for years, keeps one document of bounded size."""
+
+    # Repeats of the appeal (reposts, duplicates, follow-ups) that go on the timeline; every
+    # repeat after them is only counted (`Case.repeats`).
+    repeats_on_timeline: int = 10
+    # The repeats the case names in `Case.repeats["recent"]` (the newest).
+    recent_repeats: int = 5
+    # The event ids of the newest repeats kept to recognise a re-delivery (`Case.repeat_ids`): a
+    # repeat delivered again after this many later repeats of its case is counted once more.
+    repeat_ids: int = 512
+    # The most the timeline takes as JSON; beyond it the oldest entries after the first are left
+    # out (counted in `Case.timeline_dropped`; each stays on case.events).
+    timeline_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
 class Rules:
-    """What the domain needs besides the case: the time limits, the calendar, who it is."""
+    """What the domain needs besides the case: the time limits, the calendar, who it is, how big
+    a case may grow."""
 
     limits: TimeLimits
     calendar: WorkCalendar
     producer: str = "tracker"
+    bounds: Bounds = Bounds()
 
     @staticmethod
     @cache
@@ -154,8 +174,15 @@ class Case:
     closed_at: str | None = None
     reopened: int = 0
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Repeats of the appeal, counted (`repeats.py`): count, first_at, last_at, duplicates,
+    # follow_ups, recent (the newest few: at, kind, account, author_id, excerpt); {} for none.
+    repeats: dict[str, Any] = field(default_factory=dict)
     timeline: tuple[TimelineEntry, ...] = ()
+    timeline_dropped: int = 0  # the oldest entries left out (`Bounds.timeline_bytes`)
+    # The ids of the messages applied (no change of the case happens twice), but for repeats:
+    # those of the newest repeats only are kept, in order, in `repeat_ids` (`Bounds.repeat_ids`).
     processed: frozenset[str] = frozenset()
+    repeat_ids: tuple[str, ...] = ()
     outbox: tuple[Outgoing, ...] = ()
     # What is to be done outside, by its stored key (`Effect.key`): a later effect on the same
     # timer or index entry replaces the earlier one.
@@ -167,7 +194,7 @@ class Case:
     clocks: dict[str, str] = field(default_factory=dict)
 
     def has_processed(self, event_id: str) -> bool:
-        return event_id in self.processed
+        return event_id in self.processed or event_id in self.repeat_ids
 
     def visible_to(self, unit_id: str) -> bool:
         """A unit sees the cases it leads or co-handles and those of the units below it (the
@@ -230,3 +257,20 @@ def done(case: Case, cause: Cause) -> Case:
 
 def with_effects(case: Case, *effects: Effect) -> Case:
     return evolve(case, effects={**case.effects, **{e.key: e for e in effects}})
+
+
+def with_timeline(case: Case, timeline: tuple[TimelineEntry, ...], bounds: Bounds) -> Case:
+    """`case` with `timeline`, without its oldest entries but the first while it takes more than
+    `bounds.timeline_bytes` as JSON (they are counted in `timeline_dropped`)."""
+    size = sum(len(e.json) + 1 for e in timeline)
+    dropped = 0
+    while size > bounds.timeline_bytes and len(timeline) - dropped > 2:
+        size -= len(timeline[1 + dropped].json) + 1
+        dropped += 1
+    if not dropped:
+        return evolve(case, timeline=timeline)
+    return evolve(
+        case,
+        timeline=(timeline[0], *timeline[1 + dropped :]),
+        timeline_dropped=case.timeline_dropped + dropped,
+    )

@@ -31,6 +31,7 @@ from fengqiao.services.tracker.domain.case import (
 from fengqiao.services.tracker.domain.clocks import cancel, schedule, start_clocks_after_dispatch
 from fengqiao.services.tracker.domain.effects import Clock, ShowToUnit, Step
 from fengqiao.services.tracker.domain.outgoing import record, reply
+from fengqiao.services.tracker.domain.repeats import repeated
 from fengqiao.services.tracker.timelimits import Kind
 
 
@@ -39,7 +40,7 @@ def open_case(case: Case, appeal: AppealNormalized, *, rules: Rules) -> Case:
 
     A dispatch may reach the tracker before the appeal it came from (they travel on different
     topics), so opening never moves the state: it fills in what the appeal tells. Another post
-    of the same citizen about the case (a repeat, a follow-up) goes on the timeline.
+    about the case (a repeat, a repost, a follow-up) is counted (`repeats`).
     """
     if case.has_processed(appeal.event_id):
         return case
@@ -70,20 +71,10 @@ def open_case(case: Case, appeal: AppealNormalized, *, rules: Rules) -> Case:
 
 def _posted_again(case: Case, appeal: AppealNormalized, rules: Rules) -> Case:
     """The citizen posted about an open case again: the answer the case waits for, a follow-up
-    or a duplicate (on the timeline), or the same post again (a platform re-send)."""
+    or a duplicate, or the same words through another account: counted (`repeats`)."""
     if case.paused_since is not None and appeal.follow_up_of and case.state in WORKING:
         return done(resume(case, appeal, rules), appeal)
-    if appeal.follow_up_of or appeal.duplicate_of:
-        kind = "duplicate" if appeal.duplicate_of else "follow-up"
-        case = record(
-            case,
-            appeal,
-            "case.follow_up",
-            case.state,
-            rules,
-            detail=f"{kind} via {appeal.account}: {appeal.masked_text}",
-        )
-    return done(case, appeal)
+    return repeated(case, appeal, rules)
 
 
 def record_dispatch(case: Case, order: DispatchOrdered, *, rules: Rules) -> Case:

@@ -18,7 +18,15 @@ from fengqiao.contracts import (
     derived_event_id,
 )
 from fengqiao.contracts.topics import CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS
-from fengqiao.services.tracker.domain.case import Case, Cause, Rules, TimelineEntry, evolve, iso
+from fengqiao.services.tracker.domain.case import (
+    Case,
+    Cause,
+    Rules,
+    TimelineEntry,
+    evolve,
+    iso,
+    with_timeline,
+)
 
 
 def record(
@@ -52,12 +60,8 @@ def record(
         detail=msg.detail,
         event_id=msg.event_id,
     )
-    return evolve(
-        case,
-        state=state,
-        timeline=(*case.timeline, entry),
-        outbox=(*case.outbox, Outgoing(CASE_EVENTS.name, msg)),
-    )
+    case = with_timeline(case, (*case.timeline, entry), rules.bounds)
+    return evolve(case, state=state, outbox=(*case.outbox, Outgoing(CASE_EVENTS.name, msg)))
 
 
 def send(case: Case, message: Envelope, topic: str) -> Case:

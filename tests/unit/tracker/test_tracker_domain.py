@@ -205,12 +205,15 @@ def test_the_outbox_never_holds_unmasked_text() -> None:
         assert "13812345678" not in out.message.model_dump_json()
 
 
-def test_a_second_appeal_for_the_same_case_changes_nothing_but_processed() -> None:
+def test_a_second_appeal_for_the_same_case_is_only_counted() -> None:
     first = opened()
     second = open_case(first, appeal("appeal-2", masked_text="别的"), rules=RULES)
-    assert second.processed == frozenset({"appeal-1", "appeal-2"})
+    assert second.processed == frozenset({"appeal-1"})
+    assert second.repeat_ids == ("appeal-2",) and second.has_processed("appeal-2")
+    assert second.repeats["count"] == second.repeats["again"] == 1
     assert second.version == first.version + 1
-    assert replace(second, processed=first.processed, version=first.version) == first
+    unchanged = replace(second, repeats={}, repeat_ids=(), version=first.version)
+    assert unchanged == first
     assert len(requests(second)) == 1
 
 
