@@ -173,6 +173,41 @@ class Platform:
         self.written_at[post_id] = at  # exact: created_at is shown to the second
         return item
 
+    def comments_on(self, post_id: str) -> list[dict[str, Any]]:
+        """Every comment on the post `post_id` (citizens' and the accounts' replies, comments
+        on its comments included), newest first, as Weibo's comments/show shows them."""
+        found = [
+            item
+            for post, item in self.posts
+            if post.kind == "comment" and post.status_id == post_id
+        ]
+        for record in self.received:
+            if (
+                record["kind"] in ("comment", "comment_reply")
+                and record["target"].get("id") == post_id
+            ):
+                found.append(self._as_comment(record))
+        return sorted(found, key=lambda i: i["id"], reverse=True)
+
+    def _as_comment(self, record: dict[str, Any]) -> dict[str, Any]:
+        """An account's comment as comments/show shows it."""
+        at = datetime.fromisoformat(record["received_at"]).astimezone(BEIJING)
+        handle = record.get("account") or ""
+        target = record["target"]
+        item: dict[str, Any] = {
+            "id": int(record["id"]),
+            "idstr": record["id"],
+            "mid": record["id"],
+            "created_at": at.strftime("%a %b %d %H:%M:%S %z %Y"),
+            "text": record["text"],
+            "source": "fengqiao simulator",
+            "user": {"screen_name": handle.lstrip("@"), "name": handle.lstrip("@")},
+            "status": {"idstr": target["id"]},
+        }
+        if "cid" in target:
+            item["reply_comment"] = {"idstr": target["cid"]}
+        return item
+
     def visible(
         self, token: str, kind: str, wanted: str, since_id: int, max_id: int, count: int
     ) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -46,7 +47,7 @@ class FakePlatform:
         return f"m{len(self.posted)}"
 
     async def find_posted(
-        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str, **_: Any
     ) -> str | None:
         return None
 
