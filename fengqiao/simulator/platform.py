@@ -20,6 +20,7 @@ __all__ = [
     "Platform",
     "Rules",
     "SimAccount",
+    "weibo_time",
 ]
 
 COMMENT_LIMIT = 140
@@ -33,6 +34,11 @@ LINK = re.compile(r"https?://[^\s\u3000-\u303f\uff01-\uff5e]+", re.IGNORECASE)
 
 
 BEIJING = timezone(timedelta(hours=8))
+
+
+def weibo_time(at: datetime) -> str:
+    """`at` as Weibo writes times: "Tue Dec 01 10:00:00 +0800 2026" (Beijing time)."""
+    return at.astimezone(BEIJING).strftime("%a %b %d %H:%M:%S %z %Y")
 
 
 class Faults(BaseModel):
@@ -191,14 +197,14 @@ class Platform:
 
     def _as_comment(self, record: dict[str, Any]) -> dict[str, Any]:
         """An account's comment as comments/show shows it."""
-        at = datetime.fromisoformat(record["received_at"]).astimezone(BEIJING)
+        at = datetime.fromisoformat(record["received_at"])
         handle = record.get("account") or ""
         target = record["target"]
         item: dict[str, Any] = {
             "id": int(record["id"]),
             "idstr": record["id"],
             "mid": record["id"],
-            "created_at": at.strftime("%a %b %d %H:%M:%S %z %Y"),
+            "created_at": weibo_time(at),
             "text": record["text"],
             "source": "fengqiao simulator",
             "user": {"screen_name": handle.lstrip("@"), "name": handle.lstrip("@")},

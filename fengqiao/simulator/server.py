@@ -69,6 +69,7 @@ from fengqiao.simulator.platform import (
     Platform,
     Rules,
     SimAccount,
+    weibo_time,
 )
 
 __all__ = ["create_app", "run"]
@@ -380,7 +381,7 @@ def _as_posted(record: dict[str, Any]) -> dict[str, Any]:
         "id": int(record["id"]),
         "idstr": record["id"],
         "text": record["text"],
-        "created_at": record["received_at"],
+        "created_at": weibo_time(datetime.fromisoformat(record["received_at"])),
     }
     target = record["target"]
     if "id" in target:

@@ -100,7 +100,7 @@ def origin_of(record: Any) -> Origin:
     key = getattr(record, "key", None)
     replay_of = next(
         (
-            bytes(value).decode("utf-8", "replace")
+            value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
             for name, value in getattr(record, "headers", None) or ()
             if name == REPLAY_HEADER and value is not None
         ),
