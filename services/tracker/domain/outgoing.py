@@ -125,7 +125,14 @@ def _answered_by_status(case: Case, cause: Cause, purpose: ReplyPurpose, rules: 
         return case
     case = evolve(case, acknowledged=True)
     state = check(case, "acknowledge") if case.state is S.RECEIVED else case.state
-    return record(case, cause, "case.acknowledged", state, rules, detail="by the request's status")
+    return record(
+        case,
+        cause,
+        "case.acknowledged",
+        state,
+        rules,
+        detail="received; this request's status follows the case",
+    )
 
 
 def _sensitivity(case: Case, cause: Cause) -> tuple[str | None, bool]:
