@@ -32,14 +32,17 @@ from fengqiao.contracts.messages.posts import (
     Triage,
 )
 from fengqiao.contracts.messages.replies import (
+    STATUS_PLATFORMS,
     ReplyChannel,
     ReplyPurpose,
     ReplyRequested,
     ReplySent,
+    channel_for,
 )
 
 __all__ = [
     "CATEGORIES",
+    "STATUS_PLATFORMS",
     "AppealNormalized",
     "Author",
     "CaseEventRecorded",
@@ -62,4 +65,5 @@ __all__ = [
     "UnitActed",
     "UnitActionKind",
     "Urgency",
+    "channel_for",
 ]

@@ -27,6 +27,23 @@ class ReplyChannel(StrEnum):
     STATUS = "status"  # a post on the account's own timeline (Weibo statuses/share)
 
 
+# Platforms that answer a citizen through the request's own status, not through a message: an
+# Open311 client reads `GET requests/{id}.json`, which intake keeps from case.events.
+STATUS_PLATFORMS = frozenset({"open311"})
+
+
+def channel_for(target: ReplyTarget) -> ReplyChannel | None:
+    """The channel the citizen used, where replies to them go back: a comment under the post
+    or comment they wrote, a private message for a private message (a target with the user
+    alone, as a Weibo push of a private message gives), None for a platform that answers through
+    the request's status (Open311)."""
+    if target.platform in STATUS_PLATFORMS:
+        return None
+    if target.post_id or target.comment_id or not target.user_id:
+        return ReplyChannel.COMMENT
+    return ReplyChannel.PRIVATE_MESSAGE
+
+
 class ReplyRequested(CaseMessage):
     """A reply the tracker wants posted; the notifier renders and sends it."""
 

@@ -20,6 +20,7 @@ __all__ = [
     "Platform",
     "Rules",
     "SimAccount",
+    "weibo_time",
 ]
 
 COMMENT_LIMIT = 140
@@ -33,6 +34,11 @@ LINK = re.compile(r"https?://[^\s\u3000-\u303f\uff01-\uff5e]+", re.IGNORECASE)
 
 
 BEIJING = timezone(timedelta(hours=8))
+
+
+def weibo_time(at: datetime) -> str:
+    """`at` as Weibo writes times: "Tue Dec 01 10:00:00 +0800 2026" (Beijing time)."""
+    return at.astimezone(BEIJING).strftime("%a %b %d %H:%M:%S %z %Y")
 
 
 class Faults(BaseModel):
@@ -171,6 +177,41 @@ class Platform:
             item["status"] = {"id": int(status_id), "idstr": status_id, "text": ""}
         self.posts.append((post, item))
         self.written_at[post_id] = at  # exact: created_at is shown to the second
+        return item
+
+    def comments_on(self, post_id: str) -> list[dict[str, Any]]:
+        """Every comment on the post `post_id` (citizens' and the accounts' replies, comments
+        on its comments included), newest first, as Weibo's comments/show shows them."""
+        found = [
+            item
+            for post, item in self.posts
+            if post.kind == "comment" and post.status_id == post_id
+        ]
+        for record in self.received:
+            if (
+                record["kind"] in ("comment", "comment_reply")
+                and record["target"].get("id") == post_id
+            ):
+                found.append(self._as_comment(record))
+        return sorted(found, key=lambda i: i["id"], reverse=True)
+
+    def _as_comment(self, record: dict[str, Any]) -> dict[str, Any]:
+        """An account's comment as comments/show shows it."""
+        at = datetime.fromisoformat(record["received_at"])
+        handle = record.get("account") or ""
+        target = record["target"]
+        item: dict[str, Any] = {
+            "id": int(record["id"]),
+            "idstr": record["id"],
+            "mid": record["id"],
+            "created_at": weibo_time(at),
+            "text": record["text"],
+            "source": "fengqiao simulator",
+            "user": {"screen_name": handle.lstrip("@"), "name": handle.lstrip("@")},
+            "status": {"idstr": target["id"]},
+        }
+        if "cid" in target:
+            item["reply_comment"] = {"idstr": target["cid"]}
         return item
 
     def visible(

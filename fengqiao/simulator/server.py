@@ -10,10 +10,17 @@ Weibo-shaped endpoints (form-encoded, `access_token` in the form, JSON answers, 
   the citizen @-mentioned the account)
 - `POST /2/statuses/share.json`   status (≤ 140 characters, a link on the safe domain, no #话题#)
 
-What an account posted, newest first (query `access_token`, `count`), for reconciliation:
+What an account posted, newest first (query `access_token`, `count` ≤ 200, `max_id`):
 
 - `GET /2/comments/by_me.json`          → `{"comments": [...], "total_number"}`
-- `GET /2/statuses/user_timeline.json`  → `{"statuses": [...], "total_number"}`
+- `GET /2/statuses/user_timeline.json`  → `{"statuses": [...], "total_number", "next_cursor"}`
+
+A post's comments, everyone's (the account's replies and citizens' comments), newest first, as
+Weibo pages them (query `access_token`, `id` the post, `count` ≤ 200, `since_id`, `max_id`,
+`page`), for reconciliation:
+
+- `GET /2/comments/show.json`  → `{"comments": [...], "total_number", "previous_cursor",
+  "next_cursor"}`
 
 What citizens wrote to the accounts, for the intake pollers (query `access_token`, `since_id`,
 `max_id`, `count`; newest first, as Weibo answers):
@@ -62,6 +69,7 @@ from fengqiao.simulator.platform import (
     Platform,
     Rules,
     SimAccount,
+    weibo_time,
 )
 
 __all__ = ["create_app", "run"]
@@ -104,6 +112,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     app.state.platform = platform
     _add_posting(app, _Posting(platform))
     _add_reading(app, platform)
+    _add_comments(app, platform)
     _add_control(app, platform)
     return app
 
@@ -259,11 +268,17 @@ def _add_reading(app: FastAPI, platform: Platform) -> None:
             count = min(max(int(request.query_params.get("count") or 50), 1), 200)
         except ValueError:
             return _error(path, 10017, "parameter value is not valid")
+        try:
+            max_id = int(request.query_params.get("max_id") or 0) or 2**63 - 1
+        except ValueError:
+            return _error(path, 10017, "parameter value is not valid")
         kinds = ("comment", "comment_reply") if comments else ("status",)
         mine = [r for r in platform.by_token.get(token, ()) if r["kind"] in kinds]
-        items = [_as_posted(r) for r in reversed(mine)][:count]
+        older = [r for r in reversed(mine) if int(r["id"]) <= max_id]
+        items = [_as_posted(r) for r in older[:count]]
         key = "comments" if comments else "statuses"
-        return JSONResponse({key: items, "total_number": len(mine)})
+        following = int(older[count]["id"]) if len(older) > count else 0
+        return JSONResponse({key: items, "total_number": len(mine), "next_cursor": following})
 
     for posted_path in ("/2/comments/by_me.json", "/2/statuses/user_timeline.json"):
         app.add_api_route(posted_path, posted_by, methods=["GET"])
@@ -289,6 +304,38 @@ def _add_reading(app: FastAPI, platform: Platform) -> None:
 
     for list_path in _LISTS:
         app.add_api_route(list_path, read_list, methods=["GET"])
+
+
+def _add_comments(app: FastAPI, platform: Platform) -> None:
+    """A post's comments, everyone's, as Weibo pages them (reconciliation reads them)."""
+
+    @app.get("/2/comments/show.json")
+    async def comments_show(request: Request) -> JSONResponse:
+        path, query = request.url.path, request.query_params
+        if not query.get("access_token"):
+            return _error(path, 21301, "auth faild!", 403)
+        post_id = query.get("id")
+        if not post_id:
+            return _error(path, 10016, "miss required parameter (id)")
+        try:
+            since_id = int(query.get("since_id") or 0)
+            max_id = int(query.get("max_id") or 0) or 2**63 - 1
+            count = min(max(int(query.get("count") or 50), 1), 200)
+            page = max(int(query.get("page") or 1), 1)
+        except ValueError:
+            return _error(path, 10017, "parameter value is not valid")
+        every = platform.comments_on(post_id)
+        chosen = [c for c in every if since_id < c["id"] <= max_id]
+        items = chosen[(page - 1) * count : page * count]
+        following = chosen[page * count]["id"] if len(chosen) > page * count else 0
+        return JSONResponse(
+            {
+                "comments": items,
+                "total_number": len(every),
+                "previous_cursor": 0,
+                "next_cursor": following,
+            }
+        )
 
 
 def _add_control(app: FastAPI, platform: Platform) -> None:
@@ -334,7 +381,7 @@ def _as_posted(record: dict[str, Any]) -> dict[str, Any]:
         "id": int(record["id"]),
         "idstr": record["id"],
         "text": record["text"],
-        "created_at": record["received_at"],
+        "created_at": weibo_time(datetime.fromisoformat(record["received_at"])),
     }
     target = record["target"]
     if "id" in target:

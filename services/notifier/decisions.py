@@ -86,13 +86,9 @@ class Decisions:
         except ContentRefused as exc:
             return await self.outcomes.finish(request, "failed", error=f"content refused: {exc}")
         token = self.tokens(request.target.account)
-        if token is None:
-            return await self.outcomes.finish(
-                request,
-                "failed",
-                text="\n".join(parts),
-                error=f"no access token for {request.target.account}",
-            )
+        if token is None:  # failed, counted, dead-lettered: replayed once a token is given
+            error = f"not sendable: no access token for {request.target.account}"
+            return await self.outcomes.unsendable(request, None, "\n".join(parts), error)
         await self.outbox.finish(key, "sending", {"attempted_at": self.clock.now(), "parts": parts})
         await self.take_token(request)
         return await self.deliver(request, parts, token, None)

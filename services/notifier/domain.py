@@ -3,6 +3,7 @@ and which replies wait for an operator. Pure: no I/O, no clock."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import unicodedata
@@ -162,18 +163,41 @@ def fit(text: str, channel: ReplyChannel, limit: int) -> list[str]:
 
 
 def prepare(
-    text: str, channel: ReplyChannel, policy: ContentPolicy, mentions: Iterable[str] = ()
+    text: str,
+    channel: ReplyChannel,
+    policy: ContentPolicy,
+    mentions: Iterable[str] = (),
+    marker: str = "",
 ) -> list[str]:
-    """The messages to post for `text`, or ContentRefused; checked just before sending."""
+    """The messages to post for `text`, or ContentRefused; checked just before sending. The
+    last one ends with `marker` (room is kept for it within the channel's limit)."""
     allowed = {m for m in mentions if m}
     _check(text, channel, policy, allowed)
-    parts = [p for p in fit(text, channel, policy.limits[channel]) if p]
+    parts = [p for p in fit(text, channel, policy.limits[channel] - len(marker)) if p]
     if not parts:
         raise ContentRefused("reply is empty")
     if parts != [text]:  # a cut may have changed what a part says (a shortened handle...)
         for part in parts:
             _check(part, channel, policy, allowed)
+    if marker:
+        parts[-1] += marker
     return parts
+
+
+# Crockford's base 32: no I, L, O or U to misread.
+_CODE = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def reply_marker(request: ReplyRequested) -> str:
+    """What the notifier adds to a public reply so that it can find the reply again on the
+    platform (`find_posted`) after an attempt whose outcome it does not know: a receipt code
+    derived from the reply's key (case, purpose, hop), e.g. `〔回执K7Q2M9〕` — to a citizen, a
+    reference like the case's 编号. Private messages carry none: they cannot be looked for."""
+    if request.channel not in PUBLIC:
+        return ""
+    digest = int.from_bytes(hashlib.sha256(request.idempotency_key.encode()).digest()[:4], "big")
+    code = "".join(_CODE[(digest >> (5 * i)) & 31] for i in range(6))
+    return f"〔回执{code}〕"
 
 
 def mentions_of(request: ReplyRequested) -> set[str]:

@@ -30,6 +30,8 @@ from fengqiao.runtime.messaging import (
 from fengqiao.services.notifier.sender import Origin, Sender
 
 NAME = "notifier"
+# The header `fengqiao ops dlq replay` puts on a replayed message (fengqiao.ops.dlq).
+REPLAY_HEADER = "fengqiao-replay-of"
 
 
 class KafkaResults:
@@ -54,7 +56,13 @@ class KafkaResults:
             lambda: publish_all((self._sent, result) for result in results), REPLIES_SENT.name
         )
 
-    async def dead_letter(self, request: ReplyRequested, origin: Origin | None, error: str) -> None:
+    async def dead_letter(
+        self,
+        request: ReplyRequested,
+        origin: Origin | None,
+        error: str,
+        error_type: str = "RetriesExhausted",
+    ) -> None:
         letter = DeadLetter(
             occurred_at=self._clock.now(),
             producer=self._producer,
@@ -63,7 +71,7 @@ class KafkaResults:
             origin_offset=origin.offset if origin else 0,
             origin_key=(origin.key if origin else None) or request.kafka_key(),
             consumer=self._producer,
-            error_type="RetriesExhausted",
+            error_type=error_type,
             error=error[:4000],
             payload=request.model_dump_json(),
         )
@@ -91,16 +99,26 @@ def register(
         batch_timeout_ms=100,
     )
     async def send_replies(batch: list[ReplyRequested], msg: KafkaMessage) -> BatchFailures:
-        origins = [_origin(record) for record in batch_records(msg)]
+        origins = [origin_of(record) for record in batch_records(msg)]
         await sender.handle_many(list(zip(batch, origins, strict=True)))
         return BatchFailures()
 
 
-def _origin(record: Any) -> Origin:
+def origin_of(record: Any) -> Origin:
+    """Where a request was read from, and the dead letter it was replayed from, if any."""
     key = getattr(record, "key", None)
+    replay_of = next(
+        (
+            value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            for name, value in getattr(record, "headers", None) or ()
+            if name == REPLAY_HEADER and value is not None
+        ),
+        None,
+    )
     return Origin(
         topic=getattr(record, "topic", REPLIES_REQUESTED.name),
         partition=int(getattr(record, "partition", 0) or 0),
         offset=int(getattr(record, "offset", 0) or 0),
         key=key.decode("utf-8", "replace") if isinstance(key, bytes) else None,
+        replay_of=replay_of,
     )

@@ -52,6 +52,14 @@ class NotifierMetrics:
             "Replies that failed after the last retry (written to replies.requested.dlq)",
             registry=registry,
         )
+        self.unsendable = Counter(
+            "fengqiao_notifier_replies_unsendable_total",
+            "Replies that cannot be sent as configured (no token for the account, no client for "
+            "the platform, a target without the id its channel needs), by account; each is "
+            "failed and dead-lettered, and sent when its dead letter is replayed",
+            ["account"],
+            registry=registry,
+        )
         self._replies: dict[tuple[str, str, str], Any] = {}
 
     def reply(self, purpose: str, account: str, status: str) -> None:

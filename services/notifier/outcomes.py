@@ -16,6 +16,10 @@ from fengqiao.services.notifier.metrics import NotifierMetrics
 
 log = logging.getLogger("fengqiao.notifier")
 
+# Why a failed reply may be tried again when an operator replays its dead letter (the outbox's
+# `retry` field): retries exhausted, or not sendable as configured.
+EXHAUSTED, UNSENDABLE = "exhausted", "unsendable"
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -25,6 +29,7 @@ class Origin:
     partition: int
     offset: int
     key: str | None = None
+    replay_of: str | None = None  # the dead letter an operator replayed it from
 
 
 class Results(Protocol):
@@ -35,8 +40,15 @@ class Results(Protocol):
         """Publish outcomes on replies.sent, in order, without waiting for each one's
         acknowledgement before the next; return once all are acknowledged."""
 
-    async def dead_letter(self, request: ReplyRequested, origin: Origin | None, error: str) -> None:
-        """Write a request that failed after its last try to replies.requested.dlq."""
+    async def dead_letter(
+        self,
+        request: ReplyRequested,
+        origin: Origin | None,
+        error: str,
+        error_type: str = "RetriesExhausted",
+    ) -> None:
+        """Write a request that failed after its last try, or that cannot be sent as
+        configured (`NotSendable`), to replies.requested.dlq."""
 
 
 class Outcomes:
@@ -60,6 +72,32 @@ class Outcomes:
         await self.outbox.hold(request.idempotency_key, {"reason": reason, "held_at": now})
         self.metrics.outbox_depth.labels("held").inc()
         return await self.finish(request, "held", text=text, error=reason)
+
+    async def unsendable(
+        self, request: ReplyRequested, origin: Origin | None, text: str | None, error: str
+    ) -> ReplySent:
+        """A reply that cannot be sent as configured: recorded failed (tried again when its dead
+        letter is replayed), counted, logged, dead-lettered."""
+        result = await self.finish(request, "failed", text=text, error=error, retry=UNSENDABLE)
+        await self.dead_letter(request, origin, error, unsendable=True)
+        return result
+
+    async def dead_letter(
+        self, request: ReplyRequested, origin: Origin | None, error: str, *, unsendable: bool
+    ) -> None:
+        """Count and write the dead letter of a reply that failed for a reason that can pass."""
+        self.metrics.dead_letters.inc()
+        if unsendable:
+            self.metrics.unsendable.labels(request.target.account).inc()
+            log.error(
+                "reply %s cannot be sent as configured (%s); once that is fixed, replay it: "
+                "fengqiao ops dlq replay",
+                request.idempotency_key,
+                error,
+            )
+        await self.results.dead_letter(
+            request, origin, error, "NotSendable" if unsendable else "RetriesExhausted"
+        )
 
     async def finish(
         self, request: ReplyRequested, state: State, *, ids: list[str] | None = None, **fields: Any

@@ -9,20 +9,23 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fengqiao.contracts import ReplyRequested
 from fengqiao.services.notifier.adapters.outbox import State
 from fengqiao.services.notifier.adapters.platform import (
     CannotReconcile,
+    NotSendable,
     PermanentError,
     PlatformClient,
     PlatformError,
     RetryableError,
 )
+from fengqiao.services.notifier.domain import reply_marker
 from fengqiao.services.notifier.limits import RateLimiter
 from fengqiao.services.notifier.metrics import NotifierMetrics
-from fengqiao.services.notifier.outcomes import Origin
+from fengqiao.services.notifier.outcomes import EXHAUSTED, UNSENDABLE, Origin
 
 log = logging.getLogger("fengqiao.notifier")
 
@@ -46,11 +49,13 @@ class Plan:
 
 @dataclass
 class Outcome:
-    """What posting a reply came to (not recorded yet); `exhausted`: dead-letter it."""
+    """What posting a reply came to (not recorded yet); `exhausted` (retryable errors up to the
+    last try) or `unsendable` (as configured, it cannot be sent): dead-letter it."""
 
     state: State
     fields: dict[str, Any]
     exhausted: bool = False
+    unsendable: bool = False
 
 
 def outcome_fields(text: str, error: str | None, ids: list[str]) -> dict[str, Any]:
@@ -75,13 +80,14 @@ class Poster:
         metrics: NotifierMetrics,
         sleep: Sleep,
         monotonic: Callable[[], float],
+        now: Callable[[], datetime],
         max_attempts: int,
         base_delay: float,
         max_delay: float,
         concurrency: int,
     ) -> None:
         self.platform, self.tokens, self.limiter, self.metrics = platform, tokens, limiter, metrics
-        self.sleep, self.monotonic = sleep, monotonic
+        self.sleep, self.monotonic, self.now = sleep, monotonic, now
         self.max_attempts, self.base_delay, self.max_delay = max_attempts, base_delay, max_delay
         self.concurrency = asyncio.Semaphore(concurrency)
 
@@ -97,16 +103,21 @@ class Poster:
                     await self.take_token(request)
                 try:
                     ids.append(await self.post(request, part, token))
+                except NotSendable as exc:
+                    fields = outcome_fields(text, f"not sendable: {exc}", ids)
+                    return Outcome("failed", {**fields, "retry": UNSENDABLE}, unsendable=True)
                 except PermanentError as exc:
                     return Outcome("failed", outcome_fields(text, str(exc), ids))
                 except Unknown as exc:
                     return Outcome("held", outcome_fields(text, str(exc), ids))
                 except Exhausted as exc:
-                    return Outcome("failed", outcome_fields(text, str(exc), ids), exhausted=True)
+                    fields = {**outcome_fields(text, str(exc), ids), "retry": EXHAUSTED}
+                    return Outcome("failed", fields, exhausted=True)
         return Outcome("sent", outcome_fields(text, None, ids))
 
     async def post(self, request: ReplyRequested, text: str, token: str) -> str:
         channel, target = request.channel, request.target
+        started = self.now()
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return await self.platform.send(channel, target, text, token=token)
@@ -121,7 +132,7 @@ class Poster:
                 )
                 await self.sleep(delay)
                 if exc.maybe_delivered:
-                    found = await self.find(request, text, token, cause=str(exc))
+                    found = await self.find(request, text, token, cause=str(exc), since=started)
                     if found is not None:
                         return found
                     if last:
@@ -130,12 +141,24 @@ class Poster:
         raise AssertionError("unreachable")
 
     async def find(
-        self, request: ReplyRequested, text: str, token: str, *, cause: str
+        self,
+        request: ReplyRequested,
+        text: str,
+        token: str,
+        *,
+        cause: str,
+        since: datetime | None = None,
     ) -> str | None:
-        """The id of `text` if the platform shows it posted; Unknown when it cannot tell."""
+        """The id of the reply if the platform shows it posted (by its marker, or by `text`);
+        Unknown when it cannot tell. `since`: when the first attempt was made."""
         try:
             found = await self.platform.find_posted(
-                request.channel, request.target, text, token=token
+                request.channel,
+                request.target,
+                text,
+                token=token,
+                marker=reply_marker(request),
+                since=since,
             )
         except CannotReconcile as exc:
             self.metrics.reconciled.labels("unknown").inc()

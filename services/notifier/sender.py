@@ -8,12 +8,14 @@ Paths of a reply (its key is (case, purpose, hop)):
 - a token free now → claimed `sending` and posted; no token → claimed `queued`, parked (a
   document per key, reloaded at start) and posted by the bucket's worker when a token frees
   (`queue`);
-- found `sending` (a crash or timeout after the platform may have taken it) → after the HTTP
-  timeout has passed, the account's recent posts are read: found → `sent` with its id; absent
-  → posted; cannot tell → `held` for an operator.
+- found `sending` (a crash, timeout or store outage after the platform may have taken it) →
+  reconciled (`reconcile`): looked for by its marker where it would be; found → `sent` with its
+  id; absent → posted; cannot tell → `held` for an operator.
 
 Retryable errors are tried again (`posting`); after the last try the reply is `failed` and
-dead-lettered. What became of a reply is recorded and reported by `outcomes`.
+dead-lettered. A reply that cannot be sent as configured (no token, no client, a missing target
+id) is `failed` and dead-lettered too; either is tried again when its dead letter is replayed
+(`reconcile`). What became of a reply is recorded and reported by `outcomes`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from fengqiao.contracts import ReplyRequested, ReplySent
@@ -37,16 +38,16 @@ from fengqiao.services.notifier.domain import (
     approval_reason,
     mentions_of,
     prepare,
+    reply_marker,
 )
 from fengqiao.services.notifier.limits import RateLimiter
 from fengqiao.services.notifier.metrics import NotifierMetrics
-from fengqiao.services.notifier.outcomes import Origin, Outcomes, Results
-from fengqiao.services.notifier.posting import Outcome, Plan, Poster, Sleep, Unknown
+from fengqiao.services.notifier.outcomes import UNSENDABLE, Origin, Outcomes, Results
+from fengqiao.services.notifier.posting import Outcome, Plan, Poster, Sleep
 from fengqiao.services.notifier.queue import ReplyQueue
+from fengqiao.services.notifier.reconcile import UNKNOWN, Reconciler
 
 __all__ = ["UNKNOWN", "Origin", "Results", "Sender", "Undecidable"]
-
-UNKNOWN = "outcome of an earlier attempt unknown; held for an operator"
 
 
 class Sender:
@@ -90,6 +91,7 @@ class Sender:
             metrics=self.metrics,
             sleep=sleep,
             monotonic=monotonic,
+            now=clock.now,
             max_attempts=max_attempts,
             base_delay=base_delay,
             max_delay=max_delay,
@@ -103,6 +105,7 @@ class Sender:
             active=self._active,
         )
         self._decisions = self._operators_decisions()
+        self._reconciler = self._replays_reconciler()
 
     def _operators_decisions(self) -> Decisions:
         return Decisions(
@@ -114,6 +117,20 @@ class Sender:
             prepare=self._prepare,
             take_token=self._poster.take_token,
             deliver=self._deliver,
+        )
+
+    def _replays_reconciler(self) -> Reconciler:
+        return Reconciler(
+            outbox=self._outbox,
+            outcomes=self._outcomes,
+            poster=self._poster,
+            clock=self._clock,
+            tokens=self._tokens,
+            prepare=self._prepare,
+            deliver=self._deliver,
+            active=self._active,
+            sleep=self._sleep,
+            settle_seconds=self._settle,
         )
 
     # ------------------------------------------------------------------ requests
@@ -160,6 +177,10 @@ class Sender:
                 results[key] = await self._outcomes.emit(
                     request, plan.state, at=plan.record["finished_at"], **fields
                 )
+                if plan.record.get("retry") == UNSENDABLE:
+                    await self._outcomes.dead_letter(
+                        request, origin, plan.record["error"], unsendable=True
+                    )
         results.update(await self._deliver_many(sends))
         return [results.get(r.idempotency_key) for r, _ in items]
 
@@ -193,13 +214,9 @@ class Sender:
                 {**record, "state": "held", "text": text, "error": reason, "finished_at": now},
             )
         if self._tokens(request.target.account) is None:
-            error = f"no access token for {request.target.account}"
-            return Plan(
-                request,
-                origin,
-                parts,
-                {**record, "state": "failed", "text": text, "error": error, "finished_at": now},
-            )
+            error = f"not sendable: no access token for {request.target.account}"
+            failed = {"state": "failed", "text": text, "error": error, "retry": UNSENDABLE}
+            return Plan(request, origin, parts, {**record, **failed, "finished_at": now})
         account, channel = request.target.account, request.channel
         if self._limiter.wait(account, channel, self._monotonic()) == 0.0:
             return Plan(request, origin, parts, {**record, "state": "sending", "attempted_at": now})
@@ -208,7 +225,8 @@ class Sender:
     def _prepare(self, request: ReplyRequested) -> list[str]:
         extra = {"link": self._link(request)} if "link" not in request.variables else {}
         text = self._renderer.render(request, **extra)
-        return prepare(text, request.channel, self._policy, mentions_of(request))
+        marker = reply_marker(request)
+        return prepare(text, request.channel, self._policy, mentions_of(request), marker)
 
     def _claim_record(self, request: ReplyRequested, origin: Origin | None) -> dict[str, Any]:
         return {
@@ -225,6 +243,9 @@ class Sender:
         self, request: ReplyRequested, record: dict[str, Any], origin: Origin | None
     ) -> ReplySent | None:
         state = record.get("state")
+        replayed = origin if self._reconciler.retryable(record, origin) else None
+        if replayed is not None and await self._reconciler.claim_replay(request, replayed):
+            return await self._reconciler.retry(request, record, replayed)
         if state in FINAL:
             # The same outcome as the first time, down to its time: same event id, same message
             # (published again: the first publish may not have been acknowledged).
@@ -245,7 +266,7 @@ class Sender:
             await self._outbox.park(key, {"parked_at": self._clock.now()})
             self._queue.enqueue(request, list(record.get("parts") or []), origin)
             return None
-        return await self._reconcile(request, record, origin)
+        return await self._reconciler.reconcile(request, record, origin)
 
     # ------------------------------------------------------------------ posting
 
@@ -293,45 +314,17 @@ class Sender:
             ]
             await self._results.sent_many(results)
             for plan, outcome in sent:
-                if outcome.exhausted:
-                    self.metrics.dead_letters.inc()
-                    await self._results.dead_letter(
-                        plan.request, plan.origin, outcome.fields["error"]
+                if outcome.exhausted or outcome.unsendable:
+                    await self._outcomes.dead_letter(
+                        plan.request,
+                        plan.origin,
+                        outcome.fields["error"],
+                        unsendable=outcome.unsendable,
                     )
             return {p.request.idempotency_key: r for (p, _), r in zip(sent, results, strict=True)}
         finally:
             self._active.difference_update(keys)
             self.metrics.outbox_depth.labels("sending").dec(len(plans))
-
-    async def _reconcile(
-        self, request: ReplyRequested, record: dict[str, Any], origin: Origin | None
-    ) -> ReplySent | None:
-        """An earlier attempt may have posted the reply: look before posting again."""
-        key = request.idempotency_key
-        parts: list[str] = list(record.get("parts") or [])
-        token = self._tokens(request.target.account)
-        if len(parts) != 1 or token is None:
-            return await self._outcomes.hold(request, "\n".join(parts) or None, UNKNOWN)
-        self._active.add(key)
-        try:
-            attempted: datetime | None = record.get("attempted_at")
-            if attempted is not None:
-                waited = (self._clock.now() - attempted).total_seconds()
-                if waited < self._settle:  # the earlier request may still be on its way
-                    await self._sleep(self._settle - waited)
-            try:
-                found = await self._poster.find(
-                    request, parts[0], token, cause="an earlier attempt was interrupted"
-                )
-            except Unknown:
-                return await self._outcomes.hold(request, parts[0], UNKNOWN)
-            if found is not None:
-                return await self._outcomes.finish(request, "sent", text=parts[0], ids=[found])
-            await self._outbox.finish(key, "sending", {"attempted_at": self._clock.now()})
-        finally:
-            self._active.discard(key)
-        await self._poster.take_token(request)
-        return await self._deliver(request, parts, token, origin)
 
     async def _send_queued(
         self, request: ReplyRequested, parts: list[str], origin: Origin | None
@@ -341,16 +334,13 @@ class Sender:
         earlier = await self._outbox.attempt(key, {"at": now})
         if earlier is not None:  # another replica, or this one before a crash, tried it
             record = await self._outbox.get(key) or {}
-            await self._reconcile(request, {**record, "attempted_at": earlier.get("at")}, origin)
+            record = {**record, "attempted_at": earlier.get("at")}
+            await self._reconciler.reconcile(request, record, origin)
         else:  # the attempt's record: a crash from here on is reconciled at the next start
             token = self._tokens(request.target.account)
             if token is None:
-                await self._outcomes.finish(
-                    request,
-                    "failed",
-                    text="\n".join(parts),
-                    error=f"no access token for {request.target.account}",
-                )
+                error = f"not sendable: no access token for {request.target.account}"
+                await self._outcomes.unsendable(request, origin, "\n".join(parts), error)
             else:
                 await self._deliver(request, parts, token, origin)
         await self._outbox.unpark(key)

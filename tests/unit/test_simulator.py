@@ -348,3 +348,46 @@ async def test_the_notifiers_client_reconciles_against_the_simulator(platform: P
         assert await client.find_posted(ReplyChannel.COMMENT, other, "您好", token="t") is None
     finally:
         await client.aclose()
+
+
+async def test_a_posts_comments_are_shown_newest_first_page_by_page(
+    client: httpx.AsyncClient,
+) -> None:
+    """comments/show as Weibo answers it: everyone's comments on one post (the account's
+    replies and comments on comments, and citizens'), newest first, by count and max_id."""
+    await client.post("/_sim/accounts", json={"access_token": "t", "handle": "@新疆检察"})
+    citizen = (
+        await client.post(
+            "/_sim/posts", json={"kind": "comment", "text": "谢谢", "status_id": "1234"}
+        )
+    ).json()
+    first = (await client.post("/2/comments/create.json", data=comment("一", id="1234"))).json()
+    second = (
+        await client.post("/2/comments/reply.json", data=comment("二", id="1234", cid="c9"))
+    ).json()
+    await client.post("/2/comments/create.json", data=comment("别处", id="p2"))
+    shown = (
+        await client.get("/2/comments/show.json", params={"access_token": "t", "id": "1234"})
+    ).json()
+    assert [c["idstr"] for c in shown["comments"]] == [
+        second["idstr"],
+        first["idstr"],
+        citizen["idstr"],
+    ]
+    assert shown["total_number"] == 3
+    newest = shown["comments"][0]
+    assert newest["reply_comment"] == {"idstr": "c9"} and newest["status"]["idstr"] == "1234"
+    assert newest["created_at"].endswith(str(datetime.now(UTC).year))  # Weibo's time format
+    params = {"access_token": "t", "id": "1234", "count": "1"}
+    page = (await client.get("/2/comments/show.json", params=params)).json()
+    assert [c["idstr"] for c in page["comments"]] == [second["idstr"]]
+    assert page["next_cursor"] == int(first["idstr"])
+    older = {**params, "max_id": str(page["next_cursor"])}
+    page = (await client.get("/2/comments/show.json", params=older)).json()
+    assert [c["idstr"] for c in page["comments"]] == [first["idstr"]]
+    second_page = {**params, "page": "3"}
+    page = (await client.get("/2/comments/show.json", params=second_page)).json()
+    assert [c["idstr"] for c in page["comments"]] == [citizen["idstr"]]
+    assert (await client.get("/2/comments/show.json", params={"id": "1234"})).status_code == 403
+    missing = await client.get("/2/comments/show.json", params={"access_token": "t"})
+    assert missing.status_code == 400 and missing.json()["error_code"] == 10016

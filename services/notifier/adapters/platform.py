@@ -6,14 +6,23 @@ Errors::
     ├── RetryableError   network errors, timeouts, 5xx, 429 (with retry_after); `maybe_delivered`
     │                    when the platform may have taken the reply before the error
     ├── PermanentError   the platform refused the content or the request (4xx)
+    │   └── NotSendable  the reply cannot be sent as configured (no client for its platform, a
+    │                    channel the client cannot do, a target without the id it needs):
+    │                    nothing reached the platform; it can be sent once that is fixed
     └── CannotReconcile  the platform cannot tell what an account already posted there
+
+Looking for a reply already posted (`find_posted`) reads where the reply would be: a comment
+among the post's own comments (Weibo's comments/show, paged back to the time of the attempt), a
+shared status on the account's timeline; it is recognised by the marker the notifier put in its
+text (`domain.reply_marker`), or else by its exact text. Private messages cannot be listed.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -45,8 +54,17 @@ class PermanentError(PlatformError):
     pass
 
 
+class NotSendable(PermanentError):
+    """A reply that cannot be sent as configured; the message says what to fix."""
+
+
 class CannotReconcile(PlatformError):
     pass
+
+
+# Our clock and the platform's may differ: a page older than the attempt by more than this ends
+# the search.
+CLOCK_SKEW = timedelta(minutes=10)
 
 
 class PlatformClient(Protocol):
@@ -56,10 +74,18 @@ class PlatformClient(Protocol):
         """Post `text`; return the platform's message id."""
 
     async def find_posted(
-        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+        self,
+        channel: ReplyChannel,
+        target: ReplyTarget,
+        text: str,
+        *,
+        token: str,
+        marker: str = "",
+        since: datetime | None = None,
     ) -> str | None:
-        """The id of `text` if the account already posted it to `target`, else None;
-        CannotReconcile when the platform cannot tell."""
+        """The id of the reply if the account already posted it to `target` (a text holding
+        `marker`, or `text` itself), else None; CannotReconcile when the platform cannot tell.
+        `since`: the reply was not posted before then (the search may stop there)."""
 
     async def aclose(self) -> None: ...
 
@@ -72,7 +98,8 @@ def transport_error(exc: httpx.TransportError) -> RetryableError:
 
 class WeiboClient:
     """Weibo's open API: comments/create, comments/reply, messages/reply, statuses/share; and
-    comments/by_me, statuses/user_timeline to find what an account already posted."""
+    comments/show (a post's comments), statuses/user_timeline (the account's statuses), paged,
+    to find a reply already posted."""
 
     def __init__(
         self,
@@ -80,7 +107,8 @@ class WeiboClient:
         *,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        recent: int = 200,
+        page_size: int = 200,
+        max_pages: int = 50,
         lanes: int = 1,
         connections_per_lane: int = 2,
     ) -> None:
@@ -102,7 +130,7 @@ class WeiboClient:
             for _ in range(max(1, lanes))
         ]
         self._turn = itertools.cycle(self._lanes)
-        self._recent = recent
+        self._page_size, self._max_pages = page_size, max_pages
         self._urls: dict[str, httpx.URL] = {}
 
     def _url(self, path: str) -> httpx.URL:
@@ -123,26 +151,58 @@ class WeiboClient:
         return await _posted(self._http.post(self._url(path), data={**form, "access_token": token}))
 
     async def find_posted(
-        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+        self,
+        channel: ReplyChannel,
+        target: ReplyTarget,
+        text: str,
+        *,
+        token: str,
+        marker: str = "",
+        since: datetime | None = None,
     ) -> str | None:
         if channel is ReplyChannel.PRIVATE_MESSAGE:
             raise CannotReconcile("Weibo does not list the private messages an account sent")
-        comments = channel is ReplyChannel.COMMENT
-        path = "/2/comments/by_me.json" if comments else "/2/statuses/user_timeline.json"
-        try:
-            response = await self._http.get(
-                self._url(path), params={"access_token": token, "count": self._recent}
-            )
-        except httpx.TransportError as exc:
-            raise transport_error(exc) from exc
-        body = _body(response)
-        for item in body.get("comments" if comments else "statuses") or []:
-            if item.get("text") != text:
-                continue
-            if comments and not _same_target(item, target):
-                continue
-            return str(item.get("idstr") or item.get("id"))
+        if channel is ReplyChannel.COMMENT:
+            if not target.post_id:
+                raise CannotReconcile("a comment without its post's id cannot be looked for")
+            pages = self._pages("/2/comments/show.json", "comments", token, since, target.post_id)
+        else:
+            pages = self._pages("/2/statuses/user_timeline.json", "statuses", token, since)
+        async for item in pages:
+            said = str(item.get("text") or "")
+            if (marker and marker in said) or (
+                said == text and (channel is not ReplyChannel.COMMENT or _same_target(item, target))
+            ):
+                return str(item.get("idstr") or item.get("id"))
         return None
+
+    async def _pages(
+        self, path: str, key: str, token: str, since: datetime | None, post_id: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A list's items, newest first, page by page (by max_id) until its end or until
+        items older than `since`; CannotReconcile when that is more than `max_pages` away."""
+        params: dict[str, str | int] = {"access_token": token, "count": self._page_size}
+        if post_id is not None:
+            params["id"] = post_id
+        for _ in range(self._max_pages):
+            try:
+                response = await self._http.get(self._url(path), params=params)
+            except httpx.TransportError as exc:
+                raise transport_error(exc) from exc
+            items = _body(response).get(key) or []
+            for item in items:
+                yield item
+            if len(items) < self._page_size:
+                return
+            oldest = items[-1]
+            created = _created_at(oldest)
+            if since is not None and created is not None and created < since - CLOCK_SKEW:
+                return
+            params["max_id"] = int(oldest.get("idstr") or oldest["id"]) - 1
+        raise CannotReconcile(
+            f"read {self._max_pages * self._page_size} items of {path} without reaching the "
+            "time of the attempt"
+        )
 
     async def aclose(self) -> None:
         for lane in self._lanes:
@@ -152,12 +212,12 @@ class WeiboClient:
 def _request(channel: ReplyChannel, target: ReplyTarget, text: str) -> tuple[str, dict[str, str]]:
     if channel is ReplyChannel.PRIVATE_MESSAGE:
         if not target.user_id:
-            raise PermanentError("private message needs the citizen's user id")
+            raise NotSendable("private message needs the citizen's user id")
         return "/2/messages/reply.json", {"uid": target.user_id, "text": text}
     if channel is ReplyChannel.STATUS:
         return "/2/statuses/share.json", {"status": text}
     if not target.post_id:
-        raise PermanentError("comment needs the post id")
+        raise NotSendable("comment needs the post id")
     if target.comment_id:
         return "/2/comments/reply.json", {
             "id": target.post_id,
@@ -165,6 +225,22 @@ def _request(channel: ReplyChannel, target: ReplyTarget, text: str) -> tuple[str
             "comment": text,
         }
     return "/2/comments/create.json", {"id": target.post_id, "comment": text}
+
+
+def _created_at(item: dict[str, Any]) -> datetime | None:
+    """When Weibo says `item` was posted ("Mon Nov 27 21:00:00 +0800 2026"), if it says."""
+    value = str(item.get("created_at") or "")
+    parts = value.split()
+    if len(parts) != 6 or parts[1] not in _MONTHS:
+        return None
+    month = _MONTHS.index(parts[1]) + 1
+    try:  # the month by hand: `%b` would follow the process locale
+        return datetime.strptime(f"{month} {' '.join(parts[2:])}", "%m %d %H:%M:%S %z %Y")
+    except ValueError:
+        return None
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def _same_target(item: dict[str, Any], target: ReplyTarget) -> bool:
@@ -246,7 +322,14 @@ class WebhookClient:
         return await _posted(self._http.post(self._url, content=body, headers=headers))
 
     async def find_posted(
-        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+        self,
+        channel: ReplyChannel,
+        target: ReplyTarget,
+        text: str,
+        *,
+        token: str,
+        marker: str = "",
+        since: datetime | None = None,
     ) -> str | None:
         raise CannotReconcile("a generic webhook cannot tell what was already posted")
 
@@ -264,7 +347,7 @@ class Platforms:
         client = self._clients.get(target.platform)
         if client is None:
             known = ", ".join(sorted(self._clients)) or "none"
-            raise PermanentError(f"no client for platform {target.platform!r} (known: {known})")
+            raise NotSendable(f"no client for platform {target.platform!r} (known: {known})")
         return client
 
     async def send(
@@ -273,9 +356,18 @@ class Platforms:
         return await self._for(target).send(channel, target, text, token=token)
 
     async def find_posted(
-        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+        self,
+        channel: ReplyChannel,
+        target: ReplyTarget,
+        text: str,
+        *,
+        token: str,
+        marker: str = "",
+        since: datetime | None = None,
     ) -> str | None:
-        return await self._for(target).find_posted(channel, target, text, token=token)
+        return await self._for(target).find_posted(
+            channel, target, text, token=token, marker=marker, since=since
+        )
 
     async def aclose(self) -> None:
         for client in self._clients.values():

@@ -15,6 +15,7 @@ from fengqiao.contracts import (
     ReplyTarget,
     SupervisionOrdered,
     Urgency,
+    channel_for,
     derived_event_id,
 )
 from fengqiao.contracts.topics import CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS
@@ -22,7 +23,9 @@ from fengqiao.services.tracker.domain.case import (
     Case,
     Cause,
     Rules,
+    S,
     TimelineEntry,
+    check,
     evolve,
     iso,
     with_timeline,
@@ -74,14 +77,21 @@ def reply(
     purpose: ReplyPurpose,
     rules: Rules,
     *,
-    channel: ReplyChannel = ReplyChannel.COMMENT,
+    channel: ReplyChannel | None = None,
     hop: int = 0,
     **variables: str,
 ) -> Case:
-    """Ask the notifier to tell the citizen (or the public) something, in masked words only."""
+    """Ask the notifier to tell the citizen (or the public) something, in masked words only:
+    on `channel`, by default the one the citizen used (a comment for a post or a comment, a
+    private message for a private message). A platform that answers through the request's
+    status (Open311: case.events are its status) is sent nothing."""
     if case.reply_to is None:  # the appeal has not reached the tracker yet: nobody to tell
         return case
     target = ReplyTarget.model_validate(case.reply_to)
+    used = channel_for(target)
+    if used is None:
+        return _answered_by_status(case, cause, purpose, rules)
+    channel = channel or used
     category, urgent = _sensitivity(case, cause)
     request = ReplyRequested(
         event_id=derived_event_id("reply", cause.event_id, purpose.value),
@@ -104,6 +114,23 @@ def reply(
         confidence=case.routing_confidence,
     )
     return send(case, request, REPLIES_REQUESTED.name)
+
+
+def _answered_by_status(case: Case, cause: Cause, purpose: ReplyPurpose, rules: Rules) -> Case:
+    """The citizen follows the request's status, which every case event updates; the
+    acknowledgment is the status itself (the request was answered with its id on arrival)."""
+    if purpose is not ReplyPurpose.ACKNOWLEDGMENT or case.acknowledged:
+        return case
+    case = evolve(case, acknowledged=True)
+    state = check(case, "acknowledge") if case.state is S.RECEIVED else case.state
+    return record(
+        case,
+        cause,
+        "case.acknowledged",
+        state,
+        rules,
+        detail="received; this request's status follows the case",
+    )
 
 
 def _sensitivity(case: Case, cause: Cause) -> tuple[str | None, bool]:

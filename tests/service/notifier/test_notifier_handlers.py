@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ from fengqiao.contracts import (
 from fengqiao.runtime.clock import FakeClock
 from fengqiao.runtime.service import Runtime
 from fengqiao.services.notifier.adapters.outbox import InMemoryOutbox
-from fengqiao.services.notifier.adapters.platform import PermanentError, RetryableError
+from fengqiao.services.notifier.adapters.platform import NotSendable, PermanentError, RetryableError
 from fengqiao.services.notifier.app import build
 from fengqiao.services.notifier.settings import NotifierSettings
 
@@ -46,7 +47,7 @@ class FakePlatform:
         return f"m{len(self.posted)}"
 
     async def find_posted(
-        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str, **_: Any
     ) -> str | None:
         return None
 
@@ -188,6 +189,30 @@ async def test_after_the_last_try_the_request_is_dead_lettered_and_reported_fail
     )
     assert letter.error == "gave up after 2 tries: HTTP 503: busy"
     assert ReplyRequested.model_validate_json(letter.payload) == request()
+
+
+async def test_a_reply_not_sendable_as_configured_is_dead_lettered_and_sent_when_replayed(
+    notifier: Notifier,
+) -> None:
+    """No client for the reply's platform: failed, counted, dead-lettered as NotSendable; the
+    same request replayed (the header `fengqiao ops dlq replay` puts on it) once the
+    configuration is fixed is sent."""
+    notifier.platform.errors = [NotSendable("no client for platform 'weibo' (known: none)")]
+    replay = {"fengqiao-replay-of": "replies.requested:0:7"}
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(request(), REPLIES_REQUESTED.name, key=b"c-0123456789abcdef")
+        [letter] = notifier.dead
+        assert letter.error_type == "NotSendable"
+        assert "no client for platform" in letter.error
+        transport = httpx.ASGITransport(app=notifier.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://n") as http:
+            metrics = (await http.get("/metrics")).text
+        assert 'fengqiao_notifier_replies_unsendable_total{account="@新疆检察"} 1.0' in metrics
+        await broker.publish(
+            request(), REPLIES_REQUESTED.name, key=b"c-0123456789abcdef", headers=replay
+        )
+    assert [r.status for r in notifier.results] == ["failed", "sent"]
+    assert len(notifier.platform.posted) == 1
 
 
 async def test_an_operator_approves_a_held_reply_over_http(notifier: Notifier) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 import httpx
@@ -212,15 +213,14 @@ async def test_a_status_is_shared(client: WeiboClient, platform: Platform) -> No
     assert platform.form() == {"status": "已办结 https://fengqiao.example/c/1", "access_token": "t"}
 
 
-def by_me(*comments: dict[str, object]) -> Handler:
-    return lambda _: httpx.Response(200, json={"comments": list(comments), "total_number": 9})
+def comments(*items: dict[str, object]) -> Handler:
+    return lambda _: httpx.Response(200, json={"comments": list(items), "total_number": 9})
 
 
-async def test_a_comment_already_posted_is_found_by_text_and_target(
+async def test_a_comment_already_posted_is_found_among_the_posts_comments(
     client: WeiboClient, platform: Platform
 ) -> None:
-    platform.answer = by_me(
-        {"idstr": "1", "text": "您好", "status": {"idstr": "other"}},
+    platform.answer = comments(
         {"idstr": "2", "text": "别的", "status": {"idstr": "p1"}},
         {"idstr": "3", "text": "您好", "status": {"idstr": "p1"}, "reply_comment": {"idstr": "c9"}},
         {"idstr": "4", "text": "您好", "status": {"id": "p1"}},
@@ -229,8 +229,88 @@ async def test_a_comment_already_posted_is_found_by_text_and_target(
     assert await client.find_posted(ReplyChannel.COMMENT, COMMENT, "您好", token="t") == "3"
     assert await client.find_posted(ReplyChannel.COMMENT, POST, "没有", token="t") is None
     request = platform.requests[0]
-    assert request.method == "GET" and request.url.path == "/2/comments/by_me.json"
-    assert dict(request.url.params) == {"access_token": "t", "count": "200"}
+    assert request.method == "GET" and request.url.path == "/2/comments/show.json"
+    assert dict(request.url.params) == {"access_token": "t", "count": "200", "id": "p1"}
+
+
+async def test_a_comment_is_recognised_by_its_marker_whatever_its_text(
+    client: WeiboClient, platform: Platform
+) -> None:
+    platform.answer = comments(
+        {"idstr": "5", "text": "网友：谢谢", "status": {"idstr": "p1"}},
+        {"idstr": "4", "text": "您好，已收到〔回执ABC123〕", "status": {"idstr": "p1"}},
+    )
+    found = await client.find_posted(
+        ReplyChannel.COMMENT, POST, "您好，已收到（改过的模板）", token="t", marker="〔回执ABC123〕"
+    )
+    assert found == "4"
+
+
+def paged(total: int, *, at: datetime) -> Handler:
+    """A post with `total` comments, ids total..1, a minute apart back from `at`."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        count = int(request.url.params["count"])
+        top = int(request.url.params.get("max_id") or total)
+        items = [
+            {
+                "idstr": str(i),
+                "text": f"第{i}条",
+                "created_at": (at - timedelta(minutes=total - i)).strftime(
+                    "%a %b %d %H:%M:%S %z %Y"
+                ),
+            }
+            for i in range(top, max(top - count, 0), -1)
+        ]
+        return httpx.Response(200, json={"comments": items, "total_number": total})
+
+    return answer
+
+
+async def test_the_posts_comments_are_read_page_by_page_back_to_the_attempt(
+    platform: Platform,
+) -> None:
+    at = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    platform.answer = paged(1_000, at=at)
+    client = WeiboClient(
+        "https://api.example", transport=httpx.MockTransport(platform), page_size=100
+    )
+    try:
+        found = await client.find_posted(ReplyChannel.COMMENT, POST, "x", token="t", marker="第3条")
+        assert found == "3" and len(platform.requests) == 10
+        assert platform.requests[1].url.params["max_id"] == "900"
+        platform.requests.clear()
+        # Absent: the search stops once the comments are older than the attempt (and the skew).
+        since = at - timedelta(minutes=150)
+        found = await client.find_posted(
+            ReplyChannel.COMMENT, POST, "x", token="t", marker="没有", since=since
+        )
+        assert found is None and len(platform.requests) == 2
+    finally:
+        await client.aclose()
+
+
+async def test_a_post_with_too_many_comments_to_read_cannot_be_reconciled(
+    platform: Platform,
+) -> None:
+    platform.answer = paged(1_000, at=datetime(2026, 12, 1, 12, tzinfo=UTC))
+    client = WeiboClient(
+        "https://api.example", transport=httpx.MockTransport(platform), page_size=100, max_pages=3
+    )
+    try:
+        with pytest.raises(CannotReconcile, match="without reaching the time of the attempt"):
+            await client.find_posted(ReplyChannel.COMMENT, POST, "x", token="t", marker="没有")
+    finally:
+        await client.aclose()
+
+
+async def test_a_comment_without_its_post_cannot_be_looked_for(
+    client: WeiboClient, platform: Platform
+) -> None:
+    target = POST.model_copy(update={"post_id": None, "comment_id": "c9"})
+    with pytest.raises(CannotReconcile, match="without its post"):
+        await client.find_posted(ReplyChannel.COMMENT, target, "x", token="t")
+    assert platform.requests == []
 
 
 async def test_a_shared_status_is_found_on_the_timeline(

@@ -58,12 +58,20 @@ class FakePlatform:
         return f"m{len(self.posted)}"
 
     async def find_posted(
-        self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
+        self,
+        channel: ReplyChannel,
+        target: ReplyTarget,
+        text: str,
+        *,
+        token: str,
+        marker: str = "",
+        **_: Any,
     ) -> str | None:
         self.lookups += 1
         if self.lookup_error is not None:
             raise self.lookup_error
-        return self.taken.get(text)
+        by_marker = [i for t, i in self.taken.items() if marker and marker in t]
+        return by_marker[0] if by_marker else self.taken.get(text)
 
     async def aclose(self) -> None:
         return None
@@ -92,7 +100,9 @@ class Results:
         for result in results:
             await self.fake.sent_result(result)
 
-    async def dead_letter(self, request: ReplyRequested, origin: Origin | None, error: str) -> None:
+    async def dead_letter(
+        self, request: ReplyRequested, origin: Origin | None, error: str, *_: str
+    ) -> None:
         await self.fake.dead_letter(request, origin, error)
 
 
@@ -222,6 +232,7 @@ async def test_a_reply_is_posted_once_and_recorded(n: Notifier) -> None:
         "partition": 3,
         "offset": 41,
         "key": "c-0123456789abcdef",
+        "replay_of": None,
     }
     sample = n.sender.metrics.replies.labels("acknowledgment", "@新疆检察", "sent")._value.get()
     assert sample == 1
@@ -401,9 +412,13 @@ async def test_no_access_token_fails_without_posting() -> None:
     n = make(tokens={})
     result = await n.sender.handle(request())
     assert result is not None
-    assert (result.status, result.error) == ("failed", "no access token for @新疆检察")
+    error = "not sendable: no access token for @新疆检察"
+    assert (result.status, result.error) == ("failed", error)
     assert n.platform.attempts == 0
     assert n.outbox.records[KEY]["state"] == "failed"
+    # Counted, and dead-lettered: replayed once a token is given, it is sent (test_replay).
+    assert n.results.dead == [(KEY, None, error)]
+    assert n.sender.metrics.unsendable.labels("@新疆检察")._value.get() == 1
 
 
 async def test_content_with_private_data_fails_without_posting(n: Notifier) -> None:
