@@ -49,10 +49,13 @@ class Parking:
         self.sleep, self.interval = sleep, queue.queueing.sweep_seconds
         # The partitions of replies.requested this replica owns; None: every one.
         self.owned: set[int] | None = set() if queue.queueing.partitioned else None
+        self.lost: set[int] = set()  # revoked and not assigned again
         self.task: asyncio.Task[None] | None = None
         self._gauged: set[str] = set()
 
-    async def park(self, request: ReplyRequested, origin: Origin | None) -> None:
+    async def park(self, request: ReplyRequested, origin: Origin | None) -> bool:
+        """Park a reply read from `origin`; whether this replica queues it (not when its
+        partition was revoked meanwhile: a poll handled after a rebalance)."""
         await self.outbox.park(
             request.idempotency_key,
             {
@@ -62,6 +65,7 @@ class Parking:
                 "rank": rank(request),
             },
         )
+        return origin is None or origin.partition not in self.lost
 
     def owns(self, doc: dict[str, Any]) -> bool:
         partition = doc.get("partition")
@@ -70,12 +74,14 @@ class Parking:
     # ------------------------------------------------------------------ rebalances
 
     def assigned(self, partitions: Collection[int]) -> None:
+        self.lost.difference_update(partitions)
         if self.owned is not None:
             self.owned.update(partitions)
         if self.task is not None:  # running: adopt what waits in those partitions now
             self.queue.spawn("parking sweep (assigned)", self._sweep_logged())
 
     def revoked(self, partitions: Collection[int]) -> None:
+        self.lost.update(partitions)
         if self.owned is not None:
             self.owned.difference_update(partitions)
         dropped = self.queue.drop(partitions)

@@ -154,8 +154,8 @@ class Sender:
             elif plan.state == "sending":
                 sends.append(plan)
             elif plan.state == "queued":
-                await self._parking.park(request, origin)
-                self._queue.enqueue(request, plan.parts, origin)
+                if await self._parking.park(request, origin):
+                    self._queue.enqueue(request, plan.parts, origin)
                 results[key] = None
             else:
                 fields = {k: plan.record.get(k) for k in ("text", "error")}
@@ -248,8 +248,8 @@ class Sender:
         if key in self._active:
             return None
         if state == "queued":
-            await self._parking.park(request, origin)
-            self._queue.enqueue(request, list(record.get("parts") or []), origin)
+            if await self._parking.park(request, origin):
+                self._queue.enqueue(request, list(record.get("parts") or []), origin)
             return None
         return await self._reconcile(request, record, origin)
 

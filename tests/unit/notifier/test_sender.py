@@ -655,9 +655,11 @@ async def test_queued_replies_move_with_their_partition_to_another_replica() -> 
     assert bucket_gauge(a, "queue_depth") == 3
     a.sender.revoked({3})  # a rebalance gives partition 3 to replica b
     assert bucket_gauge(a, "queue_depth") == 0
+    await a.sender.handle_many(bot_acknowledgments(5)[4:])  # a poll handled after the revoke
+    assert bucket_gauge(a, "queue_depth") == 0
     thaw(a)
     await a.sender.idle()
-    assert len(a.platform.posted) == 1 and len(a.outbox.queue) == 3  # still parked
+    assert len(a.platform.posted) == 1 and len(a.outbox.queue) == 4  # still parked
     b = make(
         limiter=RateLimiter(budget),
         queueing=Queueing(partitioned=True),
@@ -669,7 +671,7 @@ async def test_queued_replies_move_with_their_partition_to_another_replica() -> 
     b.sender.assigned({3})
     await b.sender.start()
     await b.sender.idle()
-    assert len(a.platform.posted) == 4 and a.outbox.queue == {}
+    assert len(a.platform.posted) == 5 and a.outbox.queue == {}
     assert a.outbox.attempts.keys() == {r.idempotency_key for r in b.results.sent}
 
 
