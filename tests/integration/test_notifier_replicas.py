@@ -8,6 +8,9 @@ wait parked in the store, none lost.
 
 Before replies were keyed by account, each replica read the cases of its partitions and spent a
 budget of its own: the simulator took 6.
+
+Then the replica that owns the account stops: the other is assigned its partitions and adopts
+the parked replies (its gauge counts them), none posted twice.
 """
 
 from __future__ import annotations
@@ -134,6 +137,20 @@ async def test_two_replicas_share_one_budget_per_account(
                     for fleet in (one, two)
                 ]
                 assert sum(gauge in page for page in pages) == 1, gauge
+
+                # The owner stops: its partitions go to the other, which adopts what is parked.
+                owner, survivor = (one, two) if gauge in pages[0] else (two, one)
+                processes.stop(owner.members["notifier"])
+                deadline = time.monotonic() + 60
+                while True:
+                    left = await mongo[database]["queue"].count_documents({})
+                    page = (await http.get(f"{survivor.url('notifier')}/metrics")).text
+                    if f'{{bucket="{ACCOUNT}:comments"}} {left:.1f}' in page:
+                        break
+                    assert time.monotonic() < deadline, "the other replica never adopted them"
+                    await asyncio.sleep(0.5)
+                taken = await received(http, sim, posts)
+                assert len({p["target"]["id"] for p in taken}) == len(taken) == REPLIES - left
     finally:
         await mongo.drop_database(database)
         await mongo.close()
