@@ -10,7 +10,7 @@ from functools import cached_property
 
 from pydantic_core import to_json
 
-from fengqiao.contracts.envelope import Envelope
+from fengqiao.contracts.envelope import CaseMessage, Envelope
 from fengqiao.contracts.messages import (
     AppealNormalized,
     CaseEventRecorded,
@@ -81,7 +81,12 @@ CASE_EVENTS = Topic(
     "case.events", 6, "case_id", CaseEventRecorded, "Every change in a case's life."
 )
 REPLIES_REQUESTED = Topic(
-    "replies.requested", 6, "case_id", ReplyRequested, "Replies the tracker wants posted."
+    "replies.requested",
+    6,
+    "platform:account",
+    ReplyRequested,
+    "Replies the tracker wants posted, keyed by the account that posts them (one notifier "
+    "replica holds an account's rate limit).",
 )
 REPLIES_SENT = Topic("replies.sent", 6, "case_id", ReplySent, "What the platform answered.")
 
@@ -96,8 +101,9 @@ TOPICS: tuple[Topic, ...] = (
     REPLIES_REQUESTED,
     REPLIES_SENT,
 )
-# The topics of a case's life, keyed by its id (one case's messages on one partition each).
-CASE_TOPICS: tuple[Topic, ...] = tuple(t for t in TOPICS if t.key == "case_id")
+# The topics of a case's life: their messages name their case (keyed by it, but for
+# replies.requested, keyed by the account that posts them).
+CASE_TOPICS: tuple[Topic, ...] = tuple(t for t in TOPICS if issubclass(t.message, CaseMessage))
 
 DLQ_MESSAGE = DeadLetter
 DLQ_PARTITIONS = 1

@@ -80,6 +80,12 @@ class ReplyRequested(CaseMessage):
         """At most one reply per (case, purpose, hop)."""
         return f"{self.case_id}:{self.purpose.value}:{self.hop}"
 
+    def kafka_key(self) -> str:
+        """Keyed by the account that posts it, not the case: one partition, so one notifier
+        replica, owns an account and holds its whole rate-limit budget (a case's replies all go
+        to the account of its `reply_to`, so they stay in order too)."""
+        return f"{self.target.platform}:{self.target.account}"
+
 
 class ReplySent(CaseMessage):
     """The platform's answer to a reply: its message id, or the final failure."""

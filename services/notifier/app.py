@@ -81,6 +81,7 @@ def build(
         # An interrupted request is answered or dropped by the platform within the timeout.
         settle_seconds=settings.http_timeout_seconds + 2,
         concurrency=settings.concurrency,
+        queueing=settings.queueing(),
     )
 
     async def start() -> None:

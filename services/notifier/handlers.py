@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
@@ -78,6 +79,25 @@ class KafkaResults:
         await self._outages.retry(lambda: publish_to(self._dead, letter), REPLIES_REQUESTED.dlq)
 
 
+class Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the sender which partitions of replies.requested, so which accounts (the topic is
+    keyed by account), this replica owns: queued replies of revoked partitions leave memory for
+    their new owner, which finds them parked."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._sender.revoked(_partitions(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._sender.assigned(_partitions(assigned))
+
+
+def _partitions(topic_partitions: set[TopicPartition]) -> set[int]:
+    return {tp.partition for tp in topic_partitions if tp.topic == REPLIES_REQUESTED.name}
+
+
 def register(
     broker: KafkaBroker,
     sender: Sender,
@@ -97,6 +117,7 @@ def register(
         "one records its outcomes).",
         max_records=batch_size,
         batch_timeout_ms=100,
+        listener=Ownership(sender),
     )
     async def send_replies(batch: list[ReplyRequested], msg: KafkaMessage) -> BatchFailures:
         origins = [origin_of(record) for record in batch_records(msg)]

@@ -23,12 +23,7 @@ class NotifierMetrics:
             ["state"],
             registry=registry,
         )
-        self.queue_depth = Gauge(
-            "fengqiao_notifier_queue_depth",
-            "Replies waiting for a token, by bucket (account:kind)",
-            ["bucket"],
-            registry=registry,
-        )
+        self._queues(registry)
         self.rate_limited = Counter(
             "fengqiao_notifier_rate_limited_total",
             "Replies that had to wait for their rate limit, by bucket",
@@ -61,6 +56,35 @@ class NotifierMetrics:
             registry=registry,
         )
         self._replies: dict[tuple[str, str, str], Any] = {}
+
+    def _queues(self, registry: CollectorRegistry) -> None:
+        self.queue_depth = Gauge(
+            "fengqiao_notifier_queue_depth",
+            "Replies waiting for a token in this process's memory, by bucket (account:kind); at "
+            "most FENGQIAO_NOTIFIER_QUEUE_LIMIT each",
+            ["bucket"],
+            registry=registry,
+        )
+        self.parked = Gauge(
+            "fengqiao_notifier_parked",
+            "Replies waiting for a token in the store, by bucket (account:kind), of the accounts "
+            "this replica owns: the whole backlog, in memory or not (set by each parking sweep)",
+            ["bucket"],
+            registry=registry,
+        )
+        self.spilled = Counter(
+            "fengqiao_notifier_queue_spilled_total",
+            "Replies that found their bucket's queue full and left memory (the lowest-ranked of "
+            "it and the queue): they stay parked in the store, and come back when there is room",
+            ["bucket"],
+            registry=registry,
+        )
+        self.parked_retries = Counter(
+            "fengqiao_notifier_parked_retries_total",
+            "Queued replies whose send failed (the store or broker away): tried again after a "
+            "backoff",
+            registry=registry,
+        )
 
     def reply(self, purpose: str, account: str, status: str) -> None:
         """Count a reply's outcome (each label set looked up once)."""

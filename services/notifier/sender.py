@@ -6,8 +6,9 @@ Paths of a reply (its key is (case, purpose, hop)):
 - refused by the gate, or without a token → claimed `failed` at once;
 - in a held category, or urgent → claimed `held` until an operator approves or rejects it;
 - a token free now → claimed `sending` and posted; no token → claimed `queued`, parked (a
-  document per key, reloaded at start) and posted by the bucket's worker when a token frees
-  (`queue`);
+  document per key) and posted by the bucket's worker when a token frees, urgent replies first,
+  then acknowledgments (`queue`: bounded; what does not fit waits parked, and the sweep of
+  `parking` queues it when there is room, or again after a failed send);
 - found `sending` (a crash, timeout or store outage after the platform may have taken it) →
   reconciled (`reconcile`): looked for by its marker where it would be; found → `sent` with its
   id; absent → posted; cannot tell → `held` for an operator.
@@ -22,12 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from fengqiao.contracts import ReplyRequested, ReplySent
 from fengqiao.runtime.clock import Clock
-from fengqiao.runtime.messaging import Outages
 from fengqiao.services.notifier.adapters.outbox import FINAL, Outbox
 from fengqiao.services.notifier.adapters.platform import PlatformClient
 from fengqiao.services.notifier.decisions import Decisions, Undecidable
@@ -43,8 +43,9 @@ from fengqiao.services.notifier.domain import (
 from fengqiao.services.notifier.limits import RateLimiter
 from fengqiao.services.notifier.metrics import NotifierMetrics
 from fengqiao.services.notifier.outcomes import UNSENDABLE, Origin, Outcomes, Results
+from fengqiao.services.notifier.parking import Parking
 from fengqiao.services.notifier.posting import Outcome, Plan, Poster, Sleep
-from fengqiao.services.notifier.queue import ReplyQueue
+from fengqiao.services.notifier.queue import Queueing, ReplyQueue, by_priority
 from fengqiao.services.notifier.reconcile import UNKNOWN, Reconciler
 
 __all__ = ["UNKNOWN", "Origin", "Results", "Sender", "Undecidable"]
@@ -72,13 +73,13 @@ class Sender:
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         concurrency: int = 64,
+        queueing: Queueing | None = None,
     ) -> None:
         self._outbox, self._renderer, self._tokens, self._clock = outbox, renderer, tokens, clock
-        self._results = results
+        self._results, self._link = results, link
         self._policy = policy or ContentPolicy()
         self._limiter = limiter or RateLimiter({}, enabled=False)
         self.metrics = metrics or NotifierMetrics()
-        self._link = link
         self._settle, self._sleep, self._monotonic = settle_seconds, sleep, monotonic
         self._active: set[str] = set()  # keys being sent or queued in this process
         self._outcomes = Outcomes(
@@ -103,6 +104,11 @@ class Sender:
             take_token=self._poster.take_token,
             send=self._send_queued,
             active=self._active,
+            queueing=queueing or Queueing(),
+            monotonic=monotonic,
+        )
+        self._parking = Parking(
+            outbox=outbox, queue=self._queue, metrics=self.metrics, clock=clock, sleep=sleep
         )
         self._decisions = self._operators_decisions()
         self._reconciler = self._replays_reconciler()
@@ -148,7 +154,7 @@ class Sender:
         """`handle` for a batch: one insert claims them all, one records their outcomes; the
         posts go out concurrently, one case's in order."""
         plans: dict[str, Plan] = {}
-        for request, origin in items:
+        for request, origin in by_priority(items):
             key = request.idempotency_key
             if key not in plans and key not in self._active:
                 plans[key] = self._plan(request, origin)
@@ -164,8 +170,8 @@ class Sender:
             elif plan.state == "sending":
                 sends.append(plan)
             elif plan.state == "queued":
-                await self._outbox.park(key, {"parked_at": self._clock.now()})
-                self._queue.enqueue(request, plan.parts, origin)
+                if await self._parking.park(request, origin):
+                    self._queue.enqueue(request, plan.parts, origin)
                 results[key] = None
             else:
                 fields = {k: plan.record.get(k) for k in ("text", "error")}
@@ -217,8 +223,7 @@ class Sender:
             error = f"not sendable: no access token for {request.target.account}"
             failed = {"state": "failed", "text": text, "error": error, "retry": UNSENDABLE}
             return Plan(request, origin, parts, {**record, **failed, "finished_at": now})
-        account, channel = request.target.account, request.channel
-        if self._limiter.wait(account, channel, self._monotonic()) == 0.0:
+        if self._queue.token_now(request):
             return Plan(request, origin, parts, {**record, "state": "sending", "attempted_at": now})
         return Plan(request, origin, parts, {**record, "state": "queued"})
 
@@ -263,8 +268,8 @@ class Sender:
         if key in self._active:
             return None
         if state == "queued":
-            await self._outbox.park(key, {"parked_at": self._clock.now()})
-            self._queue.enqueue(request, list(record.get("parts") or []), origin)
+            if await self._parking.park(request, origin):
+                self._queue.enqueue(request, list(record.get("parts") or []), origin)
             return None
         return await self._reconciler.reconcile(request, record, origin)
 
@@ -346,29 +351,22 @@ class Sender:
         await self._outbox.unpark(key)
 
     async def start(self) -> None:
-        """Reload the replies parked before a restart, and count those held."""
-        self.metrics.outbox_depth.labels("held").set(len(await self._outbox.held()))
-        for parked in sorted(await self._outbox.parked(), key=lambda d: str(d.get("parked_at"))):
-            record = await self._outbox.get(parked["_id"])
-            if record is None or record.get("state") in FINAL:
-                await self._outbox.unpark(parked["_id"])
-                continue
-            request = ReplyRequested.model_validate(record["request"])
-            origin = Origin(**record["origin"]) if record.get("origin") else None
-            self._queue.enqueue(request, list(record.get("parts") or []), origin)
+        """Queue the parked replies, count them and the held ones (a sweep of `parking`)."""
+        await self._parking.sweep()
 
     def start_when(self, ready: Callable[[], Awaitable[bool]]) -> None:
-        """`start` in the background once `ready()` (the broker is connected: a queued reply's
-        result must be publishable)."""
+        """Sweep the parked replies on a timer once `ready()` (see `Parking.run`)."""
+        self._parking.start(ready)
 
-        async def wait_then_start() -> None:
-            while not await ready():
-                await self._sleep(0.2)
-            await Outages("notifier").retry(self.start, "reloading parked replies")  # store away
+    def assigned(self, partitions: Collection[int]) -> None:
+        """This replica owns these partitions of replies.requested (and their accounts) now."""
+        self._parking.assigned(partitions)
 
-        self._queue.spawn("notifier start", wait_then_start())
+    def revoked(self, partitions: Collection[int]) -> None:
+        self._parking.revoked(partitions)
 
     async def stop(self) -> None:
+        await self._parking.stop()
         await self._queue.stop()
 
     async def idle(self) -> None:

@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.services.notifier.domain import ContentPolicy
 from fengqiao.services.notifier.limits import Budget, RateLimiter
+from fengqiao.services.notifier.queue import Queueing
 
 
 class Webhook(BaseModel):
@@ -57,6 +58,23 @@ class NotifierSettings(BaseSettings):
     messages_per_hour: float = Field(default=300, gt=0)
     app_per_hour: float = Field(default=5000, gt=0, description="Every account of the app.")
     burst: int = Field(default=5, ge=1, description="Messages a bucket may send at once.")
+    # The queues of replies waiting for their rate limit (services/notifier/queue.py).
+    queue_limit: int = Field(
+        default=500,
+        ge=1,
+        description="Replies held in memory per account and kind (over 8 hours of comments); "
+        "more wait parked in the store, lowest rank first, and come back when there is room.",
+    )
+    parked_sweep_seconds: float = Field(
+        default=10.0, gt=0, description="How often parked replies are looked at."
+    )
+    parked_retry_base_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A queued reply whose send failed is tried again after "
+        "this, doubling per failure.",
+    )
+    parked_retry_max_seconds: float = Field(default=300.0, gt=0)
     # The content gate.
     sensitive_words: list[str] = Field(default_factory=list)
     hold_categories: list[str] = Field(
@@ -92,6 +110,15 @@ class NotifierSettings(BaseSettings):
             hold_urgent=self.hold_urgent,
             hold_below_confidence=self.hold_below_confidence,
             safe_domain=self.safe_domain.lower(),
+        )
+
+    def queueing(self) -> Queueing:
+        return Queueing(
+            limit=self.queue_limit,
+            sweep_seconds=self.parked_sweep_seconds,
+            retry_base_seconds=self.parked_retry_base_seconds,
+            retry_max_seconds=self.parked_retry_max_seconds,
+            partitioned=True,
         )
 
     def limiter(self) -> RateLimiter:

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from fengqiao import contracts
 from fengqiao.contracts import (
     APPEALS,
+    CASE_TOPICS,
+    REPLIES_REQUESTED,
     TOPICS,
     UNIT_ACTIONS,
     AppealNormalized,
@@ -250,12 +252,20 @@ def test_a_raw_post_is_keyed_by_platform_and_source_id() -> None:
         (order, "c-2"),
         (unit_acted, "c-3"),
         (case_event, "c-4"),
-        (reply_requested, "c-5"),
         (reply_sent, "c-6"),
     ],
 )
 def test_case_messages_are_keyed_by_case_id(factory: Any, key: str) -> None:
     assert factory().kafka_key() == key
+
+
+def test_reply_requests_are_keyed_by_the_account_that_posts_them() -> None:
+    """One partition (one notifier replica) per account: its budget is held in one place."""
+    first, second = reply_requested(), reply_requested(case_id="c-other", hop=2)
+    assert first.kafka_key() == second.kafka_key() == f"weibo:{TARGET.account}"
+    other = reply_requested(target=TARGET.model_copy(update={"account": "@伊犁检察"}))
+    assert other.kafka_key() != first.kafka_key()
+    assert REPLIES_REQUESTED.key == "platform:account" and REPLIES_REQUESTED in CASE_TOPICS
 
 
 def test_a_dead_letter_keeps_its_origin_key() -> None:

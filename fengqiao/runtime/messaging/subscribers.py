@@ -69,6 +69,7 @@ def batch_subscriber(
     description: str,
     max_records: int = 500,
     batch_timeout_ms: int = 200,
+    **options: Any,
 ) -> Callable[[Handler], Handler]:
     """Like `topic_subscriber`, but the handler gets what one poll returned, up to `max_records`
     messages of the topic as a list (in partition order; one consumer for all partitions), and
@@ -86,7 +87,8 @@ def batch_subscriber(
     order, each once it and all before it are finished (`Pipeline`).
 
     A handler that needs the records of its messages (their origin) reads them with
-    `batch_records(msg)`; a poll waits up to `batch_timeout_ms` for its first message."""
+    `batch_records(msg)`; a poll waits up to `batch_timeout_ms` for its first message. Other
+    `options` go to FastStream's subscriber (e.g. `listener=`, told of rebalances)."""
     model = topic.message
 
     async def decode(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> list[Any]:
@@ -114,4 +116,5 @@ def batch_subscriber(
         decoder=decode,
         # Committed by the poll's `Pipeline` (explicit offsets, in poll order), not FastStream.
         ack_policy=AckPolicy.MANUAL,
+        **options,
     )

@@ -28,6 +28,7 @@ from fengqiao.services.notifier.adapters.platform import (
 )
 from fengqiao.services.notifier.domain import ContentPolicy, Renderer
 from fengqiao.services.notifier.limits import Budget, RateLimiter
+from fengqiao.services.notifier.queue import Queueing
 from fengqiao.services.notifier.sender import UNKNOWN, Origin, Sender, Undecidable
 
 START = datetime(2026, 8, 1, 10, tzinfo=UTC)
@@ -117,15 +118,20 @@ class Time:
     clock: FakeClock
     now: float = 1000.0
     delays: list[float] = field(default_factory=list)
+    moving: asyncio.Event | None = None  # while it is not set, time stands still
+    steps: int = 1  # how often a sleep lets the other tasks run (a sleep takes that long)
 
     def monotonic(self) -> float:
         return self.now
 
     async def sleep(self, delay: float) -> None:
+        if self.moving is not None:
+            await self.moving.wait()
         self.delays.append(delay)
         self.now += delay
         self.clock.advance(timedelta(seconds=delay))
-        await asyncio.sleep(0)
+        for _ in range(self.steps):
+            await asyncio.sleep(0)
 
 
 @dataclass
@@ -149,6 +155,7 @@ def make(
     limiter: RateLimiter | None = None,
     outbox: InMemoryOutbox | None = None,
     platform: FakePlatform | None = None,
+    queueing: Queueing | None = None,
 ) -> Notifier:
     outbox, platform, clock = (
         outbox or InMemoryOutbox(),
@@ -172,6 +179,7 @@ def make(
         settle_seconds=12,
         sleep=time.sleep,
         monotonic=time.monotonic,
+        queueing=queueing,
     )
     return Notifier(sender, outbox, platform, clock, time, results)
 
@@ -515,6 +523,171 @@ async def test_queued_replies_are_sent_after_a_restart() -> None:
     assert len(n.platform.posted) == 2
     assert restarted.results.sent[0].idempotency_key == "c-0000000000000001:acknowledgment:0"
     assert n.outbox.queue == {}
+
+
+def bucket_gauge(n: Notifier, metric: str, bucket: str = "@新疆检察:comments") -> float:
+    value: float = getattr(n.sender.metrics, metric).labels(bucket)._value.get()
+    return value
+
+
+def freeze(n: Notifier) -> None:
+    """No token frees until `thaw`: what the queue holds stays there."""
+    n.time.moving = asyncio.Event()
+
+
+def thaw(n: Notifier) -> None:
+    assert n.time.moving is not None
+    n.time.moving.set()
+
+
+def bot_acknowledgments(count: int) -> list[tuple[ReplyRequested, Origin | None]]:
+    return [(request(f"bot{i}", f"c-b{i:015x}"), ORIGIN) for i in range(count)]
+
+
+async def test_an_urgent_reply_behind_100_bot_acknowledgments_goes_out_first() -> None:
+    n = make(limiter=RateLimiter({"comments": Budget(per_hour=60, burst=1)}))
+    freeze(n)  # no token frees before the urgent reply comes
+    await n.sender.handle_many(bot_acknowledgments(101))  # the first goes at once
+    urgent = request("u1", "c-urgent000000000", urgent=True, purpose=ReplyPurpose.PROGRESS)
+    assert await n.sender.handle(urgent) is None  # waits for a token, ahead of the bots
+    thaw(n)
+    await n.sender.idle()
+    keys = [r.idempotency_key for r in n.results.sent]
+    assert keys[:3] == [
+        "c-b000000000000000:acknowledgment:0",
+        urgent.idempotency_key,
+        "c-b000000000000001:acknowledgment:0",
+    ]
+    assert len(keys) == len(set(keys)) == 102
+
+
+async def test_urgent_replies_go_first_then_acknowledgments_then_the_rest() -> None:
+    n = make(limiter=RateLimiter({"comments": Budget(per_hour=60, burst=1)}))
+    freeze(n)
+    await n.sender.handle(request("first", "c-0000000000000000"))
+    progress = request("p", "c-0000000000000001", purpose=ReplyPurpose.PROGRESS)
+    ack = request("a", "c-0000000000000002")
+    urgent_ack = request("u", "c-0000000000000003", urgent=True)
+    resolution = request("r", "c-0000000000000004", purpose=ReplyPurpose.RESOLUTION)
+    await n.sender.handle_many([(r, None) for r in (progress, ack, urgent_ack, resolution)])
+    thaw(n)
+    await n.sender.idle()
+    assert [r.request_event_id for r in n.results.sent] == ["first", "u", "a", "p", "r"]
+
+
+async def test_a_full_queue_keeps_the_best_in_memory_and_the_rest_parked() -> None:
+    n = make(
+        limiter=RateLimiter({"comments": Budget(per_hour=3600, burst=1)}),
+        queueing=Queueing(limit=3),
+    )
+    freeze(n)
+    await n.sender.handle_many(bot_acknowledgments(6))  # 1 sent, 3 queued, 2 only parked
+    assert bucket_gauge(n, "queue_depth") == 3 and bucket_gauge(n, "spilled") == 2
+    assert len(n.outbox.queue) == 5  # nothing is lost: every one waits in the store
+    urgent = request("u1", "c-urgent000000000", urgent=True)
+    await n.sender.handle(urgent)  # a full queue takes it, and lets the last bot go
+    assert bucket_gauge(n, "queue_depth") == 3 and bucket_gauge(n, "spilled") == 3
+    await n.sender.start()  # one sweep: the backlog gauge counts the store's
+    assert bucket_gauge(n, "parked") == 6
+    thaw(n)
+    await n.sender.idle()
+    assert len(n.results.sent) == 4 and n.results.sent[1].idempotency_key == urgent.idempotency_key
+    await n.sender.start()  # room again: the parked ones come back
+    await n.sender.idle()
+    keys = [r.idempotency_key for r in n.results.sent]
+    assert len(keys) == len(set(keys)) == 7 and n.outbox.queue == {}
+    await n.sender.start()
+    assert bucket_gauge(n, "parked") == 0 and bucket_gauge(n, "queue_depth") == 0
+
+
+async def test_a_case_that_turns_urgent_keeps_its_replies_in_order() -> None:
+    n = make(limiter=RateLimiter({"comments": Budget(per_hour=60, burst=1)}))
+    freeze(n)
+    await n.sender.handle_many(bot_acknowledgments(3))
+    ack = request("a", "c-0000000000000009")
+    announcement = request(
+        "d", "c-0000000000000009", purpose=ReplyPurpose.DISPATCH_ANNOUNCEMENT, urgent=True
+    )
+    await n.sender.handle(ack)
+    await n.sender.handle(announcement)  # its case is urgent now: both go before the bots
+    n.time.steps = 50  # each reply is sent before the next token frees
+    thaw(n)
+    await n.sender.idle()
+    assert [r.request_event_id for r in n.results.sent][:3] == ["bot0", "a", "d"]
+
+
+class FlakyOutbox(InMemoryOutbox):
+    """The store refuses the first `failures` attempt records (an outage); when each try came."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures, self.tries, self.now = failures, list[float](), lambda: 0.0
+
+    async def attempt(self, key: str, record: dict[str, Any]) -> dict[str, Any] | None:
+        self.tries.append(self.now())
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the store is away")
+        return await super().attempt(key, record)
+
+
+async def test_a_parked_reply_whose_send_failed_is_retried_on_a_timer_with_backoff() -> None:
+    outbox = FlakyOutbox(failures=2)
+    n = make(
+        limiter=RateLimiter({"comments": Budget(per_hour=3600, burst=1)}),
+        outbox=outbox,
+        queueing=Queueing(sweep_seconds=10, retry_base_seconds=30, retry_max_seconds=300),
+    )
+
+    async def ready() -> bool:
+        return True
+
+    outbox.now = n.time.monotonic
+    freeze(n)
+    n.sender.start_when(ready)  # the timer: a sweep every 10 s (of the fake clock)
+    await n.sender.handle(request("r0", "c-0000000000000000"))
+    await n.sender.handle(request("r1", "c-0000000000000001"))  # queued: its send fails
+    thaw(n)
+    for _ in range(10_000):
+        if len(n.platform.posted) == 2:
+            break
+        await asyncio.sleep(0)
+    await n.sender.stop()
+    assert len(n.platform.posted) == 2 and n.outbox.queue == {}
+    assert [r.status for r in n.results.sent] == ["sent", "sent"]
+    first, second, third = outbox.tries
+    # Not before its backoff, doubling (the fake time's sleepers add up: no upper bound).
+    assert second - first >= 30 and third - second >= 60
+    assert n.sender.metrics.parked_retries._value.get() == 2
+
+
+async def test_queued_replies_move_with_their_partition_to_another_replica() -> None:
+    budget = {"comments": Budget(per_hour=60, burst=1)}
+    a = make(limiter=RateLimiter(budget), queueing=Queueing(partitioned=True))
+    freeze(a)
+    a.sender.assigned({3})
+    await a.sender.handle_many(bot_acknowledgments(4))  # read from partition 3
+    assert bucket_gauge(a, "queue_depth") == 3
+    a.sender.revoked({3})  # a rebalance gives partition 3 to replica b
+    assert bucket_gauge(a, "queue_depth") == 0
+    await a.sender.handle_many(bot_acknowledgments(5)[4:])  # a poll handled after the revoke
+    assert bucket_gauge(a, "queue_depth") == 0
+    thaw(a)
+    await a.sender.idle()
+    assert len(a.platform.posted) == 1 and len(a.outbox.queue) == 4  # still parked
+    b = make(
+        limiter=RateLimiter(budget),
+        queueing=Queueing(partitioned=True),
+        outbox=a.outbox,
+        platform=a.platform,
+    )
+    await b.sender.start()
+    assert bucket_gauge(b, "queue_depth") == 0  # not b's: it owns no partition yet
+    b.sender.assigned({3})
+    await b.sender.start()
+    await b.sender.idle()
+    assert len(a.platform.posted) == 5 and a.outbox.queue == {}
+    assert a.outbox.attempts.keys() == {r.idempotency_key for r in b.results.sent}
 
 
 # --------------------------------------------------------------------------- operators

@@ -221,7 +221,10 @@ async def test_applying_a_change_saves_the_case_and_flushes_its_outbox(
         "case.events": ["CaseEventRecorded"],
         "replies.requested": ["ReplyRequested"],
     }
-    assert {key for p in publishers.values() for _, key in p.published} == {CASE.encode()}
+    # A case's events by its id; its reply requests by the account that posts them.
+    keys = {topic: {key for _, key in p.published} for topic, p in publishers.items()}
+    assert keys["case.events"] == {CASE.encode()}
+    assert keys["replies.requested"] == {f"weibo:{case.account}".encode()}
     stored = repo.docs[CASE]
     assert stored["outbox"] == {}
     assert stored["opened"] is True
