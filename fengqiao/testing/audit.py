@@ -103,6 +103,7 @@ class Audit:
         self._versions = self._mongo[tracker_database][VERSIONS]
         self._watcher = TopicWatcher(bootstrap, [APPEALS.name], since_ms=_now_ms() - 1000)
         self._opened: set[str] = set()
+        self._received: list[dict[str, Any]] = []
 
     async def __aenter__(self) -> Audit:
         await self._watcher.__aenter__()
@@ -131,11 +132,15 @@ class Audit:
         return self._opened & asked
 
     async def received(self) -> list[dict[str, Any]]:
-        """Everything the accounts posted on the platform (the simulator's record)."""
+        """Everything the accounts posted on the platform (the simulator's record; what is new
+        since the last call is fetched)."""
         async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.get(f"{self.simulator_url}/_sim/received")
+            answer = await client.get(
+                f"{self.simulator_url}/_sim/received", params={"since": len(self._received)}
+            )
             answer.raise_for_status()
-            return list(answer.json())
+        self._received.extend(answer.json())
+        return self._received
 
     async def outcomes(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """The outcome of each accepted delivery, as things stand."""
