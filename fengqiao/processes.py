@@ -63,12 +63,48 @@ class Managed:
 
 @dataclass
 class Fleet:
-    """Running processes by name, with their base URLs."""
+    """Running processes by name, with their base URLs; `kill` and `start` one of them again
+    (fault drills: `tests/faults/`, `bench/e2e.py`)."""
 
     members: dict[str, Managed] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    log_dir: Path = Path(".")
+    ports: Mapping[str, int] = field(default_factory=lambda: DEFAULT_PORTS)
 
     def url(self, name: str) -> str:
         return self.members[name].url
+
+    def pid(self, name: str) -> int:
+        return self.members[name].process.pid
+
+    def spawn(self, name: str) -> Managed:
+        """Start `name` (a service or `simulator`) on its port, without waiting for it."""
+        port = self.ports[name]
+        command = ["simulator"] if name == "simulator" else ["run", name]
+        args = [*command, "--port", str(port)]
+        self.members[name] = _spawn(name, args, self.env, port, self.log_dir)
+        return self.members[name]
+
+    def wait_ready(self, name: str, timeout: float = 60.0) -> None:
+        """Until `name` answers `/readyz` (the simulator: `/healthz`); ProcessError if it exits
+        or does not in `timeout` seconds."""
+        _wait_ready(self.members[name], _ready_path(name), time.monotonic() + timeout)
+
+    def start(self, name: str, timeout: float = 60.0) -> None:
+        """Start `name` again (after `kill`) and wait until it is ready."""
+        self.spawn(name)
+        self.wait_ready(name, timeout)
+
+    def kill(self, name: str) -> None:
+        """`kill -9` of `name`'s process group: no shutdown, no flush, no commit; reaped."""
+        process = self.members[name].process
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _ready_path(name: str) -> str:
+    return "/healthz" if name == "simulator" else "/readyz"
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -129,21 +165,13 @@ def running(
     ready_timeout: float = 60.0,
 ) -> Iterator[Fleet]:
     """Start the simulator and `services`, wait until each answers `/readyz`; stop all after."""
-    fleet = Fleet()
+    fleet = Fleet(env=dict(env), log_dir=log_dir, ports=ports)
     try:
-        if simulator:
-            port = ports["simulator"]
-            fleet.members["simulator"] = _spawn(
-                "simulator", ["simulator", "--port", str(port)], env, port, log_dir
-            )
-        for name in services:
-            port = ports[name]
-            fleet.members[name] = _spawn(
-                name, ["run", name, "--port", str(port)], env, port, log_dir
-            )
+        for name in (("simulator",) if simulator else ()) + tuple(services):
+            fleet.spawn(name)
         deadline = time.monotonic() + ready_timeout
         for member in fleet.members.values():
-            _wait_ready(member, "/healthz" if member.name == "simulator" else "/readyz", deadline)
+            _wait_ready(member, _ready_path(member.name), deadline)
         yield fleet
     finally:
         for member in reversed(list(fleet.members.values())):

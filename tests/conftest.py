@@ -14,6 +14,16 @@ from fengqiao.testing import StackEndpoints
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--faults",
+        choices=["short", "long"],
+        default=None,
+        help="the fault drill's form (tests/faults): short (make test, the default) or long "
+        "(make test-faults); also FENGQIAO_FAULTS",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.has_plugin("fengqiao"):
         raise pytest.UsageError(
@@ -25,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
-        if parts[0] in {"integration", "e2e"}:
+        if parts[0] in {"integration", "e2e", "faults"}:
             item.add_marker(pytest.mark.stack)
 
 

@@ -31,7 +31,8 @@ What citizens wrote to the accounts, for the intake pollers (query `access_token
 
 Inspection and fault injection for tests and the demo:
 
-- `GET /_sim/received`   everything accepted, in order
+- `GET /_sim/received`   everything accepted, in order (`?since=N`: from the N-th on, for a
+  reader that has the first N already)
 - `POST /_sim/reset`     forget it
 - `POST /_sim/faults`    `{"fail_next": N, "status": 503, "after_accept": false}`: answer the next
   N posts with that status (after_accept: take and record the post first, as a platform that
@@ -352,8 +353,8 @@ def _add_control(app: FastAPI, platform: Platform) -> None:
         return body
 
     @app.get("/_sim/received")
-    async def received() -> list[dict[str, Any]]:
-        return platform.received
+    async def received(since: int = 0) -> list[dict[str, Any]]:
+        return platform.received[max(since, 0) :]
 
     @app.post("/_sim/reset")
     async def reset() -> dict[str, str]:

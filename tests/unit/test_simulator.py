@@ -48,6 +48,9 @@ async def test_a_comment_is_accepted_and_recorded(
         {"id": "p1"},
     )
     assert (await client.get("/_sim/received")).json() == platform.received
+    await client.post("/2/comments/create.json", data=comment("第二条"))
+    assert [r["text"] for r in (await client.get("/_sim/received?since=1")).json()] == ["第二条"]
+    assert (await client.get("/_sim/received?since=2")).json() == []
 
 
 async def test_a_form_is_read_url_encoded_or_multipart(
