@@ -61,6 +61,17 @@ def _round(form: str, number: int) -> list[Fault]:
     ]
 
 
+def _shares(appeals: int, windows: list[float]) -> list[int]:
+    """`appeals` split in proportion to the windows, summing to exactly `appeals` (largest
+    remainders get the odd ones), at least one each."""
+    exact = [appeals * w / sum(windows) for w in windows]
+    shares = [int(x) for x in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda i: shares[i] - exact[i])
+    for i in by_remainder[: appeals - sum(shares)]:
+        shares[i] += 1
+    return [max(1, s) for s in shares]
+
+
 def make_plan(form: str) -> Plan:
     appeals = int(os.environ.get("FENGQIAO_FAULTS_APPEALS", 1000 if form == "long" else 150))
     rounds = int(os.environ.get("FENGQIAO_FAULTS_ROUNDS", 2 if form == "long" else 1))
@@ -71,6 +82,6 @@ def make_plan(form: str) -> Plan:
         raise pytest.UsageError(f"FENGQIAO_FAULTS_ONLY={only} leaves no fault to run")
     windows = [LEAD_IN + f.planned + LEAD_OUT for f in faults]
     rate = appeals / sum(windows)
-    shares = [max(1, round(rate * w)) for w in windows]
+    shares = _shares(appeals, windows)
     deadline = float(os.environ.get("FENGQIAO_FAULTS_DEADLINE", 180))
     return Plan(form, list(zip(faults, shares, strict=True)), rate, deadline)
