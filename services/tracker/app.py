@@ -21,6 +21,7 @@ from fengqiao.services.tracker.adapters.cases import CaseRepository, MongoCaseRe
 from fengqiao.services.tracker.adapters.indexes import MongoIndexes
 from fengqiao.services.tracker.adapters.timers import MongoTimers
 from fengqiao.services.tracker.api import refuse_unless_valid, unit_router
+from fengqiao.services.tracker.public_api import public_router
 from fengqiao.services.tracker.settings import TrackerSettings
 
 NAME = "tracker"
@@ -74,6 +75,7 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
     routers = [
         ops_router(repo, runtime.broker),
         unit_router(runtime.broker, repo, indexes, settings.unit_tokens, producer=NAME),
+        public_router(repo.received, rules.calendar.timezone),
     ]
     return runtime, http_app(runtime, description=DESCRIPTION, routers=routers)
 
