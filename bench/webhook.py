@@ -47,7 +47,7 @@ from pathlib import Path
 from fengqiao.runtime.signing import sign
 
 HERE = Path(__file__).resolve().parent
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456"
 SOURCE = "bench"
 TARGET_RATE = 2000.0
 TARGET_P99_MS = 50.0

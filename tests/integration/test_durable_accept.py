@@ -39,7 +39,7 @@ from tests.integration.stack_cache import share_main_cache
 
 KAFKA_PORT = 19592
 MONGO_PORT = 27617
-SECRET = "durable-secret"
+SECRET = "durable-secret-0123456"
 POSTS = 200
 KILL_AT = 60
 POSTS_WHILE_DOWN = 1  # 503s (3 s each) before the restart begins

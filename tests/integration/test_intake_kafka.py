@@ -14,7 +14,7 @@ from fengqiao.services.intake.settings import IntakeSettings
 from fengqiao.testing import serving
 from fengqiao.watch import TopicWatcher
 
-SECRET = "integration-secret"
+SECRET = "integration-secret-0123"
 
 
 async def test_accepted_posts_reach_posts_raw_and_appeals(

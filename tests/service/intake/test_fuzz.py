@@ -32,8 +32,8 @@ from fengqiao.services.intake.app import build
 from fengqiao.services.intake.settings import IntakeSettings
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-SECRET = "fuzz-secret"
-API_KEY = "fuzz-key"
+SECRET = "fuzz-secret-0123456789"
+API_KEY = "fuzz-key-0123456789"
 SKIPPED = {"/readyz"}
 
 

@@ -24,7 +24,10 @@ from fengqiao.services.intake.settings import IntakeSettings
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 _, APP = build(
-    IntakeSettings(generic_secrets={"src": "s"}, open311_api_keys={"client": "k"}),
+    IntakeSettings(
+        generic_secrets={"src": "src-secret-0123456"},
+        open311_api_keys={"client": "client-key-0123456"},
+    ),
     sink=InMemoryPostSink(),
     clock=FakeClock(NOW),
     requests_store=InMemoryRequestsStore(),

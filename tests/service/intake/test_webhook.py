@@ -22,6 +22,7 @@ from fengqiao.services.intake.settings import IntakeSettings
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 URL = "/webhooks/generic/src"
+KEY = "src-key-0123456789"
 LIMIT = 2048
 
 
@@ -40,7 +41,7 @@ def encode(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode()
 
 
-def signed(body: bytes, *, secret: str = "k", at: datetime = NOW) -> dict[str, str]:
+def signed(body: bytes, *, secret: str = KEY, at: datetime = NOW) -> dict[str, str]:
     return signed_headers(secret, body, timestamp=int(at.timestamp()))
 
 
@@ -51,7 +52,7 @@ def sink() -> InMemoryPostSink:
 
 @pytest.fixture
 async def client(sink: InMemoryPostSink) -> AsyncIterator[httpx.AsyncClient]:
-    settings = IntakeSettings(generic_secrets={"src": "k"}, max_body_bytes=LIMIT)
+    settings = IntakeSettings(generic_secrets={"src": KEY}, max_body_bytes=LIMIT)
     _, app = build(settings, sink=sink, clock=FakeClock(NOW))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:

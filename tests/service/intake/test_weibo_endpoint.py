@@ -23,7 +23,7 @@ from fengqiao.services.intake.settings import IntakeSettings, WeiboAccount
 from fengqiao.services.intake.weibo import push_signature
 
 NOW = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
-SECRET = "xyz123xyz"
+SECRET = "xyz123xyz-0123456789"
 URL = "/webhooks/weibo/xinjiang"
 LIMIT = 2048
 
