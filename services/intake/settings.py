@@ -161,6 +161,7 @@ class IntakeSettings(BaseSettings):
             self.open311_api_keys.update(_section(data, "open311", self.secrets_file))
             self.weibo_accounts.update(_weibo_section(data, self.weibo_accounts, self.secrets_file))
         _check_secret_lengths(self)
+        _check_generic_sources(self)
         return self
 
 
