@@ -82,7 +82,8 @@ def refusals(
         413: "Body over the size limit",
         415: content_type,
         422: "Body does not match the schema",
-        503: "Kafka did not acknowledge; retry after Retry-After seconds",
+        503: "Kafka did not acknowledge (or, for a Weibo push, the nonce store did not answer); "
+        "retry after Retry-After seconds",
     }
     return {
         str(status): {
