@@ -1,5 +1,8 @@
 """Intake's settings (env prefix `FENGQIAO_INTAKE_`)."""
 
+# MIN_SECRET_LENGTH and UnsafeSettings live in fengqiao.runtime.settings (the notifier checks its
+# secrets too); re-exported here for intake's readers.
+
 from __future__ import annotations
 
 import json
@@ -9,19 +12,15 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fengqiao.runtime.settings import StackSettings, read_settings_file
-
-MIN_SECRET_LENGTH = 16
-"""The shortest webhook secret, app secret or api key intake starts with (a guessable secret
-is no signature)."""
+from fengqiao.runtime.settings import (
+    MIN_SECRET_LENGTH,
+    StackSettings,
+    UnsafeSettings,
+    check_secret_lengths,
+    read_settings_file,
+)
 
 ANY_ACCOUNT = "*"
-
-
-class UnsafeSettings(Exception):
-    """Intake's settings would open a hole (a short secret, an unbound source); the message says
-    which setting and how to fix it. Not a ValueError on purpose: pydantic would wrap it in a
-    ValidationError that prints the settings given, secrets included."""
 
 
 class GenericSource(BaseModel):
@@ -180,13 +179,7 @@ def _check_secret_lengths(settings: IntakeSettings) -> None:
         for name, account in settings.weibo_accounts.items()
         if (a := account.app_secret) is not None
     ]
-    for setting, secret in secrets:
-        if len(secret.get_secret_value()) < MIN_SECRET_LENGTH:
-            raise UnsafeSettings(
-                f"{setting} is {len(secret.get_secret_value())} characters long; a secret needs "
-                f"at least {MIN_SECRET_LENGTH} (make one with `python -c 'import secrets; "
-                "print(secrets.token_urlsafe(24))'`)"
-            )
+    check_secret_lengths(secrets)
 
 
 def _check_generic_sources(settings: IntakeSettings) -> None:
@@ -232,3 +225,13 @@ def _weibo_section(
         except ValidationError as exc:
             raise ValueError(f"secrets file {path}: weibo.{name}: {exc}") from exc
     return merged
+
+
+__all__ = [
+    "ANY_ACCOUNT",
+    "MIN_SECRET_LENGTH",
+    "GenericSource",
+    "IntakeSettings",
+    "UnsafeSettings",
+    "WeiboAccount",
+]

@@ -12,6 +12,7 @@ from fengqiao.services.intake.settings import (
     UnsafeSettings,
     WeiboAccount,
 )
+from fengqiao.services.notifier.settings import NotifierSettings, Webhook
 
 LONG = "x" * MIN_SECRET_LENGTH
 SHORT = "s3cret"
@@ -52,3 +53,10 @@ def test_secrets_of_the_minimum_length_are_taken() -> None:
         weibo_accounts={"xinjiang": WeiboAccount(handle="@新疆检察", app_secret=LONG)},
     )
     assert settings.open311_api_keys["city-app"].get_secret_value() == LONG
+
+
+def test_a_short_notifier_webhook_secret_is_refused_at_start() -> None:
+    with pytest.raises(UnsafeSettings, match=r"FENGQIAO_NOTIFIER_WEBHOOKS\['wechat'\]\.secret"):
+        NotifierSettings(webhooks={"wechat": Webhook(url="http://wechat.example", secret=SHORT)})
+    hook = Webhook(url="http://wechat.example", secret=LONG)
+    assert NotifierSettings(webhooks={"wechat": hook}).webhooks["wechat"] == hook
