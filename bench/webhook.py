@@ -44,10 +44,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fengqiao.runtime.signing import sign
+from fengqiao.runtime.signing import generic_source_env, sign
 
 HERE = Path(__file__).resolve().parent
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456"
 SOURCE = "bench"
 TARGET_RATE = 2000.0
 TARGET_P99_MS = 50.0
@@ -103,7 +103,7 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], limit: float = 60) -> N
 def start_intake(port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "FENGQIAO_INTAKE_GENERIC_SECRETS": json.dumps({SOURCE: SECRET}),
+        **generic_source_env(SOURCE, SECRET, platforms=["generic"], accounts=["@新疆检察"]),
         "FENGQIAO_INTAKE_HTTP_HOST": "127.0.0.1",
     }
     if workers > 1:

@@ -26,7 +26,7 @@ import yaml
 from fengqiao import processes, stack
 from fengqiao.contracts import APPEALS, DISPATCH_ORDERS, REPLIES_SENT
 from fengqiao.runtime.settings import StackSettings
-from fengqiao.runtime.signing import signed_headers
+from fengqiao.runtime.signing import generic_source_env, signed_headers
 from fengqiao.watch import TopicWatcher
 
 SCENARIO = Path(__file__).parent / "scenarios" / "article.yaml"
@@ -47,7 +47,7 @@ def demo_env(
 ) -> dict[str, str]:
     """Settings of the services for a local run against the simulator."""
     return {
-        "FENGQIAO_INTAKE_GENERIC_SECRETS": json.dumps({SOURCE: secret}),
+        **generic_source_env(SOURCE, secret),
         **processes.simulator_env(simulator_port),
         "FENGQIAO_TRACKER_UNIT_TOKENS": json.dumps({DEMO_UNIT: DEMO_TOKEN}),
         "FENGQIAO_TRACKER_TIME_LIMITS": json.dumps(DEMO_TIME_LIMITS),

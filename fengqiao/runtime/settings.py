@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_KAFKA_PORT = 19092
@@ -54,3 +54,27 @@ def read_settings_file(path: Path, what: str) -> Any:
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ValueError(f"{what} {path}: {exc}") from exc
+
+
+MIN_SECRET_LENGTH = 16
+"""The shortest webhook secret, app secret or api key a service starts with (a guessable secret
+is no signature)."""
+
+
+class UnsafeSettings(Exception):
+    """A service's settings would open a hole (a short secret, an unbound source); the message
+    says which setting and how to fix it. Not a ValueError on purpose: pydantic would wrap it in a
+    ValidationError that prints the settings given, secrets included."""
+
+
+def check_secret_lengths(secrets: list[tuple[str, SecretStr]]) -> None:
+    """Raise UnsafeSettings for the first (setting, secret) shorter than MIN_SECRET_LENGTH,
+    naming the setting and never the secret."""
+    for setting, secret in secrets:
+        length = len(secret.get_secret_value())
+        if length < MIN_SECRET_LENGTH:
+            raise UnsafeSettings(
+                f"{setting} is {length} characters long; a secret needs at least "
+                f"{MIN_SECRET_LENGTH} (make one with `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(24))'`)"
+            )

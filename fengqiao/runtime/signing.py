@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
+from collections.abc import Sequence
 
 TIMESTAMP_HEADER = "X-Fengqiao-Timestamp"
 SIGNATURE_HEADER = "X-Fengqiao-Signature"
@@ -28,4 +30,20 @@ def signed_headers(secret: str, body: bytes, *, timestamp: int | None = None) ->
         "Content-Type": "application/json",
         TIMESTAMP_HEADER: ts,
         SIGNATURE_HEADER: sign(secret, ts, body),
+    }
+
+
+def generic_source_env(
+    source: str,
+    secret: str,
+    *,
+    platforms: Sequence[str] = ("weibo",),
+    accounts: Sequence[str] = ("*",),
+) -> dict[str, str]:
+    """Intake's settings for one generic source (the demo, tests, the harness): its secret and
+    what it may speak for (by default a Weibo relay for every account, as the simulator plays)."""
+    binding = {source: {"platforms": list(platforms), "accounts": list(accounts)}}
+    return {
+        "FENGQIAO_INTAKE_GENERIC_SECRETS": json.dumps({source: secret}),
+        "FENGQIAO_INTAKE_GENERIC_SOURCES": json.dumps(binding, ensure_ascii=False),
     }

@@ -317,12 +317,13 @@ def fengqiao_services(
         REPLIES_REQUESTED,
         REPLIES_SENT,
     )
+    from fengqiao.runtime.signing import generic_source_env
 
     secret = "harness-" + uuid.uuid4().hex
     ports = processes.free_ports()
     env = {
         **fengqiao_stack.env(),
-        "FENGQIAO_INTAKE_GENERIC_SECRETS": json.dumps({SOURCE: secret}),
+        **generic_source_env(SOURCE, secret),
         **processes.simulator_env(ports["simulator"]),
         **fengqiao_service_env,
     }

@@ -13,6 +13,7 @@ from fengqiao.runtime.messaging import DirectPublisher
 from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
 from fengqiao.services.intake import handlers, read_model
 from fengqiao.services.intake.adapters.cursors import CursorStore, MongoCursorStore
+from fengqiao.services.intake.adapters.nonces import MongoPushNonces, NoncePruner, PushNonces
 from fengqiao.services.intake.adapters.recent import Pruner, RecentAppeals
 from fengqiao.services.intake.adapters.recent_mongo import MongoRecentAppeals
 from fengqiao.services.intake.adapters.requests import MongoRequestsStore, RequestsStore
@@ -38,9 +39,10 @@ def build(
     requests_store: RequestsStore | None = None,
     cursors: CursorStore | None = None,
     recent: RecentAppeals | None = None,
+    nonces: PushNonces | None = None,
 ) -> tuple[Runtime, FastAPI]:
     """The runtime and the HTTP app; tests pass fakes for `sink`, `clock`, `requests_store`
-    `cursors` and `recent`."""
+    `cursors`, `recent` and `nonces`."""
     settings = settings or IntakeSettings()
     clock = clock or SystemClock()
     runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
@@ -64,7 +66,8 @@ def build(
         read_model.register(runtime.broker, store, group_id=settings.open311_group_id)
     generic = generic_webhook_route(settings, sink, clock, runtime.registry, NAME)
     open311 = open311_router(settings, sink, store, clock, runtime.registry, NAME)
-    weibo_check, weibo_push = weibo_webhooks(settings, sink, clock, runtime.registry, NAME)
+    nonces = nonces or _mongo_nonces(runtime, settings, clock)
+    weibo_check, weibo_push = weibo_webhooks(settings, sink, nonces, clock, runtime.registry, NAME)
     if settings.pollers_enabled:
         _start_pollers(runtime, settings, sink, clock, cursors)
     if publisher is not None:  # first to start, last to stop: everything else stores through it
@@ -123,6 +126,22 @@ def _mongo_recent(runtime: Runtime, settings: IntakeSettings, clock: Clock) -> R
             registry=runtime.registry,
         )
         runtime.on_start.append(pruner.start)
+        runtime.on_stop.append(pruner.stop)
+    return store
+
+
+def _mongo_nonces(runtime: Runtime, settings: IntakeSettings, clock: Clock) -> PushNonces:
+    """The Weibo push nonces; kept and pruned only where some account takes pushes."""
+    assert runtime.mongo is not None
+    store = MongoPushNonces(runtime.mongo, settings.database)
+    if any(a.app_secret is not None for a in settings.weibo_accounts.values()):
+        pruner = NoncePruner(
+            store,
+            clock,
+            interval_seconds=settings.replay_window_seconds,
+            registry=runtime.registry,
+        )
+        runtime.on_start += [store.ensure_indexes, pruner.start]
         runtime.on_stop.append(pruner.stop)
     return store
 

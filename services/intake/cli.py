@@ -36,6 +36,8 @@ __all__ = ["MAX_LINE_BYTES", "InputPost", "Session", "run"]
 
 MAX_LINE_BYTES = 64 * 1024
 PRODUCER = "fengqiao-normalize"
+SOURCE = "stdin"
+"""The generic source the lines come from, as the webhook would name it (authors `stdin:<id>`)."""
 
 
 class _Input(BaseModel):
@@ -86,7 +88,7 @@ class InputPost(_Input):
             platform=self.channel,
             channel="webhook",
             account=self.account,
-            source_id=self.id,
+            source_id=f"{SOURCE}:{self.id}",
             delivery_id=f"line-{line}",
             payload=payload,
         )

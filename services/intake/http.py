@@ -70,16 +70,20 @@ ACCEPTED_SCHEMA: dict[str, Any] = {
 }
 
 
-def refusals(*, unknown: str, content_type: str) -> dict[str, dict[str, Any]]:
+def refusals(
+    *, unknown: str, content_type: str, forbidden: str | None = None
+) -> dict[str, dict[str, Any]]:
     """The OpenAPI description of a signed webhook's refusals."""
     described = {
         400: "Malformed JSON",
         401: "Missing or bad signature, or stale timestamp",
+        **({403: forbidden} if forbidden else {}),
         404: unknown,
         413: "Body over the size limit",
         415: content_type,
         422: "Body does not match the schema",
-        503: "Kafka did not acknowledge; retry after Retry-After seconds",
+        503: "Kafka did not acknowledge (or, for a Weibo push, the nonce store did not answer); "
+        "retry after Retry-After seconds",
     }
     return {
         str(status): {
@@ -198,7 +202,12 @@ def generic_webhook_route(
                 "description": "Stored in posts.raw (acknowledged by Kafka)",
                 "content": {"application/json": {"schema": ACCEPTED_SCHEMA}},
             },
-            **refusals(unknown="Unknown source", content_type="Not application/json"),
+            **refusals(
+                unknown="Unknown source",
+                content_type="Not application/json",
+                forbidden="The post names a platform or account the source is not bound to "
+                "(generic_sources)",
+            ),
         },
     }
     return DocumentedRoute(
@@ -279,6 +288,7 @@ class _GenericWebhook:
             post = GenericPost.model_validate(payload)
         except ValidationError as exc:
             raise Refused(422, "schema", field_errors(exc)) from exc
+        self._check_binding(source, post)
         return RawPostReceived(
             occurred_at=self.clock.now(),
             producer=self.producer,
@@ -289,6 +299,22 @@ class _GenericWebhook:
             delivery_id=new_event_id(),
             payload=payload,
         )
+
+    def _check_binding(self, source: str, post: GenericPost) -> None:
+        """403 unless `source` is bound to speak for the post's platform and account."""
+        binding = self.settings.generic_sources.get(source)
+        if binding is None or not binding.allows(post.platform, post.account):
+            allowed = (
+                f"platforms {binding.platforms} and accounts {binding.accounts}"
+                if binding
+                else "nothing (no binding in generic_sources)"
+            )
+            raise Refused(
+                403,
+                "not_bound",
+                f"source {source!r} may not post for platform {post.platform!r} and account "
+                f"{post.account!r}; it is bound to {allowed}",
+            )
 
 
 def parse_json(body: bytes) -> dict[str, Any]:

@@ -7,6 +7,7 @@ message push, "poll" for the Weibo pollers, ...).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,13 +36,29 @@ class IncomingPost:
     reply_to: ReplyTarget
 
 
+def generic_author_id(source_id: str, author_id: str) -> str:
+    """A generic source's author as `<source>:<id>` (`source_id` is `<source>:<post id>`): no
+    source can pose as a Weibo user, or as another source's author, whatever platform it names.
+    An id too long for the contract keeps a digest of itself."""
+    namespaced = f"{source_id.partition(':')[0]}:{author_id}"
+    if len(namespaced) <= _AUTHOR_ID_MAX:
+        return namespaced
+    digest = hashlib.sha256(author_id.encode()).hexdigest()[:40]
+    return f"{source_id.partition(':')[0]}:#{digest}"
+
+
+_AUTHOR_ID_MAX = 128
+
+
 def _read_generic(raw: RawPostReceived) -> IncomingPost:
     try:
         post = GenericPost.model_validate(raw.payload)
     except ValueError as exc:
         raise UnreadablePost(f"generic payload does not match its schema: {exc}") from exc
     author = Author(
-        id=post.author.id, name=post.author.name, stated_residence=post.author.residence
+        id=generic_author_id(raw.source_id, post.author.id),
+        name=post.author.name,
+        stated_residence=post.author.residence,
     )
     return IncomingPost(
         platform=post.platform,
@@ -52,7 +69,7 @@ def _read_generic(raw: RawPostReceived) -> IncomingPost:
         posted_at=post.created_at or raw.occurred_at,
         geo=GeoPoint(lat=post.geo.lat, lon=post.geo.lon) if post.geo else None,
         reply_to=ReplyTarget(
-            platform=post.platform, account=post.account, user_id=post.author.id, post_id=post.id
+            platform=post.platform, account=post.account, user_id=author.id, post_id=post.id
         ),
     )
 

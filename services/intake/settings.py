@@ -1,13 +1,46 @@
 """Intake's settings (env prefix `FENGQIAO_INTAKE_`)."""
 
+# MIN_SECRET_LENGTH and UnsafeSettings live in fengqiao.runtime.settings (the notifier checks its
+# secrets too); re-exported here for intake's readers.
+
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fengqiao.runtime.settings import StackSettings, read_settings_file
+from fengqiao.runtime.settings import (
+    MIN_SECRET_LENGTH,
+    StackSettings,
+    UnsafeSettings,
+    check_secret_lengths,
+    read_settings_file,
+)
+
+ANY_ACCOUNT = "*"
+
+
+class GenericSource(BaseModel):
+    """What a generic webhook source may speak for: a post claiming another platform or account
+    is refused (403). Its authors are always `<source>:<id>`, whatever platform it names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    platforms: list[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]] = Field(
+        min_length=1, description='Platforms its posts may name, e.g. ["wechat"].'
+    )
+    accounts: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1,
+        description=f"Matrix accounts its posts may be sent to; {ANY_ACCOUNT!r} for every one.",
+    )
+
+    def allows(self, platform: str, account: str) -> bool:
+        return platform in self.platforms and (
+            account in self.accounts or ANY_ACCOUNT in self.accounts
+        )
 
 
 class WeiboAccount(BaseModel):
@@ -46,6 +79,11 @@ class IntakeSettings(BaseSettings):
     http_port: int = Field(default=8081, ge=0, le=65535)
     generic_secrets: dict[str, SecretStr] = Field(
         default_factory=dict, description="Per-source HMAC secrets of the generic JSON webhook."
+    )
+    generic_sources: dict[str, GenericSource] = Field(
+        default_factory=dict,
+        description="What each generic source may speak for (every source with a secret needs "
+        'one): {"webform": {"platforms": ["webform"], "accounts": ["@新疆检察"]}}.',
     )
     secrets_file: Path | None = Field(default=None, description="YAML or JSON file of secrets.")
     replay_window_seconds: int = Field(default=300, ge=1, description="Accepted clock skew.")
@@ -116,13 +154,48 @@ class IntakeSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _read_secrets_file(self) -> IntakeSettings:
-        if self.secrets_file is None:
-            return self
-        data = read_settings_file(self.secrets_file, "secrets file")
-        self.generic_secrets.update(_section(data, "generic", self.secrets_file))
-        self.open311_api_keys.update(_section(data, "open311", self.secrets_file))
-        self.weibo_accounts.update(_weibo_section(data, self.weibo_accounts, self.secrets_file))
+        if self.secrets_file is not None:
+            data = read_settings_file(self.secrets_file, "secrets file")
+            self.generic_secrets.update(_section(data, "generic", self.secrets_file))
+            self.open311_api_keys.update(_section(data, "open311", self.secrets_file))
+            self.weibo_accounts.update(_weibo_section(data, self.weibo_accounts, self.secrets_file))
+        _check_secret_lengths(self)
+        _check_generic_sources(self)
         return self
+
+
+def _check_secret_lengths(settings: IntakeSettings) -> None:
+    """Refuse to start with a short secret, naming the setting (never the secret)."""
+    secrets: list[tuple[str, SecretStr]] = [
+        (f"FENGQIAO_INTAKE_GENERIC_SECRETS[{name!r}] (or the secrets file's generic:)", secret)
+        for name, secret in settings.generic_secrets.items()
+    ]
+    secrets += [
+        (f"FENGQIAO_INTAKE_OPEN311_API_KEYS[{name!r}] (or the secrets file's open311:)", key)
+        for name, key in settings.open311_api_keys.items()
+    ]
+    secrets += [
+        (f"FENGQIAO_INTAKE_WEIBO_ACCOUNTS[{name!r}].app_secret (or the secrets file's weibo:)", a)
+        for name, account in settings.weibo_accounts.items()
+        if (a := account.app_secret) is not None
+    ]
+    check_secret_lengths(secrets)
+
+
+def _check_generic_sources(settings: IntakeSettings) -> None:
+    """Every generic source with a secret says what it may speak for (new in issue 19: before,
+    a source could name any platform and account)."""
+    unbound = sorted(set(settings.generic_secrets) - set(settings.generic_sources))
+    if unbound:
+        example = {
+            name: {"platforms": ["<platform>"], "accounts": ["@新疆检察"]} for name in unbound
+        }
+        raise UnsafeSettings(
+            f"generic source(s) {', '.join(unbound)} have a secret but no binding: name the "
+            "platforms and matrix accounts each may post for in FENGQIAO_INTAKE_GENERIC_SOURCES, "
+            f"e.g. '{json.dumps(example, ensure_ascii=False)}' (\"*\" for every account); posts "
+            "claiming anything else are refused"
+        )
 
 
 def _section(data: object, name: str, path: Path) -> dict[str, SecretStr]:
@@ -152,3 +225,13 @@ def _weibo_section(
         except ValidationError as exc:
             raise ValueError(f"secrets file {path}: weibo.{name}: {exc}") from exc
     return merged
+
+
+__all__ = [
+    "ANY_ACCOUNT",
+    "MIN_SECRET_LENGTH",
+    "GenericSource",
+    "IntakeSettings",
+    "UnsafeSettings",
+    "WeiboAccount",
+]

@@ -25,7 +25,7 @@ import hmac
 import json
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Path, Query
@@ -36,9 +36,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from fengqiao.contracts import RawPostReceived, new_event_id
 from fengqiao.runtime.clock import Clock
+from fengqiao.services.intake.adapters.nonces import NoncesUnavailable, PushNonces
 from fengqiao.services.intake.adapters.sink import PostSink, SinkUnavailable
 from fengqiao.services.intake.http import (
     NAME_PATTERN,
+    REFUSAL_SCHEMA,
     DocumentedRoute,
     Refused,
     field_errors,
@@ -112,6 +114,8 @@ def check_signature(
     """Raise SignatureError unless the request is signed with `app_secret` and recent."""
     if not (signature and timestamp and nonce):
         raise SignatureError("signature, timestamp and nonce are required")
+    if len(nonce) > 64:
+        raise SignatureError("nonce must be at most 64 characters")
     if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 16:
         raise SignatureError("timestamp must be Unix milliseconds")
     skew = abs(now.timestamp() - int(timestamp) / 1000)
@@ -210,6 +214,7 @@ class _Metrics:
 def weibo_webhooks(
     settings: IntakeSettings,
     sink: PostSink,
+    nonces: PushNonces,
     clock: Clock,
     registry: CollectorRegistry,
     producer: str,
@@ -218,7 +223,7 @@ def weibo_webhooks(
     binding check (GET, a FastAPI route: asked once per binding) and the pushes (POST, a plain
     route served first: every message; see `services.intake.http`)."""
     router = APIRouter(tags=["webhooks"])
-    pushes = _Pushes(settings, sink, clock, producer, _Metrics(registry))
+    pushes = _Pushes(settings, sink, nonces, clock, producer, _Metrics(registry))
     _add_verify(router, pushes)
     push = DocumentedRoute(
         "/webhooks/weibo/{account}", pushes.receive, method="POST", operation=_push_operation()
@@ -233,11 +238,12 @@ class _Pushes:
         self,
         settings: IntakeSettings,
         sink: PostSink,
+        nonces: PushNonces,
         clock: Clock,
         producer: str,
         metrics: _Metrics,
     ) -> None:
-        self.settings, self.sink, self.clock = settings, sink, clock
+        self.settings, self.sink, self.nonces, self.clock = settings, sink, nonces, clock
         self.producer, self.metrics = producer, metrics
 
     def authenticate(
@@ -286,17 +292,44 @@ class _Pushes:
                 push = WeiboPush.model_validate(payload)
             except ValidationError as exc:
                 raise Refused(422, "schema", field_errors(exc)) from exc
+            if push.type in POST_TYPES and (errors := _type_errors(push)):
+                raise Refused(422, "schema", errors)
+            nonce = await self._claim_nonce(request)
             if push.type not in POST_TYPES:
                 return self._take_without_storing(push, known)
-            if errors := _type_errors(push):
-                raise Refused(422, "schema", errors)
             raw = to_raw_post(push, payload, known, now=self.clock.now(), producer=self.producer)
-            await _store(self.sink, raw)
+            try:
+                await _store(self.sink, raw)
+            except Refused:
+                await self.nonces.release(nonce)  # not stored: Weibo's re-send must be taken
+                raise
         except Refused as r:
             return self.refusal(r)
         self.metrics.accepted.labels(push.type).inc()
         headers = {SOURCE_ID_HEADER: raw.source_id, DELIVERY_ID_HEADER: raw.delivery_id}
         return Response(status_code=200, headers=headers)
+
+    async def _claim_nonce(self, request: Request) -> str:
+        """Claim the signed request's nonce (its timestamp and nonce checked already): 409 for a
+        replay, 503 when the store cannot tell. The key, to release if the push is not stored."""
+        account, query = request.path_params["account"], request.query_params
+        timestamp = query["timestamp"]
+        key = f"{account}:{timestamp}:{query['nonce']}"
+        stale_at = int(timestamp) / 1000 + self.settings.replay_window_seconds
+        try:
+            first = await self.nonces.claim(key, datetime.fromtimestamp(stale_at, UTC))
+        except NoncesUnavailable as exc:
+            log.warning("push nonces unavailable, answering a Weibo push 503: %s", exc)
+            raise Refused(
+                503, "nonce_store_unavailable", "cannot check the nonce now; retry", _RETRY
+            ) from exc
+        if not first:
+            raise Refused(
+                409,
+                "replayed",
+                "this timestamp and nonce were already used: a push URL is taken once",
+            )
+        return key
 
     def _take_without_storing(self, push: WeiboPush, known: WeiboAccount) -> Response:
         """An event or a type that carries no post: counted and answered 200 (no re-send)."""
@@ -348,6 +381,10 @@ def _push_operation() -> dict[str, Any]:
         "responses": {
             "200": {"description": "Stored, or an event or unknown type taken and ignored"},
             **refusals(unknown="Unknown account", content_type="Not JSON"),
+            "409": {
+                "description": "Replayed: this timestamp and nonce were taken already",
+                "content": {"application/json": {"schema": REFUSAL_SCHEMA}},
+            },
         },
     }
 
@@ -357,6 +394,7 @@ async def _store(sink: PostSink, raw: RawPostReceived) -> None:
         await sink.put(raw)
     except SinkUnavailable as exc:
         log.warning("posts.raw unavailable, answering a Weibo push 503: %s", exc)
-        raise Refused(
-            503, "kafka_unavailable", "cannot store the push now; retry", {"Retry-After": "5"}
-        ) from exc
+        raise Refused(503, "kafka_unavailable", "cannot store the push now; retry", _RETRY) from exc
+
+
+_RETRY = {"Retry-After": "5"}

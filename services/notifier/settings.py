@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fengqiao.runtime.settings import StackSettings
+from fengqiao.runtime.settings import StackSettings, check_secret_lengths
 from fengqiao.services.notifier.domain import ContentPolicy
 from fengqiao.services.notifier.limits import Budget, RateLimiter
 from fengqiao.services.notifier.queue import Queueing
@@ -98,6 +98,17 @@ class NotifierSettings(BaseSettings):
     )
     group_id: str = "notifier"
     stack: StackSettings = Field(default_factory=StackSettings)
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> NotifierSettings:
+        """A short webhook secret refuses the start, naming the setting (issue 19)."""
+        check_secret_lengths(
+            [
+                (f"FENGQIAO_NOTIFIER_WEBHOOKS[{name!r}].secret", hook.secret)
+                for name, hook in self.webhooks.items()
+            ]
+        )
+        return self
 
     def token_for(self, account: str) -> str | None:
         secret = self.access_tokens.get(account) or self.default_access_token

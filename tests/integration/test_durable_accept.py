@@ -31,7 +31,7 @@ from fengqiao.runtime.messaging import ensure_topics
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.runtime.signing import signed_headers
 from fengqiao.services.intake.app import build
-from fengqiao.services.intake.settings import IntakeSettings
+from fengqiao.services.intake.settings import GenericSource, IntakeSettings
 from fengqiao.stack import down, up
 from fengqiao.stack.lifecycle import components
 from fengqiao.testing import serving
@@ -39,7 +39,7 @@ from tests.integration.stack_cache import share_main_cache
 
 KAFKA_PORT = 19592
 MONGO_PORT = 27617
-SECRET = "durable-secret"
+SECRET = "durable-secret-0123456"
 POSTS = 200
 KILL_AT = 60
 POSTS_WHILE_DOWN = 1  # 503s (3 s each) before the restart begins
@@ -99,7 +99,15 @@ async def test_no_acknowledged_post_is_lost_or_doubled_across_a_broker_crash(
 ) -> None:
     started = time.monotonic()
     await ensure_topics(own_stack.kafka_bootstrap)
-    _, app = build(IntakeSettings(stack=own_stack, generic_secrets={"durable": SECRET}))
+    _, app = build(
+        IntakeSettings(
+            stack=own_stack,
+            generic_secrets={"durable": SECRET},
+            generic_sources={
+                "durable": GenericSource(platforms=["generic"], accounts=["@新疆检察"])
+            },
+        )
+    )
     answers: dict[str, int] = {}
     retry_after: set[str] = set()
     restart: asyncio.Task[None] | None = None

@@ -10,17 +10,23 @@ from fengqiao.contracts import APPEALS, POSTS_RAW
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.runtime.signing import signed_headers
 from fengqiao.services.intake.app import build
-from fengqiao.services.intake.settings import IntakeSettings
+from fengqiao.services.intake.settings import GenericSource, IntakeSettings
 from fengqiao.testing import serving
 from fengqiao.watch import TopicWatcher
 
-SECRET = "integration-secret"
+SECRET = "integration-secret-0123"
 
 
 async def test_accepted_posts_reach_posts_raw_and_appeals(
     stack: StackSettings, run_id: str
 ) -> None:
-    _, app = build(IntakeSettings(stack=stack, generic_secrets={"itest": SECRET}))
+    _, app = build(
+        IntakeSettings(
+            stack=stack,
+            generic_secrets={"itest": SECRET},
+            generic_sources={"itest": GenericSource(platforms=["generic"], accounts=["@新疆检察"])},
+        )
+    )
     ids = [f"{run_id}-{i}" for i in range(20)]
     async with (
         TopicWatcher(stack.kafka_bootstrap, [POSTS_RAW.name, APPEALS.name]) as watcher,

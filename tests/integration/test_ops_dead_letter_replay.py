@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from fengqiao import processes
 from fengqiao.cli import main
 from fengqiao.contracts import APPEALS, COORDINATION_REQUESTS, DISPATCH_ORDERS
+from fengqiao.runtime.signing import generic_source_env
 from fengqiao.testing import StackEndpoints
 from fengqiao.testing.plugin import SOURCE, BackgroundWatcher, FengqiaoServices
 
@@ -107,7 +108,7 @@ def fleet(
     ports = processes.free_ports()
     env = {
         **stack_endpoints.env(),
-        "FENGQIAO_INTAKE_GENERIC_SECRETS": json.dumps({SOURCE: secret}),
+        **generic_source_env(SOURCE, secret),
         **processes.simulator_env(ports["simulator"]),
     }
     # A store that stops answering fails a handler within 3 s instead of pymongo's 30.

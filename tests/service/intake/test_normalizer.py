@@ -28,7 +28,7 @@ def raw_post(text: str = "博乐市的工地拖欠工资，求助", **payload: o
         platform="weibo",
         channel="webhook",
         account="@新疆检察",
-        source_id="relay:p1",
+        source_id=f"relay:{body['id']}",
         delivery_id="d1",
         payload=body,
     )
@@ -59,6 +59,23 @@ async def test_raw_post_becomes_masked_appeal(runtime) -> None:
     assert appeal.pii_kinds == ["phone"]
     assert appeal.is_appeal
     assert appeal.reply_to.post_id == "p1"
+
+
+async def test_a_generic_sources_author_is_namespaced_by_the_source(runtime) -> None:
+    """A generic source names a Weibo uid as its author: the appeal's author, and whom its
+    replies and callback go to, is `<source>:<uid>`, never the Weibo user (issue 19)."""
+    seen: list[AppealNormalized] = []
+
+    @runtime.broker.subscriber(APPEALS.name, group_id="probe")
+    async def probe(appeal: AppealNormalized) -> None:
+        seen.append(appeal)
+
+    async with TestKafkaBroker(runtime.broker) as br:
+        await br.publish(raw_post(author={"id": "2489518277"}), POSTS_RAW.name)
+        await br.publish(raw_post(id="p2", author={"id": "u" * 128}), POSTS_RAW.name)
+    assert seen[0].author.id == "relay:2489518277"
+    assert seen[0].reply_to.user_id == "relay:2489518277"
+    assert seen[1].author.id.startswith("relay:#") and len(seen[1].author.id) <= 128
 
 
 async def test_same_post_twice_gives_same_case_and_event(runtime) -> None:

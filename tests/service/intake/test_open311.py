@@ -30,7 +30,7 @@ from fengqiao.services.intake.settings import IntakeSettings
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 URL = "/open311/v2/requests.json"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-KEY = "city-app-key"
+KEY = "city-app-key-0123456789"
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def store() -> InMemoryRequestsStore:
 
 @pytest.fixture
 def built(sink: InMemoryPostSink, store: InMemoryRequestsStore) -> tuple[Runtime, Any]:
-    settings = IntakeSettings(open311_api_keys={"city-app": KEY, "other": "other-key"})
+    settings = IntakeSettings(open311_api_keys={"city-app": KEY, "other": "other-key-0123456789"})
     # Every store in memory: service tests run before (and without) the real stack.
     return build(
         settings,

@@ -19,12 +19,16 @@ from fengqiao.runtime.clock import FakeClock
 from fengqiao.services.intake.adapters.requests import InMemoryRequestsStore
 from fengqiao.services.intake.adapters.sink import InMemoryPostSink
 from fengqiao.services.intake.app import build
-from fengqiao.services.intake.settings import IntakeSettings
+from fengqiao.services.intake.settings import GenericSource, IntakeSettings
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 _, APP = build(
-    IntakeSettings(generic_secrets={"src": "s"}, open311_api_keys={"client": "k"}),
+    IntakeSettings(
+        generic_secrets={"src": "src-secret-0123456"},
+        generic_sources={"src": GenericSource(platforms=["generic"], accounts=["*"])},
+        open311_api_keys={"client": "client-key-0123456"},
+    ),
     sink=InMemoryPostSink(),
     clock=FakeClock(NOW),
     requests_store=InMemoryRequestsStore(),

@@ -18,10 +18,11 @@ from fengqiao.runtime.clock import FakeClock
 from fengqiao.runtime.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
 from fengqiao.services.intake.adapters.sink import InMemoryPostSink
 from fengqiao.services.intake.app import build
-from fengqiao.services.intake.settings import IntakeSettings
+from fengqiao.services.intake.settings import GenericSource, IntakeSettings, UnsafeSettings
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 URL = "/webhooks/generic/src"
+KEY = "src-key-0123456789"
 LIMIT = 2048
 
 
@@ -40,7 +41,7 @@ def encode(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode()
 
 
-def signed(body: bytes, *, secret: str = "k", at: datetime = NOW) -> dict[str, str]:
+def signed(body: bytes, *, secret: str = KEY, at: datetime = NOW) -> dict[str, str]:
     return signed_headers(secret, body, timestamp=int(at.timestamp()))
 
 
@@ -51,7 +52,11 @@ def sink() -> InMemoryPostSink:
 
 @pytest.fixture
 async def client(sink: InMemoryPostSink) -> AsyncIterator[httpx.AsyncClient]:
-    settings = IntakeSettings(generic_secrets={"src": "k"}, max_body_bytes=LIMIT)
+    settings = IntakeSettings(
+        generic_secrets={"src": KEY},
+        generic_sources={"src": GenericSource(platforms=["wechat"], accounts=["@新疆检察"])},
+        max_body_bytes=LIMIT,
+    )
     _, app = build(settings, sink=sink, clock=FakeClock(NOW))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
@@ -359,7 +364,17 @@ async def test_the_post_taking_webhooks_are_described_in_the_openapi_document(
     generic = paths["/webhooks/generic/{source}"]["post"]
     assert generic["requestBody"]["content"]["application/json"]["schema"]["title"] == "GenericPost"
     assert [p["name"] for p in generic["parameters"]] == ["source"]
-    assert set(generic["responses"]) == {"202", "400", "401", "404", "413", "415", "422", "503"}
+    assert set(generic["responses"]) == {
+        "202",
+        "400",
+        "401",
+        "403",
+        "404",
+        "413",
+        "415",
+        "422",
+        "503",
+    }
     weibo = paths["/webhooks/weibo/{account}"]
     assert set(weibo) == {"get", "post"}  # the binding check (FastAPI) beside the push (plain)
     assert [p["name"] for p in weibo["post"]["parameters"]] == [
@@ -371,3 +386,43 @@ async def test_the_post_taking_webhooks_are_described_in_the_openapi_document(
     assert weibo["post"]["requestBody"]["content"]["application/json"]["schema"]["title"] == (
         "WeiboPush"
     )
+
+
+# --------------------------------------------------------------------------- bindings (issue 19)
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        {"platform": "weibo"},
+        {"account": "@博州检察"},
+        {"platform": "weibo", "account": "@博州检察"},
+    ],
+)
+async def test_a_post_for_a_platform_or_account_the_source_is_not_bound_to_is_403(
+    client: httpx.AsyncClient, sink: InMemoryPostSink, claim: dict[str, str]
+) -> None:
+    """Before issue 19 a holder of any generic secret could set `platform: weibo` and make the
+    official account answer any Weibo post."""
+    body = encode(post_body(**claim))
+    response = await send(client, body, signed(body))
+    assert response.status_code == 403
+    assert response.json()["error"] == "not_bound"
+    assert "'src' may not post for platform" in response.json()["detail"]
+    assert sink.posts == []
+    metrics = (await client.get("/metrics")).text
+    assert 'fengqiao_intake_posts_rejected_total{channel="webhook",reason="not_bound"} 1.0' in (
+        metrics
+    )
+
+
+def test_a_source_with_a_secret_and_no_binding_is_refused_at_start() -> None:
+    with pytest.raises(UnsafeSettings, match="FENGQIAO_INTAKE_GENERIC_SOURCES") as refused:
+        IntakeSettings(generic_secrets={"src": KEY, "webform": KEY})
+    assert "webform" in str(refused.value) and KEY not in str(refused.value)
+
+
+def test_a_source_bound_to_every_account_may_post_for_any() -> None:
+    binding = GenericSource(platforms=["weibo"], accounts=["*"])
+    assert binding.allows("weibo", "@博州检察")
+    assert not binding.allows("wechat", "@博州检察")

@@ -5,6 +5,7 @@ The app is driven through ASGI without its lifespan (which would connect to Kafk
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,13 +18,14 @@ from fastapi import FastAPI
 from fengqiao.runtime.clock import FakeClock
 from fengqiao.runtime.service import Runtime
 from fengqiao.services.intake.adapters.cursors import InMemoryCursorStore
+from fengqiao.services.intake.adapters.nonces import InMemoryPushNonces
 from fengqiao.services.intake.adapters.sink import InMemoryPostSink
 from fengqiao.services.intake.app import build
 from fengqiao.services.intake.settings import IntakeSettings, WeiboAccount
 from fengqiao.services.intake.weibo import push_signature
 
 NOW = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
-SECRET = "xyz123xyz"
+SECRET = "xyz123xyz-0123456789"
 URL = "/webhooks/weibo/xinjiang"
 LIMIT = 2048
 
@@ -39,9 +41,15 @@ def settings(**overrides: Any) -> IntakeSettings:
     )
 
 
-def query(secret: str = SECRET, at: datetime = NOW, **extra: str) -> dict[str, str]:
+_nonces = itertools.count(57155157)
+
+
+def query(
+    secret: str = SECRET, at: datetime = NOW, nonce: str | None = None, **extra: str
+) -> dict[str, str]:
+    """A signed query, with a nonce of its own unless given (each push URL is taken once)."""
     timestamp = str(int(at.timestamp() * 1000))
-    nonce = "57155157"
+    nonce = nonce or str(next(_nonces))
     return {
         "signature": push_signature(secret, timestamp, nonce),
         "timestamp": timestamp,
@@ -68,8 +76,13 @@ def sink() -> InMemoryPostSink:
 
 
 @pytest.fixture
-def runtime_app(sink: InMemoryPostSink) -> tuple[Runtime, FastAPI]:
-    return build(settings(), sink=sink, clock=FakeClock(NOW))
+def nonces() -> InMemoryPushNonces:
+    return InMemoryPushNonces()
+
+
+@pytest.fixture
+def runtime_app(sink: InMemoryPostSink, nonces: InMemoryPushNonces) -> tuple[Runtime, FastAPI]:
+    return build(settings(), sink=sink, clock=FakeClock(NOW), nonces=nonces)
 
 
 @pytest.fixture
@@ -240,6 +253,70 @@ async def test_kafka_down_is_503_with_retry_after(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert error(response) == "kafka_unavailable"
+
+
+# --------------------------------------------------------------------------- replays (issue 19)
+
+
+async def test_a_replayed_push_url_is_409_with_any_body_and_counted(
+    client: httpx.AsyncClient, sink: InMemoryPostSink, runtime_app: tuple[Runtime, FastAPI]
+) -> None:
+    """Before issue 19 a captured push URL could be sent again with any body for 5 minutes."""
+    url = query()
+    assert (await send(client, push(), url)).status_code == 200
+    for body in (push(text="另一个人的求助，冒名"), push()):
+        again = await send(client, body, url)
+        assert again.status_code == 409
+        assert error(again) == "replayed"
+        assert "already used" in again.json()["detail"]
+    assert len(sink.posts) == 1
+    rejected = "fengqiao_intake_weibo_push_rejected_total"
+    assert sample(runtime_app[0], rejected, reason="replayed") == 2
+    assert (await send(client, push(text="另一个人的求助，冒名"))).status_code == 200  # new URL
+
+
+async def test_a_replayed_event_is_refused_too(client: httpx.AsyncClient) -> None:
+    url = query()
+    event = push("event", data={"subtype": "follow"})
+    assert (await send(client, event, url)).status_code == 200
+    assert (await send(client, event, url)).status_code == 409
+
+
+async def test_the_nonce_store_down_is_503_with_retry_after_never_taken_unchecked(
+    client: httpx.AsyncClient,
+    sink: InMemoryPostSink,
+    nonces: InMemoryPushNonces,
+    runtime_app: tuple[Runtime, FastAPI],
+) -> None:
+    nonces.fail = True
+    url = query()
+    response = await send(client, push(), url)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert error(response) == "nonce_store_unavailable"
+    assert sink.posts == []
+    rejected = "fengqiao_intake_weibo_push_rejected_total"
+    assert sample(runtime_app[0], rejected, reason="nonce_store_unavailable") == 1
+    nonces.fail = False  # Weibo's re-send of the same URL is then taken
+    assert (await send(client, push(), url)).status_code == 200
+    assert len(sink.posts) == 1
+
+
+async def test_a_push_kafka_did_not_take_releases_its_nonce(
+    client: httpx.AsyncClient, sink: InMemoryPostSink, nonces: InMemoryPushNonces
+) -> None:
+    url = query()
+    sink.fail = True
+    assert (await send(client, push(), url)).status_code == 503
+    assert nonces.seen == {}
+    sink.fail = False
+    assert (await send(client, push(), url)).status_code == 200  # the same URL, sent again
+    assert len(sink.posts) == 1
+
+
+async def test_an_overlong_nonce_is_401(client: httpx.AsyncClient) -> None:
+    response = await send(client, push(), query(nonce="9" * 65))
+    assert response.status_code == 401
 
 
 async def test_wrong_content_type_is_415(client: httpx.AsyncClient) -> None:

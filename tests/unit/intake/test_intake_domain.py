@@ -116,14 +116,15 @@ def test_praise_is_not_an_appeal() -> None:
 def test_reply_to_points_at_the_post_and_its_author() -> None:
     appeal = normalize(raw_post(), producer="t")
     assert appeal.reply_to == ReplyTarget(
-        platform="weibo", account="@新疆检察", user_id="u1", post_id="p1", comment_id=None
+        platform="weibo", account="@新疆检察", user_id="relay:u1", post_id="p1", comment_id=None
     )
 
 
 def test_author_and_residence_are_kept() -> None:
     appeal = normalize(raw_post(), producer="t")
+    # A generic source's author is namespaced by the source (issue 19).
     assert (appeal.author.id, appeal.author.name, appeal.author.stated_residence) == (
-        "u1",
+        "relay:u1",
         "网友",
         "伊宁县",
     )

@@ -321,7 +321,7 @@ def test_only_accounts_with_a_token_are_polled(
     settings = IntakeSettings(
         weibo_accounts={
             "xinjiang": WeiboAccount(handle="@新疆检察", access_token="token-1"),
-            "bozhou": WeiboAccount(handle="@博州检察", app_secret="pushed"),
+            "bozhou": WeiboAccount(handle="@博州检察", app_secret="pushed-0123456789ab"),
         }
     )
     built = build_poller(

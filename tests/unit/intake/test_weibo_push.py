@@ -24,7 +24,7 @@ from fengqiao.services.intake.weibo import (
 )
 
 NOW = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
-ACCOUNT = WeiboAccount(handle="@新疆检察", app_secret="s3cret")
+ACCOUNT = WeiboAccount(handle="@新疆检察", app_secret="s3cret-0123456789ab")
 
 
 def push(type_: str = "text", **overrides: Any) -> dict[str, Any]:
@@ -214,8 +214,8 @@ def test_the_secrets_file_lays_its_weibo_fields_over_the_environments(
 ) -> None:
     secrets = tmp_path / "secrets.yaml"
     secrets.write_text(
-        "weibo:\n  xinjiang: {app_secret: s3cret, access_token: tok}\n"
-        "  bozhou: {handle: '@博州检察', app_secret: other}\n",
+        "weibo:\n  xinjiang: {app_secret: s3cret-0123456789ab, access_token: tok}\n"
+        "  bozhou: {handle: '@博州检察', app_secret: other-0123456789abc}\n",
         encoding="utf-8",
     )
     monkeypatch.setenv("FENGQIAO_INTAKE_WEIBO_ACCOUNTS", '{"xinjiang": {"handle": "@新疆检察"}}')
@@ -223,7 +223,7 @@ def test_the_secrets_file_lays_its_weibo_fields_over_the_environments(
     accounts = IntakeSettings().weibo_accounts
     assert accounts["xinjiang"].handle == "@新疆检察"
     assert accounts["xinjiang"].app_secret is not None
-    assert accounts["xinjiang"].app_secret.get_secret_value() == "s3cret"
+    assert accounts["xinjiang"].app_secret.get_secret_value() == "s3cret-0123456789ab"
     assert accounts["xinjiang"].access_token is not None
     assert accounts["bozhou"].handle == "@博州检察"
 
