@@ -12,6 +12,8 @@ OIDC is off while `FENGQIAO_OIDC_ISSUER` is empty: every bearer JWT is then refu
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,6 +25,8 @@ from fengqiao.auth.identity import Role
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _default_role_map() -> dict[str, Role]:
@@ -118,8 +122,15 @@ class OidcSettings(BaseSettings):
     @field_validator("issuer")
     @classmethod
     def _issuer_url(cls, value: str) -> str:
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError(f"the issuer must be an http(s) URL, not {value!r}")
+        if not value:
+            return value
+        url = urlsplit(value)
+        # Keys and tokens travel from the IdP: https, except to a provider on this machine.
+        loopback = url.scheme == "http" and url.hostname in _LOOPBACK
+        if not (url.scheme == "https" or loopback) or not url.hostname:
+            raise ValueError(
+                f"the issuer must be an https URL (http only on loopback), not {value!r}"
+            )
         return value
 
     @property

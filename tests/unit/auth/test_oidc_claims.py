@@ -35,6 +35,17 @@ def test_only_asymmetric_algorithms_can_be_configured(algorithms: list[str]) -> 
         OidcSettings(issuer="https://sso.example", algorithms=algorithms)
 
 
+@pytest.mark.parametrize(
+    "issuer", ["http://sso.example/realms/p", "sso.example", "ftp://sso.example", "https://"]
+)
+def test_the_issuer_is_https_unless_on_loopback(issuer: str) -> None:
+    with pytest.raises(ValidationError, match="https URL"):
+        OidcSettings(issuer=issuer)
+    assert OidcSettings(issuer="http://127.0.0.1:8080/default").enabled
+    assert OidcSettings(issuer="http://[::1]:8080/default").enabled
+    assert not OidcSettings(issuer="").enabled
+
+
 def test_the_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FENGQIAO_OIDC_ISSUER", "https://sso.example/realms/p")
     monkeypatch.setenv("FENGQIAO_OIDC_ROLES_CLAIM", "realm_access.roles")
