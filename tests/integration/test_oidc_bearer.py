@@ -4,6 +4,7 @@ refused with a reason (issue 19, deliver 1)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -223,6 +224,16 @@ async def test_the_keys_are_fetched_once_for_many_tokens(
     assert counting.count("/jwks") == 1
     assert counting.count("/.well-known/openid-configuration") == 1
     assert verifier.keys.fetches == 1
+
+
+async def test_concurrent_first_requests_share_one_fetch(
+    oidc_provider: OidcProvider, verifier: OidcVerifier, counting: CountingClient
+) -> None:
+    tokens = [person_token(oidc_provider, person=f"c{n}") for n in range(20)]
+    identities = await asyncio.gather(*(verifier.identity(token) for token in tokens))
+    assert [i.person for i in identities] == [f"oidc:test:c{n}" for n in range(20)]
+    assert counting.count("/jwks") == 1
+    assert counting.count("/.well-known/openid-configuration") == 1
 
 
 async def test_unknown_key_ids_refetch_at_most_once_per_interval(
