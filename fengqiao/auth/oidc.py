@@ -97,11 +97,15 @@ class OidcVerifier:
         try:
             return self._decode(token, key, alg, audience)
         except InvalidSignatureError:
-            # The IdP may have replaced the key under the same id: one look at a fresher key set.
-            fresher = await self.keys.key(kid, stale=key)
-            if fresher is key:
-                raise Unauthenticated("the token's signature does not verify") from None
-            return self._decode(token, fresher, alg, audience)
+            pass
+        # The IdP may have replaced the key under the same id: one look at a fresher key set.
+        fresher = await self.keys.key(kid, stale=key)
+        try:
+            if fresher is not key:
+                return self._decode(token, fresher, alg, audience)
+        except InvalidSignatureError:
+            pass
+        raise Unauthenticated("the token's signature does not verify")
 
     def _require_enabled(self) -> None:
         if not self.settings.enabled:

@@ -184,6 +184,12 @@ async def test_a_token_signed_with_another_key_is_refused(
         (b64({"alg": "none", "kid": ISSUER_ID}) + "." + b64({"sub": "x"}) + ".", "'none'"),
         (b64({"alg": "RS256"}) + "." + b64({"sub": "x"}) + ".c2ln", "no key id"),
         (b64({"alg": "RS256", "kid": ISSUER_ID}) + ".bm90IGpzb24.c2ln", "does not verify"),
+        ("W10.W10.c2ln", "not a well-formed JWT"),  # the header is a JSON list
+        (b64({"alg": ["RS256"], "kid": ISSUER_ID}) + ".e30.c2ln", "not accepted"),
+        (b64({"alg": "RS256", "kid": 7}) + ".e30.c2ln", "not a well-formed JWT"),
+        # ES256 with the IdP's RSA key
+        (b64({"alg": "ES256", "kid": ISSUER_ID}) + ".e30.c2ln", f"key '{ISSUER_ID}'"),
+        ("." * 5000, "not a well-formed JWT"),
     ],
 )
 async def test_garbage_and_unsigned_tokens_are_refused(
@@ -250,6 +256,19 @@ async def test_unknown_key_ids_refetch_at_most_once_per_interval(
     now[0] += 31
     with pytest.raises(Unauthenticated, match="does not list"):
         await verifier.identity(forged(oidc_provider.issuer, "forged-later"))
+    assert counting.count("/jwks") == 2
+
+
+async def test_a_forged_signature_is_refused_also_when_the_keys_may_be_refetched(
+    oidc_provider: OidcProvider, counting: CountingClient
+) -> None:
+    now = [1000.0]
+    settings = settings_for(oidc_provider.issuer, jwks_min_refetch_seconds=30)
+    verifier = OidcVerifier(settings, counting.http, clock=lambda: now[0])
+    await verifier.identity(person_token(oidc_provider))
+    now[0] += 31  # the failed signature refetches the keys; the fresh key fails it too
+    with pytest.raises(Unauthenticated, match="signature does not verify"):
+        await verifier.identity(forged(oidc_provider.issuer, ISSUER_ID))
     assert counting.count("/jwks") == 2
 
 
