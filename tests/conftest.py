@@ -5,11 +5,14 @@ like anyone else's install): `fengqiao_stack`, `fengqiao_services`, `platform`, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.testing import StackEndpoints
+from fengqiao.testing.oidc import OidcProvider, free_port, new_signing_jwk, provider_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,3 +46,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack_endpoints(fengqiao_stack: StackEndpoints) -> StackEndpoints:
     """A real Kafka and MongoDB for the whole test session (the plugin's `fengqiao_stack`)."""
     return fengqiao_stack
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcProvider]:
+    """A real OIDC provider (mock-oauth2-server, fetched by mvn into the stack's cache) on a
+    free loopback port, for the whole session; see fengqiao.testing.oidc for its claims."""
+    provider = OidcProvider(StackSettings().cache_dir, free_port())
+    provider.start(provider_config(new_signing_jwk()))
+    try:
+        yield provider
+    finally:
+        provider.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 import secrets
 import shutil
@@ -12,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fengqiao.stack import process, tools
+from fengqiao.stack import jars, process, tools
 from fengqiao.stack.addresses import KAFKA_ENV, HostPort
 from fengqiao.stack.component import DEPLOY_DIR, Component, Launched, Progress
 from fengqiao.stack.errors import StackError
@@ -24,8 +23,6 @@ SERVER_TEMPLATE = KAFKA_DEPLOY / "server.properties"
 LOG4J_CONFIG = KAFKA_DEPLOY / "log4j2.properties"
 
 HEAP = "-Xmx512m"
-# Written into libs/ once every jar is there: which pom they came from.
-_JARS_STAMP = ".fengqiao-pom.sha256"
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 _CLUSTER_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
@@ -79,7 +76,7 @@ def render_server_properties(
 
 def pom_digest(pom: Path = POM) -> str:
     """What the jars in the cache must have been fetched for."""
-    return hashlib.sha256(pom.read_bytes()).hexdigest()
+    return jars.pom_digest(pom)
 
 
 class Kafka(Component):
@@ -135,11 +132,7 @@ class Kafka(Component):
 
     def jars_ready(self) -> bool:
         """True when libs/ holds a complete fetch for the current pom."""
-        stamp = self.libs / _JARS_STAMP
-        try:
-            return stamp.read_text().strip() == pom_digest()
-        except OSError:
-            return False
+        return jars.jars_ready(self.libs, POM)
 
     def check_tools(self) -> None:
         """java always; mvn only while the jars are not cached."""
@@ -150,41 +143,7 @@ class Kafka(Component):
     def prepare(self, progress: Progress) -> None:
         """Fetch the jars unless they are cached."""
         if not self.jars_ready():
-            self._fetch_jars(progress)
-
-    def _fetch_jars(self, progress: Progress) -> None:
-        mvn = tools.require_mvn()
-        progress("kafka: fetching jars with mvn (first time only)...")
-        started = time.monotonic()
-        partial = self.home / "libs.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
-        log = self.logs / "mvn.log"
-        argv = [mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies"]
-        argv.append(f"-DoutputDirectory={partial}")
-        with log.open("w") as out:
-            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
-        if done.returncode != 0:
-            raise StackError(
-                f"kafka: mvn could not fetch the jars (exit {done.returncode}), is Maven Central "
-                f"reachable? See {log}",
-                process.tail(log),
-            )
-        (partial / _JARS_STAMP).write_text(pom_digest() + "\n")
-        self._replace_libs(partial)
-        count = len(list(self.libs.glob("*.jar")))
-        progress(f"kafka: fetched {count} jars in {time.monotonic() - started:.1f} s")
-
-    def _replace_libs(self, partial: Path) -> None:
-        # Swap whole directories: jars of an older pom must not stay on the classpath.
-        if self.libs.is_symlink():
-            self.libs.unlink()
-        elif self.libs.exists():
-            old = self.home / "libs.old"
-            shutil.rmtree(old, ignore_errors=True)
-            self.libs.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        partial.rename(self.libs)
+            jars.fetch_jars(POM, self.home, "kafka", progress)
 
     def _jvm(self) -> list[str]:
         java = self._java or tools.require_java()

@@ -1,7 +1,7 @@
 """The tools the local stack needs, found and checked up front so a missing one is one clear line.
 
-java runs Kafka (always); mvn fetches the Kafka jars and go builds FerretDB, each only until
-their result is in the cache.
+java runs Kafka (always); mvn fetches the Kafka jars (and the test suite's OIDC provider's) and
+go builds FerretDB, each only until their result is in the cache.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fengqiao.auth.settings import OidcSettings
 from fengqiao.cli import build_parser
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.services.intake.settings import IntakeSettings
@@ -28,6 +29,7 @@ SETTINGS = {
     "FENGQIAO_ROUTER_": RouterSettings,
     "FENGQIAO_TRACKER_": TrackerSettings,
     "FENGQIAO_NOTIFIER_": NotifierSettings,
+    "FENGQIAO_OIDC_": OidcSettings,
 }
 
 
