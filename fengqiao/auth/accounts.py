@@ -141,6 +141,23 @@ class Accounts:
             raise AccountError(f"{username!r} exists already")
         return _public(doc)
 
+    async def ensure(
+        self, username: str, *, name: str, unit_id: str, roles: Iterable[str], password: str
+    ) -> Doc:
+        """The person as given, added or brought to it (demo and test fixtures)."""
+        try:
+            return await self.add(
+                username, name=name, unit_id=unit_id, roles=roles, password=password
+            )
+        except AccountError:
+            if await self.store.get(PEOPLE, username) is None:
+                raise
+        fields = {"name": name, "unit_id": unit_id, "roles": parse_roles(roles),
+                  "password": await _hash(password), "disabled": False}  # fmt: skip
+        await self.store.update(PEOPLE, username, fields)
+        self._checked.clear()
+        return _public({"_id": username, **fields})
+
     async def set_disabled(self, username: str, disabled: bool) -> None:
         if not await self.store.update(PEOPLE, username, {"disabled": disabled}):
             raise AccountError(f"no person {username!r}")

@@ -26,10 +26,13 @@ from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.openapi.utils import get_openapi
+from pymongo import AsyncMongoClient
 
 from fengqiao.auth import policy
-from fengqiao.auth.accounts import TOKEN_PREFIX, Accounts
+from fengqiao.auth.accounts import TOKEN_PREFIX, Accounts, AccountSettings
 from fengqiao.auth.identity import Identity, Unauthenticated
+from fengqiao.auth.store import MongoAuthStore
+from fengqiao.runtime.service import Runtime
 
 SESSION_COOKIE = "fengqiao_session"
 _CHALLENGE = 'Bearer realm="fengqiao"'
@@ -172,3 +175,17 @@ def _invalid(why: str) -> HTTPException:
 def authenticators_for(accounts: Accounts, *more: Authenticator) -> Sequence[Authenticator]:
     """The local ways in, then any more (OIDC)."""
     return [LocalTokens(accounts), LocalSessions(accounts), *more]
+
+
+def service_guard(runtime: Runtime, *more: Authenticator) -> Guard:
+    """A service's guard: local accounts in the shared auth database (on the service's store
+    client, or a client of its own), then `more` ways in."""
+    mongo = runtime.mongo
+    if mongo is None:
+        mongo = AsyncMongoClient(
+            runtime.stack.mongo_uri, tz_aware=True, connect=False, appname=runtime.name
+        )
+        runtime.on_stop.append(mongo.close)
+    settings = AccountSettings()
+    accounts = Accounts(MongoAuthStore(mongo, settings.database), settings)
+    return Guard(runtime.name, authenticators_for(accounts, *more))

@@ -125,7 +125,10 @@ def unpoliced(service: str, routes: Iterable[tuple[str, str]]) -> list[str]:
 
 def sees(identity: Identity, chain: Sequence[str], co_units: Iterable[str] = ()) -> bool:
     """A person sees a case their unit leads, co-handles, or that lies below it (its unit is on
-    the case's dispatch chain); never a sibling's or a parent's."""
+    the case's dispatch chain); never a sibling's or a parent's. A case no office has yet (no
+    chain: waiting in triage) is the dispatchers' to see."""
+    if not chain:
+        return identity.has(Role.DISPATCHER)
     return identity.unit_id in chain or identity.unit_id in co_units
 
 

@@ -127,6 +127,13 @@ class RouteGuard(Protocol):
     def audit(self, app: FastAPI) -> None: ...
 
 
+# What a guarded route may answer before its endpoint runs (documented in its OpenAPI).
+GUARD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No credentials, or credentials that do not hold (WWW-Authenticate)"},
+    403: {"description": "The caller's roles do not allow this route"},
+}
+
+
 def http_app(
     runtime: Runtime,
     *,
@@ -148,7 +155,9 @@ def http_app(
     )
     app.add_middleware(BodyLimit, limits=body_limits)
     app.add_exception_handler(BodyTooLarge, body_too_large)
-    guarded = [guard.dependency] if guard is not None else []
+    guarded: dict[str, Any] = {}
+    if guard is not None:
+        guarded = {"dependencies": [guard.dependency], "responses": GUARD_RESPONSES}
     app.include_router(
         ops_router(
             service=runtime.name,
@@ -156,11 +165,11 @@ def http_app(
             checks=_checks(runtime),
             before_scrape=[lambda: runtime.metrics.refresh_lag(runtime.broker)],
         ),
-        dependencies=guarded,
+        dependencies=guarded.get("dependencies"),
     )
     for router in routers:
-        app.include_router(router, dependencies=guarded)
-    app.include_router(_asyncapi_router(runtime, description), dependencies=guarded)
+        app.include_router(router, **guarded)
+    app.include_router(_asyncapi_router(runtime, description), **guarded)
     if guard is not None:
         guard.audit(app)
     # Not `Exception`: Starlette hands that one to its outermost middleware, which raises on.
