@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from faststream import FastStream
 
-from fengqiao.auth import Identity, Role
-from fengqiao.auth.guard import FixedTokens, Guard, service_guard
+from fengqiao.auth.guard import Guard, service_guard
 from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
 from fengqiao.services.router import handlers
 from fengqiao.services.router.adapters.records import MongoRecordStore
@@ -57,23 +56,10 @@ def build(
         store=store,
         queue=queue,
     )
-    guard = guard or service_guard(runtime, dispatcher_tokens(settings))
+    guard = guard or service_guard(runtime)
     ops = ops_router(runtime.broker, store, router.directory, producer=NAME, caller=guard.caller)
     triage = triage_router(runtime.broker, queue, router, guard.caller, dispatch, producer=NAME)
     return runtime, http_app(runtime, description=DESCRIPTION, routers=[ops, triage], guard=guard)
-
-
-def dispatcher_tokens(settings: RouterSettings) -> FixedTokens:
-    """Deprecated: the dispatchers of `FENGQIAO_ROUTER_DISPATCHERS`, each a person
-    `local:<name>` with the dispatcher role, until every dispatcher has an account."""
-    return FixedTokens(
-        {
-            d.token.get_secret_value(): Identity(
-                f"local:{person}", person, d.unit, frozenset({Role.DISPATCHER}), "token"
-            )
-            for person, d in settings.dispatchers.items()
-        }
-    )
 
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:

@@ -12,8 +12,8 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
-from fengqiao.auth import Identity, Role, policy
-from fengqiao.auth.guard import FixedTokens, Guard, service_guard
+from fengqiao.auth import Identity, policy
+from fengqiao.auth.guard import Guard, service_guard
 from fengqiao.contracts import UNIT_ACTIONS, CaseState, UnitActed, UnitActionKind
 from fengqiao.runtime.clock import utcnow
 from fengqiao.runtime.messaging import DirectProducer, publish
@@ -75,25 +75,12 @@ def build(
     runtime.on_started.append(start_sweeps)
     runtime.on_stop.insert(0, stop_sweeps)
     runtime.on_stop.append(outbox.stop)
-    guard = guard or service_guard(runtime, unit_tokens(settings))
+    guard = guard or service_guard(runtime)
     routers = [
         ops_router(repo, runtime.broker, guard.caller),
         unit_router(runtime.broker, repo, indexes, guard.caller, producer=NAME),
     ]
     return runtime, http_app(runtime, description=DESCRIPTION, routers=routers, guard=guard)
-
-
-def unit_tokens(settings: TrackerSettings) -> FixedTokens:
-    """Deprecated: the static unit tokens of `FENGQIAO_TRACKER_UNIT_TOKENS`, each a person
-    `unit:<unit id>` (handler and unit lead of its unit), until every office has accounts."""
-    return FixedTokens(
-        {
-            token.get_secret_value(): Identity(
-                f"unit:{unit}", unit, unit, frozenset({Role.HANDLER, Role.UNIT_LEAD}), "token"
-            )
-            for unit, token in settings.unit_tokens.items()
-        }
-    )
 
 
 class Merge(BaseModel):

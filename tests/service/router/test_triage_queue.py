@@ -213,6 +213,7 @@ async def test_a_correction_relabels_the_case_through_a_reassignment(desk: Desk)
         "652701",
         "personal_injury",
     )
+    assert action.person == "local:li.wei"  # who ruled, on unit.actions and the timeline
     assert action.urgency is Urgency.GENERAL
     assert action.note is not None and "13812345678" not in action.note.replace(" ", "")
     redispatched = [o for o in desk.orders if o.round == 2]

@@ -154,7 +154,11 @@ async def test_a_case_of_a_parent_is_not_visible_to_the_unit_below() -> None:
 async def test_the_lead_unit_signs_works_and_resolves_through_unit_actions(api: Api) -> None:
     accepted = await api.call("POST", f"/units/me/cases/{CASE}/accept", "652701")
     assert accepted.status_code == 202, accepted.text
-    assert (await api.repo.get(CASE)).state.value == "accepted"  # type: ignore[union-attr]
+    signed = await api.repo.get(CASE)
+    assert signed is not None and signed.state.value == "accepted"
+    # The unit and the person who acted: the caller's, on unit.actions and on the timeline.
+    assert (api.actions[-1].unit_id, api.actions[-1].person) == ("652701", "local:652701")
+    assert (signed.timeline[-1].unit_id, signed.timeline[-1].person) == ("652701", "local:652701")
     progress = await api.call(
         "POST",
         f"/units/me/cases/{CASE}/progress",
