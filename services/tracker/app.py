@@ -106,27 +106,14 @@ def ops_router(repo: CaseRepository, broker: KafkaBroker, caller: Any) -> APIRou
             raise HTTPException(
                 409, f"case {body.into} is not dispatched yet: merge into a case an office has"
             )
+        by = {"producer": NAME, "unit_id": who.unit_id, "person": who.person}
         actions = [
-            UnitActed(
-                occurred_at=utcnow(),
-                producer=NAME,
-                case_id=case_id,
-                unit_id=who.unit_id,
-                person=who.person,
-                action=UnitActionKind.MERGE,
-                into_case_id=body.into,
-                note=body.note,
-            ),
-            UnitActed(
-                occurred_at=utcnow(),
-                producer=NAME,
-                case_id=body.into,
-                unit_id=who.unit_id,
-                person=who.person,
-                action=UnitActionKind.NOTE,
-                note=f"case {case_id} merged into this one: {body.note or ''}".strip(": "),
-            ),
-        ]
+            UnitActed(occurred_at=utcnow(), case_id=case_id, action=UnitActionKind.MERGE,
+                      into_case_id=body.into, note=body.note, **by),
+            UnitActed(occurred_at=utcnow(), case_id=body.into, action=UnitActionKind.NOTE,
+                      note=f"case {case_id} merged into this one: {body.note or ''}".strip(": "),
+                      **by),
+        ]  # fmt: skip
         for target, action in zip((case, into), actions, strict=True):
             refuse_unless_valid(target, action)
         for action in actions:
@@ -145,8 +132,9 @@ def ops_router(repo: CaseRepository, broker: KafkaBroker, caller: Any) -> APIRou
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         unit: Annotated[str | None, Query(max_length=64)] = None,
+        who: Identity = caller,
     ) -> dict[str, Any]:
-        return await _stats(repo, since, until, unit)
+        return await _stats(repo, since, until, unit, who)
 
     return router
 
@@ -156,12 +144,15 @@ async def _stats(
     since: dt.datetime | None,
     until: dt.datetime | None,
     unit: str | None,
+    who: Identity,
 ) -> dict[str, Any]:
+    """The figures of the cases the caller's unit sees (its subtree), or of `unit`'s in it."""
     try:
         since, until = stats.period(since, until, dt.datetime.now(dt.UTC))
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return stats.compute(await repo.received(since, until), since, until, unit=unit).as_dict()
+    seen = [c for c in await repo.received(since, until) if policy.sees(who, c.chain, c.co_units)]
+    return stats.compute(seen, since, until, unit=unit).as_dict()
 
 
 def create_app(settings: TrackerSettings | None = None) -> FastAPI:

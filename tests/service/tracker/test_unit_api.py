@@ -332,3 +332,13 @@ async def test_a_bad_merge_is_refused_and_publishes_nothing(
     assert response.status_code == status
     assert says in response.text
     assert len(api.actions) == before
+
+
+@pytest.mark.parametrize(("unit", "volume"), [("xj", 1), ("652701", 1), ("652702", 0)])
+async def test_the_statistics_count_only_the_callers_subtree(
+    api: Api, unit: str, volume: int
+) -> None:
+    # A lead of a sibling county sees no figure of a case it may not see.
+    stats = (await api.call("GET", "/ops/stats", unit)).json()
+    assert stats["total"]["volume"] == volume
+    assert [row["unit"] for row in stats["units"]] == (["652701"] if volume else [])
