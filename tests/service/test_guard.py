@@ -145,3 +145,22 @@ def test_an_app_with_a_route_the_policy_does_not_name_is_refused() -> None:
 
     with pytest.raises(Unpoliced, match=r"POST /ops/cases/\{case_id\}/delete-everything"):
         app_with(Guard("tracker"), extra)
+
+
+async def test_an_unreachable_auth_database_is_503_through_the_real_driver() -> None:
+    from pymongo import AsyncMongoClient
+
+    from fengqiao.auth.store import MongoAuthStore
+
+    # Nothing listens on port 1: pymongo gives up after 200 ms with its own error.
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", connect=False
+    )
+    accounts = Accounts(MongoAuthStore(client), AccountSettings(cache_seconds=0))
+    app = app_with(Guard("tracker", authenticators_for(accounts)))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        response = await http.get("/units/me", headers=bearer("fq_0123456789ab_secret"))
+    await client.close()
+    assert response.status_code == 503 and response.headers["retry-after"]
