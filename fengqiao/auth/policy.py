@@ -100,6 +100,9 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/ops/cases/{case_id}"): CASE_READERS,
         ("POST", "/ops/cases/{case_id}/merge"): DISPATCHERS,
         ("GET", "/ops/stats"): FIGURES,
+        # The public page (issue 19, deliver 6): aggregates per prefecture and month only.
+        ("GET", "/public"): public("the public page: aggregates, cells under 5 suppressed"),
+        ("GET", "/public/summary"): public("the public page's figures: aggregates only"),
     },
     "notifier": {
         ("GET", "/ops/replies/held"): REPLY_READERS,

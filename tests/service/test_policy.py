@@ -27,8 +27,9 @@ from fengqiao.testing.factories import appeal_message, dispatch_message
 
 SERVICES = ("intake", "router", "tracker", "notifier")
 EVERY_ROLE = frozenset(Role)
-# What may be public at all (issue 19): signed webhooks, Open311, health and metrics.
-MAY_BE_PUBLIC = re.compile(r"^/(webhooks/|open311/|healthz$|readyz$|metrics$)")
+# What may be public at all (issue 19): signed webhooks, Open311, health and metrics, and
+# the public page of aggregates.
+MAY_BE_PUBLIC = re.compile(r"^/(webhooks/|open311/|healthz$|readyz$|metrics$|public$|public/)")
 
 
 def person(token: str, unit: str, roles: frozenset[Role]) -> tuple[str, Identity]:
