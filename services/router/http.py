@@ -66,9 +66,10 @@ def ops_router(
         await publish(broker, UNIT_ACTIONS.name, action)
         return {"status": "accepted", "action_event_id": action.event_id}
 
-    @router.get("/returns", summary="Returned orders (退单) per unit, over all cases")
-    async def returns() -> dict[str, int]:
-        return await store.returns_by_unit()
+    @router.get("/returns", summary="Returned orders (退单) per unit of the caller's subtree")
+    async def returns(who: Identity = caller) -> dict[str, int]:
+        counts = await store.returns_by_unit()
+        return {u: n for u, n in counts.items() if who.unit_id in _chain(directory, u)}
 
     return router
 

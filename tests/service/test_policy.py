@@ -227,3 +227,27 @@ async def test_another_units_case_is_404_on_every_router_case_route() -> None:
                 method, url, json={"to_unit": "652702"}, headers={"Authorization": "Bearer sibling"}
             )
             assert response.status_code == 404, (method, path, response.text)
+
+
+async def test_returns_per_unit_are_those_of_the_callers_subtree() -> None:
+    from fengqiao.services.router.adapters.records import InMemoryRecordStore
+    from fengqiao.services.router.directory import load_directory
+    from fengqiao.services.router.http import ops_router
+
+    store = InMemoryRecordStore()
+    for n, unit in enumerate(("652701", "652702", "650109")):  # 博乐, 精河 (博州); 米东 (乌鲁木齐)
+        await store.count_return(f"a-{n}", f"c-{n}", unit, "not_our_jurisdiction")
+    runtime = Runtime.create("router", StackSettings(), with_mongo=False)
+    people = dict([person("bozhou", "652700", EVERY_ROLE), person("region", "xj", EVERY_ROLE)])
+    guard = Guard("router", [FixedTokens(people)])
+    router = ops_router(
+        runtime.broker, store, load_directory(), producer="router", caller=guard.caller
+    )
+    app = http_app(runtime, description="t", routers=[router], guard=guard)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://r"
+    ) as http:
+        bozhou = await http.get("/ops/returns", headers={"Authorization": "Bearer bozhou"})
+        region = await http.get("/ops/returns", headers={"Authorization": "Bearer region"})
+    assert bozhou.json() == {"652701": 1, "652702": 1}
+    assert region.json() == {"652701": 1, "652702": 1, "650109": 1}
