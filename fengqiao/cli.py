@@ -76,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_running(sub)
     _add_pipeline(sub)
 
-    from fengqiao.ops.parser import add_parser as add_ops  # its commands import lazily
+    from fengqiao.auth.cli import add_parser as add_users  # its commands import lazily
+    from fengqiao.ops.parser import add_parser as add_ops
     from fengqiao.triage.cli import add_parser as add_triage
 
     add_ops(sub)
+    add_users(sub)
     add_triage(sub)
     return parser
 

@@ -24,6 +24,7 @@ import httpx
 import yaml
 
 from fengqiao import processes, stack
+from fengqiao.auth.seed import person_token
 from fengqiao.contracts import APPEALS, DISPATCH_ORDERS, REPLIES_SENT
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.runtime.signing import generic_source_env, signed_headers
@@ -34,11 +35,20 @@ SOURCE = "demo"
 SECRET = "demo-secret-" + uuid.uuid4().hex[:8]  # per run; never a real secret
 
 
-# The office that takes case 1 through its whole life in the demo (博乐市人民检察院), its token
-# made per run, and a callback asked seconds (not the next working day) after the resolution.
+# The office that takes case 1 through its whole life in the demo (博乐市人民检察院), and a
+# callback asked seconds (not the next working day) after the resolution.
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEMO_UNIT = "652701"
-DEMO_TOKEN = "demo-unit-" + uuid.uuid4().hex[:12]
+# The demo's people (local accounts in the stack's auth database): a handler and lead of
+# 博乐市, who works case 1, and an operator of the region, who watches every case. Their
+# password is made per run and printed, with their API tokens.
+DEMO_PEOPLE: dict[str, dict[str, Any]] = {
+    "demo.bole": {"name": "王力（博乐市院）", "unit_id": DEMO_UNIT,
+                  "roles": ["handler", "unit_lead"]},
+    "demo.region": {"name": "李伟（自治区院）", "unit_id": "xj",
+                    "roles": ["dispatcher", "reviewer", "ops", "auditor"]},
+}  # fmt: skip
+DEMO_PASSWORD = "demo-" + uuid.uuid4().hex[:12]
 DEMO_TIME_LIMITS = {"defaults": {"callback_ask": "3 seconds"}}
 
 
@@ -49,7 +59,6 @@ def demo_env(
     return {
         **generic_source_env(SOURCE, secret),
         **processes.simulator_env(simulator_port),
-        "FENGQIAO_TRACKER_UNIT_TOKENS": json.dumps({DEMO_UNIT: DEMO_TOKEN}),
         "FENGQIAO_TRACKER_TIME_LIMITS": json.dumps(DEMO_TIME_LIMITS),
         "FENGQIAO_TRACKER_SWEEP_INTERVAL_SECONDS": "0.5",
     }
@@ -153,6 +162,14 @@ async def unit_acts(
     return dict(response.json())
 
 
+def demo_people(mongo_uri: str) -> dict[str, str]:
+    """The demo's people, each with a new API token (username → token)."""
+    return {
+        username: person_token(mongo_uri, username, password=DEMO_PASSWORD, **person)
+        for username, person in DEMO_PEOPLE.items()
+    }
+
+
 async def wait_for_case(
     http: httpx.AsyncClient,
     tracker_url: str,
@@ -160,13 +177,16 @@ async def wait_for_case(
     until: Callable[[dict[str, Any]], bool],
     *,
     what: str,
+    token: str,
     timeout: float = 45.0,
 ) -> dict[str, Any]:
-    """The tracker's view of the case (`GET /ops/cases/{id}`) once `until` holds."""
+    """The tracker's view of the case (`GET /ops/cases/{id}`, as `token`'s person) once
+    `until` holds."""
     deadline = time.monotonic() + timeout
     doc: dict[str, Any] = {}
+    headers = {"Authorization": f"Bearer {token}"}
     while time.monotonic() < deadline:
-        response = await http.get(f"{tracker_url}/ops/cases/{case_id}")
+        response = await http.get(f"{tracker_url}/ops/cases/{case_id}", headers=headers)
         doc = response.json() if response.status_code == 200 else {}
         if doc and until(doc):
             return doc
@@ -235,44 +255,61 @@ def report(
     return ok
 
 
-async def live_one_case(fleet: processes.Fleet, post: dict[str, Any], case_id: str) -> bool:
+async def live_one_case(
+    fleet: processes.Fleet, post: dict[str, Any], case_id: str, tokens: dict[str, str]
+) -> bool:
     """Case 1 from the office's side: signed, worked on, resolved, called back, closed."""
     tracker, intake = fleet.url("tracker"), fleet.url("intake")
-    print(f"\n{DEMO_UNIT} (@博乐检察) takes case {case_id} through the unit API:")
+    office, region = tokens["demo.bole"], tokens["demo.region"]
+    print(f"\n{DEMO_UNIT} (@博乐检察) takes case {case_id} through the unit API, as demo.bole:")
     async with httpx.AsyncClient(timeout=10) as http:
         # The tracker reads the dispatch orders at its own pace: the case reaches the office
         # once the tracker has recorded its final hop.
         await wait_for_case(
-            http, tracker, case_id, lambda d: d["assigned_unit"] == DEMO_UNIT, what="assigned"
-        )
+            http, tracker, case_id, lambda d: d["assigned_unit"] == DEMO_UNIT,
+            what="assigned", token=office,
+        )  # fmt: skip
         steps: list[tuple[str, dict[str, Any] | None]] = [
             ("accept", None),
             ("progress", {"note": "经审查，申请人符合国家司法救助条件"}),
             ("resolve", {"outcome": "会同法院发放司法救助金", "amount_recovered": 100000}),
         ]
         for action, body in steps:
-            answer = await unit_acts(http, tracker, DEMO_TOKEN, case_id, action, body)
+            answer = await unit_acts(http, tracker, office, case_id, action, body)
             print(f"  {action}: {answer['status']}, case {answer.get('state') or '…'}")
-        await wait_for_case(http, tracker, case_id, asked_back, what="asked back")
+        await wait_for_case(http, tracker, case_id, asked_back, what="asked back", token=office)
         print("  回访: the citizen is asked by private message whether they are satisfied")
         await post_as_citizen(http, intake, post, "满意，谢谢检察官！", secret=SECRET)
         doc = await wait_for_case(
-            http, tracker, case_id, lambda d: d["state"] == "closed", what="closed"
+            http, tracker, case_id, lambda d: d["state"] == "closed", what="closed", token=office
         )
         print(f"  the citizen answered 满意: case {doc['state']} ({doc['satisfaction']})")
         print("  timeline (Asia/Shanghai):")
         for entry in doc["timeline"]:
             at = datetime.fromisoformat(entry["at"]).astimezone(SHANGHAI)
             unit = f" [{entry['unit_id']}]" if entry["unit_id"] else ""
+            unit += f" {entry['person']}" if entry.get("person") else ""
             detail = f" {entry['detail'][:50]}" if entry["detail"] else ""
             print(f"    {at:%H:%M:%S} {entry['event']}{unit}{detail}")
-        stats = (await http.get(f"{tracker}/ops/stats")).json()["total"]
+        as_region = {"Authorization": f"Bearer {region}"}
+        stats = (await http.get(f"{tracker}/ops/stats", headers=as_region)).json()["total"]
         print(
             f"  statistics of the last 30 days (`fengqiao stats`): {stats['volume']} cases, "
             f"resolved {stats['resolution_rate'] or 0:.0%}, satisfied "
             f"{stats['satisfaction_rate'] or 0:.0%}, ¥{stats['amount_recovered']:,.0f} recovered"
         )
     return bool(doc["satisfaction"] == "satisfied")
+
+
+def print_logins(fleet: processes.Fleet, tokens: dict[str, str]) -> None:
+    """The demo's people: how to call the services as each (until the stack is stopped)."""
+    print(f"\nDemo logins (local accounts; password {DEMO_PASSWORD}, this run only):")
+    for username, person in DEMO_PEOPLE.items():
+        print(f"  {username:<12} {person['name']}, unit {person['unit_id']}, "
+              f"roles {', '.join(person['roles'])}")  # fmt: skip
+        print(f"    API token: {tokens[username]}")
+    tracker = fleet.url("tracker")
+    print(f"  with the services up: curl -H 'Authorization: Bearer <token>' {tracker}/units/me")
 
 
 def main(*, keep_stack: bool = False) -> int:
@@ -283,6 +320,7 @@ def main(*, keep_stack: bool = False) -> int:
         if not settings.external:
             stack.up(settings)
         posts = load_posts(run_id)
+        tokens = demo_people(settings.mongo_uri)
         log_dir = settings.cache_dir / "logs" / "demo"
         print(f"Starting the simulator and the four services (logs in {log_dir})…")
         with processes.running(demo_env(SECRET), log_dir=log_dir) as fleet:
@@ -293,7 +331,8 @@ def main(*, keep_stack: bool = False) -> int:
             received = httpx.get(fleet.url("simulator") + "/_sim/received", timeout=5).json()
             ok = report(watcher, posts, received)
             [first] = watcher.of(APPEALS.name, _post_is(posts[0]["id"]))
-            ok &= asyncio.run(live_one_case(fleet, posts[0], first.case_id))
+            ok &= asyncio.run(live_one_case(fleet, posts[0], first.case_id, tokens))
+            print_logins(fleet, tokens)
     except (stack.StackError, processes.ProcessError, TimeoutError, httpx.HTTPError) as exc:
         # TimeoutError covers CaseTimeout: the message says where the case stood.
         print(f"demo failed: {exc}", file=sys.stderr)

@@ -32,6 +32,12 @@ class UnitActed(CaseMessage):
 
     type: Literal["unit.acted"] = "unit.acted"
     unit_id: UnitId = Field(description="The acting unit.")
+    person: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The person who acted, as authenticated (`local:wang.li`, `oidc:…`); "
+        "absent from older producers and from actions no person took.",
+    )
     action: UnitActionKind = Field(description="What it did.")
     note: str | None = Field(default=None, max_length=2000, description="Free text (masked).")
     reason_code: str | None = Field(default=None, max_length=64, description="Return reason code.")
@@ -86,5 +92,8 @@ class CaseEventRecorded(CaseMessage):
     state: CaseState = Field(description="The case's state after it.")
     previous_state: CaseState | None = Field(default=None, description="The state before it.")
     unit_id: UnitId | None = Field(default=None, description="The unit concerned, if any.")
+    person: str | None = Field(
+        default=None, max_length=200, description="The person who acted, if a person did."
+    )
     caused_by: str = Field(max_length=64, description="event_id of the message that caused it.")
     detail: str | None = Field(default=None, max_length=2000, description="Human-readable detail.")

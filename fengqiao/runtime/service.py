@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, Request
@@ -118,17 +118,35 @@ def asyncapi_app(runtime: Runtime, description: str) -> FastStream:
     )
 
 
+class RouteGuard(Protocol):
+    """Who may call which route (`fengqiao.auth.guard.Guard`): a dependency every route gets,
+    and a check that the policy names every route of the app."""
+
+    dependency: Any
+
+    def audit(self, app: FastAPI) -> None: ...
+
+
+# What a guarded route may answer before its endpoint runs (documented in its OpenAPI).
+GUARD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No credentials, or credentials that do not hold (WWW-Authenticate)"},
+    403: {"description": "The caller's roles do not allow this route"},
+}
+
+
 def http_app(
     runtime: Runtime,
     *,
     description: str,
     routers: Sequence[APIRouter] = (),
     body_limits: Mapping[str, int] = {},
+    guard: RouteGuard | None = None,
 ) -> FastAPI:
     """The service's HTTP app; its lifespan creates topics, starts the broker and hooks.
 
     Every request body is limited (`BodyLimit`: 64 KiB, or `body_limits`' bytes for the paths
-    under each prefix) before any route reads or authenticates it."""
+    under each prefix) before any route reads or authenticates it. With a `guard`, every route
+    is checked by it first, and an app with a route its policy does not name is refused."""
     app = FastAPI(
         title=f"fengqiao {runtime.name}",
         version=__version__,
@@ -137,17 +155,23 @@ def http_app(
     )
     app.add_middleware(BodyLimit, limits=body_limits)
     app.add_exception_handler(BodyTooLarge, body_too_large)
+    guarded: dict[str, Any] = {}
+    if guard is not None:
+        guarded = {"dependencies": [guard.dependency], "responses": GUARD_RESPONSES}
     app.include_router(
         ops_router(
             service=runtime.name,
             registry=runtime.registry,
             checks=_checks(runtime),
             before_scrape=[lambda: runtime.metrics.refresh_lag(runtime.broker)],
-        )
+        ),
+        dependencies=guarded.get("dependencies"),
     )
     for router in routers:
-        app.include_router(router)
-    app.include_router(_asyncapi_router(runtime, description))
+        app.include_router(router, **guarded)
+    app.include_router(_asyncapi_router(runtime, description), **guarded)
+    if guard is not None:
+        guard.audit(app)
     # Not `Exception`: Starlette hands that one to its outermost middleware, which raises on.
     for kind in (PyMongoError, KafkaError, OSError, Unavailable):
         app.add_exception_handler(kind, _unavailable)

@@ -15,7 +15,12 @@ makes these fixtures available to every test run in that environment:
   returns a `PostedAppeal` (post id, author id, account).
 - `wait_for_case(appeal_or_case_id, state=..., where=..., timeout=...)`: the tracker's case
   (`GET /ops/cases/{case_id}`, with `state` and `timeline`) once it reached `state` / satisfies
-  `where`; an AssertionError telling where it stands when it does not in time.
+  `where`; an AssertionError telling where it stands when it does not in time. It reads as a
+  region-wide auditor the harness makes (the services check every caller: issue 19).
+- `fengqiao_services.token_for(unit_id, *roles)`: an API token of a new person of that unit
+  with those roles (`handler`, `unit_lead`, `dispatcher`, `reviewer`, `ops`, `auditor`), for
+  calling the unit API, the triage queue or the operators' routes as someone
+  (`Authorization: Bearer <token>`).
 
 Time limits: `--fengqiao-ready-timeout` / ini `fengqiao_ready_timeout` (seconds for the
 services to become ready, default 120) and `--fengqiao-case-timeout` / ini
@@ -161,9 +166,27 @@ class FengqiaoServices:
     log_dir: Path
     case_timeout: float
     background: BackgroundWatcher
+    _reader: str | None = None
 
     def url(self, name: str) -> str:
         return self.urls[name]
+
+    def token_for(self, unit_id: str, *roles: str, name: str | None = None) -> str:
+        """An API token of a new person of `unit_id` with `roles` (local accounts)."""
+        from fengqiao.auth.seed import person_token
+
+        username = f"harness-{uuid.uuid4().hex[:12]}"
+        return person_token(
+            self.stack.mongo_uri, username, name=name or username, unit_id=unit_id,
+            roles=roles or ("handler",),
+        )  # fmt: skip
+
+    @property
+    def reader_token(self) -> str:
+        """The harness's own caller: an auditor of the region, who sees every case."""
+        if self._reader is None:
+            self._reader = self.token_for("xj", "auditor", "ops", name="fengqiao harness")
+        return self._reader
 
     @property
     def watcher(self) -> TopicWatcher:
@@ -252,7 +275,8 @@ class FengqiaoServices:
         deadline = time.monotonic() + timeout
         case_id = case if isinstance(case, str) else self.case_id(case, timeout=timeout)
         doc: dict[str, Any] = {}
-        with httpx.Client(base_url=self.url("tracker"), timeout=5) as http:
+        headers = {"Authorization": f"Bearer {self.reader_token}"}
+        with httpx.Client(base_url=self.url("tracker"), timeout=5, headers=headers) as http:
             while True:
                 response = http.get(f"/ops/cases/{case_id}")
                 doc = response.json() if response.status_code == 200 else {}

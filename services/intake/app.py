@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from faststream import FastStream
 
+from fengqiao.auth.guard import Guard
 from fengqiao.contracts import POSTS_RAW
 from fengqiao.runtime.clock import Clock, SystemClock
 from fengqiao.runtime.messaging import DirectPublisher
@@ -75,10 +76,13 @@ def build(
         runtime.on_stop.append(publisher.stop)
     # Posts may be long (a platform's post with its quoted post and media): their own limit.
     posts = dict.fromkeys(("/webhooks/", "/open311/"), settings.max_body_bytes)
-    app = http_app(
-        runtime, description=DESCRIPTION, routers=[open311, weibo_check], body_limits=posts
-    )
+    # Every route of intake is public (signed webhooks, Open311 with its api keys, health):
+    # the guard refuses a route the policy does not name (fengqiao/auth/policy.py).
+    routes = [open311, weibo_check]
+    guard = Guard(NAME)
+    app = http_app(runtime, description=DESCRIPTION, routers=routes, body_limits=posts, guard=guard)
     serve_first(app, [generic, weibo_push])  # the webhooks that take posts: plain routes
+    guard.audit(app)
     return runtime, app
 
 

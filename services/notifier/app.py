@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from faststream import FastStream
 
+from fengqiao.auth.guard import Guard, service_guard
 from fengqiao.contracts import ReplyRequested
 from fengqiao.runtime.clock import Clock, SystemClock
 from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
@@ -47,6 +48,7 @@ def build(
     platform: PlatformClient | None = None,
     outbox: Outbox | None = None,
     clock: Clock | None = None,
+    guard: Guard | None = None,
 ) -> tuple[Runtime, FastAPI, Sender]:
     settings = settings or NotifierSettings()
     runtime = Runtime.create(NAME, settings.stack, with_mongo=outbox is None)
@@ -95,8 +97,10 @@ def build(
         group_id=settings.group_id,
         batch_size=settings.batch_size,
     )
-    routers = [ops_router(sender)]
-    return runtime, http_app(runtime, description=DESCRIPTION, routers=routers), sender
+    guard = guard or service_guard(runtime)
+    routers = [ops_router(sender, guard.caller)]
+    app = http_app(runtime, description=DESCRIPTION, routers=routers, guard=guard)
+    return runtime, app, sender
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:

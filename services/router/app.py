@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from faststream import FastStream
 
+from fengqiao.auth.guard import Guard, service_guard
 from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
 from fengqiao.services.router import handlers
 from fengqiao.services.router.adapters.records import MongoRecordStore
@@ -35,7 +36,9 @@ def build_router(settings: RouterSettings) -> Router:
     )
 
 
-def build(settings: RouterSettings | None = None) -> tuple[Runtime, FastAPI]:
+def build(
+    settings: RouterSettings | None = None, *, guard: Guard | None = None
+) -> tuple[Runtime, FastAPI]:
     settings = settings or RouterSettings()
     runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
     assert runtime.mongo is not None
@@ -53,11 +56,10 @@ def build(settings: RouterSettings | None = None) -> tuple[Runtime, FastAPI]:
         store=store,
         queue=queue,
     )
-    ops = ops_router(runtime.broker, store, router.directory, producer=NAME)
-    triage = triage_router(
-        runtime.broker, queue, router, settings.dispatchers, dispatch, producer=NAME
-    )
-    return runtime, http_app(runtime, description=DESCRIPTION, routers=[ops, triage])
+    guard = guard or service_guard(runtime)
+    ops = ops_router(runtime.broker, store, router.directory, producer=NAME, caller=guard.caller)
+    triage = triage_router(runtime.broker, queue, router, guard.caller, dispatch, producer=NAME)
+    return runtime, http_app(runtime, description=DESCRIPTION, routers=[ops, triage], guard=guard)
 
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:

@@ -1,30 +1,25 @@
 """Router's settings (env prefix `FENGQIAO_ROUTER_`).
 
-Dispatchers (the triage queue's users) come from the environment or a secrets file, never from
-the repo: `FENGQIAO_ROUTER_DISPATCHERS='{"li.wei": {"unit": "xj", "token": "<16+ characters>"}}'`,
-or a YAML/JSON file of the same shape named by `FENGQIAO_ROUTER_DISPATCHERS_FILE`.
+Dispatchers (the triage queue's users) are people with the `dispatcher` role (local accounts,
+`fengqiao users`; fengqiao/auth): `FENGQIAO_ROUTER_DISPATCHERS(_FILE)` is gone, refused at start.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fengqiao.contracts import DispatchMode
-from fengqiao.runtime.settings import StackSettings, read_settings_file
+from fengqiao.runtime.settings import StackSettings
 
-MIN_TOKEN_LENGTH = 16
-
-
-class Dispatcher(BaseModel):
-    """One person who works the triage queue: their unit (they see its subtree) and token."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    unit: str = Field(min_length=1, max_length=64)
-    token: SecretStr = Field(min_length=MIN_TOKEN_LENGTH)
+GONE = (
+    "FENGQIAO_ROUTER_DISPATCHERS(_FILE) is no longer read: dispatchers are people with the "
+    "dispatcher role: `fengqiao users add <name> --unit <unit id> --roles dispatcher` and "
+    "`fengqiao users token <name>` (README: People and access)."
+)
 
 
 class RouterSettings(BaseSettings):
@@ -51,21 +46,13 @@ class RouterSettings(BaseSettings):
     )
     group_id: str = "router"
     database: str = Field(default="fengqiao_router", description="The router's own database.")
-    dispatchers: dict[str, Dispatcher] = Field(
-        default_factory=dict, description="Person → their unit and API token (the triage queue)."
-    )
-    dispatchers_file: Path | None = Field(
-        default=None, description="YAML or JSON file of dispatchers, laid over `dispatchers`."
-    )
+    # Gone (issue 19): dispatchers' tokens from settings. Set, they stop the router at start.
+    dispatchers: dict[str, Any] = Field(default_factory=dict, description=GONE)
+    dispatchers_file: Path | None = Field(default=None, description=GONE)
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @model_validator(mode="after")
-    def _read_dispatchers_file(self) -> RouterSettings:
-        if self.dispatchers_file is None:
-            return self
-        data = read_settings_file(self.dispatchers_file, "dispatchers file")
-        if not isinstance(data, dict):
-            raise ValueError(f"dispatchers file {self.dispatchers_file}: expected a mapping")
-        for person, entry in data.items():
-            self.dispatchers[str(person)] = Dispatcher.model_validate(entry)
+    def _no_dispatchers(self) -> RouterSettings:
+        if self.dispatchers or self.dispatchers_file is not None:
+            raise ValueError(GONE)
         return self

@@ -184,6 +184,7 @@ def effects(item: Item, ruling: Ruling, *, producer: str) -> list[UnitActed]:
         "producer": producer,
         "case_id": item.case_id,
         "unit_id": ruling.unit,
+        "person": ruling.person,
     }
     who = f"triage: {ruling.person} ({ruling.unit})"
     actions = []

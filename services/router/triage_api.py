@@ -1,32 +1,31 @@
 """The triage queue over HTTP, for dispatchers (and the workbench to come).
 
-Every call carries the dispatcher's own token (`Authorization: Bearer <token>`, from settings);
-who ruled is that person, never a field of the body. A dispatcher sees the items whose suggested
-or opening unit lies in their unit's subtree; any other item is answered 404, as if it did not
-exist. The first ruling on an item wins: a second one is answered 409 with the first.
+Every call carries the dispatcher's own credentials (`fengqiao.auth`: an API token or the
+workbench's session); who ruled is that person, never a field of the body. A dispatcher sees
+the items whose suggested or opening unit lies in their unit's subtree; any other item is
+answered 404, as if it did not exist. The first ruling on an item wins: a second one is
+answered 409 with the first.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the endpoints' `caller` dependency
 # (a local of each registering function) as an object, not as a string it cannot resolve.
 
-import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.encoders import jsonable_encoder
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
+from fengqiao.auth import Identity
 from fengqiao.contracts import CATEGORIES, UNIT_ACTIONS, AppealNormalized
 from fengqiao.runtime.clock import utcnow
 from fengqiao.runtime.messaging import publish
 from fengqiao.runtime.pii import mask_pii
 from fengqiao.services.router.adapters.triage_queue import TriageQueue
 from fengqiao.services.router.domain import Decision, Router
-from fengqiao.services.router.settings import Dispatcher
 from fengqiao.services.router.triage import Correction, Item, Ruling, effects
 
 __all__ = ["triage_router"]
@@ -57,13 +56,14 @@ def triage_router(
     broker: KafkaBroker,
     queue: TriageQueue,
     router: Router,
-    dispatchers: Mapping[str, Dispatcher],
+    caller: Any,
     dispatch: Dispatch,
     *,
     producer: str,
 ) -> APIRouter:
+    """`caller`: the guard's dependency that names the calling person."""
     api = APIRouter(prefix="/triage", tags=["triage"])
-    caller = Depends(_person_of(dispatchers))
+    caller = Depends(_person_of(caller))
     desk = _Desk(broker, queue, router, dispatch, producer)
     _add_me(api, caller)
     _add_pending(api, desk, caller)
@@ -73,22 +73,11 @@ def triage_router(
     return api
 
 
-def _person_of(dispatchers: Mapping[str, Dispatcher]) -> Callable[..., tuple[str, str]]:
-    """The dependency that names the caller: (person, their unit), or 401."""
-    bearer = HTTPBearer(auto_error=False, description="The dispatcher's own token.")
-    known = [(p, d.unit, d.token.get_secret_value().encode()) for p, d in dispatchers.items()]
+def _person_of(caller: Any) -> Callable[..., tuple[str, str]]:
+    """The dependency that names the caller as (person, their unit)."""
 
-    def person_of(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> tuple[str, str]:
-        if credentials is None:
-            raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-        given = credentials.credentials.encode()
-        # Compared with every token, in constant time each: no early exit that times a guess.
-        matches = [(p, u) for p, u, token in known if hmac.compare_digest(given, token)]
-        if len(matches) != 1:
-            raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
-        return matches[0]
+    def person_of(who: Identity = caller) -> tuple[str, str]:
+        return who.person, who.unit_id
 
     return person_of
 
@@ -150,7 +139,7 @@ class _Desk:
 
 
 def _add_me(api: APIRouter, caller: Any) -> None:
-    @api.get("/me", summary="Who the token belongs to")
+    @api.get("/me", summary="Who is calling: person and unit")
     async def me(person: Annotated[tuple[str, str], caller]) -> dict[str, str]:
         return {"person": person[0], "unit_id": person[1]}
 

@@ -1,8 +1,11 @@
 """The unit API: each office lists and reads its cases and acts on them.
 
-Every call carries the unit's token (`Authorization: Bearer <token>`, tokens from settings). A
-unit reaches the cases it leads or co-handles and those of the units below it, never a sibling's
-or a parent's: a case it may not see is answered 404, exactly like a case that does not exist.
+Every call carries a person's credentials (`Authorization: Bearer <token>` or the workbench's
+session; `fengqiao.auth`): the person acts for their unit, with the roles the policy
+(`fengqiao/auth/policy.py`) asks of each route. A unit reaches the cases it leads or co-handles
+and those of the units below it, never a sibling's or a parent's: a case it may not see is
+answered 404, exactly like a case that does not exist. The acting unit and person are the
+caller's, never fields of the body.
 
 Actions are checked against the case as it is now (409 naming the case, its state and the
 action when the state does not allow it; 403 when the unit may see but not do it), then
@@ -15,16 +18,15 @@ state; `status: accepted` if it takes longer). Free text is masked before it is 
 # Query(...)]`) of the routes, local to `unit_router`, as objects, not as strings.
 
 import asyncio
-import hmac
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, HTTPException, Query
 from faststream.kafka import KafkaBroker
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from fengqiao.auth import Identity, policy
 from fengqiao.contracts import UNIT_ACTIONS, UnitActed, UnitActionKind
 from fengqiao.runtime.clock import utcnow
 from fengqiao.runtime.messaging import publish
@@ -98,26 +100,6 @@ def refuse_unless_valid(case: domain.Case, action: UnitActed) -> None:
         raise HTTPException(409, str(exc)) from exc
 
 
-def bearer_unit(tokens: Mapping[str, SecretStr]) -> Any:
-    """The dependency that names the unit of a request's token (401 without one)."""
-    bearer = HTTPBearer(auto_error=False, description="The unit's token.")
-    known = [(unit, secret.get_secret_value().encode()) for unit, secret in tokens.items()]
-
-    def unit_of(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> str:
-        if credentials is None:
-            raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-        given = credentials.credentials.encode()
-        # Compared with every token, in constant time each: no early exit that times a guess.
-        matches = [unit for unit, token in known if hmac.compare_digest(given, token)]
-        if len(matches) != 1:
-            raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
-        return matches[0]
-
-    return Depends(unit_of)
-
-
 _SUMMARY = (
     *("case_id", "state", "assigned_unit", "category", "urgency", "deadline", "overdue"),
     *("received_at", "masked_text"),
@@ -142,49 +124,49 @@ def unit_router(
     broker: KafkaBroker,
     repo: CaseRepository,
     indexes: Indexes,
-    tokens: Mapping[str, SecretStr],
+    caller: Any,
     *,
     producer: str,
     apply_wait_seconds: float = 5.0,
 ) -> APIRouter:
+    """The unit API; `caller` is the guard's dependency that names the calling person."""
     router = APIRouter(prefix="/units/me", tags=["units"])
-    by_token = bearer_unit(tokens)
 
-    async def visible(case_id: str, unit: str) -> domain.Case:
-        case = await repo.get(case_id)
-        if case is None or not case.visible_to(unit):
-            raise HTTPException(404, f"no case {case_id!r} for unit {unit}")
-        return case
+    async def visible(case_id: str, who: Identity) -> domain.Case:
+        return await visible_case(repo, case_id, who)
 
-    @router.get("", summary="Who the token belongs to")
-    async def me(unit: str = by_token) -> dict[str, str]:
-        return {"unit_id": unit}
+    @router.get("", summary="Who is calling: person, unit, roles")
+    async def me(who: Identity = caller) -> dict[str, Any]:
+        return {"unit_id": who.unit_id, "person": who.person, "name": who.name,
+                "roles": sorted(who.roles), "via": who.via}  # fmt: skip
 
     @router.get("/cases", summary="My cases and those of the units below me, newest first")
     async def cases(
         state: Annotated[str | None, Query(max_length=32)] = None,
         overdue: bool | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        unit: str = by_token,
+        who: Identity = caller,
     ) -> list[dict[str, Any]]:
         # The cases' views (one lookup by `_id` each, together), not their versions.
+        unit = who.unit_id
         views = await repo.views(await indexes.unit_cases(unit, limit * 2))
         return list(listed(views, unit, state, overdue))[:limit]
 
     @router.get("/cases/{case_id}", summary="One case with its timeline")
-    async def case(case_id: str, unit: str = by_token) -> dict[str, Any]:
-        return _view(await visible(case_id, unit))
+    async def case(case_id: str, who: Identity = caller) -> dict[str, Any]:
+        return _view(await visible(case_id, who))
 
     async def act(
-        case_id: str, unit: str, kind: UnitActionKind, body: _Body, **fields: Any
+        case_id: str, who: Identity, kind: UnitActionKind, body: _Body, **fields: Any
     ) -> Accepted:
-        case = await visible(case_id, unit)
+        case = await visible(case_id, who)
         note = mask_pii(body.note)[0] if body.note else None
         action = UnitActed(
             occurred_at=utcnow(),
             producer=producer,
             case_id=case_id,
-            unit_id=unit,
+            unit_id=who.unit_id,
+            person=who.person,
             action=kind,
             note=note,
             **fields,
@@ -193,9 +175,17 @@ def unit_router(
         await publish(broker, UNIT_ACTIONS.name, action)
         return await _applied(repo, action, apply_wait_seconds)
 
-    _action_routes(router, by_token, act)
-    _extension_routes(router, by_token, act)
+    _action_routes(router, caller, act)
+    _extension_routes(router, caller, act)
     return router
+
+
+async def visible_case(repo: CaseRepository, case_id: str, who: Identity) -> domain.Case:
+    """The case, if the person's unit may see it; else 404, as if it did not exist."""
+    case = await repo.get(case_id)
+    if case is None or not policy.sees(who, case.chain, case.co_units):
+        raise HTTPException(404, f"no case {case_id!r} for unit {who.unit_id}")
+    return case
 
 
 async def _applied(repo: CaseRepository, action: UnitActed, wait_seconds: float) -> Accepted:
@@ -218,42 +208,40 @@ async def _applied(repo: CaseRepository, action: UnitActed, wait_seconds: float)
         await asyncio.sleep(0.05)
 
 
-def _action_routes(
-    router: APIRouter, by_token: Any, act: Callable[..., Awaitable[Accepted]]
-) -> None:
+def _action_routes(router: APIRouter, caller: Any, act: Callable[..., Awaitable[Accepted]]) -> None:
     """The actions of a unit on one case, each published as `unit.actions`."""
 
     @router.post("/cases/{case_id}/accept", status_code=202, summary="Sign for the order (签收)")
-    async def accept(case_id: str, body: _Body | None = None, unit: str = by_token) -> Accepted:
-        return await act(case_id, unit, A.ACCEPT, body or _Body())
+    async def accept(case_id: str, body: _Body | None = None, who: Identity = caller) -> Accepted:
+        return await act(case_id, who, A.ACCEPT, body or _Body())
 
     @router.post("/cases/{case_id}/progress", status_code=202, summary="Report progress")
-    async def progress(case_id: str, body: Progress, unit: str = by_token) -> Accepted:
-        return await act(case_id, unit, A.PROGRESS, body)
+    async def progress(case_id: str, body: Progress, who: Identity = caller) -> Accepted:
+        return await act(case_id, who, A.PROGRESS, body)
 
     @router.post("/cases/{case_id}/resolve", status_code=202, summary="Resolve (办结)")
-    async def resolve(case_id: str, body: Resolution, unit: str = by_token) -> Accepted:
+    async def resolve(case_id: str, body: Resolution, who: Identity = caller) -> Accepted:
         outcome = mask_pii(body.outcome)[0]
         return await act(
-            case_id, unit, A.RESOLVE, body, outcome=outcome, amount_recovered=body.amount_recovered
+            case_id, who, A.RESOLVE, body, outcome=outcome, amount_recovered=body.amount_recovered
         )
 
     @router.post("/cases/{case_id}/return", status_code=202, summary="Return the order (退单)")
-    async def return_(case_id: str, body: Return, unit: str = by_token) -> Accepted:
-        return await act(case_id, unit, A.RETURN, body, reason_code=body.reason_code)
+    async def return_(case_id: str, body: Return, who: Identity = caller) -> Accepted:
+        return await act(case_id, who, A.RETURN, body, reason_code=body.reason_code)
 
 
 def _extension_routes(
-    router: APIRouter, by_token: Any, act: Callable[..., Awaitable[Accepted]]
+    router: APIRouter, caller: Any, act: Callable[..., Awaitable[Accepted]]
 ) -> None:
     """Extensions (延期) asked for and ruled on; questions to the citizen; notes."""
 
     @router.post(
         "/cases/{case_id}/extension", status_code=202, summary="Ask for an extension (延期)"
     )
-    async def extension(case_id: str, body: ExtensionRequest, unit: str = by_token) -> Accepted:
+    async def extension(case_id: str, body: ExtensionRequest, who: Identity = caller) -> Accepted:
         return await act(
-            case_id, unit, A.REQUEST_EXTENSION, body, requested_deadline=body.requested_deadline
+            case_id, who, A.REQUEST_EXTENSION, body, requested_deadline=body.requested_deadline
         )
 
     @router.post(
@@ -262,11 +250,11 @@ def _extension_routes(
         summary="Approve the pending extension (a unit above the lead unit)",
     )
     async def approve(
-        case_id: str, body: ExtensionRuling | None = None, unit: str = by_token
+        case_id: str, body: ExtensionRuling | None = None, who: Identity = caller
     ) -> Accepted:
         body = body or ExtensionRuling()
         return await act(
-            case_id, unit, A.APPROVE_EXTENSION, body, requested_deadline=body.requested_deadline
+            case_id, who, A.APPROVE_EXTENSION, body, requested_deadline=body.requested_deadline
         )
 
     @router.post(
@@ -275,18 +263,18 @@ def _extension_routes(
         summary="Refuse the pending extension (a unit above the lead unit)",
     )
     async def refuse(
-        case_id: str, body: ExtensionRuling | None = None, unit: str = by_token
+        case_id: str, body: ExtensionRuling | None = None, who: Identity = caller
     ) -> Accepted:
-        return await act(case_id, unit, A.REFUSE_EXTENSION, body or ExtensionRuling())
+        return await act(case_id, who, A.REFUSE_EXTENSION, body or ExtensionRuling())
 
     @router.post(
         "/cases/{case_id}/ask-citizen",
         status_code=202,
         summary="Ask the citizen something; the clock pauses until they answer",
     )
-    async def ask_citizen(case_id: str, body: Note, unit: str = by_token) -> Accepted:
-        return await act(case_id, unit, A.AWAIT_CITIZEN, body)
+    async def ask_citizen(case_id: str, body: Note, who: Identity = caller) -> Accepted:
+        return await act(case_id, who, A.AWAIT_CITIZEN, body)
 
     @router.post("/cases/{case_id}/notes", status_code=202, summary="Add a note")
-    async def note(case_id: str, body: Note, unit: str = by_token) -> Accepted:
-        return await act(case_id, unit, A.NOTE, body)
+    async def note(case_id: str, body: Note, who: Identity = caller) -> Accepted:
+        return await act(case_id, who, A.NOTE, body)

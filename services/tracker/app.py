@@ -12,6 +12,8 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
+from fengqiao.auth import Identity, policy
+from fengqiao.auth.guard import Guard, service_guard
 from fengqiao.contracts import UNIT_ACTIONS, CaseState, UnitActed, UnitActionKind
 from fengqiao.runtime.clock import utcnow
 from fengqiao.runtime.messaging import DirectProducer, publish
@@ -20,7 +22,7 @@ from fengqiao.services.tracker import handlers, stats
 from fengqiao.services.tracker.adapters.cases import CaseRepository, MongoCaseRepository
 from fengqiao.services.tracker.adapters.indexes import MongoIndexes
 from fengqiao.services.tracker.adapters.timers import MongoTimers
-from fengqiao.services.tracker.api import refuse_unless_valid, unit_router
+from fengqiao.services.tracker.api import refuse_unless_valid, unit_router, visible_case
 from fengqiao.services.tracker.public_api import public_router
 from fengqiao.services.tracker.settings import TrackerSettings
 
@@ -28,7 +30,9 @@ NAME = "tracker"
 DESCRIPTION = "Owns each case: its state, timeline and clocks."
 
 
-def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
+def build(
+    settings: TrackerSettings | None = None, *, guard: Guard | None = None
+) -> tuple[Runtime, FastAPI]:
     settings = settings or TrackerSettings()
     rules = settings.rules(NAME)  # the time limits and calendar are checked at start
     runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
@@ -72,59 +76,46 @@ def build(settings: TrackerSettings | None = None) -> tuple[Runtime, FastAPI]:
     runtime.on_started.append(start_sweeps)
     runtime.on_stop.insert(0, stop_sweeps)
     runtime.on_stop.append(outbox.stop)
+    guard = guard or service_guard(runtime)
     routers = [
-        ops_router(repo, runtime.broker),
-        unit_router(runtime.broker, repo, indexes, settings.unit_tokens, producer=NAME),
+        ops_router(repo, runtime.broker, guard.caller),
+        unit_router(runtime.broker, repo, indexes, guard.caller, producer=NAME),
         public_router(repo.received, rules.calendar.timezone),
     ]
-    return runtime, http_app(runtime, description=DESCRIPTION, routers=routers)
+    return runtime, http_app(runtime, description=DESCRIPTION, routers=routers, guard=guard)
 
 
 class Merge(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    by_unit: str = Field(min_length=1, max_length=64, description="The operator's unit.")
     into: str = Field(min_length=1, max_length=128, description="The case this one duplicates.")
     note: str | None = Field(default=None, max_length=500, description="Why.")
 
 
-def ops_router(repo: CaseRepository, broker: KafkaBroker) -> APIRouter:
-    # Operators' views and merges. Units use the unit API (`/units/me/...`) with their tokens.
+def ops_router(repo: CaseRepository, broker: KafkaBroker, caller: Any) -> APIRouter:
+    # Operators' views and merges, for the people the policy names; scoped to their subtree.
     router = APIRouter(prefix="/ops", tags=["operators"])
 
     @router.post("/cases/{case_id}/merge", status_code=202, summary="Merge a duplicate case")
-    async def merge(case_id: str, body: Merge) -> dict[str, str]:
+    async def merge(case_id: str, body: Merge, who: Identity = caller) -> dict[str, str]:
         """The case ends as merged into `into` (both timelines say so); published to
-        `unit.actions` like a unit's action, so it is replayable and audited."""
-        case, into = await repo.get(case_id), await repo.get(body.into)
-        for wanted, found in ((case_id, case), (body.into, into)):
-            if found is None:
-                raise HTTPException(404, f"no case {wanted!r}")
-        assert case is not None and into is not None
+        `unit.actions` in the caller's name, so it is replayable and audited. Only a person
+        who sees both cases merges them (else 404, as if the one unseen did not exist)."""
+        case = await visible_case(repo, case_id, who)
+        into = await visible_case(repo, body.into, who)
         if into.state is CaseState.MERGED:
             raise HTTPException(409, f"case {body.into} is itself merged; merge into its case")
         if not into.chain:
             raise HTTPException(
                 409, f"case {body.into} is not dispatched yet: merge into a case an office has"
             )
+        by = {"producer": NAME, "unit_id": who.unit_id, "person": who.person}
         actions = [
-            UnitActed(
-                occurred_at=utcnow(),
-                producer=NAME,
-                case_id=case_id,
-                unit_id=body.by_unit,
-                action=UnitActionKind.MERGE,
-                into_case_id=body.into,
-                note=body.note,
-            ),
-            UnitActed(
-                occurred_at=utcnow(),
-                producer=NAME,
-                case_id=body.into,
-                unit_id=body.by_unit,
-                action=UnitActionKind.NOTE,
-                note=f"case {case_id} merged into this one: {body.note or ''}".strip(": "),
-            ),
-        ]
+            UnitActed(occurred_at=utcnow(), case_id=case_id, action=UnitActionKind.MERGE,
+                      into_case_id=body.into, note=body.note, **by),
+            UnitActed(occurred_at=utcnow(), case_id=body.into, action=UnitActionKind.NOTE,
+                      note=f"case {case_id} merged into this one: {body.note or ''}".strip(": "),
+                      **by),
+        ]  # fmt: skip
         for target, action in zip((case, into), actions, strict=True):
             refuse_unless_valid(target, action)
         for action in actions:
@@ -132,10 +123,10 @@ def ops_router(repo: CaseRepository, broker: KafkaBroker) -> APIRouter:
         return {"status": "accepted", "action_event_id": actions[0].event_id}
 
     @router.get("/cases/{case_id}", summary="A case with its timeline (operators)")
-    async def get_case(case_id: str) -> dict[str, object]:
+    async def get_case(case_id: str, who: Identity = caller) -> dict[str, object]:
         doc = await repo.find(case_id)
-        if doc is None:
-            raise HTTPException(404, f"no case {case_id!r}")
+        if doc is None or not policy.sees(who, doc.get("chain", ()), doc.get("co_units", ())):
+            raise HTTPException(404, f"no case {case_id!r} for unit {who.unit_id}")
         return doc
 
     @router.get("/stats", summary="Statistics per unit and tier for a period")
@@ -143,8 +134,9 @@ def ops_router(repo: CaseRepository, broker: KafkaBroker) -> APIRouter:
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         unit: Annotated[str | None, Query(max_length=64)] = None,
+        who: Identity = caller,
     ) -> dict[str, Any]:
-        return await _stats(repo, since, until, unit)
+        return await _stats(repo, since, until, unit, who)
 
     return router
 
@@ -154,12 +146,15 @@ async def _stats(
     since: dt.datetime | None,
     until: dt.datetime | None,
     unit: str | None,
+    who: Identity,
 ) -> dict[str, Any]:
+    """The figures of the cases the caller's unit sees (its subtree), or of `unit`'s in it."""
     try:
         since, until = stats.period(since, until, dt.datetime.now(dt.UTC))
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return stats.compute(await repo.received(since, until), since, until, unit=unit).as_dict()
+    seen = [c for c in await repo.received(since, until) if policy.sees(who, c.chain, c.co_units)]
+    return stats.compute(seen, since, until, unit=unit).as_dict()
 
 
 def create_app(settings: TrackerSettings | None = None) -> FastAPI:

@@ -1,8 +1,7 @@
 """Tracker's settings (env prefix `FENGQIAO_TRACKER_`).
 
-Unit tokens (the unit API's credentials) come from the environment or a secrets file, never from
-the repo: `FENGQIAO_TRACKER_UNIT_TOKENS='{"652701": "<token>"}'`, or a YAML/JSON file named by
-`FENGQIAO_TRACKER_UNIT_TOKENS_FILE` with the same mapping.
+The unit API's callers are people (local accounts, `fengqiao users`; fengqiao/auth): the
+static unit tokens (`FENGQIAO_TRACKER_UNIT_TOKENS`) are gone, and refused at start.
 """
 
 from __future__ import annotations
@@ -10,13 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fengqiao.runtime.settings import StackSettings, read_settings_file
+from fengqiao.runtime.settings import StackSettings
 from fengqiao.services.tracker.calendar_file import DEFAULT_CALENDAR_FILE, load_calendar
 from fengqiao.services.tracker.domain import Bounds, Rules
 from fengqiao.services.tracker.timelimits import DEFAULT_TIME_LIMITS_FILE, load_time_limits
+
+GONE = (
+    "Add people with `fengqiao users add <name> --unit <unit id> --roles handler,unit_lead` and "
+    "give each a token with `fengqiao users token <name>` (README: People and access)."
+)
 
 
 class TrackerSettings(BaseSettings):
@@ -64,25 +68,18 @@ class TrackerSettings(BaseSettings):
         description="Repeats of an appeal (duplicates, reposts, follow-ups) that go on the "
         "case's timeline; all are counted on the case.",
     )
-    unit_tokens: dict[str, SecretStr] = Field(
-        default_factory=dict, description="Unit id → its API token."
-    )
-    unit_tokens_file: Path | None = Field(
-        default=None, description="YAML or JSON file mapping unit ids to tokens."
-    )
+    # Gone (issue 19): one token shared by an office. Set, they stop the tracker at start.
+    unit_tokens: dict[str, Any] = Field(default_factory=dict, description=f"Gone: {GONE}")
+    unit_tokens_file: Path | None = Field(default=None, description=f"Gone: {GONE}")
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @model_validator(mode="after")
-    def _read_tokens_file(self) -> TrackerSettings:
-        if self.unit_tokens_file is None:
-            return self
-        path = self.unit_tokens_file
-        data = read_settings_file(path, "unit tokens file")
-        if not isinstance(data, dict) or not all(
-            isinstance(k, str | int) and isinstance(v, str) and v for k, v in data.items()
-        ):
-            raise ValueError(f"unit tokens file {path}: expected a mapping of unit id → token")
-        self.unit_tokens.update({str(k): SecretStr(v) for k, v in data.items()})
+    def _no_unit_tokens(self) -> TrackerSettings:
+        if self.unit_tokens or self.unit_tokens_file is not None:
+            raise ValueError(
+                "FENGQIAO_TRACKER_UNIT_TOKENS(_FILE) is no longer read: offices' people each "
+                f"have an account and their own API token. {GONE}"
+            )
         return self
 
     def rules(self, producer: str) -> Rules:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from fengqiao import processes
+from fengqiao.auth.seed import person_token
 from fengqiao.contracts import APPEALS
 from fengqiao.demo import SOURCE, demo_env, wait_for_case
 from fengqiao.runtime.signing import signed_headers
@@ -66,6 +67,9 @@ async def test_held_replies_wait_for_a_reviewer_then_go_out_once(
         "FENGQIAO_NOTIFIER_HOLD_CATEGORIES": json.dumps(["minors"]),
         "FENGQIAO_NOTIFIER_HOLD_URGENT": "true",
     }
+    reviewer = person_token(stack_endpoints.mongo_uri, f"e2e-reviewer-{run}", name="审核员",
+                            unit_id="xj", roles=["reviewer", "auditor"])  # fmt: skip
+    as_reviewer = {"Authorization": f"Bearer {reviewer}"}
     since_ms = int(time.time() * 1000) - 1000
     with processes.running(env, log_dir=tmp_path / "logs", ports=ports) as fleet:
         async with (
@@ -86,7 +90,9 @@ async def test_held_replies_wait_for_a_reviewer_then_go_out_once(
                 return [r for r in received if r["target"].get("id") == posts[kind]["id"]]
 
             async def held() -> dict[str, dict[str, Any]]:
-                response = await http.get(f"{fleet.url('notifier')}/ops/replies/held")
+                response = await http.get(
+                    f"{fleet.url('notifier')}/ops/replies/held", headers=as_reviewer
+                )
                 return {r["key"]: r for r in response.json()}
 
             async def case_of(kind: str) -> str:
@@ -109,23 +115,25 @@ async def test_held_replies_wait_for_a_reviewer_then_go_out_once(
             tracker = fleet.url("tracker")
             for kind in ("minors", "urgent"):
                 doc = await wait_for_case(
-                    http, tracker, cases[kind], has_event("reply.held"), what="held"
-                )
+                    http, tracker, cases[kind], has_event("reply.held"), what="held",
+                    token=reviewer,
+                )  # fmt: skip
                 assert not doc["acknowledged"]
                 assert await replies_to(kind) == [], f"the {kind} reply went out while held"
 
             # A reviewer approves each acknowledgment: posted once, and only once.
             for kind in ("minors", "urgent"):
                 url = f"{fleet.url('notifier')}/ops/replies/{acks[kind]}/approve"
-                decided = await http.post(url, json={"operator": "reviewer-1", "note": "ok"})
+                decided = await http.post(url, json={"note": "ok"}, headers=as_reviewer)
                 assert decided.status_code == 200, decided.text
                 assert decided.json()["status"] == "sent"
-                again = await http.post(url, json={"operator": "reviewer-2"})
+                again = await http.post(url, json={}, headers=as_reviewer)
                 assert again.status_code == 409, again.text
             for kind in ("minors", "urgent"):
                 doc = await wait_for_case(
-                    http, tracker, cases[kind], lambda d: d["acknowledged"], what="acknowledged"
-                )
+                    http, tracker, cases[kind], lambda d: d["acknowledged"], what="acknowledged",
+                    token=reviewer,
+                )  # fmt: skip
                 events = [e["event"] for e in doc["timeline"]]
                 assert events.index("reply.held") < events.index("case.acknowledged")
             await asyncio.sleep(2)  # time for a second post, had there been one

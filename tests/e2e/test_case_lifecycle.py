@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from fengqiao import processes
+from fengqiao.auth.seed import person_token
 from fengqiao.contracts import APPEALS, CASE_EVENTS, SUPERVISION_ORDERS
 from fengqiao.demo import (
     asked_back,
@@ -50,7 +51,17 @@ TIME_LIMITS = {
     },
 }
 UNITS = ["652701", "650109", "650100", "653129", "653100", "654002", "653223"]
-TOKENS = {unit: f"token-{unit}-{uuid.uuid4().hex[:6]}" for unit in UNITS}
+TOKENS: dict[str, str] = {}  # unit (or "region") → an API token of a person there
+
+
+def people(mongo_uri: str) -> None:
+    """A handler and lead of each office, and an auditor of the region (local accounts)."""
+    run = uuid.uuid4().hex[:6]
+    for unit in UNITS:
+        TOKENS[unit] = person_token(mongo_uri, f"e2e-{unit}-{run}", name=f"办案人{unit}",
+                                    unit_id=unit, roles=["handler", "unit_lead"])  # fmt: skip
+    TOKENS["region"] = person_token(mongo_uri, f"e2e-region-{run}", name="区院",
+                                    unit_id="xj", roles=["auditor"])  # fmt: skip
 
 
 class Scenario:
@@ -63,7 +74,10 @@ class Scenario:
     async def case(
         self, case_id: str, until: Callable[[dict[str, Any]], bool], what: str
     ) -> dict[str, Any]:
-        return await wait_for_case(self.http, self.fleet.url("tracker"), case_id, until, what=what)
+        tracker = self.fleet.url("tracker")
+        return await wait_for_case(
+            self.http, tracker, case_id, until, what=what, token=TOKENS["region"]
+        )
 
     async def say(self, post: dict[str, Any], text: str) -> None:
         await post_as_citizen(self.http, self.fleet.url("intake"), post, text, secret=SECRET)
@@ -83,8 +97,8 @@ async def test_five_article_cases_live_their_whole_lives(
         **demo_env(SECRET, ports["simulator"]),
         "FENGQIAO_TRACKER_TIME_LIMITS": json.dumps(TIME_LIMITS),
         "FENGQIAO_TRACKER_SWEEP_INTERVAL_SECONDS": "0.3",
-        "FENGQIAO_TRACKER_UNIT_TOKENS": json.dumps(TOKENS),
     }
+    people(stack_endpoints.mongo_uri)
     since_ms = int(time.time() * 1000) - 1000
     with processes.running(env, log_dir=tmp_path / "logs", ports=ports) as fleet:
         async with TopicWatcher(
@@ -158,7 +172,8 @@ async def test_five_article_cases_live_their_whole_lives(
                 doc = await s.case(five, state_is("accepted"), "signed")
                 assert doc["urgency"] == "urgent" and doc["signed_in_time"] is True
 
-                stats = (await http.get(f"{fleet.url('tracker')}/ops/stats")).json()
+                region = {"Authorization": f"Bearer {TOKENS['region']}"}
+                stats = (await http.get(f"{fleet.url('tracker')}/ops/stats", headers=region)).json()
 
         orders = watcher.of(SUPERVISION_ORDERS.name, lambda o: o.case_id == four)
         assert {(o.from_unit, o.to_unit, o.level) for o in orders} >= {

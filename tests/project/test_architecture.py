@@ -94,8 +94,26 @@ def test_the_runtime_imports_no_service_and_no_tool() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_services_import_only_the_runtime_and_the_contracts(service: str) -> None:
-    allowed = ("fengqiao.runtime", "fengqiao.contracts", f"fengqiao.services.{service}")
+    allowed = (
+        *("fengqiao.runtime", "fengqiao.contracts", "fengqiao.auth"),
+        f"fengqiao.services.{service}",
+    )
     for path in (ROOT / "services" / service).rglob("*.py"):
+        bad = {
+            m
+            for m in imported_modules(path)
+            if m.startswith("fengqiao") and not m.startswith(allowed) and m != "fengqiao"
+        }
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_auth_imports_only_the_runtime_and_the_contracts() -> None:
+    # The services import `fengqiao.auth` (who is calling, the policy); it sits beside the
+    # runtime, below them. Its command line (`fengqiao users`) is a tool, above them.
+    allowed = ("fengqiao.runtime", "fengqiao.contracts", "fengqiao.auth")
+    for path in (ROOT / "fengqiao" / "auth").rglob("*.py"):
+        if path.name == "cli.py":
+            continue
         bad = {
             m
             for m in imported_modules(path)

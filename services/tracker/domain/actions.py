@@ -130,8 +130,11 @@ def act(case: Case, action: UnitActed, *, rules: Rules) -> Case:
 def _recorded(
     case: Case, action: UnitActed, event: str, state: CaseState, rules: Rules, detail: str | None
 ) -> Case:
-    """The action goes on the timeline, in the acting unit's name."""
-    return record(case, action, event, state, rules, unit_id=action.unit_id, detail=detail)
+    """The action goes on the timeline, in the acting unit's and person's name."""
+    return record(
+        case, action, event, state, rules,
+        unit_id=action.unit_id, detail=detail, person=action.person,
+    )  # fmt: skip
 
 
 # -- one handler per kind: (case, the action, the state it leads to, rules) → the case ------------

@@ -126,6 +126,7 @@ class TimelineEntry:
     unit_id: str | None
     detail: str | None
     event_id: str
+    person: str | None = None  # who acted, when a person did (issue 19)
 
     @cached_property
     def json(self) -> bytes:

@@ -41,6 +41,7 @@ def record(
     *,
     unit_id: str | None = None,
     detail: str | None = None,
+    person: str | None = None,
 ) -> Case:
     """The case moved to `state`; add the timeline entry and the case.events message."""
     msg = CaseEventRecorded(
@@ -52,6 +53,7 @@ def record(
         state=state,
         previous_state=case.state,
         unit_id=unit_id,
+        person=person,
         caused_by=cause.event_id,
         detail=detail[:2000] if detail else None,
     )
@@ -62,6 +64,7 @@ def record(
         unit_id=unit_id,
         detail=msg.detail,
         event_id=msg.event_id,
+        person=person,
     )
     case = with_timeline(case, (*case.timeline, entry), rules.bounds)
     return evolve(case, state=state, outbox=(*case.outbox, Outgoing(CASE_EVENTS.name, msg)))

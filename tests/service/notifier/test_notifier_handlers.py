@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from faststream.kafka import TestKafkaBroker
 from faststream.middlewares import AckPolicy
 
+from fengqiao.auth import Identity, Role
+from fengqiao.auth.guard import FixedTokens, Guard
 from fengqiao.contracts import (
     REPLIES_REQUESTED,
     REPLIES_SENT,
@@ -65,6 +67,12 @@ class Notifier:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
+REVIEWER = Identity("local:gu.min", "顾敏", "xj", frozenset({Role.REVIEWER}), "token")
+HANDLER = Identity("local:ma.lan", "马兰", "652701", frozenset({Role.HANDLER}), "token")
+PEOPLE = {"token-reviewer-gu-min": REVIEWER, "token-handler-ma-lan": HANDLER}
+AS_REVIEWER = {"Authorization": "Bearer token-reviewer-gu-min"}
+
+
 @pytest.fixture
 def notifier() -> Notifier:
     platform, outbox = FakePlatform(), InMemoryOutbox()
@@ -79,6 +87,7 @@ def notifier() -> Notifier:
         platform=platform,
         outbox=outbox,
         clock=FakeClock(NOW),
+        guard=Guard("notifier", [FixedTokens(PEOPLE)]),
     )
     probe = Notifier(runtime, platform, outbox, app)
 
@@ -221,22 +230,28 @@ async def test_an_operator_approves_a_held_reply_over_http(notifier: Notifier) -
         await broker.publish(request(category="crime_report"), REPLIES_REQUESTED.name)
         assert notifier.platform.posted == []
         transport = httpx.ASGITransport(app=notifier.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://n") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://n", headers=AS_REVIEWER
+        ) as http:
             [held] = (await http.get("/ops/replies/held")).json()
             assert (held["key"], held["reason"]) == (
                 key,
                 "category crime_report needs an operator's approval",
             )
-            approved = await http.post(f"/ops/replies/{key}/approve", json={"operator": "ops-1"})
+            # Who decides is the caller: a handler may not; an operator in the body is refused.
+            handler = {"Authorization": "Bearer token-handler-ma-lan"}
+            refused = await http.post(f"/ops/replies/{key}/approve", json={}, headers=handler)
+            assert refused.status_code == 403
+            named = await http.post(f"/ops/replies/{key}/approve", json={"operator": "ops-1"})
+            assert named.status_code == 422
+            approved = await http.post(f"/ops/replies/{key}/approve", json={"note": "可以发"})
             assert approved.status_code == 200
             assert approved.json()["status"] == "sent"
-            again = await http.post(f"/ops/replies/{key}/reject", json={"operator": "ops-2"})
+            again = await http.post(f"/ops/replies/{key}/reject", json={})
             assert again.status_code == 409
             assert "is not held" in again.json()["detail"]
-            unknown = await http.post("/ops/replies/nope/approve", json={"operator": "ops"})
+            unknown = await http.post("/ops/replies/nope/approve")
             assert unknown.status_code == 409
-            bad = await http.post(f"/ops/replies/{key}/approve", json={"operator": ""})
-            assert bad.status_code == 422
             assert (await http.get("/ops/replies/held")).json() == []
     assert len(notifier.platform.posted) == 1
     assert [r.status for r in notifier.results] == ["held", "sent"]

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from faststream.kafka import TestKafkaBroker
-from pydantic import SecretStr
 
+from fengqiao.auth import Identity, Role
+from fengqiao.auth.guard import FixedTokens, Guard
 from fengqiao.contracts import (
     APPEALS,
     DISPATCH_ORDERS,
@@ -29,7 +30,7 @@ from fengqiao.services.router.adapters.records import InMemoryRecordStore
 from fengqiao.services.router.adapters.triage_queue import InMemoryTriageQueue
 from fengqiao.services.router.app import build_router
 from fengqiao.services.router.domain import Router
-from fengqiao.services.router.settings import Dispatcher, RouterSettings
+from fengqiao.services.router.settings import RouterSettings
 from fengqiao.services.router.triage_api import triage_router
 from fengqiao.testing.factories import appeal_message, triage_message
 
@@ -84,10 +85,14 @@ async def desk(router: Router) -> AsyncIterator[Desk]:
     async def on_action(action: UnitActed) -> None:
         actions.append(action)
 
-    people = {p: Dispatcher(unit=u, token=SecretStr(t)) for p, (u, t) in DISPATCHERS.items()}
+    people = {
+        t: Identity(f"local:{p}", p, u, frozenset({Role.DISPATCHER}), "token")
+        for p, (u, t) in DISPATCHERS.items()
+    }
+    caller = Guard("router", [FixedTokens(people)]).caller
     app = FastAPI()
     app.include_router(
-        triage_router(runtime.broker, queue, router, people, dispatch, producer="router")
+        triage_router(runtime.broker, queue, router, caller, dispatch, producer="router")
     )
     async with TestKafkaBroker(runtime.broker) as broker:
         transport = httpx.ASGITransport(app=app)
@@ -166,7 +171,7 @@ async def test_a_dispatcher_sees_only_their_subtree(desk: Desk) -> None:
     assert [i["case_id"] for i in bozhou] == ["c-1"]
     assert (await desk.call("GET", "/triage/queue/appeal-c-9", "ma.lan")).status_code == 404
     assert (await desk.call("GET", "/triage/me", "ma.lan")).json() == {
-        "person": "ma.lan",
+        "person": "local:ma.lan",
         "unit_id": "652700",
     }
 
@@ -179,17 +184,21 @@ async def test_a_confirmation_is_a_labelled_example_and_the_first_ruling_wins(de
     first = await desk.call("POST", "/triage/queue/appeal-c-1/confirm", "ma.lan", json={})
     assert first.status_code == 200
     ruling = first.json()["ruling"]
-    assert (ruling["action"], ruling["person"], ruling["unit"]) == ("confirm", "ma.lan", "652700")
+    assert (ruling["action"], ruling["person"], ruling["unit"]) == (
+        "confirm",
+        "local:ma.lan",
+        "652700",
+    )
     assert first.json()["published"] == []  # nothing changes
     again = await desk.call("POST", "/triage/queue/appeal-c-1/confirm", "li.wei", json={})
     assert again.status_code == 409
-    assert again.json()["detail"]["ruling"]["person"] == "ma.lan"
+    assert again.json()["detail"]["ruling"]["person"] == "local:ma.lan"
     assert await desk.queue.pending(limit=10, offset=0, review=None) == []
     [example] = await desk.queue.corrections()
     assert (example["urgent"], example["category"], example["person"]) == (
         True,
         "wage_arrears",
-        "ma.lan",
+        "local:ma.lan",
     )
 
 
@@ -204,6 +213,7 @@ async def test_a_correction_relabels_the_case_through_a_reassignment(desk: Desk)
         "652701",
         "personal_injury",
     )
+    assert action.person == "local:li.wei"  # who ruled, on unit.actions and the timeline
     assert action.urgency is Urgency.GENERAL
     assert action.note is not None and "13812345678" not in action.note.replace(" ", "")
     redispatched = [o for o in desk.orders if o.round == 2]

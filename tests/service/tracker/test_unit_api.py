@@ -12,8 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from faststream.kafka import TestKafkaBroker
-from pydantic import SecretStr
 
+from fengqiao.auth import Identity, Role
+from fengqiao.auth.guard import FixedTokens, Guard
 from fengqiao.contracts import APPEALS, DISPATCH_ORDERS, UNIT_ACTIONS, Envelope, UnitActed
 from fengqiao.runtime.clock import utcnow
 from fengqiao.runtime.service import Runtime
@@ -35,6 +36,22 @@ TOKENS = {
     "652702": "token-jinghe",  # a sibling of 652701
     "650100": "token-urumqi",  # another prefecture
 }
+# Dispatchers (merge), by unit: the region's, and another prefecture's.
+DISPATCHERS = {"xj": "token-dispatcher-xj", "650100": "token-dispatcher-urumqi"}
+
+
+def guard() -> Guard:
+    """Each unit token a person of that unit (handler and lead); each dispatcher's one."""
+    people = {
+        token: Identity(
+            f"local:{unit}", unit, unit, frozenset({Role.HANDLER, Role.UNIT_LEAD}), "token"
+        )
+        for unit, token in TOKENS.items()
+    } | {
+        token: Identity(f"local:d-{unit}", unit, unit, frozenset({Role.DISPATCHER}), "token")
+        for unit, token in DISPATCHERS.items()
+    }
+    return Guard("tracker", [FixedTokens(people)])
 
 
 @dataclass
@@ -70,9 +87,9 @@ async def api() -> AsyncIterator[Api]:
         actions.append(action)
 
     app = FastAPI()
-    tokens = {unit: SecretStr(token) for unit, token in TOKENS.items()}
-    app.include_router(unit_router(runtime.broker, repo, indexes, tokens, producer="tracker"))
-    app.include_router(ops_router(repo, runtime.broker))
+    caller = guard().caller
+    app.include_router(unit_router(runtime.broker, repo, indexes, caller, producer="tracker"))
+    app.include_router(ops_router(repo, runtime.broker, caller))
     async with TestKafkaBroker(runtime.broker) as broker:
         now = utcnow()
         messages: list[tuple[str, Envelope]] = [
@@ -108,8 +125,9 @@ async def api() -> AsyncIterator[Api]:
 async def test_a_call_without_a_known_token_is_refused(api: Api) -> None:
     assert (await api.call("GET", "/units/me/cases", None)).status_code == 401
     bad = await api.http.get("/units/me/cases", headers={"Authorization": "Bearer nope"})
-    assert bad.status_code == 401 and bad.headers["www-authenticate"] == "Bearer"
-    assert (await api.call("GET", "/units/me", "652701")).json() == {"unit_id": "652701"}
+    assert bad.status_code == 401 and bad.headers["www-authenticate"].startswith("Bearer")
+    me = (await api.call("GET", "/units/me", "652701")).json()
+    assert (me["unit_id"], me["person"]) == ("652701", "local:652701")
 
 
 @pytest.mark.parametrize(
@@ -136,7 +154,11 @@ async def test_a_case_of_a_parent_is_not_visible_to_the_unit_below() -> None:
 async def test_the_lead_unit_signs_works_and_resolves_through_unit_actions(api: Api) -> None:
     accepted = await api.call("POST", f"/units/me/cases/{CASE}/accept", "652701")
     assert accepted.status_code == 202, accepted.text
-    assert (await api.repo.get(CASE)).state.value == "accepted"  # type: ignore[union-attr]
+    signed = await api.repo.get(CASE)
+    assert signed is not None and signed.state.value == "accepted"
+    # The unit and the person who acted: the caller's, on unit.actions and on the timeline.
+    assert (api.actions[-1].unit_id, api.actions[-1].person) == ("652701", "local:652701")
+    assert (signed.timeline[-1].unit_id, signed.timeline[-1].person) == ("652701", "local:652701")
     progress = await api.call(
         "POST",
         f"/units/me/cases/{CASE}/progress",
@@ -253,10 +275,14 @@ async def open_second_case(api: Api, case_id: str = "c-api-2") -> str:
     return case_id
 
 
+def dispatcher(unit: str = "xj") -> dict[str, str]:
+    return {"Authorization": f"Bearer {DISPATCHERS[unit]}"}
+
+
 async def test_an_operator_merges_a_duplicate_into_its_case(api: Api) -> None:
     other = await open_second_case(api)
     response = await api.http.post(
-        f"/ops/cases/{other}/merge", json={"by_unit": "xj", "into": CASE, "note": "重复诉求"}
+        f"/ops/cases/{other}/merge", json={"into": CASE, "note": "重复诉求"}, headers=dispatcher()
     )
     assert response.status_code == 202, response.text
     merged, kept = await api.repo.get(other), await api.repo.get(CASE)
@@ -267,33 +293,52 @@ async def test_an_operator_merges_a_duplicate_into_its_case(api: Api) -> None:
     assert kept.timeline[-1].detail == f"case {other} merged into this one: 重复诉求"
     assert [a.action.value for a in api.actions[-2:]] == ["merge", "note"]
     assert response.json()["action_event_id"] == api.actions[-2].event_id
+    # Who merged is the caller: unit and person, on both timelines and in unit.actions.
+    assert {(a.unit_id, a.person) for a in api.actions[-2:]} == {("xj", "local:d-xj")}
+    assert (merged.timeline[-1].unit_id, merged.timeline[-1].person) == ("xj", "local:d-xj")
     # Merging it again, or into it, is refused naming why.
-    again = await api.http.post(f"/ops/cases/{other}/merge", json={"by_unit": "xj", "into": CASE})
+    again = await api.http.post(
+        f"/ops/cases/{other}/merge", json={"into": CASE}, headers=dispatcher()
+    )
     assert again.status_code == 409 and "cannot merge in state merged" in again.json()["detail"]
     into_merged = await api.http.post(
-        f"/ops/cases/{CASE}/merge", json={"by_unit": "xj", "into": other}
+        f"/ops/cases/{CASE}/merge", json={"into": other}, headers=dispatcher()
     )
     assert into_merged.status_code == 409 and "is itself merged" in into_merged.json()["detail"]
 
 
 @pytest.mark.parametrize(
-    ("path_case", "body", "status", "says"),
+    ("path_case", "body", "by", "status", "says"),
     [
-        ("c-missing", {"by_unit": "xj", "into": CASE}, 404, "no case 'c-missing'"),
-        (CASE, {"by_unit": "xj", "into": "c-missing"}, 404, "no case 'c-missing'"),
-        (CASE, {"by_unit": "xj", "into": CASE}, 403, "merge needs into_case_id, another case"),
-        (CASE, {"by_unit": "xj", "into": "c-api-2"}, 409, "c-api-2 is not dispatched yet"),
-        ("c-api-2", {"by_unit": "650100", "into": CASE}, 403, f"{CASE} is not visible to unit"),
-        (CASE, {"by_unit": "xj", "into": "c-api-2", "extra": 1}, 422, "extra"),
-        (CASE, {"by_unit": "", "into": "c-api-2"}, 422, "by_unit"),
+        ("c-missing", {"into": CASE}, "xj", 404, "no case 'c-missing'"),
+        (CASE, {"into": "c-missing"}, "xj", 404, "no case 'c-missing'"),
+        (CASE, {"into": CASE}, "xj", 403, "merge needs into_case_id, another case"),
+        (CASE, {"into": "c-api-2"}, "xj", 409, "c-api-2 is not dispatched yet"),
+        # A dispatcher of another prefecture does not see the case: as if it did not exist.
+        ("c-api-2", {"into": CASE}, "650100", 404, f"no case '{CASE}' for unit 650100"),
+        (CASE, {"into": "c-api-2", "extra": 1}, "xj", 422, "extra"),
+        # Who merges is the caller; a unit in the body is refused, not believed.
+        (CASE, {"by_unit": "xj", "into": "c-api-2"}, "xj", 422, "by_unit"),
     ],
 )
 async def test_a_bad_merge_is_refused_and_publishes_nothing(
-    api: Api, path_case: str, body: dict[str, Any], status: int, says: str
+    api: Api, path_case: str, body: dict[str, Any], by: str, status: int, says: str
 ) -> None:
     await open_second_case(api)
     before = len(api.actions)
-    response = await api.http.post(f"/ops/cases/{path_case}/merge", json=body)
+    response = await api.http.post(
+        f"/ops/cases/{path_case}/merge", json=body, headers=dispatcher(by)
+    )
     assert response.status_code == status
     assert says in response.text
     assert len(api.actions) == before
+
+
+@pytest.mark.parametrize(("unit", "volume"), [("xj", 1), ("652701", 1), ("652702", 0)])
+async def test_the_statistics_count_only_the_callers_subtree(
+    api: Api, unit: str, volume: int
+) -> None:
+    # A lead of a sibling county sees no figure of a case it may not see.
+    stats = (await api.call("GET", "/ops/stats", unit)).json()
+    assert stats["total"]["volume"] == volume
+    assert [row["unit"] for row in stats["units"]] == (["652701"] if volume else [])
