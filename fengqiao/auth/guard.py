@@ -31,6 +31,8 @@ from pymongo import AsyncMongoClient
 from fengqiao.auth import policy
 from fengqiao.auth.accounts import TOKEN_PREFIX, Accounts, AccountSettings
 from fengqiao.auth.identity import Identity, Unauthenticated
+from fengqiao.auth.oidc import OidcVerifier
+from fengqiao.auth.settings import OidcSettings
 from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime.service import Runtime
 
@@ -98,6 +100,20 @@ class FixedTokens:
         given = credentials.bearer.encode()
         found = [who for token, who in self.known if hmac.compare_digest(given, token)]
         return found[0] if len(found) == 1 else None
+
+
+class OidcBearer:
+    """Bearer JWTs of the deployment's OIDC provider (`fengqiao.auth.oidc`). A local token
+    (`fq_…`) or anything that is not a JWT's three parts is not its kind."""
+
+    def __init__(self, verifier: OidcVerifier) -> None:
+        self.verifier = verifier
+
+    async def __call__(self, credentials: Credentials) -> Identity | None:
+        token = credentials.bearer
+        if token is None or token.startswith(TOKEN_PREFIX) or token.count(".") != 2:
+            return None
+        return await self.verifier.identity(token)
 
 
 class Unpoliced(RuntimeError):
@@ -179,7 +195,13 @@ def authenticators_for(accounts: Accounts, *more: Authenticator) -> Sequence[Aut
 
 def service_guard(runtime: Runtime, *more: Authenticator) -> Guard:
     """A service's guard: local accounts in the shared auth database (on the service's store
-    client, or a client of its own), then `more` ways in."""
+    client, or a client of its own), the OIDC provider's JWTs when FENGQIAO_OIDC_ISSUER is set,
+    then `more` ways in."""
+    oidc = OidcSettings()
+    if oidc.enabled:
+        verifier = OidcVerifier(oidc)
+        runtime.on_stop.append(verifier.aclose)
+        more = (OidcBearer(verifier), *more)
     mongo = runtime.mongo
     if mongo is None:
         mongo = AsyncMongoClient(
