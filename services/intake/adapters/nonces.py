@@ -12,16 +12,16 @@ timestamp it holds is stale (`expires_at`), then pruned: FerretDB has no TTL ind
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from pymongo import ASCENDING, AsyncMongoClient
 
 from fengqiao.runtime.clock import Clock
 from fengqiao.runtime.store import GroupInsert
+from fengqiao.services.intake.adapters import pruning
 
 __all__ = [
     "NONCES",
@@ -141,12 +141,14 @@ class InMemoryPushNonces:
         return len(stale)
 
 
-class NoncePruner:
-    """Forgets stale nonces at start and every `interval_seconds` (lifespan `start`/`stop`); a
-    failed prune is logged and tried again at the next interval."""
+class NoncePruner(pruning.Pruner):
+    """Forgets stale nonces at start and every `interval_seconds` (`pruning.Pruner`)."""
 
     # Replicas' clocks differ a little: keep a nonce this much past its staleness.
     MARGIN = timedelta(minutes=1)
+    WHAT = "Weibo push nonces"
+    METRIC = "fengqiao_intake_weibo_push_nonces_pruned_total"
+    HELP = "Weibo push nonces forgotten once their timestamps were stale"
 
     def __init__(
         self,
@@ -156,33 +158,6 @@ class NoncePruner:
         interval_seconds: float,
         registry: CollectorRegistry,
     ) -> None:
-        self._nonces, self._clock, self._interval = nonces, clock, interval_seconds
-        self._task: asyncio.Task[None] | None = None
-        self._pruned = Counter(
-            "fengqiao_intake_weibo_push_nonces_pruned_total",
-            "Weibo push nonces forgotten once their timestamps were stale",
-            registry=registry,
+        super().__init__(
+            nonces, clock, keep=self.MARGIN, interval_seconds=interval_seconds, registry=registry
         )
-
-    async def prune_once(self) -> int:
-        pruned = await self._nonces.prune(self._clock.now() - self.MARGIN)
-        self._pruned.inc(pruned)
-        return pruned
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.prune_once()
-            except Exception:
-                log.exception("pruning push nonces failed; trying again in %s s", self._interval)
-            await asyncio.sleep(self._interval)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="push-nonce-pruner")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

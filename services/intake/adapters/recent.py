@@ -11,18 +11,13 @@ every interval.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter
-
-from fengqiao.runtime.clock import Clock
+from fengqiao.services.intake.adapters import pruning
 from fengqiao.services.intake.linking import (
     Cues,
     Decision,
@@ -180,55 +175,13 @@ def claim_key(platform: str, author: str, own_words: str, posted_at: datetime) -
     return f"{platform}\x1f{author}\x1f{digest}\x1f{week}"
 
 
-class Pruner:
+class Pruner(pruning.Pruner):
     """Forgets appeals and claims older than `keep`, at start and every `interval_seconds`,
-    in the background while the normalizer runs (lifespan hooks `start`/`stop`). A failed prune
-    is logged and tried again at the next interval; the normalizer never waits for it."""
+    while the normalizer runs (`pruning.Pruner`)."""
 
-    def __init__(
-        self,
-        store: RecentAppeals,
-        clock: Clock,
-        *,
-        keep: timedelta,
-        interval_seconds: float,
-        registry: CollectorRegistry | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self._store, self._clock, self._keep = store, clock, keep
-        self._interval, self._sleep = interval_seconds, sleep
-        self._task: asyncio.Task[None] | None = None
-        self._pruned = Counter(
-            "fengqiao_intake_recent_appeals_pruned_total",
-            "Recent appeals forgotten (older than the matching windows need)",
-            registry=registry or CollectorRegistry(),
-        )
-
-    async def prune_once(self) -> int:
-        pruned = await self._store.prune(self._clock.now() - self._keep)
-        self._pruned.inc(pruned)
-        if pruned:
-            log.info("pruned %d recent appeals older than %s", pruned, self._keep)
-        return pruned
-
-    async def run(self) -> None:
-        """Prune, pause, forever (until cancelled)."""
-        while True:
-            try:
-                await self.prune_once()
-            except Exception:
-                log.exception("pruning recent appeals failed; trying again in %s s", self._interval)
-            await self._sleep(self._interval)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="recent-appeals-pruner")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    WHAT = "recent appeals"
+    METRIC = "fengqiao_intake_recent_appeals_pruned_total"
+    HELP = "Recent appeals forgotten (older than the matching windows need)"
 
 
 class InMemoryRecentAppeals:
