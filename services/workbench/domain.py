@@ -14,8 +14,10 @@ from typing import Any
 
 PAGE_SIZE = 20
 URGENT = frozenset({"urgent", "possibly_urgent"})
-OPEN_STATES = ("dispatched", "accepted", "in_progress", "extended", "returned", "coordinating",
-               "reopened", "resolved", "callback_pending")  # fmt: skip
+# What the inbox shows by default: the cases still to be worked (`state=all`: every case).
+DONE_STATES = frozenset({"resolved", "callback_pending", "closed", "merged"})
+STATES = ("dispatched", "accepted", "in_progress", "extended", "returned", "coordinating",
+          "reopened", "received", "acknowledged", *sorted(DONE_STATES), "all")  # fmt: skip
 
 
 def parse_at(value: str | None) -> dt.datetime | None:
@@ -49,8 +51,8 @@ def describe_hours(hours: float, lang: str) -> str:
 
 
 def inbox_order(case: dict[str, Any], now: dt.datetime) -> tuple[int, int, float]:
-    """Overdue first, then urgent, then the nearest deadline (none: last)."""
-    left = remaining(case.get("deadline"), now)
+    """Overdue first, then urgent, then the nearest deadline (none, or done: last)."""
+    left = None if case.get("state") in DONE_STATES else remaining(case.get("deadline"), now)
     overdue = bool(case.get("overdue")) or (left is not None and left[1])
     urgent = case.get("urgency") in URGENT
     return (0 if overdue else 1, 0 if urgent else 1, left[0] if left else math.inf)
@@ -75,7 +77,14 @@ class Filters:
             page = 1
         return cls(pick("state"), pick("category"), pick("urgency"), page)
 
+    @property
+    def asked_state(self) -> str | None:
+        """The state to ask the API for (None: any)."""
+        return None if self.state in (None, "all") else self.state
+
     def keeps(self, case: dict[str, Any]) -> bool:
+        if self.state is None and case.get("state") in DONE_STATES:
+            return False
         return all(
             wanted is None or case.get(name) == wanted
             for name, wanted in (("category", self.category), ("urgency", self.urgency))
@@ -148,6 +157,3 @@ class LoginLimiter:
         if len(seen) < limit:
             return 0
         return max(1, math.ceil(seen[0] + self.window - now))
-
-
-STATES = (*OPEN_STATES, "closed", "merged", "received", "acknowledged")

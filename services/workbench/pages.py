@@ -139,8 +139,8 @@ def case_router(bench: Workbench) -> APIRouter:
     async def inbox(request: Request) -> Response:
         filters = domain.Filters.of(dict(request.query_params))
         params: dict[str, Any] = {"limit": 500}
-        if filters.state:
-            params["state"] = filters.state
+        if filters.asked_state:
+            params["state"] = filters.asked_state
         answer = await bench.tracker.call(bench.session(request), "GET", "/cases", params=params)
         if not answer.ok:
             return api_error(request, answer)
@@ -153,7 +153,7 @@ def case_router(bench: Workbench) -> APIRouter:
 
         return render(
             request, "inbox.html.j2", page=page, filters=filters, page_url=page_url,
-            states=domain.STATES, csrf=bench.csrf(request),
+            states=domain.STATES, done=domain.DONE_STATES,
             categories=sorted({c["category"] for c in cases if c.get("category")}),
             urgencies=sorted({c["urgency"] for c in cases if c.get("urgency")}),
         )  # fmt: skip

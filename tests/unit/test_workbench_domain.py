@@ -85,3 +85,19 @@ def test_action_forms_make_the_unit_api_bodies() -> None:
         except FormError:
             continue
         raise AssertionError(f"{name} took {form}")
+
+
+def test_the_inbox_shows_the_work_to_do_unless_asked_for_all() -> None:
+    cases = [
+        case("done", hours=1, state="resolved"),
+        case("closed", hours=-5, state="closed"),
+        case("todo", hours=9, state="accepted"),
+    ]
+    todo = domain.inbox(cases, domain.Filters.of({}), NOW)
+    assert [c["case_id"] for c in todo.cases] == ["todo"]
+    every = domain.Filters.of({"state": "all"})
+    assert every.asked_state is None
+    assert [c["case_id"] for c in domain.inbox(cases, every, NOW).cases] == [
+        "todo", "done", "closed",
+    ]  # fmt: skip
+    assert domain.Filters.of({"state": "resolved"}).asked_state == "resolved"
