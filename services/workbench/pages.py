@@ -178,6 +178,8 @@ async def case_page(
         return api_error(request, answer)
     who: Identity | None = getattr(request.state, "identity", None)
     may_act = who is not None and who.has(Role.HANDLER, Role.UNIT_LEAD)
+    done_case = isinstance(answer.body, dict) and answer.body.get("state") in domain.DONE_STATES
+    actions = {k: a for k, a in ACTIONS.items() if not done_case or k == "notes"}
     done = request.query_params.get("done")
     words = LABELS[lang_of(request)]
     message = ""
@@ -187,7 +189,7 @@ async def case_page(
         message = words["done"].format(action=action, state=state) if state else words[
             "queued"].format(action=action)  # fmt: skip
     return render(
-        request, "case.html.j2", status, case=answer.body, actions=ACTIONS if may_act else {},
+        request, "case.html.j2", status, case=answer.body, actions=actions if may_act else {},
         csrf=bench.csrf(request), message=message, error=error,
     )  # fmt: skip
 

@@ -153,6 +153,8 @@ async def test_a_handler_signs_reports_and_resolves_through_the_unit_api(world: 
         shown = await world.bench.get(done.headers["location"], headers=HTML)
         assert 'id="message"' in shown.text, (action, shown.text)
     assert '<span id="state">resolved</span>' in shown.text
+    # A resolved case offers only a note (the API would refuse the rest).
+    assert 'id="form-notes"' in shown.text and 'id="form-accept"' not in shown.text
     assert "local:wang.li" in shown.text  # the timeline names the person
 
 
