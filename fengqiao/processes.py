@@ -40,7 +40,9 @@ def simulator_env(simulator_port: int) -> dict[str, str]:
 
 
 def workbench_env(ports: Mapping[str, int]) -> dict[str, str]:
-    """Settings that point the workbench at the tracker on its port."""
+    """Settings that point the workbench at the tracker on its port (none without one)."""
+    if "tracker" not in ports:
+        return {}
     return {"FENGQIAO_WORKBENCH_TRACKER_URL": f"http://127.0.0.1:{ports['tracker']}"}
 
 

@@ -19,3 +19,10 @@ def test_every_service_of_the_fleet_runs_from_the_command_line(service: str) -> 
 def test_every_process_of_the_fleet_has_its_own_port() -> None:
     assert set(SERVICES) | {"simulator"} == set(DEFAULT_PORTS)
     assert len(set(DEFAULT_PORTS.values())) == len(DEFAULT_PORTS)
+
+
+def test_a_fleet_without_a_tracker_needs_no_tracker_port() -> None:
+    from fengqiao.processes import workbench_env
+
+    assert workbench_env({"notifier": 1, "simulator": 2}) == {}
+    assert workbench_env({"tracker": 7}) == {"FENGQIAO_WORKBENCH_TRACKER_URL": "http://127.0.0.1:7"}
