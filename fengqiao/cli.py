@@ -96,7 +96,7 @@ def _add_running(sub: Any) -> None:
     stack.set_defaults(func=_stack)
 
     run = sub.add_parser("run", help="run one service in the foreground")
-    run.add_argument("service", choices=["intake", "router", "tracker", "notifier"])
+    run.add_argument("service", choices=["intake", "router", "tracker", "notifier", "workbench"])
     run.add_argument("--host", default=None, help="HTTP host (default from settings)")
     run.add_argument("--port", type=int, default=None, help="HTTP port (default from settings)")
     run.set_defaults(func=_run_service)

@@ -1,10 +1,11 @@
 """`make demo`: the whole system on the article's five cases, then everything stopped.
 
-Starts the local stack (unless FENGQIAO_EXTERNAL is set), the platform simulator and the four
-services as processes; posts the five cases to intake's signed webhook; waits for each case's
-dispatch chain and its public acknowledgment; prints both and what the simulator received. Then
-the 博乐 procuratorate takes case 1 through its life on the unit API: signed, progress, resolved,
-called back (seconds later instead of the next working day), answered 满意, closed.
+Starts the local stack (unless FENGQIAO_EXTERNAL is set), the platform simulator and the
+services (the workbench too) as processes; posts the five cases to intake's signed webhook; waits
+for each case's dispatch chain and its public acknowledgment; prints both and what the simulator
+received. Then the 博乐 procuratorate takes case 1 through its life on the unit API: signed,
+progress, resolved, called back (seconds later instead of the next working day), answered 满意,
+closed.
 """
 
 from __future__ import annotations
@@ -310,6 +311,8 @@ def print_logins(fleet: processes.Fleet, tokens: dict[str, str]) -> None:
         print(f"    API token: {tokens[username]}")
     tracker = fleet.url("tracker")
     print(f"  with the services up: curl -H 'Authorization: Bearer <token>' {tracker}/units/me")
+    print(f"\nThe workbench (工作台): {fleet.url('workbench')}/login")
+    print(f"  log in as demo.bole, password {DEMO_PASSWORD} (its inbox: 博乐市's cases)")
 
 
 def main(*, keep_stack: bool = False) -> int:
@@ -322,7 +325,7 @@ def main(*, keep_stack: bool = False) -> int:
         posts = load_posts(run_id)
         tokens = demo_people(settings.mongo_uri)
         log_dir = settings.cache_dir / "logs" / "demo"
-        print(f"Starting the simulator and the four services (logs in {log_dir})…")
+        print(f"Starting the simulator and the services (logs in {log_dir})…")
         with processes.running(demo_env(SECRET), log_dir=log_dir) as fleet:
             print("Feeding the article's five cases to intake:")
             watcher = asyncio.run(

@@ -1,4 +1,5 @@
-"""The four services and the simulator as real processes, for the demo and end-to-end tests."""
+"""The services (the workbench too) and the simulator as real processes, for the demo and
+end-to-end tests."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ DEFAULT_PORTS = {
     "router": 8082,
     "tracker": 8083,
     "notifier": 8084,
+    "workbench": 8085,
     "simulator": 8090,
 }
 
@@ -35,6 +37,13 @@ def simulator_env(simulator_port: int) -> dict[str, str]:
         # would hold a demo's or a test's replies for hours.
         "FENGQIAO_NOTIFIER_RATE_LIMITS": "false",
     }
+
+
+def workbench_env(ports: Mapping[str, int]) -> dict[str, str]:
+    """Settings that point the workbench at the tracker on its port (none without one)."""
+    if "tracker" not in ports:
+        return {}
+    return {"FENGQIAO_WORKBENCH_TRACKER_URL": f"http://127.0.0.1:{ports['tracker']}"}
 
 
 def free_ports(names: tuple[str, ...] = tuple(DEFAULT_PORTS)) -> dict[str, int]:
@@ -165,7 +174,7 @@ def running(
     ready_timeout: float = 60.0,
 ) -> Iterator[Fleet]:
     """Start the simulator and `services`, wait until each answers `/readyz`; stop all after."""
-    fleet = Fleet(env=dict(env), log_dir=log_dir, ports=ports)
+    fleet = Fleet(env={**workbench_env(ports), **env}, log_dir=log_dir, ports=ports)
     try:
         for name in (("simulator",) if simulator else ()) + tuple(services):
             fleet.spawn(name)

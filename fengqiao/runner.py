@@ -8,7 +8,7 @@ from typing import Any
 
 import uvicorn
 
-SERVICES = ("intake", "router", "tracker", "notifier")
+SERVICES = ("intake", "router", "tracker", "notifier", "workbench")
 
 
 def run_service(name: str, *, host: str | None = None, port: int | None = None) -> int:

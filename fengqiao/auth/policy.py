@@ -63,6 +63,15 @@ _COMMON: dict[tuple[str, str], Rule] = {
 }
 
 _CASE = "/units/me/cases/{case_id}"
+_WORKBENCH_ACTIONS = (
+    "accept",
+    "progress",
+    "resolve",
+    "return",
+    "extension",
+    "ask-citizen",
+    "notes",
+)
 
 POLICY: dict[str, dict[tuple[str, str], Rule]] = {
     "intake": {
@@ -108,6 +117,16 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/ops/replies/held"): REPLY_READERS,
         ("POST", "/ops/replies/{key}/approve"): REVIEWERS,
         ("POST", "/ops/replies/{key}/reject"): REVIEWERS,
+    },
+    # The workbench (issue 19, deliver 5): pages for people, each a client of the APIs above
+    # with the person's session (which check again); only its login form is public.
+    "workbench": {
+        ("GET", "/login"): public("the login form: asks for a username and a password"),
+        ("POST", "/login"): public("logging in: rate-limited, a CSRF token of its own"),
+        ("POST", "/logout"): ANYONE,
+        ("GET", "/"): CASE_READERS,
+        ("GET", "/cases/{case_id}"): CASE_READERS,
+        **{("POST", f"/cases/{{case_id}}/{a}"): WORKERS for a in _WORKBENCH_ACTIONS},
     },
 }
 

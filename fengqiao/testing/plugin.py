@@ -6,10 +6,10 @@ makes these fixtures available to every test run in that environment:
 - `fengqiao_stack` (session): a real Kafka and MongoDB: `FENGQIAO_EXTERNAL=1` with
   `FENGQIAO_KAFKA_BOOTSTRAP`/`FENGQIAO_MONGO_URI` names a running cluster; else testcontainers
   when Docker answers; else the native local stack (left running if it was running).
-- `fengqiao_services` (session, or module with ini `fengqiao_services_scope = module`): the four
-  services and the platform simulator as processes on free ports, ready (`/readyz`) before the
-  first test. Override the `fengqiao_service_env`
-  fixture to give them settings (e.g. shorter time limits for the tracker).
+- `fengqiao_services` (session, or module with ini `fengqiao_services_scope = module`): the
+  services (the workbench too) and the platform simulator as processes on free ports, ready
+  (`/readyz`) before the first test. Override the `fengqiao_service_env` fixture to give them
+  settings (e.g. shorter time limits for the tracker).
 - `platform`: the simulator — what it received (`received()`, `replies_to(post_id)`), faults.
 - `post_appeal(text, ...)`: posts a Weibo-shaped appeal through intake's signed webhook and
   returns a `PostedAppeal` (post id, author id, account).
@@ -332,7 +332,7 @@ def fengqiao_services(
     tmp_path_factory: pytest.TempPathFactory,
     pytestconfig: pytest.Config,
 ) -> Iterator[FengqiaoServices]:
-    """The simulator and the four services as processes on free ports, ready."""
+    """The simulator and the services (the workbench too) as processes on free ports, ready."""
     from fengqiao import processes
     from fengqiao.contracts import (
         APPEALS,

@@ -33,8 +33,8 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_there_are_four_services() -> None:
-    assert SERVICES == ["intake", "notifier", "router", "tracker"]
+def test_there_are_five_services() -> None:
+    assert SERVICES == ["intake", "notifier", "router", "tracker", "workbench"]
 
 
 @pytest.mark.parametrize("service", SERVICES)

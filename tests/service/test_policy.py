@@ -25,11 +25,13 @@ from fengqiao.runtime.service import Runtime, http_app
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.testing.factories import appeal_message, dispatch_message
 
-SERVICES = ("intake", "router", "tracker", "notifier")
+SERVICES = ("intake", "router", "tracker", "notifier", "workbench")
 EVERY_ROLE = frozenset(Role)
 # What may be public at all (issue 19): signed webhooks, Open311, health and metrics, and
-# the public page of aggregates.
-MAY_BE_PUBLIC = re.compile(r"^/(webhooks/|open311/|healthz$|readyz$|metrics$|public$|public/)")
+# the public page of aggregates, and the workbench's login form.
+MAY_BE_PUBLIC = re.compile(
+    r"^/(webhooks/|open311/|healthz$|readyz$|metrics$|public$|public/|login$)"
+)
 
 
 def person(token: str, unit: str, roles: frozenset[Role]) -> tuple[str, Identity]:

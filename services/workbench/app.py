@@ -1,0 +1,115 @@
+"""Workbench's composition root (issue 19, deliver 5): the offices' web UI.
+
+It logs people in with the local accounts (`fengqiao.auth.accounts`: a server-side session in
+an HttpOnly, SameSite=Lax cookie) and is otherwise a client of the services' authorized APIs:
+every page calls the tracker's unit API with the person's session, so the tracker's guard and
+policy decide what they see and do. It keeps no case of its own and reads no service's store.
+
+Every POST carries the session's CSRF token (an HMAC of the session under the workbench's key,
+compared in constant time); the login form a double-submit token of its own. Failed logins are
+limited per username and per client address (429 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse, Response
+from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+from starlette.exceptions import HTTPException
+
+from fengqiao import __version__
+from fengqiao.auth.accounts import Accounts, AccountSettings
+from fengqiao.auth.guard import Guard, LocalSessions
+from fengqiao.auth.store import MongoAuthStore
+from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
+from fengqiao.runtime.http import ops_router
+from fengqiao.services.workbench import domain, pages
+from fengqiao.services.workbench.client import Tracker
+from fengqiao.services.workbench.settings import WorkbenchSettings
+from fengqiao.services.workbench.views import error_page, wants_html
+
+NAME = "workbench"
+
+
+def build(
+    settings: WorkbenchSettings | None = None,
+    *,
+    guard: Guard | None = None,
+    accounts: Accounts | None = None,
+    tracker_transport: httpx.AsyncBaseTransport | None = None,
+) -> tuple[pages.Workbench, FastAPI]:
+    """The app; `accounts` and `tracker_transport` replace the auth database and the network
+    to the tracker (tests run the real tracker app in-process behind it)."""
+    settings = settings or WorkbenchSettings()
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(
+        settings.stack.mongo_uri, tz_aware=True, connect=False, appname=NAME
+    )
+    if accounts is None:
+        account_settings = AccountSettings()
+        accounts = Accounts(MongoAuthStore(mongo, account_settings.database), account_settings)
+    guard = guard or Guard(NAME, [LocalSessions(accounts)])
+    key = settings.csrf_key.get_secret_value() if settings.csrf_key else secrets.token_hex(32)
+    tracker = Tracker(settings.tracker_url, settings.api_timeout_seconds, tracker_transport)
+    limiter = domain.LoginLimiter(
+        per_user=settings.login_failures_per_user,
+        per_address=settings.login_failures_per_address,
+        window=settings.login_window_seconds,
+    )
+    bench = pages.Workbench(settings, accounts, tracker, key.encode(), limiter)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await tracker.aclose()
+        await mongo.close()
+
+    app = FastAPI(title=f"fengqiao {NAME}", version=__version__, lifespan=lifespan,
+                  description="The offices' web UI: inbox and cases (issue 19).")  # fmt: skip
+    app.add_middleware(BodyLimit, limits={})
+    app.add_exception_handler(BodyTooLarge, body_too_large)
+
+    async def mongo_up() -> bool:
+        await mongo.admin.command("ping")
+        return True
+
+    checks = {"tracker": tracker.healthy, "auth store": mongo_up}
+    app.include_router(ops_router(service=NAME, registry=CollectorRegistry(), checks=checks))
+    app.include_router(pages.login_router(bench), dependencies=[guard.dependency])
+    app.include_router(pages.case_router(bench), dependencies=[guard.dependency])
+    guard.audit(app)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(PyMongoError, _unavailable)
+    app.add_exception_handler(httpx.HTTPError, _unavailable)
+    return bench, app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """For a browser: no session → the login page; else a page saying what went wrong. For
+    anything else the API's JSON (401 with WWW-Authenticate, 403, 404)."""
+    assert isinstance(exc, HTTPException)
+    if not wants_html(request):
+        return await http_exception_handler(request, exc)
+    if exc.status_code == 401:
+        return RedirectResponse(pages.login_url(request.url.path), status_code=303)
+    key = {403: "forbidden", 404: "not_found"}.get(exc.status_code, "invalid")
+    return error_page(request, exc.status_code, key, str(exc.detail))
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """The auth store or the tracker cannot be reached: 503, never a 500 (and never let in)."""
+    response = error_page(request, 503, "unavailable", type(exc).__name__)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def create_app(settings: WorkbenchSettings | None = None) -> FastAPI:
+    return build(settings)[1]

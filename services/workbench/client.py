@@ -1,0 +1,59 @@
+"""The workbench's client of the tracker's unit API, as the person logged in: their session
+cookie goes with each call, so the tracker's guard and policy decide, not the workbench."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from fengqiao.auth.guard import SESSION_COOKIE
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 300
+
+    @property
+    def detail(self) -> str:
+        """The API's reason (FastAPI's `detail`: a text, or the validation errors' messages)."""
+        detail = self.body.get("detail") if isinstance(self.body, dict) else None
+        if isinstance(detail, list):
+            return "; ".join(str(d.get("msg", d)) for d in detail if isinstance(d, dict))
+        return str(detail or self.body or "")
+
+
+class Tracker:
+    def __init__(
+        self, base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def call(
+        self, session: str, method: str, path: str, *, json: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Answer:  # fmt: skip
+        """The answer of the unit API (httpx.HTTPError when the tracker cannot be reached)."""
+        response = await self.http.request(
+            method, f"/units/me{path}", json=json, params=params,
+            headers={"cookie": f"{SESSION_COOKIE}={session}"},
+        )  # fmt: skip
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:500]
+        return Answer(response.status_code, body)
+
+    async def healthy(self) -> bool:
+        return (await self.http.get("/healthz")).status_code == 200

@@ -1,0 +1,222 @@
+"""The workbench's pages: login and logout, the inbox (收件箱) and a case (案件) with the actions
+the person's roles allow, each done through the tracker's unit API as that person."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from fengqiao.auth import Identity, Role
+from fengqiao.auth.accounts import Accounts
+from fengqiao.auth.guard import SESSION_COOKIE
+from fengqiao.auth.identity import Unauthenticated
+from fengqiao.services.workbench import domain
+from fengqiao.services.workbench.client import Answer, Tracker
+from fengqiao.services.workbench.forms import ACTIONS, Form, FormError
+from fengqiao.services.workbench.labels import LABELS
+from fengqiao.services.workbench.settings import WorkbenchSettings
+from fengqiao.services.workbench.views import error_page, lang_of, render
+
+LOGIN_CSRF = "fengqiao_login_csrf"
+_API_ERRORS = {403: "forbidden", 404: "not_found", 409: "conflict", 422: "invalid"}
+
+
+@dataclass
+class Workbench:
+    settings: WorkbenchSettings
+    accounts: Accounts
+    tracker: Tracker
+    csrf_key: bytes
+    limiter: domain.LoginLimiter
+
+    def session(self, request: Request) -> str:
+        return request.cookies.get(SESSION_COOKIE, "")
+
+    def csrf(self, request: Request) -> str:
+        session = self.session(request)
+        return domain.csrf_token(self.csrf_key, session) if session else ""
+
+    def csrf_holds(self, request: Request, form: Form) -> bool:
+        session = self.session(request)
+        given = str(form.get("csrf") or "")
+        return bool(session) and domain.csrf_ok(self.csrf_key, session, given)
+
+
+def login_url(next_path: str = "/") -> str:
+    return "/login?" + urlencode({"next": next_path}) if next_path not in ("", "/") else "/login"
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path of this site (no `//host`, no scheme): never an open redirect."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def login_router(bench: Workbench) -> APIRouter:
+    router = APIRouter(tags=["login"])
+
+    def login_form(request: Request, status: int = 200, error: str = "") -> HTMLResponse:
+        token = request.cookies.get(LOGIN_CSRF) or secrets.token_urlsafe(24)
+        next_path = safe_next(request.query_params.get("next"))
+        response = render(request, "login.html.j2", status, csrf=token, next=next_path,
+                          error=error)  # fmt: skip
+        response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict",
+                            secure=bench.settings.cookie_secure)  # fmt: skip
+        return response
+
+    @router.get("/login", response_class=HTMLResponse, summary="The login page")
+    async def login_page(request: Request) -> HTMLResponse:
+        return login_form(request)
+
+    @router.post("/login", response_class=HTMLResponse, summary="Log in (username, password)")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        words = LABELS[lang_of(request)]
+        expected = request.cookies.get(LOGIN_CSRF, "")
+        given = str(form.get("csrf") or "")
+        if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+            return login_form(request, 403, words["csrf"])
+        username = str(form.get("username") or "").strip().lower()[:64]
+        password = str(form.get("password") or "")[:1024]
+        address = request.client.host if request.client else "?"
+        wait = bench.limiter.retry_after(username, address)
+        if wait:
+            response = login_form(request, 429, words["too_many"].format(s=wait))
+            response.headers["Retry-After"] = str(wait)
+            return response
+        try:
+            cookie, _ = await bench.accounts.login(username, password)
+        except Unauthenticated:
+            bench.limiter.failed(username, address)
+            return login_form(request, 401, words["wrong_login"])
+        bench.limiter.succeeded(username)
+        done = RedirectResponse(safe_next(str(form.get("next") or "/")), status_code=303)
+        done.set_cookie(
+            SESSION_COOKIE, cookie, httponly=True, samesite="lax", path="/",
+            secure=bench.settings.cookie_secure,
+            max_age=int(bench.accounts.settings.session_hours * 3600),
+        )  # fmt: skip
+        done.delete_cookie(LOGIN_CSRF)
+        return done
+
+    @router.post("/logout", summary="Log out: the session ends on the server")
+    async def logout(request: Request) -> Response:
+        form = await request.form()
+        if not bench.csrf_holds(request, form):
+            return error_page(request, 403, "csrf")
+        await bench.accounts.logout(bench.session(request))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    return router
+
+
+def api_error(request: Request, answer: Answer) -> Response:
+    if answer.status == 401:
+        return RedirectResponse(login_url(request.url.path), status_code=303)
+    key = _API_ERRORS.get(answer.status, "unavailable")
+    status = answer.status if answer.status in _API_ERRORS else 503
+    return error_page(request, status, key, answer.detail)
+
+
+def case_router(bench: Workbench) -> APIRouter:
+    async def keep_csrf(request: Request) -> None:  # for every page's logout form
+        request.state.csrf = bench.csrf(request)
+
+    router = APIRouter(tags=["cases"], dependencies=[Depends(keep_csrf)])
+
+    @router.get("/", response_class=HTMLResponse, summary="收件箱: my unit's cases")
+    async def inbox(request: Request) -> Response:
+        filters = domain.Filters.of(dict(request.query_params))
+        params: dict[str, Any] = {"limit": 500}
+        if filters.asked_state:
+            params["state"] = filters.asked_state
+        answer = await bench.tracker.call(bench.session(request), "GET", "/cases", params=params)
+        if not answer.ok:
+            return api_error(request, answer)
+        cases = answer.body if isinstance(answer.body, list) else []
+        page = domain.inbox(cases, filters, dt.datetime.now(dt.UTC))
+
+        def page_url(number: int) -> str:
+            query = {k: v for k, v in request.query_params.items() if k not in ("page", "lang")}
+            return "/?" + urlencode({**query, "page": number})
+
+        return render(
+            request, "inbox.html.j2", page=page, filters=filters, page_url=page_url,
+            states=domain.STATES, done=domain.DONE_STATES,
+            categories=sorted({c["category"] for c in cases if c.get("category")}),
+            urgencies=sorted({c["urgency"] for c in cases if c.get("urgency")}),
+        )  # fmt: skip
+
+    @router.get("/cases/{case_id}", response_class=HTMLResponse, summary="案件: one case")
+    async def case(case_id: str, request: Request) -> Response:
+        return await case_page(bench, request, case_id)
+
+    for name in ACTIONS:
+        router.add_api_route(
+            f"/cases/{{case_id}}/{name}", _action(bench, name), methods=["POST"],
+            response_class=HTMLResponse, summary=f"{ACTIONS[name].label} through the unit API",
+        )  # fmt: skip
+    return router
+
+
+async def case_page(
+    bench: Workbench, request: Request, case_id: str, *, error: str = "", status: int = 200
+) -> Response:
+    answer = await bench.tracker.call(bench.session(request), "GET", f"/cases/{quote(case_id)}")
+    if not answer.ok:
+        return api_error(request, answer)
+    who: Identity | None = getattr(request.state, "identity", None)
+    may_act = who is not None and who.has(Role.HANDLER, Role.UNIT_LEAD)
+    done_case = isinstance(answer.body, dict) and answer.body.get("state") in domain.DONE_STATES
+    actions = {k: a for k, a in ACTIONS.items() if not done_case or k == "notes"}
+    done = request.query_params.get("done")
+    words = LABELS[lang_of(request)]
+    message = ""
+    if done in ACTIONS:
+        state = request.query_params.get("state")
+        action = words[ACTIONS[done].label]
+        message = words["done"].format(action=action, state=state) if state else words[
+            "queued"].format(action=action)  # fmt: skip
+    return render(
+        request, "case.html.j2", status, case=answer.body, actions=actions if may_act else {},
+        csrf=bench.csrf(request), message=message, error=error,
+    )  # fmt: skip
+
+
+def _action(bench: Workbench, name: str) -> Callable[..., Awaitable[Response]]:
+    spec = ACTIONS[name]
+
+    async def act(case_id: str, request: Request) -> Response:
+        form = await request.form()
+        words = LABELS[lang_of(request)]
+        if not bench.csrf_holds(request, form):
+            return error_page(request, 403, "csrf")
+        try:
+            body = spec.body(form)
+        except FormError as exc:
+            return await case_page(bench, request, case_id, error=f"{words['invalid']}: {exc}",
+                                   status=422)  # fmt: skip
+        path = f"/cases/{quote(case_id)}/{name}"
+        answer = await bench.tracker.call(bench.session(request), "POST", path, json=body)
+        if answer.ok:
+            state = answer.body.get("state") if isinstance(answer.body, dict) else None
+            query = urlencode({"done": name, **({"state": state} if state else {})})
+            return RedirectResponse(f"/cases/{quote(case_id)}?{query}", status_code=303)
+        if answer.status not in (403, 409, 422):
+            return api_error(request, answer)
+        error = f"{words[_API_ERRORS[answer.status]]}: {answer.detail}"
+        return await case_page(bench, request, case_id, error=error, status=answer.status)
+
+    act.__name__ = f"act_{name.replace('-', '_')}"
+    return act

@@ -1,0 +1,103 @@
+"""The workbench's decisions without I/O: inbox order and pages, remaining time, CSRF tokens,
+login limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fengqiao.services.workbench import domain
+from fengqiao.services.workbench.forms import ACTIONS, FormError
+
+NOW = dt.datetime(2026, 12, 7, 4, 0, tzinfo=dt.UTC)
+
+
+def case(cid: str, *, hours: float | None, urgency: str = "normal", **more: object) -> dict:
+    due = None if hours is None else (NOW + dt.timedelta(hours=hours)).isoformat()
+    return {"case_id": cid, "deadline": due, "urgency": urgency, "overdue": False, **more}
+
+
+def test_overdue_then_urgent_then_nearest_deadline() -> None:
+    cases = [
+        case("later", hours=50),
+        case("none", hours=None),
+        case("soon", hours=2),
+        case("urgent", hours=70, urgency="urgent"),
+        case("past", hours=-1),
+        case("flagged", hours=30, overdue=True),
+    ]
+    page = domain.inbox(cases, domain.Filters(), NOW)
+    assert [c["case_id"] for c in page.cases] == [
+        "past", "flagged", "urgent", "soon", "later", "none",
+    ]  # fmt: skip
+
+
+def test_filters_and_pages() -> None:
+    cases = [case(f"c{i:02}", hours=i, category="wages" if i % 2 else "land") for i in range(45)]
+    filters = domain.Filters.of({"category": "wages", "page": "2"})
+    page = domain.inbox(cases, filters, NOW)
+    assert (page.total, page.pages, page.number) == (22, 2, 2)
+    assert [c["case_id"] for c in page.cases] == ["c41", "c43"]
+    assert domain.Filters.of({"page": "x"}).page == 1
+    assert domain.inbox(cases, domain.Filters(page=99), NOW).number == 3
+
+
+def test_remaining_time_is_described_both_ways() -> None:
+    assert domain.describe_hours(27.5, "zh") == "还剩 1 天 3 小时"
+    assert domain.describe_hours(-2.25, "zh") == "超期 2 小时 15 分"
+    assert domain.describe_hours(-30, "en") == "1 d 6 h overdue"
+
+
+def test_the_csrf_token_belongs_to_one_session_and_one_key() -> None:
+    token = domain.csrf_token(b"k", "session-a")
+    assert domain.csrf_ok(b"k", "session-a", token)
+    assert not domain.csrf_ok(b"k", "session-b", token)
+    assert not domain.csrf_ok(b"other", "session-a", token)
+    assert not domain.csrf_ok(b"k", "session-a", "")
+
+
+def test_failed_logins_wait_per_user_and_per_address_then_expire() -> None:
+    now = [0.0]
+    limiter = domain.LoginLimiter(per_user=2, per_address=3, window=60, clock=lambda: now[0])
+    limiter.failed("a", "10.0.0.1")
+    assert limiter.retry_after("a", "10.0.0.1") == 0
+    limiter.failed("a", "10.0.0.1")
+    assert limiter.retry_after("a", "10.0.0.2") == 60  # the username, from anywhere
+    limiter.failed("b", "10.0.0.1")
+    assert limiter.retry_after("c", "10.0.0.1") == 60  # the address, for any name
+    assert limiter.retry_after("c", "10.0.0.9") == 0
+    now[0] = 61
+    assert limiter.retry_after("a", "10.0.0.1") == 0
+    limiter.failed("d", "x")
+    limiter.succeeded("d")
+    assert limiter.failures.get("user:d") is None
+
+
+def test_action_forms_make_the_unit_api_bodies() -> None:
+    assert ACTIONS["accept"].body({}) == {}
+    resolved = ACTIONS["resolve"].body({"outcome": " 已发放 ", "amount_recovered": "12,000"})
+    assert resolved == {"outcome": "已发放", "amount_recovered": 12000.0}
+    asked = ACTIONS["extension"].body({"requested_deadline": "2026-12-20T17:00"})
+    assert asked == {"requested_deadline": "2026-12-20T17:00:00+08:00"}
+    for name, form in (("progress", {}), ("resolve", {"outcome": "x", "amount_recovered": "-1"}),
+                       ("extension", {"requested_deadline": "soon"})):  # fmt: skip
+        try:
+            ACTIONS[name].body(form)
+        except FormError:
+            continue
+        raise AssertionError(f"{name} took {form}")
+
+
+def test_the_inbox_shows_the_work_to_do_unless_asked_for_all() -> None:
+    cases = [
+        case("done", hours=1, state="resolved"),
+        case("closed", hours=-5, state="closed"),
+        case("todo", hours=9, state="accepted"),
+    ]
+    todo = domain.inbox(cases, domain.Filters.of({}), NOW)
+    assert [c["case_id"] for c in todo.cases] == ["todo"]
+    every = domain.Filters.of({"state": "all"})
+    assert every.asked_state is None
+    assert [c["case_id"] for c in domain.inbox(cases, every, NOW).cases] == [
+        "todo", "done", "closed",
+    ]  # fmt: skip
+    assert domain.Filters.of({"state": "resolved"}).asked_state == "resolved"
