@@ -37,6 +37,13 @@ from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime.service import Runtime
 
 SESSION_COOKIE = "fengqiao_session"
+# A change (POST, PUT, ...) authenticated by the session cookie alone must carry this header:
+# a page of another site (or of another port of this host, which browsers count as the same
+# site, so SameSite does not help) can make a browser send the cookie with a form, never with a
+# header of its own (that needs a CORS preflight, which no service answers). The workbench's
+# client sends it; the workbench's own forms carry its CSRF token instead (`forms_checked`).
+CLIENT_HEADER = "x-fengqiao-client"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CHALLENGE = 'Bearer realm="fengqiao"'
 
 
@@ -123,8 +130,15 @@ class Unpoliced(RuntimeError):
 class Guard:
     """The policy of one service, applied to each of its requests."""
 
-    def __init__(self, service: str, authenticators: Iterable[Authenticator] = ()) -> None:
+    def __init__(
+        self,
+        service: str,
+        authenticators: Iterable[Authenticator] = (),
+        *,
+        forms_checked: bool = False,
+    ) -> None:
         self.service = service
+        self.forms_checked = forms_checked  # the service checks a CSRF token on every change
         self.authenticators: list[Authenticator] = list(authenticators)
         check = self.check
         self.dependency: Any = Depends(check)  # every route gets it (http_app)
@@ -140,6 +154,17 @@ class Guard:
         credentials = Credentials.of(request)
         if not credentials:
             raise HTTPException(401, "authentication required", {"WWW-Authenticate": _CHALLENGE})
+        if (
+            credentials.bearer is None
+            and request.method not in SAFE_METHODS
+            and not self.forms_checked
+            and CLIENT_HEADER not in request.headers
+        ):
+            raise HTTPException(
+                403,
+                f"a change by session cookie needs the {CLIENT_HEADER} header (a cross-site "
+                "form cannot send one): use the workbench, or a bearer token",
+            )
         for authenticator in self.authenticators:
             try:
                 found = await authenticator(credentials)

@@ -56,7 +56,8 @@ def build(
     if accounts is None:
         account_settings = AccountSettings()
         accounts = Accounts(MongoAuthStore(mongo, account_settings.database), account_settings)
-    guard = guard or Guard(NAME, [LocalSessions(accounts)])
+    # Every POST of the workbench's forms is checked against its CSRF token (pages.py).
+    guard = guard or Guard(NAME, [LocalSessions(accounts)], forms_checked=True)
     key = settings.csrf_key.get_secret_value() if settings.csrf_key else secrets.token_hex(32)
     tracker = Tracker(settings.tracker_url, settings.api_timeout_seconds, tracker_transport)
     limiter = domain.LoginLimiter(

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from fengqiao.auth.guard import SESSION_COOKIE
+from fengqiao.auth.guard import CLIENT_HEADER, SESSION_COOKIE
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Tracker:
         """The answer of the unit API (httpx.HTTPError when the tracker cannot be reached)."""
         response = await self.http.request(
             method, f"/units/me{path}", json=json, params=params,
-            headers={"cookie": f"{SESSION_COOKIE}={session}"},
+            headers={"cookie": f"{SESSION_COOKIE}={session}", CLIENT_HEADER: "workbench"},
         )  # fmt: skip
         try:
             body = response.json()

@@ -15,6 +15,7 @@ from fastapi import APIRouter
 
 from fengqiao.auth.accounts import Accounts, AccountSettings
 from fengqiao.auth.guard import (
+    CLIENT_HEADER,
     SESSION_COOKIE,
     Credentials,
     FixedTokens,
@@ -164,3 +165,38 @@ async def test_an_unreachable_auth_database_is_503_through_the_real_driver() -> 
         response = await http.get("/units/me", headers=bearer("fq_0123456789ab_secret"))
     await client.close()
     assert response.status_code == 503 and response.headers["retry-after"]
+
+
+def app_with_a_change(guard: Guard) -> Any:
+    router = APIRouter()
+
+    @router.post("/units/me/cases/{case_id}/accept")  # the policy: handlers and unit leads
+    async def accept(case_id: str, who: Identity = guard.caller) -> dict[str, str]:
+        return {"person": who.person, "case_id": case_id}
+
+    return app_with(guard, router)
+
+
+async def test_a_change_by_session_cookie_alone_needs_the_client_header(world: tuple) -> None:
+    """A page on another port of this host can make a browser POST with the cookie (SameSite
+    counts ports as one site), never with a header of its own."""
+    _, accounts, _, guard = world
+    cookie, _ = await accounts.login("ma.lan", PASSWORD)
+    for checked, header, expected in [
+        (False, {}, 403),
+        (False, {CLIENT_HEADER: "workbench"}, 200),
+        (True, {}, 200),  # a service that checks its own CSRF token (the workbench)
+    ]:
+        own = Guard("tracker", guard.authenticators, forms_checked=checked)
+        transport = httpx.ASGITransport(app=app_with_a_change(own))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", cookies={SESSION_COOKIE: cookie}
+        ) as http:
+            response = await http.post("/units/me/cases/c-1/accept", headers=header)
+            assert response.status_code == expected, (checked, header, response.text)
+            assert (await http.get("/units/me")).status_code == 200  # reads need no header
+    issued = await accounts.issue_token("ma.lan")
+    transport = httpx.ASGITransport(app=app_with_a_change(guard))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        by_token = await http.post("/units/me/cases/c-1/accept", headers=bearer(issued.token))
+        assert by_token.status_code == 200  # a bearer token is never sent by a browser on its own
