@@ -8,7 +8,7 @@ final_hop_message(event_id="order-2")  # the same final hop
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fengqiao.contracts import (
@@ -95,3 +95,13 @@ def final_hop_message(**overrides: Any) -> DispatchOrdered:
     """Hop 2, the final one, of the same case: 652700 (博州) → 652701 (博乐市)."""
     final = {"hop": 2, "from_unit": "652700", "to_unit": "652701", "to_tier": "county"}
     return dispatch_message(**{**final, "final": True, **overrides})
+
+
+def dispatch_to_bole(case_id: str, at: datetime, **overrides: Any) -> list[DispatchOrdered]:
+    """Both hops of a case dispatched to 652701 (博乐市) through 652700 (博州), a second apart
+    after `at` (event ids `order-1`, `order-2`)."""
+    first, final = (
+        {"event_id": f"order-{hop}", "case_id": case_id, "occurred_at": at + timedelta(seconds=hop)}
+        for hop in (1, 2)
+    )
+    return [dispatch_message(**first, **overrides), final_hop_message(**final, **overrides)]

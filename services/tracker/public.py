@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from fengqiao.contracts import CaseState
-from fengqiao.services.tracker.domain import Case, Satisfaction
-from fengqiao.services.tracker.stats import RESOLVED_STATES
+from fengqiao.services.tracker.domain import Case
+from fengqiao.services.tracker.stats import Tally
 
 MIN_CELL = 5
 REGION = "自治区本级"  # a case led by the region itself
@@ -75,33 +75,13 @@ def start_of(month: str, tz: ZoneInfo) -> dt.datetime:
     return dt.datetime(year, number, 1, tzinfo=tz)
 
 
-@dataclass
-class _Cell:
-    received: int = 0
-    resolved: int = 0
-    on_time: int = 0
-    answered: int = 0
-    satisfied: int = 0
-
-    def add(self, case: Case) -> None:
-        self.received += 1
-        if case.state in RESOLVED_STATES and case.resolved_at:
-            self.resolved += 1
-            self.on_time += bool(case.resolved_in_time)
-        if case.satisfaction is not None and case.satisfaction != Satisfaction.NO_ANSWER.value:
-            self.answered += 1
-            self.satisfied += case.satisfaction in {
-                Satisfaction.SATISFIED.value,
-                Satisfaction.BASICALLY.value,
-            }
-
-    def shown(self) -> dict[str, Any]:
-        return {
-            "received": self.received,
-            "resolution_rate": _rate(self.resolved, self.received),
-            "on_time_rate": _rate(self.on_time, self.resolved),
-            "satisfaction_rate": _rate(self.satisfied, self.answered),
-        }
+def _shown(tally: Tally) -> dict[str, Any]:
+    return {
+        "received": tally.volume,
+        "resolution_rate": _rate(tally.resolved, tally.volume),
+        "on_time_rate": _rate(tally.resolved_in_time, tally.resolved),
+        "satisfaction_rate": _rate(tally.satisfied, tally.answered),
+    }
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -115,8 +95,8 @@ def summary(
     cases: Iterable[Case], wanted: list[str], prefectures: Prefectures, tz: ZoneInfo
 ) -> dict[str, Any]:
     """Aggregates of `cases` per prefecture and month of `wanted`, small cells suppressed."""
-    cells: dict[tuple[str, str], _Cell] = {}
-    totals = {m: _Cell() for m in wanted}
+    cells: dict[tuple[str, str], Tally] = {}
+    totals = {m: Tally() for m in wanted}
     for case in cases:
         if case.state is CaseState.MERGED or not case.received_at:
             continue
@@ -124,7 +104,7 @@ def summary(
         if month not in totals:
             continue
         place = prefectures.of(case.chain)
-        cells.setdefault((place, month), _Cell()).add(case)
+        cells.setdefault((place, month), Tally()).add(case)
         totals[month].add(case)
     hidden = _suppressed(cells, wanted)
     places = [p for p in (REGION, *prefectures.names.values()) if any(k[0] == p for k in cells)]
@@ -135,7 +115,7 @@ def summary(
             {
                 "name": place,
                 "months": {
-                    m: SUPPRESSED if (place, m) in hidden else cells[(place, m)].shown()
+                    m: SUPPRESSED if (place, m) in hidden else _shown(cells[(place, m)])
                     for m in wanted
                     if (place, m) in cells
                 },
@@ -146,20 +126,20 @@ def summary(
     }
 
 
-def _total(cell: _Cell, hidden: int) -> dict[str, Any] | None:
+def _total(cell: Tally, hidden: int) -> dict[str, Any] | None:
     """A month's total; suppressed when small, or when it is one suppressed cell's figure."""
-    if not cell.received:
+    if not cell.volume:
         return None
-    return SUPPRESSED if cell.received < MIN_CELL or hidden == 1 else cell.shown()
+    return SUPPRESSED if cell.volume < MIN_CELL or hidden == 1 else _shown(cell)
 
 
-def _suppressed(cells: dict[tuple[str, str], _Cell], wanted: list[str]) -> set[tuple[str, str]]:
-    hidden = {key for key, cell in cells.items() if cell.received < MIN_CELL}
+def _suppressed(cells: dict[tuple[str, str], Tally], wanted: list[str]) -> set[tuple[str, str]]:
+    hidden = {key for key, cell in cells.items() if cell.volume < MIN_CELL}
     for month in wanted:
         small = [k for k in hidden if k[1] == month]
         shown = sorted(
             (k for k in cells if k[1] == month and k not in hidden),
-            key=lambda k: cells[k].received,
+            key=lambda k: cells[k].volume,
         )
         if len(small) == 1 and shown:  # the month's total would give the one away
             hidden.add(shown[0])

@@ -33,7 +33,9 @@ RESOLVED_STATES = frozenset({CaseState.RESOLVED, CaseState.CALLBACK_PENDING, Cas
 
 
 @dataclass
-class _Tally:
+class Tally:
+    """The counts of a unit, a tier or a period's cases (also the public page's cells)."""
+
     volume: int = 0
     signing_clocks: int = 0
     signed_in_time: int = 0
@@ -149,9 +151,9 @@ def compute(
 ) -> Report:
     """The statistics of the cases received in [since, until) (only `unit`'s and those below it
     when given)."""
-    units: dict[str, _Tally] = {}
-    tiers: dict[str, _Tally] = {}
-    total = _Tally()
+    units: dict[str, Tally] = {}
+    tiers: dict[str, Tally] = {}
+    total = Tally()
     for case in cases:
         if not case.opened or case.received_at is None:
             continue
@@ -161,8 +163,8 @@ def compute(
         if unit is not None and not case.visible_to(unit):
             continue
         lead = case.assigned_unit or "(not dispatched)"
-        units.setdefault(lead, _Tally()).add(case)
-        tiers.setdefault(tier_of(case) or "(not dispatched)", _Tally()).add(case)
+        units.setdefault(lead, Tally()).add(case)
+        tiers.setdefault(tier_of(case) or "(not dispatched)", Tally()).add(case)
         total.add(case)
     return Report(
         since=since,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ from fengqiao.contracts import APPEALS, DISPATCH_ORDERS
 from fengqiao.runtime.clock import utcnow
 from fengqiao.runtime.service import Runtime, http_app
 from fengqiao.runtime.settings import StackSettings
-from fengqiao.testing.factories import appeal_message, dispatch_message
+from fengqiao.testing.factories import appeal_message, dispatch_to_bole, final_hop_message
 
 SERVICES = ("intake", "router", "tracker", "notifier", "workbench")
 EVERY_ROLE = frozenset(Role)
@@ -159,12 +158,7 @@ async def opened_at_652701(broker: Any) -> None:
     now = utcnow()
     appeal = appeal_message("博乐市拖欠工资", case_id=CASE, occurred_at=now)
     await broker.publish(appeal, APPEALS.name, key=CASE.encode())
-    for hop, src, dst in ((1, "xj", "652700"), (2, "652700", "652701")):
-        order = dispatch_message(
-            event_id=f"order-{hop}", case_id=CASE, hop=hop, from_unit=src, to_unit=dst,
-            to_tier="prefecture" if hop == 1 else "county", final=hop == 2,
-            occurred_at=now + timedelta(seconds=hop),
-        )  # fmt: skip
+    for order in dispatch_to_bole(CASE, now):
         await broker.publish(order, DISPATCH_ORDERS.name, key=CASE.encode())
 
 
@@ -209,8 +203,7 @@ async def test_another_units_case_is_404_on_every_router_case_route() -> None:
     from fengqiao.services.router.returns import record_dispatch
 
     store = InMemoryRecordStore()
-    final = dispatch_message(case_id=CASE, hop=2, from_unit="652700", to_unit="652701",
-                             to_tier="county", final=True)  # fmt: skip
+    final = final_hop_message(case_id=CASE)
     await store.save(record_dispatch([final], "order-2"), [final])
     runtime = Runtime.create("router", StackSettings(), with_mongo=False)
     guard = Guard("router", [FixedTokens(SIBLING | HOLDER)])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -25,7 +24,7 @@ from fengqiao.runtime.service import Runtime, http_app
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.services.workbench.app import build
 from fengqiao.services.workbench.settings import WorkbenchSettings
-from fengqiao.testing.factories import appeal_message, dispatch_message
+from fengqiao.testing.factories import appeal_message, dispatch_to_bole
 
 CASE = "c-00000000000000aa"
 PASSWORD = "a long enough password"
@@ -42,12 +41,7 @@ async def opened_at_652701(broker: Any) -> None:
     now = utcnow()
     appeal = appeal_message("博乐市工地拖欠工资三个月", case_id=CASE, occurred_at=now)
     await broker.publish(appeal, APPEALS.name, key=CASE.encode())
-    for hop, src, dst in ((1, "xj", "652700"), (2, "652700", "652701")):
-        order = dispatch_message(
-            event_id=f"order-{hop}", case_id=CASE, hop=hop, from_unit=src, to_unit=dst,
-            to_tier="prefecture" if hop == 1 else "county", final=hop == 2,
-            occurred_at=now + timedelta(seconds=hop),
-        )  # fmt: skip
+    for order in dispatch_to_bole(CASE, now):
         await broker.publish(order, DISPATCH_ORDERS.name, key=CASE.encode())
 
 
