@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -33,7 +33,7 @@ from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
 from fengqiao.services.workbench import domain, pages
-from fengqiao.services.workbench.client import Tracker
+from fengqiao.services.workbench.client import Api
 from fengqiao.services.workbench.settings import WorkbenchSettings
 from fengqiao.services.workbench.views import error_page, wants_html
 
@@ -45,10 +45,10 @@ def build(
     *,
     guard: Guard | None = None,
     accounts: Accounts | None = None,
-    tracker_transport: httpx.AsyncBaseTransport | None = None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
 ) -> tuple[pages.Workbench, FastAPI]:
-    """The app; `accounts` and `tracker_transport` replace the auth database and the network
-    to the tracker (tests run the real tracker app in-process behind it)."""
+    """The app; `accounts` and `transports` (by service: tracker, router, notifier) replace the
+    auth database and the network to the services (tests run the real apps in-process)."""
     settings = settings or WorkbenchSettings()
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(
         settings.stack.mongo_uri, tz_aware=True, connect=False, appname=NAME
@@ -59,18 +59,23 @@ def build(
     # Every POST of the workbench's forms is checked against its CSRF token (pages.py).
     guard = guard or Guard(NAME, [LocalSessions(accounts)], forms_checked=True)
     key = settings.csrf_key.get_secret_value() if settings.csrf_key else secrets.token_hex(32)
-    tracker = Tracker(settings.tracker_url, settings.api_timeout_seconds, tracker_transport)
+    transports = transports or {}
+    urls = {"tracker": settings.tracker_url, "router": settings.router_url,
+            "notifier": settings.notifier_url}  # fmt: skip
+    apis = {name: Api(url, settings.api_timeout_seconds, transports.get(name))
+            for name, url in urls.items()}  # fmt: skip
     limiter = domain.LoginLimiter(
         per_user=settings.login_failures_per_user,
         per_address=settings.login_failures_per_address,
         window=settings.login_window_seconds,
     )
-    bench = pages.Workbench(settings, accounts, tracker, key.encode(), limiter)
+    bench = pages.Workbench(settings, accounts, apis, key.encode(), limiter)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        await tracker.aclose()
+        for api in apis.values():
+            await api.aclose()
         await mongo.close()
 
     app = FastAPI(title=f"fengqiao {NAME}", version=__version__, lifespan=lifespan,
@@ -82,7 +87,7 @@ def build(
         await mongo.admin.command("ping")
         return True
 
-    checks = {"tracker": tracker.healthy, "auth store": mongo_up}
+    checks = {"tracker": apis["tracker"].healthy, "auth store": mongo_up}
     app.include_router(ops_router(service=NAME, registry=CollectorRegistry(), checks=checks))
     app.include_router(pages.login_router(bench), dependencies=[guard.dependency])
     app.include_router(pages.case_router(bench), dependencies=[guard.dependency])

@@ -1,5 +1,6 @@
-"""The workbench's client of the tracker's unit API, as the person logged in: their session
-cookie goes with each call, so the tracker's guard and policy decide, not the workbench."""
+"""The workbench's client of the services' authorized APIs (tracker, router, notifier), as the
+person logged in: their session cookie goes with each call, so the service's guard and policy
+decide, not the workbench."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ class Answer:
         return str(detail or self.body or "")
 
 
-class Tracker:
+class Api:
+    """One service's API; `call` takes the path from the service's root (`/units/me/cases`)."""
+
     def __init__(
         self, base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
@@ -44,9 +47,9 @@ class Tracker:
         self, session: str, method: str, path: str, *, json: Any = None,
         params: dict[str, Any] | None = None,
     ) -> Answer:  # fmt: skip
-        """The answer of the unit API (httpx.HTTPError when the tracker cannot be reached)."""
+        """The service's answer (httpx.HTTPError when it cannot be reached)."""
         response = await self.http.request(
-            method, f"/units/me{path}", json=json, params=params,
+            method, path, json=json, params=params,
             headers={"cookie": f"{SESSION_COOKIE}={session}", CLIENT_HEADER: "workbench"},
         )  # fmt: skip
         try:

@@ -19,7 +19,7 @@ from fengqiao.auth.accounts import Accounts
 from fengqiao.auth.guard import SESSION_COOKIE
 from fengqiao.auth.identity import Unauthenticated
 from fengqiao.services.workbench import domain
-from fengqiao.services.workbench.client import Answer, Tracker
+from fengqiao.services.workbench.client import Answer, Api
 from fengqiao.services.workbench.forms import ACTIONS, Form, FormError
 from fengqiao.services.workbench.labels import LABELS
 from fengqiao.services.workbench.settings import WorkbenchSettings
@@ -33,9 +33,19 @@ _API_ERRORS = {403: "forbidden", 404: "not_found", 409: "conflict", 422: "invali
 class Workbench:
     settings: WorkbenchSettings
     accounts: Accounts
-    tracker: Tracker
+    apis: dict[str, Api]  # by service: tracker, router, notifier
     csrf_key: bytes
     limiter: domain.LoginLimiter
+
+    @property
+    def tracker(self) -> Api:
+        return self.apis["tracker"]
+
+    async def call(
+        self, request: Request, service: str, method: str, path: str, **kwargs: Any
+    ) -> Answer:
+        """`service`'s answer to `method path`, asked as the person of `request`."""
+        return await self.apis[service].call(self.session(request), method, path, **kwargs)
 
     def session(self, request: Request) -> str:
         return request.cookies.get(SESSION_COOKIE, "")
@@ -141,7 +151,7 @@ def case_router(bench: Workbench) -> APIRouter:
         params: dict[str, Any] = {"limit": 500}
         if filters.asked_state:
             params["state"] = filters.asked_state
-        answer = await bench.tracker.call(bench.session(request), "GET", "/cases", params=params)
+        answer = await bench.call(request, "tracker", "GET", "/units/me/cases", params=params)
         if not answer.ok:
             return api_error(request, answer)
         cases = answer.body if isinstance(answer.body, list) else []
@@ -173,7 +183,7 @@ def case_router(bench: Workbench) -> APIRouter:
 async def case_page(
     bench: Workbench, request: Request, case_id: str, *, error: str = "", status: int = 200
 ) -> Response:
-    answer = await bench.tracker.call(bench.session(request), "GET", f"/cases/{quote(case_id)}")
+    answer = await bench.call(request, "tracker", "GET", f"/units/me/cases/{quote(case_id)}")
     if not answer.ok:
         return api_error(request, answer)
     who: Identity | None = getattr(request.state, "identity", None)
@@ -207,8 +217,8 @@ def _action(bench: Workbench, name: str) -> Callable[..., Awaitable[Response]]:
         except FormError as exc:
             return await case_page(bench, request, case_id, error=f"{words['invalid']}: {exc}",
                                    status=422)  # fmt: skip
-        path = f"/cases/{quote(case_id)}/{name}"
-        answer = await bench.tracker.call(bench.session(request), "POST", path, json=body)
+        path = f"/units/me/cases/{quote(case_id)}/{name}"
+        answer = await bench.call(request, "tracker", "POST", path, json=body)
         if answer.ok:
             state = answer.body.get("state") if isinstance(answer.body, dict) else None
             query = urlencode({"done": name, **({"state": state} if state else {})})

@@ -16,6 +16,12 @@ class WorkbenchSettings(BaseSettings):
     tracker_url: str = Field(
         default="http://127.0.0.1:8083", description="The tracker's unit API (/units/me/...)."
     )
+    router_url: str = Field(
+        default="http://127.0.0.1:8082", description="The router's triage queue and reassign."
+    )
+    notifier_url: str = Field(
+        default="http://127.0.0.1:8084", description="The notifier's held replies."
+    )
     cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (set it behind HTTPS)."
     )

@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from fengqiao.services.workbench import domain
 from fengqiao.services.workbench.labels import LABELS, LANGS
+from fengqiao.services.workbench.nav import links_for
 
 LANG_COOKIE = "fengqiao_lang"
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -49,9 +50,10 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         return domain.describe_hours(hours[0], lang) if hours else ""
 
     context.setdefault("csrf", getattr(request.state, "csrf", ""))
+    who = getattr(request.state, "identity", None)
     html = TEMPLATES.get_template(template).render(
         t=words, lang=lang, other="en" if lang == "zh" else "zh", left=left,
-        path=request.url.path, who=getattr(request.state, "identity", None), **context,
+        path=request.url.path, who=who, nav=links_for(who), **context,
     )  # fmt: skip
     response = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in LANGS:

@@ -67,7 +67,9 @@ async def world() -> AsyncIterator[World]:
     router = unit_router(runtime.broker, repo, indexes, guard.caller, producer="tracker")
     tracker = http_app(runtime, description="t", routers=[router], guard=guard)
     settings = WorkbenchSettings(tracker_url="http://tracker", login_failures_per_user=3)
-    _, app = build(settings, accounts=accounts, tracker_transport=httpx.ASGITransport(tracker))
+    _, app = build(
+        settings, accounts=accounts, transports={"tracker": httpx.ASGITransport(tracker)}
+    )
     async with TestKafkaBroker(runtime.broker) as broker:
         await opened_at_652701(broker)
         transport = httpx.ASGITransport(app=app)
