@@ -54,7 +54,9 @@ class Resolution(_Body):
 
 class Return(_Body):
     reason_code: str = Field(
-        min_length=1, max_length=64, description="Why (not_our_jurisdiction, wrong_category…)."
+        min_length=1,
+        max_length=64,
+        description="Why: a reason code of the router's returns.yaml (not_our_jurisdiction…).",
     )
 
 

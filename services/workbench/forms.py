@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 Form = Mapping[str, Any]
 LOCAL = ZoneInfo("Asia/Shanghai")
-RETURN_REASONS = ("not_our_jurisdiction", "wrong_category", "duplicate", "insufficient_info")
 
 
 class FormError(ValueError):

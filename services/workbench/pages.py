@@ -20,6 +20,7 @@ from fengqiao.auth.guard import SESSION_COOKIE
 from fengqiao.auth.identity import Unauthenticated
 from fengqiao.services.workbench import domain
 from fengqiao.services.workbench.client import Answer, Api
+from fengqiao.services.workbench.codes import RETURN_REASONS
 from fengqiao.services.workbench.forms import ACTIONS, Form, FormError
 from fengqiao.services.workbench.labels import LABELS
 from fengqiao.services.workbench.settings import WorkbenchSettings
@@ -201,6 +202,7 @@ async def case_page(
     return render(
         request, "case.html.j2", status, case=answer.body, actions=actions if may_act else {},
         csrf=bench.csrf(request), message=message, error=error,
+        return_reasons=RETURN_REASONS,
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from fengqiao.services.workbench import domain
+from fengqiao.services.workbench import codes, domain
 from fengqiao.services.workbench.labels import LABELS, LANGS
 from fengqiao.services.workbench.nav import links_for
 
@@ -53,7 +53,8 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     who = getattr(request.state, "identity", None)
     html = TEMPLATES.get_template(template).render(
         t=words, lang=lang, other="en" if lang == "zh" else "zh", left=left,
-        path=request.url.path, who=who, nav=links_for(who), **context,
+        path=request.url.path, who=who, nav=links_for(who),
+        named=lambda kind, code: codes.name(kind, code, lang), **context,
     )  # fmt: skip
     response = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in LANGS:

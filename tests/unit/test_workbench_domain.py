@@ -101,3 +101,24 @@ def test_the_inbox_shows_the_work_to_do_unless_asked_for_all() -> None:
         "todo", "done", "closed",
     ]  # fmt: skip
     assert domain.Filters.of({"state": "resolved"}).asked_state == "resolved"
+
+
+def test_every_code_a_person_reads_has_a_name_in_both_languages() -> None:
+    """A state, time-limit class, category or return reason added later without a name here
+    would show its raw code; this names the one that is missing."""
+    from fengqiao.contracts import CATEGORIES, CaseState, Urgency
+    from fengqiao.services.router.returns import load_return_rules
+    from fengqiao.services.workbench import codes
+
+    wanted = {
+        "state": [s.value for s in CaseState],
+        "urgency": [u.value for u in Urgency],
+        "return_reason": list(load_return_rules().reasons),
+        "category": list(CATEGORIES),
+    }
+    for kind, values in wanted.items():
+        for value in values:
+            for lang in ("zh", "en"):
+                assert codes.name(kind, value, lang) != value or lang == "en", (kind, value)
+    assert tuple(load_return_rules().reasons) == codes.RETURN_REASONS
+    assert codes.name("state", None) == "—" and codes.name("state", "new_one") == "new_one"

@@ -148,7 +148,7 @@ async def test_a_handler_signs_reports_and_resolves_through_the_unit_api(world: 
         assert done.status_code == 303, (action, done.text)
         shown = await world.bench.get(done.headers["location"], headers=HTML)
         assert 'id="message"' in shown.text, (action, shown.text)
-    assert '<span id="state">resolved</span>' in shown.text
+    assert 'data-state="resolved"' in shown.text
     # A resolved case offers only a note (the API would refuse the rest).
     assert 'id="form-notes"' in shown.text and 'id="form-accept"' not in shown.text
     assert "local:wang.li" in shown.text  # the timeline names the person
@@ -161,7 +161,7 @@ async def test_a_post_without_the_csrf_token_does_nothing(world: World) -> None:
                                          headers=HTML)  # fmt: skip
         assert refused.status_code == 403 and "表单已过期" in refused.text
     page = await world.bench.get(f"/cases/{CASE}", headers=HTML)
-    assert '<span id="state">dispatched</span>' in page.text
+    assert 'data-state="dispatched"' in page.text
 
 
 async def test_the_apis_refusals_are_pages_not_errors(world: World) -> None:
