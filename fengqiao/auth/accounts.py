@@ -242,6 +242,22 @@ class Accounts:
             raise Unauthenticated("session collision; log in again")
         return cookie, identity_of(person, "session")
 
+    async def open_session(self, identity: Identity) -> str:
+        """A session for a person signed in elsewhere (the workbench's OIDC login): the
+        identity the IdP vouched for is kept with the session, which the services then accept
+        like a local one until it expires or its person logs out. (A local account is looked
+        up again at each check, so disabling it ends its sessions; for an IdP's person that is
+        the IdP's business, at their next login.)"""
+        cookie = secrets.token_urlsafe(32)
+        expires = self.clock() + dt.timedelta(hours=self.settings.session_hours)
+        kept = {"person": identity.person, "name": identity.name, "unit_id": identity.unit_id,
+                "roles": sorted(r.value for r in identity.roles), "via": identity.via}  # fmt: skip
+        doc = {"_id": digest(cookie), "person": identity.person, "identity": kept,
+               "created_at": self.clock(), "expires_at": expires}  # fmt: skip
+        if not await self.store.insert(SESSIONS, doc):  # pragma: no cover - 256 random bits
+            raise Unauthenticated("session collision; log in again")
+        return cookie
+
     async def session(self, cookie: str) -> Identity:
         key = digest(cookie)
         cached = self._cached(key)
@@ -254,7 +270,13 @@ class Accounts:
         if expires <= self.clock():
             await self.store.delete(SESSIONS, key)
             raise Unauthenticated("session expired")
-        return self._remember(key, await self._person(doc["person"], "session"), expires)
+        kept = doc.get("identity")
+        identity = (
+            _kept_identity(kept)
+            if isinstance(kept, dict)
+            else await self._person(doc["person"], "session")
+        )
+        return self._remember(key, identity, expires)
 
     async def logout(self, cookie: str) -> None:
         key = digest(cookie)
@@ -286,6 +308,15 @@ class Accounts:
                 self._checked.clear()
             self._checked[key] = (time.monotonic() + ttl, identity)
         return identity
+
+
+def _kept_identity(kept: Doc) -> Identity:
+    try:
+        roles = frozenset(Role(r) for r in kept["roles"])
+        return Identity(str(kept["person"]), str(kept["name"]), str(kept["unit_id"]), roles,
+                        "oidc")  # fmt: skip
+    except (KeyError, ValueError) as exc:
+        raise Unauthenticated("a session whose identity cannot be read; log in again") from exc
 
 
 def _public(doc: Doc) -> Doc:

@@ -123,6 +123,8 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
     "workbench": {
         ("GET", "/login"): public("the login form: asks for a username and a password"),
         ("POST", "/login"): public("logging in: rate-limited, a CSRF token of its own"),
+        ("GET", "/login/sso"): public("single sign-on: sends the browser to the IdP"),
+        ("GET", "/login/sso/callback"): public("the IdP's answer: state, nonce and PKCE checked"),
         ("POST", "/logout"): ANYONE,
         ("GET", "/"): CASE_READERS,
         ("GET", "/cases/{case_id}"): CASE_READERS,

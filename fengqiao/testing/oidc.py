@@ -70,7 +70,7 @@ _BROWSER_LOGIN: dict[str, Any] = {
     "aud": ["${client_id}", AUDIENCE],
     "azp": "${client_id}",
     "name": "陈静",
-    "unit": "xj.aksu.wensu",
+    "unit": "652701",  # 博乐市院, where the test cases are dispatched
     "groups": ["handler", "unit_lead"],
 }
 
@@ -83,7 +83,7 @@ def provider_config(signing_jwk: dict[str, Any], token_expiry: int = 300) -> dic
       nbf is far ahead / whose iss names another IdP, otherwise valid (sub `scenario`);
     - `person=...`: sub `person`, aud `audience`, name `display`, unit `unit`, groups
       [`group`, `group2`] (each parameter must be sent);
-    - an authorization code (the browser login): 陈静 (sub `chen.jing`), unit `xj.aksu.wensu`,
+    - an authorization code (the browser login): 陈静 (sub `chen.jing`), unit `652701` (博乐市),
       groups handler and unit_lead.
     """
     mappings: list[dict[str, Any]] = [

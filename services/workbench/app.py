@@ -29,12 +29,15 @@ from starlette.exceptions import HTTPException
 from fengqiao import __version__
 from fengqiao.auth.accounts import Accounts, AccountSettings
 from fengqiao.auth.guard import Guard, LocalSessions
+from fengqiao.auth.oidc import OidcVerifier
+from fengqiao.auth.settings import OidcSettings
 from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
 from fengqiao.services.workbench import domain, pages
 from fengqiao.services.workbench.client import Api
 from fengqiao.services.workbench.settings import WorkbenchSettings
+from fengqiao.services.workbench.sso import sso_router
 from fengqiao.services.workbench.views import error_page, wants_html
 
 NAME = "workbench"
@@ -59,23 +62,22 @@ def build(
     # Every POST of the workbench's forms is checked against its CSRF token (pages.py).
     guard = guard or Guard(NAME, [LocalSessions(accounts)], forms_checked=True)
     key = settings.csrf_key.get_secret_value() if settings.csrf_key else secrets.token_hex(32)
-    transports = transports or {}
-    urls = {"tracker": settings.tracker_url, "router": settings.router_url,
-            "notifier": settings.notifier_url}  # fmt: skip
-    apis = {name: Api(url, settings.api_timeout_seconds, transports.get(name))
-            for name, url in urls.items()}  # fmt: skip
+    apis = _apis(settings, transports or {})
     limiter = domain.LoginLimiter(
         per_user=settings.login_failures_per_user,
         per_address=settings.login_failures_per_address,
         window=settings.login_window_seconds,
     )
-    bench = pages.Workbench(settings, accounts, apis, key.encode(), limiter)
+    sso = _single_sign_on()
+    bench = pages.Workbench(settings, accounts, apis, key.encode(), limiter, sso)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         for api in apis.values():
             await api.aclose()
+        if sso is not None:
+            await sso.aclose()
         await mongo.close()
 
     app = FastAPI(title=f"fengqiao {NAME}", version=__version__, lifespan=lifespan,
@@ -90,12 +92,28 @@ def build(
     checks = {"tracker": apis["tracker"].healthy, "auth store": mongo_up}
     app.include_router(ops_router(service=NAME, registry=CollectorRegistry(), checks=checks))
     app.include_router(pages.login_router(bench), dependencies=[guard.dependency])
+    app.include_router(sso_router(bench), dependencies=[guard.dependency])
     app.include_router(pages.case_router(bench), dependencies=[guard.dependency])
     guard.audit(app)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(PyMongoError, _unavailable)
     app.add_exception_handler(httpx.HTTPError, _unavailable)
     return bench, app
+
+
+def _apis(
+    settings: WorkbenchSettings, transports: Mapping[str, httpx.AsyncBaseTransport]
+) -> dict[str, Api]:
+    urls = {"tracker": settings.tracker_url, "router": settings.router_url,
+            "notifier": settings.notifier_url}  # fmt: skip
+    return {name: Api(url, settings.api_timeout_seconds, transports.get(name))
+            for name, url in urls.items()}  # fmt: skip
+
+
+def _single_sign_on() -> OidcVerifier | None:
+    """The IdP of the browser's OIDC login, when FENGQIAO_OIDC_* names one and this client."""
+    oidc = OidcSettings()
+    return OidcVerifier(oidc) if oidc.issuer and oidc.client_id and oidc.redirect_uri else None
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

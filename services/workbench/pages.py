@@ -18,6 +18,7 @@ from fengqiao.auth import Identity, Role
 from fengqiao.auth.accounts import Accounts
 from fengqiao.auth.guard import SESSION_COOKIE
 from fengqiao.auth.identity import Unauthenticated
+from fengqiao.auth.oidc import OidcVerifier
 from fengqiao.services.workbench import domain
 from fengqiao.services.workbench.client import Answer, Api
 from fengqiao.services.workbench.codes import RETURN_REASONS
@@ -37,6 +38,7 @@ class Workbench:
     apis: dict[str, Api]  # by service: tracker, router, notifier
     csrf_key: bytes
     limiter: domain.LoginLimiter
+    sso: OidcVerifier | None = None  # the single sign-on, when configured (sso.py)
 
     @property
     def tracker(self) -> Api:
@@ -79,7 +81,7 @@ def login_router(bench: Workbench) -> APIRouter:
         token = request.cookies.get(LOGIN_CSRF) or secrets.token_urlsafe(24)
         next_path = safe_next(request.query_params.get("next"))
         response = render(request, "login.html.j2", status, csrf=token, next=next_path,
-                          error=error)  # fmt: skip
+                          error=error, sso=bench.sso is not None)  # fmt: skip
         response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict",
                             secure=bench.settings.cookie_secure)  # fmt: skip
         return response

@@ -61,7 +61,7 @@ async def test_the_full_login_ends_in_the_person(verifier: OidcVerifier) -> None
 
     assert result.identity.person == "oidc:test:chen.jing"
     assert result.identity.name == "陈静"
-    assert result.identity.unit_id == "xj.aksu.wensu"
+    assert result.identity.unit_id == "652701"
     assert result.identity.roles == {Role.HANDLER, Role.UNIT_LEAD}
     assert result.identity.via == "oidc"
     assert result.claims["nonce"] == started.nonce

@@ -29,7 +29,7 @@ EVERY_ROLE = frozenset(Role)
 # What may be public at all (issue 19): signed webhooks, Open311, health and metrics, and
 # the public page of aggregates, and the workbench's login form.
 MAY_BE_PUBLIC = re.compile(
-    r"^/(webhooks/|open311/|healthz$|readyz$|metrics$|public$|public/|login$)"
+    r"^/(webhooks/|open311/|healthz$|readyz$|metrics$|public$|public/|login$|login/sso$|login/sso/callback$)"
 )
 
 
