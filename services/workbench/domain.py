@@ -11,8 +11,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 PAGE_SIZE = 20
+LOCAL = ZoneInfo("Asia/Shanghai")  # the offices' clock
 URGENT = frozenset({"urgent", "possibly_urgent"})
 # What the inbox shows by default: the cases still to be worked (`state=all`: every case).
 DONE_STATES = frozenset({"resolved", "callback_pending", "closed", "merged"})
@@ -58,12 +60,22 @@ def inbox_order(case: dict[str, Any], now: dt.datetime) -> tuple[int, int, float
     return (0 if overdue else 1, 0 if urgent else 1, left[0] if left else math.inf)
 
 
+def local_day(value: str | None) -> dt.date | None:
+    """A day as a date input sends it (YYYY-MM-DD); None when empty or not a day."""
+    try:
+        return dt.date.fromisoformat((value or "").strip()[:10]) if value else None
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Filters:
     state: str | None = None
     category: str | None = None
     urgency: str | None = None
     page: int = 1
+    since: dt.date | None = None  # received on or after this day (Beijing time)
+    until: dt.date | None = None  # received on or before this day
 
     @classmethod
     def of(cls, query: dict[str, str]) -> Filters:
@@ -75,7 +87,8 @@ class Filters:
             page = max(1, min(int(query.get("page") or 1), 10_000))
         except ValueError:
             page = 1
-        return cls(pick("state"), pick("category"), pick("urgency"), page)
+        since, until = local_day(query.get("since")), local_day(query.get("until"))
+        return cls(pick("state"), pick("category"), pick("urgency"), page, since, until)
 
     @property
     def asked_state(self) -> str | None:
@@ -85,9 +98,20 @@ class Filters:
     def keeps(self, case: dict[str, Any]) -> bool:
         if self.state is None and case.get("state") in DONE_STATES:
             return False
+        if (self.since or self.until) and not self._received_within(case):
+            return False
         return all(
             wanted is None or case.get(name) == wanted
             for name, wanted in (("category", self.category), ("urgency", self.urgency))
+        )
+
+    def _received_within(self, case: dict[str, Any]) -> bool:
+        at = parse_at(case.get("received_at"))
+        if at is None:
+            return False
+        day = at.astimezone(LOCAL).date()
+        return (self.since is None or day >= self.since) and (
+            self.until is None or day <= self.until
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -16,7 +15,7 @@ from fengqiao.services.workbench.labels import LABELS, LANGS
 from fengqiao.services.workbench.nav import links_for
 
 LANG_COOKIE = "fengqiao_lang"
-LOCAL = ZoneInfo("Asia/Shanghai")
+LOCAL = domain.LOCAL
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html", "j2"]),

@@ -41,6 +41,25 @@ def test_filters_and_pages() -> None:
     assert domain.inbox(cases, domain.Filters(page=99), NOW).number == 3
 
 
+def test_the_date_filter_keeps_the_days_received_on_the_offices_clock() -> None:
+    received = {  # UTC; Beijing is 8 hours ahead
+        "early": "2026-12-01T15:59:00+00:00",  # 12-01 23:59 in Beijing
+        "late": "2026-12-01T16:00:00+00:00",  # 12-02 00:00 in Beijing
+        "later": "2026-12-05T03:00:00+00:00",
+    }
+    cases = [{**case(k, hours=1), "received_at": at} for k, at in received.items()]
+    cases.append(case("no-date", hours=1))
+
+    def kept(**query: str) -> list[str]:
+        page = domain.inbox(cases, domain.Filters.of(query), NOW)
+        return sorted(c["case_id"] for c in page.cases)
+
+    assert kept(since="2026-12-02") == ["late", "later"]
+    assert kept(until="2026-12-01") == ["early"]
+    assert kept(since="2026-12-02", until="2026-12-04") == ["late"]
+    assert kept(since="not a day") == ["early", "late", "later", "no-date"]  # ignored
+
+
 def test_remaining_time_is_described_both_ways() -> None:
     assert domain.describe_hours(27.5, "zh") == "还剩 1 天 3 小时"
     assert domain.describe_hours(-2.25, "zh") == "超期 2 小时 15 分"
