@@ -19,7 +19,7 @@ from fengqiao.auth.accounts import Accounts
 from fengqiao.auth.guard import SESSION_COOKIE
 from fengqiao.auth.identity import Unauthenticated
 from fengqiao.auth.oidc import OidcVerifier
-from fengqiao.services.workbench import domain
+from fengqiao.services.workbench import codes, domain
 from fengqiao.services.workbench.client import Answer, Api
 from fengqiao.services.workbench.codes import RETURN_REASONS
 from fengqiao.services.workbench.forms import ACTIONS, Form, FormError
@@ -199,8 +199,11 @@ async def case_page(
     if done in ACTIONS:
         state = request.query_params.get("state")
         action = words[ACTIONS[done].label]
-        message = words["done"].format(action=action, state=state) if state else words[
-            "queued"].format(action=action)  # fmt: skip
+        message = (
+            words["done"].format(action=action, state=codes.name("state", state, lang_of(request)))
+            if state
+            else words["queued"].format(action=action)
+        )
     return render(
         request, "case.html.j2", status, case=answer.body, actions=actions if may_act else {},
         csrf=bench.csrf(request), message=message, error=error,

@@ -2,12 +2,14 @@
 Playwright (`executable_path`, never `playwright install`) against the real stack and services.
 
 A county handler of 博乐市 logs in, opens the dispatched case, signs for it (签收), reports
-progress and resolves it (办结); a handler of the sibling 精河县 cannot open it (404 page);
-logging out ends the session on the server (the old cookie no longer works, in the workbench nor
-at the tracker). Each page is kept as a screenshot under `test-artifacts/workbench/`."""
+progress and resolves it (办结), and the citizen's answer to the callback (回访) closes it; a
+handler of the sibling 精河县 cannot open it (404 page); logging out ends the session on the
+server (the old cookie no longer works, in the workbench nor at the tracker). Each page is kept
+as a screenshot under `test-artifacts/workbench/`."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -21,6 +23,7 @@ import pytest
 
 from fengqiao.auth.guard import SESSION_COOKIE
 from fengqiao.auth.seed import person_token
+from fengqiao.demo import asked_back
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -45,6 +48,16 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="module")
+def fengqiao_service_env() -> dict[str, str]:
+    """The callback question goes out a second after 办结 (not the days of the defaults)."""
+    limits = {"defaults": {"callback_ask": "1 seconds", "callback_answer": "300 seconds"}}
+    return {
+        "FENGQIAO_TRACKER_TIME_LIMITS": json.dumps(limits),
+        "FENGQIAO_TRACKER_SWEEP_INTERVAL_SECONDS": "0.3",
+    }
 
 
 def person(services: Any, unit_id: str, name: str) -> str:
@@ -111,6 +124,15 @@ def test_a_county_handler_signs_reports_and_resolves_in_the_browser(
     act(page, "resolve", {"outcome": "工资已全部发放", "amount_recovered": "12000"}, "resolved")
     expect(page.locator("#timeline")).to_contain_text(f"local:{handler}")
     shot(page, "4-case-resolved")
+
+    # The tracker asks the citizen back (回访) at once here; the citizen's answer closes it.
+    wait_for_case(case_id, where=asked_back, timeout=60)
+    post_appeal("满意，谢谢检察官", author_id=appeal.author_id, account=appeal.account)
+    wait_for_case(case_id, state="closed", timeout=60)
+    page.reload()
+    expect(page.locator("#state")).to_have_attribute("data-state", "closed")
+    expect(page.locator("#state")).to_have_text("已结案")
+    shot(page, "4b-case-closed-by-the-callback")
 
     # A handler of the sibling 精河县 cannot open it: the 404 page, nothing of the case.
     other = browser.new_context(locale="zh-CN")

@@ -125,7 +125,7 @@ def test_the_inbox_shows_the_work_to_do_unless_asked_for_all() -> None:
 def test_every_code_a_person_reads_has_a_name_in_both_languages() -> None:
     """A state, time-limit class, category or return reason added later without a name here
     would show its raw code; this names the one that is missing."""
-    from fengqiao.contracts import CATEGORIES, CaseState, Urgency
+    from fengqiao.contracts import CATEGORIES, CaseState, ReplyPurpose, Urgency
     from fengqiao.services.router.returns import load_return_rules
     from fengqiao.services.workbench import codes
 
@@ -139,5 +139,19 @@ def test_every_code_a_person_reads_has_a_name_in_both_languages() -> None:
         for value in values:
             for lang in ("zh", "en"):
                 assert codes.name(kind, value, lang) != value or lang == "en", (kind, value)
+    # Every event the tracker writes on a timeline (read from its source: "case.<what>").
+    import re
+    from pathlib import Path
+
+    import fengqiao.services.tracker as tracker
+
+    source = "".join(f.read_text() for f in Path(tracker.__file__).parent.rglob("*.py"))
+    events = set(re.findall(r'"(case\.[a-z_]+)"', source)) - {"case.id"}
+    assert len(events) > 20
+    wanted["event"] = sorted(events)
+    wanted["purpose"] = [p.value for p in ReplyPurpose]
+    for kind, values in wanted.items():
+        for value in values:
+            assert codes.name(kind, value, "zh") != value, (kind, value)
     assert tuple(load_return_rules().reasons) == codes.RETURN_REASONS
     assert codes.name("state", None) == "—" and codes.name("state", "new_one") == "new_one"
