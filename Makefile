@@ -7,10 +7,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 SUITES := tests/unit tests/service tests/project tests/integration tests/e2e tests/faults
 
-.PHONY: help install demo test test-fast test-faults stack-up stack-down stack-status docs lint lock clean
+.PHONY: help install demo demo-serve test test-fast test-faults stack-up stack-down stack-status docs lint lock clean
 
 help:
 	@echo "make demo          run the whole system on the article's five cases"
+	@echo "make demo-serve    the same, then keep it running to click through the workbench (Ctrl-C)"
 	@echo "make test          all suites (unit, service, project, integration, e2e, the fault drill's"
 	@echo "                   short form) on the real stack"
 	@echo "make test-fast     unit, service and project suites only (no Kafka, no store)"
@@ -30,6 +31,9 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/fengqiao demo
+
+demo-serve: install
+	$(BIN)/fengqiao demo --serve
 
 test: install
 	$(BIN)/python -m pytest $(SUITES)

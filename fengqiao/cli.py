@@ -31,7 +31,7 @@ def _simulator(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from fengqiao.demo import main as demo_main
 
-    return demo_main(keep_stack=args.keep_stack)
+    return demo_main(keep_stack=args.keep_stack, serve=args.serve)
 
 
 def _normalize(args: argparse.Namespace) -> int:
@@ -106,10 +106,14 @@ def _add_running(sub: Any) -> None:
     sim.add_argument("--port", type=int, default=8090)
     sim.set_defaults(func=_simulator)
 
-    demo = sub.add_parser("demo", help="run the whole system on the article's three cases")
+    demo = sub.add_parser("demo", help="run the whole system on the article's five cases")
     demo.add_argument(
         "--keep-stack", action="store_true", help="leave Kafka and FerretDB running afterwards"
     )
+    demo.add_argument(
+        "--serve", action="store_true",
+        help="keep the services and the workbench running after the demo, until Ctrl-C",
+    )  # fmt: skip
     demo.set_defaults(func=_demo)
 
 

@@ -315,7 +315,18 @@ def print_logins(fleet: processes.Fleet, tokens: dict[str, str]) -> None:
     print(f"  log in as demo.bole, password {DEMO_PASSWORD} (its inbox: 博乐市's cases)")
 
 
-def main(*, keep_stack: bool = False) -> int:
+def serve_until_interrupted(fleet: processes.Fleet) -> None:
+    """`fengqiao demo --serve`: the services stay up for a newcomer to click through the
+    workbench, until Ctrl-C."""
+    print(f"\nServing: open {fleet.url('workbench')}/login (Ctrl-C stops everything).", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nStopping…")
+
+
+def main(*, keep_stack: bool = False, serve: bool = False) -> int:
     settings = StackSettings()
     run_id = uuid.uuid4().hex[:6]
     started = time.monotonic()
@@ -336,6 +347,8 @@ def main(*, keep_stack: bool = False) -> int:
             [first] = watcher.of(APPEALS.name, _post_is(posts[0]["id"]))
             ok &= asyncio.run(live_one_case(fleet, posts[0], first.case_id, tokens))
             print_logins(fleet, tokens)
+            if serve:
+                serve_until_interrupted(fleet)
     except (stack.StackError, processes.ProcessError, TimeoutError, httpx.HTTPError) as exc:
         # TimeoutError covers CaseTimeout: the message says where the case stood.
         print(f"demo failed: {exc}", file=sys.stderr)
