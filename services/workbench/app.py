@@ -21,7 +21,6 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
-from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException
@@ -90,7 +89,7 @@ def build(
         return True
 
     checks = {"tracker": apis["tracker"].healthy, "auth store": mongo_up}
-    app.include_router(ops_router(service=NAME, registry=CollectorRegistry(), checks=checks))
+    app.include_router(ops_router(service=NAME, registry=bench.registry, checks=checks))
     app.include_router(pages.login_router(bench), dependencies=[guard.dependency])
     app.include_router(sso_router(bench), dependencies=[guard.dependency])
     app.include_router(pages.case_router(bench), dependencies=[guard.dependency])

@@ -7,12 +7,13 @@ import datetime as dt
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from prometheus_client import CollectorRegistry, Counter
 
 from fengqiao.auth import Identity, Role
 from fengqiao.auth.accounts import Accounts
@@ -39,6 +40,15 @@ class Workbench:
     csrf_key: bytes
     limiter: domain.LoginLimiter
     sso: OidcVerifier | None = None  # the single sign-on, when configured (sso.py)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.logins = Counter(
+            "fengqiao_workbench_logins_total",
+            "Logins to the workbench by way (password, sso) and outcome (ok, refused, limited)",
+            ["way", "outcome"],
+            registry=self.registry,
+        )
 
     @property
     def tracker(self) -> Api:
@@ -103,15 +113,18 @@ def login_router(bench: Workbench) -> APIRouter:
         address = request.client.host if request.client else "?"
         wait = bench.limiter.retry_after(username, address)
         if wait:
+            bench.logins.labels("password", "limited").inc()
             response = login_form(request, 429, words["too_many"].format(s=wait))
             response.headers["Retry-After"] = str(wait)
             return response
         try:
             cookie, _ = await bench.accounts.login(username, password)
         except Unauthenticated:
+            bench.logins.labels("password", "refused").inc()
             bench.limiter.failed(username, address)
             return login_form(request, 401, words["wrong_login"])
         bench.limiter.succeeded(username)
+        bench.logins.labels("password", "ok").inc()
         done = RedirectResponse(safe_next(str(form.get("next") or "/")), status_code=303)
         done.set_cookie(
             SESSION_COOKIE, cookie, httponly=True, samesite="lax", path="/",

@@ -71,8 +71,10 @@ def sso_router(bench: Workbench) -> APIRouter:
                                  pending["code_verifier"], pending["redirect_uri"])  # fmt: skip
             result = await complete_login(bench.sso, started, dict(request.query_params))
         except Unauthenticated as exc:
+            bench.logins.labels("sso", "refused").inc()
             return error_page(request, 401, "sso_refused", str(exc))
         cookie = await bench.accounts.open_session(result.identity)
+        bench.logins.labels("sso", "ok").inc()
         done = RedirectResponse(pending["next"], status_code=303)
         done.set_cookie(
             SESSION_COOKIE, cookie, httponly=True, samesite="lax", path="/",

@@ -124,6 +124,10 @@ async def test_a_wrong_password_is_refused_and_repeated_failures_wait(world: Wor
     assert SESSION_COOKIE not in limited.headers.get("set-cookie", "")
     # Another person from elsewhere is not held by wang.li's failures.
     assert (await log_in(world.bench, "zhao.min")).status_code == 303
+    metrics = (await world.bench.get("/metrics")).text
+    for outcome, count in (("refused", 3), ("limited", 1), ("ok", 1)):
+        line = f'fengqiao_workbench_logins_total{{outcome="{outcome}",way="password"}} {count}.0'
+        assert line in metrics, outcome
 
 
 async def test_login_without_its_csrf_token_is_refused(world: World) -> None:
