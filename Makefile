@@ -12,13 +12,13 @@ SUITES := tests/unit tests/service tests/project tests/integration tests/e2e tes
 help:
 	@echo "make demo          run the whole system on the article's five cases"
 	@echo "make demo-serve    the same, then keep it running to click through the workbench (Ctrl-C)"
-	@echo "make test          all suites (unit, service, project, integration, e2e, the fault drill's"
-	@echo "                   short form) on the real stack"
+	@echo "make test          make lint, then all suites (unit, service, project, integration, e2e,"
+	@echo "                   the fault drill's short form) on the real stack"
 	@echo "make test-fast     unit, service and project suites only (no Kafka, no store)"
 	@echo "make test-faults   the fault drill's long form: 1,000 appeals, every fault twice (~15 min)"
 	@echo "make stack-up      start the local Kafka and FerretDB (stack-down, stack-status)"
 	@echo "make docs          regenerate docs/asyncapi/*.json from the apps"
-	@echo "make lint          ruff and mypy"
+	@echo "make lint          ruff (lint and format) and mypy; make test runs it first"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required: install python3.11"; exit 1; }
@@ -35,7 +35,7 @@ demo: install
 demo-serve: install
 	$(BIN)/fengqiao demo --serve
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest $(SUITES)
 
 test-fast: install
@@ -63,6 +63,7 @@ docs: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # Record the exact versions in use (after changing pyproject.toml's dependencies).
