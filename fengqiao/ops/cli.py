@@ -31,11 +31,22 @@ EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 2
 
 
+PIPED_WIDTH = 10_000  # a table piped to a file or `grep` is never cut or wrapped
+
+
+def output_console() -> Console:
+    """Rich on a terminal; piped, plain text at the table's full width (Rich would cut it to 80
+    columns, `partiti…`)."""
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=PIPED_WIDTH, no_color=True, highlight=False)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the chosen ops command; errors become one line on stderr and an exit code."""
     settings = StackSettings()
     command = COMMANDS[args.ops_action]
-    console = Console()
+    console = output_console()
     # aiokafka logs each failed connection attempt; the one line below says it instead.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
+from rich.cells import cell_len
 
 from fengqiao.services.tracker import stats
 from fengqiao.services.tracker.adapters.cases import MongoCaseRepository
@@ -74,24 +75,35 @@ async def report(
     return stats.compute(cases, since, until, unit=unit)
 
 
-def format_table(result: stats.Report) -> str:
-    def cell(value: object) -> str:
-        if value is None:
-            return "–"
-        if isinstance(value, float) and 0 <= value <= 1 and not isinstance(value, bool):
-            return f"{value:.0%}"
-        return str(value)
+RATES = frozenset(k for k, _ in COLUMNS if k.endswith("_rate"))
 
+
+def cell(key: str, value: object) -> str:
+    """A figure as people read it: rates in percent, hours to a tenth, yuan whole."""
+    if value is None:
+        return "–"
+    if key in RATES and isinstance(value, float):
+        return f"{value:.0%}"
+    if key == "amount_recovered" and isinstance(value, (int, float)):
+        return f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def format_table(result: stats.Report) -> str:
     header = ["", *[title for _, title in COLUMNS]]
-    rows = [[str(r["unit"]), *[cell(r[k]) for k, _ in COLUMNS]] for r in result.units]
-    rows += [[f"[{r['tier']}]", *[cell(r[k]) for k, _ in COLUMNS]] for r in result.tiers]
-    rows.append(["TOTAL", *[cell(result.total[k]) for k, _ in COLUMNS]])
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        f"cases received {result.since.isoformat()} – {result.until.isoformat()}",
-        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-    ]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    rows = [[str(r["unit"]), *[cell(k, r[k]) for k, _ in COLUMNS]] for r in result.units]
+    rows += [[f"[{r['tier']}]", *[cell(k, r[k]) for k, _ in COLUMNS]] for r in result.tiers]
+    rows.append(["TOTAL", *[cell(k, result.total[k]) for k, _ in COLUMNS]])
+    widths = [max(cell_len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        # Padded by the width on a terminal: 响应率 takes six columns, not three.
+        return "  ".join(c + " " * (w - cell_len(c)) for c, w in zip(cells, widths, strict=True))
+
+    lines = [f"cases received {result.since.isoformat()} – {result.until.isoformat()}"]
+    lines += [line(header), *(line(row) for row in rows)]
     return "\n".join(lines)
 
 

@@ -78,3 +78,22 @@ def test_a_merged_duplicate_is_counted_apart_not_in_the_rates() -> None:
     report = stats.compute([*cases(), merged], SINCE, UNTIL)
     assert report.total["volume"] == 4 and report.total["merged"] == 1
     assert report.total["response_rate"] == 0.5  # as without it
+
+
+def test_the_table_formats_each_figure_by_its_kind_and_aligns_chinese_headers() -> None:
+    from rich.cells import cell_len
+
+    from fengqiao.services.tracker.cli import cell
+
+    assert cell("response_rate", 0.5) == "50%" and cell("response_rate", None) == "–"
+    assert cell("median_sign_hours", 0.0) == "0.0"  # not "0%"
+    assert cell("median_resolution_hours", 1.0) == "1.0"
+    assert cell("amount_recovered", 0.0) == "0" and cell("amount_recovered", 100000) == "100,000"
+    lines = format_table(stats.compute(cases(), SINCE, UNTIL)).splitlines()[1:]
+    header = lines[0]
+    # Each column starts where its header does, whatever the width of its characters.
+    starts = [cell_len(header[: header.index(h)]) for h in ("解决率", "满意率", "on time")]
+    for row in lines[1:]:
+        cells = [i for i in range(1, len(row)) if row[i] != " " and row[i - 1] == " "]
+        offsets = {cell_len(row[:i]) for i in cells}
+        assert set(starts) <= offsets, row
