@@ -145,3 +145,11 @@ def test_dashboard_and_alerts_name_real_metrics(monkeypatch: pytest.MonkeyPatch)
     ):
         assert name in used, f"no panel or alert shows {name}"
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_one_kafka_version_for_the_local_stack_and_compose() -> None:
+    pom = (DEPLOY / "kafka" / "pom.xml").read_text()
+    found = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert found is not None
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{found[1]}"
