@@ -39,6 +39,7 @@ from fengqiao.runtime.clock import Clock
 from fengqiao.services.intake.adapters.requests import RequestRecord, RequestsStore
 from fengqiao.services.intake.adapters.sink import PostSink, SinkUnavailable
 from fengqiao.services.intake.domain import case_id_for
+from fengqiao.services.intake.http import inline_schema
 from fengqiao.services.intake.read_model import RequestView, masked, view
 from fengqiao.services.intake.settings import IntakeSettings
 
@@ -371,7 +372,7 @@ def _as_json(v: RequestView) -> dict[str, Any]:
 
 
 def _request_body(codes: list[str]) -> dict[str, Any]:
-    schema = ServiceRequestIn.model_json_schema()
+    schema = inline_schema(ServiceRequestIn)
     properties = schema["properties"]
     properties["api_key"] = {"type": "string", "description": "The client's key."}
     properties["service_code"] = {"type": "string", "enum": codes}
