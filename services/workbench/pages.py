@@ -60,6 +60,16 @@ class Workbench:
         """`service`'s answer to `method path`, asked as the person of `request`."""
         return await self.apis[service].call(self.session(request), method, path, **kwargs)
 
+    def logged_in(self, next_path: str, cookie: str) -> RedirectResponse:
+        """On to `next_path` with the new session's cookie (HttpOnly, SameSite=Lax)."""
+        done = RedirectResponse(next_path, status_code=303)
+        done.set_cookie(
+            SESSION_COOKIE, cookie, httponly=True, samesite="lax", path="/",
+            secure=self.settings.cookie_secure,
+            max_age=int(self.accounts.settings.session_hours * 3600),
+        )  # fmt: skip
+        return done
+
     def session(self, request: Request) -> str:
         return request.cookies.get(SESSION_COOKIE, "")
 
@@ -125,12 +135,7 @@ def login_router(bench: Workbench) -> APIRouter:
             return login_form(request, 401, words["wrong_login"])
         bench.limiter.succeeded(username)
         bench.logins.labels("password", "ok").inc()
-        done = RedirectResponse(safe_next(str(form.get("next") or "/")), status_code=303)
-        done.set_cookie(
-            SESSION_COOKIE, cookie, httponly=True, samesite="lax", path="/",
-            secure=bench.settings.cookie_secure,
-            max_age=int(bench.accounts.settings.session_hours * 3600),
-        )  # fmt: skip
+        done = bench.logged_in(safe_next(str(form.get("next") or "/")), cookie)
         done.delete_cookie(LOGIN_CSRF)
         return done
 

@@ -24,7 +24,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from fengqiao.auth.accounts import digest
-from fengqiao.auth.guard import SESSION_COOKIE
 from fengqiao.auth.identity import Unauthenticated
 from fengqiao.auth.oidc_login import LoginStart, begin_login, complete_login
 from fengqiao.services.workbench.pages import Workbench, safe_next
@@ -75,12 +74,7 @@ def sso_router(bench: Workbench) -> APIRouter:
             return error_page(request, 401, "sso_refused", str(exc))
         cookie = await bench.accounts.open_session(result.identity)
         bench.logins.labels("sso", "ok").inc()
-        done = RedirectResponse(pending["next"], status_code=303)
-        done.set_cookie(
-            SESSION_COOKIE, cookie, httponly=True, samesite="lax", path="/",
-            secure=bench.settings.cookie_secure,
-            max_age=int(bench.accounts.settings.session_hours * 3600),
-        )  # fmt: skip
+        done = bench.logged_in(pending["next"], cookie)
         done.delete_cookie(PENDING_COOKIE, path="/login/sso")
         return done
 
