@@ -75,6 +75,7 @@ class Item:
             "suggested_unit": self.suggested_unit,
             "opened_at_unit": self.opened_at_unit,
             "suggested_case": self.suggested_case,
+            "suggested_reason": (self.appeal.get("triage") or {}).get("suggested_reason"),
             "reasons": list(self.reasons),
             "model": self.model,
         }

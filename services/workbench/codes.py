@@ -47,6 +47,16 @@ _NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "insufficient_information": ("信息不足无法办理", "too little information to act"),
         "other": ("其他", "other"),
     },
+    # Why a post is in the triage queue (the router's Decision.review).
+    "review": {
+        "possibly_urgent": ("疑似紧急", "possibly urgent"),
+        "uncertain_appeal": ("是否诉求存疑", "maybe not an appeal"),
+        "uncertain_category": ("类别存疑", "category unsure"),
+        "uncertain_place": ("地点存疑", "place unsure"),
+        "no_place": ("未识别地点", "no place found"),
+        "suggested_link": ("疑似重复诉求", "possibly a repeat"),
+        "no_triage": ("未经分诊", "not triaged"),
+    },
 }
 LANG_INDEX = {"zh": 0, "en": 1}
 RETURN_REASONS = tuple(_NAMES["return_reason"])
