@@ -79,7 +79,7 @@ def build(
         await mongo.close()
 
     app = FastAPI(title=f"fengqiao {NAME}", version=__version__, lifespan=lifespan,
-                  description="The offices' web UI: inbox and cases (issue 19).")  # fmt: skip
+                  description="The offices' web UI: inbox, cases, triage (issue 19).")  # fmt: skip
     app.add_middleware(BodyLimit, limits={})
     app.add_exception_handler(BodyTooLarge, body_too_large)
 

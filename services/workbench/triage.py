@@ -196,7 +196,7 @@ def _act(bench: Workbench, action: str) -> Callable[..., Awaitable[Response]]:
         words = LABELS[lang_of(request)]
         if not bench.csrf_holds(request, form):
             return error_page(request, 403, "csrf")
-        units = {u["id"] for u in await units_of(bench, request)}
+        units = {u["id"] for u in await units_of(bench, request)} if action == "correct" else set()
         try:
             body = bodies(form, action, units)
         except FormError as exc:

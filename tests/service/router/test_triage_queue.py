@@ -275,3 +275,9 @@ async def test_an_item_says_why_an_earlier_case_is_suggested(desk: Desk) -> None
     await desk.post(appeal_message("博乐市的工地又欠钱", triage=triage))
     item = (await desk.call("GET", "/triage/queue/appeal-1", "li.wei")).json()
     assert (item["suggested_case"], item["suggested_reason"]) == ("c-0", "similar")
+
+
+async def test_an_item_carries_the_places_evidence(desk: Desk) -> None:
+    await desk.post(possibly_urgent())
+    item = (await desk.call("GET", "/triage/queue/appeal-c-1", "li.wei")).json()
+    assert {"kind": "text_place", "unit_id": "652701"}.items() <= item["evidence"][0].items()

@@ -169,6 +169,7 @@ async def test_the_queue_shows_a_dispatcher_the_item_with_its_suggested_routing(
     item = await world.bench.get(f"/triage/{ITEM}?lang=en", headers=HTML)
     assert item.status_code == 200 and 'id="form-correct"' in item.text
     assert 'data-unit="652701"' in item.text and "Evidence" in item.text
+    assert "a place in the text: 博乐市" in item.text  # the router's evidence, named
     assert '<option value="652702">' in item.text  # 精河县: a unit of 博州 to route to
     assert '<option value="653129">' not in item.text  # not 伽师县
     other = await world.bench.get("/triage/appeal-c-9", headers=HTML)
