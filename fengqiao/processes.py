@@ -40,11 +40,12 @@ def simulator_env(simulator_port: int) -> dict[str, str]:
 
 
 def workbench_env(ports: Mapping[str, int]) -> dict[str, str]:
-    """Settings that point the workbench at the services on their ports."""
+    """Settings that point the workbench at each service it calls (tracker, router, notifier)
+    on its port; none for a service the fleet does not run."""
     return {
-        f"FENGQIAO_WORKBENCH_{service.upper()}_URL": f"http://127.0.0.1:{ports[service]}"
-        for service in ("tracker", "router", "notifier")
-        if service in ports
+        f"FENGQIAO_WORKBENCH_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}"
+        for name in ("tracker", "router", "notifier")
+        if name in ports
     }
 
 

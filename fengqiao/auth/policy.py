@@ -72,6 +72,7 @@ _WORKBENCH_ACTIONS = (
     "ask-citizen",
     "notes",
 )
+_TRIAGE_ACTIONS = ("confirm", "correct", "link", "unlink", "merge")
 
 POLICY: dict[str, dict[tuple[str, str], Rule]] = {
     "intake": {
@@ -88,6 +89,7 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("POST", "/ops/cases/{case_id}/reassign"): DISPATCHERS,
         ("GET", "/ops/returns"): FIGURES,
         ("GET", "/triage/me"): ANYONE,
+        ("GET", "/triage/units"): TRIAGE_READERS,
         ("GET", "/triage/queue"): TRIAGE_READERS,
         ("GET", "/triage/queue/{item_id}"): TRIAGE_READERS,
         ("POST", "/triage/queue/{item_id}/confirm"): DISPATCHERS,
@@ -129,6 +131,10 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/"): CASE_READERS,
         ("GET", "/cases/{case_id}"): CASE_READERS,
         **{("POST", f"/cases/{{case_id}}/{a}"): WORKERS for a in _WORKBENCH_ACTIONS},
+        # 分诊: the triage queue (the router's /triage API and the tracker's merge)
+        ("GET", "/triage"): TRIAGE_READERS,
+        ("GET", "/triage/{item_id}"): TRIAGE_READERS,
+        **{("POST", f"/triage/{{item_id}}/{a}"): DISPATCHERS for a in _TRIAGE_ACTIONS},
     },
 }
 

@@ -54,6 +54,8 @@ class Item:
     reasons: tuple[str, ...]
     model: str | None
     appeal: dict[str, Any] = field(repr=False, compare=False)  # to dispatch it when ruled one
+    # Why the place: the router's evidence (kind, value, unit_id, weight), as it is dispatched.
+    evidence: tuple[dict[str, Any], ...] = ()
 
     @property
     def dispatched(self) -> bool:
@@ -75,7 +77,9 @@ class Item:
             "suggested_unit": self.suggested_unit,
             "opened_at_unit": self.opened_at_unit,
             "suggested_case": self.suggested_case,
+            "suggested_reason": (self.appeal.get("triage") or {}).get("suggested_reason"),
             "reasons": list(self.reasons),
+            "evidence": list(self.evidence),
             "model": self.model,
         }
 
@@ -105,6 +109,7 @@ def item_for(appeal: AppealNormalized, decision: Decision, *, dispatched: bool) 
         reasons=tuple(decision.what.reasons),
         model=triage.model if triage else None,
         appeal=appeal.model_dump(mode="json"),
+        evidence=tuple(e.model_dump(mode="json") for e in decision.where.evidence),
     )
 
 

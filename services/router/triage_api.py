@@ -66,6 +66,7 @@ def triage_router(
     caller = Depends(_person_of(caller))
     desk = _Desk(broker, queue, router, dispatch, producer)
     _add_me(api, caller)
+    _add_units(api, router, caller)
     _add_pending(api, desk, caller)
     _add_one(api, desk, caller)
     _add_confirm(api, desk, caller)
@@ -142,6 +143,16 @@ def _add_me(api: APIRouter, caller: Any) -> None:
     @api.get("/me", summary="Who is calling: person and unit")
     async def me(person: Annotated[tuple[str, str], caller]) -> dict[str, str]:
         return {"person": person[0], "unit_id": person[1]}
+
+
+def _add_units(api: APIRouter, router: Router, caller: Any) -> None:
+    @api.get("/units", summary="The units the caller may route to: their unit's subtree")
+    async def units(person: Annotated[tuple[str, str], caller]) -> list[dict[str, str]]:
+        return [
+            {"id": u.id, "name": u.name, "tier": str(u.tier), "parent": u.parent or ""}
+            for u in router.directory
+            if person[1] in router.chain_of(u.id)
+        ]
 
 
 def _add_pending(api: APIRouter, desk: _Desk, caller: Any) -> None:

@@ -33,7 +33,7 @@ from fengqiao.auth.settings import OidcSettings
 from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
-from fengqiao.services.workbench import domain, pages
+from fengqiao.services.workbench import domain, pages, triage
 from fengqiao.services.workbench.client import Api
 from fengqiao.services.workbench.settings import WorkbenchSettings
 from fengqiao.services.workbench.sso import sso_router
@@ -80,7 +80,7 @@ def build(
         await mongo.close()
 
     app = FastAPI(title=f"fengqiao {NAME}", version=__version__, lifespan=lifespan,
-                  description="The offices' web UI: inbox and cases (issue 19).")  # fmt: skip
+                  description="The offices' web UI: inbox, cases, triage (issue 19).")  # fmt: skip
     app.add_middleware(BodyLimit, limits={})
     app.add_exception_handler(BodyTooLarge, body_too_large)
 
@@ -93,6 +93,7 @@ def build(
     app.include_router(pages.login_router(bench), dependencies=[guard.dependency])
     app.include_router(sso_router(bench), dependencies=[guard.dependency])
     app.include_router(pages.case_router(bench), dependencies=[guard.dependency])
+    app.include_router(triage.triage_router(bench), dependencies=[guard.dependency])
     guard.audit(app)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(PyMongoError, _unavailable)

@@ -95,6 +95,29 @@ _NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "case.merged": ("合并", "merged"),
         "case.event": ("事件", "event"),
     },
+    # Why a post is in the triage queue (the router's Decision.review).
+    "review": {
+        "possibly_urgent": ("疑似紧急", "possibly urgent"),
+        "uncertain_appeal": ("是否诉求存疑", "maybe not an appeal"),
+        "uncertain_category": ("类别存疑", "category unsure"),
+        "uncertain_place": ("地点存疑", "place unsure"),
+        "no_place": ("未识别地点", "no place found"),
+        "suggested_link": ("疑似重复诉求", "possibly a repeat"),
+        "no_triage": ("未经分诊", "not triaged"),
+    },
+    # What the router's place evidence and the confidences are about.
+    "evidence": {
+        "text_place": ("文中地名", "a place in the text"),
+        "geo": ("定位", "location"),
+        "account": ("接收账号", "the account written to"),
+        "residence": ("用户所在地", "the author's residence"),
+        "fallback": ("默认", "default"),
+        "rule": ("规则", "a rule"),
+        "appeal": ("是否诉求", "appeal"),
+        "urgent": ("紧急", "urgent"),
+        "category": ("类别", "category"),
+        "place": ("地点", "place"),
+    },
 }
 LANG_INDEX = {"zh": 0, "en": 1}
 RETURN_REASONS = tuple(_NAMES["return_reason"])

@@ -24,5 +24,17 @@ def test_every_process_of_the_fleet_has_its_own_port() -> None:
 def test_a_fleet_without_a_tracker_needs_no_tracker_port() -> None:
     from fengqiao.processes import workbench_env
 
-    assert workbench_env({"notifier": 1, "simulator": 2}) == {}
+    assert workbench_env({"simulator": 2}) == {}
     assert workbench_env({"tracker": 7}) == {"FENGQIAO_WORKBENCH_TRACKER_URL": "http://127.0.0.1:7"}
+
+
+def test_the_workbench_calls_the_router_and_the_notifier_of_its_own_fleet() -> None:
+    """It called the router on 8082 whatever the fleet's ports (another stack's, or none)."""
+    from fengqiao.processes import workbench_env
+
+    env = workbench_env({"tracker": 7, "router": 8, "notifier": 9, "simulator": 2})
+    assert env == {
+        "FENGQIAO_WORKBENCH_TRACKER_URL": "http://127.0.0.1:7",
+        "FENGQIAO_WORKBENCH_ROUTER_URL": "http://127.0.0.1:8",
+        "FENGQIAO_WORKBENCH_NOTIFIER_URL": "http://127.0.0.1:9",
+    }

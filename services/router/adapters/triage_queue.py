@@ -44,6 +44,7 @@ def _item_doc(item: Item) -> dict[str, Any]:
     doc = asdict(item)
     doc["_id"] = doc.pop("id")
     doc["review"], doc["reasons"] = list(item.review), list(item.reasons)
+    doc["evidence"] = list(item.evidence)
     doc["ruled"] = False
     return doc
 
@@ -51,6 +52,7 @@ def _item_doc(item: Item) -> dict[str, Any]:
 def _item(doc: dict[str, Any]) -> Item:
     fields = {k: v for k, v in doc.items() if k not in ("_id", "ruled")}
     fields["review"], fields["reasons"] = tuple(doc["review"]), tuple(doc["reasons"])
+    fields["evidence"] = tuple(doc.get("evidence") or ())  # none in items queued before it
     return Item(id=doc["_id"], **fields)
 
 

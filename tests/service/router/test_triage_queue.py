@@ -260,3 +260,24 @@ async def test_a_bad_correction_is_refused_and_changes_nothing(
     assert response.status_code == status, response.text
     assert await desk.queue.ruling("appeal-c-1") is None
     assert desk.actions == []
+
+
+async def test_the_units_to_route_to_are_the_dispatchers_subtree(desk: Desk) -> None:
+    units = (await desk.call("GET", "/triage/units", "ma.lan")).json()
+    ids = {u["id"] for u in units}
+    assert {"652700", "652701", "652702"} <= ids and "653129" not in ids and "xj" not in ids
+    assert all(u["name"] for u in units)
+    assert (await desk.call("GET", "/triage/units", None)).status_code == 401
+
+
+async def test_an_item_says_why_an_earlier_case_is_suggested(desk: Desk) -> None:
+    triage = triage_message("wage_arrears", suggested_case="c-0", suggested_reason="similar")
+    await desk.post(appeal_message("博乐市的工地又欠钱", triage=triage))
+    item = (await desk.call("GET", "/triage/queue/appeal-1", "li.wei")).json()
+    assert (item["suggested_case"], item["suggested_reason"]) == ("c-0", "similar")
+
+
+async def test_an_item_carries_the_places_evidence(desk: Desk) -> None:
+    await desk.post(possibly_urgent())
+    item = (await desk.call("GET", "/triage/queue/appeal-c-1", "li.wei")).json()
+    assert {"kind": "text_place", "unit_id": "652701"}.items() <= item["evidence"][0].items()
