@@ -90,6 +90,7 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/ops/returns"): FIGURES,
         ("GET", "/triage/me"): ANYONE,
         ("GET", "/triage/units"): TRIAGE_READERS,
+        ("GET", "/directory"): ANYONE,  # the matrix's units by name (its accounts are public)
         ("GET", "/triage/queue"): TRIAGE_READERS,
         ("GET", "/triage/queue/{item_id}"): TRIAGE_READERS,
         ("POST", "/triage/queue/{item_id}/confirm"): DISPATCHERS,

@@ -11,6 +11,7 @@ from fengqiao.services.router import handlers
 from fengqiao.services.router.adapters.records import MongoRecordStore
 from fengqiao.services.router.adapters.triage_queue import MongoTriageQueue
 from fengqiao.services.router.directory import load_directory
+from fengqiao.services.router.directory_api import directory_router
 from fengqiao.services.router.domain import Router
 from fengqiao.services.router.geo import load_seats
 from fengqiao.services.router.http import ops_router
@@ -59,7 +60,10 @@ def build(
     guard = guard or service_guard(runtime)
     ops = ops_router(runtime.broker, store, router.directory, producer=NAME, caller=guard.caller)
     triage = triage_router(runtime.broker, queue, router, guard.caller, dispatch, producer=NAME)
-    return runtime, http_app(runtime, description=DESCRIPTION, routers=[ops, triage], guard=guard)
+    units = directory_router(router.directory, guard.caller)
+    return runtime, http_app(
+        runtime, description=DESCRIPTION, routers=[ops, triage, units], guard=guard
+    )
 
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
 from pymongo import AsyncMongoClient
@@ -90,10 +90,10 @@ def build(
 
     checks = {"tracker": apis["tracker"].healthy, "auth store": mongo_up}
     app.include_router(ops_router(service=NAME, registry=bench.registry, checks=checks))
-    app.include_router(pages.login_router(bench), dependencies=[guard.dependency])
-    app.include_router(sso_router(bench), dependencies=[guard.dependency])
-    app.include_router(pages.case_router(bench), dependencies=[guard.dependency])
-    app.include_router(triage.triage_router(bench), dependencies=[guard.dependency])
+    # Every page: the guard first (who, and may they), then what each page shows in its header.
+    page = [guard.dependency, Depends(bench.prepare)]
+    for router in (pages.login_router, sso_router, pages.case_router, triage.triage_router):
+        app.include_router(router(bench), dependencies=page)
     guard.audit(app)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(PyMongoError, _unavailable)

@@ -4,12 +4,17 @@ decide, not the workbench."""
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from fengqiao.auth.guard import CLIENT_HEADER, SESSION_COOKIE
+
+log = logging.getLogger("fengqiao.workbench")
 
 
 @dataclass(frozen=True)
@@ -60,3 +65,35 @@ class Api:
 
     async def healthy(self) -> bool:
         return (await self.http.get("/healthz")).status_code == 200
+
+
+class UnitNames:
+    """The matrix's units by name (the router's `/directory`), fetched with the first person's
+    session and kept `ttl` seconds; while the router cannot say, units show as their ids."""
+
+    def __init__(self, ttl: float = 600.0) -> None:
+        self.ttl = ttl
+        self.names: dict[str, str] = {}
+        self.fetched = -math.inf
+
+    def due(self) -> bool:
+        return time.monotonic() - self.fetched >= self.ttl
+
+    async def refresh(self, router: Api, session: str) -> None:
+        self.fetched = time.monotonic()
+        try:
+            answer = await router.call(session, "GET", "/directory")
+        except httpx.HTTPError as exc:
+            log.warning("unit names: the router cannot be reached (%s); ids shown", exc)
+            self.fetched -= self.ttl - 30  # try again in half a minute
+            return
+        if answer.ok and isinstance(answer.body, list):
+            self.names = {u["id"]: u["name"] for u in answer.body if isinstance(u, dict)}
+        else:
+            self.fetched -= self.ttl - 30
+
+    def __call__(self, unit_id: str | None) -> str:
+        """`博乐市人民检察院` for `652701`; the id itself for a unit not (yet) named."""
+        if not unit_id:
+            return "—"
+        return self.names.get(unit_id, unit_id)

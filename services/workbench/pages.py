@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from prometheus_client import CollectorRegistry, Counter
 
@@ -21,7 +21,7 @@ from fengqiao.auth.guard import SESSION_COOKIE
 from fengqiao.auth.identity import Unauthenticated
 from fengqiao.auth.oidc import OidcVerifier
 from fengqiao.services.workbench import codes, domain
-from fengqiao.services.workbench.client import Answer, Api
+from fengqiao.services.workbench.client import Answer, Api, UnitNames
 from fengqiao.services.workbench.codes import RETURN_REASONS
 from fengqiao.services.workbench.forms import ACTIONS, Form, FormError
 from fengqiao.services.workbench.labels import LABELS
@@ -41,6 +41,7 @@ class Workbench:
     limiter: domain.LoginLimiter
     sso: OidcVerifier | None = None  # the single sign-on, when configured (sso.py)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    unit_names: UnitNames = field(default_factory=UnitNames)
 
     def __post_init__(self) -> None:
         self.logins = Counter(
@@ -59,6 +60,14 @@ class Workbench:
     ) -> Answer:
         """`service`'s answer to `method path`, asked as the person of `request`."""
         return await self.apis[service].call(self.session(request), method, path, **kwargs)
+
+    async def prepare(self, request: Request) -> None:
+        """For every page (a dependency): the logout form's CSRF token, and units by name."""
+        request.state.csrf = self.csrf(request)
+        request.state.unit_names = self.unit_names
+        session = self.session(request)
+        if session and self.unit_names.due():
+            await self.unit_names.refresh(self.apis["router"], session)
 
     def logged_in(self, next_path: str, cookie: str) -> RedirectResponse:
         """On to `next_path` with the new session's cookie (HttpOnly, SameSite=Lax)."""
@@ -161,10 +170,7 @@ def api_error(request: Request, answer: Answer) -> Response:
 
 
 def case_router(bench: Workbench) -> APIRouter:
-    async def keep_csrf(request: Request) -> None:  # for every page's logout form
-        request.state.csrf = bench.csrf(request)
-
-    router = APIRouter(tags=["cases"], dependencies=[Depends(keep_csrf)])
+    router = APIRouter(tags=["cases"])
 
     @router.get("/", response_class=HTMLResponse, summary="收件箱: my unit's cases")
     async def inbox(request: Request) -> Response:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fengqiao.auth import Identity, Role
@@ -106,10 +106,7 @@ def refusal(request: Request, answer: Answer) -> tuple[int, str]:
 
 
 def triage_router(bench: Workbench) -> APIRouter:
-    async def keep_csrf(request: Request) -> None:  # for every page's logout form
-        request.state.csrf = bench.csrf(request)
-
-    router = APIRouter(prefix="/triage", tags=["triage"], dependencies=[Depends(keep_csrf)])
+    router = APIRouter(prefix="/triage", tags=["triage"])
 
     @router.get("", response_class=HTMLResponse, summary="分诊: the triage queue")
     async def queue(request: Request) -> Response:

@@ -53,7 +53,9 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     html = TEMPLATES.get_template(template).render(
         t=words, lang=lang, other="en" if lang == "zh" else "zh", left=left,
         path=request.url.path, who=who, nav=links_for(who),
-        named=lambda kind, code: codes.name(kind, code, lang), **context,
+        named=lambda kind, code: codes.name(kind, code, lang),
+        unit=getattr(request.state, "unit_names", None) or (lambda unit_id: unit_id or "—"),
+        **context,
     )  # fmt: skip
     response = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in LANGS:

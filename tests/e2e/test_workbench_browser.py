@@ -118,6 +118,8 @@ def test_a_county_handler_signs_reports_and_resolves_in_the_browser(
     else:  # many cases of 博乐市 in this session: it may be on a later page
         page.goto(f"{base}/cases/{case_id}")
     expect(page.locator("#state")).to_have_attribute("data-state", "dispatched")
+    # Units by name (the router's directory), not by code.
+    expect(page.locator("#hops")).to_contain_text("博尔塔拉蒙古自治州人民检察院 → 博乐市人民检察院")
     shot(page, "3-case-dispatched")
     act(page, "accept", {}, "accepted")
     act(page, "progress", {"note": "已联系用人单位，约定本周内发放"}, "in_progress")

@@ -155,3 +155,30 @@ def test_every_code_a_person_reads_has_a_name_in_both_languages() -> None:
             assert codes.name(kind, value, "zh") != value, (kind, value)
     assert tuple(load_return_rules().reasons) == codes.RETURN_REASONS
     assert codes.name("state", None) == "—" and codes.name("state", "new_one") == "new_one"
+
+
+async def test_units_are_named_from_the_router_and_by_id_while_it_cannot_say() -> None:
+    import httpx
+
+    from fengqiao.services.workbench.client import Api, UnitNames
+
+    calls: list[str] = []
+
+    def directory(request: httpx.Request) -> httpx.Response:
+        calls.append(request.headers["cookie"])
+        if len(calls) == 1:
+            return httpx.Response(503, json={"detail": "starting"})
+        return httpx.Response(200, json=[{"id": "652701", "name": "博乐市人民检察院"}])
+
+    router = Api("http://router", 5, httpx.MockTransport(directory))
+    names = UnitNames(ttl=600)
+    assert names.due()
+    await names.refresh(router, "s1")
+    assert names("652701") == "652701" and names(None) == "—"  # not yet: the id
+    assert not names.due()  # tried again in half a minute, not at every page
+    names.fetched -= 31
+    assert names.due()
+    await names.refresh(router, "s2")
+    assert names("652701") == "博乐市人民检察院" and names("x") == "x"
+    assert calls == ["fengqiao_session=s1", "fengqiao_session=s2"]
+    await router.aclose()
