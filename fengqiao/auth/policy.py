@@ -127,6 +127,10 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/"): CASE_READERS,
         ("GET", "/cases/{case_id}"): CASE_READERS,
         **{("POST", f"/cases/{{case_id}}/{a}"): WORKERS for a in _WORKBENCH_ACTIONS},
+        # 回复审核: the notifier's held replies (read: REPLY_READERS; decide: REVIEWERS).
+        ("GET", "/replies"): REPLY_READERS,
+        ("POST", "/replies/{key}/approve"): REVIEWERS,
+        ("POST", "/replies/{key}/reject"): REVIEWERS,
     },
 }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -32,7 +32,7 @@ from fengqiao.auth.guard import Guard, LocalSessions
 from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
-from fengqiao.services.workbench import domain, pages
+from fengqiao.services.workbench import domain, pages, review
 from fengqiao.services.workbench.client import Api
 from fengqiao.services.workbench.settings import WorkbenchSettings
 from fengqiao.services.workbench.views import error_page, wants_html
@@ -91,23 +91,29 @@ def build(
     app.include_router(ops_router(service=NAME, registry=CollectorRegistry(), checks=checks))
     app.include_router(pages.login_router(bench), dependencies=[guard.dependency])
     app.include_router(pages.case_router(bench), dependencies=[guard.dependency])
+    app.include_router(review.review_router(bench), dependencies=[guard.dependency])
     guard.audit(app)
-    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(HTTPException, _http_errors(bench))
     app.add_exception_handler(PyMongoError, _unavailable)
     app.add_exception_handler(httpx.HTTPError, _unavailable)
     return bench, app
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """For a browser: no session → the login page; else a page saying what went wrong. For
-    anything else the API's JSON (401 with WWW-Authenticate, 403, 404)."""
-    assert isinstance(exc, HTTPException)
-    if not wants_html(request):
-        return await http_exception_handler(request, exc)
-    if exc.status_code == 401:
-        return RedirectResponse(pages.login_url(request.url.path), status_code=303)
-    key = {403: "forbidden", 404: "not_found"}.get(exc.status_code, "invalid")
-    return error_page(request, exc.status_code, key, str(exc.detail))
+def _http_errors(bench: pages.Workbench) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """For a browser: no session → the login page; else a page saying what went wrong (its
+        logout form with the session's token). For anything else the API's JSON (401 with
+        WWW-Authenticate, 403, 404)."""
+        assert isinstance(exc, HTTPException)
+        if not wants_html(request):
+            return await http_exception_handler(request, exc)
+        if exc.status_code == 401:
+            return RedirectResponse(pages.login_url(request.url.path), status_code=303)
+        request.state.csrf = bench.csrf(request)
+        key = {403: "forbidden", 404: "not_found"}.get(exc.status_code, "invalid")
+        return error_page(request, exc.status_code, key, str(exc.detail))
+
+    return http_error
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:

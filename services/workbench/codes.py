@@ -47,6 +47,36 @@ _NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "insufficient_information": ("信息不足无法办理", "too little information to act"),
         "other": ("其他", "other"),
     },
+    # 回复审核: the notifier's held replies (services/notifier/domain.py).
+    "channel": {
+        "comment": ("评论", "comment"),
+        "private_message": ("私信", "private message"),
+        "status": ("微博", "post on the account"),
+    },
+    "purpose": {
+        "acknowledgment": ("受理回复", "acknowledgment"),
+        "dispatch_announcement": ("派单告知", "dispatch notice"),
+        "progress": ("进展告知", "progress"),
+        "resolution": ("办结回复", "resolution"),
+        "callback_question": ("回访", "callback question"),
+        "extension_notice": ("延期告知", "extension notice"),
+        "coordination_notice": ("协调告知", "coordination notice"),
+    },
+    "reply_status": {
+        "sent": ("已发布", "posted"),
+        "failed": ("未发布", "not posted"),
+        "held": ("仍待处理", "still held"),
+        "queued": ("排队发布中", "queued to be posted"),
+    },
+    "hold": {
+        "category": ("敏感类别，须审核后发布", "a category whose replies need approval"),
+        "urgent": ("紧急案件，须审核后发布", "an urgent case: replies need approval"),
+        "confidence": ("分流把握不足，须审核后发布", "routed with low confidence"),
+        "unknown_outcome": (
+            "上次发送结果不明，请核实平台上是否已发布",
+            "an earlier attempt's outcome is unknown: check the platform",
+        ),
+    },
 }
 LANG_INDEX = {"zh": 0, "en": 1}
 RETURN_REASONS = tuple(_NAMES["return_reason"])

@@ -21,8 +21,14 @@ def test_every_process_of_the_fleet_has_its_own_port() -> None:
     assert len(set(DEFAULT_PORTS.values())) == len(DEFAULT_PORTS)
 
 
-def test_a_fleet_without_a_tracker_needs_no_tracker_port() -> None:
+def test_the_workbench_is_pointed_at_the_services_the_fleet_runs() -> None:
     from fengqiao.processes import workbench_env
 
-    assert workbench_env({"notifier": 1, "simulator": 2}) == {}
+    assert workbench_env({"simulator": 2}) == {}
     assert workbench_env({"tracker": 7}) == {"FENGQIAO_WORKBENCH_TRACKER_URL": "http://127.0.0.1:7"}
+    # 回复审核 calls the notifier: on its own port, not the default 8084 (another fleet's).
+    assert workbench_env({"tracker": 7, "notifier": 1, "router": 3, "simulator": 2}) == {
+        "FENGQIAO_WORKBENCH_TRACKER_URL": "http://127.0.0.1:7",
+        "FENGQIAO_WORKBENCH_ROUTER_URL": "http://127.0.0.1:3",
+        "FENGQIAO_WORKBENCH_NOTIFIER_URL": "http://127.0.0.1:1",
+    }
