@@ -100,15 +100,15 @@ class Decisions:
         if earlier is not None:
             verb = "approved" if earlier.get("approve") else "rejected"
             raise Undecidable(f"reply {key} was already {verb} by {earlier.get('operator')}")
+        if text is not None:  # the decision's insert won: kept before anything is sent
+            kept = {"text": edit_body(text, reply_marker(request)), "operator": operator,
+                    "original": record.get("text"), "at": decision["at"]}  # fmt: skip
+            await self.outbox.edit(key, kept)
         await self.outbox.release(key)
         self.metrics.outbox_depth.labels("held").dec()
         if not approve:
             why = f"rejected by {operator}" + (f": {note}" if note else "")
             return await self.outcomes.finish(request, "failed", text=record.get("text"), error=why)
-        if text is not None:
-            kept = {"text": edit_body(text, reply_marker(request)), "operator": operator,
-                    "original": record.get("text"), "at": decision["at"]}  # fmt: skip
-            await self.outbox.edit(key, kept)
         return await self.post(request, parts)
 
     async def post(self, request: ReplyRequested, parts: list[str] | None) -> ReplySent | None:
