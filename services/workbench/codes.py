@@ -55,18 +55,17 @@ _NAMES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "purpose": {
         "acknowledgment": ("受理回复", "acknowledgment"),
-        "dispatch_announcement": ("派单告知", "dispatch notice"),
+        "dispatch_announcement": ("转办告知", "dispatch notice"),
         "progress": ("进展告知", "progress"),
-        "resolution": ("办结回复", "resolution"),
+        "resolution": ("办结告知", "resolution"),
         "callback_question": ("回访", "callback question"),
         "extension_notice": ("延期告知", "extension notice"),
         "coordination_notice": ("协调告知", "coordination notice"),
     },
     "reply_status": {
-        "sent": ("已发布", "posted"),
-        "failed": ("未发布", "not posted"),
-        "held": ("仍待处理", "still held"),
-        "queued": ("排队发布中", "queued to be posted"),
+        "sent": ("已发送", "sent"),
+        "held": ("待审核", "held for review"),
+        "failed": ("发送失败", "failed"),
     },
     "hold": {
         "category": ("敏感类别，须审核后发布", "a category whose replies need approval"),

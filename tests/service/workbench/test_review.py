@@ -106,7 +106,7 @@ async def test_a_reviewer_edits_and_approves_once_as_themselves(world: World) ->
     done = await world.bench.post(f"{ACTION}/approve", data=form, headers=HTML)
     assert done.status_code == 303, done.text
     shown = await world.bench.get(done.headers["location"], headers=HTML)
-    assert "已批准发布：案件 c-0123456789abcdef 的回复（已发布）" in shown.text
+    assert "已批准发布：案件 c-0123456789abcdef 的回复（已发送）" in shown.text
     assert "没有待审核的回复" in shown.text
     assert posted(world) == [EDIT + MARKER]
     [decision] = world.outbox.decisions.values()
