@@ -184,10 +184,11 @@ class Guard:
         if rule.public is not None:
             return None
         identity = await self.authenticate(request)
+        # Known even when refused: a refusal's page says who is logged in (and lets them out).
+        request.state.identity = identity
         if not rule.allows(identity):
             wanted = ", ".join(sorted(rule.roles))
             raise HTTPException(403, f"{identity.person} lacks a role for this ({wanted})")
-        request.state.identity = identity
         return identity
 
     def audit(self, app: FastAPI) -> None:

@@ -136,6 +136,10 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/triage"): TRIAGE_READERS,
         ("GET", "/triage/{item_id}"): TRIAGE_READERS,
         **{("POST", f"/triage/{{item_id}}/{a}"): DISPATCHERS for a in _TRIAGE_ACTIONS},
+        # 回复审核: the notifier's held replies (read: REPLY_READERS; decide: REVIEWERS).
+        ("GET", "/replies"): REPLY_READERS,
+        ("POST", "/replies/{key}/approve"): REVIEWERS,
+        ("POST", "/replies/{key}/reject"): REVIEWERS,
     },
 }
 

@@ -221,6 +221,61 @@ def gate(text: str, channel: ReplyChannel, policy: ContentPolicy | None = None) 
     return text
 
 
+# A receipt code as a person might type it (the notifier appends the reply's own; another
+# reply's code in a text would let that reply be "found" on the platform without being posted).
+RECEIPT = re.compile(r"回执\s*[0-9A-Z]{6}", re.IGNORECASE)
+
+
+def edit_body(text: str, marker: str = "") -> str:
+    """What an operator wrote, as the notifier keeps it: lines as the platform takes them,
+    trimmed, without the reply's own receipt code when it was copied along."""
+    body = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if marker and body.endswith(marker):
+        body = body[: -len(marker)].rstrip()
+    return body
+
+
+def edit_room(request: ReplyRequested, policy: ContentPolicy) -> int:
+    """How long an operator's text may be: one message of the channel, less the receipt code."""
+    return policy.limits[request.channel] - len(reply_marker(request))
+
+
+def prepare_edit(text: str, request: ReplyRequested, policy: ContentPolicy) -> list[str]:
+    """The message to post for a text an operator wrote in place of the template's, or
+    ContentRefused: the rules of every reply (`prepare`: private data, sensitive words, only the
+    request's @-mentions, links on the safe domain, a shared status's link and no #话题#), one
+    message of the channel — nothing a person wrote is cut — and the receipt code the notifier
+    appends, never typed by the person."""
+    marker = reply_marker(request)
+    body = edit_body(text, marker)
+    if not body:
+        raise ContentRefused("reply is empty")
+    if RECEIPT.search(_folded(body)):
+        raise ContentRefused("leave the receipt code (回执) out: the notifier appends it")
+    room = edit_room(request, policy)
+    if len(body) > room:
+        besides = f" besides its receipt code {marker}" if marker else ""
+        raise ContentRefused(
+            f"reply is {len(body)} characters; {request.channel.value} allows {room}{besides}"
+        )
+    return prepare(body, request.channel, policy, mentions_of(request), marker)
+
+
+# Why a reply waits, as a code (the reasons are written by `approval_reason` and `reconcile`).
+HOLD_KINDS = (
+    ("category ", "category"),
+    ("urgent case", "urgent"),
+    ("routed with confidence", "confidence"),
+)
+
+
+def hold_kind(reason: str | None) -> str:
+    """`category`, `urgent`, `confidence` (waiting for approval) or `unknown_outcome` (an
+    earlier attempt may have reached the platform)."""
+    return next((kind for prefix, kind in HOLD_KINDS if (reason or "").startswith(prefix)),
+                "unknown_outcome")  # fmt: skip
+
+
 def approval_reason(request: ReplyRequested, policy: ContentPolicy) -> str | None:
     """Why `request` must wait for an operator's approval, or None."""
     if request.category and request.category in policy.hold_categories:

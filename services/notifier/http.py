@@ -1,6 +1,7 @@
 """Operators' endpoints on the notifier: the replies held for approval (or of unknown outcome),
-and approving or rejecting each one, once, by a reviewer (`fengqiao/auth/policy.py`), who is
-recorded as the decision's operator (the caller, never a field of the body)."""
+and approving (as it is, or with a text of the reviewer's within the platform's rules) or
+rejecting each one, once, by a reviewer (`fengqiao/auth/policy.py`), who is recorded as the
+decision's operator (the caller, never a field of the body)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from fengqiao.auth import Identity
+from fengqiao.services.notifier.domain import ContentRefused
 from fengqiao.services.notifier.sender import Sender, Undecidable
 
 
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: str = Field(default="", max_length=500, description="Why (kept with the decision).")
+
+
+class Approval(Decision):
+    text: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="The reply to post instead of the template's, without its receipt code "
+        "(the notifier appends it): one message of the reply's channel, checked by the rules "
+        "of every reply; refused (422) otherwise, and the reply stays held.",
+    )
 
 
 def ops_router(sender: Sender, caller: Any) -> APIRouter:
@@ -26,18 +38,27 @@ def ops_router(sender: Sender, caller: Any) -> APIRouter:
     async def held() -> list[dict[str, Any]]:
         return await sender.held()
 
-    async def decide(key: str, body: Decision, approve: bool, who: Identity) -> dict[str, Any]:
+    async def decide(
+        key: str, body: Decision, approve: bool, who: Identity, text: str | None = None
+    ) -> dict[str, Any]:
         try:
-            result = await sender.decide(key, approve=approve, operator=who.person, note=body.note)
+            result = await sender.decide(
+                key, approve=approve, operator=who.person, note=body.note, text=text
+            )
         except Undecidable as exc:
             raise HTTPException(409, str(exc)) from exc
+        except ContentRefused as exc:
+            raise HTTPException(422, str(exc)) from exc
         return {} if result is None else result.model_dump(mode="json")
 
-    @router.post("/{key}/approve", summary="Post a held reply now (the gate runs again)")
+    @router.post(
+        "/{key}/approve", summary="Post a held reply now, or a text in its place (the gate runs)"
+    )
     async def approve(
-        key: str, body: Decision | None = None, who: Identity = caller
+        key: str, body: Approval | None = None, who: Identity = caller
     ) -> dict[str, Any]:
-        return await decide(key, body or Decision(), True, who)
+        body = body or Approval()
+        return await decide(key, body, True, who, body.text)
 
     @router.post("/{key}/reject", summary="Never post a held reply; it is reported failed")
     async def reject(

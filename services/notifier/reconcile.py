@@ -40,7 +40,7 @@ class Reconciler:
         poster: Poster,
         clock: Clock,
         tokens: Callable[[str], str | None],
-        prepare: Callable[[ReplyRequested], list[str]],
+        prepare: Callable[[ReplyRequested, str | None], list[str]],
         deliver: Deliver,
         active: set[str],
         sleep: Sleep,
@@ -107,8 +107,10 @@ class Reconciler:
         """Try a replayed failure again (`claim_replay` first)."""
         key = request.idempotency_key
         now = self.clock.now()
+        edit = await self.outbox.edited(key)  # the text an operator approved, if one did
         try:
-            parts = self.prepare(request)  # the gate again, and a template fixed meanwhile
+            # The gate again, and a template fixed meanwhile.
+            parts = self.prepare(request, edit["text"] if edit else None)
         except ContentRefused as exc:
             return await self.outcomes.finish(request, "failed", error=f"content refused: {exc}")
         text = "\n".join(parts)
@@ -117,7 +119,7 @@ class Reconciler:
             error = f"not sendable: no access token for {request.target.account}"
             return await self.outcomes.unsendable(request, origin, text, error)
         if record.get("retry") == EXHAUSTED:  # it may have reached the platform: look first
-            earlier = list(record.get("parts") or []) or parts
+            earlier = parts if edit else list(record.get("parts") or []) or parts
             return await self.reconcile(request, {**record, "parts": earlier}, origin)
         await self.outbox.finish(key, "sending", {"attempted_at": now, "parts": parts})
         await self.poster.take_token(request)

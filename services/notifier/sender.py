@@ -36,8 +36,10 @@ from fengqiao.services.notifier.domain import (
     ContentRefused,
     Renderer,
     approval_reason,
+    edit_room,
     mentions_of,
     prepare,
+    prepare_edit,
     reply_marker,
 )
 from fengqiao.services.notifier.limits import RateLimiter
@@ -121,6 +123,7 @@ class Sender:
             outcomes=self._outcomes,
             tokens=self._tokens,
             prepare=self._prepare,
+            room=lambda request: edit_room(request, self._policy),
             take_token=self._poster.take_token,
             deliver=self._deliver,
         )
@@ -227,7 +230,10 @@ class Sender:
             return Plan(request, origin, parts, {**record, "state": "sending", "attempted_at": now})
         return Plan(request, origin, parts, {**record, "state": "queued"})
 
-    def _prepare(self, request: ReplyRequested) -> list[str]:
+    def _prepare(self, request: ReplyRequested, edited: str | None = None) -> list[str]:
+        """The messages of a reply: its template's, or the text an operator approved."""
+        if edited is not None:
+            return prepare_edit(edited, request, self._policy)
         extra = {"link": self._link(request)} if "link" not in request.variables else {}
         text = self._renderer.render(request, **extra)
         marker = reply_marker(request)
@@ -380,7 +386,10 @@ class Sender:
         return await self._decisions.held()
 
     async def decide(
-        self, key: str, *, approve: bool, operator: str, note: str = ""
+        self, key: str, *, approve: bool, operator: str, note: str = "", text: str | None = None
     ) -> ReplySent | None:
-        """Approve (post it now) or reject a held reply; each reply is decided once."""
-        return await self._decisions.decide(key, approve=approve, operator=operator, note=note)
+        """Approve (post it now; with `text`, that text in place of the template's) or reject a
+        held reply; each reply is decided once (`decisions`)."""
+        return await self._decisions.decide(
+            key, approve=approve, operator=operator, note=note, text=text
+        )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -33,7 +33,7 @@ from fengqiao.auth.settings import OidcSettings
 from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
-from fengqiao.services.workbench import domain, pages, triage
+from fengqiao.services.workbench import domain, pages, review, triage
 from fengqiao.services.workbench.client import Api
 from fengqiao.services.workbench.settings import WorkbenchSettings
 from fengqiao.services.workbench.sso import sso_router
@@ -92,10 +92,16 @@ def build(
     app.include_router(ops_router(service=NAME, registry=bench.registry, checks=checks))
     # Every page: the guard first (who, and may they), then what each page shows in its header.
     page = [guard.dependency, Depends(bench.prepare)]
-    for router in (pages.login_router, sso_router, pages.case_router, triage.triage_router):
+    for router in (
+        pages.login_router,
+        sso_router,
+        pages.case_router,
+        triage.triage_router,
+        review.review_router,
+    ):
         app.include_router(router(bench), dependencies=page)
     guard.audit(app)
-    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(HTTPException, _http_errors(bench))
     app.add_exception_handler(PyMongoError, _unavailable)
     app.add_exception_handler(httpx.HTTPError, _unavailable)
     return bench, app
@@ -116,16 +122,21 @@ def _single_sign_on() -> OidcVerifier | None:
     return OidcVerifier(oidc) if oidc.issuer and oidc.client_id and oidc.redirect_uri else None
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """For a browser: no session → the login page; else a page saying what went wrong. For
-    anything else the API's JSON (401 with WWW-Authenticate, 403, 404)."""
-    assert isinstance(exc, HTTPException)
-    if not wants_html(request):
-        return await http_exception_handler(request, exc)
-    if exc.status_code == 401:
-        return RedirectResponse(pages.login_url(request.url.path), status_code=303)
-    key = {403: "forbidden", 404: "not_found"}.get(exc.status_code, "invalid")
-    return error_page(request, exc.status_code, key, str(exc.detail))
+def _http_errors(bench: pages.Workbench) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """For a browser: no session → the login page; else a page saying what went wrong (its
+        logout form with the session's token). For anything else the API's JSON (401 with
+        WWW-Authenticate, 403, 404)."""
+        assert isinstance(exc, HTTPException)
+        if not wants_html(request):
+            return await http_exception_handler(request, exc)
+        if exc.status_code == 401:
+            return RedirectResponse(pages.login_url(request.url.path), status_code=303)
+        request.state.csrf = bench.csrf(request)
+        key = {403: "forbidden", 404: "not_found"}.get(exc.status_code, "invalid")
+        return error_page(request, exc.status_code, key, str(exc.detail))
+
+    return http_error
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:

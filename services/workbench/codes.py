@@ -47,6 +47,12 @@ _NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "insufficient_information": ("信息不足无法办理", "too little information to act"),
         "other": ("其他", "other"),
     },
+    # 回复审核: the notifier's held replies (services/notifier/domain.py).
+    "channel": {
+        "comment": ("评论", "comment"),
+        "private_message": ("私信", "private message"),
+        "status": ("微博", "post on the account"),
+    },
     "purpose": {
         "acknowledgment": ("受理回复", "acknowledgment"),
         "dispatch_announcement": ("转办告知", "dispatch notice"),
@@ -117,6 +123,15 @@ _NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "urgent": ("紧急", "urgent"),
         "category": ("类别", "category"),
         "place": ("地点", "place"),
+    },
+    "hold": {
+        "category": ("敏感类别，须审核后发布", "a category whose replies need approval"),
+        "urgent": ("紧急案件，须审核后发布", "an urgent case: replies need approval"),
+        "confidence": ("分流把握不足，须审核后发布", "routed with low confidence"),
+        "unknown_outcome": (
+            "上次发送结果不明，请核实平台上是否已发布",
+            "an earlier attempt's outcome is unknown: check the platform",
+        ),
     },
 }
 LANG_INDEX = {"zh": 0, "en": 1}

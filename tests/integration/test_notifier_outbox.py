@@ -82,6 +82,13 @@ async def test_queue_and_holds_are_listed_and_released(outbox: MongoOutbox) -> N
     assert await outbox.held() == []
 
 
+async def test_the_latest_approved_text_of_a_reply_is_kept(outbox: MongoOutbox) -> None:
+    assert await outbox.edited("e") is None
+    await outbox.edit("e", {"text": "第一稿", "operator": "local:gu.min"})
+    await outbox.edit("e", {"text": "第二稿", "operator": "local:shen.yi"})
+    assert await outbox.edited("e") == {"_id": "e", "text": "第二稿", "operator": "local:shen.yi"}
+
+
 async def test_a_claim_reads_back_as_it_was_written(outbox: MongoOutbox) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     record = {

@@ -19,7 +19,9 @@ ever looked up by a packed field.
 Beside them, small collections keyed by the reply's key, so nothing ever scans the outbox:
 `queue` (replies waiting for their rate limit, reloaded at start), `held` (waiting for an
 operator), `attempts` (an attempt about to be posted from the queue or by an operator: the
-insert is the guard between replicas) and `decisions` (an operator's approval or rejection).
+insert is the guard between replicas), `decisions` (an operator's approval or rejection) and
+`edits` (the text an operator approved in place of the template's: what any later attempt of
+that reply posts).
 """
 
 from __future__ import annotations
@@ -67,12 +69,19 @@ class Outbox(Protocol):
     async def decide(self, key: str, record: dict[str, Any]) -> dict[str, Any] | None:
         """Record an operator's decision; None when recorded, else the earlier decision."""
 
+    async def edit(self, key: str, record: dict[str, Any]) -> None:
+        """Keep the text an operator approved for `key` (`text`; the latest approval's)."""
+
+    async def edited(self, key: str) -> dict[str, Any] | None:
+        """The text an operator approved for `key`, if one did."""
+
 
 class MongoOutbox:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         db = client[database]
         self._replies, self._results, self._queue = db["outbox"], db["results"], db["queue"]
         self._held, self._attempts, self._decisions = db["held"], db["attempts"], db["decisions"]
+        self._edits = db["edits"]
 
     async def ensure_indexes(self) -> None:
         return None  # every lookup is by _id
@@ -130,6 +139,14 @@ class MongoOutbox:
     async def decide(self, key: str, record: dict[str, Any]) -> dict[str, Any] | None:
         return await _insert(self._decisions, key, record)
 
+    async def edit(self, key: str, record: dict[str, Any]) -> None:
+        # Written once its decision's insert won: no two writers of one hold.
+        await self._edits.replace_one({"_id": key}, {**record, "_id": key}, upsert=True)
+
+    async def edited(self, key: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = await self._edits.find_one({"_id": key})
+        return found
+
 
 def _packed(record: dict[str, Any]) -> dict[str, Any]:
     """`record` with its state and times as fields, the rest as one JSON text."""
@@ -148,6 +165,7 @@ class InMemoryOutbox:
         self.queue: dict[str, dict[str, Any]] = {}
         self.holds: dict[str, dict[str, Any]] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
+        self.edits: dict[str, dict[str, Any]] = {}
 
     @property
     def records(self) -> dict[str, dict[str, Any]]:
@@ -203,3 +221,9 @@ class InMemoryOutbox:
 
     async def decide(self, key: str, record: dict[str, Any]) -> dict[str, Any] | None:
         return self._insert(self.decisions, key, record)
+
+    async def edit(self, key: str, record: dict[str, Any]) -> None:
+        self.edits[key] = {**record, "_id": key}
+
+    async def edited(self, key: str) -> dict[str, Any] | None:
+        return self.edits.get(key)
