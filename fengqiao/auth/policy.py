@@ -135,6 +135,11 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/"): CASE_READERS,
         ("GET", "/cases/{case_id}"): CASE_READERS,
         **{("POST", f"/cases/{{case_id}}/{a}"): WORKERS for a in _WORKBENCH_ACTIONS},
+        # 运维: the router's dead letters (above), as the person.
+        ("GET", "/ops"): OPERATORS,
+        ("GET", "/ops/dead-letters/{letter_id}"): OPERATORS,
+        ("POST", "/ops/dead-letters/{letter_id}/replay"): OPERATORS,
+        ("POST", "/ops/dead-letters/{letter_id}/purge"): OPERATORS,
     },
 }
 

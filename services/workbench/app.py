@@ -32,7 +32,7 @@ from fengqiao.auth.guard import Guard, LocalSessions
 from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
-from fengqiao.services.workbench import domain, pages
+from fengqiao.services.workbench import domain, ops, pages
 from fengqiao.services.workbench.client import Api
 from fengqiao.services.workbench.settings import WorkbenchSettings
 from fengqiao.services.workbench.views import error_page, wants_html
@@ -91,6 +91,7 @@ def build(
     app.include_router(ops_router(service=NAME, registry=CollectorRegistry(), checks=checks))
     app.include_router(pages.login_router(bench), dependencies=[guard.dependency])
     app.include_router(pages.case_router(bench), dependencies=[guard.dependency])
+    app.include_router(ops.ops_router(bench), dependencies=[guard.dependency])
     guard.audit(app)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(PyMongoError, _unavailable)
