@@ -135,6 +135,10 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/"): CASE_READERS,
         ("GET", "/cases/{case_id}"): CASE_READERS,
         **{("POST", f"/cases/{{case_id}}/{a}"): WORKERS for a in _WORKBENCH_ACTIONS},
+        # 组长裁决: a unit lead's rulings on a case (the tracker's and the router's checks).
+        ("POST", "/cases/{case_id}/extension/approve"): LEADS,
+        ("POST", "/cases/{case_id}/extension/refuse"): LEADS,
+        ("POST", "/cases/{case_id}/reassign"): LEADS,
         # 运维: the router's dead letters (above), as the person.
         ("GET", "/ops"): OPERATORS,
         ("GET", "/ops/dead-letters/{letter_id}"): OPERATORS,

@@ -92,6 +92,14 @@ _ZH = {
     "dlq_not_found": "死信不存在",
     "dlq_conflict": "此死信已处理（已重放或已清除），不能再次操作",
     "dlq_reason_needed": "清除须填写原因",
+    # 组长裁决 (unit leads' rulings on the case page)
+    "rulings": "组长裁决",
+    "approve_extension": "批准延期",
+    "refuse_extension": "不予延期",
+    "send_on": "改派至下级单位",
+    "to_unit": "改派至（单位代码）",
+    "ruling_extension": "下级单位申请延期至",
+    "ruling_return": "此案经退单终审由本单位保留，可改派至本单位下级单位",
 }
 _EN = {
     "title": "Fengqiao workbench",
@@ -181,5 +189,13 @@ _EN = {
     "dlq_not_found": "No such dead letter",
     "dlq_conflict": "This dead letter was dealt with already (replayed or purged)",
     "dlq_reason_needed": "a purge needs a reason",
+    # 组长裁决 (unit leads' rulings on the case page)
+    "rulings": "Unit lead's rulings",
+    "approve_extension": "Approve the extension",
+    "refuse_extension": "Refuse the extension",
+    "send_on": "Send on to a unit below",
+    "to_unit": "To unit (code)",
+    "ruling_extension": "A unit below asks for an extension until",
+    "ruling_return": "Returned and kept by your unit (终审): you may send it on to a unit below",
 }
 LABELS = {"zh": _ZH, "en": _EN}
