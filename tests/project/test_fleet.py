@@ -24,5 +24,6 @@ def test_every_process_of_the_fleet_has_its_own_port() -> None:
 def test_a_fleet_without_a_tracker_needs_no_tracker_port() -> None:
     from fengqiao.processes import workbench_env
 
-    assert workbench_env({"notifier": 1, "simulator": 2}) == {}
+    notifier_only = {"FENGQIAO_WORKBENCH_NOTIFIER_URL": "http://127.0.0.1:1"}
+    assert workbench_env({"notifier": 1, "simulator": 2}) == notifier_only
     assert workbench_env({"tracker": 7}) == {"FENGQIAO_WORKBENCH_TRACKER_URL": "http://127.0.0.1:7"}
