@@ -52,6 +52,7 @@ FIGURES = roles(L, D, AUD, OPS)  # statistics and counts over many units
 REVIEWERS = roles(REV)
 REPLY_READERS = roles(REV, AUD, OPS)
 TRIAGE_READERS = roles(D, AUD)
+OPERATORS = roles(OPS)  # dead letters
 
 # Every service has these (fengqiao.runtime.http and the AsyncAPI description).
 _COMMON: dict[tuple[str, str], Rule] = {
@@ -86,7 +87,9 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ),
     },
     "router": {
-        ("POST", "/ops/cases/{case_id}/reassign"): DISPATCHERS,
+        # Dispatchers above the holder; a unit lead whose unit holds a case after a return
+        # (终审 kept it), within its subtree (`may_reassign`, `may_send_on`).
+        ("POST", "/ops/cases/{case_id}/reassign"): roles(D, L),
         ("GET", "/ops/returns"): FIGURES,
         ("GET", "/triage/me"): ANYONE,
         ("GET", "/triage/units"): TRIAGE_READERS,
@@ -95,6 +98,11 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/triage/queue/{item_id}"): TRIAGE_READERS,
         ("POST", "/triage/queue/{item_id}/confirm"): DISPATCHERS,
         ("POST", "/triage/queue/{item_id}/correct"): DISPATCHERS,
+        # Dead letters (fengqiao/ops/http.py, hosted by the router): operators only.
+        ("GET", "/ops/dead-letters"): OPERATORS,
+        ("GET", "/ops/dead-letters/{letter_id}"): OPERATORS,
+        ("POST", "/ops/dead-letters/{letter_id}/replay"): OPERATORS,
+        ("POST", "/ops/dead-letters/{letter_id}/purge"): OPERATORS,
     },
     "tracker": {
         ("GET", "/units/me"): ANYONE,
@@ -140,6 +148,15 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/replies"): REPLY_READERS,
         ("POST", "/replies/{key}/approve"): REVIEWERS,
         ("POST", "/replies/{key}/reject"): REVIEWERS,
+        # 组长裁决: a unit lead's rulings on a case (the tracker's and the router's checks).
+        ("POST", "/cases/{case_id}/extension/approve"): LEADS,
+        ("POST", "/cases/{case_id}/extension/refuse"): LEADS,
+        ("POST", "/cases/{case_id}/reassign"): LEADS,
+        # 运维: the router's dead letters (above), as the person.
+        ("GET", "/ops"): OPERATORS,
+        ("GET", "/ops/dead-letters/{letter_id}"): OPERATORS,
+        ("POST", "/ops/dead-letters/{letter_id}/replay"): OPERATORS,
+        ("POST", "/ops/dead-letters/{letter_id}/purge"): OPERATORS,
     },
 }
 
@@ -175,6 +192,21 @@ def may_reassign(
     unit = identity.unit_id
     above_holder = unit in holder_chain[:-1]
     return above_holder and unit in target_chain
+
+
+def may_send_on(
+    identity: Identity, holder: str, returned_by: Sequence[str], target_chain: Sequence[str]
+) -> bool:
+    """A unit lead's ruling on a return: when their unit holds a case that a unit below it
+    returned (`returned_by`: the chain of the unit of the last return; the 终审 kept the case
+    with its parent), they send it on to a unit below their own, inside their subtree."""
+    unit = identity.unit_id
+    return (
+        identity.has(Role.UNIT_LEAD)
+        and holder == unit
+        and unit in returned_by[:-1]
+        and unit in target_chain[:-1]
+    )
 
 
 def may_merge(

@@ -211,14 +211,17 @@ def kafka_publisher(producer: AIOKafkaProducer) -> Publisher:
     return publish
 
 
-async def replay(entry: Entry, store: ActionStore, publish: Publisher) -> dict[str, Any]:
+async def replay(
+    entry: Entry, store: ActionStore, publish: Publisher, *, by: str | None = None
+) -> dict[str, Any]:
     """Publish `entry`'s message back to its origin topic, unless it was replayed or purged.
 
     Returns what happened: {"id", "outcome": "replayed" | "already replayed", ...}. Raises
-    DeadLetterError for a purged entry."""
+    DeadLetterError for a purged entry. `by`: who replays it (the operator's person on the
+    HTTP API; the login name of the shell otherwise)."""
     if entry.status == "purged":
         raise DeadLetterError(f"dead letter {entry.id} was purged; it is not replayed")
-    record = {"at": datetime.now(UTC), "by": _operator(), "state": "claimed"}
+    record = {"at": datetime.now(UTC), "by": by or _operator(), "state": "claimed"}
     if not await store.claim("replay", entry.id, record):
         done = (await store.actions()).get(f"replay:{entry.id}", {})
         return {"id": entry.id, "outcome": "already replayed", **_public(done)}
@@ -237,9 +240,11 @@ async def replay(entry: Entry, store: ActionStore, publish: Publisher) -> dict[s
     return {"id": entry.id, "outcome": "replayed", "topic": entry.origin_topic, **published}
 
 
-async def purge(entry: Entry, store: ActionStore, *, reason: str | None) -> dict[str, Any]:
+async def purge(
+    entry: Entry, store: ActionStore, *, reason: str | None, by: str | None = None
+) -> dict[str, Any]:
     """Record that `entry` is dealt with: it leaves `dlq list` and cannot be replayed."""
-    record = {"at": datetime.now(UTC), "by": _operator(), "reason": reason}
+    record = {"at": datetime.now(UTC), "by": by or _operator(), "reason": reason}
     if not await store.claim("purge", entry.id, record):
         return {"id": entry.id, "outcome": "already purged"}
     return {"id": entry.id, "outcome": "purged"}

@@ -6,6 +6,8 @@ from fastapi import FastAPI
 from faststream import FastStream
 
 from fengqiao.auth.guard import Guard, service_guard
+from fengqiao.ops.dlq import MongoActionStore
+from fengqiao.ops.http import broker_publisher, dead_letter_router, kafka_source
 from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
 from fengqiao.services.router import handlers
 from fengqiao.services.router.adapters.records import MongoRecordStore
@@ -60,10 +62,15 @@ def build(
     guard = guard or service_guard(runtime)
     ops = ops_router(runtime.broker, store, router.directory, producer=NAME, caller=guard.caller)
     triage = triage_router(runtime.broker, queue, router, guard.caller, dispatch, producer=NAME)
-    units = directory_router(router.directory, guard.caller)
-    return runtime, http_app(
-        runtime, description=DESCRIPTION, routers=[ops, triage, units], guard=guard
+    dead_letters = dead_letter_router(
+        kafka_source(settings.stack.kafka_bootstrap),
+        MongoActionStore(runtime.mongo),
+        broker_publisher(runtime.broker),
+        caller=guard.caller,
     )
+    units = directory_router(router.directory, guard.caller)
+    routers = [ops, triage, dead_letters, units]
+    return runtime, http_app(runtime, description=DESCRIPTION, routers=routers, guard=guard)
 
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:

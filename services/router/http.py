@@ -2,8 +2,9 @@
 
 A reassignment is published to `unit.actions` like any unit's action, in the caller's name
 (their unit and person, never the body's), so it is replayable and audited, and the router
-carries it out when it reads it back. Only a unit above the case's current holder reassigns it,
-and only to a unit inside its own subtree (`fengqiao/auth/policy.py`).
+carries it out when it reads it back. A dispatcher of a unit above the case's current holder
+reassigns it, only to a unit inside its own subtree; a unit lead whose unit holds the case after a
+return (the 终审 kept it there) sends it on to a unit below their own (`fengqiao/auth/policy.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import APIRouter, HTTPException
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
-from fengqiao.auth import Identity, policy
+from fengqiao.auth import Identity, Role, policy
 from fengqiao.contracts import UNIT_ACTIONS, UnitActed, UnitActionKind
 from fengqiao.runtime.clock import utcnow
 from fengqiao.runtime.messaging import publish
@@ -47,11 +48,17 @@ def ops_router(
         holder_chain = _chain(directory, record.holder) if record is not None else ()
         if record is None or not policy.sees(who, holder_chain):
             raise HTTPException(404, f"no dispatch of case {case_id!r} to reassign")
-        if not policy.may_reassign(who, holder_chain, _chain(directory, body.to_unit)):
+        target_chain = _chain(directory, body.to_unit)
+        returned_by = _chain(directory, record.returns[-1][0]) if record.returns else ()
+        dispatcher = who.has(Role.DISPATCHER) and policy.may_reassign(
+            who, holder_chain, target_chain
+        )
+        if not dispatcher and not policy.may_send_on(who, record.holder, returned_by, target_chain):
             raise HTTPException(
                 403,
                 f"{who.unit_id} may not move case {case_id} from {record.holder} to "
-                f"{body.to_unit}: only a unit above the holder, within its own subtree",
+                f"{body.to_unit}: only a dispatcher of a unit above the holder, or a unit lead "
+                "of the holder after a return, within its own subtree",
             )
         action = UnitActed(
             occurred_at=utcnow(),

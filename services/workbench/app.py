@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
 from pymongo import AsyncMongoClient
@@ -33,13 +33,22 @@ from fengqiao.auth.settings import OidcSettings
 from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
-from fengqiao.services.workbench import domain, pages, review, triage
+from fengqiao.services.workbench import domain, ops, pages, review, triage
 from fengqiao.services.workbench.client import Api
 from fengqiao.services.workbench.settings import WorkbenchSettings
 from fengqiao.services.workbench.sso import sso_router
 from fengqiao.services.workbench.views import error_page, wants_html
 
 NAME = "workbench"
+# Its pages, each a module with its router (in the order of the header: nav.py).
+PAGES: tuple[Callable[[pages.Workbench], APIRouter], ...] = (
+    pages.login_router,
+    sso_router,
+    pages.case_router,
+    triage.triage_router,
+    review.review_router,
+    ops.ops_router,
+)
 
 
 def build(
@@ -92,13 +101,7 @@ def build(
     app.include_router(ops_router(service=NAME, registry=bench.registry, checks=checks))
     # Every page: the guard first (who, and may they), then what each page shows in its header.
     page = [guard.dependency, Depends(bench.prepare)]
-    for router in (
-        pages.login_router,
-        sso_router,
-        pages.case_router,
-        triage.triage_router,
-        review.review_router,
-    ):
+    for router in PAGES:
         app.include_router(router(bench), dependencies=page)
     guard.audit(app)
     app.add_exception_handler(HTTPException, _http_errors(bench))

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fengqiao.auth import Identity, Role
+from fengqiao.services.workbench.domain import DONE_STATES
+
 Form = Mapping[str, Any]
 LOCAL = ZoneInfo("Asia/Shanghai")
 
@@ -59,6 +62,8 @@ class Action:
     label: str  # the key of its name in labels.py
     body: Callable[[Form], dict[str, Any]]
     fields: tuple[str, ...] = ()  # what its form asks (case.html.j2)
+    service: str = "tracker"  # whose API does it, and where:
+    api: str = "/units/me/cases/{case_id}/{name}"
 
 
 ACTIONS: dict[str, Action] = {
@@ -95,3 +100,38 @@ ACTIONS: dict[str, Action] = {
     "ask-citizen": Action("ask", lambda f: {"note": text(f, "note")}, ("note",)),
     "notes": Action("note", lambda f: {"note": text(f, "note")}, ("note",)),
 }
+
+
+# Unit leads' rulings (组长裁决, case.html.j2's #rulings): on the extension a unit below asks
+# for, and on a return their unit now holds (the 终审 kept it): sent on to a unit below.
+RULINGS: dict[str, Action] = {
+    "extension/approve": Action(
+        "approve_extension",
+        lambda f: _drop_none({"note": text(f, "note", required=False)}),
+        ("note",),
+    ),
+    "extension/refuse": Action("refuse_extension", lambda f: {"note": text(f, "note")}, ("note",)),
+    "reassign": Action(
+        "send_on",
+        lambda f: _drop_none(
+            {"to_unit": text(f, "to_unit", limit=64), "note": text(f, "note", required=False)}
+        ),
+        ("to_unit", "note"),
+        service="router",
+        api="/ops/cases/{case_id}/reassign",
+    ),
+}
+
+
+def rulings_for(who: Identity | None, case: Mapping[str, Any]) -> dict[str, Action]:
+    """The rulings a unit lead may make on `case` now (the services check again): on a pending
+    extension when their unit is above the lead unit; on a return their unit holds."""
+    if who is None or not who.has(Role.UNIT_LEAD) or case.get("state") in DONE_STATES:
+        return {}
+    chain = list(case.get("chain") or ())
+    found: dict[str, Action] = {}
+    if case.get("extension") and who.unit_id in chain[:-1]:
+        found |= {k: RULINGS[k] for k in ("extension/approve", "extension/refuse")}
+    if case.get("returns") and case.get("assigned_unit") == who.unit_id:
+        found["reassign"] = RULINGS["reassign"]
+    return found

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fengqiao.auth import Identity
-from fengqiao.auth.policy import CASE_READERS, REPLY_READERS, TRIAGE_READERS, Rule
+from fengqiao.auth.policy import CASE_READERS, OPERATORS, REPLY_READERS, TRIAGE_READERS, Rule
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ NAV: list[Link] = [
     Link("/", "inbox", CASE_READERS),
     Link("/triage", "triage", TRIAGE_READERS),
     Link("/replies", "review", REPLY_READERS),
+    Link("/ops", "ops", OPERATORS),
 ]
 
 

@@ -23,13 +23,14 @@ from fengqiao.auth.oidc import OidcVerifier
 from fengqiao.services.workbench import codes, domain
 from fengqiao.services.workbench.client import Answer, Api, UnitNames
 from fengqiao.services.workbench.codes import RETURN_REASONS
-from fengqiao.services.workbench.forms import ACTIONS, Form, FormError
+from fengqiao.services.workbench.forms import ACTIONS, RULINGS, Form, FormError, rulings_for
 from fengqiao.services.workbench.labels import LABELS
 from fengqiao.services.workbench.settings import WorkbenchSettings
 from fengqiao.services.workbench.views import error_page, lang_of, render
 
 LOGIN_CSRF = "fengqiao_login_csrf"
 _API_ERRORS = {403: "forbidden", 404: "not_found", 409: "conflict", 422: "invalid"}
+_FORMS = {**ACTIONS, **RULINGS}  # the case page's forms: a person's actions, a lead's rulings
 
 
 @dataclass
@@ -199,10 +200,10 @@ def case_router(bench: Workbench) -> APIRouter:
     async def case(case_id: str, request: Request) -> Response:
         return await case_page(bench, request, case_id)
 
-    for name in ACTIONS:
+    for name in _FORMS:
         router.add_api_route(
             f"/cases/{{case_id}}/{name}", _action(bench, name), methods=["POST"],
-            response_class=HTMLResponse, summary=f"{ACTIONS[name].label} through the unit API",
+            response_class=HTMLResponse, summary=f"{_FORMS[name].label} through its API",
         )  # fmt: skip
     return router
 
@@ -220,9 +221,9 @@ async def case_page(
     done = request.query_params.get("done")
     words = LABELS[lang_of(request)]
     message = ""
-    if done in ACTIONS:
+    if done in _FORMS:
         state = request.query_params.get("state")
-        action = words[ACTIONS[done].label]
+        action = words[_FORMS[done].label]
         message = (
             words["done"].format(action=action, state=codes.name("state", state, lang_of(request)))
             if state
@@ -232,11 +233,12 @@ async def case_page(
         request, "case.html.j2", status, case=answer.body, actions=actions if may_act else {},
         csrf=bench.csrf(request), message=message, error=error,
         return_reasons=RETURN_REASONS,
+        rulings=rulings_for(who, answer.body if isinstance(answer.body, dict) else {}),
     )  # fmt: skip
 
 
 def _action(bench: Workbench, name: str) -> Callable[..., Awaitable[Response]]:
-    spec = ACTIONS[name]
+    spec = _FORMS[name]
 
     async def act(case_id: str, request: Request) -> Response:
         form = await request.form()
@@ -248,8 +250,8 @@ def _action(bench: Workbench, name: str) -> Callable[..., Awaitable[Response]]:
         except FormError as exc:
             return await case_page(bench, request, case_id, error=f"{words['invalid']}: {exc}",
                                    status=422)  # fmt: skip
-        path = f"/units/me/cases/{quote(case_id)}/{name}"
-        answer = await bench.call(request, "tracker", "POST", path, json=body)
+        path = spec.api.format(case_id=quote(case_id), name=name)
+        answer = await bench.call(request, spec.service, "POST", path, json=body)
         if answer.ok:
             state = answer.body.get("state") if isinstance(answer.body, dict) else None
             query = urlencode({"done": name, **({"state": state} if state else {})})
@@ -259,5 +261,5 @@ def _action(bench: Workbench, name: str) -> Callable[..., Awaitable[Response]]:
         error = f"{words[_API_ERRORS[answer.status]]}: {answer.detail}"
         return await case_page(bench, request, case_id, error=error, status=answer.status)
 
-    act.__name__ = f"act_{name.replace('-', '_')}"
+    act.__name__ = f"act_{name.replace('-', '_').replace('/', '_')}"
     return act
