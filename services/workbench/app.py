@@ -35,6 +35,8 @@ from fengqiao.runtime.http import ops_router
 from fengqiao.services.workbench import domain, pages
 from fengqiao.services.workbench.client import Api
 from fengqiao.services.workbench.settings import WorkbenchSettings
+from fengqiao.services.workbench.statistics import statistics_router
+from fengqiao.services.workbench.supervise import supervise_router
 from fengqiao.services.workbench.views import error_page, wants_html
 
 NAME = "workbench"
@@ -91,6 +93,8 @@ def build(
     app.include_router(ops_router(service=NAME, registry=CollectorRegistry(), checks=checks))
     app.include_router(pages.login_router(bench), dependencies=[guard.dependency])
     app.include_router(pages.case_router(bench), dependencies=[guard.dependency])
+    app.include_router(supervise_router(bench), dependencies=[guard.dependency])
+    app.include_router(statistics_router(bench), dependencies=[guard.dependency])
     guard.audit(app)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(PyMongoError, _unavailable)

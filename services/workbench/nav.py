@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fengqiao.auth import Identity
-from fengqiao.auth.policy import CASE_READERS, Rule
+from fengqiao.auth.policy import CASE_READERS, FIGURES, Rule
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class Link:
 # One line per page; a page module adds its own (in the order of the header).
 NAV: list[Link] = [
     Link("/", "inbox", CASE_READERS),
+    Link("/supervise", "supervise", FIGURES),
+    Link("/stats", "stats", FIGURES),
 ]
 
 
