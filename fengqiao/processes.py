@@ -40,10 +40,13 @@ def simulator_env(simulator_port: int) -> dict[str, str]:
 
 
 def workbench_env(ports: Mapping[str, int]) -> dict[str, str]:
-    """Settings that point the workbench at the tracker on its port (none without one)."""
-    if "tracker" not in ports:
-        return {}
-    return {"FENGQIAO_WORKBENCH_TRACKER_URL": f"http://127.0.0.1:{ports['tracker']}"}
+    """Settings that point the workbench at the fleet's tracker, router and notifier on their
+    ports (none for a service the fleet does not run)."""
+    return {
+        f"FENGQIAO_WORKBENCH_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}"
+        for name in ("tracker", "router", "notifier")
+        if name in ports
+    }
 
 
 def free_ports(names: tuple[str, ...] = tuple(DEFAULT_PORTS)) -> dict[str, int]:

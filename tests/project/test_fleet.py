@@ -24,5 +24,15 @@ def test_every_process_of_the_fleet_has_its_own_port() -> None:
 def test_a_fleet_without_a_tracker_needs_no_tracker_port() -> None:
     from fengqiao.processes import workbench_env
 
-    assert workbench_env({"notifier": 1, "simulator": 2}) == {}
+    assert workbench_env({"simulator": 2}) == {}
     assert workbench_env({"tracker": 7}) == {"FENGQIAO_WORKBENCH_TRACKER_URL": "http://127.0.0.1:7"}
+
+
+def test_the_fleets_workbench_calls_the_fleets_router_and_notifier() -> None:
+    from fengqiao.processes import workbench_env
+
+    assert workbench_env({"tracker": 7, "router": 8, "notifier": 9}) == {
+        "FENGQIAO_WORKBENCH_TRACKER_URL": "http://127.0.0.1:7",
+        "FENGQIAO_WORKBENCH_ROUTER_URL": "http://127.0.0.1:8",
+        "FENGQIAO_WORKBENCH_NOTIFIER_URL": "http://127.0.0.1:9",
+    }
