@@ -60,12 +60,12 @@ _ENTRY = tuple(f.name for f in fields(TimelineEntry))
 SUMMARY = (
     *("case_id", "state", "opened", "received_at", "chain", "co_units", "assigned_unit", "hops"),
     *("sign_due", "signed_at", "signed_in_time", "resolved_at", "resolved_in_time"),
-    *("satisfaction", "overdue", "returns", "amount_recovered", "version"),
+    *("satisfaction", "overdue", "returns", "amount_recovered", "version", "assigned_handle"),
 )
 # What `open_cases` reads of a view (for supervision, 督办): the summary and the clocks.
 SUPERVISED = (
     *SUMMARY,
-    *("deadline", "escalation_level", "paused_since", "assigned_handle", "urgency", "category"),
+    *("deadline", "escalation_level", "paused_since", "urgency", "category"),
 )
 RETRY_AFTER = 1.0  # seconds, after the store failed a batch
 # Seconds the views gather before a batch is written: a case changes several times in a burst and

@@ -34,6 +34,8 @@ SOON = "c-00000000000000f2"  # timely, received now at 652701: due within 24 wor
 FRESH = "c-00000000000000f3"  # general, received now at 652701: resolved in the test
 SIBLING = "c-00000000000000f4"  # general, received now at 652702 (博乐市's sibling)
 
+HANDLES = {"652701": "@博乐检察", "652702": "@精河检察"}
+
 
 @dataclass
 class World:
@@ -51,6 +53,7 @@ async def opened(broker: Any, case_id: str, unit: str, at: dt.datetime, urgency:
             event_id=f"order-{case_id}-{hop}", case_id=case_id, hop=hop, from_unit=source,
             to_unit=target, to_tier=tier, final=final, chain=["xj", "652700", unit],
             lead_unit=unit, urgency=urgency, occurred_at=at + dt.timedelta(seconds=hop),
+            to_handle=HANDLES[target] if final else None,
         )  # fmt: skip
         await broker.publish(order, DISPATCH_ORDERS.name, key=case_id.encode())
 
@@ -186,6 +189,8 @@ async def test_statistics_show_the_rates_per_unit_tier_and_month(world: World) -
     assert figure(html, "volume", "652701") == "3"
     assert figure(html, "resolution_rate", "652701") == "33.3%"
     assert figure(html, "volume", "652702") == "1"
+    row = re.search(r'<tr data-unit="652701">(.*?)</tr>', html, re.S)
+    assert row is not None and "@博乐检察" in row[1]  # the unit's account, from its cases
     assert '<tr data-tier="county">' in html
     assert 'id="chart-units"' in html and 'id="chart-months"' in html and "<polyline" in html
     # The router's returns per unit of the subtree.
