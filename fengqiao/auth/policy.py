@@ -120,6 +120,9 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/ops/cases/{case_id}"): CASE_READERS,
         ("POST", "/ops/cases/{case_id}/merge"): DISPATCHERS,
         ("GET", "/ops/stats"): FIGURES,
+        # The workbench's 督办 and 统计 (issue 19, deliver 5): over the caller's subtree.
+        ("GET", "/ops/supervision"): FIGURES,
+        ("GET", "/ops/stats/months"): FIGURES,
         # The public page (issue 19, deliver 6): aggregates per prefecture and month only.
         ("GET", "/public"): public("the public page: aggregates, cells under 5 suppressed"),
         ("GET", "/public/summary"): public("the public page's figures: aggregates only"),
@@ -157,6 +160,9 @@ POLICY: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/ops/dead-letters/{letter_id}"): OPERATORS,
         ("POST", "/ops/dead-letters/{letter_id}/replay"): OPERATORS,
         ("POST", "/ops/dead-letters/{letter_id}/purge"): OPERATORS,
+        # 督办 and 统计: the tracker's figures over the subtree (the same rule as its API's).
+        ("GET", "/supervise"): FIGURES,
+        ("GET", "/stats"): FIGURES,
     },
 }
 

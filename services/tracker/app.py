@@ -23,6 +23,7 @@ from fengqiao.services.tracker.adapters.cases import CaseRepository, MongoCaseRe
 from fengqiao.services.tracker.adapters.indexes import MongoIndexes
 from fengqiao.services.tracker.adapters.timers import MongoTimers
 from fengqiao.services.tracker.api import refuse_unless_valid, unit_router, visible_case
+from fengqiao.services.tracker.figures_api import figures_router
 from fengqiao.services.tracker.public_api import public_router
 from fengqiao.services.tracker.settings import TrackerSettings
 
@@ -81,6 +82,7 @@ def build(
         ops_router(repo, runtime.broker, guard.caller),
         unit_router(runtime.broker, repo, indexes, guard.caller, producer=NAME),
         public_router(repo.received, rules.calendar.timezone),
+        figures_router(repo, rules.calendar, guard.caller),
     ]
     return runtime, http_app(runtime, description=DESCRIPTION, routers=routers, guard=guard)
 

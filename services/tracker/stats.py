@@ -16,6 +16,8 @@ and for that unit's tier (region, prefecture, county by the depth of the chain).
 - returns           orders returned (退单)
 - amount_recovered  yuan
 - merged            duplicates merged into another case (counted apart, not in the rest)
+
+A unit's row also names its account (`handle`, e.g. @博乐检察) as its cases' dispatches do.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def compute(
     """The statistics of the cases received in [since, until) (only `unit`'s and those below it
     when given)."""
     units: dict[str, Tally] = {}
+    handles: dict[str, str | None] = {}  # a unit's account (@…), as its cases name it
     tiers: dict[str, Tally] = {}
     total = Tally()
     for case in cases:
@@ -164,12 +167,13 @@ def compute(
             continue
         lead = case.assigned_unit or "(not dispatched)"
         units.setdefault(lead, Tally()).add(case)
+        handles[lead] = handles.get(lead) or case.assigned_handle
         tiers.setdefault(tier_of(case) or "(not dispatched)", Tally()).add(case)
         total.add(case)
     return Report(
         since=since,
         until=until,
-        units=[units[u].row({"unit": u}) for u in sorted(units)],
+        units=[units[u].row({"unit": u, "handle": handles.get(u)}) for u in sorted(units)],
         tiers=[tiers[t].row({"tier": t}) for t in sorted(tiers, key=_tier_order)],
         total=total.row({}),
     )

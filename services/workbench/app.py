@@ -37,6 +37,8 @@ from fengqiao.services.workbench import domain, ops, pages, review, triage
 from fengqiao.services.workbench.client import Api
 from fengqiao.services.workbench.settings import WorkbenchSettings
 from fengqiao.services.workbench.sso import sso_router
+from fengqiao.services.workbench.statistics import statistics_router
+from fengqiao.services.workbench.supervise import supervise_router
 from fengqiao.services.workbench.views import error_page, wants_html
 
 NAME = "workbench"
@@ -47,6 +49,8 @@ PAGES: tuple[Callable[[pages.Workbench], APIRouter], ...] = (
     pages.case_router,
     triage.triage_router,
     review.review_router,
+    supervise_router,
+    statistics_router,
     ops.ops_router,
 )
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fengqiao.auth import Identity
-from fengqiao.auth.policy import CASE_READERS, OPERATORS, REPLY_READERS, TRIAGE_READERS, Rule
+from fengqiao.auth.policy import (
+    CASE_READERS,
+    FIGURES,
+    OPERATORS,
+    REPLY_READERS,
+    TRIAGE_READERS,
+    Rule,
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,8 @@ NAV: list[Link] = [
     Link("/", "inbox", CASE_READERS),
     Link("/triage", "triage", TRIAGE_READERS),
     Link("/replies", "review", REPLY_READERS),
+    Link("/supervise", "supervise", FIGURES),
+    Link("/stats", "stats", FIGURES),
     Link("/ops", "ops", OPERATORS),
 ]
 

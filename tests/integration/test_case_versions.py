@@ -260,3 +260,20 @@ async def test_a_store_without_views_gets_them_at_start_from_the_latest_versions
     assert found is not None and found["version"] == 3 and found["returns"] == 3
     await repo.ensure_indexes()  # views exist: nothing read again
     assert await repo.rebuild_views() == 1
+
+
+async def test_supervision_reads_the_open_cases_views_with_their_clocks(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    repo = MongoCaseRepository(client, db)
+    deadline = "2026-11-09T10:00:00+00:00"
+    base = replace(new_case(f"c-open-{run_id}"), opened=True, chain=("xj", "652700", "652701"),
+                   assigned_unit="652701", deadline=deadline, escalation_level=1,
+                   masked_text="不读", state=CaseState.IN_PROGRESS)  # fmt: skip
+    await write(repo, base, 2)
+    await write(repo, replace(base, case_id=f"c-shut-{run_id}"), 1, state=CaseState.CLOSED)
+    [found] = await repo.open_cases()
+    assert found.case_id == base.case_id and found.state is CaseState.IN_PROGRESS
+    assert dt.datetime.fromisoformat(found.deadline or "") == dt.datetime.fromisoformat(deadline)
+    assert found.escalation_level == 1 and found.chain == base.chain
+    assert found.masked_text is None and found.timeline == ()  # the fields supervision reads only

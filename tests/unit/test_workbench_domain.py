@@ -182,3 +182,9 @@ async def test_units_are_named_from_the_router_and_by_id_while_it_cannot_say() -
     assert names("652701") == "博乐市人民检察院" and names("x") == "x"
     assert calls == ["fengqiao_session=s1", "fengqiao_session=s2"]
     await router.aclose()
+
+
+def test_both_languages_have_every_word() -> None:
+    from fengqiao.services.workbench.labels import LABELS
+
+    assert set(LABELS["zh"]) == set(LABELS["en"]), set(LABELS["zh"]) ^ set(LABELS["en"])

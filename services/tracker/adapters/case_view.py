@@ -60,7 +60,12 @@ _ENTRY = tuple(f.name for f in fields(TimelineEntry))
 SUMMARY = (
     *("case_id", "state", "opened", "received_at", "chain", "co_units", "assigned_unit", "hops"),
     *("sign_due", "signed_at", "signed_in_time", "resolved_at", "resolved_in_time"),
-    *("satisfaction", "overdue", "returns", "amount_recovered", "version"),
+    *("satisfaction", "overdue", "returns", "amount_recovered", "version", "assigned_handle"),
+)
+# What `open_cases` reads of a view (for supervision, 督办): the summary and the clocks.
+SUPERVISED = (
+    *SUMMARY,
+    *("deadline", "escalation_level", "paused_since", "urgency", "category"),
 )
 RETRY_AFTER = 1.0  # seconds, after the store failed a batch
 # Seconds the views gather before a batch is written: a case changes several times in a burst and
@@ -236,6 +241,11 @@ class MongoCaseViews:
         open_states = [s.value for s in OPEN_STATES]
         return await self._cases.count_documents({"overdue": True, "state": {"$in": open_states}})
 
+    async def open_cases(self) -> list[dict[str, Any]]:
+        """The views of the open cases, with the fields supervision reads only."""
+        open_states = {"state": {"$in": [s.value for s in OPEN_STATES]}}
+        return await self._cases.find(open_states, dict.fromkeys(SUPERVISED, 1)).to_list()
+
 
 class InMemoryCaseViews:
     """The fake: views kept in a mapping as they would be stored (`docs`), written at once."""
@@ -267,3 +277,10 @@ class InMemoryCaseViews:
         return sum(
             d["overdue"] and CaseState(d["state"]) in OPEN_STATES for d in self.docs.values()
         )
+
+    async def open_cases(self) -> list[dict[str, Any]]:
+        return [
+            {k: d[k] for k in ("_id", *SUPERVISED) if k in d}
+            for d in self.docs.values()
+            if CaseState(d["state"]) in OPEN_STATES
+        ]

@@ -82,6 +82,9 @@ class CaseRepository(Protocol):
     async def overdue(self) -> int:
         """How many open cases are past their deadline."""
 
+    async def open_cases(self) -> list[Case]:
+        """The open cases, from their views, with their clocks (for supervision, 督办)."""
+
 
 VERSIONS = "case_versions"  # every case's versions, found by `_id`
 ENDED = frozenset({CaseState.CLOSED, CaseState.MERGED})  # compacted once nothing is left to do
@@ -189,6 +192,9 @@ class MongoCaseRepository:
     async def overdue(self) -> int:
         return await self._views.overdue_open()
 
+    async def open_cases(self) -> list[Case]:
+        return [case_of(doc) for doc in await self._views.open_cases()]
+
 
 class InMemoryCaseRepository:
     """A fake for tests with the same semantics: the first writer of a version wins.
@@ -231,3 +237,6 @@ class InMemoryCaseRepository:
 
     async def overdue(self) -> int:
         return await self.views_.overdue_open()
+
+    async def open_cases(self) -> list[Case]:
+        return [case_of(doc) for doc in await self.views_.open_cases()]
