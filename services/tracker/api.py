@@ -34,6 +34,8 @@ from fengqiao.runtime.pii import mask_pii
 from fengqiao.services.tracker import domain
 from fengqiao.services.tracker.adapters.cases import CaseRepository, to_document
 from fengqiao.services.tracker.adapters.indexes import Indexes
+from fengqiao.services.tracker.supervision import with_working_time
+from fengqiao.services.tracker.workcalendar import WorkCalendar
 
 A = UnitActionKind
 
@@ -130,8 +132,14 @@ def unit_router(
     *,
     producer: str,
     apply_wait_seconds: float = 5.0,
+    calendar: WorkCalendar | None = None,
 ) -> APIRouter:
-    """The unit API; `caller` is the guard's dependency that names the calling person."""
+    """The unit API; `caller` is the guard's dependency that names the calling person. With
+    `calendar`, cases carry their clocks' working time left (`supervision.with_working_time`)."""
+
+    def timed(doc: dict[str, Any]) -> dict[str, Any]:
+        return doc if calendar is None else with_working_time(doc, utcnow(), calendar)
+
     router = APIRouter(prefix="/units/me", tags=["units"])
 
     async def visible(case_id: str, who: Identity) -> domain.Case:
@@ -152,11 +160,11 @@ def unit_router(
         # The cases' views (one lookup by `_id` each, together), not their versions.
         unit = who.unit_id
         views = await repo.views(await indexes.unit_cases(unit, limit * 2))
-        return list(listed(views, unit, state, overdue))[:limit]
+        return [timed(doc) for doc in list(listed(views, unit, state, overdue))[:limit]]
 
     @router.get("/cases/{case_id}", summary="One case with its timeline")
     async def case(case_id: str, who: Identity = caller) -> dict[str, Any]:
-        return _view(await visible(case_id, who))
+        return timed(_view(await visible(case_id, who)))
 
     async def act(
         case_id: str, who: Identity, kind: UnitActionKind, body: _Body, **fields: Any

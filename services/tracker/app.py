@@ -80,7 +80,9 @@ def build(
     guard = guard or service_guard(runtime)
     routers = [
         ops_router(repo, runtime.broker, guard.caller),
-        unit_router(runtime.broker, repo, indexes, guard.caller, producer=NAME),
+        unit_router(
+            runtime.broker, repo, indexes, guard.caller, producer=NAME, calendar=rules.calendar
+        ),
         public_router(repo.received, rules.calendar.timezone),
         figures_router(repo, rules.calendar, guard.caller),
     ]

@@ -30,18 +30,38 @@ SOON = dt.timedelta(hours=24)
 CASES_PER_UNIT = 50  # the cases listed under a unit (the counts count them all)
 
 
-def _at(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if value else None
+def _at(value: str | dt.datetime | None) -> dt.datetime | None:
+    at = dt.datetime.fromisoformat(value) if isinstance(value, str) and value else value or None
+    return at if at is None or at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def working_hours_until(
+    due: dt.datetime | None, now: dt.datetime, calendar: WorkCalendar
+) -> float | None:
+    """Working hours from `now` until `due` (negative: working hours past it), or None."""
+    if due is None:
+        return None
+    if due >= now:
+        return calendar.working_between(now, due).total_seconds() / 3600
+    return -calendar.working_between(due, now).total_seconds() / 3600
 
 
 def hours_left(case: Case, now: dt.datetime, calendar: WorkCalendar) -> float | None:
     """Working hours until the case's deadline (negative: working hours past it), or None."""
-    deadline = _at(case.deadline)
-    if deadline is None:
-        return None
-    if deadline >= now:
-        return calendar.working_between(now, deadline).total_seconds() / 3600
-    return -calendar.working_between(deadline, now).total_seconds() / 3600
+    return working_hours_until(_at(case.deadline), now, calendar)
+
+
+def with_working_time(
+    doc: dict[str, Any], now: dt.datetime, calendar: WorkCalendar
+) -> dict[str, Any]:
+    """A case's summary or view with its clocks' working time left (office hours on working
+    days): `deadline_working_hours`, and `sign_due_working_hours` until it is signed; none for
+    a case done or waiting for the citizen (its clocks are paused)."""
+    running = doc.get("state") in {s.value for s in OPEN_STATES} and not doc.get("paused_since")
+    for clock, stop in (("deadline", None), ("sign_due", "signed_at")):
+        due = _at(doc.get(clock)) if running and not (stop and doc.get(stop)) else None
+        doc[f"{clock}_working_hours"] = working_hours_until(due, now, calendar)
+    return doc
 
 
 def flags(

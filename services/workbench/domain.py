@@ -52,6 +52,14 @@ def describe_hours(hours: float, lang: str) -> str:
     return f"超期 {text}" if hours < 0 else f"还剩 {text}"
 
 
+def describe_working_hours(hours: float, lang: str) -> str:
+    """'还剩 12.5 个工作小时' / '超期 3 个工作小时': office hours on working days."""
+    left = f"{abs(hours):.1f}".removesuffix(".0")
+    if lang == "en":
+        return f"{left} working hours {'overdue' if hours < 0 else 'left'}"
+    return f"超期 {left} 个工作小时" if hours < 0 else f"还剩 {left} 个工作小时"
+
+
 def inbox_order(case: dict[str, Any], now: dt.datetime) -> tuple[int, int, float]:
     """Overdue first, then urgent, then the nearest deadline (none, or done: last)."""
     left = None if case.get("state") in DONE_STATES else remaining(case.get("deadline"), now)

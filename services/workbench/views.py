@@ -44,7 +44,10 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     words = LABELS[lang]
     now = dt.datetime.now(dt.UTC)
 
-    def left(due: str | None) -> str:
+    def left(due: str | None, working_hours: object = None) -> str:
+        """The working time left when the tracker says it (office hours), else the clock's."""
+        if isinstance(working_hours, (int, float)):
+            return domain.describe_working_hours(working_hours, lang)
         hours = domain.remaining(due, now)
         return domain.describe_hours(hours[0], lang) if hours else ""
 

@@ -112,6 +112,7 @@ def test_a_county_handler_signs_reports_and_resolves_in_the_browser(
     log_in(page, base, handler, "/?state=dispatched")
     expect(page.locator("h1")).to_have_text("收件箱")
     link = page.locator(f'a[href="/cases/{case_id}"]')
+    expect(page.locator("#inbox")).to_contain_text("个工作小时")  # the time left, office hours
     shot(page, "2-inbox")
     if link.count():
         link.first.click()

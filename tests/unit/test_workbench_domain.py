@@ -188,3 +188,9 @@ def test_both_languages_have_every_word() -> None:
     from fengqiao.services.workbench.labels import LABELS
 
     assert set(LABELS["zh"]) == set(LABELS["en"]), set(LABELS["zh"]) ^ set(LABELS["en"])
+
+
+def test_working_time_left_is_said_in_working_hours() -> None:
+    assert domain.describe_working_hours(12.5, "zh") == "还剩 12.5 个工作小时"
+    assert domain.describe_working_hours(-3.0, "zh") == "超期 3 个工作小时"
+    assert domain.describe_working_hours(0.25, "en") == "0.2 working hours left"
