@@ -35,11 +35,9 @@ class InProcess:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://w")
 
 
-@contextlib.asynccontextmanager
-async def in_process_workbench(
-    accounts: Accounts, settings: WorkbenchSettings | None = None
-) -> AsyncIterator[InProcess]:
-    """The workbench and the tracker behind it, with a first browser."""
+def tracker_app(accounts: Accounts) -> tuple[Runtime, Any]:
+    """The real tracker app in-process (in-memory cases; its unit API and guard over the
+    accounts' sessions): its runtime (whose broker the tests drive) and its ASGI app."""
     from fengqiao.services.tracker import domain, handlers
     from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository
     from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
@@ -54,7 +52,15 @@ async def in_process_workbench(
     )  # fmt: skip
     guard = Guard("tracker", [LocalSessions(accounts)])
     router = unit_router(runtime.broker, repo, indexes, guard.caller, producer="tracker")
-    tracker = http_app(runtime, description="tracker", routers=[router], guard=guard)
+    return runtime, http_app(runtime, description="tracker", routers=[router], guard=guard)
+
+
+@contextlib.asynccontextmanager
+async def in_process_workbench(
+    accounts: Accounts, settings: WorkbenchSettings | None = None
+) -> AsyncIterator[InProcess]:
+    """The workbench and the tracker behind it, with a first browser."""
+    runtime, tracker = tracker_app(accounts)
     settings = settings or WorkbenchSettings(tracker_url="http://tracker")
     _, app = build(
         settings, accounts=accounts, transports={"tracker": httpx.ASGITransport(tracker)}

@@ -10,44 +10,17 @@ as a screenshot under `test-artifacts/workbench/`."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from fengqiao.auth.guard import SESSION_COOKIE
-from fengqiao.auth.seed import person_token
 from fengqiao.demo import asked_back
+from tests.e2e.browsing import log_in, person, shot
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "workbench"
-PASSWORD = "browser-" + uuid.uuid4().hex[:12]
-
-
-def chromium() -> str:
-    found = os.environ.get("FENGQIAO_CHROMIUM") or shutil.which("chromium")
-    if not found:
-        pytest.fail("no chromium: apt-get install -y chromium (or set FENGQIAO_CHROMIUM)")
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -58,27 +31,6 @@ def fengqiao_service_env() -> dict[str, str]:
         "FENGQIAO_TRACKER_TIME_LIMITS": json.dumps(limits),
         "FENGQIAO_TRACKER_SWEEP_INTERVAL_SECONDS": "0.3",
     }
-
-
-def person(services: Any, unit_id: str, name: str) -> str:
-    username = f"browser-{unit_id}-{uuid.uuid4().hex[:8]}"
-    person_token(services.stack.mongo_uri, username, name=name, unit_id=unit_id,
-                 roles=("handler",), password=PASSWORD)  # fmt: skip
-    return username
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def log_in(page: Any, base: str, username: str, path: str = "/") -> None:
-    page.goto(base + path)
-    assert "/login" in page.url
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 def act(page: Any, name: str, fields: dict[str, str], state: str) -> None:
@@ -98,8 +50,8 @@ def test_a_county_handler_signs_reports_and_resolves_in_the_browser(
 ) -> None:
     expect = playwright_sync.expect
     base = fengqiao_services.url("workbench")
-    handler = person(fengqiao_services, "652701", "王力")
-    sibling = person(fengqiao_services, "652702", "赵敏")
+    handler, _ = person(fengqiao_services, "652701", "handler", name="王力")
+    sibling, _ = person(fengqiao_services, "652702", "handler", name="赵敏")
     appeal = post_appeal("@新疆检察 博乐市的工地拖欠我们工资三个月了，求助", account="@新疆检察")
     case = wait_for_case(appeal, state="dispatched", timeout=90)
     case_id = case["case_id"]

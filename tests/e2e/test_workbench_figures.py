@@ -10,23 +10,17 @@ under `test-artifacts/workbench/` (7-supervise, 8-stats)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from fengqiao.auth.seed import person_token
+from tests.e2e.browsing import log_in, person, shot
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "workbench"
-PASSWORD = "figures-" + uuid.uuid4().hex[:12]
 PREFECTURE, COUNTY, OTHER = "654300", "654324", "654321"  # 阿勒泰, 哈巴河县, 布尔津县
 OPEN = {"received", "acknowledged", "dispatched", "accepted", "in_progress", "returned",
         "coordinating", "extended", "reopened"}  # fmt: skip
@@ -36,30 +30,6 @@ APPEALS = (
     "@新疆检察 哈巴河县一家饭店老板跑了，欠服务员三个月工钱，请检察院帮忙（{run}）",
     "@新疆检察 布尔津县一个包工头欠我们装修工人的工钱快半年了，求检察院帮帮忙（{run}）",
 )
-
-
-def chromium() -> str:
-    found = os.environ.get("FENGQIAO_CHROMIUM") or shutil.which("chromium")
-    if not found:
-        pytest.fail("no chromium: apt-get install -y chromium (or set FENGQIAO_CHROMIUM)")
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def local_month(at: str | None) -> str:
@@ -105,18 +75,11 @@ def test_a_prefecture_lead_reads_supervision_and_statistics_in_the_browser(
     open_count = sum(c["state"] in OPEN for c in cases)
     assert open_count >= 1  # the appeals may have been linked to an earlier run's case
 
-    lead = f"figures-{PREFECTURE}-{run}"
-    person_token(fengqiao_services.stack.mongo_uri, lead, name="阿勒泰督办", unit_id=PREFECTURE,
-                 roles=("unit_lead",), password=PASSWORD)  # fmt: skip
+    lead, _ = person(fengqiao_services, PREFECTURE, "unit_lead", name="阿勒泰督办")
     base = fengqiao_services.url("workbench")
     context = browser.new_context(locale="zh-CN", viewport={"width": 1200, "height": 900})
     page = context.new_page()
-    page.goto(base + "/supervise")
-    assert "/login" in page.url
-    page.fill("input[name=username]", lead)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    log_in(page, base, lead, "/supervise")
 
     # 督办: 哈巴河县's row shows the open cases its own list counts.
     expect(page.locator("h1")).to_have_text("督办")

@@ -6,37 +6,14 @@ approves the extension from the case page; the tracker records it in the lead's 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from fengqiao.auth.seed import person_token
-from tests.e2e.test_workbench_browser import PASSWORD, chromium, log_in, shot
+from tests.e2e.browsing import log_in, person, shot
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-def person(services: Any, unit_id: str, role: str) -> tuple[str, str]:
-    """A new person's username and API token."""
-    username = f"browser-{role}-{uuid.uuid4().hex[:8]}"
-    token = person_token(services.stack.mongo_uri, username, name=f"{role} {unit_id}",
-                         unit_id=unit_id, roles=(role,), password=PASSWORD)  # fmt: skip
-    return username, token
 
 
 def test_a_unit_lead_approves_an_extension_from_the_case_page(

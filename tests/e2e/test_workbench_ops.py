@@ -1,54 +1,29 @@
 """运维 (ops) in a real browser (issue 19, deliver 5 and 7) on the real stack and services: a
 poison appeal is dead-lettered by the services; an operator finds it on the workbench's 运维 page
 (its message masked) and replays it from the page, once; a handler gets the refusal page. The
-screenshots go to `test-artifacts/workbench/` and the page's to `docs/workbench-ops.png`."""
+screenshots go to `test-artifacts/workbench/`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from fengqiao.auth.seed import person_token
 from fengqiao.contracts import APPEALS
 from fengqiao.testing.factories import appeal_message
-from tests.e2e.test_workbench_browser import ARTIFACTS, PASSWORD, chromium, log_in, shot
+from tests.e2e.browsing import log_in, person, shot
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "workbench-ops.png"
 PHONE = "13912345678"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-def person(services: Any, unit_id: str, role: str) -> tuple[str, str]:
-    """A new person's username and API token."""
-    username = f"browser-{role}-{uuid.uuid4().hex[:8]}"
-    token = person_token(services.stack.mongo_uri, username, name=f"{role} 值班", unit_id=unit_id,
-                         roles=(role,), password=PASSWORD)  # fmt: skip
-    return username, token
 
 
 async def publish_poison(bootstrap: str, case_id: str) -> None:
@@ -100,7 +75,7 @@ def test_an_operator_replays_a_dead_letter_from_the_page(
     expect(row).to_have_attribute("data-status", "new")
     expect(page.locator("#dlq-counts")).to_contain_text(APPEALS.name)
     shot(page, "ops-1-dead-letters")
-    page.screenshot(path=str(DOCS))  # the page as it opens, for docs/workbench.md
+    shot(page, "ops-docs", full_page=False)  # as it opens: docs/workbench-ops.png
     row.get_by_role("link", name="查看").click()
     expect(page.locator("#dlq-payload")).to_contain_text("139****5678")
     assert PHONE not in page.content()
@@ -131,6 +106,3 @@ def test_an_operator_replays_a_dead_letter_from_the_page(
     assert letter["id"] not in refused.content()
     shot(refused, "ops-4-handler-refused")
     other.close()
-    assert (ARTIFACTS / "ops-1-dead-letters.png").exists()
-    assert DOCS.stat().st_size <= 250_000
-    shutil.copyfile(DOCS, ARTIFACTS / "ops-docs.png")

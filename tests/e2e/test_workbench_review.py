@@ -4,28 +4,21 @@ logs in to the workbench, finds it as it would be posted, types a text too long 
 (refused by the notifier's rules, the page says so in Chinese, nothing posted), then an edited
 text within them and approves it. Exactly one reply reaches the platform: the edited text with
 the reply's receipt code (the dispatch notice, held too and not approved, never goes out).
-Screenshots under `test-artifacts/workbench/`; the held page also as docs/workbench-review.png."""
+Screenshots under `test-artifacts/workbench/` (review-docs.png is docs/workbench-review.png)."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fengqiao.auth.seed import person_token
-from tests.e2e import test_workbench_browser as browser_tests
-from tests.e2e.test_workbench_browser import ARTIFACTS, PASSWORD, log_in, shot
+from tests.e2e.browsing import log_in, person, shot
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-browser = browser_tests.browser  # its fixture: Debian's Chromium through Playwright
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 MINORS = (
     "我儿子今年13岁，在学校被几个高年级学生长期欺负殴打勒索零花钱，老师不管，"
     "请检察院帮帮我们未成年孩子"
@@ -53,9 +46,7 @@ def test_a_reviewer_edits_and_approves_a_held_reply_in_the_browser(
 ) -> None:
     expect = playwright_sync.expect
     base = fengqiao_services.url("workbench")
-    reviewer = f"browser-reviewer-{uuid.uuid4().hex[:8]}"
-    person_token(fengqiao_services.stack.mongo_uri, reviewer, name="顾敏", unit_id="xj",
-                 roles=("reviewer",), password=PASSWORD)  # fmt: skip
+    reviewer, _ = person(fengqiao_services, "xj", "reviewer", name="顾敏")
     appeal = post_appeal(MINORS, account="@新疆检察")
     case = wait_for_case(
         appeal, where=lambda d: any(e["event"] == "reply.held" for e in d["timeline"])
@@ -78,9 +69,8 @@ def test_a_reviewer_edits_and_approves_a_held_reply_in_the_browser(
     held.locator("input[name=note]").fill("措辞调整：说明转交未检部门")
     expect(held.locator(".count")).to_have_text(f"{len(EDIT)} / 130 字")
     shot(page, "review-1-held")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     held.evaluate("e => window.scrollTo(0, e.offsetTop - 8)")
-    page.screenshot(path=str(ARTIFACTS / "review-docs.png"))
+    shot(page, "review-docs", full_page=False)  # docs/workbench-review.png
 
     # Too long for a comment with its receipt code: the notifier refuses, the page says why.
     held.locator("textarea[name=text]").fill("很" * 140)
@@ -107,4 +97,3 @@ def test_a_reviewer_edits_and_approves_a_held_reply_in_the_browser(
     replies = platform.replies_to(appeal.post_id)
     assert [r["text"] for r in replies] == [EDIT + marker]
     wait_for_case(appeal, where=lambda d: d["acknowledged"])
-    shutil.copyfile(ARTIFACTS / "review-docs.png", DOCS / "workbench-review.png")

@@ -9,44 +9,17 @@ and its timeline names the dispatcher. The queue and the item are kept as screen
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fengqiao.auth.seed import person_token
+from tests.e2e.browsing import log_in, person, shot
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "workbench"
-PASSWORD = "triage-" + uuid.uuid4().hex[:12]
 # 116 km from 皮山县's seat, the nearest: a weak clue, so the place is unsure (test_triage_queue).
 FAR_FROM_PISHAN = (38.5, 79.0)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    found = os.environ.get("FENGQIAO_CHROMIUM") or shutil.which("chromium")
-    if not found:
-        pytest.fail("no chromium: apt-get install -y chromium (or set FENGQIAO_CHROMIUM)")
-    with playwright_sync.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=found, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def find_in_queue(page: Any, base: str, case_id: str, timeout: float = 60) -> Any:
@@ -67,9 +40,7 @@ def test_a_dispatcher_corrects_a_routing_in_the_triage_queue(
 ) -> None:
     expect = playwright_sync.expect
     base = fengqiao_services.url("workbench")
-    username = f"dispatcher-653200-{uuid.uuid4().hex[:8]}"
-    person_token(fengqiao_services.stack.mongo_uri, username, name="李伟", unit_id="653200",
-                 roles=("dispatcher",), password=PASSWORD)  # fmt: skip
+    username, _ = person(fengqiao_services, "653200", "dispatcher", name="李伟")
     appeal = post_appeal(
         "老板拖欠我们十几个人的工资三个月了，一分钱没给，天天推，求求你们帮帮忙",
         geo=FAR_FROM_PISHAN,
@@ -79,12 +50,7 @@ def test_a_dispatcher_corrects_a_routing_in_the_triage_queue(
 
     context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.goto(base + "/triage")
-    assert "/login" in page.url
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    log_in(page, base, username, "/triage")
     expect(page.locator('header a[href="/triage"]')).to_have_text("分诊")
 
     row = find_in_queue(page, base, case_id)

@@ -13,18 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from faststream.kafka import TestKafkaBroker
 
 from fengqiao.auth.accounts import Accounts
-from fengqiao.auth.guard import SESSION_COOKIE, Guard, LocalSessions
+from fengqiao.auth.guard import SESSION_COOKIE
 from fengqiao.auth.store import MemoryAuthStore
 from fengqiao.contracts import APPEALS, DISPATCH_ORDERS
 from fengqiao.runtime.clock import utcnow
-from fengqiao.runtime.service import Runtime, http_app
-from fengqiao.runtime.settings import StackSettings
-from fengqiao.services.workbench.app import build
 from fengqiao.services.workbench.settings import WorkbenchSettings
 from fengqiao.testing.factories import appeal_message, dispatch_to_bole
+from fengqiao.testing.workbench import in_process_workbench
 
 CASE = "c-00000000000000aa"
 PASSWORD = "a long enough password"
@@ -47,34 +44,14 @@ async def opened_at_652701(broker: Any) -> None:
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
-    from fengqiao.services.tracker import domain, handlers
-    from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository
-    from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
-    from fengqiao.services.tracker.adapters.timers import InMemoryTimers
-    from fengqiao.services.tracker.api import unit_router
-
     accounts = Accounts(MemoryAuthStore())
     for username, unit in (("wang.li", "652701"), ("zhao.min", "652702")):
         await accounts.add(username, name=username, unit_id=unit, roles=["handler"],
                            password=PASSWORD)  # fmt: skip
-    runtime = Runtime.create("tracker", StackSettings(), with_mongo=False)
-    repo, indexes = InMemoryCaseRepository(), InMemoryIndexes()
-    handlers.register(
-        runtime.broker, repo, indexes=indexes, timers=InMemoryTimers(),
-        rules=domain.Rules.default(), group_id="tracker", registry=runtime.registry,
-    )  # fmt: skip
-    guard = Guard("tracker", [LocalSessions(accounts)])
-    router = unit_router(runtime.broker, repo, indexes, guard.caller, producer="tracker")
-    tracker = http_app(runtime, description="t", routers=[router], guard=guard)
     settings = WorkbenchSettings(tracker_url="http://tracker", login_failures_per_user=3)
-    _, app = build(
-        settings, accounts=accounts, transports={"tracker": httpx.ASGITransport(tracker)}
-    )
-    async with TestKafkaBroker(runtime.broker) as broker:
-        await opened_at_652701(broker)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://w") as http:
-            yield World(http, accounts)
+    async with in_process_workbench(accounts, settings) as bench:
+        await opened_at_652701(bench.broker)
+        yield World(bench.http, accounts)
 
 
 async def log_in(

@@ -24,6 +24,7 @@ from fengqiao.runtime.service import Runtime, http_app
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.services.workbench.app import build
 from fengqiao.services.workbench.settings import WorkbenchSettings
+from fengqiao.testing.workbench import tracker_app
 from tests.service.workbench.test_workbench import (
     CASE,
     HTML,
@@ -54,24 +55,11 @@ async def world() -> AsyncIterator[World]:
     from fengqiao.services.router.adapters.records import InMemoryRecordStore
     from fengqiao.services.router.directory import load_directory
     from fengqiao.services.router.http import ops_router
-    from fengqiao.services.tracker import domain, handlers
-    from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository
-    from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
-    from fengqiao.services.tracker.adapters.timers import InMemoryTimers
-    from fengqiao.services.tracker.api import unit_router
 
     accounts = Accounts(MemoryAuthStore())
     for username, unit, roles in PEOPLE:
         await accounts.add(username, name=username, unit_id=unit, roles=roles, password=PASSWORD)
-    runtime = Runtime.create("tracker", StackSettings(), with_mongo=False)
-    repo, indexes = InMemoryCaseRepository(), InMemoryIndexes()
-    handlers.register(
-        runtime.broker, repo, indexes=indexes, timers=InMemoryTimers(),
-        rules=domain.Rules.default(), group_id="tracker", registry=runtime.registry,
-    )  # fmt: skip
-    guard = Guard("tracker", [LocalSessions(accounts)])
-    api = unit_router(runtime.broker, repo, indexes, guard.caller, producer="tracker")
-    tracker = http_app(runtime, description="t", routers=[api], guard=guard)
+    runtime, tracker = tracker_app(accounts)
     records = InMemoryRecordStore()
     router_guard = Guard("router", [LocalSessions(accounts)])
     reassign = ops_router(runtime.broker, records, load_directory(), producer="router",
