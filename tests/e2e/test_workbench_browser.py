@@ -66,6 +66,7 @@ def test_a_county_handler_signs_reports_and_resolves_in_the_browser(
     link = page.locator(f'a[href="/cases/{case_id}"]')
     expect(page.locator("#inbox")).to_contain_text("个工作小时")  # the time left, office hours
     shot(page, "2-inbox")
+    shot(page, "inbox-docs", full_page=False)  # docs/workbench-inbox.png
     if link.count():
         link.first.click()
     else:  # many cases of 博乐市 in this session: it may be on a later page
@@ -84,10 +85,11 @@ def test_a_county_handler_signs_reports_and_resolves_in_the_browser(
     wait_for_case(case_id, where=asked_back, timeout=60)
     post_appeal("满意，谢谢检察官", author_id=appeal.author_id, account=appeal.account)
     wait_for_case(case_id, state="closed", timeout=60)
-    page.reload()
+    page.goto(f"{base}/cases/{case_id}")
     expect(page.locator("#state")).to_have_attribute("data-state", "closed")
     expect(page.locator("#state")).to_have_text("已结案")
     shot(page, "4b-case-closed-by-the-callback")
+    shot(page, "case-docs", full_page=False)  # docs/workbench-case.png
 
     # A handler of the sibling 精河县 cannot open it: the 404 page, nothing of the case.
     other = browser.new_context(locale="zh-CN")
