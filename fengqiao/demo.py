@@ -293,7 +293,9 @@ async def live_one_case(
             detail = f" {entry['detail'][:50]}" if entry["detail"] else ""
             print(f"    {at:%H:%M:%S} {entry['event']}{unit}{detail}")
         as_region = {"Authorization": f"Bearer {region}"}
-        stats = (await http.get(f"{tracker}/ops/stats", headers=as_region)).json()["total"]
+        # The statistics read every case of the period: a store full of other runs takes a while.
+        answer = await http.get(f"{tracker}/ops/stats", headers=as_region, timeout=60)
+        stats = answer.json()["total"]
         print(
             f"  statistics of the last 30 days (`fengqiao stats`): {stats['volume']} cases, "
             f"resolved {stats['resolution_rate'] or 0:.0%}, satisfied "
@@ -312,7 +314,8 @@ def print_logins(fleet: processes.Fleet, tokens: dict[str, str]) -> None:
     tracker = fleet.url("tracker")
     print(f"  with the services up: curl -H 'Authorization: Bearer <token>' {tracker}/units/me")
     print(f"\nThe workbench (工作台): {fleet.url('workbench')}/login")
-    print(f"  log in as demo.bole, password {DEMO_PASSWORD} (its inbox: 博乐市's cases)")
+    print(f"  log in as demo.bole, password {DEMO_PASSWORD} (its inbox: 博乐市's cases), or as")
+    print("  demo.region (分诊, 回复审核, 督办, 统计, 运维); `make demo-serve` keeps them running")
 
 
 def serve_until_interrupted(fleet: processes.Fleet) -> None:
@@ -351,7 +354,7 @@ def main(*, keep_stack: bool = False, serve: bool = False) -> int:
                 serve_until_interrupted(fleet)
     except (stack.StackError, processes.ProcessError, TimeoutError, httpx.HTTPError) as exc:
         # TimeoutError covers CaseTimeout: the message says where the case stood.
-        print(f"demo failed: {exc}", file=sys.stderr)
+        print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
         if not settings.external and not keep_stack:
