@@ -294,8 +294,8 @@ async def live_one_case(
             print(f"    {at:%H:%M:%S} {entry['event']}{unit}{detail}")
         as_region = {"Authorization": f"Bearer {region}"}
         # The statistics read every case of the period: a store full of other runs takes a while.
-        answer = await http.get(f"{tracker}/ops/stats", headers=as_region, timeout=60)
-        stats = answer.json()["total"]
+        figures = await http.get(f"{tracker}/ops/stats", headers=as_region, timeout=60)
+        stats = figures.json()["total"]
         print(
             f"  statistics of the last 30 days (`fengqiao stats`): {stats['volume']} cases, "
             f"resolved {stats['resolution_rate'] or 0:.0%}, satisfied "
