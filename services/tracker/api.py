@@ -137,34 +137,12 @@ def unit_router(
     """The unit API; `caller` is the guard's dependency that names the calling person. With
     `calendar`, cases carry their clocks' working time left (`supervision.with_working_time`)."""
 
-    def timed(doc: dict[str, Any]) -> dict[str, Any]:
-        return doc if calendar is None else with_working_time(doc, utcnow(), calendar)
-
     router = APIRouter(prefix="/units/me", tags=["units"])
 
     async def visible(case_id: str, who: Identity) -> domain.Case:
         return await visible_case(repo, case_id, who)
 
-    @router.get("", summary="Who is calling: person, unit, roles")
-    async def me(who: Identity = caller) -> dict[str, Any]:
-        return {"unit_id": who.unit_id, "person": who.person, "name": who.name,
-                "roles": sorted(who.roles), "via": who.via}  # fmt: skip
-
-    @router.get("/cases", summary="My cases and those of the units below me, newest first")
-    async def cases(
-        state: Annotated[str | None, Query(max_length=32)] = None,
-        overdue: bool | None = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        who: Identity = caller,
-    ) -> list[dict[str, Any]]:
-        # The cases' views (one lookup by `_id` each, together), not their versions.
-        unit = who.unit_id
-        views = await repo.views(await indexes.unit_cases(unit, limit * 2))
-        return [timed(doc) for doc in list(listed(views, unit, state, overdue))[:limit]]
-
-    @router.get("/cases/{case_id}", summary="One case with its timeline")
-    async def case(case_id: str, who: Identity = caller) -> dict[str, Any]:
-        return timed(_view(await visible(case_id, who)))
+    _read_routes(router, repo, indexes, caller, calendar)
 
     async def act(
         case_id: str, who: Identity, kind: UnitActionKind, body: _Body, **fields: Any
@@ -188,6 +166,40 @@ def unit_router(
     _action_routes(router, caller, act)
     _extension_routes(router, caller, act)
     return router
+
+
+def _read_routes(
+    router: APIRouter,
+    repo: CaseRepository,
+    indexes: Indexes,
+    caller: Any,
+    calendar: WorkCalendar | None,
+) -> None:
+    """Who am I, my cases, one case; with `calendar`, each with its clocks' working time left."""
+
+    def timed(doc: dict[str, Any]) -> dict[str, Any]:
+        return doc if calendar is None else with_working_time(doc, utcnow(), calendar)
+
+    @router.get("", summary="Who is calling: person, unit, roles")
+    async def me(who: Identity = caller) -> dict[str, Any]:
+        return {"unit_id": who.unit_id, "person": who.person, "name": who.name,
+                "roles": sorted(who.roles), "via": who.via}  # fmt: skip
+
+    @router.get("/cases", summary="My cases and those of the units below me, newest first")
+    async def cases(
+        state: Annotated[str | None, Query(max_length=32)] = None,
+        overdue: bool | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        who: Identity = caller,
+    ) -> list[dict[str, Any]]:
+        # The cases' views (one lookup by `_id` each, together), not their versions.
+        unit = who.unit_id
+        views = await repo.views(await indexes.unit_cases(unit, limit * 2))
+        return [timed(doc) for doc in list(listed(views, unit, state, overdue))[:limit]]
+
+    @router.get("/cases/{case_id}", summary="One case with its timeline")
+    async def case(case_id: str, who: Identity = caller) -> dict[str, Any]:
+        return timed(_view(await visible_case(repo, case_id, who)))
 
 
 async def visible_case(repo: CaseRepository, case_id: str, who: Identity) -> domain.Case:
