@@ -95,4 +95,8 @@ def test_no_log_line_of_the_run_holds_the_posted_private_numbers(
             case_id,
             [x["message"] for x in lines if x["file"] == "router.log"][-20:],
         )
-        assert all("event_id" in x and "partition" in x for x in handled if "topic" in x)
+        routed = [x for x in handled if x["file"] == "router.log" and "topic" in x]
+        assert all("event_id" in x and "partition" in x and "offset" in x for x in routed)
+        # The tracker applies a poll's cases side by side: each case's lines (its store's
+        # commands, at DEBUG) carry its case_id, and the poll's topic.
+        assert any(x["file"] == "tracker.log" and "topic" in x for x in handled), case_id
