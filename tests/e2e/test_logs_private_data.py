@@ -100,3 +100,5 @@ def test_no_log_line_of_the_run_holds_the_posted_private_numbers(
         # The tracker applies a poll's cases side by side: each case's lines (its store's
         # commands, at DEBUG) carry its case_id, and the poll's topic.
         assert any(x["file"] == "tracker.log" and "topic" in x for x in handled), case_id
+        # The notifier posts a poll's replies case by case: each case's lines carry it.
+        assert any(x["file"] == "notifier.log" for x in handled), case_id
