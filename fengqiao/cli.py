@@ -25,8 +25,10 @@ def _run_service(args: argparse.Namespace) -> int:
 
 
 def _simulator(args: argparse.Namespace) -> int:
+    from fengqiao.runtime.logs import configure_logging
     from fengqiao.simulator.server import run
 
+    configure_logging("simulator")  # as the services log: JSON lines, private data masked
     return run(host=args.host, port=args.port)
 
 

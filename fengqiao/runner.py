@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import Any
 
 import uvicorn
+
+from fengqiao.runtime.logs import configure_logging
 
 SERVICES = ("intake", "router", "tracker", "notifier", "workbench")
 
@@ -14,11 +15,8 @@ SERVICES = ("intake", "router", "tracker", "notifier", "workbench")
 def run_service(name: str, *, host: str | None = None, port: int | None = None) -> int:
     if name not in SERVICES:
         raise SystemExit(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs every request at INFO: a line per reply posted, per poll; its errors still show.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # JSON lines on stderr (FENGQIAO_LOG_FORMAT=text for a terminal), private data masked.
+    configure_logging(name)
     app_module = importlib.import_module(f"fengqiao.services.{name}.app")
     settings_module = importlib.import_module(f"fengqiao.services.{name}.settings")
     settings_cls: Any = getattr(settings_module, f"{name.capitalize()}Settings")
@@ -29,6 +27,7 @@ def run_service(name: str, *, host: str | None = None, port: int | None = None) 
         host=host or settings.http_host,
         port=port if port is not None else settings.http_port,
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through the root logger's handler too
         lifespan="on",
     )
     return 0

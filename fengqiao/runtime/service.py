@@ -33,6 +33,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from fengqiao import __version__
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
+from fengqiao.runtime.logs import RequestContext
 from fengqiao.runtime.messaging import (
     Outages,
     SubscriberMetrics,
@@ -154,6 +155,7 @@ def http_app(
         lifespan=_lifespan(runtime),
     )
     app.add_middleware(BodyLimit, limits=body_limits)
+    app.add_middleware(RequestContext)  # outermost: lines logged carry method, path, request id
     app.add_exception_handler(BodyTooLarge, body_too_large)
     guarded: dict[str, Any] = {}
     if guard is not None:

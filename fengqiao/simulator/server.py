@@ -396,5 +396,5 @@ def _as_posted(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(host: str = "127.0.0.1", port: int = 8090) -> int:
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning", log_config=None)
     return 0

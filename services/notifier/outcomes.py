@@ -94,6 +94,7 @@ class Outcomes:
                 "fengqiao ops dlq replay",
                 request.idempotency_key,
                 error,
+                extra={"case_id": request.case_id, "event_id": request.event_id},
             )
         await self.results.dead_letter(
             request, origin, error, "NotSendable" if unsendable else "RetriesExhausted"
@@ -122,7 +123,11 @@ class Outcomes:
     ) -> ReplySent:
         """A reply's result, logged when it is no success and counted (not yet published)."""
         if state != "sent":
-            log.warning("reply %s %s: %s", request.idempotency_key, state, fields.get("error"))
+            log.warning(
+                "reply %s %s: %s",
+                *(request.idempotency_key, state, fields.get("error")),
+                extra={"case_id": request.case_id, "event_id": request.event_id},
+            )
         self.metrics.reply(request.purpose.value, request.target.account, state)
         return self.result(request, state, at=at, **fields)
 

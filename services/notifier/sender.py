@@ -28,6 +28,7 @@ from typing import Any
 
 from fengqiao.contracts import ReplyRequested, ReplySent
 from fengqiao.runtime.clock import Clock
+from fengqiao.runtime.logs import bind
 from fengqiao.services.notifier.adapters.outbox import FINAL, Outbox
 from fengqiao.services.notifier.adapters.platform import PlatformClient
 from fengqiao.services.notifier.decisions import Decisions, Undecidable
@@ -301,6 +302,7 @@ class Sender:
                 by_case.setdefault(plan.request.case_id, []).append(plan)
 
             async def send_case(case: list[Plan]) -> list[tuple[Plan, Outcome]]:
+                bind(case_id=case[0].request.case_id)  # its own task (gather): its lines
                 return [(plan, await self._poster.send(plan)) for plan in case]
 
             sent = [

@@ -28,6 +28,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+from fengqiao.runtime.logs import bind
 from fengqiao.runtime.messaging import Outages, Outbox, is_transient
 from fengqiao.runtime.store import Recent
 from fengqiao.services.tracker import domain
@@ -145,6 +146,7 @@ class UnitOfWork:
             bases = {}
 
         async def apply_case(case_id: str, indexes: list[int]) -> None:
+            bind(case_id=case_id)  # its own task (gather): the lines logged for this case
             try:
                 async with turns[case_id]:
                     chain = [changes[i][1] for i in indexes]

@@ -17,6 +17,7 @@ from faststream.middlewares import BaseMiddleware
 
 from fengqiao.contracts import DeadLetter
 from fengqiao.runtime.clock import utcnow
+from fengqiao.runtime.logs import log_context
 from fengqiao.runtime.messaging.batches import DECODED, BatchFailures, DecodedBatch, Pipeline
 from fengqiao.runtime.messaging.faults import Outages, Unavailable, is_transient
 from fengqiao.runtime.messaging.metrics import SubscriberMetrics
@@ -46,9 +47,19 @@ class DeadLetterMiddleware(BaseMiddleware):
         )
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
+        """Every consumed message (or poll) passes here: lines logged while it is handled carry
+        its topic, partition and offset (a poll's: its topic), and its `case_id` and `event_id`
+        once decoded (`subscribers.bind_message`)."""
         record = msg.raw_message
         if isinstance(record, (list, tuple)):
-            return await self._consume_batch(call_next, msg)
+            with log_context(topic=record[0].topic if record else None):
+                return await self._consume_batch(call_next, msg)
+        with log_context(topic=record.topic, partition=record.partition, offset=record.offset):
+            return await self._consume_one(call_next, msg, record)
+
+    async def _consume_one(
+        self, call_next: Callable[[Any], Awaitable[Any]], msg: Any, record: Any
+    ) -> Any:
         started = time.perf_counter()
         try:
             # Retried in place: the subscriber takes no other message meanwhile.
@@ -135,14 +146,11 @@ class DeadLetterMiddleware(BaseMiddleware):
         await self.outages.retry(lambda: publish(broker, dlq, letter), dlq)
         if self.metrics is not None:
             self.metrics.dead_letters.labels(self.service, record.topic).inc()
-        log.error(
-            "dead letter: %s[%s]@%s failed in %s: %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            self.service,
-            letter.error,
-        )
+        with log_context(partition=record.partition, offset=record.offset):
+            log.error(
+                "dead letter: %s[%s]@%s failed in %s: %s",
+                *(record.topic, record.partition, record.offset, self.service, letter.error),
+            )
 
 
 def _transient(failures: BatchFailures) -> Exception | None:

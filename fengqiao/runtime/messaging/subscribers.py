@@ -10,10 +10,19 @@ from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 
 from fengqiao.contracts import Topic
+from fengqiao.runtime.logs import bind
 from fengqiao.runtime.messaging.batches import DECODED, DecodedBatch
 from fengqiao.runtime.messaging.dead_letters import dead_letter_publisher
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+M = TypeVar("M")
+
+
+def bind_message(message: M) -> M:
+    """`message`, its `case_id` and `event_id` bound to the lines logged while it is handled
+    (until the dead-letter middleware's scope of the message ends)."""
+    bind(case_id=getattr(message, "case_id", None), event_id=getattr(message, "event_id", None))
+    return message
 
 
 def topic_subscriber(
@@ -43,8 +52,8 @@ def topic_subscriber(
         # deploy), not by FastStream's validation of the handler's argument, which refuses them.
         model = topic.message  # looked up once, not per message
 
-        def decode(msg: Any) -> Any:
-            return model.model_validate_json(msg.body)
+        async def decode(msg: Any) -> Any:  # async: run in the handler's context, which it binds
+            return bind_message(model.model_validate_json(msg.body))
 
         options["decoder"] = decode
     # Typed as keeping the handler (FastStream returns its subscriber object) so that handlers
