@@ -20,6 +20,7 @@ from fengqiao.services.notifier.adapters.platform import (
 from fengqiao.services.notifier.domain import Renderer
 from fengqiao.services.notifier.http import ops_router
 from fengqiao.services.notifier.metrics import NotifierMetrics
+from fengqiao.services.notifier.readiness import Tokens
 from fengqiao.services.notifier.sender import Sender
 from fengqiao.services.notifier.settings import NotifierSettings
 
@@ -62,6 +63,7 @@ def build(
         case_ref = request.variables.get("case_ref", request.case_id[-8:])
         return settings.case_link.format(case_ref=case_ref) if settings.case_link else ""
 
+    runtime.checks["access_tokens"] = (tokens := Tokens(settings)).readiness
     results = handlers.KafkaResults(
         runtime.broker, producer=NAME, clock=clock, outages=runtime.outages
     )
@@ -69,7 +71,7 @@ def build(
         outbox=outbox,
         platform=client,
         renderer=Renderer(),
-        tokens=settings.token_for,
+        tokens=tokens,
         clock=clock,
         results=results,
         producer=NAME,
