@@ -25,6 +25,7 @@ from fengqiao.ops import Refused, Unreachable, print_json, redacted, scrape
 from fengqiao.ops import cases as case_search
 from fengqiao.ops.dlq_commands import dlq_list, dlq_purge, dlq_replay, dlq_show
 from fengqiao.ops.kafka import Cluster, GroupLag, connect, decode, fengqiao_topics
+from fengqiao.ops.replies import replies_list, replies_retry
 from fengqiao.runtime.settings import StackSettings
 
 EXIT_REFUSED = 1
@@ -296,6 +297,8 @@ COMMANDS: dict[str, Command] = {
     "dlq_show": dlq_show,
     "dlq_replay": dlq_replay,
     "dlq_purge": dlq_purge,
+    "replies_list": replies_list,
+    "replies_retry": replies_retry,
     "cases": _cases,
     "metrics": _metrics,
 }

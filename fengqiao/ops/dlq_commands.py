@@ -17,7 +17,7 @@ from fengqiao.ops import Unreachable, dlq, print_json, redacted
 from fengqiao.ops.kafka import Cluster, connect, fengqiao_topics
 from fengqiao.runtime.settings import StackSettings
 
-__all__ = ["ActionStoreSession", "dlq_list", "dlq_purge", "dlq_replay", "dlq_show"]
+__all__ = ["ActionStoreSession", "dead_letters", "dlq_list", "dlq_purge", "dlq_replay", "dlq_show"]
 
 
 async def _entries(cluster: Cluster, store: dlq.ActionStore) -> list[dlq.Entry]:
@@ -57,7 +57,7 @@ class ActionStoreSession:
 
 
 @contextlib.asynccontextmanager
-async def _dead_letters(
+async def dead_letters(
     args: argparse.Namespace, settings: StackSettings
 ) -> AsyncIterator[tuple[dlq.MongoActionStore, list[dlq.Entry]]]:
     """The action store, open, and the dead letters with their status, for one command."""
@@ -69,7 +69,7 @@ async def _dead_letters(
 
 
 async def dlq_list(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    async with _dead_letters(args, settings) as (_, entries):
+    async with dead_letters(args, settings) as (_, entries):
         shown = [e for e in entries if args.all or e.status == "new"]
     if args.json:
         print_json([e.summary() for e in shown])
@@ -93,7 +93,7 @@ async def dlq_list(args: argparse.Namespace, settings: StackSettings, console: C
 
 
 async def dlq_show(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    async with _dead_letters(args, settings) as (_, entries):
+    async with dead_letters(args, settings) as (_, entries):
         entry = dlq.find(entries, args.id)
     detail = entry.detail()
     if args.json:
@@ -125,7 +125,7 @@ def _pretty(payload: str) -> str:
 async def dlq_replay(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
     from aiokafka import AIOKafkaProducer
 
-    async with _dead_letters(args, settings) as (store, entries):
+    async with dead_letters(args, settings) as (store, entries):
         chosen = (
             [e for e in entries if e.status == "new"] if args.all else [dlq.find(entries, args.id)]
         )
@@ -152,7 +152,7 @@ async def dlq_replay(args: argparse.Namespace, settings: StackSettings, console:
 
 
 async def dlq_purge(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    async with _dead_letters(args, settings) as (store, entries):
+    async with dead_letters(args, settings) as (store, entries):
         entry = dlq.find(entries, args.id)
         outcome = await dlq.purge(entry, store, reason=args.reason)
     if args.json:

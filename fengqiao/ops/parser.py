@@ -21,12 +21,13 @@ def add_parser(sub: Any) -> None:
         "--timeout", type=float, default=10.0, help="seconds to wait for Kafka (default 10)"
     )
     ops = sub.add_parser(
-        "ops", help="operators: topics, consumer lag, dead letters, cases, metrics"
+        "ops", help="operators: topics, consumer lag, dead letters, failed replies, cases, metrics"
     )
     ops.set_defaults(func=_run)
     ops_sub = ops.add_subparsers(dest="ops_command", required=True, metavar="OPS_COMMAND")
     _add_kafka(ops_sub, common)
     _add_dlq(ops_sub, common)
+    _add_replies(ops_sub, common)
     _add_cases(ops_sub, common)
     _add_metrics(ops_sub, common)
 
@@ -75,6 +76,34 @@ def _add_dlq(ops_sub: Any, common: argparse.ArgumentParser) -> None:
     purge.add_argument("id")
     purge.add_argument("--reason", default=None, help="why (kept with the record)")
     purge.set_defaults(ops_action="dlq_purge")
+
+
+def _add_replies(ops_sub: Any, common: argparse.ArgumentParser) -> None:
+    """`ops replies list|retry` (`fengqiao.ops.replies`)."""
+    replies = ops_sub.add_parser(
+        "replies", help="replies that failed for a reason that can pass: list, retry"
+    )
+    sub = replies.add_subparsers(dest="replies_command", required=True, metavar="REPLIES_COMMAND")
+    reasons = ["unsendable", "exhausted"]
+    listing = sub.add_parser(
+        "list", parents=[common], help="failed replies by reason (unsendable, exhausted)"
+    )
+    listing.add_argument("--all", action="store_true", help="retried ones too (default: new)")
+    listing.add_argument("--reason", choices=reasons, default=None)
+    listing.set_defaults(ops_action="replies_list")
+    retry = sub.add_parser(
+        "retry", parents=[common], help="send failed replies again once fixed, each at most once"
+    )
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "reply",
+        nargs="*",
+        default=[],
+        help="a dead letter's id or a reply's key (case:purpose:hop)",
+    )
+    which.add_argument("--all", action="store_true", help="every new failed reply (of --reason)")
+    retry.add_argument("--reason", choices=reasons, default=None)
+    retry.set_defaults(ops_action="replies_retry")
 
 
 def _add_cases(ops_sub: Any, common: argparse.ArgumentParser) -> None:

@@ -18,7 +18,15 @@ SERVICE_GAUGES = {
     "fengqiao_notifier_outbox_depth": "outbox depth",
     "fengqiao_tracker_pending_timers": "pending timers",
     "fengqiao_tracker_overdue_cases": "overdue cases",
+    "fengqiao_notifier_replies_unsendable_total": "replies unsendable",
 }
+# The notifier's handler does not raise on a reply that failed: it records, reports and (when the
+# failure can pass) dead-letters it itself. Its own counters are those of replies.requested.
+REPLIES_FAILED, REPLIES_DEAD = (
+    "fengqiao_notifier_replies_total",
+    "fengqiao_notifier_dead_letters_total",
+)
+REPLIES_TOPIC = "replies.requested"
 
 
 def default_targets() -> dict[str, str]:
@@ -111,6 +119,10 @@ def summarize(name: str, url: str, text: str) -> ServiceSummary:
                 line = summary.topics.setdefault(topic, TopicLine())
                 bound = float(labels["le"])
                 line.buckets[bound] = line.buckets.get(bound, 0) + value
+            elif sample.name == REPLIES_FAILED and labels.get("status") == "failed":
+                summary.topics.setdefault(REPLIES_TOPIC, TopicLine()).failed += value
+            elif sample.name == REPLIES_DEAD:
+                summary.topics.setdefault(REPLIES_TOPIC, TopicLine()).dead_letters += value
             elif sample.name == "fengqiao_consumer_lag":
                 summary.lag += value
             elif sample.name in SERVICE_GAUGES:

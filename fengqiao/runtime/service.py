@@ -79,6 +79,8 @@ class Runtime:
     on_start: list[Hook] = field(default_factory=list)  # before the broker starts
     on_started: list[Hook] = field(default_factory=list)  # after (background work that publishes)
     on_stop: list[Hook] = field(default_factory=list)
+    # A service's own readiness checks, after the shared ones (`fengqiao.runtime.http`).
+    checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, name: str, stack: StackSettings, *, with_mongo: bool) -> Runtime:
@@ -295,7 +297,7 @@ def _checks(runtime: Runtime) -> dict[str, Callable[[], Awaitable[object]]]:
         return outages.readiness()
 
     checks["outages"] = waiting_out
-    return checks
+    return {**checks, **runtime.checks}
 
 
 def _asyncapi_router(runtime: Runtime, description: str) -> APIRouter:

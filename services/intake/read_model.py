@@ -8,7 +8,9 @@ re-delivery of events cannot corrupt it:
 - status: `closed` while the latest event leaves the case closed, else `open`;
 - agency_responsible: the `unit_id` of the latest dispatch (the deepest hop among simultaneous
   ones), i.e. the unit that must handle the case;
-- status_notes: the latest event's detail, masked;
+- status_notes: the latest event's detail, masked; never an internal error: the events of a
+  reply that failed or waits for an operator (`reply.failed`, `reply.held`, any `reply.*`, whose
+  detail is the notifier's error) show a neutral note of their own (`PUBLIC_NOTES`);
 - updated_datetime: the latest event's time.
 
 Events are ordered by their time, then by their Kafka offset (a case's events share one
@@ -32,6 +34,13 @@ from fengqiao.services.intake.adapters.requests import CaseEventRow, RequestReco
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HOP = re.compile(r"^hop (\d+)\b")
 DISPATCHED = "case.dispatched"
+# What the public reads for events whose detail is internal (the notifier's error, an operator's
+# queue): a reply not sent yet, in neutral words.
+PUBLIC_NOTES = {
+    "reply.failed": "答复暂未发出，工作人员正在处理。(Our reply is delayed; staff are on it.)",
+    "reply.held": "答复正在审核，稍后发出。(Our reply is being reviewed before it is posted.)",
+}
+INTERNAL_PREFIX = "reply."
 
 
 def masked(text: str) -> str:
@@ -64,12 +73,20 @@ def view(record: RequestRecord, events: list[CaseEventRow]) -> RequestView:
         service_code=record.service_code,
         description=record.description,
         status="closed" if latest and latest.state == CaseState.CLOSED.value else "open",
-        status_notes=latest.detail if latest else None,
+        status_notes=public_note(latest) if latest else None,
         agency_responsible=_agency(ordered),
         requested_at=record.requested_at,
         updated_at=latest.occurred_at if latest else record.requested_at,
         expected_at=None,  # the tracker publishes no deadline on case.events (yet)
     )
+
+
+def public_note(row: CaseEventRow) -> str | None:
+    """The note the public reads for an event: its masked detail, or, for an event whose detail
+    is internal, a neutral note."""
+    if row.event.startswith(INTERNAL_PREFIX):
+        return PUBLIC_NOTES.get(row.event, PUBLIC_NOTES["reply.failed"])
+    return row.detail
 
 
 def _agency(ordered: list[CaseEventRow]) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 from faststream import FastStream
 
@@ -20,8 +22,11 @@ from fengqiao.services.notifier.adapters.platform import (
 from fengqiao.services.notifier.domain import Renderer
 from fengqiao.services.notifier.http import ops_router
 from fengqiao.services.notifier.metrics import NotifierMetrics
+from fengqiao.services.notifier.readiness import Tokens
 from fengqiao.services.notifier.sender import Sender
 from fengqiao.services.notifier.settings import NotifierSettings
+
+log = logging.getLogger("fengqiao.notifier")
 
 NAME = "notifier"
 DESCRIPTION = "Posts public replies and private messages, once, within the platform's rules."
@@ -42,6 +47,12 @@ def platforms(settings: NotifierSettings) -> Platforms:
     return Platforms(clients)
 
 
+def case_link(settings: NotifierSettings, request: ReplyRequested) -> str:
+    """The link to the case's public page a reply carries (none unless configured)."""
+    case_ref = request.variables.get("case_ref", request.case_id[-8:])
+    return settings.case_link.format(case_ref=case_ref) if settings.case_link else ""
+
+
 def build(
     settings: NotifierSettings | None = None,
     *,
@@ -58,10 +69,7 @@ def build(
     client = platform or platforms(settings)
     clock = clock or SystemClock()
 
-    def link(request: ReplyRequested) -> str:
-        case_ref = request.variables.get("case_ref", request.case_id[-8:])
-        return settings.case_link.format(case_ref=case_ref) if settings.case_link else ""
-
+    runtime.checks["access_tokens"] = (tokens := Tokens(settings)).readiness
     results = handlers.KafkaResults(
         runtime.broker, producer=NAME, clock=clock, outages=runtime.outages
     )
@@ -69,14 +77,14 @@ def build(
         outbox=outbox,
         platform=client,
         renderer=Renderer(),
-        tokens=settings.token_for,
+        tokens=tokens,
         clock=clock,
         results=results,
         producer=NAME,
         policy=settings.policy(),
         limiter=settings.limiter(),
         metrics=NotifierMetrics(runtime.registry),
-        link=link,
+        link=lambda request: case_link(settings, request),
         max_attempts=settings.max_attempts,
         base_delay=settings.retry_base_seconds,
         max_delay=settings.retry_max_seconds,
@@ -87,6 +95,8 @@ def build(
     )
 
     async def start() -> None:
+        if (readiness := await tokens.readiness()) != "ok":
+            log.error("not ready: %s; replies will fail until then", readiness)
         sender.start_when(lambda: runtime.broker.ping(timeout=1.0))
 
     runtime.on_start.append(start)

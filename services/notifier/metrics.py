@@ -51,7 +51,7 @@ class NotifierMetrics:
             "fengqiao_notifier_replies_unsendable_total",
             "Replies that cannot be sent as configured (no token for the account, no client for "
             "the platform, a target without the id its channel needs), by account; each is "
-            "failed and dead-lettered, and sent when its dead letter is replayed",
+            "failed and dead-lettered, and sent once fixed by `fengqiao ops replies retry`",
             ["account"],
             registry=registry,
         )

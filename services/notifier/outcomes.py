@@ -90,10 +90,11 @@ class Outcomes:
         if unsendable:
             self.metrics.unsendable.labels(request.target.account).inc()
             log.error(
-                "reply %s cannot be sent as configured (%s); once that is fixed, replay it: "
-                "fengqiao ops dlq replay",
+                "reply %s cannot be sent as configured (%s); once that is fixed, send it: "
+                "fengqiao ops replies retry %s",
                 request.idempotency_key,
                 error,
+                request.idempotency_key,
                 extra={"case_id": request.case_id, "event_id": request.event_id},
             )
         await self.results.dead_letter(

@@ -33,6 +33,11 @@ class NotifierSettings(BaseSettings):
         "simulator locally).",
     )
     access_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    accounts: list[str] = Field(
+        default_factory=list,
+        description="The matrix accounts replies are posted for (besides the keys of "
+        "access_tokens): /readyz is not ready while one has no token.",
+    )
     default_access_token: SecretStr | None = Field(
         default=None, description="Token for accounts not in access_tokens (simulator use)."
     )

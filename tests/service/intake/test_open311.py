@@ -25,6 +25,7 @@ from fengqiao.services.intake.adapters.sink import InMemoryPostSink
 from fengqiao.services.intake.app import build
 from fengqiao.services.intake.domain import case_id_for, normalize
 from fengqiao.services.intake.open311 import load_services
+from fengqiao.services.intake.read_model import PUBLIC_NOTES
 from fengqiao.services.intake.settings import IntakeSettings
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -328,6 +329,33 @@ async def test_case_events_become_status_agency_and_notes(
     [shown] = (await client.get(f"/open311/v2/requests/{request_id}.json")).json()
     assert shown["status"] == "closed"
     assert shown["agency_responsible"] == "bl"
+
+
+async def test_a_failed_or_held_reply_shows_a_neutral_note_never_its_error(
+    client: httpx.AsyncClient, built: tuple[Runtime, Any], store: InMemoryRequestsStore
+) -> None:
+    """The issue: the public read "acknowledgment: no access token for @新疆检察" (the tracker
+    records a reply that failed with the notifier's error as its detail)."""
+    request_id = (await file(client)).json()[0]["service_request_id"]
+    case_id = store.requests[request_id].case_id
+    S = CaseState  # noqa: N806
+    failed = "acknowledgment: not sendable: no access token for @新疆检察"
+    held = "acknowledgment: outcome of an earlier attempt unknown; held for an operator"
+    url = f"/open311/v2/requests/{request_id}.json"
+    async with TestKafkaBroker(built[0].broker) as br:
+        await br.publish(case_event(case_id, 1, "case.opened", S.RECEIVED), CASE_EVENTS.name)
+        await br.publish(
+            case_event(case_id, 2, "reply.failed", S.RECEIVED, detail=failed), CASE_EVENTS.name
+        )
+        [shown] = (await client.get(url)).json()
+        assert shown["status_notes"] == PUBLIC_NOTES["reply.failed"]
+        assert "token" not in json.dumps(shown, ensure_ascii=False)
+        await br.publish(
+            case_event(case_id, 3, "reply.held", S.RECEIVED, detail=held), CASE_EVENTS.name
+        )
+        [shown] = (await client.get(url)).json()
+        assert shown["status_notes"] == PUBLIC_NOTES["reply.held"]
+        assert "operator" not in json.dumps(shown, ensure_ascii=False)
 
 
 async def test_a_request_merged_into_an_earlier_case_follows_that_case(
