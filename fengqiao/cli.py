@@ -95,8 +95,13 @@ def _add_running(sub: Any) -> None:
     stack = sub.add_parser(
         "stack", help="fetch, build, start and stop the local Kafka and FerretDB"
     )
-    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("action", choices=["up", "down", "status", "kafka"])
     stack.add_argument("--json", action="store_true", help="status as JSON")
+    stack.add_argument(
+        "tool_args", nargs=argparse.REMAINDER, metavar="TOOL ARGS",
+        help="after `kafka`: one of Kafka's own tools (kafka-topics, kafka-consumer-groups, "
+        "kafka-console-consumer...) and its arguments; --bootstrap-server is the stack's",
+    )  # fmt: skip
     stack.set_defaults(func=_stack)
 
     run = sub.add_parser("run", help="run one service in the foreground")

@@ -1,4 +1,4 @@
-"""`fengqiao stack up | down | status`."""
+"""`fengqiao stack up | down | status | kafka <tool> ...`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.stack.addresses import KAFKA_ENV, MONGO_ENV, redact_uri
 from fengqiao.stack.errors import StackError
+from fengqiao.stack.kafka import POM as KAFKA_POM
+from fengqiao.stack.kafka_tools import run_tool, tool_names
 from fengqiao.stack.lifecycle import ComponentStatus, down, status, up
 
 _COLUMNS = ("COMPONENT", "STATE", "PID", "ADDRESS", "LOG", "DETAIL")
@@ -67,17 +69,29 @@ def _status(settings: StackSettings, as_json: bool) -> int:
     return 0 if all(r.state == "running" and r.reachable for r in rows) else 1
 
 
+def _kafka_tool(settings: StackSettings, words: list[str]) -> int:
+    if not words:
+        raise StackError(f"`fengqiao stack kafka` needs a tool: one of {tool_names()}")
+    cache = settings.cache_dir.expanduser().resolve()
+    return run_tool(cache, KAFKA_POM, words[0], words[1:], settings.kafka_bootstrap)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `fengqiao stack <args.action>`; 0 on success, 1 with a one-line reason on stderr."""
     # While servers start, aiokafka logs every refused connection; the progress lines say it.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         settings = StackSettings()
+        extra = getattr(args, "tool_args", None)
+        if extra and args.action != "kafka":
+            raise StackError(f"`stack {args.action}` takes no arguments: {' '.join(extra)}")
         if args.action == "up":
             return _up(settings)
         if args.action == "down":
             down(settings, _say)
             return 0
+        if args.action == "kafka":
+            return _kafka_tool(settings, list(getattr(args, "tool_args", None) or []))
         return _status(settings, bool(getattr(args, "json", False)))
     except StackError as exc:
         print(f"fengqiao stack: {exc}", file=sys.stderr)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from fastapi import FastAPI
 from faststream import FastStream
 
@@ -21,6 +24,7 @@ from fengqiao.services.router.places import PlaceIndex
 from fengqiao.services.router.placewords import PLACES_FILE, load_place_rules
 from fengqiao.services.router.settings import RouterSettings
 from fengqiao.services.router.triage_api import triage_router
+from fengqiao.services.router.triage_depth import TriageDepth
 
 NAME = "router"
 DESCRIPTION = "Finds the office that must act on an appeal and dispatches it down the tiers."
@@ -59,6 +63,7 @@ def build(
         store=store,
         queue=queue,
     )
+    _count_the_queue(runtime, TriageDepth(queue, runtime.registry), settings)
     guard = guard or service_guard(runtime)
     ops = ops_router(runtime.broker, store, router.directory, producer=NAME, caller=guard.caller)
     triage = triage_router(runtime.broker, queue, router, guard.caller, dispatch, producer=NAME)
@@ -71,6 +76,23 @@ def build(
     units = directory_router(router.directory, guard.caller)
     routers = [ops, triage, dead_letters, units]
     return runtime, http_app(runtime, description=DESCRIPTION, routers=routers, guard=guard)
+
+
+def _count_the_queue(runtime: Runtime, depth: TriageDepth, settings: RouterSettings) -> None:
+    """The triage queue's depth gauge, counted in the background while the service runs."""
+    counting: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        counting.append(asyncio.create_task(depth.run(settings.triage_depth_seconds)))
+
+    async def stop() -> None:
+        for task in counting:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    runtime.on_started.append(start)
+    runtime.on_stop.insert(0, stop)
 
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:

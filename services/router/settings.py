@@ -45,6 +45,9 @@ class RouterSettings(BaseSettings):
         "case opens meanwhile at the prefecture of the best guess.",
     )
     group_id: str = "router"
+    triage_depth_seconds: float = Field(
+        default=30.0, gt=0, description="How often the triage queue's depth (a gauge) is counted."
+    )
     database: str = Field(default="fengqiao_router", description="The router's own database.")
     # Gone (issue 19): dispatchers' tokens from settings. Set, they stop the router at start.
     dispatchers: dict[str, Any] = Field(default_factory=dict, description=GONE)

@@ -24,6 +24,7 @@ from fengqiao.services.tracker.adapters.indexes import MongoIndexes
 from fengqiao.services.tracker.adapters.timers import MongoTimers
 from fengqiao.services.tracker.api import refuse_unless_valid, unit_router, visible_case
 from fengqiao.services.tracker.figures_api import figures_router
+from fengqiao.services.tracker.figures_metrics import AssessmentFigures
 from fengqiao.services.tracker.public_api import public_router
 from fengqiao.services.tracker.settings import TrackerSettings
 
@@ -61,9 +62,12 @@ def build(
         outages=runtime.outages,
     )
     sweeping: list[asyncio.Task[None]] = []
+    window = dt.timedelta(days=settings.figures_days)
+    figures = AssessmentFigures(repo, rules.calendar, runtime.registry, window=window)
 
     async def start_sweeps() -> None:
         sweeping.append(asyncio.create_task(tracker.run_sweeps(settings.sweep_interval_seconds)))
+        sweeping.append(asyncio.create_task(figures.run(settings.figures_interval_seconds)))
         sweeping.append(asyncio.create_task(tracker.work.run_settling()))
 
     async def stop_sweeps() -> None:

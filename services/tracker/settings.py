@@ -47,6 +47,15 @@ class TrackerSettings(BaseSettings):
     sweep_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often due clocks are looked for."
     )
+    figures_interval_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the assessment figures and SLA breaches served on /metrics are "
+        "computed again (from the cases received in the last figures_days).",
+    )
+    figures_days: int = Field(
+        default=30, ge=1, le=366, description="The window of the figures served on /metrics."
+    )
     settle_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from fengqiao.runtime.settings import StackSettings
@@ -18,6 +19,7 @@ from fengqiao.services.router.adapters.triage_queue import MongoTriageQueue
 from fengqiao.services.router.app import build_router
 from fengqiao.services.router.settings import RouterSettings
 from fengqiao.services.router.triage import Correction, Item, Ruling, item_for
+from fengqiao.services.router.triage_depth import TriageDepth
 from fengqiao.testing.factories import appeal_message, triage_message
 
 T0 = datetime(2026, 8, 1, 10, tzinfo=UTC)
@@ -93,3 +95,14 @@ async def test_a_lost_listing_mark_is_set_again_by_the_next_attempt(
     assert await queue.rule(ruling)
     assert not await queue.rule(replace(ruling, person="q"))
     assert (await queue.ruling("appeal-1")).person == "p"  # type: ignore[union-attr]
+
+
+async def test_the_depth_gauge_counts_what_waits_for_a_ruling(queue: MongoTriageQueue) -> None:
+    for n, urgent in ((1, True), (2, False), (3, False)):
+        await queue.add(item(n, urgent=urgent))
+    await queue.rule(Ruling.of(item(3), Correction(), person="p", unit="xj", at=T0))
+    registry = CollectorRegistry()
+    await TriageDepth(queue, registry).refresh()
+    for urgent, waiting in (("true", 1), ("false", 1)):
+        value = registry.get_sample_value("fengqiao_router_triage_pending", {"urgent": urgent})
+        assert value == waiting, urgent

@@ -55,6 +55,18 @@ ANNOUNCED = {
     "fengqiao_tracker_overdue_cases",
 }
 
+# The assessment figures, SLA breaches and the triage and reply queues (issue 20, deliver 4).
+ASSESSMENT = {
+    "fengqiao_tracker_unit_rate",
+    "fengqiao_tracker_tier_rate",
+    "fengqiao_tracker_unit_cases",
+    "fengqiao_tracker_sla_breaches",
+    "fengqiao_tracker_figures_timestamp_seconds",
+    "fengqiao_router_triage_pending",
+    "fengqiao_notifier_parked",
+    "fengqiao_notifier_queue_depth",
+}
+
 
 def test_every_variable_in_deploy_is_a_setting() -> None:
     text = "".join(p.read_text() for p in (DEPLOY / "compose.yaml", DEPLOY / "Dockerfile", *K8S))
@@ -142,6 +154,7 @@ def test_dashboard_and_alerts_name_real_metrics(monkeypatch: pytest.MonkeyPatch)
         "fengqiao_handler_seconds_bucket",
         "fengqiao_consumer_lag",
         *ANNOUNCED,
+        *ASSESSMENT,
     ):
         assert name in used, f"no panel or alert shows {name}"
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])

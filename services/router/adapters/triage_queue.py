@@ -31,6 +31,9 @@ class TriageQueue(Protocol):
 
     async def get(self, item_id: str) -> Item | None: ...
 
+    async def depth(self) -> dict[bool, int]:
+        """How many items wait for a ruling, urgent (True) and not (False)."""
+
     async def rule(self, ruling: Ruling) -> bool:
         """Record `ruling` unless the item has one; True when this one is recorded."""
 
@@ -103,6 +106,12 @@ class MongoTriageQueue:
         doc = await self._items.find_one({"_id": item_id})
         return _item(doc) if doc else None
 
+    async def depth(self) -> dict[bool, int]:
+        return {
+            urgent: await self._items.count_documents({"ruled": False, "urgent": urgent})
+            for urgent in (True, False)
+        }
+
     async def rule(self, ruling: Ruling) -> bool:
         try:
             await self._rulings.insert_one(_ruling_doc(ruling))
@@ -146,6 +155,10 @@ class InMemoryTriageQueue:
 
     async def get(self, item_id: str) -> Item | None:
         return self.items.get(item_id)
+
+    async def depth(self) -> dict[bool, int]:
+        waiting = [i for i in self.items.values() if i.id not in self.rulings]
+        return {urgent: sum(i.urgent == urgent for i in waiting) for urgent in (True, False)}
 
     async def rule(self, ruling: Ruling) -> bool:
         if ruling.item_id in self.rulings:
