@@ -205,7 +205,11 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncContextManag
         created = await when_up(
             runtime.name,
             "Kafka",
-            lambda: ensure_topics(stack.kafka_bootstrap, replication=stack.topic_replication),
+            lambda: ensure_topics(
+                stack.kafka_bootstrap,
+                replication=stack.topic_replication,
+                min_insync=stack.topic_min_insync_replicas,
+            ),
         )
         if created:
             log.info("%s created topics: %s", runtime.name, ", ".join(created))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_KAFKA_PORT = 19092
@@ -40,10 +40,27 @@ class StackSettings(BaseSettings):
         "instead of starting anything.",
     )
     topic_replication: int = Field(default=1, ge=1, description="Replication factor of topics.")
+    topic_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of the topics fengqiao creates (with acks=all, a write "
+        "waits for this many replicas); unset: the broker's default. At most the replication.",
+    )
     cache_dir: Path = Field(
         default_factory=_repo_cache,
         description="Where the native stack keeps its jars, binaries, data, logs and pid files.",
     )
+
+    @model_validator(mode="after")
+    def _insync_within_replication(self) -> StackSettings:
+        wanted = self.topic_min_insync_replicas
+        if wanted is not None and wanted > self.topic_replication:
+            raise ValueError(
+                f"FENGQIAO_TOPIC_MIN_INSYNC_REPLICAS={wanted} exceeds "
+                f"FENGQIAO_TOPIC_REPLICATION={self.topic_replication}: every acks=all write "
+                "would be refused"
+            )
+        return self
 
 
 def read_settings_file(path: Path, what: str) -> Any:

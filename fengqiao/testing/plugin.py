@@ -134,7 +134,9 @@ class BackgroundWatcher:
         try:
             # On a fresh cluster the services have not created the topics yet; watching starts
             # first, so create them as the services would (with the same settings).
-            self._run(ensure_topics(bootstrap, replication=StackSettings().topic_replication))
+            stack = StackSettings()
+            self._run(ensure_topics(bootstrap, replication=stack.topic_replication,
+                                    min_insync=stack.topic_min_insync_replicas))  # fmt: skip
             self._run(self.watcher.__aenter__())
         except BaseException:
             self._stop_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -38,3 +39,38 @@ async def test_broker_does_not_create_topics_on_its_own(stack: StackSettings, ru
     finally:
         await producer.stop()
     assert not created
+
+
+async def test_topics_get_min_insync_replicas_from_the_settings(
+    stack: StackSettings, run_id: str
+) -> None:
+    from aiokafka.admin import NewTopic
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from fengqiao.runtime.messaging import topic_specs
+
+    [spec] = topic_specs(replication=1, names=["appeals"], min_insync=2)
+    name = f"insync-{run_id}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 1, 1, topic_configs=spec.topic_configs)])
+        [answer] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+    configs = {entry[0]: entry[1] for entry in answer.resources[0][4]}
+    assert configs["min.insync.replicas"] == "2"  # the broker's default is 1
+
+
+def test_min_insync_replicas_cannot_exceed_the_replication() -> None:
+    from pydantic import ValidationError
+
+    from fengqiao.runtime.messaging import topic_specs
+
+    with pytest.raises(ValidationError, match="exceeds FENGQIAO_TOPIC_REPLICATION=1"):
+        StackSettings(topic_min_insync_replicas=2)
+    assert StackSettings(topic_replication=3, topic_min_insync_replicas=2)
+    [plain] = topic_specs(names=["appeals"])
+    [strict] = topic_specs(names=["appeals"], min_insync=2)
+    assert not plain.topic_configs and strict.topic_configs == {"min.insync.replicas": "2"}

@@ -51,18 +51,24 @@ def make_broker(
     )
 
 
-def topic_specs(replication: int = 1, names: Iterable[str] | None = None) -> list[NewTopic]:
-    """The NewTopic of every fengqiao topic (and its dead-letter topic)."""
+def topic_specs(
+    replication: int = 1, names: Iterable[str] | None = None, min_insync: int | None = None
+) -> list[NewTopic]:
+    """The NewTopic of every fengqiao topic (and its dead-letter topic); `min_insync`: their
+    min.insync.replicas (None: the broker's default)."""
     wanted = set(names) if names is not None else None
+    configs = {"min.insync.replicas": str(min_insync)} if min_insync is not None else None
     specs = []
     for topic in TOPICS:
         for name, partitions in ((topic.name, topic.partitions), (topic.dlq, DLQ_PARTITIONS)):
             if wanted is None or name in wanted:
-                specs.append(NewTopic(name, partitions, replication))
+                specs.append(NewTopic(name, partitions, replication, topic_configs=configs))
     return specs
 
 
-async def ensure_topics(bootstrap: str, *, replication: int = 1) -> list[str]:
+async def ensure_topics(
+    bootstrap: str, *, replication: int = 1, min_insync: int | None = None
+) -> list[str]:
     """Create every fengqiao topic that does not exist yet; return the names created.
 
     Safe to call from every service at every start, concurrently: a topic another service
@@ -72,7 +78,8 @@ async def ensure_topics(bootstrap: str, *, replication: int = 1) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [s for s in topic_specs(replication) if s.name not in existing]
+        specs = topic_specs(replication, min_insync=min_insync)
+        missing = [s for s in specs if s.name not in existing]
         created = []
         for spec in missing:  # one by one, so a race on one topic does not hide the others
             try:
