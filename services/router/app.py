@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from fastapi import FastAPI
 from faststream import FastStream
 
 from fengqiao.auth.guard import Guard, service_guard
 from fengqiao.ops.dlq import MongoActionStore
 from fengqiao.ops.http import broker_publisher, dead_letter_router, kafka_source
+from fengqiao.runtime.periodic import while_serving
 from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
 from fengqiao.services.router import handlers
 from fengqiao.services.router.adapters.records import MongoRecordStore
@@ -63,7 +61,8 @@ def build(
         store=store,
         queue=queue,
     )
-    _count_the_queue(runtime, TriageDepth(queue, runtime.registry), settings)
+    depth = TriageDepth(queue, runtime.registry)  # the queue's gauge, counted in the background
+    while_serving(runtime, lambda: depth.run(settings.triage_depth_seconds))
     guard = guard or service_guard(runtime)
     ops = ops_router(runtime.broker, store, router.directory, producer=NAME, caller=guard.caller)
     triage = triage_router(runtime.broker, queue, router, guard.caller, dispatch, producer=NAME)
@@ -76,23 +75,6 @@ def build(
     units = directory_router(router.directory, guard.caller)
     routers = [ops, triage, dead_letters, units]
     return runtime, http_app(runtime, description=DESCRIPTION, routers=routers, guard=guard)
-
-
-def _count_the_queue(runtime: Runtime, depth: TriageDepth, settings: RouterSettings) -> None:
-    """The triage queue's depth gauge, counted in the background while the service runs."""
-    counting: list[asyncio.Task[None]] = []
-
-    async def start() -> None:
-        counting.append(asyncio.create_task(depth.run(settings.triage_depth_seconds)))
-
-    async def stop() -> None:
-        for task in counting:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    runtime.on_started.append(start)
-    runtime.on_stop.insert(0, stop)
 
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:

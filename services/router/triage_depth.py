@@ -7,11 +7,11 @@ store away) is logged and the last one stays.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from fengqiao.runtime.periodic import every
 from fengqiao.services.router.adapters.triage_queue import TriageQueue
 
 log = logging.getLogger("fengqiao.router")
@@ -34,11 +34,4 @@ class TriageDepth:
 
     async def run(self, interval: float) -> None:
         """Count at once, then every `interval` seconds until cancelled."""
-        while True:
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("counting the triage queue failed; again in %.0f s", interval)
-            await asyncio.sleep(interval)
+        await every(interval, self.refresh, what="counting the triage queue")

@@ -21,7 +21,6 @@ Every tracker replica computes the same figures: aggregate with max, not sum.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
@@ -32,6 +31,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from fengqiao.runtime.periodic import every
 from fengqiao.services.tracker import stats, supervision
 from fengqiao.services.tracker.adapters.cases import CaseRepository
 from fengqiao.services.tracker.workcalendar import WorkCalendar
@@ -112,14 +112,7 @@ class AssessmentFigures:
     async def run(self, interval: float) -> None:
         """Refresh at once, then every `interval` seconds until cancelled; a failure (the store
         away) is logged and the last figures stay (their timestamp says how old they are)."""
-        while True:
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("computing the assessment figures failed; again in %.0f s", interval)
-            await asyncio.sleep(interval)
+        await every(interval, self.refresh, what="computing the assessment figures")
 
     def collect(self) -> Iterator[Metric]:
         """The last figures (prometheus_client calls this on every scrape)."""

@@ -13,6 +13,7 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, Counter
 
 from fengqiao.runtime.clock import Clock
+from fengqiao.runtime.periodic import every
 
 log = logging.getLogger("fengqiao.intake")
 
@@ -55,12 +56,8 @@ class Pruner:
 
     async def run(self) -> None:
         """Prune, pause, forever (until cancelled)."""
-        while True:
-            try:
-                await self.prune_once()
-            except Exception:
-                log.exception("pruning %s failed; trying again in %s s", self.WHAT, self._interval)
-            await self._sleep(self._interval)
+        await every(self._interval, self.prune_once, what=f"pruning {self.WHAT}",
+                    sleep=self._sleep)  # fmt: skip
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"pruning {self.WHAT}")
