@@ -41,14 +41,22 @@ def remaining(due: str | None, now: dt.datetime) -> tuple[float, bool] | None:
     return hours, hours < 0
 
 
-def describe_hours(hours: float, lang: str) -> str:
-    """'还剩 3 小时' / '超期 2 天 4 小时', or in English."""
-    left = abs(hours)
-    days, rest = divmod(int(left), 24)
+def duration(hours: float, lang: str) -> str:
+    """A length of time as people say it: '3 天 4 小时' / '3 d 4 h', under a day with its
+    minutes: '2 小时 5 分' / '2 h 5 min' (negative hours count as none)."""
+    hours = max(hours, 0.0)
+    days, rest = divmod(int(hours), 24)
+    minutes = int((hours % 1) * 60)
     if lang == "en":
-        text = f"{days} d {rest} h" if days else f"{max(rest, 0)} h {int((left % 1) * 60)} min"
+        return f"{days} d {rest} h" if days else f"{rest} h {minutes} min"
+    return f"{days} 天 {rest} 小时" if days else f"{rest} 小时 {minutes} 分"
+
+
+def describe_hours(hours: float, lang: str) -> str:
+    """'还剩 3 小时 0 分' / '超期 2 天 4 小时', or in English."""
+    text = duration(abs(hours), lang)
+    if lang == "en":
         return f"{text} overdue" if hours < 0 else f"{text} left"
-    text = f"{days} 天 {rest} 小时" if days else f"{rest} 小时 {int((left % 1) * 60)} 分"
     return f"超期 {text}" if hours < 0 else f"还剩 {text}"
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fengqiao.services.workbench.client import Answer
 from fengqiao.services.workbench.forms import FormError, text
 from fengqiao.services.workbench.labels import LABELS
-from fengqiao.services.workbench.pages import Workbench
+from fengqiao.services.workbench.pages import Workbench, api_error
 from fengqiao.services.workbench.views import error_page, lang_of, render
 
 STATUSES = ("new", "replayed", "purged", "all")
@@ -25,12 +25,8 @@ _API = "/ops/dead-letters"
 
 
 def _refusal(request: Request, answer: Answer) -> Response:
-    """The router's refusal as a page (401: the session ended, log in again)."""
-    if answer.status == 401:
-        return RedirectResponse("/login?" + urlencode({"next": "/ops"}), status_code=303)
-    key = _REFUSALS.get(answer.status, "unavailable")
-    status = answer.status if answer.status in _REFUSALS else 503
-    return error_page(request, status, key, answer.detail)
+    """The router's refusal as a page (401: log in again, then back to /ops)."""
+    return api_error(request, answer, _REFUSALS, next_path="/ops")
 
 
 def ops_router(bench: Workbench) -> APIRouter:

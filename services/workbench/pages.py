@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -162,11 +162,20 @@ def login_router(bench: Workbench) -> APIRouter:
     return router
 
 
-def api_error(request: Request, answer: Answer) -> Response:
+def api_error(
+    request: Request,
+    answer: Answer,
+    refusals: Mapping[int, str] = _API_ERRORS,
+    *,
+    next_path: str | None = None,
+) -> Response:
+    """A service's refusal as a page in the person's words (`refusals`: status → word key;
+    anything else is 503): 401 (the session ended) back to the login page, then to `next_path`
+    (the page asked for by default)."""
     if answer.status == 401:
-        return RedirectResponse(login_url(request.url.path), status_code=303)
-    key = _API_ERRORS.get(answer.status, "unavailable")
-    status = answer.status if answer.status in _API_ERRORS else 503
+        return RedirectResponse(login_url(next_path or request.url.path), status_code=303)
+    key = refusals.get(answer.status, "unavailable")
+    status = answer.status if answer.status in refusals else 503
     return error_page(request, status, key, answer.detail)
 
 

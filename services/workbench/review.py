@@ -31,14 +31,7 @@ _REFUSALS = {403: "reply_forbidden", 404: "reply_decided", 409: "reply_decided",
 def waited(held_at: str | None, now: dt.datetime, lang: str) -> str:
     """How long a reply has waited: '2 小时 5 分' / '2 h 5 min', '3 天 4 小时' / '3 d 4 h'."""
     hours = domain.remaining(held_at, now)
-    if hours is None:
-        return "—"
-    left = max(-hours[0], 0.0)
-    days, rest = divmod(int(left), 24)
-    minutes = int((left % 1) * 60)
-    if lang == "en":
-        return f"{days} d {rest} h" if days else f"{rest} h {minutes} min"
-    return f"{days} 天 {rest} 小时" if days else f"{rest} 小时 {minutes} 分"
+    return "—" if hours is None else domain.duration(-hours[0], lang)
 
 
 def in_order(held: list[dict[str, Any]]) -> list[dict[str, Any]]:

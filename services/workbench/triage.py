@@ -24,7 +24,7 @@ from fengqiao.services.workbench import domain
 from fengqiao.services.workbench.client import Answer
 from fengqiao.services.workbench.forms import Form, FormError, text
 from fengqiao.services.workbench.labels import LABELS
-from fengqiao.services.workbench.pages import Workbench, login_url
+from fengqiao.services.workbench.pages import Workbench, api_error
 from fengqiao.services.workbench.views import error_page, lang_of, render
 
 PAGE_SIZE = 20
@@ -85,14 +85,11 @@ def bodies(form: Form, action: str, units: set[str]) -> dict[str, Any]:
 
 def age(received_at: str | None, now: dt.datetime, lang: str) -> str:
     """How long the post has waited: '3 小时前' / '2 d 4 h ago'."""
-    at = domain.parse_at(received_at)
-    if at is None:
+    hours = domain.remaining(received_at, now)
+    if hours is None:
         return ""
-    hours = max((now - at).total_seconds() / 3600, 0)
-    days, rest = divmod(int(hours), 24)
-    if lang == "en":
-        return f"{days} d {rest} h ago" if days else f"{rest} h {int(hours % 1 * 60)} min ago"
-    return f"{days} 天 {rest} 小时前" if days else f"{rest} 小时 {int(hours % 1 * 60)} 分前"
+    waited = domain.duration(-hours[0], lang)
+    return f"{waited} ago" if lang == "en" else f"{waited}前"
 
 
 def refusal(request: Request, answer: Answer) -> tuple[int, str]:
@@ -141,7 +138,7 @@ async def queue_page(bench: Workbench, request: Request) -> Response:
         params["review"] = review[:32]
     answer = await bench.call(request, "router", "GET", "/triage/queue", params=params)
     if not answer.ok:
-        return _refused_page(request, answer)
+        return api_error(request, answer, _REFUSALS)
     items = answer.body.get("items", []) if isinstance(answer.body, dict) else []
     more = len(items) >= PAGE_SIZE
     next_offset = answer.body.get("next_offset", offset) if more else None
@@ -163,7 +160,7 @@ async def item_page(
 ) -> Response:
     answer = await bench.call(request, "router", "GET", f"/triage/queue/{quote(item_id)}")
     if not answer.ok:
-        return _refused_page(request, answer)
+        return api_error(request, answer, _REFUSALS)
     who: Identity | None = getattr(request.state, "identity", None)
     units = await units_of(bench, request)
     words = LABELS[lang_of(request)]
@@ -178,13 +175,6 @@ async def item_page(
         message=message, error=error,
         age=age(answer.body.get("received_at"), dt.datetime.now(dt.UTC), lang),
     )  # fmt: skip
-
-
-def _refused_page(request: Request, answer: Answer) -> Response:
-    if answer.status == 401:
-        return RedirectResponse(login_url(request.url.path), status_code=303)
-    status = answer.status if answer.status in _REFUSALS else 503
-    return error_page(request, status, _REFUSALS.get(answer.status, "unavailable"), answer.detail)
 
 
 def _act(bench: Workbench, action: str) -> Callable[..., Awaitable[Response]]:
@@ -204,7 +194,7 @@ def _act(bench: Workbench, action: str) -> Callable[..., Awaitable[Response]]:
             query = urlencode({"done": action})
             return RedirectResponse(f"/triage/{quote(item_id)}?{query}", status_code=303)
         if answer.status not in (403, 404, 409, 422):
-            return _refused_page(request, answer)
+            return api_error(request, answer, _REFUSALS)
         status, error = refusal(request, answer)
         return await item_page(bench, request, item_id, error=error, status=status)
 
