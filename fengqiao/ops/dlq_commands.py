@@ -122,24 +122,32 @@ def _pretty(payload: str) -> str:
         return payload
 
 
-async def dlq_replay(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
+async def replay_each(
+    settings: StackSettings, store: dlq.ActionStore, chosen: list[dlq.Entry]
+) -> list[dict[str, Any]]:
+    """Replay each chosen dead letter once (`dlq.replay`) through one producer; their outcomes."""
     from aiokafka import AIOKafkaProducer
 
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="fengqiao-ops",
+        acks="all",
+        enable_idempotence=True,
+    )
+    await producer.start()
+    try:
+        publish = dlq.kafka_publisher(producer)
+        return [await dlq.replay(e, store, publish) for e in chosen]
+    finally:
+        await producer.stop()
+
+
+async def dlq_replay(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
     async with dead_letters(args, settings) as (store, entries):
         chosen = (
             [e for e in entries if e.status == "new"] if args.all else [dlq.find(entries, args.id)]
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id="fengqiao-ops",
-            acks="all",
-            enable_idempotence=True,
-        )
-        await producer.start()
-        try:
-            outcomes = [await dlq.replay(e, store, dlq.kafka_publisher(producer)) for e in chosen]
-        finally:
-            await producer.stop()
+        outcomes = await replay_each(settings, store, chosen)
     if args.json:
         print_json(outcomes)
     else:

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from fengqiao.contracts import REPLIES_REQUESTED, ReplyRequested
 from fengqiao.ops import Refused, dlq, print_json
-from fengqiao.ops.dlq_commands import dead_letters
+from fengqiao.ops.dlq_commands import dead_letters, replay_each
 from fengqiao.runtime.pii import mask_pii
 from fengqiao.runtime.settings import StackSettings
 
@@ -124,24 +124,10 @@ async def replies_list(args: argparse.Namespace, settings: StackSettings, consol
 
 
 async def replies_retry(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    from aiokafka import AIOKafkaProducer
-
     async with dead_letters(args, settings) as (store, entries):
         chosen = choose(failed_replies(entries), args.reply, args.reason)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id="fengqiao-ops",
-            acks="all",
-            enable_idempotence=True,
-        )
-        await producer.start()
-        try:
-            publish = dlq.kafka_publisher(producer)
-            outcomes = [
-                {"reply": r.key, **await dlq.replay(r.entry, store, publish)} for r in chosen
-            ]
-        finally:
-            await producer.stop()
+        replayed = await replay_each(settings, store, [r.entry for r in chosen])
+        outcomes = [{"reply": r.key, **o} for r, o in zip(chosen, replayed, strict=True)]
     if args.json:
         print_json(outcomes)
     else:
