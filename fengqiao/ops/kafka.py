@@ -6,19 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import GroupLoadInProgressError, KafkaConnectionError, KafkaError
 
 from fengqiao.contracts import TOPICS, all_topic_names
 from fengqiao.ops import Unreachable
 from fengqiao.runtime.compat import watch_topics
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,19 @@ class GroupLag:
 
 def fengqiao_topics(with_dlq: bool = True) -> list[str]:
     return all_topic_names() if with_dlq else [t.name for t in TOPICS]
+
+
+async def while_loading(ask: Callable[[], Awaitable[T]], limit: float = 30.0) -> T:
+    """`ask()`, asked again while a broker just started still loads its groups (Kafka answers
+    GROUP_LOAD_IN_PROGRESS, or COORDINATOR_LOAD_IN_PROGRESS, for a few seconds)."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            return await ask()
+        except GroupLoadInProgressError:  # also COORDINATOR_LOAD_IN_PROGRESS (one class)
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 class Cluster:
@@ -162,7 +177,7 @@ class Cluster:
         """Lag of every consumer group named `<group>.<topic>` for a fengqiao topic."""
         wanted = sorted(set(topics or fengqiao_topics()), key=len, reverse=True)  # longest
         groups = []
-        for entry in await self.admin.list_consumer_groups():
+        for entry in await while_loading(self.admin.list_consumer_groups):
             name = entry[0]
             topic = next((t for t in wanted if name.endswith("." + t)), None)
             if topic is not None:
@@ -184,7 +199,7 @@ class Cluster:
 
     async def committed(self, group: str) -> dict[TopicPartition, int]:
         """The offsets `group` has committed, by partition (none where it committed nothing)."""
-        found = await self.admin.list_consumer_group_offsets(group)
+        found = await while_loading(lambda: self.admin.list_consumer_group_offsets(group))
         return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
 
     async def _state(self, group: str) -> str:
