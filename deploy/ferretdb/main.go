@@ -11,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // the profiles on -debug-addr
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -24,7 +26,13 @@ func main() {
 	dir := flag.String("data-dir", "data", "directory for the SQLite files")
 	level := flag.String("log-level", "warn", "debug, info, warn or error")
 	gc := flag.Int("gc-percent", 400, "the Go GC's target heap growth (GOGC), unless GOGC is set")
+	debugAddr := flag.String("debug-addr", "", "serve Go's profiles (/debug/pprof/) on this address; off when empty")
 	flag.Parse()
+
+	if *debugAddr != "" {
+		// `go tool pprof http://<addr>/debug/pprof/profile?seconds=30`: where FerretDB's CPU goes.
+		go func() { fmt.Fprintln(os.Stderr, "ferretdb: debug:", http.ListenAndServe(*debugAddr, nil)) }()
+	}
 
 	// FerretDB allocates a few times each document it stores (BSON decoding, its JSON form), so
 	// its small heap filled and was collected again and again: at Go's default of 100 the

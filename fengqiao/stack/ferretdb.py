@@ -93,6 +93,8 @@ class FerretDB(Component):
         progress(f"ferretdb: starting on {self.address}...")
         listen = format_hostport(self.address.bind_host, self.address.port)
         argv = [str(self.binary), "-listen-addr", listen, "-data-dir", str(self.data)]
+        if debug := os.environ.get("FENGQIAO_FERRETDB_DEBUG_ADDR"):  # Go's pprof, for benches
+            argv += ["-debug-addr", debug]
         offsets = {self.log_path: process.file_size(self.log_path)}
         pid = process.spawn(argv, self.log_path)
         return Launched(pid=pid, started=time.monotonic(), log_offsets=offsets)
