@@ -4,7 +4,8 @@ The version documents (`case_versions`) are the truth, written by compare-and-se
 for writing (one document per version, lists packed in one JSON text). After each version is
 written, the case's document in `cases` is replaced by its view: the latest state as plain fields,
 instants as real dates (BSON, to the millisecond), the timeline in time order, and `version`.
-The unit API's lists, the statistics, the overdue gauge and the operators' case read it.
+The unit API's lists and the operators' case read it; the statistics, supervision and the
+overdue gauge read its small projections (`projections.py`: `case_summaries`, `open_cases`).
 
 ## Safe against reordering, without a conditional update
 
@@ -42,6 +43,12 @@ from fengqiao.contracts import CaseState
 from fengqiao.runtime.messaging import Outages, is_transient
 from fengqiao.runtime.store import insert_new
 from fengqiao.services.tracker.adapters.case_codec import version_id
+from fengqiao.services.tracker.adapters.projections import (
+    OPEN_CASES,
+    SUMMARIES,
+    build_missing,
+    projections,
+)
 from fengqiao.services.tracker.domain import OPEN_STATES, Case, TimelineEntry
 
 log = logging.getLogger("fengqiao.tracker.cases")
@@ -135,17 +142,20 @@ class MongoCaseViews:
         latest: Callable[[str], Awaitable[Case | None]],
         outages: Outages | None = None,
     ) -> None:
-        db = client[database]
+        self._db = db = client[database]
         # A store outage is waited out with the service; the views catch up after.
         self.outages = outages or Outages("tracker")
         self._cases, self._versions, self._latest = db[CASES], db[versions], latest
+        self._open, self._summaries = db[OPEN_CASES], db[SUMMARIES]
+        self._projections = projections(db, SUMMARY, SUPERVISED)
         self._pending: dict[str, Case] = {}
         self._writer: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()  # set by `flush`: write now
 
     async def ensure_indexes(self) -> None:
         # For MongoDB (FerretDB on SQLite reads the collection: one small document per case).
-        await self._cases.create_index([("received_at", 1)])
+        await self._summaries.create_index([("received_at", 1)])
+        await build_missing(self._db, CASES, self._projections)
 
     async def empty(self) -> bool:
         return await self._cases.count_documents({}, limit=1) == 0
@@ -193,22 +203,33 @@ class MongoCaseViews:
     async def _write(self, batch: dict[str, Case]) -> None:
         """Replace the views older than the batch's versions: deleted and inserted together (a
         batch of inserts is one transaction on FerretDB; its updates go one by one, 2–3 times
-        slower, and a bulk of upserts stalled it; measured)."""
+        slower, and a bulk of upserts stalled it; measured); then their projections."""
         on_record = await self._on_record(list(batch))
+        views = {c: view(case) for c, case in batch.items() if on_record.get(c, 0) <= case.version}
         newer = [c for c in batch.values() if on_record.get(c.case_id, 0) < c.version]
         if newer:
             await self._cases.delete_many({"_id": {"$in": [c.case_id for c in newer]}})
-            for case_id in await insert_new(self._cases, [view(c) for c in newer]):
+            for case_id in await insert_new(self._cases, [views[c.case_id] for c in newer]):
                 self.written(batch[case_id])  # another writer's came in between: compare again
-        await self._check(batch)
+        for projection in self._projections:
+            recorded = await projection.on_record(list(views))
+            stale = [v for c, v in views.items() if projection.stale(batch[c], v, recorded)]
+            await projection.write(stale)
+        await self._check(batch, views)
 
-    async def _check(self, batch: dict[str, Case]) -> None:
+    async def _check(self, batch: dict[str, Case], views: dict[str, dict[str, Any]]) -> None:
         """Read back what is on record; write again what an older write overwrote, and the
         latest where a later version exists than the one on record."""
         on_record = await self._on_record(list(batch))
         for case in batch.values():
             if on_record.get(case.case_id, 0) < case.version:
                 self.written(case)
+        current = [c for c, v in on_record.items() if v == batch[c].version and c in views]
+        for projection in self._projections:
+            recorded = await projection.on_record(current)
+            for c in current:
+                if projection.stale(batch[c], views[c], recorded):
+                    self.written(batch[c])  # its view stands: its projection is written again
         after = [version_id(c, v + 1) for c, v in on_record.items() if v >= batch[c].version]
         found = self._versions.find({"_id": {"$in": after}}, {"case_id": 1})
         behind = [
@@ -235,16 +256,14 @@ class MongoCaseViews:
         timeline, texts or replies: what a case reads stays the same size however long it
         lives)."""
         period = {"received_at": {"$gte": since, "$lt": until}}
-        return await self._cases.find(period, dict.fromkeys(SUMMARY, 1)).to_list()
+        return await self._summaries.find(period).to_list()
 
     async def overdue_open(self) -> int:
-        open_states = [s.value for s in OPEN_STATES]
-        return await self._cases.count_documents({"overdue": True, "state": {"$in": open_states}})
+        return await self._open.count_documents({"overdue": True})
 
     async def open_cases(self) -> list[dict[str, Any]]:
         """The views of the open cases, with the fields supervision reads only."""
-        open_states = {"state": {"$in": [s.value for s in OPEN_STATES]}}
-        return await self._cases.find(open_states, dict.fromkeys(SUPERVISED, 1)).to_list()
+        return await self._open.find({}).to_list()
 
 
 class InMemoryCaseViews:

@@ -1,0 +1,97 @@
+"""The views' small projections on the real store (services/tracker/adapters/projections.py):
+the open cases and the cases' summaries follow each case's latest version, a stale write is
+corrected by its writer's check, and a store written before them gets them at start. What is
+read every minute (the overdue gauge, supervision) no longer reads every case received."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from fengqiao.contracts import CaseState
+from fengqiao.runtime.settings import StackSettings
+from fengqiao.services.tracker.adapters.case_view import MongoCaseViews, view
+from fengqiao.services.tracker.adapters.cases import VERSIONS, MongoCaseRepository
+from fengqiao.services.tracker.adapters.projections import OPEN_CASES, SUMMARIES
+from fengqiao.services.tracker.domain import Case, new_case
+
+RECEIVED = "2026-11-02T03:00:00+00:00"
+
+
+@pytest.fixture
+async def client(stack: StackSettings, run_id: str) -> AsyncIterator[AsyncMongoClient[Any]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_uri, tz_aware=True)
+    yield client
+    await client.drop_database(f"itest_projections_{run_id}")
+    await client.close()
+
+
+@pytest.fixture
+def db(run_id: str) -> str:
+    return f"itest_projections_{run_id}"
+
+
+async def write(repo: MongoCaseRepository, case: Case, **changes: Any) -> Case:
+    case = replace(case, version=case.version + 1, **changes)
+    assert await repo.save(case, expected_version=case.version - 1)
+    await repo.flush()
+    return case
+
+
+async def ids(client: AsyncMongoClient[Any], db: str, name: str) -> dict[str, int]:
+    return {d["_id"]: d["version"] async for d in client[db][name].find({})}
+
+
+async def test_open_cases_hold_the_open_ones_and_summaries_every_one(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    repo = MongoCaseRepository(client, db)
+    await repo.ensure_indexes()
+    late = await write(repo, new_case(f"c-late-{run_id}"), received_at=RECEIVED, overdue=True)
+    done = await write(repo, new_case(f"c-done-{run_id}"), received_at=RECEIVED)
+    assert await ids(client, db, OPEN_CASES) == {late.case_id: 1, done.case_id: 1}
+    done = await write(repo, done, state=CaseState.CLOSED)
+    assert await ids(client, db, OPEN_CASES) == {late.case_id: 1}
+    assert await ids(client, db, SUMMARIES) == {late.case_id: 1, done.case_id: 2}
+    assert await repo.overdue() == 1
+    assert [c.case_id for c in await repo.open_cases()] == [late.case_id]
+    since = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    received = await repo.received(since, since + dt.timedelta(days=2))
+    assert sorted(c.case_id for c in received) == sorted([late.case_id, done.case_id])
+    assert {c.case_id: c.state for c in received}[done.case_id] == CaseState.CLOSED
+
+
+async def test_a_stale_projection_that_landed_last_is_written_again(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    """Another replica's delete and insert of an open case's projection landed after the
+    close's: the writer of the close, its view standing, writes its projection again."""
+    repo = MongoCaseRepository(client, db)
+    opened = await write(repo, new_case(f"c-stale-{run_id}"), received_at=RECEIVED)
+    closed = await write(repo, opened, state=CaseState.CLOSED)
+    stale = {"_id": opened.case_id} | {k: v for k, v in view(opened).items() if k != "_id"}
+    await client[db][OPEN_CASES].insert_one(stale)
+    await client[db][SUMMARIES].replace_one({"_id": opened.case_id}, stale)
+    other = MongoCaseViews(client, db, VERSIONS, MongoCaseRepository(client, db).get)
+    other.written(closed)
+    await other.flush()
+    assert await ids(client, db, OPEN_CASES) == {}
+    assert await ids(client, db, SUMMARIES) == {closed.case_id: closed.version}
+
+
+async def test_a_store_written_before_the_projections_gets_them_at_start(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    repo = MongoCaseRepository(client, db)
+    first = await write(repo, new_case(f"c-old-{run_id}"), received_at=RECEIVED)
+    ended = await write(repo, new_case(f"c-ended-{run_id}"), state=CaseState.CLOSED)
+    for name in (OPEN_CASES, SUMMARIES):
+        await client[db].drop_collection(name)
+    await MongoCaseRepository(client, db).ensure_indexes()
+    assert await ids(client, db, OPEN_CASES) == {first.case_id: 1}
+    assert await ids(client, db, SUMMARIES) == {first.case_id: 1, ended.case_id: 1}
