@@ -142,6 +142,7 @@ async def stored(
     state, lead unit and the timeline (instants as ISO 8601 text)."""
     from pymongo import AsyncMongoClient
 
+    from fengqiao.services.tracker.adapters.case_view import readable
     from fengqiao.services.tracker.settings import TrackerSettings
 
     database = TrackerSettings(stack=settings).database
@@ -158,9 +159,7 @@ async def stored(
             "case_id": doc["_id"],
             "state": doc.get("state"),
             "assigned_unit": doc.get("assigned_unit"),
-            "timeline": [
-                {**entry, "at": entry["at"].isoformat()} for entry in doc.get("timeline", ())
-            ],
+            "timeline": readable(doc)["timeline"],
         }
         for doc in docs
     ]

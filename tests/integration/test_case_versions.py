@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient
 
 from fengqiao.contracts import CaseState
 from fengqiao.runtime.settings import StackSettings
-from fengqiao.services.tracker.adapters.case_view import CASES, MongoCaseViews, view
+from fengqiao.services.tracker.adapters.case_view import CASES, MongoCaseViews, unpack_view, view
 from fengqiao.services.tracker.adapters.cases import (
     PACKED,
     VERSIONS,
@@ -186,8 +186,9 @@ async def test_the_view_has_plain_fields_real_dates_and_the_timeline_in_time_ord
     raw = await client[db][CASES].find_one({"_id": case.case_id})
     assert raw is not None and raw["version"] == 2 and raw["chain"] == ["xj", "652700"]
     assert raw["received_at"] == dt.datetime(2026, 11, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
-    assert isinstance(raw["hops"][0]["at"], dt.datetime)
-    assert [e["event"] for e in raw["timeline"]] == ["a", "b"]
+    shown = unpack_view(raw)  # nested values are JSON text, their instants ISO 8601 (UTC)
+    assert shown["hops"][0]["at"] == "2026-11-02T04:00:00+00:00"
+    assert [e["event"] for e in shown["timeline"]] == ["a", "b"]
     assert not {"processed", "outbox", "effects", "packed"} & set(raw)
     since = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     received = await repo.received(since, since + dt.timedelta(days=2))

@@ -14,7 +14,7 @@ import bson
 from fengqiao.contracts import AppealNormalized, Author, UnitActionKind
 from fengqiao.services.tracker import domain
 from fengqiao.services.tracker.adapters.case_codec import from_document, stored, unpacked
-from fengqiao.services.tracker.adapters.case_view import view
+from fengqiao.services.tracker.adapters.case_view import unpack_view, view
 from fengqiao.services.tracker.adapters.cases import InMemoryCaseRepository
 from fengqiao.services.tracker.domain import Bounds, Case, Rules, open_case
 from fengqiao.testing.factories import appeal_message
@@ -118,7 +118,7 @@ def test_a_case_stored_before_repeats_were_counted_still_reads_and_counts_on() -
 
 def test_the_view_shows_the_count_but_not_the_ids() -> None:
     case = repeated(dispatched(), 3)
-    shown = view(case)
+    shown = unpack_view(view(case))
     assert shown["repeats"]["count"] == 3 and shown["timeline_dropped"] == 0
     assert "repeat_ids" not in shown and "processed" not in shown
 
