@@ -25,10 +25,12 @@ def _run_service(args: argparse.Namespace) -> int:
 
 
 def _simulator(args: argparse.Namespace) -> int:
+    from fengqiao.runtime import tracing
     from fengqiao.runtime.logs import configure_logging
     from fengqiao.simulator.server import run
 
     configure_logging("simulator")  # as the services log: JSON lines, private data masked
+    tracing.setup("simulator")  # with OTEL_EXPORTER_OTLP_ENDPOINT: the platform's spans too
     return run(host=args.host, port=args.port)
 
 
