@@ -9,105 +9,15 @@ and the test names the first one missing."""
 
 from __future__ import annotations
 
-import gzip
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
-
-@dataclass(frozen=True)
-class Span:
-    service: str
-    name: str
-    kind: int
-    trace_id: str
-    span_id: str
-    parent_id: str
-    attributes: dict[str, Any]
-    links: tuple[str, ...]  # the trace ids linked
-
-
-SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # the protobuf's SpanKind values
-
-
-class Receiver:
-    """An OTLP/HTTP trace receiver (protobuf, as the SDK's exporter sends) on a free port."""
-
-    def __init__(self) -> None:
-        self.spans: list[Span] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                receiver.take(body)
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def take(self, body: bytes) -> None:
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        spans = []
-        for resource_spans in request.resource_spans:
-            resource = _attributes(resource_spans.resource.attributes)
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    spans.append(
-                        Span(
-                            service=str(resource.get("service.name")),
-                            name=span.name,
-                            kind=span.kind,
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_id=span.parent_span_id.hex(),
-                            attributes=_attributes(span.attributes),
-                            links=tuple(link.trace_id.hex() for link in span.links),
-                        )
-                    )
-        with self.lock:
-            self.spans += spans
-
-    def collected(self) -> list[Span]:
-        with self.lock:
-            return list(self.spans)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _attributes(pairs: Any) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for pair in pairs:
-        kind = pair.value.WhichOneof("value")
-        found[pair.key] = getattr(pair.value, kind) if kind else None
-    return found
+from fengqiao.traces import CLIENT, SERVER, Receiver, Span, tree
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +96,7 @@ def test_one_appeal_is_one_trace_from_the_webhook_to_replies_sent(
     ours = [s for s in receiver.collected() if s.trace_id == trace_id]
     assert not missing, (
         f"the trace {trace_id} of the webhook lacks: {', '.join(missing)} (the first is the hop "
-        f"where traceparent was dropped); it has: {sorted({(s.service, s.name) for s in ours})}"
+        "where traceparent was dropped); it has:\n" + "\n".join(tree(ours))
     )
     tracked = [s for s in ours if s.service == "fengqiao-tracker" and s.name.endswith(" apply")]
     assert {s.attributes.get("case_id") for s in tracked} == {case_id}
