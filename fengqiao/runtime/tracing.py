@@ -224,7 +224,8 @@ def remember_batch(messages: Sequence[object], records: Sequence[Any]) -> None:
             key = (span_context.trace_id, span_context.span_id)
             if key not in linked:
                 linked.add(key)
-                batch_span.add_link(span_context, {"messaging.kafka.offset": record.offset})
+                offset = getattr(record, "offset", None)
+                batch_span.add_link(span_context, {"messaging.kafka.offset": offset or 0})
     _ORIGINS.set(origins)
 
 
@@ -253,9 +254,13 @@ def traced(name: str, messages: Iterable[object]) -> Traced | None:
 def joined_for(
     name: str, messages: Iterable[object], **attributes: Any
 ) -> contextlib.AbstractContextManager[Any]:
-    """`joined` for `messages` (their `origin`s)."""
+    """`joined` for `messages` (their `origin`s); the span's `case_id` is the first message's,
+    unless given."""
     if _provider is None:
         return _NOTHING
+    messages = list(messages)
+    if messages:
+        attributes.setdefault("case_id", getattr(messages[0], "case_id", None))
     return joined(name, [origin(message) for message in messages], **attributes)
 
 

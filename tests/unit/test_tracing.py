@@ -192,3 +192,18 @@ def test_log_lines_carry_the_trace_id(spans: InMemorySpanExporter) -> None:
     with tracing.tracer().start_as_current_span("webhook") as span:
         line = json.loads(formatter.format(record))
     assert line["trace_id"] == trace.format_trace_id(span.get_span_context().trace_id)
+
+
+@dataclass
+class Request:
+    case_id: str
+
+
+def test_a_case_s_span_names_its_case(spans: InMemorySpanExporter) -> None:
+    (record, sent) = published("appeal")
+    requests = [Request("c-9")]
+    tracing.remember_batch(requests, [record])
+    with tracing.joined_for("replies.requested send", requests):
+        assert tracing.current_trace_id() == trace.format_trace_id(sent.trace_id)
+    span = next(s for s in spans.get_finished_spans() if s.name == "replies.requested send")
+    assert span.attributes["case_id"] == "c-9"
