@@ -25,11 +25,19 @@ def _run_service(args: argparse.Namespace) -> int:
 
 
 def _simulator(args: argparse.Namespace) -> int:
+    from fengqiao.runtime import tracing
     from fengqiao.runtime.logs import configure_logging
     from fengqiao.simulator.server import run
 
     configure_logging("simulator")  # as the services log: JSON lines, private data masked
+    tracing.setup("simulator")  # with OTEL_EXPORTER_OTLP_ENDPOINT: the platform's spans too
     return run(host=args.host, port=args.port)
+
+
+def _traces(args: argparse.Namespace) -> int:
+    from fengqiao.traces import serve
+
+    return serve(args.host, args.port, args.quiet)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -114,6 +122,16 @@ def _add_running(sub: Any) -> None:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8090)
     sim.set_defaults(func=_simulator)
+
+    traces = sub.add_parser(
+        "traces", help="receive the services' traces over OTLP/HTTP and print each as a tree"
+    )
+    traces.add_argument("--host", default="127.0.0.1")
+    traces.add_argument("--port", type=int, default=4318, help="OTLP/HTTP's port (4318)")
+    traces.add_argument(
+        "--quiet", type=float, default=3.0, help="seconds without a new span before a trace prints"
+    )
+    traces.set_defaults(func=_traces)
 
     demo = sub.add_parser("demo", help="run the whole system on the article's five cases")
     demo.add_argument(

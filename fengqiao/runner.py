@@ -7,6 +7,7 @@ from typing import Any
 
 import uvicorn
 
+from fengqiao.runtime import tracing
 from fengqiao.runtime.logs import configure_logging
 
 SERVICES = ("intake", "router", "tracker", "notifier", "workbench")
@@ -17,6 +18,8 @@ def run_service(name: str, *, host: str | None = None, port: int | None = None) 
         raise SystemExit(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
     # JSON lines on stderr (FENGQIAO_LOG_FORMAT=text for a terminal), private data masked.
     configure_logging(name)
+    # Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; before the app is built.
+    tracing.setup(name)
     app_module = importlib.import_module(f"fengqiao.services.{name}.app")
     settings_module = importlib.import_module(f"fengqiao.services.{name}.settings")
     settings_cls: Any = getattr(settings_module, f"{name.capitalize()}Settings")

@@ -7,8 +7,8 @@ terminal), carrying what is known of the work at hand, with private data masked.
   `partition`, `offset`, `method`, `path`, `request_id`...) every line logged meanwhile carries,
   in this task and in the tasks it starts. The dead-letter middleware binds a consumed message's
   fields, `RequestContext` an HTTP request's.
-- `trace_id`: what `trace_ids()` returns (None, and left out, until tracing is added; then
-  `set_trace_ids` points it at the current span's).
+- `trace_id`: what `trace_ids()` returns: the current span's trace id once
+  `fengqiao.runtime.tracing.setup` turned tracing on (`set_trace_ids`), else None and left out.
 
 Every line's message, arguments, fields and exception text go through `mask_pii` in the
 formatter: whatever a handler logs, a phone, ID or bank card number never reaches the log.

@@ -31,6 +31,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from fengqiao import __version__
+from fengqiao.runtime import tracing
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
 from fengqiao.runtime.logs import RequestContext
@@ -159,6 +160,7 @@ def http_app(
     app.add_middleware(BodyLimit, limits=body_limits)
     app.add_middleware(RequestContext)  # outermost: lines logged carry method, path, request id
     app.add_exception_handler(BodyTooLarge, body_too_large)
+    tracing.instrument_app(app)  # with tracing on: a server span per request (outermost)
     guarded: dict[str, Any] = {}
     if guard is not None:
         guarded = {"dependencies": [guard.dependency], "responses": GUARD_RESPONSES}

@@ -31,8 +31,7 @@ What citizens wrote to the accounts, for the intake pollers (query `access_token
 
 Inspection and fault injection for tests and the demo:
 
-- `GET /_sim/received`   everything accepted, in order (`?since=N`: from the N-th on, for a
-  reader that has the first N already)
+- `GET /_sim/received`   everything accepted, in order (`?since=N`: from the N-th on)
 - `POST /_sim/reset`     forget it
 - `POST /_sim/faults`    `{"fail_next": N, "status": 503, "after_accept": false}`: answer the next
   N posts with that status (after_accept: take and record the post first, as a platform that
@@ -59,6 +58,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from fengqiao.runtime import tracing
 from fengqiao.simulator.platform import (
     COMMENT_LIMIT,
     LINK,
@@ -115,7 +115,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     _add_reading(app, platform)
     _add_comments(app, platform)
     _add_control(app, platform)
-    return app
+    return tracing.instrument_app(app)  # the platform's side of the notifier's calls
 
 
 class _Posting:

@@ -27,6 +27,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter
 
 from fengqiao.contracts import RawPostReceived, new_event_id
+from fengqiao.runtime import tracing
 from fengqiao.runtime.clock import Clock
 from fengqiao.services.intake.adapters.cursors import Cursor, CursorStore
 from fengqiao.services.intake.adapters.sink import PostSink, SinkUnavailable
@@ -96,7 +97,9 @@ class HttpWeiboReadApi:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        self._http = tracing.instrument_client(
+            httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        )
 
     async def page(
         self, endpoint: Endpoint, *, token: str, since_id: int, max_id: int | None, count: int

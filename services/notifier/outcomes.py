@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from fengqiao.contracts import ReplyRequested, ReplySent, derived_event_id
+from fengqiao.runtime import tracing
 from fengqiao.runtime.clock import Clock
 from fengqiao.services.notifier.adapters.outbox import Outbox, State
 from fengqiao.services.notifier.metrics import NotifierMetrics
@@ -135,8 +136,9 @@ class Outcomes:
     def result(
         self, request: ReplyRequested, state: Any, *, at: datetime | None, **fields: Any
     ) -> ReplySent:
-        """The result message (its event id derived from the reply and its state)."""
-        return ReplySent(
+        """The result message (its event id derived from the reply and its state), published in
+        the request's trace (`tracing.follow`)."""
+        result = ReplySent(
             event_id=derived_event_id("reply.sent", request.idempotency_key, str(state)),
             occurred_at=at or self.clock.now(),
             producer=self.producer,
@@ -149,3 +151,5 @@ class Outcomes:
             text=fields.get("text"),
             error=fields.get("error"),
         )
+        tracing.follow(result, request)
+        return result

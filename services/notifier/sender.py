@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from fengqiao.contracts import ReplyRequested, ReplySent
+from fengqiao.runtime import tracing
 from fengqiao.runtime.clock import Clock
 from fengqiao.runtime.logs import bind
 from fengqiao.services.notifier.adapters.outbox import FINAL, Outbox
@@ -303,7 +304,8 @@ class Sender:
 
             async def send_case(case: list[Plan]) -> list[tuple[Plan, Outcome]]:
                 bind(case_id=case[0].request.case_id)  # its own task (gather): its lines
-                return [(plan, await self._poster.send(plan)) for plan in case]
+                with tracing.joined_for("replies.requested send", [p.request for p in case]):
+                    return [(plan, await self._poster.send(plan)) for plan in case]
 
             sent = [
                 o for case in await asyncio.gather(*map(send_case, by_case.values())) for o in case

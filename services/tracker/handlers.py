@@ -29,6 +29,7 @@ from fengqiao.contracts import (
     Topic,
     UnitActed,
 )
+from fengqiao.runtime import tracing
 from fengqiao.runtime.messaging import (
     BatchFailures,
     DeclaredPublishers,
@@ -142,7 +143,8 @@ class _Subscribers:
         self, topic: Topic, apply: Callable[..., domain.Case], messages: Sequence[Any]
     ) -> BatchTask:
         """Begin applying `apply(case, message, rules=...)` for each message."""
-        return self.begin_changes(topic, [(m.case_id, self.bound(apply, m)) for m in messages])
+        changes = [(m.case_id, self.bound(apply, m)) for m in messages]
+        return self.begin_changes(topic, changes, traced=traced(topic, messages))
 
     def bound(self, apply: Callable[..., domain.Case], message: Any) -> Change:
         """The change a message makes: `apply(case, message, rules=rules)`."""
@@ -155,12 +157,13 @@ class _Subscribers:
         changes: list[tuple[str, Change]],
         positions: list[int] | None = None,
         failed: BatchFailures | None = None,
+        traced: tracing.Traced | None = None,
     ) -> BatchTask:
         """Begin applying the changes (their turns at their cases are taken at once, so the
         subscriber can be handed its next poll meanwhile); the task of the failures by position
         in the batch (`positions[i]` for the i-th change, default i), with those `failed`
-        before."""
-        applying = self.work.begin_many(changes)
+        before. `traced`: the trace of each change's message (see `tracing.joined_by`)."""
+        applying = self.work.begin_many(changes, traced)
 
         async def failures() -> BatchFailures:
             found = BatchFailures(failed or {})
@@ -183,7 +186,8 @@ class _Subscribers:
         answered = set()
         if answers:  # few: applied before the poll's new cases are begun
             results = await self.work.apply_many(
-                [(waiting[keys[i]], self.bound(_answer, appeals[i])) for i in answers]
+                [(waiting[keys[i]], self.bound(_answer, appeals[i])) for i in answers],
+                traced(APPEALS, [appeals[i] for i in answers]),
             )
             for i, result in zip(answers, results, strict=True):
                 if isinstance(result, Exception):
@@ -197,9 +201,15 @@ class _Subscribers:
             if appeal.is_appeal and i not in answered and i not in failures
         ]
         changes = [(appeals[i].case_id, self.bound(domain.open_case, appeals[i])) for i in opening]
-        return self.begin_changes(APPEALS, changes, opening, failures)
+        opened = traced(APPEALS, [appeals[i] for i in opening])
+        return self.begin_changes(APPEALS, changes, opening, failures, opened)
 
 
 def _answer(case: domain.Case, appeal: AppealNormalized, *, rules: domain.Rules) -> domain.Case:
     """The citizen's answer to the case, or the case unchanged (not an answer)."""
     return domain.record_citizen_reply(case, appeal, rules=rules) or case
+
+
+def traced(topic: Topic, messages: Sequence[Any]) -> tracing.Traced | None:
+    """The trace of each message, for the span of each case's work (`<topic> apply`)."""
+    return tracing.traced(f"{topic.name} apply", messages)

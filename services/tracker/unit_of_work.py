@@ -28,9 +28,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+from fengqiao.runtime import tracing
 from fengqiao.runtime.logs import bind
 from fengqiao.runtime.messaging import Outages, Outbox, is_transient
 from fengqiao.runtime.store import Recent
+from fengqiao.runtime.tracing import Traced
 from fengqiao.services.tracker import domain
 from fengqiao.services.tracker.adapters.cases import CaseRepository, without_outbox
 from fengqiao.services.tracker.adapters.indexes import Indexes
@@ -100,22 +102,28 @@ class UnitOfWork:
             raise failures[0]
         return case
 
-    async def apply_many(self, changes: Sequence[tuple[str, Change]]) -> Results:
+    async def apply_many(
+        self, changes: Sequence[tuple[str, Change]], traced: Traced | None = None
+    ) -> Results:
         """Apply a batch of changes (e.g. the messages of one poll of a topic): the changes of
         one case one after the other, in order, written as one version; different cases side by
         side. Returns, for each change, the case after it was applied or why it failed: a change
         that raises is left out (the others of its case still apply), and a case whose write
         fails fails all its changes."""
-        return await self.begin_many(changes)
+        return await self.begin_many(changes, traced)
 
-    def begin_many(self, changes: Sequence[tuple[str, Change]]) -> asyncio.Task[Results]:
+    def begin_many(
+        self, changes: Sequence[tuple[str, Change]], traced: Traced | None = None
+    ) -> asyncio.Task[Results]:
         """`apply_many`, begun: the batch's turns at its cases are taken before this returns, so
-        the changes of a batch begun after it come after its own; the task applies them."""
+        the changes of a batch begun after it come after its own; the task applies them.
+        `traced`: the span name and the trace context of each change's message (with tracing
+        on): each case's work, and what its outbox publishes, goes on in its messages' trace."""
         by_case: dict[str, list[int]] = {}
         for index, (case_id, _) in enumerate(changes):
             by_case.setdefault(case_id, []).append(index)
         turns = {case_id: self.turns.take(case_id) for case_id in by_case}
-        task = asyncio.ensure_future(self._apply_batch(changes, by_case, turns))
+        task = asyncio.ensure_future(self._apply_batch(changes, by_case, turns, traced))
 
         # A turn not taken (the task was cancelled before it came) is handed on all the same.
         def hand_on(_: object) -> None:
@@ -130,6 +138,7 @@ class UnitOfWork:
         changes: Sequence[tuple[str, Change]],
         by_case: dict[str, list[int]],
         turns: dict[str, Turn],
+        traced: Traced | None = None,
     ) -> Results:
         results: Results = [RuntimeError("not applied")] * len(changes)
         # The cases this process has not seen are read together (most are new: one lookup for
@@ -151,9 +160,10 @@ class UnitOfWork:
                 async with turns[case_id]:
                     chain = [changes[i][1] for i in indexes]
                     read = bases.get(case_id, _UNREAD)
-                    case, failures = await self.outages.retry(
-                        lambda: self._apply(case_id, chain, read), CHANGES
-                    )
+                    with tracing.joined_by(traced, indexes, case_id=case_id):
+                        case, failures = await self.outages.retry(
+                            lambda: self._apply(case_id, chain, read), CHANGES
+                        )
             except Exception as exc:
                 for i in indexes:
                     results[i] = exc

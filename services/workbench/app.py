@@ -31,6 +31,7 @@ from fengqiao.auth.guard import Guard, LocalSessions
 from fengqiao.auth.oidc import OidcVerifier
 from fengqiao.auth.settings import OidcSettings
 from fengqiao.auth.store import MongoAuthStore
+from fengqiao.runtime import tracing
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
 from fengqiao.services.workbench import domain, ops, pages, review, triage
@@ -96,6 +97,7 @@ def build(
                   description="The offices' web UI: inbox, cases, triage (issue 19).")  # fmt: skip
     app.add_middleware(BodyLimit, limits={})
     app.add_exception_handler(BodyTooLarge, body_too_large)
+    tracing.instrument_app(app)  # with tracing on: a span per request, its calls below it
 
     async def mongo_up() -> bool:
         await mongo.admin.command("ping")

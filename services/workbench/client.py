@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from fengqiao.auth.guard import CLIENT_HEADER, SESSION_COOKIE
+from fengqiao.runtime import tracing
 
 log = logging.getLogger("fengqiao.workbench")
 
@@ -41,8 +42,8 @@ class Api:
     def __init__(
         self, base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
+        self.http = tracing.instrument_client(  # with tracing on: `traceparent` to the service
+            httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
         )
 
     async def aclose(self) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from fengqiao.contracts import (
@@ -20,6 +21,7 @@ from fengqiao.contracts import (
     RawPostReceived,
     by_name,
 )
+from fengqiao.runtime import tracing
 from fengqiao.runtime.messaging import DirectProducer, DirectPublisher
 from fengqiao.runtime.settings import StackSettings
 
@@ -127,3 +129,31 @@ async def test_messages_sent_together_are_stored_in_order_and_counted(
         for topic in (CASE_EVENTS.name, POSTS_RAW.name)
     }
     assert counted == {CASE_EVENTS.name: 5, POSTS_RAW.name: 1}
+
+
+async def test_with_tracing_each_message_carries_the_traceparent_of_its_publish(
+    stack: StackSettings, run_id: str
+) -> None:
+    """What a consumer reads back names the publish span of the trace it was sent in (the
+    webhook's, a case's change), so the trace does not end at a direct publish (issue 20)."""
+    spans = InMemorySpanExporter()
+    tracing.setup("itest", exporter=spans)
+    producer = DirectProducer(stack.kafka_bootstrap, [CASE_EVENTS], service="itest")
+    events = [case_event(f"c-traced-{run_id}", n) for n in range(2)]
+    try:
+        await producer.start()
+        with tracing.tracer().start_as_current_span("a case's change") as change:
+            await producer.send_all([Outgoing(CASE_EVENTS.name, e) for e in events])
+        await producer.stop()
+    finally:
+        tracing.reset()
+    found = await last_records(stack, CASE_EVENTS.name, events[0].kafka_key().encode())
+    assert len(found) == 2
+    publishes = [s for s in spans.get_finished_spans() if s.name == "case.events publish"]
+    assert len(publishes) == 2
+    for record, publish in zip(found, publishes, strict=True):
+        assert dict(record.headers)["content-type"] == b"application/json"
+        carried = tracing.span_context_of(tracing.extract(record.headers))
+        assert carried is not None, "no traceparent on the record"
+        assert carried.trace_id == change.get_span_context().trace_id
+        assert carried.span_id == publish.context.span_id

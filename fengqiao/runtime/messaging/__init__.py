@@ -13,6 +13,10 @@
 - `publishing`: publishing through FastStream's declared publishers;
 - `direct`: publishing through a plain aiokafka producer, for hot paths.
 
+With tracing on (`fengqiao.runtime.tracing`) every hop carries the W3C `traceparent`: FastStream's
+telemetry middleware on the broker, `direct` in its headers, the batch subscriber's decoder
+linking each poll to its messages.
+
 Consumers commit only after the handler finished (at-least-once). The names below are the
 public ones; import them from here.
 """

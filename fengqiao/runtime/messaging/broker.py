@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from fengqiao.contracts import TOPICS
 from fengqiao.contracts.topics import DLQ_PARTITIONS
+from fengqiao.runtime import tracing
 from fengqiao.runtime.compat import consumer_generation, consumer_group, subscriber_consumers
 from fengqiao.runtime.messaging.dead_letters import DeadLetterMiddleware
 from fengqiao.runtime.messaging.faults import Outages
@@ -32,10 +33,15 @@ def make_broker(
 ) -> KafkaBroker:
     """A broker with fengqiao's delivery guarantees and the dead-letter middleware; with a
     registry, its subscribers are measured (`metrics`, or new ones on that registry). Handlers
-    that fail transiently wait through `outages` (the service's, for its readiness)."""
+    that fail transiently wait through `outages` (the service's, for its readiness). With
+    tracing on, FastStream's telemetry middleware comes first (outermost): the dead-letter
+    middleware's lines carry the message's trace."""
     if metrics is None and registry is not None:
         metrics = SubscriberMetrics(service, registry)
-    middlewares: list[Any] = [DeadLetterMiddleware.for_service(service, metrics, outages)]
+    middlewares: list[Any] = [
+        *tracing.kafka_middlewares(),
+        DeadLetterMiddleware.for_service(service, metrics, outages),
+    ]
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=service))
     return KafkaBroker(

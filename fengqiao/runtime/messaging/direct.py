@@ -12,6 +12,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from fengqiao.contracts import Envelope, Outgoing, Topic
+from fengqiao.runtime import tracing
 
 
 class DirectProducer:
@@ -22,7 +23,9 @@ class DirectProducer:
     FastStream writes it, so FastStream subscribers read it unchanged). What it leaves out is
     FastStream's per-message publish machinery (command objects, middleware chain, its
     Prometheus middleware), a large share of each publish on the hot paths (intake's webhooks,
-    the tracker's outboxes; docs/performance.md); it keeps two cheap metrics of its own.
+    the tracker's outboxes; docs/performance.md); it keeps two cheap metrics of its own. With
+    tracing on (`fengqiao.runtime.tracing`), each message gets a `<topic> publish` span of the
+    current one and carries its W3C `traceparent`, so the trace goes on in its consumer.
 
     Declare the topics' publishers on the broker as well (`topic_publisher`, or
     `DeclaredPublishers` as the path for in-memory test brokers), so AsyncAPI documents them.
@@ -106,12 +109,13 @@ class DirectProducer:
             if producer is None:
                 raise RuntimeError(f"the {topic} publisher is not started")
             try:
-                delivery = await producer.send(
-                    topic,
-                    outgoing.body,
-                    key=outgoing.message.kafka_key().encode(),
-                    headers=_JSON,
-                )
+                with tracing.publishing(topic):
+                    delivery = await producer.send(
+                        topic,
+                        outgoing.body,
+                        key=outgoing.message.kafka_key().encode(),
+                        headers=tracing.headers(_JSON),
+                    )
             except Exception as exc:  # not even queued: what was sent before is still awaited
                 self._metrics[topic][1].inc()
                 failure = exc

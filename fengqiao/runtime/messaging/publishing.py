@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from faststream.kafka import KafkaBroker
 
 from fengqiao.contracts import Envelope, Outgoing, Topic
+from fengqiao.runtime import tracing
 
 
 async def publish(broker: KafkaBroker, topic: str, message: Envelope) -> None:
@@ -19,18 +20,23 @@ async def publish(broker: KafkaBroker, topic: str, message: Envelope) -> None:
 
 
 async def publish_to(publisher: Any, message: Envelope) -> None:
-    """Publish through a declared publisher (so it appears in AsyncAPI), keyed by contract."""
-    await publisher.publish(message, key=message.kafka_key().encode())
+    """Publish through a declared publisher (so it appears in AsyncAPI), keyed by contract; in
+    the trace of the message it was made from, if known (`tracing.within`)."""
+    with tracing.within(message):
+        await publisher.publish(message, key=message.kafka_key().encode())
 
 
 async def publish_all(messages: Iterable[tuple[Any, Envelope]]) -> None:
     """Publish each (declared publisher, message) in order, keyed by contract, without waiting
     for each acknowledgement; return once all are acknowledged (acks=all), or raise the first
     failure once all have been answered. Messages of one key keep their order in their partition.
+    Each goes out in the trace of the message it was made from, if known (`tracing.within`).
     """
     pending: list[Any] = []
     for publisher, message in messages:
-        sent = await publisher.publish(message, key=message.kafka_key().encode(), no_confirm=True)
+        with tracing.within(message):
+            key = message.kafka_key().encode()
+            sent = await publisher.publish(message, key=key, no_confirm=True)
         if inspect.isawaitable(sent):  # the delivery future (a test broker answers at once)
             pending.append(sent)
     results = await asyncio.gather(*pending, return_exceptions=True)

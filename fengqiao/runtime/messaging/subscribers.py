@@ -10,6 +10,7 @@ from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 
 from fengqiao.contracts import Topic
+from fengqiao.runtime import tracing
 from fengqiao.runtime.logs import bind
 from fengqiao.runtime.messaging.batches import DECODED, DecodedBatch
 from fengqiao.runtime.messaging.dead_letters import dead_letter_publisher
@@ -97,7 +98,8 @@ def batch_subscriber(
 
     A handler that needs the records of its messages (their origin) reads them with
     `batch_records(msg)`; a poll waits up to `batch_timeout_ms` for its first message. Other
-    `options` go to FastStream's subscriber (e.g. `listener=`, told of rebalances)."""
+    `options` go to FastStream's subscriber (e.g. `listener=`, told of rebalances). Traced:
+    the poll's span links to each message; `tracing.origin(message)` is a message's context."""
     model = topic.message
 
     async def decode(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> list[Any]:
@@ -111,6 +113,7 @@ def batch_subscriber(
             else:
                 batch.records.append(record)
         setattr(msg, DECODED, batch)
+        tracing.remember_batch(messages, batch.records)  # the poll's span linked to each message
         return messages
 
     return topic_subscriber(

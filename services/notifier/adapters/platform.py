@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import httpx
 
 from fengqiao.contracts import ReplyChannel, ReplyTarget
+from fengqiao.runtime import tracing
 from fengqiao.runtime.signing import signed_headers
 from fengqiao.services.notifier.adapters.transport import ApiClient, AsyncioTransport
 
@@ -120,12 +121,14 @@ class WeiboClient:
         # Each lane's connections are plain asyncio ones (AsyncioTransport, cheaper than anyio's
         # layer under httpx); one TLS context for all.
         verify = httpx.create_ssl_context() if transport is None else True
-        self._lanes = [
-            ApiClient(
-                base_url=base_url,
-                timeout=timeout,
-                transport=transport or AsyncioTransport(limits=limits, verify=verify),
-                limits=limits,
+        self._lanes = [  # traced (with tracing on): a span and `traceparent` per call
+            tracing.instrument_client(
+                ApiClient(
+                    base_url=base_url,
+                    timeout=timeout,
+                    transport=transport or AsyncioTransport(limits=limits, verify=verify),
+                    limits=limits,
+                )
             )
             for _ in range(max(1, lanes))
         ]
@@ -307,7 +310,8 @@ class WebhookClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._url, self._secret = url, secret
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._http = tracing.instrument_client(http)  # traced: `traceparent` to the platform
 
     async def send(
         self, channel: ReplyChannel, target: ReplyTarget, text: str, *, token: str
