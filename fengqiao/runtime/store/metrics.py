@@ -1,0 +1,185 @@
+"""What a service asks of its store, counted: commands, documents written and read, and time,
+by collection family and command, on the service's Prometheus registry.
+
+One seam: `store_client` builds every service's `AsyncMongoClient` (`Runtime.create`, and the
+guard's own client when a service has none) with a `StoreMetrics` listener, PyMongo's public
+command monitoring (`pymongo.monitoring.CommandListener`). The counters:
+
+- `fengqiao_store_commands_total{service,collection,command}`: commands answered (failed ones
+  included; `command` is PyMongo's name: insert, update, delete, find, getMore, aggregate,
+  findAndModify, count, createIndexes, ...);
+- `fengqiao_store_documents_total{service,collection,command,direction}`: documents `written`
+  (the reply's `n`: inserted, matched by an update (upserts included) or deleted; for
+  findAndModify its `lastErrorObject.n`) and `read` (returned: the lengths of a cursor's
+  `firstBatch`/`nextBatch`, findAndModify's `value`, distinct's `values`);
+- `fengqiao_store_command_seconds_total{service,collection,command}`: time from sending the
+  command to its reply, as the client sees it (the store's queue included);
+- `fengqiao_store_command_failures_total{service,collection,command}`: commands that failed
+  (an exception; a reply with write errors, such as an insert-CAS that lost, is an answer).
+
+`collection` is a family, not a name, so the labels stay bounded: a trailing `_<2 hex digits>`
+(the hash shards of `ShardedCollection`: `unit_cases_3f`) or `_<4 or more digits>` (the hourly
+buckets, `timer_wake_2026120716`) becomes `_*` (`unit_cases_*`, `timer_wake_*`). A command on no
+collection (ping, hello, endSessions, listCollections) has `collection="-"`.
+
+The listener runs in the event loop's thread for every command; it keeps one dict entry per
+command in flight and looks its counters up once per (family, command). Its cost:
+docs/performance.md ("Store accounting").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+from pymongo import AsyncMongoClient
+from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
+)
+
+SHARD_OR_HOUR = re.compile(r"_(?:[0-9a-f]{2}|[0-9]{4,})$")
+NO_COLLECTION = "-"
+# Commands whose first value is not a collection name though it is a string.
+_NOT_A_COLLECTION = frozenset({"getMore"})
+_IN_FLIGHT_AT_MOST = 10_000  # commands never answered (a task cancelled mid-way) are forgotten
+_FAMILIES_AT_MOST = 4_096
+
+
+def family(collection: str) -> str:
+    """The label of `collection`: its name with a shard or hour suffix folded into `_*`."""
+    return SHARD_OR_HOUR.sub("_*", collection)
+
+
+def collection_of(command_name: str, command: Any) -> str:
+    """The collection a command works on (its first field's value, or getMore's `collection`),
+    or "" for a command on none."""
+    if command_name in _NOT_A_COLLECTION:
+        value = command.get("collection")
+    else:
+        value = command.get(command_name)
+    return value if isinstance(value, str) else ""
+
+
+def documents_of(command_name: str, reply: Any) -> tuple[int, int]:
+    """(written, read) documents of a command's reply."""
+    cursor = reply.get("cursor")
+    if isinstance(cursor, dict):
+        batch = cursor.get("firstBatch")
+        if batch is None:
+            batch = cursor.get("nextBatch")
+        return 0, len(batch) if isinstance(batch, list) else 0
+    if command_name == "findAndModify":
+        error = reply.get("lastErrorObject")
+        written = error.get("n", 0) if isinstance(error, dict) else 0
+        return int(written), int(reply.get("value") is not None)
+    if command_name in ("insert", "update", "delete"):
+        return int(reply.get("n", 0)), 0
+    if command_name == "distinct":
+        values = reply.get("values")
+        return 0, len(values) if isinstance(values, list) else 0
+    return 0, 0
+
+
+@dataclass(slots=True)
+class _Counters:
+    """The counter children of one (family, command)."""
+
+    commands: Any
+    written: Any
+    read: Any
+    seconds: Any
+    failures: Any
+
+
+class StoreMetrics(CommandListener):
+    """A PyMongo command listener counting a service's store work (see the module)."""
+
+    def __init__(self, service: str, registry: CollectorRegistry) -> None:
+        self.service = service
+        labels = ["service", "collection", "command"]
+        self._commands = Counter(
+            "fengqiao_store_commands_total", "Store commands answered", labels, registry=registry
+        )
+        self._documents = Counter(
+            "fengqiao_store_documents_total",
+            "Documents a store command wrote (n of the reply) or read (returned)",
+            [*labels, "direction"],
+            registry=registry,
+        )
+        self._seconds = Counter(
+            "fengqiao_store_command_seconds_total",
+            "Seconds from sending a store command to its reply",
+            labels,
+            registry=registry,
+        )
+        self._failures = Counter(
+            "fengqiao_store_command_failures_total",
+            "Store commands that failed",
+            labels,
+            registry=registry,
+        )
+        self._in_flight: dict[tuple[int, Any], _Counters] = {}
+        self._families: dict[str, str] = {}
+        self._counters: dict[tuple[str, str], _Counters] = {}
+
+    def started(self, event: CommandStartedEvent) -> None:
+        name = event.command_name
+        collection = collection_of(name, event.command)
+        label = self._families.get(collection)
+        if label is None:
+            if len(self._families) >= _FAMILIES_AT_MOST:
+                self._families.clear()
+            label = self._families[collection] = family(collection) or NO_COLLECTION
+        counters = self._counters.get((label, name))
+        if counters is None:
+            counters = self._counters[(label, name)] = self._children(label, name)
+        in_flight = self._in_flight
+        if len(in_flight) >= _IN_FLIGHT_AT_MOST:
+            in_flight.clear()
+        in_flight[(event.request_id, event.connection_id)] = counters
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        counters = self._in_flight.pop((event.request_id, event.connection_id), None)
+        if counters is None:
+            return
+        counters.commands.inc()
+        counters.seconds.inc(event.duration_micros / 1e6)
+        written, read = documents_of(event.command_name, event.reply)
+        if written:
+            counters.written.inc(written)
+        if read:
+            counters.read.inc(read)
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        counters = self._in_flight.pop((event.request_id, event.connection_id), None)
+        if counters is None:
+            return
+        counters.commands.inc()
+        counters.seconds.inc(event.duration_micros / 1e6)
+        counters.failures.inc()
+
+    def _children(self, label: str, command: str) -> _Counters:
+        labels = (self.service, label, command)
+        return _Counters(
+            commands=self._commands.labels(*labels),
+            written=self._documents.labels(*labels, "written"),
+            read=self._documents.labels(*labels, "read"),
+            seconds=self._seconds.labels(*labels),
+            failures=self._failures.labels(*labels),
+        )
+
+
+def store_client(
+    uri: str, *, service: str, registry: CollectorRegistry | None
+) -> AsyncMongoClient[dict[str, Any]]:
+    """A service's store client (lazy: building it does no I/O), its commands counted on
+    `registry` when given."""
+    listeners = [StoreMetrics(service, registry)] if registry is not None else []
+    return AsyncMongoClient(
+        uri, tz_aware=True, connect=False, appname=service, event_listeners=listeners
+    )
