@@ -230,9 +230,8 @@ def service_guard(runtime: Runtime, *more: Authenticator) -> Guard:
         more = (OidcBearer(verifier), *more)
     mongo = runtime.mongo
     if mongo is None:
-        mongo = store_client(
-            runtime.stack.mongo_uri, service=runtime.name, registry=runtime.registry
-        )
+        counted = runtime.registry if runtime.stack.store_metrics else None
+        mongo = store_client(runtime.stack.mongo_uri, service=runtime.name, registry=counted)
         runtime.on_stop.append(mongo.close)
     settings = AccountSettings()
     accounts = Accounts(MongoAuthStore(mongo, settings.database), settings)

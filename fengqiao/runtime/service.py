@@ -89,7 +89,8 @@ class Runtime:
         mongo: AsyncMongoClient[dict[str, Any]] | None = None
         if with_mongo:
             # The client connects lazily; its commands are counted (`store.metrics`).
-            mongo = store_client(stack.mongo_uri, service=name, registry=registry)
+            counted = registry if stack.store_metrics else None
+            mongo = store_client(stack.mongo_uri, service=name, registry=counted)
         metrics = SubscriberMetrics(name, registry)
         outages = Outages(name, registry)
         return cls(

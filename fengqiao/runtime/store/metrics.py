@@ -22,18 +22,22 @@ command monitoring (`pymongo.monitoring.CommandListener`). The counters:
 buckets, `timer_wake_2026120716`) becomes `_*` (`unit_cases_*`, `timer_wake_*`). A command on no
 collection (ping, hello, endSessions, listCollections) has `collection="-"`.
 
-The listener runs in the event loop's thread for every command; it keeps one dict entry per
-command in flight and looks its counters up once per (family, command). Its cost:
-docs/performance.md ("Store accounting").
+The listener runs in the event loop's thread for every command: it keeps one dict entry per
+command in flight and adds to plain numbers per (family, command), which become the counters when
+/metrics is scraped (`collect`). Its cost:
+docs/performance.md ("What the counting costs").
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from pymongo import AsyncMongoClient
 from pymongo.monitoring import (
     CommandFailedEvent,
@@ -46,6 +50,7 @@ SHARD_OR_HOUR = re.compile(r"_(?:[0-9a-f]{2}|[0-9]{4,})$")
 NO_COLLECTION = "-"
 # Commands whose first value is not a collection name though it is a string.
 _NOT_A_COLLECTION = frozenset({"getMore"})
+_WRITES = frozenset({"insert", "update", "delete"})
 _IN_FLIGHT_AT_MOST = 10_000  # commands never answered (a task cancelled mid-way) are forgotten
 _FAMILIES_AT_MOST = 4_096
 
@@ -67,6 +72,8 @@ def collection_of(command_name: str, command: Any) -> str:
 
 def documents_of(command_name: str, reply: Any) -> tuple[int, int]:
     """(written, read) documents of a command's reply."""
+    if command_name in _WRITES:
+        return int(reply.get("n", 0)), 0
     cursor = reply.get("cursor")
     if isinstance(cursor, dict):
         batch = cursor.get("firstBatch")
@@ -77,55 +84,27 @@ def documents_of(command_name: str, reply: Any) -> tuple[int, int]:
         error = reply.get("lastErrorObject")
         written = error.get("n", 0) if isinstance(error, dict) else 0
         return int(written), int(reply.get("value") is not None)
-    if command_name in ("insert", "update", "delete"):
-        return int(reply.get("n", 0)), 0
     if command_name == "distinct":
         values = reply.get("values")
         return 0, len(values) if isinstance(values, list) else 0
     return 0, 0
 
 
-@dataclass(slots=True)
-class _Counters:
-    """The counter children of one (family, command)."""
-
-    commands: Any
-    written: Any
-    read: Any
-    seconds: Any
-    failures: Any
+# The tallies of one (family, command): commands, written, read, seconds, failures. Plain
+# numbers, turned into counters at scrape time (`collect`): a Counter's inc takes a lock.
+COMMANDS, WRITTEN, READ, SECONDS, FAILURES = range(5)
 
 
-class StoreMetrics(CommandListener):
-    """A PyMongo command listener counting a service's store work (see the module)."""
+class StoreMetrics(CommandListener, Collector):
+    """A PyMongo command listener counting a service's store work (see the module), and the
+    Prometheus collector that reports it."""
 
     def __init__(self, service: str, registry: CollectorRegistry) -> None:
         self.service = service
-        labels = ["service", "collection", "command"]
-        self._commands = Counter(
-            "fengqiao_store_commands_total", "Store commands answered", labels, registry=registry
-        )
-        self._documents = Counter(
-            "fengqiao_store_documents_total",
-            "Documents a store command wrote (n of the reply) or read (returned)",
-            [*labels, "direction"],
-            registry=registry,
-        )
-        self._seconds = Counter(
-            "fengqiao_store_command_seconds_total",
-            "Seconds from sending a store command to its reply",
-            labels,
-            registry=registry,
-        )
-        self._failures = Counter(
-            "fengqiao_store_command_failures_total",
-            "Store commands that failed",
-            labels,
-            registry=registry,
-        )
-        self._in_flight: dict[tuple[int, Any], _Counters] = {}
+        self._in_flight: dict[tuple[int, Any], list[float]] = {}
         self._families: dict[str, str] = {}
-        self._counters: dict[tuple[str, str], _Counters] = {}
+        self._tallies: dict[tuple[str, str], list[float]] = {}
+        registry.register(self)
 
     def started(self, event: CommandStartedEvent) -> None:
         name = event.command_name
@@ -135,43 +114,58 @@ class StoreMetrics(CommandListener):
             if len(self._families) >= _FAMILIES_AT_MOST:
                 self._families.clear()
             label = self._families[collection] = family(collection) or NO_COLLECTION
-        counters = self._counters.get((label, name))
-        if counters is None:
-            counters = self._counters[(label, name)] = self._children(label, name)
+        tally = self._tallies.get((label, name))
+        if tally is None:
+            tally = self._tallies[(label, name)] = [0, 0, 0, 0.0, 0]
         in_flight = self._in_flight
         if len(in_flight) >= _IN_FLIGHT_AT_MOST:
             in_flight.clear()
-        in_flight[(event.request_id, event.connection_id)] = counters
+        in_flight[(event.request_id, event.connection_id)] = tally
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
-        counters = self._in_flight.pop((event.request_id, event.connection_id), None)
-        if counters is None:
+        tally = self._in_flight.pop((event.request_id, event.connection_id), None)
+        if tally is None:
             return
-        counters.commands.inc()
-        counters.seconds.inc(event.duration_micros / 1e6)
+        tally[COMMANDS] += 1
+        tally[SECONDS] += event.duration_micros
         written, read = documents_of(event.command_name, event.reply)
-        if written:
-            counters.written.inc(written)
-        if read:
-            counters.read.inc(read)
+        tally[WRITTEN] += written
+        tally[READ] += read
 
     def failed(self, event: CommandFailedEvent) -> None:
-        counters = self._in_flight.pop((event.request_id, event.connection_id), None)
-        if counters is None:
+        tally = self._in_flight.pop((event.request_id, event.connection_id), None)
+        if tally is None:
             return
-        counters.commands.inc()
-        counters.seconds.inc(event.duration_micros / 1e6)
-        counters.failures.inc()
+        tally[COMMANDS] += 1
+        tally[SECONDS] += event.duration_micros
+        tally[FAILURES] += 1
 
-    def _children(self, label: str, command: str) -> _Counters:
-        labels = (self.service, label, command)
-        return _Counters(
-            commands=self._commands.labels(*labels),
-            written=self._documents.labels(*labels, "written"),
-            read=self._documents.labels(*labels, "read"),
-            seconds=self._seconds.labels(*labels),
-            failures=self._failures.labels(*labels),
+    def collect(self) -> Iterator[Metric]:
+        labels = ["service", "collection", "command"]
+        commands = CounterMetricFamily(
+            "fengqiao_store_commands", "Store commands answered", labels=labels
         )
+        documents = CounterMetricFamily(
+            "fengqiao_store_documents",
+            "Documents a store command wrote (n of the reply) or read (returned)",
+            labels=[*labels, "direction"],
+        )
+        seconds = CounterMetricFamily(
+            "fengqiao_store_command_seconds",
+            "Seconds from sending a store command to its reply",
+            labels=labels,
+        )
+        failures = CounterMetricFamily(
+            "fengqiao_store_command_failures", "Store commands that failed", labels=labels
+        )
+        for (label, command), tally in list(self._tallies.items()):
+            values = [self.service, label, command]
+            commands.add_metric(values, tally[COMMANDS])
+            documents.add_metric([*values, "written"], tally[WRITTEN])
+            documents.add_metric([*values, "read"], tally[READ])
+            seconds.add_metric(values, tally[SECONDS] / 1e6)
+            failures.add_metric(values, tally[FAILURES])
+        yield from (commands, documents, seconds, failures)
 
 
 def store_client(
