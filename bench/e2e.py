@@ -26,6 +26,10 @@ It prints, per rate:
   and the counting);
 - cases, duplicates, dead letters and consumer lag, as the fault drill counts them
   (`fengqiao.testing.audit`).
+- **where each appeal's cost goes** (bench/accounting.py): from each service's /metrics,
+  scraped before and after, ÷ appeals acknowledged: store commands, documents written and read
+  and store time by service and collection family (costliest first, then per-service totals),
+  and Kafka messages produced and handled by service and topic. `--json` prints them too.
 
 `--find` runs `--steps` rates from `--start`, each `--factor` times the last, stops at the first
 whose p99 is 2 s or more (or that leaves an appeal unacknowledged), and names the highest rate
@@ -49,6 +53,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from accounting import Costs, costs, scrape
 from machine import machine
 
 from fengqiao import processes, stack
@@ -114,6 +119,7 @@ class Result:
     letters: int
     resent: int  # tries beyond the first (503s, timeouts, refused connections)
     refused: dict[str, int]  # not accepted, by the last answer
+    costs: Costs | None = None  # store work and messages per appeal acknowledged
 
     @property
     def held(self) -> bool:
@@ -134,6 +140,7 @@ class Result:
             f"  CPU ms per appeal: {cpu}",
             f"  re-sent {self.resent} times; not accepted: {self.sent - self.accepted}"
             + (f" (last answers: {self.refused})" if self.refused else ""),
+            *(self.costs.lines() if self.costs is not None else []),
         ]
 
 
@@ -184,17 +191,22 @@ async def measure(
 ) -> Result:
     """One run at `rate`: the load, the drain, the figures."""
     named = pids(fleet, settings)
+    urls = {name: fleet.url(name) for name in FLEET}
     async with Audit(settings.kafka_bootstrap, settings.mongo_uri, fleet.url("simulator")) as audit:
         letters_before, since_ms = await audit.dead_letter_ends(), int(time.time() * 1000)
+        counted = await scrape(urls)
         before = cpu_now(named)
         deliveries = await load.send(max(1, round(rate * args.seconds)), rate)
         drained = await audit.drain(
             deliveries, deadline=args.deadline, settle=args.settle, interval=args.interval
         )
         after = cpu_now(named)
+        moved = await scrape(urls)
         letters = await audit.dead_letters_since(letters_before, since_ms)
     cpu = {name: after[name] - before[name] for name in before}
-    return result_of(rate, args.seconds, deliveries, drained, cpu, len(letters))
+    result = result_of(rate, args.seconds, deliveries, drained, cpu, len(letters))
+    result.costs = costs(counted, moved, result.acknowledged)
+    return result
 
 
 def fleet_env(settings: StackSettings, ports: dict[str, int], secret: str) -> dict[str, str]:
@@ -276,7 +288,11 @@ def main() -> int:
         print(line)
     if args.json:
         keep = ("rate", "seconds", "sent", "accepted", "acknowledged", "per_second", "p50", "p99")
-        rows = [{k: getattr(r, k) for k in keep} | {"cpu_ms": r.cpu_ms} for r in results]
+        rows = [
+            {k: getattr(r, k) for k in keep}
+            | {"cpu_ms": r.cpu_ms, "costs": r.costs.as_json() if r.costs else None}
+            for r in results
+        ]
         print(json.dumps(rows, indent=2))
     print(f"after: {machine()}")
     return 0 if all(r.acknowledged == r.accepted for r in results) else 1

@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.openapi.utils import get_openapi
-from pymongo import AsyncMongoClient
 
 from fengqiao.auth import policy
 from fengqiao.auth.accounts import TOKEN_PREFIX, Accounts, AccountSettings
@@ -35,6 +34,7 @@ from fengqiao.auth.oidc import OidcVerifier
 from fengqiao.auth.settings import OidcSettings
 from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime.service import Runtime
+from fengqiao.runtime.store.metrics import store_client
 
 SESSION_COOKIE = "fengqiao_session"
 # A change (POST, PUT, ...) authenticated by the session cookie alone must carry this header:
@@ -230,9 +230,8 @@ def service_guard(runtime: Runtime, *more: Authenticator) -> Guard:
         more = (OidcBearer(verifier), *more)
     mongo = runtime.mongo
     if mongo is None:
-        mongo = AsyncMongoClient(
-            runtime.stack.mongo_uri, tz_aware=True, connect=False, appname=runtime.name
-        )
+        counted = runtime.registry if runtime.stack.store_metrics else None
+        mongo = store_client(runtime.stack.mongo_uri, service=runtime.name, registry=counted)
         runtime.on_stop.append(mongo.close)
     settings = AccountSettings()
     accounts = Accounts(MongoAuthStore(mongo, settings.database), settings)

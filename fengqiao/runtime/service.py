@@ -46,6 +46,7 @@ from fengqiao.runtime.messaging import (
     make_broker,
 )
 from fengqiao.runtime.settings import StackSettings
+from fengqiao.runtime.store.metrics import store_client
 
 log = logging.getLogger("fengqiao.runtime.service")
 
@@ -88,8 +89,9 @@ class Runtime:
         registry = CollectorRegistry()
         mongo: AsyncMongoClient[dict[str, Any]] | None = None
         if with_mongo:
-            # The client connects lazily: building it does no I/O.
-            mongo = AsyncMongoClient(stack.mongo_uri, tz_aware=True, connect=False, appname=name)
+            # The client connects lazily; its commands are counted (`store.metrics`).
+            counted = registry if stack.store_metrics else None
+            mongo = store_client(stack.mongo_uri, service=name, registry=counted)
         metrics = SubscriberMetrics(name, registry)
         outages = Outages(name, registry)
         return cls(

@@ -46,6 +46,11 @@ class StackSettings(BaseSettings):
         description="min.insync.replicas of the topics fengqiao creates (with acks=all, a write "
         "waits for this many replicas); unset: the broker's default. At most the replication.",
     )
+    store_metrics: bool = Field(
+        default=True,
+        description="Count every store command on the services' /metrics "
+        "(`fengqiao.runtime.store.metrics`); off only to measure what the counting costs.",
+    )
     cache_dir: Path = Field(
         default_factory=_repo_cache,
         description="Where the native stack keeps its jars, binaries, data, logs and pid files.",

@@ -168,3 +168,18 @@ async def test_consumer_lag_counts_from_what_was_handled_else_from_the_commit() 
 
     assert (lag(0), lag(1), lag(2)) == (1, 6, None)  # partition 2: nothing fetched yet
     assert runtime.metrics.handled == {("appeals", 0): 9, ("appeals", 1): 4}
+
+
+def test_a_service_with_a_store_counts_its_commands_unless_told_not_to() -> None:
+    """The store listener is on the client `Runtime.create` builds (`FENGQIAO_STORE_METRICS`)."""
+
+    def families(runtime: Runtime) -> set[str]:
+        return {family.name for family in runtime.registry.collect()}
+
+    counted = Runtime.create("svc", StackSettings(), with_mongo=True)
+    assert {"fengqiao_store_commands", "fengqiao_store_documents"} <= families(counted)
+    for runtime in (
+        Runtime.create("svc", StackSettings(store_metrics=False), with_mongo=True),
+        Runtime.create("svc", StackSettings(), with_mongo=False),
+    ):
+        assert not {f for f in families(runtime) if f.startswith("fengqiao_store_")}
