@@ -22,12 +22,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from fengqiao.contracts import CASE_EVENTS, CaseEventRecorded, CaseState
-from fengqiao.runtime.messaging import topic_subscriber
+from fengqiao.runtime.messaging import BatchFailures, batch_records, batch_subscriber
 from fengqiao.runtime.pii import mask_pii
 from fengqiao.services.intake.adapters.requests import CaseEventRow, RequestRecord, RequestsStore
 
@@ -117,23 +118,30 @@ def row_of(event: CaseEventRecorded, offset: int) -> CaseEventRow:
 
 
 def register(broker: KafkaBroker, store: RequestsStore, *, group_id: str) -> None:
-    """Subscribe the read model to `case.events`; only cases of Open311 requests are kept."""
+    """Subscribe the read model to `case.events`; only cases of Open311 requests are kept. A
+    poll's cases are looked up at once (one `$in`; most cases have no request): looked up one
+    event at a time, this was 4.75 lookups an appeal (bench/e2e.py)."""
 
-    @topic_subscriber(
+    @batch_subscriber(
         broker,
         CASE_EVENTS,
         group_id=group_id,
         action="open311",
         description="Keep the Open311 read model: status, notes and agency of each request.",
     )
-    async def keep_request_status(event: CaseEventRecorded, msg: KafkaMessage) -> None:
+    async def keep_request_status(
+        batch: list[CaseEventRecorded], msg: KafkaMessage
+    ) -> BatchFailures:
         # The request is inserted before its post reaches Kafka, so before any of its events.
-        if await store.is_tracked(event.case_id):
-            await store.add_event(row_of(event, _offset(msg)))
+        tracked = await store.tracked(event.case_id for event in batch)
+        for event, record in zip(batch, batch_records(msg), strict=True):
+            if event.case_id in tracked:
+                await store.add_event(row_of(event, _offset(record)))
+        return BatchFailures()
 
 
-def _offset(msg: KafkaMessage) -> int:
-    offset = getattr(msg.raw_message, "offset", 0)
+def _offset(record: Any) -> int:
+    offset = getattr(record, "offset", 0)
     return offset if isinstance(offset, int) else 0
 
 

@@ -8,6 +8,7 @@ The view a client sees is computed from these rows at read time (`read_model.vie
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -59,8 +60,8 @@ class RequestsStore(Protocol):
     async def get_request(self, request_id: str) -> RequestRecord | None:
         """The request, or None when unknown."""
 
-    async def is_tracked(self, case_id: str) -> bool:
-        """True when some request maps to `case_id`."""
+    async def tracked(self, case_ids: Iterable[str]) -> set[str]:
+        """Those of `case_ids` some request maps to."""
 
     async def map_case(self, request_id: str, case_id: str) -> None:
         """The normalizer put the request in `case_id` (another case than the one computed at
@@ -82,8 +83,9 @@ class MongoRequestsStore:
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         db = client[database]
         self._requests = db[REQUESTS]
-        # Looked up by case id for every case event: a marker per tracked case, read by `_id`,
-        # and the events split by case (FerretDB scans a whole collection for other filters).
+        # Looked up by case id for every poll of case events: a marker per tracked case, read by
+        # `_id` (`$in`), and the events split by case (FerretDB scans a whole collection for
+        # other filters).
         self._tracked = db[f"{REQUESTS}_by_case"]
         self._mapped = db[f"{REQUESTS}_cases"]
         self._events = ShardedCollection(db, CASE_EVENTS)
@@ -104,8 +106,12 @@ class MongoRequestsStore:
         doc["request_id"] = doc.pop("_id")
         return RequestRecord(**doc)
 
-    async def is_tracked(self, case_id: str) -> bool:
-        return await self._tracked.find_one({"_id": case_id}) is not None
+    async def tracked(self, case_ids: Iterable[str]) -> set[str]:
+        asked = list(dict.fromkeys(case_ids))
+        if not asked:
+            return set()
+        found = self._tracked.find({"_id": {"$in": asked}}, {"_id": 1})
+        return {str(doc["_id"]) async for doc in found}
 
     async def map_case(self, request_id: str, case_id: str) -> None:
         await _insert_once(self._tracked, {"_id": case_id})
@@ -156,9 +162,9 @@ class InMemoryRequestsStore:
     async def get_request(self, request_id: str) -> RequestRecord | None:
         return self.requests.get(request_id)
 
-    async def is_tracked(self, case_id: str) -> bool:
+    async def tracked(self, case_ids: Iterable[str]) -> set[str]:
         cases = {r.case_id for r in self.requests.values()} | set(self.mapped.values())
-        return case_id in cases
+        return cases & set(case_ids)
 
     async def add_event(self, row: CaseEventRow) -> None:
         self.events.setdefault(row.event_id, row)

@@ -297,6 +297,30 @@ def case_event(
     )
 
 
+async def test_a_poll_of_case_events_looks_its_cases_up_at_once(
+    client: httpx.AsyncClient, built: tuple[Runtime, Any], store: InMemoryRequestsStore
+) -> None:
+    """Most cases have no Open311 request: a poll's cases are asked for in one lookup, not
+    one per event (4.75 lookups an appeal before, bench/e2e.py)."""
+    request_id = (await file(client)).json()[0]["service_request_id"]
+    case_id = store.requests[request_id].case_id
+    asked: list[set[str]] = []
+    tracked = store.tracked
+
+    async def counted(case_ids: Any) -> set[str]:
+        ids = set(case_ids)
+        asked.append(ids)
+        return await tracked(ids)
+
+    store.tracked = counted  # type: ignore[method-assign]
+    others = [case_event(f"c-other-{n}", 1, "case.opened", CaseState.RECEIVED) for n in range(5)]
+    mine = case_event(case_id, 1, "case.opened", CaseState.RECEIVED)
+    async with TestKafkaBroker(built[0].broker) as br:
+        await br.publish_batch(*others, mine, topic=CASE_EVENTS.name)
+    assert asked == [{case_id, *(e.case_id for e in others)}]
+    assert [row.case_id for row in store.events.values()] == [case_id]
+
+
 async def test_case_events_become_status_agency_and_notes(
     client: httpx.AsyncClient, built: tuple[Runtime, Any], store: InMemoryRequestsStore
 ) -> None:
