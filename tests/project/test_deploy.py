@@ -103,6 +103,8 @@ def test_kubernetes_deployment_probes_health_and_readiness(service: str) -> None
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["ports"][0]["containerPort"] == PORTS[service]
+    # Kafka's credentials (FENGQIAO_KAFKA_SASL_*) reach every service from one Secret.
+    assert {"secretRef": {"name": "fengqiao-kafka", "optional": True}} in container["envFrom"]
     kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
     assert f"{service}.yaml" in kustomization["resources"]
 
