@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
+from fengqiao.cli import main
 from fengqiao.runtime.kafka_security import KafkaSecurityError, kafka_options
 from fengqiao.runtime.settings import StackSettings
 
@@ -207,3 +208,12 @@ def test_a_key_of_another_certificate_or_half_of_a_pair_is_refused(tmp_path: Pat
         settings(**tls, kafka_ssl_certfile=client_cert, kafka_ssl_keyfile=other_key)
     with pytest.raises(KafkaSecurityError, match="needs both"):
         settings(**tls, kafka_ssl_certfile=client_cert)
+
+
+def test_the_command_line_says_what_to_fix_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FENGQIAO_KAFKA_SECURITY_PROTOCOL", "SSL")
+    assert main(["ops", "topics"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fengqiao: FENGQIAO_KAFKA_SECURITY_PROTOCOL=SSL needs FENGQIAO_KAFKA_SSL")
