@@ -4,7 +4,11 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+# The hash-locked dependencies (`make lock` writes them from pyproject.toml): dev.txt is what
+# `make install` installs (the project, its harness and train extras, the dev and build groups);
+# runtime.txt is the services' own, for the container image (deploy/Dockerfile).
+LOCK   := requirements/dev.txt
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 SUITES := tests/unit tests/service tests/project tests/integration tests/e2e tests/faults
 
 .PHONY: help install demo demo-serve test test-fast test-faults stack-up stack-down stack-status docs lint lock clean
@@ -19,12 +23,16 @@ help:
 	@echo "make stack-up      start the local Kafka and FerretDB (stack-down, stack-status)"
 	@echo "make docs          regenerate docs/asyncapi/*.json from the apps"
 	@echo "make lint          ruff (lint and format) and mypy; make test runs it first"
+	@echo "make lock          after changing pyproject.toml's dependencies: the hash-locked"
+	@echo "                   requirements/*.txt again, then install them"
 
-$(STAMP): pyproject.toml constraints.txt
+# Every package comes from the lock, checked against its hashes; then fengqiao itself, built with
+# the locked setuptools (no build isolation, so nothing unhashed is fetched) and without deps.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required: install python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -66,9 +74,17 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Record the exact versions in use (after changing pyproject.toml's dependencies).
+# After changing pyproject.toml's dependencies (or to take upgrades: `make lock UPGRADE=--upgrade`):
+# resolve them again into the hash-locked requirements/*.txt, keeping every version the locks
+# already pin unless something new needs another, then install the result. For every platform
+# (--universal) and Python >= 3.11. Commit pyproject.toml and both locks together.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet --custom-compile-command "make lock" $(UPGRADE)
+
 lock: install
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+	$(UV_COMPILE) --extra harness --extra train --group dev --group build -o requirements/dev.txt
+	$(UV_COMPILE) --group build -c requirements/dev.txt -o requirements/runtime.txt
+	$(MAKE) install
 
 clean:
 	-$(BIN)/fengqiao stack down

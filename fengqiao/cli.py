@@ -177,10 +177,17 @@ def _add_pipeline(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fengqiao.runtime.kafka_security import KafkaSecurityError
+    from fengqiao.runtime.settings import UnsafeSettings
+
     args = build_parser().parse_args(argv)
     func: Command = args.func
     try:
         return func(args)
+    except (KafkaSecurityError, UnsafeSettings) as exc:
+        # Settings that cannot work: what to fix, without a traceback around it.
+        print(f"fengqiao: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # The reader went away (`fengqiao stats --json | head`): stop quietly, as `cat` does.
         # Python would also complain when flushing stdout at exit; point it at /dev/null.

@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.security import BaseSecurity
 
 from fengqiao.contracts import Envelope, message_for
 from fengqiao.runtime.compat import refresh_metadata
+from fengqiao.runtime.kafka_security import kafka_options
 
 
 class TopicWatcher:
@@ -19,9 +21,14 @@ class TopicWatcher:
     event id."""
 
     def __init__(
-        self, bootstrap: str, topics: Iterable[str], *, since_ms: int | None = None
+        self,
+        bootstrap: str,
+        topics: Iterable[str],
+        *,
+        since_ms: int | None = None,
+        security: BaseSecurity | None = None,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._options = kafka_options(bootstrap, security)
         self._topics = list(topics)
         self._since_ms = since_ms
         self._consumer: AIOKafkaConsumer | None = None
@@ -32,9 +39,7 @@ class TopicWatcher:
 
     async def __aenter__(self) -> TopicWatcher:
         since = self._since_ms if self._since_ms is not None else int(time.time() * 1000)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
-        )
+        consumer = AIOKafkaConsumer(**self._options, group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
             await self._seek(consumer, since)

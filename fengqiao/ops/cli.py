@@ -93,7 +93,9 @@ def _is_unreachable(exc: BaseException) -> bool:
 
 
 async def _topics(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    async with connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster:
+    async with connect(
+        settings.kafka_bootstrap, timeout=args.timeout, security=settings.kafka_security()
+    ) as cluster:
         stats = await cluster.topic_stats(fengqiao_topics(), interval=args.interval)
     if args.json:
         print_json(
@@ -138,7 +140,9 @@ def _span(ms: int | None) -> str:
 
 
 async def _lag(args: argparse.Namespace, settings: StackSettings, console: Console) -> int:
-    async with connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster:
+    async with connect(
+        settings.kafka_bootstrap, timeout=args.timeout, security=settings.kafka_security()
+    ) as cluster:
         if args.watch:
             return await _watch_lag(cluster, args, console)
         lags = await cluster.group_lags()
@@ -213,7 +217,9 @@ async def _cases(args: argparse.Namespace, settings: StackSettings, console: Con
             console.print(table)
         return 0 if found_in_store else EXIT_REFUSED
     since = int((time.time() - args.days * 86400) * 1000)
-    async with connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster:
+    async with connect(
+        settings.kafka_bootstrap, timeout=args.timeout, security=settings.kafka_security()
+    ) as cluster:
         messages = []
         async for record in cluster.read(case_search.CASE_TOPIC_NAMES, since_ms=since):
             message = decode(record)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from fengqiao.ops import Unreachable, dlq, print_json, redacted
 from fengqiao.ops.kafka import Cluster, connect, fengqiao_topics
+from fengqiao.runtime.kafka_security import kafka_options
 from fengqiao.runtime.settings import StackSettings
 
 __all__ = ["ActionStoreSession", "dead_letters", "dlq_list", "dlq_purge", "dlq_replay", "dlq_show"]
@@ -62,7 +63,9 @@ async def dead_letters(
 ) -> AsyncIterator[tuple[dlq.MongoActionStore, list[dlq.Entry]]]:
     """The action store, open, and the dead letters with their status, for one command."""
     async with (
-        connect(settings.kafka_bootstrap, timeout=args.timeout) as cluster,
+        connect(
+            settings.kafka_bootstrap, timeout=args.timeout, security=settings.kafka_security()
+        ) as cluster,
         ActionStoreSession(settings) as store,
     ):
         yield store, await _entries(cluster, store)
@@ -129,7 +132,7 @@ async def replay_each(
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_options(settings.kafka_bootstrap, settings.kafka_security()),
         client_id="fengqiao-ops",
         acks="all",
         enable_idempotence=True,

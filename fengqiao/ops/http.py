@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 from aiokafka import ConsumerRecord
 from fastapi import APIRouter, HTTPException, Query
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity
 from pydantic import BaseModel, ConfigDict, Field
 
 from fengqiao.auth import Identity
@@ -41,12 +42,14 @@ class Purge(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="Why it is dropped.")
 
 
-def kafka_source(bootstrap: str, *, timeout: float = 10.0) -> Source:
+def kafka_source(
+    bootstrap: str, *, timeout: float = 10.0, security: BaseSecurity | None = None
+) -> Source:
     """Every record of the `.dlq` topics up to their current ends (read anew on each call)."""
     topics = [n for n in fengqiao_topics() if n.endswith(".dlq")]
 
     async def read() -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-        async with connect(bootstrap, timeout=timeout) as cluster:
+        async with connect(bootstrap, timeout=timeout, security=security) as cluster:
             async for record in cluster.read(topics):
                 yield record
 

@@ -15,10 +15,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import GroupLoadInProgressError, KafkaConnectionError, KafkaError
+from faststream.security import BaseSecurity
 
 from fengqiao.contracts import TOPICS, all_topic_names
 from fengqiao.ops import Unreachable
 from fengqiao.runtime.compat import watch_topics
+from fengqiao.runtime.kafka_security import KafkaAccessRefused, check_access, kafka_options
 
 T = TypeVar("T")
 
@@ -80,16 +82,19 @@ async def while_loading(ask: Callable[[], Awaitable[T]], limit: float = 30.0) ->
 class Cluster:
     """An admin client and an unsubscribed consumer on one cluster, for reading only."""
 
-    def __init__(self, bootstrap: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, bootstrap: str, *, timeout: float = 10.0, security: BaseSecurity | None = None
+    ) -> None:
         self.bootstrap = bootstrap
         self._timeout_ms = int(timeout * 1000)
+        self._security = security
         self.admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap,
+            **kafka_options(bootstrap, security),
             client_id="fengqiao-ops",
             request_timeout_ms=self._timeout_ms,
         )
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka_options(bootstrap, security),
             client_id="fengqiao-ops",
             group_id=None,
             enable_auto_commit=False,
@@ -97,6 +102,11 @@ class Cluster:
         )
 
     async def start(self) -> None:
+        try:
+            await check_access(self.bootstrap, self._security, timeout=self._timeout_ms / 1000)
+        except KafkaAccessRefused as exc:
+            await self.close()
+            raise Unreachable(str(exc)) from None
         try:
             await asyncio.wait_for(self.admin.start(), self._timeout_ms / 1000)
             await asyncio.wait_for(self.consumer.start(), self._timeout_ms / 1000)
@@ -245,8 +255,10 @@ class Cluster:
 
 
 @asynccontextmanager
-async def connect(bootstrap: str, *, timeout: float = 10.0) -> AsyncIterator[Cluster]:
-    cluster = Cluster(bootstrap, timeout=timeout)
+async def connect(
+    bootstrap: str, *, timeout: float = 10.0, security: BaseSecurity | None = None
+) -> AsyncIterator[Cluster]:
+    cluster = Cluster(bootstrap, timeout=timeout, security=security)
     await cluster.start()
     try:
         yield cluster

@@ -31,11 +31,14 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from fengqiao import __version__
+from fengqiao.contracts import Topic
 from fengqiao.runtime import tracing
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
 from fengqiao.runtime.http import ops_router
 from fengqiao.runtime.logs import RequestContext
 from fengqiao.runtime.messaging import (
+    DirectProducer,
+    DirectPublisher,
     Outages,
     SubscriberMetrics,
     Unavailable,
@@ -103,11 +106,33 @@ class Runtime:
                 registry=registry,
                 metrics=metrics,
                 outages=outages,
+                security=stack.kafka_security(),
             ),
             registry=registry,
             metrics=metrics,
             outages=outages,
             mongo=mongo,
+        )
+
+    def direct_producer(self, topics: Sequence[Topic]) -> DirectProducer:
+        """A `DirectProducer` of `topics` on this service's Kafka (with its security), measured
+        on its registry."""
+        return DirectProducer(
+            self.stack.kafka_bootstrap,
+            topics,
+            service=self.name,
+            registry=self.registry,
+            security=self.stack.kafka_security(),
+        )
+
+    def direct_publisher(self, topic: Topic) -> DirectPublisher:
+        """A `DirectPublisher` of `topic`, as `direct_producer`."""
+        return DirectPublisher(
+            self.stack.kafka_bootstrap,
+            topic,
+            service=self.name,
+            registry=self.registry,
+            security=self.stack.kafka_security(),
         )
 
 
@@ -213,6 +238,7 @@ def _lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncContextManag
                 stack.kafka_bootstrap,
                 replication=stack.topic_replication,
                 min_insync=stack.topic_min_insync_replicas,
+                security=stack.kafka_security(),
             ),
         )
         if created:

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from faststream.security import BaseSecurity
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from fengqiao.runtime.kafka_security import KafkaSecuritySettings, broker_security
 
 DEFAULT_KAFKA_PORT = 19092
 DEFAULT_KAFKA_CONTROLLER_PORT = 19093
@@ -23,8 +26,9 @@ def _repo_cache() -> Path:
     return Path.cwd() / ".cache"
 
 
-class StackSettings(BaseSettings):
-    """The Kafka cluster and MongoDB that services and tests use (env prefix `FENGQIAO_`)."""
+class StackSettings(KafkaSecuritySettings):
+    """The Kafka cluster and MongoDB that services and tests use (env prefix `FENGQIAO_`); how
+    Kafka clients authenticate: `fengqiao.runtime.kafka_security`."""
 
     model_config = SettingsConfigDict(env_prefix="FENGQIAO_", extra="ignore")
 
@@ -66,6 +70,10 @@ class StackSettings(BaseSettings):
                 "would be refused"
             )
         return self
+
+    def kafka_security(self) -> BaseSecurity | None:
+        """What every Kafka client of fengqiao connects with (None: PLAINTEXT)."""
+        return broker_security(self)
 
 
 def read_settings_file(path: Path, what: str) -> Any:

@@ -353,7 +353,9 @@ def _external_status(settings: StackSettings) -> list[ComponentStatus]:
     async def probe_both() -> list[str | None]:
         return list(
             await asyncio.gather(
-                kafka_probe(settings.kafka_bootstrap, STATUS_PROBE_TIMEOUT),
+                kafka_probe(
+                    settings.kafka_bootstrap, STATUS_PROBE_TIMEOUT, settings.kafka_security()
+                ),
                 mongo_probe(settings.mongo_uri, STATUS_PROBE_TIMEOUT),
             )
         )

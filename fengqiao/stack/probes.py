@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiokafka.admin import AIOKafkaAdminClient
+from faststream.security import BaseSecurity
 from pymongo import AsyncMongoClient
 
+from fengqiao.runtime.kafka_security import kafka_options
 from fengqiao.stack.addresses import format_hostport
 
 T = TypeVar("T")
@@ -70,7 +72,9 @@ async def _tcp_open(hosts: list[tuple[str, int]], limit: float) -> str | None:
     return reason
 
 
-async def kafka_probe(bootstrap: str, limit: float) -> str | None:
+async def kafka_probe(
+    bootstrap: str, limit: float, security: BaseSecurity | None = None
+) -> str | None:
     """None when the Kafka at `bootstrap` lists its topics within `limit` seconds, else why not."""
     try:
         async with asyncio.timeout(limit):
@@ -80,7 +84,8 @@ async def kafka_probe(bootstrap: str, limit: float) -> str | None:
             if refused is not None:
                 return refused
             admin = AIOKafkaAdminClient(
-                bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(limit * 1000))
+                **kafka_options(bootstrap, security),
+                request_timeout_ms=max(1000, int(limit * 1000)),
             )
             try:
                 await admin.start()

@@ -71,11 +71,12 @@ def docker_available() -> bool:
 
 @contextmanager
 def _containers() -> Iterator[StackEndpoints]:
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.mongodb import MongoDbContainer
+    from testcontainers.community.mongodb import MongoDbContainer
+
+    from fengqiao.testing.containers import ApacheKafkaContainer
 
     with (
-        KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as kafka,
+        ApacheKafkaContainer() as kafka,
         MongoDbContainer("mongo:7") as mongo,
     ):
         yield StackEndpoints(

@@ -130,13 +130,15 @@ class BackgroundWatcher:
         )
         self._thread.start()
         since = int(time.time() * 1000) - 1000
-        self.watcher: TopicWatcher = TopicWatcher(bootstrap, topics, since_ms=since)
+        stack = StackSettings()
+        security = stack.kafka_security()
+        self.watcher = TopicWatcher(bootstrap, topics, since_ms=since, security=security)
         try:
             # On a fresh cluster the services have not created the topics yet; watching starts
             # first, so create them as the services would (with the same settings).
-            stack = StackSettings()
             self._run(ensure_topics(bootstrap, replication=stack.topic_replication,
-                                    min_insync=stack.topic_min_insync_replicas))  # fmt: skip
+                                    min_insync=stack.topic_min_insync_replicas,
+                                    security=security))  # fmt: skip
             self._run(self.watcher.__aenter__())
         except BaseException:
             self._stop_loop()

@@ -104,9 +104,7 @@ def _start_pollers(
 def _raw_posts_publisher(runtime: Runtime) -> DirectPublisher:
     """Where the webhooks, Open311 and the pollers store posts (`handlers.register` declares
     the same topic's publisher on the broker, for AsyncAPI)."""
-    return DirectPublisher(
-        runtime.stack.kafka_bootstrap, POSTS_RAW, service=NAME, registry=runtime.registry
-    )
+    return runtime.direct_publisher(POSTS_RAW)
 
 
 def _policy(settings: IntakeSettings) -> Policy:

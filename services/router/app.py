@@ -67,7 +67,7 @@ def build(
     ops = ops_router(runtime.broker, store, router.directory, producer=NAME, caller=guard.caller)
     triage = triage_router(runtime.broker, queue, router, guard.caller, dispatch, producer=NAME)
     dead_letters = dead_letter_router(
-        kafka_source(settings.stack.kafka_bootstrap),
+        kafka_source(settings.stack.kafka_bootstrap, security=settings.stack.kafka_security()),
         MongoActionStore(runtime.mongo),
         broker_publisher(runtime.broker),
         caller=guard.caller,

@@ -16,7 +16,7 @@ from fengqiao.auth import Identity, policy
 from fengqiao.auth.guard import Guard, service_guard
 from fengqiao.contracts import UNIT_ACTIONS, CaseState, UnitActed, UnitActionKind
 from fengqiao.runtime.clock import utcnow
-from fengqiao.runtime.messaging import DirectProducer, publish
+from fengqiao.runtime.messaging import publish
 from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
 from fengqiao.services.tracker import handlers, stats
 from fengqiao.services.tracker.adapters.cases import CaseRepository, MongoCaseRepository
@@ -45,9 +45,7 @@ def build(
     runtime.on_start.append(repo.ensure_indexes)
     # Cases' outboxes skip FastStream's per-message publish path (the declared publishers stay,
     # for AsyncAPI); stopped last, after the sweeps that may still publish.
-    outbox = DirectProducer(
-        settings.stack.kafka_bootstrap, handlers.PUBLISHES, service=NAME, registry=runtime.registry
-    )
+    outbox = runtime.direct_producer(handlers.PUBLISHES)
     runtime.on_start.append(outbox.start)
     tracker = handlers.register(
         runtime.broker,

@@ -23,6 +23,7 @@ from fengqiao.services.notifier.settings import NotifierSettings
 from fengqiao.services.router.settings import RouterSettings
 from fengqiao.services.tracker.settings import TrackerSettings
 from fengqiao.services.workbench.settings import WorkbenchSettings
+from fengqiao.testing.containers import KAFKA_IMAGE, kraft_environment, start_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {
@@ -102,6 +103,8 @@ def test_kubernetes_deployment_probes_health_and_readiness(service: str) -> None
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["ports"][0]["containerPort"] == PORTS[service]
+    # Kafka's credentials (FENGQIAO_KAFKA_SASL_*) reach every service from one Secret.
+    assert {"secretRef": {"name": "fengqiao-kafka", "optional": True}} in container["envFrom"]
     kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
     assert f"{service}.yaml" in kustomization["resources"]
 
@@ -160,9 +163,44 @@ def test_dashboard_and_alerts_name_real_metrics(monkeypatch: pytest.MonkeyPatch)
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
 
 
-def test_one_kafka_version_for_the_local_stack_and_compose() -> None:
+def pom_kafka_version() -> str:
     pom = (DEPLOY / "kafka" / "pom.xml").read_text()
     found = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
     assert found is not None
+    return found[1]
+
+
+def test_one_kafka_version_for_the_local_stack_compose_k8s_and_testcontainers() -> None:
+    """The POM (the native stack), compose, the Kubernetes manifests and the testcontainers path
+    name one Kafka."""
+    version = pom_kafka_version()
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{found[1]}"
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{version}"
+    assert f"apache/kafka:{version}" == KAFKA_IMAGE
+    # Kubernetes: the services use a cluster of your own; the stack's ConfigMap says which Kafka
+    # they are tested against, and any Kafka image a manifest names is that one.
+    [stack_config] = [
+        d for d in k8s_documents() if d.get("metadata", {}).get("name") == "fengqiao-stack"
+    ]
+    assert stack_config["metadata"]["annotations"]["fengqiao.io/kafka-version"] == version
+    images = re.findall(r"image:\s*(\S*kafka\S*)", "".join(p.read_text() for p in K8S))
+    assert all(image.endswith(f":{version}") for image in images), images
+    # No other Kafka anywhere in the code: no Confluent image, no other apache/kafka tag.
+    code = "".join(p.read_text() for p in (ROOT / "fengqiao").rglob("*.py"))
+    assert "confluentinc/cp-kafka:" not in code
+    assert set(re.findall(r"apache/kafka:([\w.]+)", code)) == {version}
+
+
+def test_testcontainers_kafka_is_configured_for_kraft() -> None:
+    """The container's variables make one KRaft node whose client listener is the mapped one."""
+    env = kraft_environment()
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    listeners = dict(item.split("://") for item in env["KAFKA_LISTENERS"].split(","))
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert set(listeners) == set(protocols) == {"PLAINTEXT", "BROKER", "CONTROLLER"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].endswith(listeners["CONTROLLER"].split(":")[1])
+    script = start_script("127.0.0.1", 32771)
+    assert "KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://127.0.0.1:32771,BROKER://" in script
+    assert script.rstrip().endswith("/etc/kafka/docker/run")

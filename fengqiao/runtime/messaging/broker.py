@@ -12,12 +12,14 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity
 from prometheus_client import CollectorRegistry
 
 from fengqiao.contracts import TOPICS
 from fengqiao.contracts.topics import DLQ_PARTITIONS
 from fengqiao.runtime import tracing
 from fengqiao.runtime.compat import consumer_generation, consumer_group, subscriber_consumers
+from fengqiao.runtime.kafka_security import check_access, kafka_options
 from fengqiao.runtime.messaging.dead_letters import DeadLetterMiddleware
 from fengqiao.runtime.messaging.faults import Outages
 from fengqiao.runtime.messaging.metrics import SubscriberMetrics
@@ -30,12 +32,13 @@ def make_broker(
     registry: CollectorRegistry | None = None,
     metrics: SubscriberMetrics | None = None,
     outages: Outages | None = None,
+    security: BaseSecurity | None = None,
 ) -> KafkaBroker:
     """A broker with fengqiao's delivery guarantees and the dead-letter middleware; with a
     registry, its subscribers are measured (`metrics`, or new ones on that registry). Handlers
     that fail transiently wait through `outages` (the service's, for its readiness). With
     tracing on, FastStream's telemetry middleware comes first (outermost): the dead-letter
-    middleware's lines carry the message's trace."""
+    middleware's lines carry the message's trace. `security`: `StackSettings.kafka_security()`."""
     if metrics is None and registry is not None:
         metrics = SubscriberMetrics(service, registry)
     middlewares: list[Any] = [
@@ -47,6 +50,7 @@ def make_broker(
     return KafkaBroker(
         bootstrap,
         client_id=f"fengqiao-{service}",
+        security=security,
         acks="all",
         enable_idempotence=True,
         allow_auto_create_topics=False,
@@ -73,14 +77,20 @@ def topic_specs(
 
 
 async def ensure_topics(
-    bootstrap: str, *, replication: int = 1, min_insync: int | None = None
+    bootstrap: str,
+    *,
+    replication: int = 1,
+    min_insync: int | None = None,
+    security: BaseSecurity | None = None,
 ) -> list[str]:
     """Create every fengqiao topic that does not exist yet; return the names created.
 
     Safe to call from every service at every start, concurrently: a topic another service
-    created a moment ago is simply skipped.
+    created a moment ago is simply skipped. Credentials the brokers refuse raise
+    `KafkaAccessRefused` (not an outage to wait out).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="fengqiao-admin")
+    await check_access(bootstrap, security)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap, security), client_id="fengqiao-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

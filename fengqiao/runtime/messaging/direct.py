@@ -9,10 +9,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from faststream.security import BaseSecurity
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from fengqiao.contracts import Envelope, Outgoing, Topic
 from fengqiao.runtime import tracing
+from fengqiao.runtime.kafka_security import kafka_options
 
 
 class DirectProducer:
@@ -39,11 +41,12 @@ class DirectProducer:
         *,
         service: str,
         registry: CollectorRegistry | None = None,
+        security: BaseSecurity | None = None,
     ) -> None:
         names = [topic.name for topic in topics]
         self._producer: AIOKafkaProducer | None = None
         self._options: dict[str, Any] = {
-            "bootstrap_servers": bootstrap,
+            **kafka_options(bootstrap, security),
             "client_id": f"fengqiao-{service}-{'+'.join(names)}",
             "acks": "all",
             "enable_idempotence": True,
@@ -176,8 +179,9 @@ class DirectPublisher(DirectProducer):
         *,
         service: str,
         registry: CollectorRegistry | None = None,
+        security: BaseSecurity | None = None,
     ) -> None:
-        super().__init__(bootstrap, [topic], service=service, registry=registry)
+        super().__init__(bootstrap, [topic], service=service, registry=registry, security=security)
         self.topic = topic.name
 
     async def publish(self, message: Envelope) -> None:
