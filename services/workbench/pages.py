@@ -30,6 +30,19 @@ from fengqiao.services.workbench.views import error_page, lang_of, render
 
 LOGIN_CSRF = "fengqiao_login_csrf"
 _API_ERRORS = {403: "forbidden", 404: "not_found", 409: "conflict", 422: "invalid"}
+_PAGE = {"text/html": {"schema": {"type": "string"}}}
+# What logging in answers besides the form (declared in the OpenAPI; each the form again).
+LOGIN_ANSWERS: dict[int | str, dict[str, Any]] = {
+    303: {"description": "Logged in: on to the page asked for, with the session's cookie"},
+    401: {"description": "The form again: wrong username or password", "content": _PAGE},
+    403: {"description": "The form again: its CSRF token does not hold", "content": _PAGE},
+    429: {"description": "The form again: too many failed logins (Retry-After)", "content": _PAGE},
+}
+_LOGIN: dict[str, Any] = {
+    "response_class": HTMLResponse,
+    "summary": "Log in (username, password)",
+    "responses": LOGIN_ANSWERS,
+}
 _FORMS = {**ACTIONS, **RULINGS}  # the case page's forms: a person's actions, a lead's rulings
 
 
@@ -120,7 +133,7 @@ def login_router(bench: Workbench) -> APIRouter:
     async def login_page(request: Request) -> HTMLResponse:
         return login_form(request)
 
-    @router.post("/login", response_class=HTMLResponse, summary="Log in (username, password)")
+    @router.post("/login", **_LOGIN)
     async def login(request: Request) -> Response:
         form = await request.form()
         words = LABELS[lang_of(request)]
