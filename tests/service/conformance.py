@@ -48,9 +48,17 @@ BOUNDED = settings(
 )
 TOKEN = "schemathesis-every-role-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# The same at 博乐市 (652701), which holds the case of tests/service/inprocess.py: its unit may act
+# on it (a unit above it sees it, but may not sign for it).
+HOLDER = {"Authorization": "Bearer schemathesis-at-bole-0123456789"}
 # At the top of the directory (xj): every unit's case is below it.
 EVERYONE = FixedTokens(
-    {TOKEN: Identity("local:schemathesis", "schemathesis", "xj", frozenset(Role), "token")}
+    {
+        TOKEN: Identity("local:schemathesis", "schemathesis", "xj", frozenset(Role), "token"),
+        HOLDER["Authorization"].removeprefix("Bearer "): Identity(
+            "local:schemathesis-bole", "schemathesis", "652701", frozenset(Role), "token"
+        ),
+    }
 )
 Seams = Callable[[], AbstractAsyncContextManager[Any]]
 
