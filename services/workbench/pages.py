@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -104,6 +104,16 @@ class Workbench:
         session = self.session(request)
         given = str(form.get("csrf") or "")
         return bool(session) and domain.csrf_ok(self.csrf_key, session, given)
+
+
+def form_body(fields: Iterable[str]) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of a page's form (read by the page, not by FastAPI): its fields,
+    a note, and the session's CSRF token."""
+    names = ["csrf", *dict.fromkeys([*fields, "note"])]
+    schema = {"type": "object", "required": ["csrf"],
+              "properties": {name: {"type": "string"} for name in names}}  # fmt: skip
+    form = {"application/x-www-form-urlencoded": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": form}}
 
 
 def login_url(next_path: str = "/") -> str:
@@ -226,6 +236,7 @@ def case_router(bench: Workbench) -> APIRouter:
         router.add_api_route(
             f"/cases/{{case_id}}/{name}", _action(bench, name), methods=["POST"],
             response_class=HTMLResponse, summary=f"{_FORMS[name].label} through its API",
+            openapi_extra=form_body(_FORMS[name].fields),
         )  # fmt: skip
     return router
 
