@@ -191,6 +191,12 @@ class Guard:
             raise HTTPException(403, f"{identity.person} lacks a role for this ({wanted})")
         return identity
 
+    def refusals(self, method: str, path: str) -> tuple[int, ...]:
+        """What `check` may answer on a route (declared in the app's OpenAPI): nothing on a
+        public route, else 401 and 403."""
+        rule = policy.rule_for(self.service, method, path)
+        return () if rule is not None and rule.public is not None else (401, 403)
+
     def audit(self, app: FastAPI) -> None:
         """Refuse an app with a route the policy does not name (its OpenAPI, fresh)."""
         missing = policy.unpoliced(self.service, routes_of(app))

@@ -20,7 +20,7 @@ carry, is better not the one that publishes them to itself.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from aiokafka import ConsumerRecord
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fengqiao.auth import Identity
 from fengqiao.ops import dlq
 from fengqiao.ops.kafka import connect, fengqiao_topics
+from fengqiao.runtime.errors import refusals
 
 Source = Callable[[], AsyncIterator[ConsumerRecord[bytes, bytes]]]
 Status = Literal["new", "replayed", "purged", "all"]
@@ -109,11 +110,30 @@ def dead_letter_router(
             "dead_letters": [e.summary() for e in reversed(shown)][:limit],  # newest first
         }
 
-    @router.get("/{letter_id}", summary="One dead letter, its payload masked")
+    @router.get(
+        "/{letter_id}", summary="One dead letter, its payload masked", responses=refusals(404)
+    )
     async def show(letter_id: str, who: Identity = caller) -> dict[str, Any]:
         return (await entry(letter_id)).detail()
 
-    @router.post("/{letter_id}/replay", summary="Publish it to its origin topic, once")
+    _decisions(router, entry, store, publish, caller)
+    return router
+
+
+def _decisions(
+    router: APIRouter,
+    entry: Callable[[str], Awaitable[dlq.Entry]],
+    store: dlq.ActionStore,
+    publish: dlq.Publisher,
+    caller: Any,
+) -> None:
+    """Replaying and purging one dead letter, each once (409 after that, or after the other)."""
+
+    @router.post(
+        "/{letter_id}/replay",
+        summary="Publish it to its origin topic, once",
+        responses=refusals(404, 409),
+    )
     async def replay(letter_id: str, who: Identity = caller) -> dict[str, Any]:
         found = await entry(letter_id)
         try:
@@ -125,12 +145,14 @@ def dead_letter_router(
             raise HTTPException(409, f"dead letter {found.id} was replayed already ({by}, {at})")
         return outcome
 
-    @router.post("/{letter_id}/purge", summary="Drop it, with a reason: it is not replayed")
+    @router.post(
+        "/{letter_id}/purge",
+        summary="Drop it, with a reason: it is not replayed",
+        responses=refusals(404, 409),
+    )
     async def purge(letter_id: str, body: Purge, who: Identity = caller) -> dict[str, Any]:
         found = await entry(letter_id)
         outcome = await dlq.purge(found, store, reason=body.reason, by=who.person)
         if outcome["outcome"] != "purged":
             raise HTTPException(409, f"dead letter {found.id} was purged already")
         return outcome
-
-    return router

@@ -9,13 +9,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, Field
 
 Check = Callable[[], Awaitable[object]]
 Refresh = Callable[[], Awaitable[None]]
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready, or not ready")
+    service: str
+    checks: dict[str, str] = Field(description="Each check: ok, or what is not ready yet.")
+
+
+_READINESS: dict[int | str, dict[str, Any]] = {
+    200: {"model": Readiness, "description": "Every check answered ok"},
+    503: {"model": Readiness, "description": "Some check is not ok: which, and why"},
+}
+# Prometheus' text exposition format, as Prometheus reads it (not JSON).
+_METRICS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The metrics in Prometheus' text format",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def ops_router(
@@ -34,7 +55,11 @@ def ops_router(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
-    @router.get("/readyz", summary="Kafka and the store answer; every consumer has joined")
+    @router.get(
+        "/readyz",
+        summary="Kafka and the store answer; every consumer has joined",
+        responses=_READINESS,
+    )
     async def readyz() -> JSONResponse:
         results: dict[str, str] = {}
         for name, check in checks.items():
@@ -52,7 +77,12 @@ def ops_router(
             status_code=200 if ready else 503,
         )
 
-    @router.get("/metrics", summary="Prometheus metrics")
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses=_METRICS,
+    )
     async def metrics() -> Response:
         for refresh in before_scrape:
             with contextlib.suppress(Exception):  # a scrape still answers with what is known

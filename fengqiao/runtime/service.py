@@ -13,7 +13,15 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -34,6 +42,7 @@ from fengqiao import __version__
 from fengqiao.contracts import Topic
 from fengqiao.runtime import tracing
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
+from fengqiao.runtime.errors import declare_refusals
 from fengqiao.runtime.http import ops_router
 from fengqiao.runtime.logs import RequestContext
 from fengqiao.runtime.messaging import (
@@ -157,12 +166,9 @@ class RouteGuard(Protocol):
 
     def audit(self, app: FastAPI) -> None: ...
 
-
-# What a guarded route may answer before its endpoint runs (documented in its OpenAPI).
-GUARD_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No credentials, or credentials that do not hold (WWW-Authenticate)"},
-    403: {"description": "The caller's roles do not allow this route"},
-}
+    def refusals(self, method: str, path: str) -> Iterable[int]:
+        """What the guard may answer on a route before its endpoint runs (401, 403)."""
+        ...
 
 
 def http_app(
@@ -177,7 +183,8 @@ def http_app(
 
     Every request body is limited (`BodyLimit`: 64 KiB, or `body_limits`' bytes for the paths
     under each prefix) before any route reads or authenticates it. With a `guard`, every route
-    is checked by it first, and an app with a route its policy does not name is refused."""
+    is checked by it first, and an app with a route its policy does not name is refused. Its
+    OpenAPI declares the refusals every route shares (`fengqiao.runtime.errors`)."""
     app = FastAPI(
         title=f"fengqiao {runtime.name}",
         version=__version__,
@@ -190,7 +197,7 @@ def http_app(
     tracing.instrument_app(app)  # with tracing on: a server span per request (outermost)
     guarded: dict[str, Any] = {}
     if guard is not None:
-        guarded = {"dependencies": [guard.dependency], "responses": GUARD_RESPONSES}
+        guarded = {"dependencies": [guard.dependency]}
     app.include_router(
         ops_router(
             service=runtime.name,
@@ -205,6 +212,7 @@ def http_app(
     app.include_router(_asyncapi_router(runtime, description), **guarded)
     if guard is not None:
         guard.audit(app)
+    declare_refusals(app, guard.refusals if guard is not None else lambda method, path: ())
     # Not `Exception`: Starlette hands that one to its outermost middleware, which raises on.
     for kind in (PyMongoError, KafkaError, OSError, Unavailable):
         app.add_exception_handler(kind, _unavailable)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from fengqiao.auth import Identity
+from fengqiao.runtime.errors import refusals, unprocessable
 from fengqiao.services.notifier.domain import ContentRefused
 from fengqiao.services.notifier.sender import Sender, Undecidable
 
@@ -48,11 +49,13 @@ def ops_router(sender: Sender, caller: Any) -> APIRouter:
         except Undecidable as exc:
             raise HTTPException(409, str(exc)) from exc
         except ContentRefused as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise unprocessable(str(exc), "body", "text") from exc
         return {} if result is None else result.model_dump(mode="json")
 
     @router.post(
-        "/{key}/approve", summary="Post a held reply now, or a text in its place (the gate runs)"
+        "/{key}/approve",
+        summary="Post a held reply now, or a text in its place (the gate runs)",
+        responses=refusals(409),
     )
     async def approve(
         key: str, body: Approval | None = None, who: Identity = caller
@@ -60,7 +63,11 @@ def ops_router(sender: Sender, caller: Any) -> APIRouter:
         body = body or Approval()
         return await decide(key, body, True, who, body.text)
 
-    @router.post("/{key}/reject", summary="Never post a held reply; it is reported failed")
+    @router.post(
+        "/{key}/reject",
+        summary="Never post a held reply; it is reported failed",
+        responses=refusals(409),
+    )
     async def reject(
         key: str, body: Decision | None = None, who: Identity = caller
     ) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fengqiao.auth import Identity, Role, policy
 from fengqiao.contracts import UNIT_ACTIONS, UnitActed, UnitActionKind
 from fengqiao.runtime.clock import utcnow
+from fengqiao.runtime.errors import refusals, unprocessable
 from fengqiao.runtime.messaging import publish
 from fengqiao.services.router.adapters.records import RecordStore
 from fengqiao.services.router.directory import Directory
@@ -40,10 +41,15 @@ def ops_router(
     """`caller`: the guard's dependency that names the calling person."""
     router = APIRouter(prefix="/ops", tags=["operators"])
 
-    @router.post("/cases/{case_id}/reassign", status_code=202, summary="Reassign a case by hand")
+    @router.post(
+        "/cases/{case_id}/reassign",
+        status_code=202,
+        responses=refusals(404),
+        summary="Reassign a case by hand",
+    )
     async def reassign(case_id: str, body: Reassignment, who: Identity = caller) -> dict[str, Any]:
         if body.to_unit not in directory:
-            raise HTTPException(422, f"unknown unit {body.to_unit!r}")
+            raise unprocessable(f"unknown unit {body.to_unit!r}", "body", "to_unit")
         record = await store.get(case_id)
         holder_chain = _chain(directory, record.holder) if record is not None else ()
         if record is None or not policy.sees(who, holder_chain):

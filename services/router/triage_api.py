@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fengqiao.auth import Identity
 from fengqiao.contracts import CATEGORIES, UNIT_ACTIONS, AppealNormalized
 from fengqiao.runtime.clock import utcnow
+from fengqiao.runtime.errors import refusals, unprocessable
 from fengqiao.runtime.messaging import publish
 from fengqiao.runtime.pii import mask_pii
 from fengqiao.services.router.adapters.triage_queue import TriageQueue
@@ -31,6 +32,23 @@ from fengqiao.services.router.triage import Correction, Item, Ruling, effects
 __all__ = ["triage_router"]
 
 Dispatch = Callable[[AppealNormalized, Decision], Awaitable[list[str]]]
+
+
+class RuledAlready(BaseModel):
+    """409: the first ruling on the item wins; it is this one."""
+
+    class Detail(BaseModel):
+        error: Literal["ruled already"]
+        ruling: dict[str, Any] | None = Field(description="The first ruling, as GET shows it.")
+
+    detail: Detail
+
+
+# Not the caller's to see (404; or 403 for a unit outside their subtree), or ruled already.
+RULING_REFUSALS: dict[int | str, dict[str, Any]] = {
+    **refusals(404),
+    409: {"model": RuledAlready, "description": "Ruled already: the first ruling wins"},
+}
 
 
 class ConfirmIn(BaseModel):
@@ -113,11 +131,11 @@ class _Desk:
         router = self.router
         if correction.unit is not None:
             if correction.unit not in router.directory:
-                raise HTTPException(422, f"unknown unit {correction.unit!r}")
+                raise unprocessable(f"unknown unit {correction.unit!r}", "body", "unit")
             if person[1] not in router.chain_of(correction.unit):
                 raise HTTPException(403, f"{correction.unit} is outside {person[1]}'s subtree")
         if correction.link is not None and item.suggested_case is None:
-            raise HTTPException(422, "this item suggests no earlier case to link")
+            raise unprocessable("this item suggests no earlier case to link", "body", "link")
         if correction.note:
             correction = replace(correction, note=mask_pii(correction.note)[0])
         ruling = Ruling.of(item, correction, person=person[0], unit=person[1], at=utcnow())
@@ -176,7 +194,11 @@ def _add_pending(api: APIRouter, desk: _Desk, caller: Any) -> None:
 
 
 def _add_one(api: APIRouter, desk: _Desk, caller: Any) -> None:
-    @api.get("/queue/{item_id}", summary="One item, with its ruling if it has one")
+    @api.get(
+        "/queue/{item_id}",
+        summary="One item, with its ruling if it has one",
+        responses=refusals(404),
+    )
     async def one(item_id: str, person: Annotated[tuple[str, str], caller]) -> dict[str, Any]:
         item = await desk.visible(item_id, person[1])
         ruling = await desk.queue.ruling(item_id)
@@ -184,7 +206,11 @@ def _add_one(api: APIRouter, desk: _Desk, caller: Any) -> None:
 
 
 def _add_confirm(api: APIRouter, desk: _Desk, caller: Any) -> None:
-    @api.post("/queue/{item_id}/confirm", summary="Triage was right (a confirmed example)")
+    @api.post(
+        "/queue/{item_id}/confirm",
+        summary="Triage was right (a confirmed example)",
+        responses=RULING_REFUSALS,
+    )
     async def confirm(
         item_id: str, body: ConfirmIn, person: Annotated[tuple[str, str], caller]
     ) -> dict[str, Any]:
@@ -193,7 +219,11 @@ def _add_confirm(api: APIRouter, desk: _Desk, caller: Any) -> None:
 
 
 def _add_correct(api: APIRouter, desk: _Desk, caller: Any) -> None:
-    @api.post("/queue/{item_id}/correct", summary="What is right instead (a corrected example)")
+    @api.post(
+        "/queue/{item_id}/correct",
+        summary="What is right instead (a corrected example)",
+        responses=RULING_REFUSALS,
+    )
     async def correct(
         item_id: str, body: CorrectIn, person: Annotated[tuple[str, str], caller]
     ) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from fengqiao.auth import Identity, policy
 from fengqiao.contracts import UNIT_ACTIONS, UnitActed, UnitActionKind
 from fengqiao.runtime.clock import utcnow
+from fengqiao.runtime.errors import refusals
 from fengqiao.runtime.messaging import publish
 from fengqiao.runtime.pii import mask_pii
 from fengqiao.services.tracker import domain
@@ -38,6 +39,8 @@ from fengqiao.services.tracker.supervision import with_working_time
 from fengqiao.services.tracker.workcalendar import WorkCalendar
 
 A = UnitActionKind
+# A case the caller's unit may not see (404), or whose state does not allow the action (409).
+ACTION_REFUSALS = refusals(404, 409)
 
 
 class _Body(BaseModel):
@@ -197,7 +200,7 @@ def _read_routes(
         views = await repo.views(await indexes.unit_cases(unit, limit * 2))
         return [timed(doc) for doc in list(listed(views, unit, state, overdue))[:limit]]
 
-    @router.get("/cases/{case_id}", summary="One case with its timeline")
+    @router.get("/cases/{case_id}", summary="One case with its timeline", responses=refusals(404))
     async def case(case_id: str, who: Identity = caller) -> dict[str, Any]:
         return timed(_view(await visible_case(repo, case_id, who)))
 
@@ -233,22 +236,42 @@ async def _applied(repo: CaseRepository, action: UnitActed, wait_seconds: float)
 def _action_routes(router: APIRouter, caller: Any, act: Callable[..., Awaitable[Accepted]]) -> None:
     """The actions of a unit on one case, each published as `unit.actions`."""
 
-    @router.post("/cases/{case_id}/accept", status_code=202, summary="Sign for the order (签收)")
+    @router.post(
+        "/cases/{case_id}/accept",
+        status_code=202,
+        responses=ACTION_REFUSALS,
+        summary="Sign for the order (签收)",
+    )
     async def accept(case_id: str, body: _Body | None = None, who: Identity = caller) -> Accepted:
         return await act(case_id, who, A.ACCEPT, body or _Body())
 
-    @router.post("/cases/{case_id}/progress", status_code=202, summary="Report progress")
+    @router.post(
+        "/cases/{case_id}/progress",
+        status_code=202,
+        responses=ACTION_REFUSALS,
+        summary="Report progress",
+    )
     async def progress(case_id: str, body: Progress, who: Identity = caller) -> Accepted:
         return await act(case_id, who, A.PROGRESS, body)
 
-    @router.post("/cases/{case_id}/resolve", status_code=202, summary="Resolve (办结)")
+    @router.post(
+        "/cases/{case_id}/resolve",
+        status_code=202,
+        responses=ACTION_REFUSALS,
+        summary="Resolve (办结)",
+    )
     async def resolve(case_id: str, body: Resolution, who: Identity = caller) -> Accepted:
         outcome = mask_pii(body.outcome)[0]
         return await act(
             case_id, who, A.RESOLVE, body, outcome=outcome, amount_recovered=body.amount_recovered
         )
 
-    @router.post("/cases/{case_id}/return", status_code=202, summary="Return the order (退单)")
+    @router.post(
+        "/cases/{case_id}/return",
+        status_code=202,
+        responses=ACTION_REFUSALS,
+        summary="Return the order (退单)",
+    )
     async def return_(case_id: str, body: Return, who: Identity = caller) -> Accepted:
         return await act(case_id, who, A.RETURN, body, reason_code=body.reason_code)
 
@@ -259,7 +282,10 @@ def _extension_routes(
     """Extensions (延期) asked for and ruled on; questions to the citizen; notes."""
 
     @router.post(
-        "/cases/{case_id}/extension", status_code=202, summary="Ask for an extension (延期)"
+        "/cases/{case_id}/extension",
+        status_code=202,
+        responses=ACTION_REFUSALS,
+        summary="Ask for an extension (延期)",
     )
     async def extension(case_id: str, body: ExtensionRequest, who: Identity = caller) -> Accepted:
         return await act(
@@ -269,6 +295,7 @@ def _extension_routes(
     @router.post(
         "/cases/{case_id}/extension/approve",
         status_code=202,
+        responses=ACTION_REFUSALS,
         summary="Approve the pending extension (a unit above the lead unit)",
     )
     async def approve(
@@ -282,6 +309,7 @@ def _extension_routes(
     @router.post(
         "/cases/{case_id}/extension/refuse",
         status_code=202,
+        responses=ACTION_REFUSALS,
         summary="Refuse the pending extension (a unit above the lead unit)",
     )
     async def refuse(
@@ -292,11 +320,14 @@ def _extension_routes(
     @router.post(
         "/cases/{case_id}/ask-citizen",
         status_code=202,
+        responses=ACTION_REFUSALS,
         summary="Ask the citizen something; the clock pauses until they answer",
     )
     async def ask_citizen(case_id: str, body: Note, who: Identity = caller) -> Accepted:
         return await act(case_id, who, A.AWAIT_CITIZEN, body)
 
-    @router.post("/cases/{case_id}/notes", status_code=202, summary="Add a note")
+    @router.post(
+        "/cases/{case_id}/notes", status_code=202, responses=ACTION_REFUSALS, summary="Add a note"
+    )
     async def note(case_id: str, body: Note, who: Identity = caller) -> Accepted:
         return await act(case_id, who, A.NOTE, body)

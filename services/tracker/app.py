@@ -16,6 +16,7 @@ from fengqiao.auth import Identity, policy
 from fengqiao.auth.guard import Guard, service_guard
 from fengqiao.contracts import UNIT_ACTIONS, CaseState, UnitActed, UnitActionKind
 from fengqiao.runtime.clock import utcnow
+from fengqiao.runtime.errors import refusals, unprocessable
 from fengqiao.runtime.messaging import publish
 from fengqiao.runtime.service import Runtime, asyncapi_app, http_app
 from fengqiao.services.tracker import handlers, stats
@@ -101,7 +102,12 @@ def ops_router(repo: CaseRepository, broker: KafkaBroker, caller: Any) -> APIRou
     # Operators' views and merges, for the people the policy names; scoped to their subtree.
     router = APIRouter(prefix="/ops", tags=["operators"])
 
-    @router.post("/cases/{case_id}/merge", status_code=202, summary="Merge a duplicate case")
+    @router.post(
+        "/cases/{case_id}/merge",
+        status_code=202,
+        responses=refusals(404, 409),
+        summary="Merge a duplicate case",
+    )
     async def merge(case_id: str, body: Merge, who: Identity = caller) -> dict[str, str]:
         """The case ends as merged into `into` (both timelines say so); published to
         `unit.actions` in the caller's name, so it is replayable and audited. Only a person
@@ -128,7 +134,9 @@ def ops_router(repo: CaseRepository, broker: KafkaBroker, caller: Any) -> APIRou
             await publish(broker, UNIT_ACTIONS.name, action)
         return {"status": "accepted", "action_event_id": actions[0].event_id}
 
-    @router.get("/cases/{case_id}", summary="A case with its timeline (operators)")
+    @router.get(
+        "/cases/{case_id}", summary="A case with its timeline (operators)", responses=refusals(404)
+    )
     async def get_case(case_id: str, who: Identity = caller) -> dict[str, object]:
         doc = await repo.find(case_id)
         if doc is None or not policy.sees(who, doc.get("chain", ()), doc.get("co_units", ())):
@@ -158,7 +166,7 @@ async def _stats(
     try:
         since, until = stats.period(since, until, dt.datetime.now(dt.UTC))
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise unprocessable(str(exc), "query") from exc
     seen = [c for c in await repo.received(since, until) if policy.sees(who, c.chain, c.co_units)]
     return stats.compute(seen, since, until, unit=unit).as_dict()
 

@@ -33,6 +33,7 @@ from fengqiao.auth.settings import OidcSettings
 from fengqiao.auth.store import MongoAuthStore
 from fengqiao.runtime import tracing
 from fengqiao.runtime.body_limit import BodyLimit, BodyTooLarge, body_too_large
+from fengqiao.runtime.errors import declare_refusals, refusals
 from fengqiao.runtime.http import ops_router
 from fengqiao.services.workbench import domain, ops, pages, review, triage
 from fengqiao.services.workbench.client import Api
@@ -54,6 +55,15 @@ PAGES: tuple[Callable[[pages.Workbench], APIRouter], ...] = (
     statistics_router,
     ops.ops_router,
 )
+
+# What a page may answer besides itself (each refusal a page for a browser, else JSON; the
+# guard's 401 and 403 and the store's 503 are declared by `declare_refusals`): on to another
+# page (after a change; to the login page when a service says the session ended), or the
+# service's refusal of what the page asked of it.
+PAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    303: {"description": "See Location: the page after a change, or the login page"},
+    **refusals(404, 409),
+}
 
 
 def build(
@@ -108,8 +118,9 @@ def build(
     # Every page: the guard first (who, and may they), then what each page shows in its header.
     page = [guard.dependency, Depends(bench.prepare)]
     for router in PAGES:
-        app.include_router(router(bench), dependencies=page)
+        app.include_router(router(bench), dependencies=page, responses=PAGE_ANSWERS)
     guard.audit(app)
+    declare_refusals(app, guard.refusals, pages=True)
     app.add_exception_handler(HTTPException, _http_errors(bench))
     app.add_exception_handler(PyMongoError, _unavailable)
     app.add_exception_handler(httpx.HTTPError, _unavailable)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -30,6 +30,19 @@ from fengqiao.services.workbench.views import error_page, lang_of, render
 
 LOGIN_CSRF = "fengqiao_login_csrf"
 _API_ERRORS = {403: "forbidden", 404: "not_found", 409: "conflict", 422: "invalid"}
+_PAGE = {"text/html": {"schema": {"type": "string"}}}
+# What logging in answers besides the form (declared in the OpenAPI; each the form again).
+LOGIN_ANSWERS: dict[int | str, dict[str, Any]] = {
+    303: {"description": "Logged in: on to the page asked for, with the session's cookie"},
+    401: {"description": "The form again: wrong username or password", "content": _PAGE},
+    403: {"description": "The form again: its CSRF token does not hold", "content": _PAGE},
+    429: {"description": "The form again: too many failed logins (Retry-After)", "content": _PAGE},
+}
+_LOGIN: dict[str, Any] = {
+    "response_class": HTMLResponse,
+    "summary": "Log in (username, password)",
+    "responses": LOGIN_ANSWERS,
+}
 _FORMS = {**ACTIONS, **RULINGS}  # the case page's forms: a person's actions, a lead's rulings
 
 
@@ -93,6 +106,16 @@ class Workbench:
         return bool(session) and domain.csrf_ok(self.csrf_key, session, given)
 
 
+def form_body(fields: Iterable[str]) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of a page's form (read by the page, not by FastAPI): its fields,
+    a note, and the session's CSRF token."""
+    names = ["csrf", *dict.fromkeys([*fields, "note"])]
+    schema = {"type": "object", "required": ["csrf"],
+              "properties": {name: {"type": "string"} for name in names}}  # fmt: skip
+    form = {"application/x-www-form-urlencoded": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": form}}
+
+
 def login_url(next_path: str = "/") -> str:
     return "/login?" + urlencode({"next": next_path}) if next_path not in ("", "/") else "/login"
 
@@ -120,7 +143,7 @@ def login_router(bench: Workbench) -> APIRouter:
     async def login_page(request: Request) -> HTMLResponse:
         return login_form(request)
 
-    @router.post("/login", response_class=HTMLResponse, summary="Log in (username, password)")
+    @router.post("/login", **_LOGIN)
     async def login(request: Request) -> Response:
         form = await request.form()
         words = LABELS[lang_of(request)]
@@ -213,6 +236,7 @@ def case_router(bench: Workbench) -> APIRouter:
         router.add_api_route(
             f"/cases/{{case_id}}/{name}", _action(bench, name), methods=["POST"],
             response_class=HTMLResponse, summary=f"{_FORMS[name].label} through its API",
+            openapi_extra=form_body(_FORMS[name].fields),
         )  # fmt: skip
     return router
 

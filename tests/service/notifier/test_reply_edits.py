@@ -101,7 +101,8 @@ async def test_an_edit_outside_the_rules_is_refused_and_nothing_is_posted(
     notifier, http = held.notifier, held.http
     refused = await approve(http, text=text)
     assert refused.status_code == 422, refused.text
-    assert why in refused.json()["detail"]
+    [error] = refused.json()["detail"]  # FastAPI's shape, naming the field
+    assert error["loc"] == ["body", "text"] and why in error["msg"]
     assert notifier.platform.posted == [] and notifier.outbox.decisions == {}
     [entry] = (await http.get("/ops/replies/held")).json()  # still held, for a better text
     assert entry["key"] == KEY
