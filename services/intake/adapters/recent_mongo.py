@@ -13,7 +13,7 @@ each appeal grow with every appeal stored (issue 21). Time is cut into periods o
   who loses reads the latest again and adds its appeal to it, unless that post is there already
   (then the other's decision is the post's). A post's decision is thus written once, and a
   re-delivery finds it in the author's record. An author's history over the matching windows is
-  one lookup by `_id` per period they touch (two for the default windows, 60 + 7 days).
+  one lookup by `_id` per period they touch (one or two for the default windows, 60 + 7 days).
 - `claim:<claim key>` (platform, author, digest of the words, week; the week lies in one
   period): two copies of one text sent to several accounts at once race for it, and the loser
   joins the winner's case; `key`, `event_id`, `case_id`.
