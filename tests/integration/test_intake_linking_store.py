@@ -193,3 +193,17 @@ async def test_a_store_of_the_old_layout_is_migrated_and_still_links(
     copy = await assign(store, appeal(f"{run_id}-c", author), WAGES)  # same words, same week
     assert copy.case_id == first.case_id
     assert await store.ensure_indexes() is None  # nothing left to migrate
+
+
+async def test_pruning_drops_old_periods_and_reads_nothing(
+    stack: StackSettings, database: str, run_id: str
+) -> None:
+    listener = Commands()
+    store = await opened(stack, database, listener)
+    for days in (0, 75, 150):  # three periods
+        await store.add(appeal(f"{run_id}-{days}", f"u-{run_id}", at=T0 + timedelta(days=days)))
+    listener.sent.clear()
+    assert await store.prune(T0 + timedelta(days=150)) == 2
+    assert {name for name, _ in listener.sent} == {"listCollections", "drop"}
+    kept = await store.history("weibo", f"u-{run_id}", T0, T0 + timedelta(days=200))
+    assert [a.key for a in kept] == [f"{run_id}-150"]
