@@ -3,6 +3,10 @@
 author's recent appeals in the in-memory store, build the AppealNormalized), on generated posts.
 
     .venv/bin/python bench/normalizer.py [--posts 20000] [--seed 7] [--profile]
+    .venv/bin/python bench/normalizer.py --store 50000 [--posts 3000] [--concurrency 16]
+
+`--store N` runs the same path against the stack's FerretDB holding N appeals already
+(`bench/normalizer_store.py`: appeals/s and FerretDB's CPU per post; `source env.sh` first).
 
 The posts mix what the matrix receives: appeals in Simplified and Traditional Chinese with
 places, amounts and phone numbers, @mentions, #话题#, links, emoji and Weibo emoticons, repost
@@ -186,9 +190,14 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="profile with pyinstrument")
+    parser.add_argument("--store", type=int, default=None, metavar="N",
+                        help="against the stack's store, seeded with N appeals")  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=16, help="posts in flight (--store)")
     args = parser.parse_args()
 
     posts = generate(args.posts, args.seed)
+    if args.store is not None:
+        return _against_store(posts, args)
     asyncio.run(normalize_all(posts[:200]))  # warm up: OpenCC's dictionaries, the lexicon
     profiler = None
     if args.profile:
@@ -220,6 +229,19 @@ def main() -> int:
         f"second, load average {os.getloadavg()[0]:.1f} (target >= 5,000)"
     )
     return 0 if max(rate, cpu_rate) >= 5000 else 1
+
+
+def _against_store(posts: list[RawPostReceived], args: argparse.Namespace) -> int:
+    import normalizer_store
+    from machine import CpuMeter
+
+    from fengqiao.runtime.settings import StackSettings
+
+    seeds = normalizer_store.seeded(args.store, args.seed, posts[0].occurred_at, _appeal)
+    meter = CpuMeter.for_stack(StackSettings(), this="bench")
+    result = asyncio.run(normalizer_store.run(posts, seeds, args.concurrency, meter))
+    normalizer_store.report(result, meter, args.store)
+    return 0
 
 
 if __name__ == "__main__":

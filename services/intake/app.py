@@ -117,13 +117,14 @@ def _policy(settings: IntakeSettings) -> Policy:
 
 def _mongo_recent(runtime: Runtime, settings: IntakeSettings, clock: Clock) -> RecentAppeals:
     assert runtime.mongo is not None
-    store = MongoRecentAppeals(runtime.mongo, settings.database)
+    keep = 2 * _policy(settings).lookback()
+    store = MongoRecentAppeals(runtime.mongo, settings.database, keep=keep)
     if settings.consumers:  # the normalizer reads and writes it; webhook-only replicas do not
         runtime.on_start.append(store.ensure_indexes)
         pruner = Pruner(
             store,
             clock,
-            keep=2 * _policy(settings).lookback(),
+            keep=keep,
             interval_seconds=settings.recent_prune_interval_seconds,
             registry=runtime.registry,
         )

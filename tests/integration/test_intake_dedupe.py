@@ -1,5 +1,6 @@
 """The recent-appeals store on the real MongoDB/FerretDB: insert-only decisions hold under
-concurrency and re-delivery; reposts find their appeal by its words or by the name they quote."""
+concurrency and re-delivery; reposts find their appeal by its words or by the name they quote;
+the appeal path reads by `_id` only; old periods are dropped whole."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from fengqiao.runtime.settings import StackSettings
-from fengqiao.runtime.store import ShardedCollection
-from fengqiao.services.intake.adapters.recent import Post, assign_case, claim_key
-from fengqiao.services.intake.adapters.recent_mongo import MongoRecentAppeals
+from fengqiao.services.intake.adapters.recent import Post, assign_case, between, claim_key
+from fengqiao.services.intake.adapters.recent_mongo import (
+    MongoRecentAppeals,
+    period_name,
+    period_of,
+)
 from fengqiao.services.intake.linking import Policy, RecentAppeal, amounts, cues
 from fengqiao.services.intake.similarity import fingerprint
 
@@ -82,8 +86,8 @@ async def test_concurrent_re_deliveries_agree(store: MongoRecentAppeals, run_id:
     decided = await asyncio.gather(*(assign(store, again) for _ in range(6)))
     assert {d.case_id for d in decided} == {first.case_id}
     assert {d.duplicate_of for d in decided} == {first.event_id}
-    stored = await store.get(again.key, platform="weibo", author=f"u-{run_id}")
-    assert stored is not None and stored.fingerprint == again.fingerprint
+    [stored] = [a for a in await history(store, f"u-{run_id}") if a.key == again.key]
+    assert stored.fingerprint == again.fingerprint
 
 
 async def test_a_re_delivery_is_not_its_own_duplicate(
@@ -96,32 +100,28 @@ async def test_a_re_delivery_is_not_its_own_duplicate(
     assert second.duplicate_of is None
 
 
-async def test_between_reads_one_author_newest_first(
+async def history(store: MongoRecentAppeals, author: str) -> list[RecentAppeal]:
+    return await store.history("weibo", author, T0 - timedelta(days=90), T0 + timedelta(days=90))
+
+
+async def test_between_reads_one_author_newest_first_across_periods(
     store: MongoRecentAppeals, run_id: str
 ) -> None:
     author = f"u-{run_id}"
-    for i in range(3):
+    days = [0, 1, 2, 80]  # the last in the next period: one collection per period
+    for i in days:
         await store.add(appeal(f"{run_id}-{i}", author, f"第{i}件事", at=T0 + timedelta(days=i)))
     await store.add(appeal(f"{run_id}-x", f"other-{run_id}"))
-    found = await store.between("weibo", author, T0, T0 + timedelta(days=1), limit=10)
+    found = await between(store, "weibo", author, T0, T0 + timedelta(days=90), 3)
+    assert [a.key for a in found] == [f"{run_id}-80", f"{run_id}-2", f"{run_id}-1"]
+    found = await between(store, "weibo", author, T0, T0 + timedelta(days=1), 10)
     assert [a.key for a in found] == [f"{run_id}-1", f"{run_id}-0"]
-    assert await store.prune(T0 + timedelta(days=1)) >= 2
-    assert await store.get(f"{run_id}-0", platform="weibo", author=author) is None
-
-
-async def test_an_authors_appeals_live_in_the_shard_of_that_author(
-    stack: StackSettings, store: MongoRecentAppeals, run_id: str
-) -> None:
-    author = f"u-{run_id}"
-    await store.add(appeal(f"{run_id}-0", author))
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_uri, tz_aware=True)
-    try:
-        database = client[f"itest_intake_{run_id}"]
-        shard = ShardedCollection(database, "recent_appeals").name(f"weibo\x1f{author}")
-        assert await database[shard].count_documents({"author": author}) == 1
-        assert "recent_appeals" not in await database.list_collection_names()
-    finally:
-        await client.close()
+    names = {period_name(period_of(T0)), period_name(period_of(T0 + timedelta(days=80)))}
+    assert len(names) == 2
+    assert set(await store.client[store.database_name].list_collection_names()) == names
+    # The first period ends before the second: dropped whole, the second kept.
+    assert await store.prune(T0 + timedelta(days=80)) == 1
+    assert [a.key for a in await history(store, author)] == [f"{run_id}-80"]
 
 
 async def test_what_linking_reads_survives_the_store(
@@ -129,7 +129,7 @@ async def test_what_linking_reads_survives_the_store(
 ) -> None:
     a = appeal(f"{run_id}-a", f"u-{run_id}", "工地欠我们三万四")
     await store.add(a)
-    stored = await store.get(a.key, platform="weibo", author=a.author)
+    [stored] = await history(store, a.author)
     assert stored == a
     assert stored.amounts == {34000} and stored.urgent
 
@@ -150,7 +150,7 @@ async def test_a_repost_with_other_words_joins_by_the_name_it_quotes(
 ) -> None:
     name = f"n-{run_id}"
     original = await assign(store, appeal(f"{run_id}-o", f"u-{run_id}"), name=name)
-    assert await store.author_named("weibo", name) == f"u-{run_id}"
+    assert await store.author_named("weibo", name, T0) == f"u-{run_id}"
     repost = appeal(f"{run_id}-r", f"friend-{run_id}", "扩散", at=T0 + timedelta(hours=2))
     quoted = "老板拖欠工资三个月了，我在博乐市工地干活"  # cut and reordered: another digest
     joined, _ = await assign_case(
@@ -170,14 +170,15 @@ async def test_a_name_and_a_text_keep_their_first_holder(
 ) -> None:
     await store.remember_name("weibo", f"n-{run_id}", "first", T0)
     await store.remember_name("weibo", f"n-{run_id}", "second", T0)
-    assert await store.author_named("weibo", f"n-{run_id}") == "first"
+    assert await store.author_named("weibo", f"n-{run_id}", T0) == "first"
     first, second = appeal(f"{run_id}-1", "u1"), appeal(f"{run_id}-2", "u2")
     await asyncio.gather(
         store.remember_text("weibo", f"d-{run_id}", first),
         store.remember_text("weibo", f"d-{run_id}", second),
     )
-    holder = await store.by_text("weibo", f"d-{run_id}")
+    holder = await store.by_text("weibo", f"d-{run_id}", T0)
     assert holder is not None and holder.key in {first.key, second.key}
-    assert await store.prune(T0 + timedelta(days=1)) >= 0
-    assert await store.by_text("weibo", f"d-{run_id}") is None
-    assert await store.author_named("weibo", f"n-{run_id}") is None
+    assert await store.by_text("weibo", f"d-{run_id}", T0 + timedelta(days=100)) == holder
+    assert await store.prune(T0 + timedelta(days=100)) == 1
+    assert await store.by_text("weibo", f"d-{run_id}", T0) is None
+    assert await store.author_named("weibo", f"n-{run_id}", T0) is None

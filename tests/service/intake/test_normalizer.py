@@ -131,7 +131,7 @@ async def test_a_store_failure_is_retried_until_it_passes_never_dead_lettered(
 ) -> None:
     """The store is away for two tries: the post waits, then becomes its appeal (it used to be
     dead-lettered, and its case never opened)."""
-    real, calls = recent.get, 0
+    real, calls = recent.history, 0
 
     async def away_twice(*args: object, **kwargs: object) -> object:
         nonlocal calls
@@ -140,7 +140,7 @@ async def test_a_store_failure_is_retried_until_it_passes_never_dead_lettered(
             raise ConnectionError("store down")
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(recent, "get", away_twice)
+    monkeypatch.setattr(recent, "history", away_twice)
     runtime.outages.first = runtime.outages.longest = 0.01
     letters: list[DeadLetter] = []
     seen: list[AppealNormalized] = []
