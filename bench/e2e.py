@@ -196,6 +196,7 @@ async def measure(
         letters_before, since_ms = await audit.dead_letter_ends(), int(time.time() * 1000)
         counted = await scrape(urls)
         before = cpu_now(named)
+        print(f"load: {rate:g} appeals/s for {args.seconds:g} s, starting", flush=True)
         deliveries = await load.send(max(1, round(rate * args.seconds)), rate)
         drained = await audit.drain(
             deliveries, deadline=args.deadline, settle=args.settle, interval=args.interval
