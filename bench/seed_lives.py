@@ -45,7 +45,7 @@ from fengqiao.services.router.app import build_router
 from fengqiao.services.router.returns import record_dispatch
 from fengqiao.services.router.settings import RouterSettings
 from fengqiao.services.tracker import domain
-from fengqiao.services.tracker.adapters.case_view import CASES, view
+from fengqiao.services.tracker.adapters.case_view import CASES, SUMMARY, SUPERVISED, view
 from fengqiao.services.tracker.adapters.cases import (
     ENDED,
     VERSIONS,
@@ -53,6 +53,12 @@ from fengqiao.services.tracker.adapters.cases import (
     version_id,
 )
 from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
+from fengqiao.services.tracker.adapters.projections import (
+    OPEN_CASES,
+    SUMMARIES,
+    fields_of,
+    is_open,
+)
 from fengqiao.services.tracker.adapters.timers import VERSIONS as TIMERS
 from fengqiao.services.tracker.adapters.timers import MemoryStore, StoredTimers, Timer, fire_due
 from fengqiao.services.tracker.unit_of_work import UnitOfWork
@@ -359,11 +365,15 @@ def documents(lives: Lives, unit_shards: ShardedCollection) -> Docs:
         units.setdefault(unit_shards.name(unit), []).extend(
             {"_id": f"{unit}|{c}", "unit": unit, "case_id": c} for c in case_ids
         )
+    views = [view(case) for case in cases.latest.values()]
     tracker = {
         VERSIONS: list(cases.records.collections.get(VERSIONS, {}).values()),
         TIMERS: list(lives.timer_store.collections.get(TIMERS, {}).values()),
         **units,
-        CASES: [view(case) for case in cases.latest.values()],  # last: it marks a chunk done
+        # The views' projections, as the views' writer leaves them (adapters/projections.py).
+        OPEN_CASES: [fields_of(v, SUPERVISED) for v in views if is_open(v)],
+        SUMMARIES: [fields_of(v, SUMMARY) for v in views],
+        CASES: views,  # last: it marks a chunk done
     }
     notifier = {
         "outbox": [
