@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -120,22 +120,11 @@ class Costs:
         return out
 
     def as_json(self) -> dict[str, Any]:
-        def store(row: StoreRow) -> dict[str, Any]:
-            return {
-                "service": row.service,
-                "collection": row.collection,
-                "commands": row.commands,
-                "written": row.written,
-                "read": row.read,
-                "ms": row.ms,
-                "by_command": row.by_command,
-            }
-
         return {
             "appeals": self.appeals,
-            "store": [store(r) for r in self.store],
-            "store_totals": [store(r) for r in self.totals()],
-            "topics": [vars(t) for t in self.topics],
+            "store": [asdict(r) for r in self.store],
+            "store_totals": [asdict(r) for r in self.totals()],
+            "topics": [asdict(t) for t in self.topics],
         }
 
 

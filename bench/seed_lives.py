@@ -45,7 +45,7 @@ from fengqiao.services.router.app import build_router
 from fengqiao.services.router.returns import record_dispatch
 from fengqiao.services.router.settings import RouterSettings
 from fengqiao.services.tracker import domain
-from fengqiao.services.tracker.adapters.case_view import CASES, SUMMARY, SUPERVISED, view
+from fengqiao.services.tracker.adapters.case_view import CASES, view
 from fengqiao.services.tracker.adapters.cases import (
     ENDED,
     VERSIONS,
@@ -56,8 +56,8 @@ from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
 from fengqiao.services.tracker.adapters.projections import (
     OPEN_CASES,
     SUMMARIES,
-    fields_of,
-    is_open,
+    open_case,
+    summary,
 )
 from fengqiao.services.tracker.adapters.timers import VERSIONS as TIMERS
 from fengqiao.services.tracker.adapters.timers import MemoryStore, StoredTimers, Timer, fire_due
@@ -371,8 +371,8 @@ def documents(lives: Lives, unit_shards: ShardedCollection) -> Docs:
         TIMERS: list(lives.timer_store.collections.get(TIMERS, {}).values()),
         **units,
         # The views' projections, as the views' writer leaves them (adapters/projections.py).
-        OPEN_CASES: [fields_of(v, SUPERVISED) for v in views if is_open(v)],
-        SUMMARIES: [fields_of(v, SUMMARY) for v in views],
+        OPEN_CASES: [d for d in map(open_case, views) if d is not None],
+        SUMMARIES: [summary(v) for v in views],
         CASES: views,  # last: it marks a chunk done
     }
     notifier = {

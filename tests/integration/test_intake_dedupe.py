@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,11 +19,9 @@ from fengqiao.services.intake.adapters.recent_mongo import (
     period_name,
     period_of,
 )
-from fengqiao.services.intake.linking import Policy, RecentAppeal, amounts, cues
-from fengqiao.services.intake.similarity import fingerprint
-
-T0 = datetime(2026, 8, 1, 10, tzinfo=UTC)
-WAGES = "我在博乐市工地干活老板拖欠工资三个月了求助"
+from fengqiao.services.intake.linking import Policy, RecentAppeal, cues
+from tests.integration import linking
+from tests.integration.linking import T0, WAGES, assign
 
 
 @pytest.fixture
@@ -37,38 +35,7 @@ async def store(stack: StackSettings, run_id: str) -> AsyncIterator[MongoRecentA
 
 
 def appeal(key: str, author: str, text: str = WAGES, at: datetime = T0) -> RecentAppeal:
-    return RecentAppeal(
-        key=key,
-        platform="weibo",
-        author=author,
-        post_id=key,
-        event_id=f"e-{key}",
-        case_id=f"c-{key}",
-        posted_at=at,
-        fingerprint=fingerprint(text),
-        words=text,
-        category="wage_arrears",
-        amounts=amounts(text),
-        urgent=True,
-    )
-
-
-def same(a: str, b: str) -> float:
-    return 1.0 if a == b else 0.0
-
-
-async def assign(
-    store: MongoRecentAppeals, a: RecentAppeal, text: str = WAGES, **post: object
-) -> RecentAppeal:
-    decided, _ = await assign_case(
-        store,
-        a,
-        Post(cues=cues(text), own_words=text, **post),  # type: ignore[arg-type]
-        claim=claim_key(a.platform, a.author, text, a.posted_at),
-        policy=Policy(),
-        similarity=same,
-    )
-    return decided
+    return linking.appeal(key, author, text, at, urgent=True)
 
 
 async def test_copies_sent_at_the_same_moment_join_one_case(

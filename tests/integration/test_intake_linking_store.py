@@ -8,20 +8,17 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from fengqiao.runtime.settings import StackSettings
-from fengqiao.services.intake.adapters.recent import Post, assign_case, claim_key
+from fengqiao.services.intake.adapters.recent import claim_key
 from fengqiao.services.intake.adapters.recent_mongo import MongoRecentAppeals
-from fengqiao.services.intake.linking import Policy, RecentAppeal, amounts, cues, text_digest
-from fengqiao.services.intake.similarity import fingerprint
-
-T0 = datetime(2026, 8, 1, 10, tzinfo=UTC)
-WAGES = "我在博乐市工地干活老板拖欠工资三个月了求助"
+from fengqiao.services.intake.linking import RecentAppeal, text_digest
+from tests.integration.linking import T0, WAGES, appeal, assign
 
 
 class Commands(monitoring.CommandListener):
@@ -63,34 +60,6 @@ async def opened(
     )
     OPENED.append(client)
     return MongoRecentAppeals(client, database)
-
-
-def appeal(key: str, author: str, text: str = WAGES, at: datetime = T0) -> RecentAppeal:
-    return RecentAppeal(
-        key=key,
-        platform="weibo",
-        author=author,
-        post_id=key,
-        event_id=f"e-{key}",
-        case_id=f"c-{key}",
-        posted_at=at,
-        fingerprint=fingerprint(text),
-        words=text,
-        category="wage_arrears",
-        amounts=amounts(text),
-    )
-
-
-async def assign(store: MongoRecentAppeals, a: RecentAppeal, text: str, **post: Any) -> Any:
-    decided, _ = await assign_case(
-        store,
-        a,
-        Post(cues=cues(text), own_words=text, **post),
-        claim=claim_key(a.platform, a.author, text, a.posted_at),
-        policy=Policy(),
-        similarity=lambda x, y: 1.0 if x == y else 0.0,
-    )
-    return decided
 
 
 async def test_two_normalizers_racing_on_one_author_agree(

@@ -29,6 +29,7 @@ from fengqiao.services.tracker.adapters.cases import VERSIONS, MongoCaseReposito
 from fengqiao.services.tracker.adapters.timers import MongoTimers, timer_key
 from fengqiao.services.tracker.domain import CLOCKS, S
 from fengqiao.testing import StackEndpoints
+from fengqiao.testing.drill import start_groups_at_end
 from fengqiao.testing.plugin import SOURCE, BackgroundWatcher, FengqiaoServices
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -111,6 +112,8 @@ def fleet(env: dict[str, str], tmp_path: Path, stack_endpoints: StackEndpoints) 
         **generic_source_env(SOURCE, secret),
         **processes.simulator_env(ports["simulator"]),
     }
+    # What earlier tests left on the shared topics is not this fleet's (as bench/e2e.py does).
+    asyncio.run(start_groups_at_end(stack_endpoints.kafka_bootstrap))
     watcher = BackgroundWatcher(stack_endpoints.kafka_bootstrap, [APPEALS.name])
     services = ("intake", "router", "tracker", "notifier")
     try:

@@ -48,9 +48,11 @@ from fengqiao.services.tracker.adapters.projections import (
     OPEN_CASES,
     SUMMARIES,
     build_missing,
+    open_case,
     projections,
+    summary,
 )
-from fengqiao.services.tracker.domain import OPEN_STATES, Case, TimelineEntry
+from fengqiao.services.tracker.domain import Case, TimelineEntry
 
 log = logging.getLogger("fengqiao.tracker.cases")
 
@@ -69,17 +71,6 @@ _TUPLES = {"chain", "hops", "co_units"}
 PACKED = ("reply_to", "hops", "extension", "replies", "repeats", "timeline")
 NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
 _ENTRY = tuple(f.name for f in fields(TimelineEntry))
-# What `received` reads of a view (for the statistics): scalars, and lists bounded by the chain.
-SUMMARY = (
-    *("case_id", "state", "opened", "received_at", "chain", "co_units", "assigned_unit", "hops"),
-    *("sign_due", "signed_at", "signed_in_time", "resolved_at", "resolved_in_time"),
-    *("satisfaction", "overdue", "returns", "amount_recovered", "version", "assigned_handle"),
-)
-# What `open_cases` reads of a view (for supervision, 督办): the summary and the clocks.
-SUPERVISED = (
-    *SUMMARY,
-    *("deadline", "escalation_level", "paused_since", "urgency", "category"),
-)
 RETRY_AFTER = 1.0  # seconds, after the store failed a batch
 # Seconds the views gather before a batch is written: a case changes several times in a burst and
 # only its newest view is written, so the views cost at most one write per changing case and
@@ -174,7 +165,7 @@ class MongoCaseViews:
         self.outages = outages or Outages("tracker")
         self._cases, self._versions, self._latest = db[CASES], db[versions], latest
         self._open, self._summaries = db[OPEN_CASES], db[SUMMARIES]
-        self._projections = projections(db, SUMMARY, SUPERVISED)
+        self._projections = projections(db)
         self._pending: dict[str, Case] = {}
         self._writer: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()  # set by `flush`: write now
@@ -314,19 +305,13 @@ class InMemoryCaseViews:
 
     async def received(self, since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
         return [
-            {k: d[k] for k in ("_id", *SUMMARY) if k in d}
+            summary(d)
             for d in self.docs.values()
             if d["received_at"] and since <= d["received_at"] < until
         ]
 
     async def overdue_open(self) -> int:
-        return sum(
-            d["overdue"] and CaseState(d["state"]) in OPEN_STATES for d in self.docs.values()
-        )
+        return sum(d["overdue"] for d in await self.open_cases())
 
     async def open_cases(self) -> list[dict[str, Any]]:
-        return [
-            {k: d[k] for k in ("_id", *SUPERVISED) if k in d}
-            for d in self.docs.values()
-            if CaseState(d["state"]) in OPEN_STATES
-        ]
+        return [d for d in map(open_case, self.docs.values()) if d is not None]

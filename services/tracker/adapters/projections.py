@@ -35,6 +35,17 @@ log = logging.getLogger("fengqiao.tracker.cases")
 OPEN_CASES = "open_cases"
 SUMMARIES = "case_summaries"
 BATCH = 1_000  # views read and projections inserted at a time when building them at start
+# What `case_summaries` holds of a view (for the statistics): scalars, lists bounded by the chain.
+SUMMARY = (
+    *("case_id", "state", "opened", "received_at", "chain", "co_units", "assigned_unit", "hops"),
+    *("sign_due", "signed_at", "signed_in_time", "resolved_at", "resolved_in_time"),
+    *("satisfaction", "overdue", "returns", "amount_recovered", "version", "assigned_handle"),
+)
+# What `open_cases` holds of a view (for supervision, 督办): the summary and the clocks.
+SUPERVISED = (
+    *SUMMARY,
+    *("deadline", "escalation_level", "paused_since", "urgency", "category"),
+)
 
 
 class Projection:
@@ -81,33 +92,32 @@ def fields_of(view: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return {"_id": view["_id"]} | {n: view[n] for n in names if n in view}
 
 
-def is_open(view: dict[str, Any]) -> bool:
-    return CaseState(view["state"]) in OPEN_STATES
+def open_case(view: dict[str, Any]) -> dict[str, Any] | None:
+    """A view's document in `open_cases`; None for a case that is not open."""
+    return fields_of(view, SUPERVISED) if CaseState(view["state"]) in OPEN_STATES else None
 
 
-def projections(
-    database: AsyncDatabase[dict[str, Any]], summary: Sequence[str], supervised: Sequence[str]
-) -> list[Projection]:
-    """`open_cases` and `case_summaries` (above), with these fields of a view."""
-    return [
-        Projection(
-            database, OPEN_CASES, lambda v: fields_of(v, supervised) if is_open(v) else None
-        ),
-        Projection(database, SUMMARIES, lambda v: fields_of(v, summary)),
-    ]
+def summary(view: dict[str, Any]) -> dict[str, Any]:
+    """A view's document in `case_summaries`."""
+    return fields_of(view, SUMMARY)
+
+
+def projections(database: AsyncDatabase[dict[str, Any]]) -> list[Projection]:
+    """`open_cases` and `case_summaries` (above)."""
+    return [Projection(database, OPEN_CASES, open_case), Projection(database, SUMMARIES, summary)]
 
 
 async def build_missing(
-    views: AsyncDatabase[dict[str, Any]], cases: str, wanted: list[Projection]
+    database: AsyncDatabase[dict[str, Any]], cases: str, wanted: list[Projection]
 ) -> int:
     """Write the projections that are empty while views exist (a store written before them):
     every view is read once. The number of views read."""
     missing = [p for p in wanted if await p.empty()]
-    if not missing or await views[cases].find_one({}, {"_id": 1}) is None:
+    if not missing or await database[cases].find_one({}, {"_id": 1}) is None:
         return 0
     log.warning("cases: writing %s from the views (once)", ", ".join(p.name for p in missing))
     read, batch = 0, []
-    async for doc in views[cases].find({}):
+    async for doc in database[cases].find({}):
         batch.append(doc)
         if len(batch) >= BATCH:
             for projection in missing:
