@@ -52,6 +52,11 @@ def build(
     runtime.on_start.append(store.ensure_indexes)
     runtime.on_start.append(queue.ensure_indexes)
     router = build_router(settings)
+    # Orders skip FastStream's per-message publish path (the declared publishers stay, for
+    # AsyncAPI and in-memory test brokers).
+    outbox = runtime.direct_producer(handlers.PUBLISHES)
+    runtime.on_start.append(outbox.start)
+    runtime.on_stop.append(outbox.stop)
     dispatch = handlers.register(
         runtime.broker,
         router,
@@ -60,6 +65,7 @@ def build(
         registry=runtime.registry,
         store=store,
         queue=queue,
+        outbox=outbox,
     )
     depth = TriageDepth(queue, runtime.registry)  # the queue's gauge, counted in the background
     while_serving(runtime, lambda: depth.run(settings.triage_depth_seconds))

@@ -1,13 +1,19 @@
 """Router's subscribers: `appeals` → `dispatch.orders` (+ `coordination.requests`, and the
 triage queue for what a person should check), and `unit.actions` (returns, reassignments) →
-re-dispatch."""
+re-dispatch.
+
+Appeals are routed a poll at a time (the batch pipeline, `batch_subscriber`): the poll's orders
+go to Kafka in one `send_all` (one wait for the acknowledgements), then its routing records are
+saved side by side (their inserts grouped into one write), and the poll is committed once. Routing
+one appeal at a time cost a publish round trip, an insert and a commit each."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
@@ -18,10 +24,19 @@ from fengqiao.contracts import (
     DISPATCH_ORDERS,
     UNIT_ACTIONS,
     AppealNormalized,
+    DispatchOrdered,
+    Outgoing,
     UnitActed,
     UnitActionKind,
 )
-from fengqiao.runtime.messaging import publish_to, topic_publisher, topic_subscriber
+from fengqiao.runtime.messaging import (
+    BatchFailures,
+    DeclaredPublishers,
+    Outbox,
+    batch_subscriber,
+    is_transient,
+    topic_subscriber,
+)
 from fengqiao.services.router.adapters.records import InMemoryRecordStore, RecordStore
 from fengqiao.services.router.adapters.triage_queue import InMemoryTriageQueue, TriageQueue
 from fengqiao.services.router.coordination import CoordinationRules, load_coordination
@@ -36,6 +51,7 @@ from fengqiao.services.router.returns import (
 from fengqiao.services.router.triage import item_for
 
 Dispatch = Callable[[AppealNormalized, Decision], Awaitable[list[str]]]
+PUBLISHES = (DISPATCH_ORDERS, COORDINATION_REQUESTS)
 
 log = logging.getLogger("fengqiao.router")
 
@@ -51,9 +67,13 @@ def register(
     queue: TriageQueue | None = None,
     coordination: CoordinationRules | None = None,
     return_rules: ReturnRules | None = None,
+    outbox: Outbox | None = None,
 ) -> Dispatch:
     """Register the subscribers; return the dispatch routine (the triage API dispatches a post
-    a dispatcher ruled an appeal with it)."""
+    a dispatcher ruled an appeal with it). Orders go out through `outbox` when given (the app's
+    `DirectProducer` of PUBLISHES), else through the declared publishers (as an in-memory test
+    broker needs)."""
+    declared = DeclaredPublishers.declare(broker, PUBLISHES)
     routing = _Routing(
         router,
         producer=producer,
@@ -62,19 +82,18 @@ def register(
         queue=queue or InMemoryTriageQueue(),
         coordination=coordination or load_coordination(),
         return_rules=return_rules or load_return_rules(),
-        orders=topic_publisher(broker, DISPATCH_ORDERS),
-        requests=topic_publisher(broker, COORDINATION_REQUESTS),
+        outbox=outbox or declared,
     )
 
-    @topic_subscriber(
+    @batch_subscriber(
         broker,
         APPEALS,
         group_id=group_id,
         action="route",
-        description="Route an appeal and dispatch it hop by hop.",
+        description="Route appeals and dispatch them hop by hop (a poll at a time).",
     )
-    async def route_appeal(appeal: AppealNormalized) -> None:
-        await routing.route(appeal)
+    async def route_appeals(appeals: list[AppealNormalized]) -> BatchFailures:
+        return await routing.route_many(appeals)
 
     @topic_subscriber(
         broker,
@@ -108,6 +127,17 @@ class _Metrics:
         )
 
 
+@dataclass
+class _Plan:
+    """What routing one appeal of a poll comes to: its orders and coordination requests (in
+    the order they are published), the record to save, and what the triage queue needs."""
+
+    appeal: AppealNormalized
+    decision: Decision | None = None  # None: a follow-up (its case is dispatched already)
+    orders: list[DispatchOrdered] = field(default_factory=list)
+    outgoing: list[Outgoing] = field(default_factory=list)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Routing:
     """What the subscribers do: route appeals, dispatch them, rule on returns."""
@@ -119,42 +149,82 @@ class _Routing:
     queue: TriageQueue
     coordination: CoordinationRules
     return_rules: ReturnRules
-    orders: Any  # FastStream's publishers of DISPATCH_ORDERS and COORDINATION_REQUESTS
-    requests: Any
+    outbox: Outbox
 
     async def dispatch(self, appeal: AppealNormalized, decision: Decision) -> list[str]:
         """Publish the appeal's orders and coordination requests, then record the dispatch."""
-        router, producer = self.router, self.producer
-        hops = router.dispatch(appeal, producer=producer, decision=decision)
-        asks = self.coordination.requests(
-            hops[-1], appeal.text, router.directory, producer=producer
-        )
-        # Published before the record is saved: a crash in between publishes the same
-        # (derived) event ids again, which consumers ignore.
-        for order in hops:
-            await publish_to(self.orders, order)
-        for ask in asks:
-            await publish_to(self.requests, ask)
-        await self.store.save(record_dispatch(hops, appeal.event_id), hops)
-        log.info("case %s → %s", appeal.case_id, " → ".join(hops[-1].chain))
-        return [order.event_id for order in hops]
+        plan = self._dispatched(_Plan(appeal), decision)
+        await self._publish_and_save([plan])
+        return [order.event_id for order in plan.orders]
 
-    async def route(self, appeal: AppealNormalized) -> None:
-        """Dispatch an appeal that opens a case; queue what a person should check."""
-        decisions = self.metrics.decisions
+    async def route_many(self, appeals: Sequence[AppealNormalized]) -> BatchFailures:
+        """Route a poll's appeals: decide each, publish every order at once, save the records
+        side by side, then queue what a person should check. An appeal whose routing fails
+        (not an outage) is the poll's failure alone; an outage fails the poll, which comes
+        again (orders' event ids are derived: consumers ignore a repeat)."""
+        failures = BatchFailures()
+        plans: list[_Plan] = []
+        for index, appeal in enumerate(appeals):
+            try:
+                plans.append(self._plan(appeal))
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                failures[index] = exc
+        await self._publish_and_save(plans)
+        await asyncio.gather(*(self._after(plan) for plan in plans))
+        return failures
+
+    def _plan(self, appeal: AppealNormalized) -> _Plan:
+        plan = _Plan(appeal)
         if appeal.follow_up_of:
-            decisions.labels("follow_up").inc()  # the case is dispatched already
-            if appeal.triage is not None and "possibly_urgent" in appeal.triage.review:
-                await self._enqueue(appeal, await self._held_where(appeal), dispatched=True)
-            return
+            return plan  # the case is dispatched already
         decision = self.router.decide(appeal)
         if not decision.is_appeal:
+            plan.decision = decision
+            return plan
+        return self._dispatched(plan, decision)
+
+    def _dispatched(self, plan: _Plan, decision: Decision) -> _Plan:
+        router, producer = self.router, self.producer
+        hops = router.dispatch(plan.appeal, producer=producer, decision=decision)
+        asks = self.coordination.requests(
+            hops[-1], plan.appeal.text, router.directory, producer=producer
+        )
+        plan.decision, plan.orders = decision, hops
+        plan.outgoing = [Outgoing(DISPATCH_ORDERS.name, order) for order in hops] + [
+            Outgoing(COORDINATION_REQUESTS.name, ask) for ask in asks
+        ]
+        return plan
+
+    async def _publish_and_save(self, plans: Sequence[_Plan]) -> None:
+        # Published before the records are saved: a crash in between publishes the same
+        # (derived) event ids again, which consumers ignore.
+        await self.outbox.send_all([out for plan in plans for out in plan.outgoing])
+        dispatched = [plan for plan in plans if plan.orders]
+        await asyncio.gather(
+            *(
+                self.store.save(record_dispatch(plan.orders, plan.appeal.event_id), plan.orders)
+                for plan in dispatched
+            )
+        )
+        for plan in dispatched:
+            log.info("case %s → %s", plan.appeal.case_id, " → ".join(plan.orders[-1].chain))
+
+    async def _after(self, plan: _Plan) -> None:
+        """Count the decision and queue what a person should check (after the dispatch: the
+        case opens at once, a person checks it meanwhile)."""
+        appeal, decision, decisions = plan.appeal, plan.decision, self.metrics.decisions
+        if decision is None:
+            decisions.labels("follow_up").inc()
+            if appeal.triage is not None and "possibly_urgent" in appeal.triage.review:
+                await self._enqueue(appeal, await self._held_where(appeal), dispatched=True)
+        elif not plan.orders:
             decisions.labels("not_appeal").inc()
             await self._enqueue(appeal, decision, dispatched=False)
-            return
-        await self.dispatch(appeal, decision)
-        decisions.labels("dispatched").inc()
-        await self._enqueue(appeal, decision, dispatched=True)
+        else:
+            decisions.labels("dispatched").inc()
+            await self._enqueue(appeal, decision, dispatched=True)
 
     async def _held_where(self, appeal: AppealNormalized) -> Decision:
         """The decision for a post that joins a case: where the case is now, not where the
@@ -169,7 +239,6 @@ class _Routing:
     async def _enqueue(
         self, appeal: AppealNormalized, decision: Decision, *, dispatched: bool
     ) -> None:
-        # Queued after the dispatch: the case opens at once, a person checks it meanwhile.
         if decision.review and await self.queue.add(
             item_for(appeal, decision, dispatched=dispatched)
         ):
@@ -185,8 +254,7 @@ class _Routing:
             raise RoutingError(f"case {action.case_id}: no dispatch to rule on")
         if action.event_id in record.processed:
             # Saved but maybe not published before a crash: publish the same orders again.
-            for order in await store.last_orders(action.case_id):
-                await publish_to(self.orders, order)
+            await self._publish_orders(await store.last_orders(action.case_id))
             return
         new, redispatched = rule_on(
             record, action, self.router.directory, self.return_rules, producer=self.producer
@@ -195,8 +263,7 @@ class _Routing:
         # action finds it processed and publishes the saved orders again.
         if not await store.save(new, redispatched):
             raise RoutingError(f"case {action.case_id}: ruled on concurrently; retry")
-        for order in redispatched:
-            await publish_to(self.orders, order)
+        await self._publish_orders(redispatched)
         if action.action is UnitActionKind.RETURN:
             await store.count_return(
                 action.event_id, action.case_id, action.unit_id, action.reason_code or "other"
@@ -206,3 +273,6 @@ class _Routing:
         log.info(
             "case %s %s by %s → %s", action.case_id, action.action.value, action.unit_id, new.holder
         )
+
+    async def _publish_orders(self, orders: Sequence[DispatchOrdered]) -> None:
+        await self.outbox.send_all([Outgoing(DISPATCH_ORDERS.name, order) for order in orders])

@@ -7,6 +7,7 @@ fresh runtime per test, as `fengqiao.services.router.app.build` does; one test g
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +20,10 @@ from fengqiao.contracts import (
     AppealNormalized,
     DeadLetter,
     DispatchOrdered,
+    Outgoing,
     ReplyTarget,
 )
+from fengqiao.runtime.messaging import DirectProducer
 from fengqiao.runtime.service import Runtime
 from fengqiao.runtime.settings import StackSettings
 from fengqiao.services.router import handlers
@@ -105,6 +108,14 @@ async def test_the_composition_root_takes_the_policy_from_the_settings(
     monkeypatch.setattr(MongoRecordStore, "save", kept)
     runtime, _ = build(RouterSettings(policy="direct"))
     probe = Probe(runtime.broker)
+
+    async def through_the_test_broker(_: DirectProducer, messages: Iterable[Outgoing]) -> None:
+        # The app's direct producer is started with the app (not here): the test broker
+        # delivers what it would publish.
+        for outgoing in messages:
+            await runtime.broker.publish(outgoing.message, outgoing.topic)
+
+    monkeypatch.setattr(DirectProducer, "send_all", through_the_test_broker)
     async with TestKafkaBroker(runtime.broker) as broker:
         await broker.publish(appeal(), APPEALS.name)
     [order] = probe.orders
