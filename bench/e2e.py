@@ -31,6 +31,11 @@ It prints, per rate:
   and store time by service and collection family (costliest first, then per-service totals),
   and Kafka messages produced and handled by service and topic. `--json` prints them too.
 
+`--urgent-every N` makes every N-th appeal an urgent one (in danger, `fengqiao.testing.pushes.
+URGENT_TEXTS`) and prints their latency apart: with `--rate 1000 --seconds 10` (a burst of 10,000
+as fast as intake accepts them) and `--urgent-every 100`, how long an urgent appeal waits behind
+the burst (target: p99 < 10 s).
+
 `--find` runs `--steps` rates from `--start`, each `--factor` times the last, stops at the first
 whose p99 is 2 s or more (or that leaves an appeal unacknowledged), and names the highest rate
 that held. The services' consumer groups are moved to their topics' ends first, so earlier runs'
@@ -42,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -58,11 +64,12 @@ from machine import machine
 
 from fengqiao import processes, stack
 from fengqiao.runtime.settings import StackSettings
-from fengqiao.testing.audit import Audit, Drained
+from fengqiao.testing.audit import Audit, Drained, Outcome
 from fengqiao.testing.drill import start_groups_at_end
 from fengqiao.testing.pushes import Delivery, PushLoad, intake_env
 
 TARGET_P99 = 2.0  # seconds, from the webhook's 2xx to the acknowledgment on the platform
+TARGET_URGENT_P99 = 10.0  # seconds, the same for urgent appeals during a burst
 FLEET = ("intake", "router", "tracker", "notifier", "simulator")
 
 
@@ -103,6 +110,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
+@dataclass(frozen=True)
+class Waits:
+    """How long some appeals waited, 2xx → acknowledgment: how many, p50, p99 (seconds)."""
+
+    count: int
+    p50: float
+    p99: float
+
+    @classmethod
+    def of(cls, waits: list[float]) -> Waits:
+        return cls(len(waits), percentile(waits, 0.50), percentile(waits, 0.99))
+
+    def line(self) -> str:
+        held = "" if self.p99 < TARGET_URGENT_P99 else f"  (p99 < {TARGET_URGENT_P99:g} s not held)"
+        return (
+            f"  urgent appeals: {self.count}, 2xx → acknowledgment p50 {self.p50:.2f} s, "
+            f"p99 {self.p99:.2f} s{held}"
+        )
+
+
 @dataclass
 class Result:
     rate: float
@@ -120,6 +147,7 @@ class Result:
     resent: int  # tries beyond the first (503s, timeouts, refused connections)
     refused: dict[str, int]  # not accepted, by the last answer
     costs: Costs | None = None  # store work and messages per appeal acknowledged
+    urgent: Waits | None = None  # the urgent appeals' (`--urgent-every`), when there were some
 
     @property
     def held(self) -> bool:
@@ -137,6 +165,7 @@ class Result:
             f"  end to end {self.per_second:.1f} acknowledged/s; 2xx → acknowledgment p50 "
             f"{self.p50:.2f} s, p99 {self.p99:.2f} s, max {self.worst:.2f} s"
             f"{'' if self.held else f'  (p99 < {TARGET_P99:g} s not held)'}",
+            *([self.urgent.line()] if self.urgent is not None else []),
             f"  CPU ms per appeal: {cpu}",
             f"  re-sent {self.resent} times; not accepted: {self.sent - self.accepted}"
             + (f" (last answers: {self.refused})" if self.refused else ""),
@@ -154,8 +183,8 @@ def result_of(
 ) -> Result:
     outcomes = drained.outcomes
     acked = [o for o in outcomes if o.acks and o.first_ack_at is not None]
-    waits = [o.first_ack_at - o.delivery.accepted_at for o in acked]  # type: ignore[operator]
-    waits += [math.inf] * (len(outcomes) - len(acked))
+    waits = [_wait(o) for o in outcomes]
+    urgent = [_wait(o) for o in outcomes if o.delivery.push.urgent]
     first = min(d.sent_at for d in deliveries)
     last = max((o.first_ack_at for o in acked), default=first)  # type: ignore[type-var]
     per_second = len(acked) / max(last - first, 1e-9) if acked else 0.0
@@ -175,7 +204,15 @@ def result_of(
         letters=letters,
         resent=sum(d.tries - 1 for d in deliveries),
         refused=dict(Counter(_answer(d) for d in deliveries if not d.accepted)),
+        urgent=Waits.of(urgent) if urgent else None,
     )
+
+
+def _wait(outcome: Outcome) -> float:
+    """Seconds from the webhook's 2xx to the first acknowledgment; inf if none came."""
+    if not outcome.acks or outcome.first_ack_at is None or outcome.delivery.accepted_at is None:
+        return math.inf
+    return outcome.first_ack_at - outcome.delivery.accepted_at
 
 
 def _answer(delivery: Delivery) -> str:
@@ -243,6 +280,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
             fleet.url("intake"),
             secret=secret,
             private_every=args.private_every,
+            urgent_every=args.urgent_every,
             retry_for=args.retry_for,
             timeout=args.timeout,
         )
@@ -272,6 +310,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="appeals a second")
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of load per rate")
     parser.add_argument("--private-every", type=int, default=0, help="every N-th a private message")
+    parser.add_argument(
+        "--urgent-every", type=int, default=0, help="every N-th an urgent appeal (timed apart)"
+    )
     parser.add_argument("--find", action="store_true", help="find the highest rate, p99 < 2 s")
     parser.add_argument("--start", type=float, default=5.0, help="--find: the first rate")
     parser.add_argument("--factor", type=float, default=1.5, help="--find: each rate's growth")
@@ -292,6 +333,7 @@ def main() -> int:
         rows = [
             {k: getattr(r, k) for k in keep}
             | {"cpu_ms": r.cpu_ms, "costs": r.costs.as_json() if r.costs else None}
+            | {"urgent": dataclasses.asdict(r.urgent) if r.urgent else None}
             for r in results
         ]
         print(json.dumps(rows, indent=2))

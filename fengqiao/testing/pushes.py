@@ -51,6 +51,14 @@ TEXTS = (
     "@新疆检察 求助：哈密市有人打伤了我弟弟，对方至今不赔医药费，请问该怎么办",
     "@新疆检察 求助：我在石河子市打工受伤，老板不给工伤赔偿也不给工资，求帮忙维权",
 )
+# Appeals in danger (`fengqiao route` says urgent for each): `urgent_every` mixes them into a load,
+# to measure how long an urgent appeal waits behind a burst of ordinary ones (bench/e2e.py).
+URGENT_TEXTS = (
+    "@新疆检察 救命！我在博乐市被人持刀威胁，现在还被关在屋里，求求你们快来救救我",
+    "@新疆检察 紧急求助：我女儿在伊宁市被人拐走了，已经一天没消息，求帮助",
+    "@新疆检察 求助：库尔勒市有人扬言要杀了我全家，他现在就在我家门口砸门",
+    "@新疆检察 我丈夫在喀什市天天家暴我，今天又拿刀要砍我，我躲在邻居家不敢回去，求救",
+)
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -71,6 +79,7 @@ class Push:
     sender_id: str
     post_id: str | None  # the status that mentions the account (comment channel)
     body: bytes
+    urgent: bool = False  # one of URGENT_TEXTS
 
 
 @dataclass
@@ -98,6 +107,7 @@ class PushLoad:
         secret: str,
         run: str | None = None,
         private_every: int = 5,
+        urgent_every: int = 0,
         retry_for: float = 300.0,
         timeout: float = 10.0,
     ) -> None:
@@ -105,6 +115,7 @@ class PushLoad:
         self.secret = secret
         self.run = run or secrets.token_hex(4)
         self.private_every = private_every
+        self.urgent_every = urgent_every
         self.retry_for = retry_for
         self.timeout = timeout
         # Senders and statuses are numbers on Weibo: this run's own range of them.
@@ -115,7 +126,9 @@ class PushLoad:
         """The `index`-th appeal of the run."""
         private = self.private_every > 0 and index % self.private_every == self.private_every - 1
         sender = str(self._base + index)
-        text = f"{TEXTS[index % len(TEXTS)]}（{self.run}-{index}）"
+        urgent = self.urgent_every > 0 and index % self.urgent_every == self.urgent_every - 1
+        texts = URGENT_TEXTS if urgent else TEXTS
+        text = f"{texts[index % len(texts)]}（{self.run}-{index}）"
         payload: dict[str, object] = {
             "type": "text" if private else "mention",
             "receiver_id": RECEIVER_ID,
@@ -128,7 +141,7 @@ class PushLoad:
             payload["data"] = {"subtype": "status", "key": post_id}
         body = json.dumps(payload, ensure_ascii=False).encode()
         channel: Channel = "private_message" if private else "comment"
-        return Push(index, channel, sender, post_id, body)
+        return Push(index, channel, sender, post_id, body, urgent)
 
     def signed_query(self) -> dict[str, str]:
         timestamp, nonce = str(int(time.time() * 1000)), secrets.token_hex(8)

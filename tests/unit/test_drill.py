@@ -80,6 +80,23 @@ def test_every_push_text_opens_a_case_at_once() -> None:
     assert [r["id"] for r in routed if not r["is_appeal"] or r["triage"]] == []
 
 
+def test_every_urgent_push_is_an_urgent_appeal_and_only_those() -> None:
+    """`urgent_every` mixes appeals in danger into a load (bench/e2e.py measures how long they
+    wait behind a burst): triage must read them as urgent, and the others as not."""
+    load = PushLoad("http://intake", secret="s", run="5eed0002", urgent_every=4)
+    lines = []
+    for i in range(16):
+        body = json.loads(load.make(i).body)
+        post = {"id": str(i), "account": "@新疆检察", "author": body["sender_id"]}
+        lines.append(json.dumps(post | {"channel": "push", "text": body["text"]}))
+    out = io.StringIO()
+    assert asyncio.run(route_lines(lines, *route_pipeline(), out, io.StringIO())) == 0
+    routed = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["id"] for r in routed if r["urgent"]] == ["3", "7", "11", "15"]
+    assert [load.make(i).urgent for i in range(8)] == [False, False, False, True] * 2
+    assert all(r["is_appeal"] for r in routed)
+
+
 def test_the_acknowledgment_phrase_is_in_both_acknowledgment_templates_and_no_other() -> None:
     having = sorted(p.name for p in TEMPLATES.glob("*.j2") if ACK_PHRASE in p.read_text())
     assert having == ["acknowledgment.comment.j2", "acknowledgment.private_message.j2"]
