@@ -119,6 +119,10 @@ class Envelope(Contract):
         """The partition key: the case id on case topics."""
         raise NotImplementedError
 
+    def is_urgent(self) -> bool:
+        """Whether it travels in its topic's urgent lane (`topics.LANES`), ahead of a backlog."""
+        return False
+
 
 class CaseMessage(Envelope):
     """A message about one case; keyed by case id so a case's messages stay in order."""

@@ -90,6 +90,31 @@ REPLIES_REQUESTED = Topic(
 )
 REPLIES_SENT = Topic("replies.sent", 6, "case_id", ReplySent, "What the platform answered.")
 
+
+def urgent_lane(topic: Topic) -> Topic:
+    """The urgent lane of `topic`: a topic of its own (`<name>.urgent`), of the same messages,
+    read by consumers of their own, so an urgent message never waits behind the topic's backlog."""
+    return Topic(
+        f"{topic.name}.urgent",
+        topic.partitions,
+        topic.key,
+        topic.message,
+        f"{topic.description} Urgent lane: the messages whose `is_urgent()` is true.",
+    )
+
+
+# Every hop that can hold a queue on an appeal's way to its acknowledgment and its dispatch
+# has an urgent lane: the normalizer (posts.raw), the router and the tracker (appeals), the
+# tracker (dispatch.orders), the notifier (replies.requested). A publisher puts a message in its
+# topic's lane when `message.is_urgent()` (`lane_for`); a subscriber of a topic reads its lane
+# too, through a consumer of its own (fengqiao.runtime.messaging). A case's messages keep their
+# order within a lane; one that changes lanes (a later post makes the case urgent) may overtake
+# the case's earlier messages, which consumers already tolerate across topics.
+LANES: dict[str, Topic] = {
+    topic.name: urgent_lane(topic)
+    for topic in (POSTS_RAW, APPEALS, DISPATCH_ORDERS, REPLIES_REQUESTED)
+}
+
 TOPICS: tuple[Topic, ...] = (
     POSTS_RAW,
     APPEALS,
@@ -100,6 +125,7 @@ TOPICS: tuple[Topic, ...] = (
     CASE_EVENTS,
     REPLIES_REQUESTED,
     REPLIES_SENT,
+    *LANES.values(),
 )
 # The topics of a case's life: their messages name their case (keyed by it, but for
 # replies.requested, keyed by the account that posts them).
@@ -107,6 +133,13 @@ CASE_TOPICS: tuple[Topic, ...] = tuple(t for t in TOPICS if issubclass(t.message
 
 DLQ_MESSAGE = DeadLetter
 DLQ_PARTITIONS = 1
+
+
+def lane_for(name: str, message: Envelope) -> str:
+    """The topic `message` goes to when published on `name`: its urgent lane if it has one and
+    the message is urgent, else `name`."""
+    lane = LANES.get(name)
+    return lane.name if lane is not None and message.is_urgent() else name
 
 
 def all_topic_names() -> list[str]:

@@ -11,14 +11,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.security import BaseSecurity
 
-from fengqiao.contracts import Envelope, message_for
+from fengqiao.contracts import LANES, Envelope, message_for
 from fengqiao.runtime.compat import refresh_metadata
 from fengqiao.runtime.kafka_security import kafka_options
 
 
 class TopicWatcher:
     """Collects every message on `topics` published since `since_ms` (default: now), once per
-    event id."""
+    event id. A topic's urgent lane (`LANES`) is read with it: `of(topic)` gives both, and
+    `urgent` holds the event ids that came through a lane."""
 
     def __init__(
         self,
@@ -29,12 +30,13 @@ class TopicWatcher:
         security: BaseSecurity | None = None,
     ) -> None:
         self._options = kafka_options(bootstrap, security)
-        self._topics = list(topics)
+        self._topics = [name for t in topics for name in (t, *_lane_of(t))]
         self._since_ms = since_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.messages: list[tuple[str, Envelope]] = []
         self._seen: set[tuple[str, str]] = set()
+        self.urgent: set[str] = set()
         self.errors: list[str] = []
 
     async def __aenter__(self) -> TopicWatcher:
@@ -69,10 +71,13 @@ class TopicWatcher:
             try:
                 model = message_for(record.topic)
                 message = model.model_validate_json(record.value or b"")
+                topic = _BASES.get(record.topic, record.topic)
+                if topic != record.topic:
+                    self.urgent.add(message.event_id)
                 # A re-published message keeps its event id; show it once.
-                if (record.topic, message.event_id) not in self._seen:
-                    self._seen.add((record.topic, message.event_id))
-                    self.messages.append((record.topic, message))
+                if (topic, message.event_id) not in self._seen:
+                    self._seen.add((topic, message.event_id))
+                    self.messages.append((topic, message))
             except Exception as exc:
                 self.errors.append(f"{record.topic}@{record.offset}: {exc}")
 
@@ -96,6 +101,13 @@ class TopicWatcher:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
             await asyncio.sleep(0.1)
+
+
+_BASES = {lane.name: base for base, lane in LANES.items()}  # a lane → the topic it is a lane of
+
+
+def _lane_of(topic: str) -> list[str]:
+    return [LANES[topic].name] if topic in LANES else []
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:

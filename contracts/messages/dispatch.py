@@ -76,6 +76,9 @@ class DispatchOrdered(CaseMessage):
     evidence: list[Evidence] = Field(default_factory=list, description="Why this unit.")
     confidence: float = Field(ge=0, le=1, description="Confidence in the jurisdiction.")
 
+    def is_urgent(self) -> bool:
+        return self.urgency is Urgency.URGENT
+
 
 # --------------------------------------------------------------------------- coordination
 

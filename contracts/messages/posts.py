@@ -36,9 +36,17 @@ class RawPostReceived(Envelope):
         min_length=1, max_length=64, description="Our id of this HTTP delivery or poll result."
     )
     payload: dict[str, Any] = Field(description="The platform's JSON body, unchanged.")
+    urgent_hint: bool = Field(
+        default=False,
+        description="Danger words in the payload (intake's first look, before triage): the post "
+        "travels in posts.raw's urgent lane, ahead of a backlog.",
+    )
 
     def kafka_key(self) -> str:
         return f"{self.platform}:{self.source_id}"
+
+    def is_urgent(self) -> bool:
+        return self.urgent_hint
 
 
 # --------------------------------------------------------------------------- appeals
@@ -164,3 +172,6 @@ class AppealNormalized(CaseMessage):
         default=None,
         description="Urgency, category and confidences (intake decides them, with `is_appeal`).",
     )
+
+    def is_urgent(self) -> bool:
+        return self.triage is not None and (self.triage.urgent or self.triage.possibly_urgent)

@@ -86,6 +86,9 @@ class ReplyRequested(CaseMessage):
         to the account of its `reply_to`, so they stay in order too)."""
         return f"{self.target.platform}:{self.target.account}"
 
+    def is_urgent(self) -> bool:
+        return self.urgent
+
 
 class ReplySent(CaseMessage):
     """The platform's answer to a reply: its message id, or the final failure."""

@@ -20,6 +20,7 @@ from fengqiao.services.intake.adapters.recent_mongo import MongoRecentAppeals
 from fengqiao.services.intake.adapters.requests import MongoRequestsStore, RequestsStore
 from fengqiao.services.intake.adapters.sink import KafkaPostSink, PostSink
 from fengqiao.services.intake.http import generic_webhook_route, serve_first
+from fengqiao.services.intake.lanes import danger_hint
 from fengqiao.services.intake.linking import Policy
 from fengqiao.services.intake.open311 import open311_router
 from fengqiao.services.intake.pollers import build_poller
@@ -48,13 +49,14 @@ def build(
     clock = clock or SystemClock()
     runtime = Runtime.create(NAME, settings.stack, with_mongo=True)
     store = requests_store or _mongo_requests(runtime, settings)
+    triager = load_triager(settings.triage_model_dir or MODEL_DIR)
     handlers.register(
         runtime.broker,
         producer=NAME,
         group_id=settings.group_id,
         recent=recent or _mongo_recent(runtime, settings, clock),
         policy=_policy(settings),
-        triager=load_triager(settings.triage_model_dir or MODEL_DIR),
+        triager=triager,
         registry=runtime.registry,
         consume=settings.consumers,
         on_open311=store.map_case,
@@ -62,7 +64,7 @@ def build(
     publisher = None
     if sink is None:
         publisher = _raw_posts_publisher(runtime)
-        sink = KafkaPostSink(publisher)
+        sink = KafkaPostSink(publisher, urgent=danger_hint(triager.danger))
     if settings.consumers:
         read_model.register(runtime.broker, store, group_id=settings.open311_group_id)
     generic = generic_webhook_route(settings, sink, clock, runtime.registry, NAME)

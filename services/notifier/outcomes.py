@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from fengqiao.contracts import ReplyRequested, ReplySent, derived_event_id
+from fengqiao.contracts import REPLIES_REQUESTED, ReplyRequested, ReplySent, derived_event_id
 from fengqiao.runtime import tracing
 from fengqiao.runtime.clock import Clock
 from fengqiao.services.notifier.adapters.outbox import Outbox, State
@@ -31,6 +31,14 @@ class Origin:
     offset: int
     key: str | None = None
     replay_of: str | None = None  # the dead letter an operator replayed it from
+
+    @property
+    def owned_partition(self) -> int | None:
+        """The partition of replies.requested whose owner this request belongs to; None for
+        one read from the urgent lane (everyone's, like one read outside Kafka): the lane's
+        consumer is assigned its partitions apart from the topic's, so they say nothing of which
+        replica owns an account, and a rebalance of the topic must not drop it from memory."""
+        return self.partition if self.topic == REPLIES_REQUESTED.name else None
 
 
 class Results(Protocol):

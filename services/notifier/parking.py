@@ -60,12 +60,12 @@ class Parking:
             request.idempotency_key,
             {
                 "parked_at": self.clock.now(),
-                "partition": None if origin is None else origin.partition,
+                "partition": None if origin is None else origin.owned_partition,
                 "bucket": self.queue.bucket(request),
                 "rank": rank(request),
             },
         )
-        return origin is None or origin.partition not in self.lost
+        return origin is None or origin.owned_partition not in self.lost
 
     def owns(self, doc: dict[str, Any]) -> bool:
         partition = doc.get("partition")

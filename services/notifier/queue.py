@@ -160,7 +160,9 @@ class ReplyQueue:
         finds them parked); how many."""
         dropped = 0
         for bucket, queue in self.queues.items():
-            gone = [e for e in queue if e.origin is not None and e.origin.partition in partitions]
+            gone = [
+                e for e in queue if e.origin is not None and e.origin.owned_partition in partitions
+            ]
             for entry in gone:
                 queue.remove(entry)
                 self._left(bucket, entry)

@@ -13,9 +13,12 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry, Counter
 
 from fengqiao.contracts import (
@@ -29,10 +32,12 @@ from fengqiao.contracts import (
     UnitActed,
     UnitActionKind,
 )
+from fengqiao.runtime.logs import log_context
 from fengqiao.runtime.messaging import (
     BatchFailures,
     DeclaredPublishers,
     Outbox,
+    batch_records,
     batch_subscriber,
     is_transient,
     topic_subscriber,
@@ -96,8 +101,8 @@ def register(
         fetch_min_bytes=64 * 1024,
         fetch_max_wait_ms=100,
     )
-    async def route_appeals(appeals: list[AppealNormalized]) -> BatchFailures:
-        return await routing.route_many(appeals)
+    async def route_appeals(appeals: list[AppealNormalized], msg: KafkaMessage) -> BatchFailures:
+        return await routing.route_many(appeals, batch_records(msg))
 
     @topic_subscriber(
         broker,
@@ -137,9 +142,21 @@ class _Plan:
     the order they are published), the record to save, and what the triage queue needs."""
 
     appeal: AppealNormalized
+    record: Any = None  # the Kafka record it was read from (its lines name its place)
     decision: Decision | None = None  # None: a follow-up (its case is dispatched already)
     orders: list[DispatchOrdered] = field(default_factory=list)
     outgoing: list[Outgoing] = field(default_factory=list)
+
+    def logged(self) -> AbstractContextManager[None]:
+        """The lines logged about this appeal carry its case, event and place in Kafka."""
+        record, appeal = self.record, self.appeal
+        return log_context(
+            case_id=appeal.case_id,
+            event_id=appeal.event_id,
+            topic=getattr(record, "topic", None),
+            partition=getattr(record, "partition", None),
+            offset=getattr(record, "offset", None),
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -161,7 +178,9 @@ class _Routing:
         await self._publish_and_save([plan])
         return [order.event_id for order in plan.orders]
 
-    async def route_many(self, appeals: Sequence[AppealNormalized]) -> BatchFailures:
+    async def route_many(
+        self, appeals: Sequence[AppealNormalized], records: Sequence[Any] = ()
+    ) -> BatchFailures:
         """Route a poll's appeals: decide each, publish every order at once, save the records
         side by side, then queue what a person should check. An appeal whose routing fails
         (not an outage) is the poll's failure alone; an outage fails the poll, which comes
@@ -170,7 +189,7 @@ class _Routing:
         plans: list[_Plan] = []
         for index, appeal in enumerate(appeals):
             try:
-                plans.append(self._plan(appeal))
+                plans.append(self._plan(appeal, records[index] if records else None))
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -179,8 +198,8 @@ class _Routing:
         await asyncio.gather(*(self._after(plan) for plan in plans))
         return failures
 
-    def _plan(self, appeal: AppealNormalized) -> _Plan:
-        plan = _Plan(appeal)
+    def _plan(self, appeal: AppealNormalized, record: Any) -> _Plan:
+        plan = _Plan(appeal, record)
         if appeal.follow_up_of:
             return plan  # the case is dispatched already
         decision = self.router.decide(appeal)
@@ -213,11 +232,16 @@ class _Routing:
             )
         )
         for plan in dispatched:
-            log.info("case %s → %s", plan.appeal.case_id, " → ".join(plan.orders[-1].chain))
+            with plan.logged():
+                log.info("case %s → %s", plan.appeal.case_id, " → ".join(plan.orders[-1].chain))
 
     async def _after(self, plan: _Plan) -> None:
         """Count the decision and queue what a person should check (after the dispatch: the
         case opens at once, a person checks it meanwhile)."""
+        with plan.logged():
+            await self._count_and_queue(plan)
+
+    async def _count_and_queue(self, plan: _Plan) -> None:
         appeal, decision, decisions = plan.appeal, plan.decision, self.metrics.decisions
         if decision is None:
             decisions.labels("follow_up").inc()

@@ -14,6 +14,7 @@ from fengqiao import contracts
 from fengqiao.contracts import (
     APPEALS,
     CASE_TOPICS,
+    LANES,
     REPLIES_REQUESTED,
     TOPICS,
     UNIT_ACTIONS,
@@ -347,7 +348,8 @@ def test_every_topic_names_its_message_type_and_dead_letter_topic() -> None:
         "replies.requested": ReplyRequested,
         "replies.sent": ReplySent,
     }
-    assert {t.name: t.message for t in TOPICS} == expected
+    lanes = {f"{name}.urgent": message for name, message in expected.items() if name in LANES}
+    assert {t.name: t.message for t in TOPICS} == expected | lanes
     for topic in TOPICS:
         assert issubclass(topic.message, Envelope)
         assert topic.dlq == f"{topic.name}.dlq"
@@ -356,8 +358,9 @@ def test_every_topic_names_its_message_type_and_dead_letter_topic() -> None:
 
 
 def test_each_topic_message_declares_its_type_tag() -> None:
-    tags = [t.message.model_fields["type"].default for t in TOPICS]
-    assert len(set(tags)) == len(TOPICS)
+    topics = [t for t in TOPICS if t not in LANES.values()]  # a lane carries its topic's
+    tags = [t.message.model_fields["type"].default for t in topics]
+    assert len(set(tags)) == len(topics)
 
 
 def test_all_topic_names_lists_each_topic_then_its_dead_letters() -> None:

@@ -12,7 +12,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from faststream.security import BaseSecurity
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from fengqiao.contracts import Envelope, Outgoing, Topic
+from fengqiao.contracts import LANES, Envelope, Outgoing, Topic, lane_for
 from fengqiao.runtime import tracing
 from fengqiao.runtime.kafka_security import kafka_options
 
@@ -43,11 +43,13 @@ class DirectProducer:
         registry: CollectorRegistry | None = None,
         security: BaseSecurity | None = None,
     ) -> None:
-        names = [topic.name for topic in topics]
+        topics = list(topics)
+        # With their urgent lanes (`LANES`): a message goes where `lane_for` puts it.
+        names = [t.name for t in topics] + [LANES[t.name].name for t in topics if t.name in LANES]
         self._producer: AIOKafkaProducer | None = None
         self._options: dict[str, Any] = {
             **kafka_options(bootstrap, security),
-            "client_id": f"fengqiao-{service}-{'+'.join(names)}",
+            "client_id": f"fengqiao-{service}-{'+'.join(t.name for t in topics)}",
             "acks": "all",
             "enable_idempotence": True,
             # linger_ms stays 0: requests arriving while one is in flight are batched anyway,
@@ -106,7 +108,7 @@ class DirectProducer:
         sent: list[tuple[str, Any]] = []
         failure: BaseException | None = None
         for outgoing in messages:
-            topic = outgoing.topic
+            topic = lane_for(outgoing.topic, outgoing.message)
             if topic not in self._metrics:
                 raise ValueError(f"{topic!r} is not one of this producer's topics")
             if producer is None:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from faststream.kafka import KafkaBroker
 
-from fengqiao.contracts import Envelope, Outgoing, Topic
+from fengqiao.contracts import LANES, Envelope, Outgoing, Topic
 from fengqiao.runtime import tracing
 
 
@@ -46,13 +46,32 @@ async def publish_all(messages: Iterable[tuple[Any, Envelope]]) -> None:
 
 
 def topic_publisher(broker: KafkaBroker, topic: Topic) -> Any:
-    """Declare the publisher of `topic` (documented in AsyncAPI with its message schema)."""
+    """Declare the publisher of `topic` (documented in AsyncAPI with its message schema); for a
+    topic with an urgent lane (`LANES`), of the lane too, and publish each message where
+    `lane_for` puts it."""
+    publisher = _declared(broker, topic)
+    lane = LANES.get(topic.name)
+    return publisher if lane is None else _Laned(publisher, _declared(broker, lane))
+
+
+def _declared(broker: KafkaBroker, topic: Topic) -> Any:
     return broker.publisher(
         topic.name,
         title=f"{topic.name}:publish",
         description=topic.description,
         schema=topic.message,
     )
+
+
+class _Laned:
+    """A topic's publisher and its urgent lane's: `publish` sends an urgent message to the lane."""
+
+    def __init__(self, publisher: Any, lane: Any) -> None:
+        self.publisher, self.lane = publisher, lane
+
+    async def publish(self, message: Envelope, **options: Any) -> Any:
+        target = self.lane if message.is_urgent() else self.publisher
+        return await target.publish(message, **options)
 
 
 class Outbox(Protocol):

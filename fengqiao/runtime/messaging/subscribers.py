@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 
-from fengqiao.contracts import Topic
+from fengqiao.contracts import LANES, Topic
 from fengqiao.runtime import tracing
 from fengqiao.runtime.logs import bind
 from fengqiao.runtime.messaging.batches import DECODED, DecodedBatch
@@ -67,7 +67,25 @@ def topic_subscriber(
         description=description,
         **options,
     )
-    return subscriber
+    lane = LANES.get(name)
+    if lane is None:
+        return subscriber
+    # The topic's urgent lane: the same handler, through a consumer (and group) of its own, so
+    # an urgent message is handled while the topic's backlog waits.
+    dead_letter_publisher(broker, lane.name)
+    urgent: Callable[[Handler], Handler] = broker.subscriber(
+        lane.name,
+        group_id=f"{group_id}.{lane.name}",
+        auto_offset_reset="earliest",
+        title=f"{lane.name}:{action}",
+        description=f"{description} (urgent lane)",
+        **options,
+    )
+
+    def both(handler: Handler) -> Handler:
+        return subscriber(urgent(handler))
+
+    return both
 
 
 def batch_subscriber(

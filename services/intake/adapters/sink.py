@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from fengqiao.contracts import RawPostReceived
@@ -28,12 +29,21 @@ class KafkaPostSink:
     Through a `DirectPublisher` (acks=all, idempotent): one publish per webhook request, so
     FastStream's per-message machinery is left out of this path."""
 
-    def __init__(self, publisher: Publisher, *, timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        *,
+        timeout: float = 3.0,
+        urgent: Callable[[RawPostReceived], bool] | None = None,
+    ) -> None:
         self._publisher = publisher
+        self._urgent = urgent  # marks a post for posts.raw's urgent lane (`lanes.danger_hint`)
         # Weibo re-sends after 5 s without an answer: answer 503 before that, not never.
         self._timeout = timeout
 
     async def put(self, post: RawPostReceived) -> None:
+        if self._urgent is not None and not post.urgent_hint and self._urgent(post):
+            post = post.model_copy(update={"urgent_hint": True})
         try:
             # wait_for, not asyncio.timeout: the latter cost more CPU per post under load
             # (docs/performance.md, "Intake, router and tools").

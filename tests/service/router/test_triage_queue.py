@@ -18,6 +18,7 @@ from fengqiao.auth.guard import FixedTokens, Guard
 from fengqiao.contracts import (
     APPEALS,
     DISPATCH_ORDERS,
+    LANES,
     UNIT_ACTIONS,
     DispatchOrdered,
     UnitActed,
@@ -78,6 +79,7 @@ async def desk(router: Router) -> AsyncIterator[Desk]:
     actions: list[UnitActed] = []
 
     @runtime.broker.subscriber(DISPATCH_ORDERS.name, group_id="probe-o")
+    @runtime.broker.subscriber(LANES[DISPATCH_ORDERS.name].name, group_id="probe-o")
     async def on_order(order: DispatchOrdered) -> None:
         orders.append(order)
 

@@ -690,6 +690,25 @@ async def test_queued_replies_move_with_their_partition_to_another_replica() -> 
     assert a.outbox.attempts.keys() == {r.idempotency_key for r in b.results.sent}
 
 
+async def test_a_rebalance_of_the_topic_keeps_the_replies_read_from_its_urgent_lane() -> None:
+    """The lane's consumer is assigned its partitions apart from the topic's: a revoked
+    partition of replies.requested says nothing of the lane's partition of the same number."""
+    budget = {"comments": Budget(per_hour=60, burst=1)}
+    a = make(limiter=RateLimiter(budget), queueing=Queueing(partitioned=True))
+    freeze(a)
+    a.sender.assigned({3})
+    lane = Origin("replies.requested.urgent", 3, 41, "c-0123456789abcdef")
+    await a.sender.handle_many([(r, lane) for r, _ in bot_acknowledgments(4)])
+    assert bucket_gauge(a, "queue_depth") == 3
+    a.sender.revoked({3})
+    assert bucket_gauge(a, "queue_depth") == 3
+    await a.sender.handle_many([(r, lane) for r, _ in bot_acknowledgments(5)[4:]])
+    assert bucket_gauge(a, "queue_depth") == 4  # not taken for a poll of a lost partition
+    thaw(a)
+    await a.sender.idle()
+    assert len(a.platform.posted) == 5
+
+
 # --------------------------------------------------------------------------- operators
 
 
