@@ -32,6 +32,7 @@ from fengqiao.contracts import (
     UnitActed,
     UnitActionKind,
 )
+from fengqiao.runtime import tracing
 from fengqiao.runtime.logs import log_context
 from fengqiao.runtime.messaging import (
     BatchFailures,
@@ -189,7 +190,11 @@ class _Routing:
         plans: list[_Plan] = []
         for index, appeal in enumerate(appeals):
             try:
-                plans.append(self._plan(appeal, records[index] if records else None))
+                # The span of routing this appeal, in its trace: its orders are published in it.
+                with tracing.joined_for("appeals route", [appeal]):
+                    plan = self._plan(appeal, records[index] if records else None)
+                    tracing.made_here(out.message for out in plan.outgoing)
+                plans.append(plan)
             except Exception as exc:
                 if is_transient(exc):
                     raise

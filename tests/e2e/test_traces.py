@@ -50,7 +50,7 @@ HOPS = [
     ("fengqiao-intake", "the direct publish to posts.raw", lambda s: s.name == "posts.raw publish"),
     ("fengqiao-intake", "the normalizer", lambda s: s.name == "posts.raw process"),
     ("fengqiao-intake", "the publish to appeals", lambda s: s.name == "appeals publish"),
-    ("fengqiao-router", "the router", lambda s: s.name == "appeals process"),
+    ("fengqiao-router", "the router", lambda s: s.name == "appeals route"),
     ("fengqiao-tracker", "the tracker opening the case", lambda s: s.name == "appeals apply"),
     ("fengqiao-tracker", "the tracker's dispatch", lambda s: s.name == "dispatch.orders apply"),
     (

@@ -114,7 +114,7 @@ class DirectProducer:
             if producer is None:
                 raise RuntimeError(f"the {topic} publisher is not started")
             try:
-                with tracing.publishing(topic):
+                with tracing.within(outgoing.message), tracing.publishing(topic):
                     delivery = await producer.send(
                         topic,
                         outgoing.body,
