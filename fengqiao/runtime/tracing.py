@@ -283,6 +283,14 @@ def follow(derived: object, source: object) -> None:
         origins[id(derived)] = (derived, found)
 
 
+def carried_on(message: object) -> None:
+    """The work on `message` goes on in the current span (one opened for it, `joined_for`): what
+    is made from it afterwards (`follow`) is published in that span's context."""
+    origins = _ORIGINS.get()
+    if origins is not None and origin(message) is not None:
+        origins[id(message)] = (message, otel_context.get_current())
+
+
 def within(message: object) -> contextlib.AbstractContextManager[Any]:
     """Publish `message` in the context it was made in (`origin`), if known."""
     if _provider is None:

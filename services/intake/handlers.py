@@ -10,6 +10,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from fengqiao.contracts import APPEALS, POSTS_RAW, AppealNormalized, RawPostReceived
+from fengqiao.runtime import tracing
 from fengqiao.runtime.messaging import (
     BatchFailures,
     batch_subscriber,
@@ -61,12 +62,16 @@ async def normalize_many(
     linked: list[tuple[int, domain.IncomingPost, domain.Reading]] = []
     items: list[Assignment] = []
     for index, raw in enumerate(raws):
-        try:
-            post = domain.read_post(raw)
-            reading = domain.read_text(post.text, triager)
-        except Exception as exc:  # pure code: the post, not an outage
-            results[index] = exc
-            continue
+        # The post's own work (reading, triage) in a span of its own trace; its appeal is
+        # published in that span (`tracing.follow` in the handler).
+        with tracing.joined_for("posts.raw process", [raw]):
+            tracing.carried_on(raw)
+            try:
+                post = domain.read_post(raw)
+                reading = domain.read_text(post.text, triager)
+            except Exception as exc:  # pure code: the post, not an outage
+                results[index] = exc
+                continue
         if not reading.is_appeal and not (reading.cues.thanks or reading.cues.refers_back):
             # No appeal, and nothing that could tie it to one: it opens no case and joins none,
             # so the author's history is not read.
@@ -142,6 +147,9 @@ def register(
         results = await _normalize_poll(batch, recent, kwargs)
         each = (time.perf_counter() - started) / max(len(batch), 1)
         done = [r for r in results if not isinstance(r, Exception)]
+        for raw, result in zip(batch, results, strict=True):
+            if not isinstance(result, Exception):
+                tracing.follow(result[0], raw)  # published in the trace of its post
         for appeal, fresh in done:
             metrics.latency.observe(each)
             if fresh:
@@ -209,7 +217,7 @@ class _Metrics:
         )
         self.latency = Histogram(
             "fengqiao_intake_normalize_seconds",
-            "Time to normalize one post, case matching included",
+            "Time to normalize a post (its share of its poll), case matching included",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=registry,
         )
