@@ -20,12 +20,13 @@ Where the services use it:
 - batches: FastStream gives a batch subscriber's poll one span of its own. `remember_batch`
   (the batch subscriber's decoder) links that span to each message's context and remembers each
   decoded message's context; `origin(message)` gives it back, `follow(derived, message)` lends
-  it to what was made from the message (the notifier's `ReplySent`), `made_here(derived)` the
-  current span to what was made in it (the router's orders), `within(message)` publishes in it
-  (`publish_to`, `publish_all`, `DirectProducer`), and `joined(name, contexts)` is the span of
-  work done for some messages at once (a case's changes in the tracker, a case's replies in the
-  notifier): its parent is the first message's context and it links to the others, so one
-  appeal's trace runs on through the batch hops instead of ending at each poll.
+  it to what was made from the message (the notifier's `ReplySent`, the router's orders),
+  `carried_on(message)` makes a span opened for the message its context from then on,
+  `within(message)` publishes in it (`publish_to`, `publish_all`, `DirectProducer`), and
+  `joined(name, contexts)` is the span of work done for some messages at once (a case's changes
+  in the tracker, a case's replies in the notifier): its parent is the first message's context
+  and it links to the others, so one appeal's trace runs on through the batch hops instead of
+  ending at each poll.
 
 `trace_id` of the current span goes on every log line (`fengqiao.runtime.logs.set_trace_ids`).
 """
@@ -284,15 +285,12 @@ def follow(derived: object, source: object) -> None:
         origins[id(derived)] = (derived, found)
 
 
-def made_here(derived: Iterable[object]) -> None:
-    """Each of `derived` is published in the current context (the span it was made in, e.g. the
-    router's `appeals route` of the appeal it dispatches): its trace goes on."""
+def carried_on(message: object) -> None:
+    """The work on `message` goes on in the current span (one opened for it, `joined_for`): what
+    is made from it afterwards (`follow`) is published in that span's context."""
     origins = _ORIGINS.get()
-    if _provider is None or origins is None:
-        return
-    ctx = otel_context.get_current()
-    for message in derived:
-        origins[id(message)] = (message, ctx)
+    if origins is not None and origin(message) is not None:
+        origins[id(message)] = (message, otel_context.get_current())
 
 
 def within(message: object) -> contextlib.AbstractContextManager[Any]:

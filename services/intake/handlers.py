@@ -1,19 +1,30 @@
-"""Intake's subscriber: `posts.raw` → `appeals`."""
+"""Intake's subscriber: `posts.raw` → `appeals`, a poll of posts at a time."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from fengqiao.contracts import APPEALS, POSTS_RAW, AppealNormalized, RawPostReceived
-from fengqiao.runtime.messaging import publish_to, topic_publisher, topic_subscriber
+from fengqiao.runtime import tracing
+from fengqiao.runtime.messaging import (
+    BatchFailures,
+    batch_subscriber,
+    is_transient,
+    publish_all,
+    topic_publisher,
+)
 from fengqiao.services.intake import domain
-from fengqiao.services.intake.adapters.recent import Post, RecentAppeals, assign_case, claim_key
+from fengqiao.services.intake.adapters.recent import Post, RecentAppeals, claim_key
+from fengqiao.services.intake.adapters.recent_poll import Assignment, assign_cases
 from fengqiao.services.intake.linking import Policy
 from fengqiao.services.intake.triage import Triager, load_triager
+
+Normalized = tuple[AppealNormalized, bool]  # the appeal, True when its case was decided now
 
 
 async def normalize_raw(
@@ -23,20 +34,64 @@ async def normalize_raw(
     producer: str,
     policy: Policy,
     triager: Triager | None = None,
-) -> tuple[AppealNormalized, bool]:
+) -> Normalized:
     """The appeal `raw` carries, triaged, its case decided against the author's recent posts:
     (the appeal, True when its case was decided by this call rather than read back).
-    The normalizer, `fengqiao normalize` and `fengqiao route` all run exactly this."""
+    `fengqiao normalize` and `fengqiao route` run exactly this: the normalizer's poll of one."""
+    [result] = await normalize_many([raw], recent, producer=producer, policy=policy,
+                                    triager=triager)  # fmt: skip
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+async def normalize_many(
+    raws: Sequence[RawPostReceived],
+    recent: RecentAppeals,
+    *,
+    producer: str,
+    policy: Policy,
+    triager: Triager | None = None,
+) -> list[Normalized | Exception]:
+    """Each post's appeal, triaged, its case decided in order against its author's recent posts
+    (and the posts before it here), the store's work grouped across the posts
+    (`recent_poll.assign_cases`); for a post that cannot be read, why. A store failure is
+    raised (no post's decision is reported)."""
     triager = triager or load_triager()
-    post = domain.read_post(raw)
-    reading = domain.read_text(post.text, triager)
-    if not reading.is_appeal and not (reading.cues.thanks or reading.cues.refers_back):
-        # No appeal, and nothing that could tie it to one: it opens no case and joins none,
-        # so the author's history is not read.
-        return domain.appeal_for(raw, post, reading, producer=producer), True
+    results: list[Normalized | Exception | None] = [None] * len(raws)
+    linked: list[tuple[int, domain.IncomingPost, domain.Reading]] = []
+    items: list[Assignment] = []
+    for index, raw in enumerate(raws):
+        # The post's own work (reading, triage) in a span of its own trace; its appeal is
+        # published in that span (`tracing.follow` in the handler).
+        with tracing.joined_for("posts.raw process", [raw]):
+            tracing.carried_on(raw)
+            try:
+                post = domain.read_post(raw)
+                reading = domain.read_text(post.text, triager)
+            except Exception as exc:  # pure code: the post, not an outage
+                results[index] = exc
+                continue
+        if not reading.is_appeal and not (reading.cues.thanks or reading.cues.refers_back):
+            # No appeal, and nothing that could tie it to one: it opens no case and joins none,
+            # so the author's history is not read.
+            results[index] = domain.appeal_for(raw, post, reading, producer=producer), True
+            continue
+        linked.append((index, post, reading))
+        items.append(_assignment(raw, post, reading))
+    decided = await assign_cases(recent, items, policy=policy, similarity=triager.similarity())
+    for (index, post, reading), (case, fresh) in zip(linked, decided, strict=True):
+        reading = domain.with_case(reading, case)
+        appeal = domain.appeal_for(raws[index], post, reading, producer=producer, decided=case)
+        results[index] = appeal, fresh
+    return [r for r in results if r is not None]
+
+
+def _assignment(
+    raw: RawPostReceived, post: domain.IncomingPost, reading: domain.Reading
+) -> Assignment:
     parsed = reading.parsed
-    decided, fresh = await assign_case(
-        recent,
+    return Assignment(
         domain.remembered(raw, post, reading),
         Post(
             cues=reading.cues,
@@ -47,11 +102,7 @@ async def normalize_raw(
         claim=claim_key(
             post.platform, post.author.id, domain.matched_words(parsed), post.posted_at
         ),
-        policy=policy,
-        similarity=triager.similarity(),
     )
-    reading = domain.with_case(reading, decided)
-    return domain.appeal_for(raw, post, reading, producer=producer, decided=decided), fresh
 
 
 def register(
@@ -69,6 +120,11 @@ def register(
     """Register the normalizer, and declare the `posts.raw` publisher for AsyncAPI (the webhooks
     write through a `DirectPublisher` of that topic, see `app.py`).
 
+    The normalizer is a batch subscriber (`batch_subscriber`): each poll's posts are decided
+    together (`normalize_many`), their appeals published, then the poll is committed. A post
+    that cannot be read goes to dead letters alone; a store or Kafka outage is waited out and
+    the poll comes again (a re-delivered post reads back its decision).
+
     Without `recent` every appeal is its own case (no repeats, follow-ups or reposts linked).
     With `consume=False` only the publisher is declared (a webhook-only process).
     `on_open311(request_id, case_id)` hears which case each Open311 request went to."""
@@ -78,31 +134,63 @@ def register(
     topic_publisher(broker, POSTS_RAW)
     appeals = topic_publisher(broker, APPEALS)
 
-    if not consume:
-        return
-
-    @topic_subscriber(
+    @batch_subscriber(
         broker,
         POSTS_RAW,
         group_id=group_id,
         action="normalize",
-        description="Normalize a raw post into an appeal.",
+        description="Normalize raw posts into appeals, a poll at a time.",
     )
-    async def normalize_post(raw: RawPostReceived) -> None:
+    async def normalize_posts(batch: list[RawPostReceived]) -> BatchFailures:
         started = time.perf_counter()
-        if recent is None:
-            appeal, fresh = domain.normalize(raw, producer=producer, triager=triager), True
-        else:
-            appeal, fresh = await normalize_raw(
-                raw, recent, producer=producer, policy=policy, triager=triager
-            )
-        metrics.latency.observe(time.perf_counter() - started)
-        if fresh:
-            metrics.count(appeal)
-        if on_open311 is not None and appeal.platform == "open311" and appeal.reply_to.post_id:
+        kwargs: Any = {"producer": producer, "policy": policy, "triager": triager}
+        results = await _normalize_poll(batch, recent, kwargs)
+        each = (time.perf_counter() - started) / max(len(batch), 1)
+        done = [r for r in results if not isinstance(r, Exception)]
+        for raw, result in zip(batch, results, strict=True):
+            if not isinstance(result, Exception):
+                tracing.follow(result[0], raw)  # published in the trace of its post
+        for appeal, fresh in done:
+            metrics.latency.observe(each)
+            if fresh:
+                metrics.count(appeal)
+        if on_open311 is not None:
             # Recorded before publishing: the request's case events can only follow.
-            await on_open311(appeal.reply_to.post_id, appeal.case_id)
-        await publish_to(appeals, appeal)
+            for appeal, _ in done:
+                if appeal.platform == "open311" and appeal.reply_to.post_id:
+                    await on_open311(appeal.reply_to.post_id, appeal.case_id)
+        await publish_all((appeals, appeal) for appeal, _ in done)
+        return BatchFailures({i: r for i, r in enumerate(results) if isinstance(r, Exception)})
+
+
+async def _normalize_poll(
+    batch: Sequence[RawPostReceived], recent: RecentAppeals | None, kwargs: Any
+) -> list[Normalized | Exception]:
+    if recent is None:
+        return [_alone(raw, kwargs["producer"], kwargs["triager"]) for raw in batch]
+    try:
+        return await normalize_many(batch, recent, **kwargs)
+    except Exception as exc:
+        if is_transient(exc) or len(batch) == 1:
+            raise
+    # Not an outage: one post at a time, so that only the one that fails is dead-lettered.
+    return [await _one(raw, recent, kwargs) for raw in batch]
+
+
+def _alone(raw: RawPostReceived, producer: str, triager: Triager) -> Normalized | Exception:
+    try:
+        return domain.normalize(raw, producer=producer, triager=triager), True
+    except Exception as exc:
+        return exc
+
+
+async def _one(raw: RawPostReceived, recent: RecentAppeals, kwargs: Any) -> Normalized | Exception:
+    try:
+        return (await normalize_many([raw], recent, **kwargs))[0]
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        return exc
 
 
 class _Metrics:
@@ -129,7 +217,7 @@ class _Metrics:
         )
         self.latency = Histogram(
             "fengqiao_intake_normalize_seconds",
-            "Time to normalize one post, case matching included",
+            "Time to normalize a post (its share of its poll), case matching included",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=registry,
         )

@@ -192,8 +192,10 @@ class _Routing:
             try:
                 # The span of routing this appeal, in its trace: its orders are published in it.
                 with tracing.joined_for("appeals route", [appeal]):
+                    tracing.carried_on(appeal)
                     plan = self._plan(appeal, records[index] if records else None)
-                    tracing.made_here(out.message for out in plan.outgoing)
+                for out in plan.outgoing:
+                    tracing.follow(out.message, appeal)
                 plans.append(plan)
             except Exception as exc:
                 if is_transient(exc):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,9 +16,10 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from fengqiao.runtime.settings import StackSettings
-from fengqiao.services.intake.adapters.recent import claim_key
-from fengqiao.services.intake.adapters.recent_mongo import MongoRecentAppeals
-from fengqiao.services.intake.linking import RecentAppeal, text_digest
+from fengqiao.services.intake.adapters.recent import Post, claim_key
+from fengqiao.services.intake.adapters.recent_mongo import MongoRecentAppeals, period_of
+from fengqiao.services.intake.adapters.recent_poll import Assignment, assign_cases
+from fengqiao.services.intake.linking import Policy, RecentAppeal, cues, text_digest
 from tests.integration.linking import T0, WAGES, appeal, assign
 
 
@@ -176,3 +178,63 @@ async def test_pruning_drops_old_periods_and_reads_nothing(
     assert {name for name, _ in listener.sent} == {"listCollections", "drop"}
     kept = await store.history("weibo", f"u-{run_id}", T0, T0 + timedelta(days=200))
     assert [a.key for a in kept] == [f"{run_id}-150"]
+
+
+def _poll(run_id: str, authors: int) -> list[Assignment]:
+    """Each author's appeal, then its follow-up (which claims nothing: it joins the appeal)."""
+    firsts = [(f"a{i}", i, WAGES, T0 + timedelta(seconds=i)) for i in range(authors)]
+    laters = [(f"f{i}", i, FOLLOW, T0 + timedelta(hours=1)) for i in range(authors)]
+    items = []
+    for name, i, text, at in firsts + laters:
+        a = appeal(f"{run_id}-{name}", f"u{i}-{run_id}", text, at)
+        claim = claim_key("weibo", a.author, text, a.posted_at)
+        items.append(Assignment(a, Post(cues=cues(text), own_words=text), claim))
+    return items
+
+
+FOLLOW = "上次反映的工资的事还没人联系我"
+
+
+async def _assign_poll(store: MongoRecentAppeals, items: list[Assignment]) -> list[Any]:
+    decided = await assign_cases(
+        store, items, policy=Policy(), similarity=lambda x, y: 1.0 if x == y else 0.0
+    )
+    return [(a.key, a.case_id, a.duplicate_of, a.follow_up_of) for a, _ in decided]
+
+
+async def test_a_poll_costs_one_find_per_period_and_two_inserts(
+    stack: StackSettings, database: str, run_id: str
+) -> None:
+    listener = Commands()
+    store = await opened(stack, database, listener)
+    decided = await _assign_poll(store, _poll(run_id, 10))
+    assert [d[1] for d in decided] == [f"c-{run_id}-a{i}" for i in range(10)] * 2
+    periods = len(range(period_of(T0 - Policy().lookback()), period_of(T0) + 1))
+    sent = [name for name, _ in listener.sent]
+    # 20 posts: a `$in` per period, the claims in one insert, the texts and versions in one.
+    assert (sent.count("find"), sent.count("insert")) == (periods, 2), sent
+
+
+async def test_two_normalizers_racing_on_one_poll_agree(
+    stack: StackSettings, database: str, run_id: str
+) -> None:
+    one, two = await opened(stack, database), await opened(stack, database)
+    items = _poll(run_id, 5)
+    # The same poll on two replicas at once (a rebalance), and copies of the appeals (the same
+    # words, other posts) on the second: each author's words are claimed by one post only.
+    copies = [Assignment(_copy(i.appeal), i.post, i.claim) for i in items[:5]]
+    first, second = await asyncio.gather(
+        _assign_poll(one, items), _assign_poll(two, copies + items)
+    )
+    assert second[5:] == first  # both agree on every post
+    for (key, case, duplicate_of, _), original in zip(second[:5], first[:5], strict=True):
+        # One case: whichever claimed the words first holds it, the other is its duplicate.
+        assert case == original[1], (key, case, original)
+        assert (duplicate_of is None) != (original[2] is None), (key, duplicate_of, original)
+    stored = await one.history("weibo", f"u0-{run_id}", T0, T0 + timedelta(hours=2))
+    assert {a.key for a in stored} == {f"{run_id}-a0", f"{run_id}-f0", f"{run_id}-a0-copy"}
+
+
+def _copy(a: RecentAppeal) -> RecentAppeal:
+    key = f"{a.key}-copy"
+    return replace(a, key=key, case_id=f"c-{key}", event_id=f"e-{key}")

@@ -207,3 +207,24 @@ def test_a_case_s_span_names_its_case(spans: InMemorySpanExporter) -> None:
         assert tracing.current_trace_id() == trace.format_trace_id(sent.trace_id)
     span = next(s for s in spans.get_finished_spans() if s.name == "replies.requested send")
     assert span.attributes["case_id"] == "c-9"
+
+
+def test_what_is_made_from_a_message_follows_the_span_its_work_went_on_in(
+    spans: InMemorySpanExporter,
+) -> None:
+    """The normalizer reads each post of a poll in a span of the post's trace, and publishes its
+    appeal later, after the poll's linking: in that span (`carried_on`)."""
+    (record, sent) = published("post")
+    posts = [object()]
+    with tracing.tracer().start_as_current_span("posts.raw process batch"):
+        tracing.remember_batch(posts, [record])
+        with tracing.joined_for("posts.raw process", posts):
+            tracing.carried_on(posts[0])
+        appeal = object()
+        tracing.follow(appeal, posts[0])
+        with tracing.within(appeal), tracing.tracer().start_as_current_span("appeals publish"):
+            pass
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    process, publish = finished["posts.raw process"], finished["appeals publish"]
+    assert process.context.trace_id == publish.context.trace_id == sent.trace_id
+    assert publish.parent is not None and publish.parent.span_id == process.context.span_id

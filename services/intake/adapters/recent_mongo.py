@@ -32,16 +32,16 @@ import asyncio
 import contextlib
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pymongo import AsyncMongoClient
 
-from fengqiao.runtime.store import MongoRecords, Versions
+from fengqiao.runtime.store import MongoRecords, Records, Versions
 from fengqiao.services.intake.adapters import recent_codec
 from fengqiao.services.intake.adapters.recent import Holder
 from fengqiao.services.intake.linking import RecentAppeal
 
-__all__ = ["KEPT", "PERIOD", "MongoRecentAppeals", "period_name"]
+__all__ = ["KEPT", "PERIOD", "MongoRecentAppeals", "period_name", "period_of", "version_id"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PERIOD = timedelta(weeks=10)  # never change on a live store: collections are named by periods
@@ -59,7 +59,7 @@ def period_name(period: int) -> str:
     return f"linking_{EPOCH + period * PERIOD:%Y%m%d}"
 
 
-def _version_id(author: str, version: int) -> str:
+def version_id(author: str, version: int) -> str:
     return f"author:{author}:{version:06d}"
 
 
@@ -72,18 +72,21 @@ class MongoRecentAppeals:
         database: str,
         *,
         keep: timedelta = timedelta(days=120),
+        records: Records | None = None,
     ) -> None:
+        """`records`: where the documents are (default: the database, inserts in groups); tests
+        give `MemoryRecords` (the same semantics, no server)."""
         self.client, self.database_name, self.keep = client, database, keep
         self._database = client[database]
-        self._records = MongoRecords(client, database)
+        self.records: Records = records or MongoRecords(client, database)
         self._periods: dict[int, Versions] = {}
 
-    def _versions(self, period: int) -> Versions:
+    def versions(self, period: int) -> Versions:
         if (found := self._periods.get(period)) is None:
             found = self._periods[period] = Versions(
-                self._records,
+                self.records,
                 period_name(period),
-                id_of=_version_id,
+                id_of=version_id,
                 key_field="author",
                 remember=REMEMBERED,
                 keep_documents=True,
@@ -110,7 +113,7 @@ class MongoRecentAppeals:
         ]
 
     async def _latest(self, period: int, key: str) -> dict[str, Any] | None:
-        return (await self._versions(period).latest_many([key]))[key]
+        return (await self.versions(period).latest_many([key]))[key]
 
     async def add(self, appeal: RecentAppeal) -> tuple[RecentAppeal, bool]:
         added = await self.add_many(appeal.platform, appeal.author, [appeal])
@@ -126,20 +129,30 @@ class MongoRecentAppeals:
         for a in appeals:
             by_period.setdefault(period_of(a.posted_at), []).append(a)
         for period, some in by_period.items():
-            result |= await self._add(period, f"{platform}\x1f{author}", some)
+            result |= await self.add_to(period, f"{platform}\x1f{author}", some)
         return result
 
-    async def _add(
-        self, period: int, key: str, appeals: list[RecentAppeal]
+    async def add_to(
+        self,
+        period: int,
+        key: str,
+        appeals: list[RecentAppeal],
+        *,
+        base: dict[str, Any] | Literal["unread"] | None = "unread",
     ) -> dict[str, tuple[RecentAppeal, bool]]:
         """Insert the next version of the author's record with `appeals` in it; on a conflict,
         read the latest and try again on it (the posts recorded meanwhile keep their decision).
-        """
-        versions = self._versions(period)
-        version, doc = versions.known(key)
-        if version and doc is None:
-            doc = await versions.latest(key)
+        `base`: the latest version just read (None: no record), the first try's base; without
+        it, the one this process knows (read when its document is not kept)."""
+        versions = self.versions(period)
+        if base != "unread":
+            doc = base if isinstance(base, dict) else None
             version = doc["version"] if doc else 0
+        else:
+            version, doc = versions.known(key)
+            if version and doc is None:
+                doc = await versions.latest(key)
+                version = doc["version"] if doc else 0
         while True:
             entries = recent_codec.entries(doc)
             result = {a.key: (recent_codec.appeal(entries[a.key], a.platform, a.author), False)
@@ -148,31 +161,31 @@ class MongoRecentAppeals:
             if not new:
                 return result
             kept = recent_codec.kept(entries, new, KEPT)
-            written = {"_id": _version_id(key, version + 1), "author": key, "version": version + 1}
+            written = {"_id": version_id(key, version + 1), "author": key, "version": version + 1}
             written["packed"] = recent_codec.packed(kept)
             if await versions.insert(key, version + 1, written):
-                await self._compact(versions, key, version + 1)
+                await self.compact_after(versions, key, version + 1)
                 return result | {a.key: (a, True) for a in new}
             doc = await versions.latest(key)
             version = doc["version"] if doc else 0
 
     @staticmethod
-    async def _compact(versions: Versions, key: str, version: int) -> None:
+    async def compact_after(versions: Versions, key: str, version: int) -> None:
         if version % COMPACT_EVERY == 0:
             below = version - KEEP_FULL
             await versions.compact(key, below, since=below - COMPACT_EVERY)
 
     async def claim(self, key: str, appeal: RecentAppeal) -> Holder:
-        doc = {"_id": f"claim:{key}", **_holder_fields(Holder.of(appeal))}
+        doc = {"_id": f"claim:{key}", **holder_fields(Holder.of(appeal))}
         del doc["urgent"]
-        return await self._insert_or_read(_claim_period(key, appeal.posted_at), doc)
+        return await self._insert_or_read(claim_period(key, appeal.posted_at), doc)
 
     async def by_text(self, platform: str, digest: str, at: datetime) -> Holder | None:
         doc = await self._first(f"text:{platform}\x1f{digest}", at)
-        return _holder(doc) if doc else None
+        return holder_of(doc) if doc else None
 
     async def remember_text(self, platform: str, digest: str, appeal: RecentAppeal) -> None:
-        doc = {"_id": f"text:{platform}\x1f{digest}", **_holder_fields(Holder.of(appeal))}
+        doc = {"_id": f"text:{platform}\x1f{digest}", **holder_fields(Holder.of(appeal))}
         await self._insert_or_read(period_of(appeal.posted_at), doc)
 
     async def author_named(self, platform: str, name: str, at: datetime) -> str | None:
@@ -183,21 +196,21 @@ class MongoRecentAppeals:
         self, platform: str, name: str, author: str, posted_at: datetime
     ) -> None:
         doc = {"_id": f"name:{platform}\x1f{name}", "author": author}
-        await self._records.insert(period_name(period_of(posted_at)), doc)
+        await self.records.insert(period_name(period_of(posted_at)), doc)
 
     async def _first(self, doc_id: str, at: datetime) -> dict[str, Any] | None:
         """The document of `doc_id` in the oldest period that has it, among the periods kept up
         to `at` (one lookup by `_id` in each, together)."""
         periods = range(period_of(at - self.keep), period_of(at) + 1)
-        found = await asyncio.gather(*(self._records.get(period_name(p), doc_id) for p in periods))
+        found = await asyncio.gather(*(self.records.get(period_name(p), doc_id) for p in periods))
         return next((doc for doc in found if doc is not None), None)
 
     async def _insert_or_read(self, period: int, doc: dict[str, Any]) -> Holder:
         collection = period_name(period)
-        if await self._records.insert(collection, doc):
-            return _holder(doc)
-        found = await self._records.get(collection, doc["_id"])
-        return _holder(found or doc)  # none: pruned between the two calls, ours is as good
+        if await self.records.insert(collection, doc):
+            return holder_of(doc)
+        found = await self.records.get(collection, doc["_id"])
+        return holder_of(found or doc)  # none: pruned between the two calls, ours is as good
 
     async def prune(self, before: datetime) -> int:
         """Drop the periods that ended before `before`; how many."""
@@ -213,17 +226,17 @@ class MongoRecentAppeals:
         return dropped
 
 
-def _claim_period(key: str, posted_at: datetime) -> int:
+def claim_period(key: str, posted_at: datetime) -> int:
     """The period of a claim's week (its key's last part), so that two copies in one week meet."""
     with contextlib.suppress(ValueError):
         return period_of(EPOCH + int(key.rsplit("\x1f", 1)[-1]) * timedelta(weeks=1))
     return period_of(posted_at)
 
 
-def _holder_fields(holder: Holder) -> dict[str, Any]:
+def holder_fields(holder: Holder) -> dict[str, Any]:
     return {"key": holder.key, "event_id": holder.event_id, "case_id": holder.case_id,
             "urgent": holder.urgent}  # fmt: skip
 
 
-def _holder(doc: dict[str, Any]) -> Holder:
+def holder_of(doc: dict[str, Any]) -> Holder:
     return Holder(doc["key"], doc["event_id"], doc["case_id"], bool(doc.get("urgent", False)))

@@ -6,9 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 from faststream.kafka import TestKafkaBroker
+from pymongo import AsyncMongoClient
 
 from fengqiao.contracts import APPEALS, POSTS_RAW, AppealNormalized, DeadLetter, RawPostReceived
+from fengqiao.runtime.store import MemoryRecords
 from fengqiao.services.intake.adapters.recent import InMemoryRecentAppeals
+from fengqiao.services.intake.adapters.recent_mongo import MongoRecentAppeals
 from fengqiao.services.intake.app import build
 from fengqiao.services.intake.settings import IntakeSettings
 
@@ -167,3 +170,35 @@ def test_metrics_are_registered(runtime) -> None:
         "fengqiao_intake_posts_normalized",
         "fengqiao_intake_normalize_seconds",
     } <= names
+
+
+async def test_a_poll_is_decided_together_in_order_and_one_bad_post_is_dead_lettered() -> None:
+    """The normalizer takes a poll at a time (issue 21): on the store's layout (over memory),
+    an author's follow-up in the same poll joins the appeal before it, a re-delivery in the poll
+    reads its decision back, and a post off contract goes to dead letters alone."""
+    recent = MongoRecentAppeals(AsyncMongoClient(connect=False), "unused", records=MemoryRecords())
+    runtime, _ = build(IntakeSettings(), recent=recent)
+    seen: list[AppealNormalized] = []
+    letters: list[DeadLetter] = []
+
+    @runtime.broker.subscriber(APPEALS.name, group_id="probe")
+    async def probe(appeal: AppealNormalized) -> None:
+        seen.append(appeal)
+
+    @runtime.broker.subscriber(POSTS_RAW.dlq, group_id="probe")
+    async def dead(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    first = raw_post()
+    later = raw_post("上次反映的博乐市工地拖欠工资的事还没人联系我", id="p2")
+    async with TestKafkaBroker(runtime.broker) as br:
+        await br.publish_batch(first, {"not": "a raw post"}, later, first, topic=POSTS_RAW.name)
+    assert [a.reply_to.post_id for a in seen] == ["p1", "p2", "p1"]
+    assert {a.case_id for a in seen} == {seen[0].case_id}
+    assert seen[1].follow_up_of == seen[0].case_id
+    assert seen[2].event_id == seen[0].event_id and seen[2].duplicate_of is None
+    assert [letter.origin_topic for letter in letters] == [POSTS_RAW.name]
+    normalized = runtime.registry.get_sample_value(
+        "fengqiao_intake_posts_normalized_total", {"is_appeal": "true"}
+    )
+    assert normalized == 2  # the re-delivery is not counted again
