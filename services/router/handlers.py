@@ -97,10 +97,7 @@ def register(
         group_id=group_id,
         action="route",
         description="Route appeals and dispatch them hop by hop (a poll at a time).",
-        # Kafka answers a fetch once 64 KB are there or 100 ms have passed: under load a poll
-        # carries many appeals (grouped writes), a lone appeal waits at most 100 ms.
-        fetch_min_bytes=64 * 1024,
-        fetch_max_wait_ms=100,
+        fill=True,  # the records of a filled poll are saved in one write
     )
     async def route_appeals(appeals: list[AppealNormalized], msg: KafkaMessage) -> BatchFailures:
         return await routing.route_many(appeals, batch_records(msg))

@@ -45,12 +45,6 @@ from fengqiao.services.tracker.sweep import Tracker
 from fengqiao.services.tracker.unit_of_work import Change, UnitOfWork
 
 BATCH_RECORDS = 500  # messages of a topic handed over at once (what one poll returned)
-# Letting a poll fill: Kafka holds each fetch until POLL_FILL_BYTES of the topic are waiting or
-# POLL_WAIT_MS have passed (aiokafka's fetch_min_bytes / fetch_max_wait_ms). Under load a poll
-# then carries tens of messages, whose cases' writes the unit of work groups into one insert
-# per collection; a lone message waits at most POLL_WAIT_MS (docs/performance.md).
-POLL_WAIT_MS = 100
-POLL_FILL_BYTES = 256 * 1024
 PUBLISHES = (CASE_EVENTS, REPLIES_REQUESTED, SUPERVISION_ORDERS)  # what a case's outbox holds
 
 BatchTask = asyncio.Task[BatchFailures]
@@ -143,8 +137,7 @@ class _Subscribers:
             action="track",
             description=description,
             max_records=BATCH_RECORDS,
-            fetch_max_wait_ms=POLL_WAIT_MS,
-            fetch_min_bytes=POLL_FILL_BYTES,
+            fill=True,  # the cases' writes of a filled poll are grouped
         )
 
     def begin(

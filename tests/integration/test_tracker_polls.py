@@ -1,4 +1,4 @@
-"""The tracker lets a poll fill (handlers.POLL_WAIT_MS): appeals that come a few milliseconds
+"""The tracker lets a poll fill (messaging's POLL_WAIT_MS): appeals that come a few milliseconds
 apart are handed over as one poll, and the unit of work writes their cases with one insert per
 collection, counted by the store listener on the tracker's registry (runtime/store/metrics.py)."""
 
@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from fengqiao.contracts import APPEALS, Author
+from fengqiao.runtime.messaging.subscribers import POLL_WAIT_MS
 from fengqiao.runtime.settings import StackSettings
-from fengqiao.services.tracker import handlers
 from fengqiao.services.tracker.adapters.cases import MongoCaseRepository
 from fengqiao.services.tracker.app import build
 from fengqiao.services.tracker.settings import TrackerSettings
@@ -78,7 +78,7 @@ async def test_appeals_a_few_ms_apart_are_one_poll_and_one_insert_per_collection
         await client.drop_database(settings.database)
         await client.close()
     # Without the wait most appeals came in a poll of their own (29 polls of 60 appeals, measured).
-    most = sending * 1000 / handlers.POLL_WAIT_MS + 3
+    most = sending * 1000 / POLL_WAIT_MS + 3
     assert polls <= most, f"{polls:.0f} polls for {APPEALS_SENT} appeals"
     # One insert per poll for the new versions, one for the versions recording done outboxes.
     assert inserts <= 2 * polls, f"{inserts:.0f} inserts of case versions in {polls:.0f} polls"

@@ -16,6 +16,12 @@ from fengqiao.runtime.messaging.batches import DECODED, DecodedBatch
 from fengqiao.runtime.messaging.dead_letters import dead_letter_publisher
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+# Letting a poll fill (`batch_subscriber(fill=True)`): Kafka holds each fetch until
+# POLL_FILL_BYTES of the topic are waiting or POLL_WAIT_MS have passed (aiokafka's
+# fetch_min_bytes / fetch_max_wait_ms). Under load a poll then carries tens of messages, whose
+# writes a handler groups; a lone message waits at most POLL_WAIT_MS (docs/performance.md).
+POLL_WAIT_MS = 100
+POLL_FILL_BYTES = 256 * 1024
 M = TypeVar("M")
 
 
@@ -97,6 +103,7 @@ def batch_subscriber(
     description: str,
     max_records: int = 500,
     batch_timeout_ms: int = 200,
+    fill: bool = False,
     **options: Any,
 ) -> Callable[[Handler], Handler]:
     """Like `topic_subscriber`, but the handler gets what one poll returned, up to `max_records`
@@ -116,9 +123,12 @@ def batch_subscriber(
 
     A handler that needs the records of its messages (their origin) reads them with
     `batch_records(msg)`; a poll waits up to `batch_timeout_ms` for its first message. Other
-    `options` go to FastStream's subscriber (e.g. `listener=`, told of rebalances). Traced:
+    `options` go to FastStream's subscriber (e.g. `listener=`, told of rebalances). With `fill`,
+    a poll waits to fill (POLL_WAIT_MS, POLL_FILL_BYTES). Traced:
     the poll's span links to each message; `tracing.origin(message)` is a message's context."""
     model = topic.message
+    if fill:
+        options = {"fetch_max_wait_ms": POLL_WAIT_MS, "fetch_min_bytes": POLL_FILL_BYTES} | options
 
     async def decode(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> list[Any]:
         batch = DecodedBatch()
