@@ -111,9 +111,7 @@ def batch_subscriber(
     the poll is committed once the handler returns. Each message is checked against the topic's
     contract on its own: one that is off contract goes to dead letters and the others are
     handed over. The handler returns the `BatchFailures` of the messages it could not handle.
-
-    For handlers that gain from seeing many messages at once (the tracker writes the changes of
-    a case in one batch as one version, and applies different cases side by side).
+    For handlers that gain from seeing many messages at once (grouped writes).
 
     The handler may also return a task of its `BatchFailures`, once it has done what must come
     before the next poll's handling (the tracker: taken its place in the queue of each case).
@@ -126,9 +124,27 @@ def batch_subscriber(
     `options` go to FastStream's subscriber (e.g. `listener=`, told of rebalances). With `fill`,
     a poll waits to fill (POLL_WAIT_MS, POLL_FILL_BYTES). Traced:
     the poll's span links to each message; `tracing.origin(message)` is a message's context."""
-    model = topic.message
     if fill:
-        options = {"fetch_max_wait_ms": POLL_WAIT_MS, "fetch_min_bytes": POLL_FILL_BYTES} | options
+        options |= {"fetch_max_wait_ms": POLL_WAIT_MS, "fetch_min_bytes": POLL_FILL_BYTES}
+    return topic_subscriber(
+        broker,
+        topic,
+        group_id=group_id,
+        action=action,
+        description=description,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        decoder=_batch_decoder(topic.message),
+        # Committed by the poll's `Pipeline` (explicit offsets, in poll order), not FastStream.
+        ack_policy=AckPolicy.MANUAL,
+        **options,
+    )
+
+
+def _batch_decoder(model: Any) -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Any]:
+    """A poll's messages read by `model`, each on its own: those off contract kept apart
+    (`DecodedBatch.refused`, for dead letters)."""
 
     async def decode(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> list[Any]:
         batch = DecodedBatch()
@@ -144,17 +160,4 @@ def batch_subscriber(
         tracing.remember_batch(messages, batch.records)  # the poll's span linked to each message
         return messages
 
-    return topic_subscriber(
-        broker,
-        topic,
-        group_id=group_id,
-        action=action,
-        description=description,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=batch_timeout_ms,
-        decoder=decode,
-        # Committed by the poll's `Pipeline` (explicit offsets, in poll order), not FastStream.
-        ack_policy=AckPolicy.MANUAL,
-        **options,
-    )
+    return decode
