@@ -12,16 +12,20 @@ from typing import Any
 from fengqiao.contracts import RawPostReceived
 from fengqiao.services.intake.triage.danger import Danger
 
+# Words that only add to other evidence (打伤 "beaten", 救命 "help"): alone they mark many
+# ordinary appeals (a quarter of bench/e2e.py's), which would crowd the lane.
+WEAK = frozenset({"signal"})
 SCANNED = 20_000  # characters of a payload's text looked at, at most
 _DEPTH = 8  # levels of a payload's nesting looked into
 
 
 def danger_hint(danger: Danger) -> Callable[[RawPostReceived], bool]:
-    """Whether a post's payload holds a live danger word (a platform's quoted post included)."""
+    """Whether a post's payload holds a live danger word of a strong kind (violence, trapped,
+    missing...), a platform's quoted post included."""
 
     def hint(post: RawPostReceived) -> bool:
         text = " ".join(_strings(post.payload, _DEPTH))[:SCANNED].lower()
-        return any(hit.live for hit in danger.find(text))
+        return any(hit.live and hit.kind not in WEAK for hit in danger.find(text))
 
     return hint
 

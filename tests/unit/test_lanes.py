@@ -97,4 +97,5 @@ def test_intakes_first_look_finds_live_danger_words_anywhere_in_a_payload() -> N
     assert hint(raw_post("救命！有人持刀闯进我家，快来救救我"))
     assert hint(raw_post("转发", quoted={"retweeted_status": {"text": "他拿刀要砍我，救命"}}))
     assert not hint(raw_post("包工头拖欠工资三万多元一直不给，请帮忙讨薪"))
+    assert not hint(raw_post("我父亲在喀什市被人打伤住院，打人者不愿承担医药费"))  # weak alone
     assert not hint(raw_post("笑死我了，这电影吓死人了哈哈哈"))  # figurative, a joke
