@@ -59,6 +59,7 @@ URGENT_TEXTS = (
     "@新疆检察 求助：库尔勒市有人扬言要杀了我全家，他现在就在我家门口砸门",
     "@新疆检察 我丈夫在喀什市天天家暴我，今天又拿刀要砍我，我躲在邻居家不敢回去，求救",
 )
+CONNECTIONS = 256  # to intake at once, at most
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -177,7 +178,16 @@ class PushLoad:
         long the earlier ones take), every one delivered or given up on."""
         pushes = [self.make(self.next_index + i) for i in range(count)]
         self.next_index += count
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=64)
+        # At most as many pushes in flight as connections: thousands waiting in httpcore's pool
+        # cost it time quadratic in their number (a 10,000-push burst stalled the load, at 100 %
+        # of a core, not intake). A platform's pushes wait their turn the same way.
+        slots = asyncio.Semaphore(CONNECTIONS)
+
+        async def deliver(push: Push) -> Delivery:
+            async with slots:
+                return await self.deliver(client, push)
+
         async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as client:
             started = time.monotonic()
             tasks = []
@@ -185,7 +195,7 @@ class PushLoad:
                 delay = started + i / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(self.deliver(client, push)))
+                tasks.append(asyncio.create_task(deliver(push)))
             return list(await asyncio.gather(*tasks))
 
 
