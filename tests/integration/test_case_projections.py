@@ -109,6 +109,19 @@ async def test_a_store_written_before_the_projections_gets_them_at_start(
     names = await client[db].list_collection_names()
     assert SUMMARIES not in names  # dropped once the months are written
     assert [n for n in names if n.startswith(SUMMARIES)] == [NOVEMBER]  # none for `early`
+    marked = {d["_id"] async for d in client[db][BUILT].find({})}
+    assert marked == {OPEN_CASES, SUMMARIES}
+
+
+async def test_a_store_of_before_the_marks_with_open_cases_is_marked_not_rebuilt(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    repo = MongoCaseRepository(client, db)
+    await repo.ensure_indexes()  # an empty store: both marked, nothing to read
+    await write(repo, new_case(f"c-open-{run_id}"), received_at=RECEIVED)
+    await client[db][BUILT].delete_one({"_id": OPEN_CASES})
+    assert await build_missing(client[db], CASES, projections(client[db])) == 0
+    assert await client[db][BUILT].find_one({"_id": OPEN_CASES}) is not None
 
 
 async def test_a_store_of_closed_cases_reads_its_views_once(

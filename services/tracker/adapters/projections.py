@@ -100,6 +100,7 @@ class Projection:
     ) -> None:
         self.database, self.name, self.project = database, name, project
         self.place = place or (lambda _view: name)
+        self.one_collection = place is None
 
     def _placed(self, docs: Iterable[Doc]) -> dict[str, list[Doc]]:
         """`docs` (views) by the collection that holds their projection."""
@@ -135,16 +136,18 @@ class Projection:
 
     async def build(self, views: Iterable[Doc]) -> None:
         for where, placed in self._placed(views).items():
-            await insert_new(self.database[where], [d for d in map(self.project, placed) if d])
+            docs = [d for d in map(self.project, placed) if d is not None]
+            await insert_new(self.database[where], docs)
 
     async def built(self) -> bool:
         """Whether the store has this projection: marked built, or (a store written before the
         marks) its collection holds a document."""
         if await self.database[BUILT].find_one({"_id": self.name}) is not None:
             return True
-        return self.place({}) == self.name and (
-            await self.database[self.name].find_one({}, {"_id": 1}) is not None
-        )
+        if self.one_collection and await self.database[self.name].find_one({}, {"_id": 1}):
+            await self.mark_built()  # a store of before the marks: so marked, once
+            return True
+        return False
 
     async def mark_built(self) -> None:
         await insert_new(self.database[BUILT], [{"_id": self.name}])
