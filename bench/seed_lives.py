@@ -54,8 +54,10 @@ from fengqiao.services.tracker.adapters.cases import (
 )
 from fengqiao.services.tracker.adapters.indexes import InMemoryIndexes
 from fengqiao.services.tracker.adapters.projections import (
+    BUILT,
     OPEN_CASES,
     SUMMARIES,
+    month_of,
     open_case,
     summary,
 )
@@ -366,13 +368,17 @@ def documents(lives: Lives, unit_shards: ShardedCollection) -> Docs:
             {"_id": f"{unit}|{c}", "unit": unit, "case_id": c} for c in case_ids
         )
     views = [view(case) for case in cases.latest.values()]
+    summaries: dict[str, list[dict[str, Any]]] = {}
+    for s in filter(None, map(summary, views)):  # the months' (adapters/projections.py)
+        summaries.setdefault(month_of(s["received_at"]), []).append(s)
     tracker = {
         VERSIONS: list(cases.records.collections.get(VERSIONS, {}).values()),
         TIMERS: list(lives.timer_store.collections.get(TIMERS, {}).values()),
         **units,
         # The views' projections, as the views' writer leaves them (adapters/projections.py).
         OPEN_CASES: [d for d in map(open_case, views) if d is not None],
-        SUMMARIES: [summary(v) for v in views],
+        **summaries,  # case_summaries_<YYYYMM>
+        BUILT: [{"_id": OPEN_CASES}, {"_id": SUMMARIES}],  # a duplicate after the first chunk
         CASES: views,  # last: it marks a chunk done
     }
     notifier = {

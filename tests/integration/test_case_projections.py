@@ -15,12 +15,19 @@ from pymongo import AsyncMongoClient
 
 from fengqiao.contracts import CaseState
 from fengqiao.runtime.settings import StackSettings
-from fengqiao.services.tracker.adapters.case_view import MongoCaseViews, view
+from fengqiao.services.tracker.adapters.case_view import CASES, MongoCaseViews, view
 from fengqiao.services.tracker.adapters.cases import VERSIONS, MongoCaseRepository
-from fengqiao.services.tracker.adapters.projections import OPEN_CASES, SUMMARIES
+from fengqiao.services.tracker.adapters.projections import (
+    BUILT,
+    OPEN_CASES,
+    SUMMARIES,
+    build_missing,
+    projections,
+)
 from fengqiao.services.tracker.domain import Case, new_case
 
 RECEIVED = "2026-11-02T03:00:00+00:00"
+NOVEMBER = f"{SUMMARIES}_202611"  # RECEIVED's month
 
 
 @pytest.fixture
@@ -57,7 +64,7 @@ async def test_open_cases_hold_the_open_ones_and_summaries_every_one(
     assert await ids(client, db, OPEN_CASES) == {late.case_id: 1, done.case_id: 1}
     done = await write(repo, done, state=CaseState.CLOSED)
     assert await ids(client, db, OPEN_CASES) == {late.case_id: 1}
-    assert await ids(client, db, SUMMARIES) == {late.case_id: 1, done.case_id: 2}
+    assert await ids(client, db, NOVEMBER) == {late.case_id: 1, done.case_id: 2}
     assert await repo.overdue() == 1
     assert [c.case_id for c in await repo.open_cases()] == [late.case_id]
     since = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -76,12 +83,12 @@ async def test_a_stale_projection_that_landed_last_is_written_again(
     closed = await write(repo, opened, state=CaseState.CLOSED)
     stale = view(opened)
     await client[db][OPEN_CASES].insert_one(stale)
-    await client[db][SUMMARIES].replace_one({"_id": opened.case_id}, stale)
+    await client[db][NOVEMBER].replace_one({"_id": opened.case_id}, stale)
     other = MongoCaseViews(client, db, VERSIONS, MongoCaseRepository(client, db).get)
     other.written(closed)
     await other.flush()
     assert await ids(client, db, OPEN_CASES) == {}
-    assert await ids(client, db, SUMMARIES) == {closed.case_id: closed.version}
+    assert await ids(client, db, NOVEMBER) == {closed.case_id: closed.version}
 
 
 async def test_a_store_written_before_the_projections_gets_them_at_start(
@@ -89,9 +96,43 @@ async def test_a_store_written_before_the_projections_gets_them_at_start(
 ) -> None:
     repo = MongoCaseRepository(client, db)
     first = await write(repo, new_case(f"c-old-{run_id}"), received_at=RECEIVED)
-    ended = await write(repo, new_case(f"c-ended-{run_id}"), state=CaseState.CLOSED)
-    for name in (OPEN_CASES, SUMMARIES):
+    ended = await write(repo, new_case(f"c-ended-{run_id}"), received_at=RECEIVED)
+    ended = await write(repo, ended, state=CaseState.CLOSED)
+    early = await write(repo, new_case(f"c-early-{run_id}"), state=CaseState.DISPATCHED)
+    for name in (OPEN_CASES, NOVEMBER, BUILT):
         await client[db].drop_collection(name)
+    # What a store written before the months held: one collection of every summary.
+    await client[db][SUMMARIES].insert_one({"_id": first.case_id, "version": 1})
     await MongoCaseRepository(client, db).ensure_indexes()
-    assert await ids(client, db, OPEN_CASES) == {first.case_id: 1}
-    assert await ids(client, db, SUMMARIES) == {first.case_id: 1, ended.case_id: 1}
+    assert await ids(client, db, OPEN_CASES) == {first.case_id: 1, early.case_id: 1}
+    assert await ids(client, db, NOVEMBER) == {first.case_id: 1, ended.case_id: 2}
+    names = await client[db].list_collection_names()
+    assert SUMMARIES not in names  # dropped once the months are written
+    assert [n for n in names if n.startswith(SUMMARIES)] == [NOVEMBER]  # none for `early`
+    marked = {d["_id"] async for d in client[db][BUILT].find({})}
+    assert marked == {OPEN_CASES, SUMMARIES}
+
+
+async def test_a_store_of_before_the_marks_with_open_cases_is_marked_not_rebuilt(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    repo = MongoCaseRepository(client, db)
+    await repo.ensure_indexes()  # an empty store: both marked, nothing to read
+    await write(repo, new_case(f"c-open-{run_id}"), received_at=RECEIVED)
+    await client[db][BUILT].delete_one({"_id": OPEN_CASES})
+    assert await build_missing(client[db], CASES, projections(client[db])) == 0
+    assert await client[db][BUILT].find_one({"_id": OPEN_CASES}) is not None
+
+
+async def test_a_store_of_closed_cases_reads_its_views_once(
+    client: AsyncMongoClient[Any], db: str, run_id: str
+) -> None:
+    """Every case closed (`open_cases` empty): a start after the projections were built reads
+    no view (before the marks, every start read every view to build `open_cases` again)."""
+    repo = MongoCaseRepository(client, db)
+    await write(repo, new_case(f"c-closed-{run_id}"), received_at=RECEIVED, state=CaseState.CLOSED)
+    for name in (OPEN_CASES, NOVEMBER, BUILT):
+        await client[db].drop_collection(name)
+    assert await build_missing(client[db], CASES, projections(client[db])) == 1
+    assert await build_missing(client[db], CASES, projections(client[db])) == 0
+    assert await ids(client, db, OPEN_CASES) == {}

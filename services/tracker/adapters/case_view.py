@@ -5,7 +5,8 @@ for writing (one document per version, lists packed in one JSON text). After eac
 written, the case's document in `cases` is replaced by its view: the latest state as plain fields,
 instants as real dates (BSON, to the millisecond), the timeline in time order, and `version`.
 The unit API's lists and the operators' case read it; the statistics, supervision and the
-overdue gauge read its small projections (`projections.py`: `case_summaries`, `open_cases`).
+overdue gauge read its small projections (`projections.py`: `case_summaries_<YYYYMM>`,
+`open_cases`).
 
 ## Safe against reordering, without a conditional update
 
@@ -46,10 +47,10 @@ from fengqiao.runtime.store import insert_new
 from fengqiao.services.tracker.adapters.case_codec import version_id
 from fengqiao.services.tracker.adapters.projections import (
     OPEN_CASES,
-    SUMMARIES,
     build_missing,
     open_case,
     projections,
+    received,
     summary,
 )
 from fengqiao.services.tracker.domain import Case, TimelineEntry
@@ -164,15 +165,14 @@ class MongoCaseViews:
         # A store outage is waited out with the service; the views catch up after.
         self.outages = outages or Outages("tracker")
         self._cases, self._versions, self._latest = db[CASES], db[versions], latest
-        self._open, self._summaries = db[OPEN_CASES], db[SUMMARIES]
+        self._open = db[OPEN_CASES]
         self._projections = projections(db)
         self._pending: dict[str, Case] = {}
         self._writer: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()  # set by `flush`: write now
 
     async def ensure_indexes(self) -> None:
-        # For MongoDB (FerretDB on SQLite reads the collection: one small document per case).
-        await self._summaries.create_index([("received_at", 1)])
+        # No index: a month's summaries are read whole by the statistics of a period.
         await build_missing(self._db, CASES, self._projections)
 
     async def empty(self) -> bool:
@@ -230,7 +230,7 @@ class MongoCaseViews:
             for case_id in await insert_new(self._cases, [views[c.case_id] for c in newer]):
                 self.written(batch[case_id])  # another writer's came in between: compare again
         for projection in self._projections:
-            recorded = await projection.on_record(list(views))
+            recorded = await projection.on_record(list(views.values()))
             stale = [v for c, v in views.items() if projection.stale(batch[c], v, recorded)]
             await projection.write(stale)
         await self._check(batch, views)
@@ -244,7 +244,7 @@ class MongoCaseViews:
                 self.written(case)
         current = [c for c, v in on_record.items() if v == batch[c].version and c in views]
         for projection in self._projections:
-            recorded = await projection.on_record(current)
+            recorded = await projection.on_record([views[c] for c in current])
             for c in current:
                 if projection.stale(batch[c], views[c], recorded):
                     self.written(batch[c])  # its view stands: its projection is written again
@@ -272,9 +272,8 @@ class MongoCaseViews:
     async def received(self, since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
         """The views received in [since, until), with the fields the statistics read only (no
         timeline, texts or replies: what a case reads stays the same size however long it
-        lives)."""
-        period = {"received_at": {"$gte": since, "$lt": until}}
-        return await self._summaries.find(period).to_list()
+        lives), from the summaries of the period's months only."""
+        return await received(self._db, since, until)
 
     async def overdue_open(self) -> int:
         return await self._open.count_documents({"overdue": True})
@@ -305,9 +304,9 @@ class InMemoryCaseViews:
 
     async def received(self, since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
         return [
-            summary(d)
-            for d in self.docs.values()
-            if d["received_at"] and since <= d["received_at"] < until
+            s
+            for s in map(summary, self.docs.values())
+            if s is not None and since <= s["received_at"] < until
         ]
 
     async def overdue_open(self) -> int:
