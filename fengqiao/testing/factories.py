@@ -16,12 +16,28 @@ from fengqiao.contracts import (
     Author,
     DispatchMode,
     DispatchOrdered,
+    RawPostReceived,
     ReplyTarget,
     Triage,
     Urgency,
 )
 
 AT = datetime(2026, 8, 1, 10, tzinfo=UTC)
+
+
+def raw_post_message(text: str, source_id: str = "p1", **overrides: Any) -> RawPostReceived:
+    """A Weibo push to @新疆检察 as intake stores it, its payload's text `text`."""
+    fields: dict[str, Any] = {
+        "occurred_at": AT,
+        "producer": "intake",
+        "platform": "weibo",
+        "channel": "push",
+        "account": "@新疆检察",
+        "source_id": source_id,
+        "delivery_id": source_id,
+        "payload": {"text": text},
+    }
+    return RawPostReceived(**{**fields, **overrides})
 
 
 def appeal_message(text: str = "博乐市的工地拖欠工资，求助", **overrides: Any) -> AppealNormalized:

@@ -24,7 +24,7 @@ from fengqiao.services.intake.triage import load_triager
 from fengqiao.services.router import handlers
 from fengqiao.services.router.app import build_router
 from fengqiao.services.router.settings import RouterSettings
-from fengqiao.testing.factories import appeal_message, triage_message
+from fengqiao.testing.factories import appeal_message, raw_post_message, triage_message
 
 AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
 
@@ -37,24 +37,11 @@ class Published:
         self.posts.append(message)
 
 
-def post(text: str, source_id: str) -> RawPostReceived:
-    return RawPostReceived(
-        occurred_at=AT,
-        producer="intake",
-        platform="weibo",
-        channel="push",
-        account="@新疆检察",
-        source_id=source_id,
-        delivery_id=source_id,
-        payload={"text": text},
-    )
-
-
 async def test_intake_marks_a_post_in_danger_for_the_urgent_lane() -> None:
     published = Published()
     sink = KafkaPostSink(published, urgent=danger_hint(load_triager().danger))
-    await sink.put(post("救命！有人拿刀要砍我，我被关在屋里了", "p1"))
-    await sink.put(post("包工头拖欠工资三万多元一直不给，请帮忙讨薪", "p2"))
+    await sink.put(raw_post_message("救命！有人拿刀要砍我，我被关在屋里了", "p1"))
+    await sink.put(raw_post_message("包工头拖欠工资三万多元一直不给，请帮忙讨薪", "p2"))
     assert [p.urgent_hint for p in published.posts] == [True, False]
 
 

@@ -26,23 +26,18 @@ from fengqiao.contracts import (
 )
 from fengqiao.services.intake.lanes import danger_hint
 from fengqiao.services.intake.triage import load_triager
-from fengqiao.testing.factories import appeal_message, dispatch_message, triage_message
+from fengqiao.testing.factories import (
+    appeal_message,
+    dispatch_message,
+    raw_post_message,
+    triage_message,
+)
 
 AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
 
 
 def raw_post(text: str, urgent_hint: bool = False, **payload: Any) -> RawPostReceived:
-    return RawPostReceived(
-        occurred_at=AT,
-        producer="intake",
-        platform="weibo",
-        channel="push",
-        account="@新疆检察",
-        source_id="p1",
-        delivery_id="d1",
-        payload={"text": text, **payload},
-        urgent_hint=urgent_hint,
-    )
+    return raw_post_message(text, payload={"text": text, **payload}, urgent_hint=urgent_hint)
 
 
 def reply_request(*, urgent: bool) -> ReplyRequested:
